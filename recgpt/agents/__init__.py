@@ -1,0 +1,1 @@
+"""One module per agent role: output schema, prompt assembly and node function."""

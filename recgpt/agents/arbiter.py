@@ -1,0 +1,100 @@
+"""Decision Arbiter: the whole tag pool in, the final top-N tags out."""
+
+from __future__ import annotations
+
+import time
+from functools import lru_cache
+from typing import Annotated, Any
+
+from langgraph.runtime import Runtime
+from pydantic import BaseModel, Field, create_model
+
+from recgpt.agents.common import endpoint_of, messages
+from recgpt.errors import InvalidModelOutput
+from recgpt.graph.context import Context
+from recgpt.graph.state import FinalTag, NodeTiming, ProposedTag, RecState
+from recgpt.prompts.arbiter import ARBITER_INSTRUCTIONS
+from recgpt.tools.llm import LLMRequestRejected, acall_structured, call_of, chat_model
+
+
+@lru_cache(maxsize=64)
+def arbiter_schema(n: int, pool_size: int) -> type[BaseModel]:
+    """Exactly n candidate numbers in 1..pool_size (server-enforced) and a one-sentence reason."""
+    number = Annotated[int, Field(ge=1, le=pool_size)]
+    return create_model(
+        "ArbiterOutput",
+        selected=(list[number], Field(min_length=n, max_length=n)),
+        reason=(str, Field(max_length=160)),
+        __doc__="Selected candidate numbers, best first.",
+    )
+
+
+def dedupe_pool(pool: list[ProposedTag]) -> list[ProposedTag]:
+    """Drop exact (case/space-insensitive) duplicates, keeping the first proposer."""
+    seen: set[str] = set()
+    unique = []
+    for tag in pool:
+        key = " ".join(tag.tag.lower().split())
+        if key and key not in seen:
+            seen.add(key)
+            unique.append(tag)
+    return unique
+
+
+def round_robin(pool: list[ProposedTag]) -> list[ProposedTag]:
+    """Pool order that alternates personas: the fair fallback when the arbiter cannot decide."""
+    by_persona: dict[int, list[ProposedTag]] = {}
+    for tag in pool:
+        by_persona.setdefault(tag.persona_index, []).append(tag)
+    queues = [by_persona[k] for k in sorted(by_persona)]
+    out: list[ProposedTag] = []
+    while any(queues):
+        for queue in queues:
+            if queue:
+                out.append(queue.pop(0))
+    return out
+
+
+def select(pool: list[ProposedTag], chosen: list[int], n: int) -> tuple[list[FinalTag], bool]:
+    """Map 1-based choices onto the pool, drop repeats, fill up to n round-robin. Returns (tags, filled)."""
+    picked: list[ProposedTag] = []
+    for number in chosen:
+        if 1 <= number <= len(pool) and pool[number - 1] not in picked:
+            picked.append(pool[number - 1])
+    filled = False
+    for tag in round_robin(pool):
+        if len(picked) >= min(n, len(pool)):
+            break
+        if tag not in picked:
+            picked.append(tag)
+            filled = True
+    return [FinalTag(**t.model_dump(), rank=i + 1) for i, t in enumerate(picked[:n])], filled
+
+
+async def arbiter_node(state: RecState, runtime: Runtime[Context]) -> dict[str, Any]:
+    ctx = runtime.context
+    started = time.perf_counter()
+    pool = dedupe_pool(state.get("tag_pool", []))
+    timing = lambda: [NodeTiming(node="arbiter", seconds=time.perf_counter() - started)]  # noqa: E731
+    if not pool:
+        return {"tags": [], "flags": ["no_tags: every expert failed, nothing to arbitrate"], "timings": timing()}
+    n = min(ctx.num_tags, len(pool))
+    if len(pool) <= ctx.num_tags:
+        tags, _ = select(pool, [], n)
+        return {"tags": tags, "timings": timing()}
+    listing = "\n".join(f"{i}: {t.tag} — {t.persona}" for i, t in enumerate(pool, start=1))
+    endpoint = endpoint_of(ctx)
+    model = chat_model(endpoint, ctx.arbiter_temperature, 6 * n + 90, ctx.seed)
+    prompt = messages(state["shared_prefix"], ARBITER_INSTRUCTIONS.format(pool=listing, n=n))
+    flags: list[str] = []
+    try:
+        output, call = await acall_structured(model, prompt, arbiter_schema(n, len(pool)), "arbiter",
+                                              endpoint.base_url, ctx.schema_attempts)
+        tags, filled = select(pool, list(output.selected), n)
+        if filled:
+            flags.append("arbiter_repeated_choices: filled the rest round-robin from the pool")
+    except (InvalidModelOutput, LLMRequestRejected) as exc:
+        call = call_of(exc, "arbiter")
+        tags, _ = select(pool, [], n)
+        flags.append(f"arbiter_failed: {exc}; kept the first {n} tags round-robin across personas")
+    return {"tags": tags, "calls": [call], "flags": flags, "timings": timing()}

@@ -1,0 +1,42 @@
+"""Helpers every LLM agent shares: endpoint resolution and message layout."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import httpx
+from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
+
+from recgpt.errors import EndpointError
+from recgpt.graph.context import Context
+from recgpt.tools.llm import Endpoint
+
+
+@lru_cache(maxsize=16)
+def _first_served_model(base_url: str, api_key: str) -> str:
+    try:
+        response = httpx.get(base_url.rstrip("/") + "/models", headers={"Authorization": f"Bearer {api_key}"}, timeout=10.0)
+        response.raise_for_status()
+        models = [m["id"] for m in response.json().get("data", [])]
+    except (httpx.HTTPError, ValueError, KeyError) as exc:
+        raise EndpointError(
+            f"LLM endpoint {base_url} unreachable ({type(exc).__name__}); start one with `recgpt serve` or set RECGPT_BASE_URL"
+        ) from None
+    if not models:
+        raise EndpointError(f"LLM endpoint {base_url} serves no model")
+    return models[0]
+
+
+def endpoint_of(ctx: Context) -> Endpoint:
+    model = ctx.model or _first_served_model(ctx.base_url, ctx.api_key)
+    return Endpoint(base_url=ctx.base_url, model=model, api_key=ctx.api_key,
+                    timeout_s=ctx.request_timeout_s, max_retries=ctx.max_retries)
+
+
+def messages(shared_prefix: str, instructions: str) -> list[BaseMessage]:
+    """Shared context first (cacheable prefix), role instructions last."""
+    return [SystemMessage(content=shared_prefix), HumanMessage(content=instructions)]
+
+
+def clean_text(text: str, limit: int) -> str:
+    return " ".join(text.split())[:limit].strip()

@@ -1,0 +1,58 @@
+"""Global Planner: the whole context in, K complementary personas out."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from functools import lru_cache
+from typing import Any
+
+from langgraph.runtime import Runtime
+from pydantic import BaseModel, Field, create_model
+
+from recgpt.agents.common import endpoint_of, messages
+from recgpt.errors import InvalidModelOutput
+from recgpt.graph.context import Context
+from recgpt.graph.state import NodeTiming, Persona, RecState
+from recgpt.prompts.planner import PLANNER_INSTRUCTIONS
+from recgpt.tools.llm import LLMRequestRejected, acall_structured, call_of, chat_model
+
+TOKENS_PER_PERSONA = 120
+
+
+@lru_cache(maxsize=16)
+def planner_schema(k: int) -> type[BaseModel]:
+    """`{"personas": [Persona × k]}`; the exact count is enforced by the server's JSON schema."""
+    return create_model(
+        "PlannerOutput", personas=(list[Persona], Field(min_length=k, max_length=k)), __doc__="Personas of the user."
+    )
+
+
+def fallback_personas(state: RecState) -> list[Persona]:
+    """One history-wide persona, used when the planner's output is unusable (flagged)."""
+    evidence = [line.split(" · ", 1)[-1].split(":", 1)[0][:60] for line in state.get("shared_prefix", "").splitlines()
+                if line.startswith("- ")]
+    top = [c for c, _ in Counter(evidence).most_common(2)]
+    return [Persona(name="the user as the whole history shows", focus="more of what the most frequent categories show", evidence=top)]
+
+
+async def planner_node(state: RecState, runtime: Runtime[Context]) -> dict[str, Any]:
+    ctx = runtime.context
+    started = time.perf_counter()
+    endpoint = endpoint_of(ctx)
+    model = chat_model(endpoint, ctx.planner_temperature, TOKENS_PER_PERSONA * ctx.num_personas + 60, ctx.seed)
+    prompt = messages(state["shared_prefix"], PLANNER_INSTRUCTIONS.format(k=ctx.num_personas))
+    try:
+        output, call = await acall_structured(model, prompt, planner_schema(ctx.num_personas), "planner",
+                                              endpoint.base_url, ctx.schema_attempts)
+        personas = list(output.personas)[: ctx.num_personas]
+        flags: list[str] = []
+    except (InvalidModelOutput, LLMRequestRejected) as exc:
+        call, personas = call_of(exc, "planner"), fallback_personas(state)
+        flags = [f"planner_failed: {exc}"]
+    return {
+        "personas": personas,
+        "calls": [call],
+        "flags": flags,
+        "timings": [NodeTiming(node="planner", seconds=time.perf_counter() - started)],
+    }

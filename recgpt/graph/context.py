@@ -1,0 +1,54 @@
+"""The runtime `Context` of the agent graph (LangGraph `context_schema`).
+
+Per-run knobs live here, not in graph state: nodes read them through `Runtime[Context]`, and
+LangGraph Studio shows them as the assistant's editable context. Endpoint fields fall back to
+the RECGPT_* environment (see `recgpt.settings`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+
+from recgpt.settings import get_settings
+
+
+def _setting(name: str):
+    return lambda: getattr(get_settings(), name)
+
+
+@dataclass(kw_only=True)
+class Context:
+    """Run configuration. Every field has a description shown in Studio and `recgpt recommend --help`."""
+
+    base_url: str = field(default_factory=_setting("base_url"), metadata={"description": "OpenAI-compatible endpoint of the policy model."})
+    model: str = field(default_factory=_setting("model"), metadata={"description": "Served model name; empty = the first model the endpoint lists."})
+    api_key: str = field(default_factory=_setting("api_key"), metadata={"description": "API key for the endpoint."})
+    request_timeout_s: float = field(default_factory=_setting("request_timeout_s"), metadata={"description": "Per-request timeout (s)."})
+    max_retries: int = field(default_factory=_setting("max_retries"), metadata={"description": "Transport retries per request (openai client)."})
+    schema_attempts: int = field(default=2, metadata={"description": "Samples per agent call before an invalid output is flagged."})
+
+    num_personas: int = field(default=3, metadata={"description": "K: personas the Global Planner produces (one expert each)."})
+    tags_per_expert: int = field(default=4, metadata={"description": "M: tags each Distributed Expert proposes."})
+    num_tags: int = field(default=5, metadata={"description": "N: tags the Decision Arbiter keeps."})
+    items_per_tag: int = field(default=3, metadata={"description": "Catalogue items retrieved per final tag."})
+
+    planner_temperature: float = field(default=0.7, metadata={"description": "Sampling temperature of the planner."})
+    expert_temperature: float = field(default=0.8, metadata={"description": "Sampling temperature of the experts."})
+    arbiter_temperature: float = field(default=0.2, metadata={"description": "Sampling temperature of the arbiter."})
+    seed: int | None = field(default=0, metadata={"description": "Sampling seed sent to the server (None = random)."})
+
+    max_history_items: int = field(default=40, metadata={"description": "Distinct history items listed by title; older ones are summarised."})
+    max_context_tokens: int = field(default=3000, metadata={"description": "Token budget of the compressed context; compression tightens until it fits."})
+    country: str = field(default="US", metadata={"description": "Holiday/festival locale (ISO country code)."})
+
+    def __post_init__(self) -> None:
+        for name, low in (("num_personas", 1), ("tags_per_expert", 1), ("num_tags", 1), ("items_per_tag", 1),
+                          ("schema_attempts", 1), ("max_history_items", 1), ("max_context_tokens", 200)):
+            if getattr(self, name) < low:
+                raise ValueError(f"Context.{name} must be >= {low}, got {getattr(self, name)}")
+        if self.num_personas > 8 or self.tags_per_expert > 10 or self.num_tags > 20:
+            raise ValueError("Context: K <= 8, M <= 10 and N <= 20 keep prompts and schemas bounded")
+
+    @classmethod
+    def field_descriptions(cls) -> dict[str, str]:
+        return {f.name: f.metadata.get("description", "") for f in fields(cls)}

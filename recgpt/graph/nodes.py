@@ -1,0 +1,119 @@
+"""The graph's non-LLM nodes: context compression (the shared prefix) and retrieval."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import time
+from typing import Any
+
+from langgraph.runtime import Runtime
+
+from recgpt.agents.common import endpoint_of
+from recgpt.data import Dataset, Split, load_dataset
+from recgpt.data.records import Interaction
+from recgpt.errors import RecGPTError
+from recgpt.graph.context import Context
+from recgpt.graph.state import ContextStats, NodeTiming, RecState, RetrievedItem, TagRecommendation
+from recgpt.prompts.shared import SYSTEM_PREFIX
+from recgpt.settings import get_settings
+from recgpt.tools.compression import CompressionConfig, compress_history
+from recgpt.tools.environment import Environment, build_environment
+from recgpt.tools.retrieval import get_index
+from recgpt.tools.tokens import ServerTokenCounter
+
+
+def recommendation_date(state: RecState, history: tuple[Interaction, ...]) -> dt.date:
+    """The caller's date; else the day after the last history event when timestamps exist; else today.
+
+    Never the target's date: that would leak when the held-out interaction happened.
+    """
+    if state.get("date"):
+        try:
+            return dt.date.fromisoformat(str(state["date"]))
+        except ValueError:
+            raise RecGPTError(f"date {state['date']!r} is not YYYY-MM-DD") from None
+    stamps = [e.timestamp for e in history if e.timestamp is not None]
+    if stamps:
+        return dt.datetime.fromtimestamp(max(stamps), tz=dt.timezone.utc).date() + dt.timedelta(days=1)
+    return dt.date.today()
+
+
+def render_prefix(dataset: Dataset, history: tuple[Interaction, ...], profile: str, env: Environment,
+                  max_items: int) -> tuple[str, Any]:
+    compressed = compress_history(history, dataset.items, CompressionConfig(max_items=max_items))
+    text = SYSTEM_PREFIX.format(profile=profile, environment=env.describe(), n_events=compressed.n_events,
+                                history=compressed.text)
+    return text, compressed
+
+
+def _count_tokens(ctx: Context, text: str) -> tuple[int | None, str | None]:
+    try:
+        endpoint = endpoint_of(ctx)
+        counter = ServerTokenCounter(endpoint.base_url, endpoint.model, endpoint.api_key)
+        return counter.count(text), counter.source
+    except Exception:  # noqa: BLE001 - endpoints without /tokenize: count is simply unknown
+        return None, None
+
+
+async def compress_node(state: RecState, runtime: Runtime[Context]) -> dict[str, Any]:
+    """Build the one prompt prefix every agent of this run shares, within the token budget."""
+    ctx = runtime.context
+    started = time.perf_counter()
+    if not state.get("user_id"):
+        raise RecGPTError("input needs a user_id")
+    dataset = load_dataset(state.get("dataset") or "office")
+    example = dataset.example(str(state["user_id"]), state.get("split") or Split.full)
+    env = build_environment(recommendation_date(state, example.history), country=ctx.country,
+                            weather=state.get("weather"), trend=state.get("trend"))
+    profile = example.user.profile.describe()
+    flags: list[str] = []
+    if not example.history:
+        flags.append("empty_history: no behaviour; personas rest on profile and situation only")
+    max_items = ctx.max_history_items
+    while True:
+        prefix, compressed = render_prefix(dataset, example.history, profile, env, max_items)
+        tokens, source = await asyncio.to_thread(_count_tokens, ctx, prefix)
+        if tokens is None or tokens <= ctx.max_context_tokens or max_items <= 1:
+            break
+        max_items = max(1, max_items // 2)
+    if tokens is not None and tokens > ctx.max_context_tokens:
+        flags.append(f"context_over_budget: {tokens} tokens > {ctx.max_context_tokens} even with 1 listed item")
+    if compressed.truncated:
+        flags.append(f"history_truncated: {compressed.n_summarised_events} older interactions summarised as category counts")
+    stats = ContextStats(
+        n_events=compressed.n_events, n_distinct_items=compressed.n_distinct_items,
+        n_listed_items=compressed.n_listed_items, n_summarised_events=compressed.n_summarised_events,
+        prefix_tokens=tokens, token_source=source, environment=env.describe(),
+    )
+    return {
+        "shared_prefix": prefix,
+        "context_stats": stats,
+        "history_item_ids": [e.item_id for e in example.history],
+        "flags": flags,
+        "timings": [NodeTiming(node="compress", seconds=time.perf_counter() - started)],
+    }
+
+
+async def retrieve_node(state: RecState, runtime: Runtime[Context]) -> dict[str, Any]:
+    """Each final tag -> nearest category and top items, never an item already in the history."""
+    ctx = runtime.context
+    started = time.perf_counter()
+    tags = state.get("tags", [])
+    dataset = load_dataset(state.get("dataset") or "office")
+    index = await asyncio.to_thread(get_index, dataset, get_settings().index_dir)
+    queries = [t.tag for t in tags]
+    exclude = set(state.get("history_item_ids", []))
+    hits = await asyncio.to_thread(index.search_items, queries, ctx.items_per_tag, exclude)
+    cats = await asyncio.to_thread(index.nearest_categories, queries, 1)
+    recommendations = [
+        TagRecommendation(
+            tag=tag,
+            category=c[0].category if c else None,
+            category_distance=c[0].distance if c else None,
+            items=[RetrievedItem(item_id=h.item_id, title=h.title, category=h.category, distance=h.distance) for h in item_hits],
+        )
+        for tag, item_hits, c in zip(tags, hits, cats)
+    ]
+    return {"recommendations": recommendations,
+            "timings": [NodeTiming(node="retrieve", seconds=time.perf_counter() - started)]}

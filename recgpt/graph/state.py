@@ -1,0 +1,103 @@
+"""Typed graph state. Lists that parallel nodes append to carry `operator.add` reducers.
+
+`typing_extensions.TypedDict` (not `typing`) because LangGraph's schema introspection needs it
+on Python 3.11 (and Studio renders these as the input/output forms).
+"""
+
+from __future__ import annotations
+
+import operator
+from typing import Annotated
+
+from pydantic import BaseModel, Field
+from typing_extensions import TypedDict
+
+from recgpt.tools.llm import LLMCall
+
+
+class Persona(BaseModel):
+    """One facet of the user, produced by the Global Planner."""
+
+    name: str = Field(min_length=1, max_length=80, description="Who the user is in this role, now.")
+    focus: str = Field(max_length=120, description="What this persona likely needs next.")
+    evidence: list[Annotated[str, Field(max_length=60)]] = Field(default_factory=list, max_length=2)
+
+
+class ProposedTag(BaseModel):
+    """A tag in the experts' pool, with the persona that proposed it."""
+
+    tag: str
+    rationale: str
+    persona_index: int
+    persona: str
+
+
+class FinalTag(ProposedTag):
+    """A tag the Decision Arbiter kept (rank 1 = best)."""
+
+    rank: int
+
+
+class RetrievedItem(BaseModel):
+    item_id: str
+    title: str
+    category: str
+    distance: float
+
+
+class TagRecommendation(BaseModel):
+    """A final tag, its nearest catalogue category and the items it retrieves."""
+
+    tag: FinalTag
+    category: str | None
+    category_distance: float | None
+    items: list[RetrievedItem]
+
+
+class ContextStats(BaseModel):
+    """How the shared context was built and how big it is."""
+
+    n_events: int
+    n_distinct_items: int
+    n_listed_items: int
+    n_summarised_events: int
+    prefix_tokens: int | None = Field(description="Tokens of the shared system prefix (served tokenizer).")
+    token_source: str | None = None
+    environment: str
+
+
+class NodeTiming(BaseModel):
+    node: str
+    seconds: float
+
+
+class RecInput(TypedDict, total=False):
+    """What a caller gives: a user of a dataset and, optionally, the situation."""
+
+    user_id: str
+    dataset: str
+    split: str
+    date: str | None
+    weather: str | None
+    trend: str | None
+
+
+class ExpertTask(TypedDict):
+    """The payload of one `Send` to an expert."""
+
+    persona: Persona
+    persona_index: int
+    shared_prefix: str
+
+
+class RecState(RecInput, total=False):
+    shared_prefix: str
+    context_stats: ContextStats
+    history_item_ids: list[str]
+    personas: list[Persona]
+    tag_pool: Annotated[list[ProposedTag], operator.add]
+    tags: list[FinalTag]
+    recommendations: list[TagRecommendation]
+    calls: Annotated[list[LLMCall], operator.add]
+    timings: Annotated[list[NodeTiming], operator.add]
+    flags: Annotated[list[str], operator.add]

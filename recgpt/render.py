@@ -1,0 +1,78 @@
+"""Human-readable rendering of a run's final state (rich) and its JSON form."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from pydantic import BaseModel
+from rich.console import Console, Group
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
+
+def to_jsonable(value: Any) -> Any:
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json")
+    if isinstance(value, dict):
+        return {k: to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [to_jsonable(v) for v in value]
+    return value
+
+
+def result_json(state: dict[str, Any]) -> str:
+    keys = ["user_id", "dataset", "split", "context_stats", "personas", "tag_pool", "tags", "recommendations",
+            "calls", "timings", "flags"]
+    return json.dumps({k: to_jsonable(state.get(k)) for k in keys}, indent=2, ensure_ascii=False)
+
+
+def usage_totals(state: dict[str, Any]) -> dict[str, float]:
+    calls = state.get("calls", [])
+    return {
+        "llm_calls": len(calls),
+        "prompt_tokens": sum(c.prompt_tokens for c in calls),
+        "completion_tokens": sum(c.completion_tokens for c in calls),
+        "llm_seconds": sum(c.latency_s for c in calls),
+    }
+
+
+def render_result(console: Console, state: dict[str, Any], seconds: float | None = None) -> None:
+    stats = state.get("context_stats")
+    header = Text(f"user {state.get('user_id')} · dataset {state.get('dataset')} · split {state.get('split')}", style="bold")
+    parts: list[Any] = [header]
+    if stats is not None:
+        parts.append(Text(
+            f"history: {stats.n_events} interactions ({stats.n_listed_items} listed, {stats.n_summarised_events} summarised) · "
+            f"shared prefix: {stats.prefix_tokens if stats.prefix_tokens is not None else '?'} tokens", style="dim"))
+        parts.append(Text(stats.environment.replace("\n", " · "), style="dim"))
+    personas = Table(title="Personas (Global Planner)", show_lines=False, expand=True)
+    personas.add_column("#", width=3)
+    personas.add_column("persona")
+    personas.add_column("focus")
+    for i, p in enumerate(state.get("personas", [])):
+        personas.add_row(str(i), p.name, p.focus)
+    parts.append(personas)
+    recs = Table(title="Tags (Decision Arbiter) → catalogue items", show_lines=True, expand=True)
+    recs.add_column("rank", width=4)
+    recs.add_column("tag / rationale", ratio=2)
+    recs.add_column("nearest category", ratio=1)
+    recs.add_column("items (not in history)", ratio=2)
+    for rec in state.get("recommendations", []):
+        recs.add_row(
+            str(rec.tag.rank),
+            Text.assemble((rec.tag.tag, "bold"), "\n", (rec.tag.rationale, "dim")),
+            rec.category or "-",
+            "\n".join(f"• {item.title[:70]}  [{item.category.split(' > ')[-1]}]" for item in rec.items) or "-",
+        )
+    parts.append(recs)
+    totals = usage_totals(state)
+    line = (f"{totals['llm_calls']} LLM calls · {totals['prompt_tokens']} prompt / {totals['completion_tokens']} "
+            f"completion tokens")
+    if seconds is not None:
+        line += f" · {seconds:.1f} s"
+    parts.append(Text(line, style="dim"))
+    for flag in state.get("flags", []):
+        parts.append(Text(f"⚑ {flag}", style="yellow"))
+    console.print(Panel(Group(*parts), expand=True))

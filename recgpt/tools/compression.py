@@ -1,0 +1,123 @@
+"""Context compression, text mode: RecGPT-V1-style hierarchical aggregation of a history.
+
+history -> time (or position) buckets -> action -> category path -> deduplicated titles (×n).
+Only the most recent `max_items` distinct items are listed by title; anything older is summarised
+as category counts, so a history of thousands of items still yields a bounded context. The
+result is rendered once per run into the shared prompt prefix (`recgpt.prompts.shared`).
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter, OrderedDict
+from typing import Sequence
+
+from pydantic import BaseModel, Field
+
+from recgpt.data.records import Interaction, Item
+
+DAY = 86_400
+TIME_BUCKETS = ((7 * DAY, "within the last week"), (30 * DAY, "within the last month"),
+                (180 * DAY, "within the last 6 months"), (None, "earlier"))
+POSITION_BUCKETS = ((5, "most recent 5"), (20, "previous 15"), (None, "earlier"))
+_CONTROL = re.compile(r"[\x00-\x1f\x7f<>{}\"`]")
+
+
+class CompressionConfig(BaseModel):
+    max_items: int = Field(default=40, ge=1, description="Distinct items listed by title; older ones are summarised.")
+    max_title_chars: int = Field(default=80, ge=10)
+    summary_categories: int = Field(default=8, ge=1, description="Categories named in the older-history summary.")
+
+
+class CompressedHistory(BaseModel):
+    text: str
+    n_events: int
+    n_distinct_items: int
+    n_listed_items: int
+    n_summarised_events: int
+
+    @property
+    def truncated(self) -> bool:
+        return self.n_summarised_events > 0
+
+
+def clean_title(title: str, limit: int) -> str:
+    """Titles are data quoted inside the prompt: strip what could fake structure, clip length."""
+    text = " ".join(_CONTROL.sub(" ", title).split())
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
+def _bucket_labels(events: Sequence[Interaction]) -> list[str]:
+    """Label per event (same order). Timestamps relative to the latest event, else by position."""
+    if events and all(e.timestamp is not None for e in events):
+        latest = max(e.timestamp for e in events if e.timestamp is not None)
+        labels = []
+        for e in events:
+            age = latest - (e.timestamp or 0)
+            labels.append(next(label for limit, label in TIME_BUCKETS if limit is None or age <= limit))
+        return labels
+    labels = []
+    n = len(events)
+    for index in range(n):
+        from_end = n - index  # 1 = most recent
+        labels.append(next(label for limit, label in POSITION_BUCKETS if limit is None or from_end <= limit))
+    return labels
+
+
+def compress_history(
+    events: Sequence[Interaction], items: dict[str, Item], config: CompressionConfig = CompressionConfig()
+) -> CompressedHistory:
+    if not events:
+        return CompressedHistory(text="(no behaviour history: a new user)", n_events=0, n_distinct_items=0,
+                                 n_listed_items=0, n_summarised_events=0)
+    # Walk newest -> oldest; the first max_items distinct items are listed, the rest summarised.
+    listed: set[str] = set()
+    detailed_idx: list[int] = []
+    summarised: list[Interaction] = []
+    for index in range(len(events) - 1, -1, -1):
+        item_id = events[index].item_id
+        if item_id in listed or len(listed) < config.max_items:
+            listed.add(item_id)
+            detailed_idx.append(index)
+        else:
+            summarised.append(events[index])
+    detailed_idx.reverse()
+    detailed = [events[i] for i in detailed_idx]
+    labels = _bucket_labels(detailed)
+
+    # bucket -> action -> category -> Counter(title) (insertion order = newest bucket first)
+    tree: OrderedDict[str, OrderedDict[str, OrderedDict[str, Counter[str]]]] = OrderedDict()
+    for event, label in sorted(zip(detailed, labels), key=lambda pair: _bucket_rank(pair[1])):
+        item = items[event.item_id]
+        action = event.action if event.rating is None else f"{event.action} {event.rating:g}/5"
+        category = item.category or "uncategorised"
+        title = clean_title(item.title, config.max_title_chars)
+        tree.setdefault(label, OrderedDict()).setdefault(action, OrderedDict()).setdefault(category, Counter())[title] += 1
+
+    lines: list[str] = []
+    for label, actions in tree.items():
+        count = sum(sum(c.values()) for a in actions.values() for c in a.values())
+        lines.append(f"[{label}: {count} interactions]")
+        for action, categories in actions.items():
+            for category, titles in categories.items():
+                shown = "; ".join(f'"{t}"' + (f" ×{n}" if n > 1 else "") for t, n in titles.items())
+                lines.append(f"- {action} · {category}: {shown}")
+    if summarised:
+        cats = Counter(items[e.item_id].category or "uncategorised" for e in summarised)
+        top = ", ".join(f"{c} ({n})" for c, n in cats.most_common(config.summary_categories))
+        lines.append(f"[older history: {len(summarised)} interactions summarised] top categories: {top}")
+    return CompressedHistory(
+        text="\n".join(lines), n_events=len(events), n_distinct_items=len({e.item_id for e in events}),
+        n_listed_items=len(listed), n_summarised_events=len(summarised),
+    )
+
+
+def _bucket_rank(label: str) -> int:
+    """Newest bucket first; "earlier" (shared by both bucket families) always last."""
+    order = [lbl for _, lbl in POSITION_BUCKETS if lbl != "earlier"] + [lbl for _, lbl in TIME_BUCKETS if lbl != "earlier"]
+    return order.index(label) if label in order else len(order)
+
+
+def raw_history_text(events: Sequence[Interaction], items: dict[str, Item]) -> str:
+    """The uncompressed baseline: one line per interaction, title and category path, no dedupe."""
+    return "\n".join(f"{e.action}: {items[e.item_id].title} | {items[e.item_id].category}" for e in events)

