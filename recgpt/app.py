@@ -180,6 +180,33 @@ def demo(
     console.print(f"demo finished in {time.perf_counter() - wall:.1f} s")
 
 
+stats_cli = typer.Typer(help="Measurements written to reports/.", no_args_is_help=True)
+cli.add_typer(stats_cli, name="stats")
+
+
+@stats_cli.command("context")
+def stats_context(
+    dataset: str = typer.Option("office", help="Dataset to measure."),
+    users: int = typer.Option(100, help="Users sampled from the split."),
+    seed: int = typer.Option(0, help="Sampling seed."),
+    split: str = typer.Option("test", help="validation or test: the history before the held-out target."),
+    date: str = typer.Option("2026-11-25", help="Environment date (fixed so the report is reproducible)."),
+    out: Path = typer.Option(Path("reports"), help="Report folder."),
+) -> None:
+    """Compressed-context vs raw-history tokens (median, p90) with the default model's tokenizer."""
+    import datetime as dt
+
+    from recgpt.eval.context_stats import measure, write_report
+    from recgpt.tools.tokens import LocalTokenCounter
+
+    counter = LocalTokenCounter(_default_model_dir())
+    result = measure(dataset, users, seed, split, counter, dt.date.fromisoformat(date))
+    md_path, json_path = write_report(result, out)
+    r, c = result["raw"], result["compressed"]
+    console.print(f"raw median {r['median']:.0f} / p90 {r['p90']:.0f} tokens; compressed median {c['median']:.0f} / "
+                  f"p90 {c['p90']:.0f}; report {md_path} and {json_path}")
+
+
 def main() -> None:
     """Console entry point: RecGPTError -> one line, exit 1; anything unexpected -> one line, exit 2."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")

@@ -111,6 +111,15 @@ async def acall_structured(
     for attempt in range(1, attempts + 1):
         try:
             result = await runnable.ainvoke(messages)
+        except (openai.LengthFinishReasonError, openai.ContentFilterFinishReasonError) as exc:
+            # The openai SDK's structured-output parser raises these itself when the answer was
+            # cut at max_tokens (or filtered): an invalid output, re-sampled like a schema violation.
+            usage = getattr(getattr(exc, "completion", None), "usage", None)
+            prompt_tokens += int(getattr(usage, "prompt_tokens", 0) or 0)
+            completion_tokens += int(getattr(usage, "completion_tokens", 0) or 0)
+            finish = "length" if isinstance(exc, openai.LengthFinishReasonError) else "content_filter"
+            errors.append(f"attempt {attempt}: output cut (finish_reason={finish})")
+            continue
         except Exception as exc:  # noqa: BLE001 - mapped to our error classes below
             failure = classify_error(exc, base_url)
             failure.call = LLMCall(  # type: ignore[attr-defined]

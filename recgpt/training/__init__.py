@@ -1,0 +1,1 @@
+"""TRL training package (SFT, listwise reward model, GRPO with constrained rewards): a later milestone."""

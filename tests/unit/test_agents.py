@@ -1,0 +1,54 @@
+from __future__ import annotations
+
+from recgpt.agents.arbiter import arbiter_schema, dedupe_pool, round_robin, select
+from recgpt.agents.expert import expert_schema
+from recgpt.agents.planner import planner_schema
+from recgpt.graph.state import ProposedTag
+
+
+def tag(text: str, persona: int) -> ProposedTag:
+    return ProposedTag(tag=text, rationale="r", persona_index=persona, persona=f"p{persona}")
+
+
+def test_planner_schema_pins_the_persona_count_and_bounds_strings() -> None:
+    schema = planner_schema(3).model_json_schema()
+    personas = schema["properties"]["personas"]
+    assert personas["minItems"] == 3 and personas["maxItems"] == 3
+    persona = schema["$defs"]["Persona"]["properties"]
+    assert persona["name"]["maxLength"] == 80 and persona["focus"]["maxLength"] == 120
+    assert persona["evidence"]["maxItems"] == 2 and persona["evidence"]["items"]["maxLength"] == 60
+
+
+def test_expert_schema_bounds_tags() -> None:
+    schema = expert_schema(4).model_json_schema()
+    assert schema["properties"]["tags"]["minItems"] == 4 == schema["properties"]["tags"]["maxItems"]
+    props = schema["$defs"]["ExpertTag"]["properties"]
+    assert props["tag"]["maxLength"] == 70 and props["rationale"]["maxLength"] == 120
+
+
+def test_arbiter_schema_limits_numbers_to_the_pool() -> None:
+    schema = arbiter_schema(5, 12).model_json_schema()
+    selected = schema["properties"]["selected"]
+    assert selected["minItems"] == selected["maxItems"] == 5
+    assert selected["items"]["minimum"] == 1 and selected["items"]["maximum"] == 12
+
+
+def test_dedupe_is_case_and_space_insensitive() -> None:
+    pool = [tag("Gel Pens", 0), tag("gel  pens", 1), tag("desk lamp", 1)]
+    assert [t.tag for t in dedupe_pool(pool)] == ["Gel Pens", "desk lamp"]
+
+
+def test_round_robin_alternates_personas() -> None:
+    pool = [tag("a1", 0), tag("a2", 0), tag("b1", 1), tag("c1", 2), tag("b2", 1)]
+    assert [t.tag for t in round_robin(pool)] == ["a1", "b1", "c1", "a2", "b2"]
+
+
+def test_select_maps_numbers_drops_repeats_and_fills() -> None:
+    pool = [tag("a1", 0), tag("a2", 0), tag("b1", 1), tag("c1", 2)]
+    tags, filled = select(pool, [3, 3, 1], 3)
+    assert [t.tag for t in tags] == ["b1", "a1", "c1"] and filled
+    assert [t.rank for t in tags] == [1, 2, 3]
+    tags, filled = select(pool, [4, 2], 2)
+    assert [t.tag for t in tags] == ["c1", "a2"] and not filled
+    tags, _ = select(pool[:2], [], 5)
+    assert len(tags) == 2  # never more than the pool

@@ -1,0 +1,126 @@
+"""Graph logic with a fake LLM layer (the real one is covered by tests/integration)."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from recgpt.agents import arbiter, expert, planner
+from recgpt.errors import EndpointError, InvalidModelOutput
+from recgpt.graph import Context, build_graph
+from recgpt.tools.llm import LLMCall
+
+DEAD_ENDPOINT = "http://127.0.0.1:9/v1"  # nothing listens on the discard port
+
+
+class FakeLLM:
+    """Stands in for `acall_structured`: returns valid schema objects, or fails for chosen agents."""
+
+    def __init__(self, fail: dict[str, Exception] | None = None) -> None:
+        self.fail = fail or {}
+        self.calls: list[str] = []
+
+    async def __call__(self, model: Any, messages: list[Any], schema: type, agent: str, base_url: str,
+                       attempts: int = 2) -> tuple[Any, LLMCall]:
+        self.calls.append(agent)
+        assert messages[0].content.startswith("You are one agent of RecGPT")  # shared prefix first
+        if agent in self.fail:
+            error = self.fail[agent]
+            error.call = LLMCall(agent=agent, ok=False, attempts=attempts, latency_s=0.0, error=str(error))  # type: ignore[attr-defined]
+            raise error
+        fields = schema.model_fields
+        if "personas" in fields:
+            data = {"personas": [{"name": f"persona {i}", "focus": f"needs {i}", "evidence": []} for i in range(3)]}
+        elif "tags" in fields:
+            index = agent.split("[")[1].rstrip("]")
+            words = ["gel pens", "desk lamp", "notebook paper", "office chair"]
+            data = {"tags": [{"tag": f"{w} {index}", "rationale": "because"} for w in words]}
+        else:
+            data = {"selected": [2, 2, 1, 5, 7], "reason": "best"}
+        call = LLMCall(agent=agent, ok=True, attempts=1, latency_s=0.01, prompt_tokens=100, completion_tokens=10)
+        return schema.model_validate(data), call
+
+
+@pytest.fixture()
+def fake_llm(monkeypatch: pytest.MonkeyPatch) -> FakeLLM:
+    fake = FakeLLM()
+    for module in (planner, expert, arbiter):
+        monkeypatch.setattr(module, "acall_structured", fake)
+    return fake
+
+
+def run(dataset: Path, user: str = "u1", ctx: Context | None = None) -> dict[str, Any]:
+    ctx = ctx or Context(base_url=DEAD_ENDPOINT, model="fake")
+    graph = build_graph()
+    return asyncio.run(graph.ainvoke({"user_id": user, "dataset": str(dataset), "split": "test"}, context=ctx))
+
+
+def test_graph_draws_every_agent_node() -> None:
+    nodes = set(build_graph().get_graph(xray=True).nodes)
+    assert {"compress", "planner", "expert", "arbiter", "retrieve"} <= nodes
+
+
+def test_full_run_fans_out_one_expert_per_persona(fake_llm: FakeLLM, small_dataset_dir: Path, isolated_home: Path) -> None:
+    out = run(small_dataset_dir)
+    assert sorted(fake_llm.calls) == ["arbiter", "expert[0]", "expert[1]", "expert[2]", "planner"]
+    assert len(out["personas"]) == 3 and len(out["tag_pool"]) == 12
+    assert [t.rank for t in out["tags"]] == [1, 2, 3, 4, 5]
+    assert "arbiter_repeated_choices" in " ".join(out["flags"])  # the fake picked #2 twice
+    history = set(out["history_item_ids"])
+    assert history == {"p1", "n1", "p2"}  # the test target n2 is not in the prompt's history
+    assert "Sticky notes" not in out["shared_prefix"]
+    for rec in out["recommendations"]:
+        assert rec.items and not ({i.item_id for i in rec.items} & history)
+        assert rec.category is not None
+    assert sum(c.prompt_tokens for c in out["calls"]) == 500
+    assert {t.node for t in out["timings"]} >= {"compress", "planner", "arbiter", "retrieve"}
+
+
+def test_one_failing_expert_leaves_a_flagged_partial_result(fake_llm: FakeLLM, small_dataset_dir: Path, isolated_home: Path) -> None:
+    fake_llm.fail["expert[1]"] = InvalidModelOutput("expert[1]: invalid model output after 2 attempts")
+    out = run(small_dataset_dir)
+    assert len(out["tag_pool"]) == 8 and len(out["tags"]) == 5
+    assert any(f.startswith("expert[1]_failed") for f in out["flags"])
+    assert any(not c.ok and c.agent == "expert[1]" for c in out["calls"])
+
+
+def test_planner_and_arbiter_failures_fall_back(fake_llm: FakeLLM, small_dataset_dir: Path, isolated_home: Path) -> None:
+    fake_llm.fail["planner"] = InvalidModelOutput("planner: cut at max_tokens")
+    fake_llm.fail["arbiter"] = InvalidModelOutput("arbiter: schema violation")
+    out = run(small_dataset_dir)
+    assert len(out["personas"]) == 1 and out["personas"][0].name.startswith("the user as")
+    assert len(out["tags"]) == 4  # the single expert's 4 tags, all kept
+    joined = " ".join(out["flags"])
+    assert "planner_failed" in joined and "arbiter" not in joined  # pool <= N: no arbiter call needed
+
+
+def test_all_experts_failing_gives_no_tags_flag(fake_llm: FakeLLM, small_dataset_dir: Path, isolated_home: Path) -> None:
+    for i in range(3):
+        fake_llm.fail[f"expert[{i}]"] = InvalidModelOutput("bad")
+    out = run(small_dataset_dir)
+    assert out["tags"] == [] and out["recommendations"] == []
+    assert any(f.startswith("no_tags") for f in out["flags"])
+
+
+def test_endpoint_errors_are_retried_by_the_node_then_raised(fake_llm: FakeLLM, small_dataset_dir: Path, isolated_home: Path) -> None:
+    fake_llm.fail["planner"] = EndpointError("LLM endpoint down")
+    with pytest.raises(EndpointError):
+        run(small_dataset_dir)
+    assert fake_llm.calls.count("planner") == 2  # RetryPolicy(max_attempts=2)
+
+
+def test_empty_history_user_is_flagged_not_crashed(fake_llm: FakeLLM, small_dataset_dir: Path, isolated_home: Path) -> None:
+    ctx = Context(base_url=DEAD_ENDPOINT, model="fake")
+    out = asyncio.run(build_graph().ainvoke({"user_id": "u3", "dataset": str(small_dataset_dir), "split": "full"}, context=ctx))
+    assert any(f.startswith("empty_history") for f in out["flags"])
+    assert "new user" in out["shared_prefix"] and out["recommendations"]
+
+
+def test_context_validates_its_bounds() -> None:
+    with pytest.raises(ValueError, match="num_personas"):
+        Context(num_personas=0)
+    with pytest.raises(ValueError, match="K <= 8"):
+        Context(num_personas=9)
