@@ -144,7 +144,7 @@ def demo(
     """Prepare model, data, index and server as needed, then show recommendations for real users."""
     from recgpt.data import load_dataset
     from recgpt.render import render_result, usage_totals
-    from recgpt.runner import arecommend
+    from recgpt.runner import arecommend_many
     from recgpt.tools.retrieval import get_index
     from recgpt.tools.server import ServerConfig, is_healthy, start_server
 
@@ -165,19 +165,70 @@ def demo(
         rng = random.Random(seed)
         chosen = rng.sample(sorted(data.split_users("full"), key=lambda u: (len(u), u)), users)
         console.print(f"dataset {dataset}: {len(data.users)} users, {len(data.items)} items; showing users {', '.join(chosen)}")
-        for user_id in chosen:
-            started = time.perf_counter()
-            with console.status(f"user {user_id}: planner → experts → arbiter → retrieval"):
-                state = asyncio.run(arecommend(user_id, dataset, "full", ctx))
-            render_result(console, state, time.perf_counter() - started)
-            totals = usage_totals(state)
-            console.print(f"[dim]user {user_id}: {time.perf_counter() - started:.1f} s, "
-                          f"{totals['prompt_tokens']} prompt + {totals['completion_tokens']} completion tokens[/]")
+        started = time.perf_counter()
+        with console.status(f"{len(chosen)} users in parallel: planner → experts → arbiter → retrieval"):
+            states = asyncio.run(arecommend_many(chosen, dataset, "full", ctx, concurrency=len(chosen)))
+        elapsed = time.perf_counter() - started
+        for state in states:
+            render_result(console, state)
+        totals = [usage_totals(s) for s in states]
+        console.print(
+            f"[dim]{len(states)} users in {elapsed:.1f} s ({elapsed / len(states):.1f} s/user at concurrency {len(states)}); "
+            f"per user {sum(t['prompt_tokens'] for t in totals) / len(totals):.0f} prompt + "
+            f"{sum(t['completion_tokens'] for t in totals) / len(totals):.0f} completion tokens[/]"
+        )
     finally:
         if handle is not None and not keep_server:
             handle.stop()
             console.print("stopped the vLLM server the demo started")
     console.print(f"demo finished in {time.perf_counter() - wall:.1f} s")
+
+
+@cli.command("eval")
+def eval_command(
+    method: str = typer.Option("recgpt", help="recgpt, popularity, category, itemknn or sasrec."),
+    dataset: str = typer.Option("office", help="office, movielens, or a JSONL dataset folder."),
+    split: str = typer.Option("test", help="validation (tuning) or test (reports)."),
+    users: int = typer.Option(200, help="Users sampled from the split (the same for every method at a seed)."),
+    seed: int = typer.Option(0, help="Seed of the user sample (and of SASRec)."),
+    k: int = typer.Option(10, help="K tags / categories for tag HR@K (recgpt keeps K final tags)."),
+    k_items: str = typer.Option("10,30", help="Comma-separated K values for item HR@K / NDCG@K."),
+    concurrency: int = typer.Option(8, help="Users in flight at once against the LLM server (recgpt)."),
+    out: Path = typer.Option(Path("reports"), help="Report folder."),
+) -> None:
+    """Run one method over sampled users, resumably; write its report and the side-by-side comparison."""
+    from dataclasses import asdict
+
+    from recgpt.data import load_dataset
+    from recgpt.eval.harness import METHODS, EvalConfig, levels_of, recgpt_context, run_eval
+    from recgpt.eval.report import summarise, write_comparison, write_method_report
+
+    if method not in METHODS:
+        raise RecGPTError(f"--method must be one of {', '.join(METHODS)} (got {method!r})")
+    if split not in ("validation", "test"):
+        raise RecGPTError(f"--split must be validation or test (got {split!r})")
+    try:
+        ks = sorted({int(x) for x in k_items.split(",") if x.strip()})
+    except ValueError:
+        raise RecGPTError(f"--k-items must be comma-separated integers (got {k_items!r})") from None
+    config = EvalConfig(dataset=dataset, split=split, users=users, seed=seed, method=method, k_tags=k,  # type: ignore[arg-type]
+                        k_items=ks, concurrency=concurrency)
+    settings = get_settings()
+    config, results, store = run_eval(config, settings.home)
+    data = load_dataset(dataset)
+    summary = summarise(config, results, levels_of(data))
+    provenance: dict = {"dataset_hash": data.content_hash()}
+    if method == "recgpt":
+        from recgpt.agents.common import endpoint_of
+
+        ctx = recgpt_context(config)
+        provenance["model"] = endpoint_of(ctx).model
+        provenance["context"] = {k2: v for k2, v in asdict(ctx).items() if k2 not in ("api_key",)}
+    write_method_report(config, summary, store, out, provenance)
+    md_path, _, png = write_comparison(config, out)
+    metrics = ", ".join(f"{name} {value:.3f}" for name, value in summary["metrics"].items())
+    console.print(f"{method}: {summary['users_scored']} users scored ({summary['users_failed']} failed): {metrics}")
+    console.print(f"report {md_path}" + (f", plot {png}" if png else "") + f"; per-user results {store}")
 
 
 stats_cli = typer.Typer(help="Measurements written to reports/.", no_args_is_help=True)

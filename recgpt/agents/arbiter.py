@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from functools import lru_cache
-from typing import Annotated, Any
+from typing import Any, Literal
 
 from langgraph.runtime import Runtime
 from pydantic import BaseModel, Field, create_model
@@ -19,8 +19,12 @@ from recgpt.tools.llm import LLMRequestRejected, acall_structured, call_of, chat
 
 @lru_cache(maxsize=64)
 def arbiter_schema(n: int, pool_size: int) -> type[BaseModel]:
-    """Exactly n candidate numbers in 1..pool_size (server-enforced) and a one-sentence reason."""
-    number = Annotated[int, Field(ge=1, le=pool_size)]
+    """Exactly n candidate numbers in 1..pool_size (server-enforced) and a one-sentence reason.
+
+    The numbers are an `enum`, not `minimum`/`maximum`: grammar backends enforce enums exactly,
+    while unbounded integer digits let a tiny model write one number until max_tokens.
+    """
+    number = Literal[tuple(range(1, pool_size + 1))]  # type: ignore[valid-type]
     return create_model(
         "ArbiterOutput",
         selected=(list[number], Field(min_length=n, max_length=n)),

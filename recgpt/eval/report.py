@@ -1,0 +1,183 @@
+"""Aggregate per-user results into metrics and write the markdown/JSON/PNG reports."""
+
+from __future__ import annotations
+
+import json
+import statistics
+from pathlib import Path
+from typing import Any
+
+from recgpt.eval.harness import CLASSICAL, EvalConfig, UserResult
+from recgpt.eval.metrics import category_hit_at_k, exclusive_recall, hit_at_k, ndcg_at_k, path_at_level
+
+DEFINITIONS = """\
+- **cat HR@K (level)**: 1 when any of the method's first K categories shares a label with the held-out
+  target's category at that level. recgpt's categories come from its K final tags, each mapped to the
+  nearest catalogue category (Chroma, MiniLM); the classical methods' from the distinct categories of
+  their ranked items; the category baseline's from the user's most frequent history categories.
+  Levels: Office `l2` = first two path levels, `leaf` = full path; MovieLens `genre`.
+- **item HR@K** (= Recall@K with one target) and **NDCG@K**: the target item among the first K items
+  ranked over the *full* catalogue (no sampled negatives), history items excluded. recgpt ranks items by
+  interleaving its tags' retrieval lists (best tag first).
+- **new-interest slice**: users whose target category (at the first level listed) never occurs in their
+  history.
+- **exclusive recall** (item HR@K): share of all targets that recgpt hits and no classical channel hits
+  at the same K; and the share of recgpt's hits that are exclusive.
+- **tag diversity**: mean pairwise cosine distance of a user's tag embeddings (MiniLM).
+"""
+
+
+def per_user_metrics(result: UserResult, config: EvalConfig, levels: tuple[str, ...]) -> dict[str, float]:
+    row: dict[str, float] = {}
+    for level in levels:
+        ranked = [path_at_level(c, level) for c in result.ranked_categories]
+        row[f"cat_hr@{config.k_tags}_{level}"] = category_hit_at_k(ranked, frozenset(result.target_labels[level]), config.k_tags)
+    for k in config.k_items:
+        row[f"item_hr@{k}"] = hit_at_k(result.ranked_items, result.target_item, k)
+        row[f"item_ndcg@{k}"] = ndcg_at_k(result.ranked_items, result.target_item, k)
+    return row
+
+
+def _mean(values: list[float]) -> float:
+    return float(statistics.fmean(values)) if values else 0.0
+
+
+def summarise(config: EvalConfig, results: list[UserResult], levels: tuple[str, ...]) -> dict[str, Any]:
+    ok = [r for r in results if r.error is None]
+    rows = [per_user_metrics(r, config, levels) for r in ok]
+    slice_level = levels[0]
+    new = [row for r, row in zip(ok, rows) if r.new_interest.get(slice_level)]
+    metrics = {name: _mean([row[name] for row in rows]) for name in (rows[0] if rows else {})}
+    slice_metrics = {name: _mean([row[name] for row in new]) for name in (rows[0] if rows else {})}
+    summary: dict[str, Any] = {
+        "method": config.method, "users_sampled": config.users, "users_scored": len(ok),
+        "users_failed": len(results) - len(ok), "new_interest_users": len(new), "slice_level": slice_level,
+        "metrics": metrics, "new_interest_metrics": slice_metrics,
+        "per_user_hits": {r.user_id: row for r, row in zip(ok, rows)},
+        "flagged_users": sum(1 for r in ok if r.flags),
+    }
+    if config.method == "recgpt" and ok:
+        from recgpt.eval.metrics import mean_pairwise_cosine_distance
+        from recgpt.tools.embeddings import embed
+
+        summary["tags_per_user"] = _mean([len(r.tags) for r in ok])
+        summary["tag_diversity"] = _mean([mean_pairwise_cosine_distance(embed(r.tags)) for r in ok if len(r.tags) > 1])
+        summary["llm_calls_per_user"] = _mean([r.llm_calls for r in ok])
+        summary["prompt_tokens_per_user"] = _mean([r.prompt_tokens for r in ok])
+        summary["completion_tokens_per_user"] = _mean([r.completion_tokens for r in ok])
+        summary["wall_s_per_user"] = _mean([r.wall_s for r in ok])
+    return summary
+
+
+def write_method_report(config: EvalConfig, summary: dict[str, Any], store: Path, out_dir: Path,
+                        provenance: dict[str, Any]) -> Path:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / f"eval-{_slug(config.dataset)}-{config.split}-{config.method}.json"
+    payload = {"config": config.model_dump(), "comparison_key": config.comparison_key(), "results_file": str(store.name),
+               **provenance, **summary}
+    path.write_text(json.dumps(payload, indent=2))
+    return path
+
+
+def _slug(name: str) -> str:
+    return Path(name).name if "/" in name else name
+
+
+def write_comparison(config: EvalConfig, out_dir: Path) -> tuple[Path, Path, Path | None]:
+    """Side-by-side table of every method report with the same comparison key."""
+    stem = f"eval-{_slug(config.dataset)}-{config.split}"
+    reports = {}
+    for method in ("popularity", "category", "itemknn", "sasrec", "recgpt"):
+        path = out_dir / f"{stem}-{method}.json"
+        if path.is_file():
+            data = json.loads(path.read_text())
+            if data.get("comparison_key") == config.comparison_key():
+                reports[method] = data
+    if not reports:
+        raise FileNotFoundError(f"no method reports for {stem}")
+    any_report = next(iter(reports.values()))
+    metric_names = list(any_report["metrics"])
+    exclusive: dict[str, Any] = {}
+    if "recgpt" in reports:
+        llm = reports["recgpt"]["per_user_hits"]
+        channels = [reports[m]["per_user_hits"] for m in CLASSICAL if m in reports]
+        users = [u for u in llm if all(u in ch for ch in channels)]
+        for k in config.k_items:
+            key = f"item_hr@{k}"
+            share, of_hits = exclusive_recall([llm[u][key] > 0 for u in users], [[ch[u][key] > 0 for u in users] for ch in channels])
+            exclusive[key] = {"share_of_targets": share, "share_of_llm_hits": of_hits, "users": len(users),
+                              "channels": [m for m in CLASSICAL if m in reports]}
+        cat_key = metric_names[0]
+        share, of_hits = exclusive_recall([llm[u][cat_key] > 0 for u in users], [[ch[u][cat_key] > 0 for u in users] for ch in channels])
+        exclusive[cat_key] = {"share_of_targets": share, "share_of_llm_hits": of_hits, "users": len(users),
+                              "channels": [m for m in CLASSICAL if m in reports]}
+    combined = {"comparison_key": config.comparison_key(), "methods": {m: {k: v for k, v in r.items() if k != "per_user_hits"}
+                                                                       for m, r in reports.items()},
+                "exclusive_recall": exclusive}
+    json_path = out_dir / f"{stem}.json"
+    json_path.write_text(json.dumps(combined, indent=2))
+    md_path = out_dir / f"{stem}.md"
+    md_path.write_text(_markdown(config, reports, metric_names, exclusive))
+    png_path = _plot(out_dir / f"{stem}.png", reports, metric_names)
+    return md_path, json_path, png_path
+
+
+def _markdown(config: EvalConfig, reports: dict[str, Any], metric_names: list[str], exclusive: dict[str, Any]) -> str:
+    any_report = next(iter(reports.values()))
+    header = "| method | users | " + " | ".join(metric_names) + " |"
+    rule = "|---|---:|" + "---:|" * len(metric_names)
+    lines = [f"# Evaluation: {config.dataset}, {config.split} split", "",
+             f"Users: {config.users} sampled with seed {config.seed} (the same users for every method) · "
+             f"dataset hash `{any_report.get('dataset_hash')}` · K tags/categories = {config.k_tags} · item K = {config.k_items}.",
+             "", "## All users", "", header, rule]
+    for method, r in reports.items():
+        lines.append(f"| {method} | {r['users_scored']} | " + " | ".join(f"{r['metrics'].get(m, 0):.3f}" for m in metric_names) + " |")
+    slice_level = any_report["slice_level"]
+    lines += ["", f"## New-interest slice (target {slice_level} category absent from the history)", "", header, rule]
+    for method, r in reports.items():
+        lines.append(f"| {method} | {r['new_interest_users']} | " + " | ".join(f"{r['new_interest_metrics'].get(m, 0):.3f}" for m in metric_names) + " |")
+    if exclusive:
+        lines += ["", "## Exclusive recall of recgpt against the classical channels", "",
+                  "| metric | share of all targets | share of recgpt's hits | channels |", "|---|---:|---:|---|"]
+        for key, e in exclusive.items():
+            lines.append(f"| {key} | {e['share_of_targets']:.3f} | {e['share_of_llm_hits']:.3f} | {', '.join(e['channels'])} |")
+    if "recgpt" in reports:
+        r = reports["recgpt"]
+        lines += ["", "## recgpt cost and tags", "",
+                  f"- tags per user {r.get('tags_per_user', 0):.2f}, tag diversity {r.get('tag_diversity', 0):.3f}",
+                  f"- LLM calls per user {r.get('llm_calls_per_user', 0):.2f}; prompt tokens {r.get('prompt_tokens_per_user', 0):.0f}, "
+                  f"completion tokens {r.get('completion_tokens_per_user', 0):.0f} per user",
+                  f"- wall time per user {r.get('wall_s_per_user', 0):.1f} s at concurrency {r['config']['concurrency']} "
+                  f"(latency of one user's graph while others run)",
+                  f"- users with a flagged partial result: {r.get('flagged_users', 0)}; failed users: {r.get('users_failed', 0)}",
+                  f"- model `{r.get('model')}`, context `{json.dumps(r.get('context'))}`"]
+    lines += ["", "## Definitions", "", DEFINITIONS, "## Reproduce", ""]
+    for method in reports:
+        lines.append(f"    recgpt eval --dataset {config.dataset} --split {config.split} --users {config.users} --seed {config.seed} --k {config.k_tags} --method {method}")
+    return "\n".join(lines) + "\n"
+
+
+def _plot(path: Path, reports: dict[str, Any], metric_names: list[str]) -> Path | None:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    methods = list(reports)
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5), sharey=True)
+    width = 0.8 / max(1, len(methods))
+    for ax, key, title in ((axes[0], "metrics", "all users"), (axes[1], "new_interest_metrics", "new-interest slice")):
+        for i, method in enumerate(methods):
+            values = [reports[method][key].get(m, 0.0) for m in metric_names]
+            ax.bar([x + i * width for x in range(len(metric_names))], values, width, label=method)
+        ax.set_xticks([x + width * (len(methods) - 1) / 2 for x in range(len(metric_names))])
+        ax.set_xticklabels(metric_names, rotation=30, ha="right", fontsize=8)
+        ax.set_title(title)
+    axes[0].set_ylabel("score")
+    axes[0].legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
