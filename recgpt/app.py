@@ -63,6 +63,7 @@ def serve(
     port: int = typer.Option(8000, help="Port of the OpenAI-compatible server."),
     eager: bool = typer.Option(True, "--eager/--compiled", help="Eager mode starts in ~30 s; compiled takes ~90 s."),
     prompt_embeds: bool = typer.Option(False, help="Accept prompt embeddings (hybrid context compression)."),
+    dtype: str = typer.Option("float32", help="Weights/activations dtype: float32 on CPUs without AVX512-BF16, bfloat16 on GPUs."),
     background: bool = typer.Option(False, help="Return once healthy and leave the server running."),
     stop: bool = typer.Option(False, "--stop", help="Stop the server recgpt started on --port, then exit."),
 ) -> None:
@@ -75,7 +76,7 @@ def serve(
         console.print(f"stopped the server on port {port}" if stopped else f"no recgpt server recorded on port {port}")
         return
     config = ServerConfig(model_dir=model or _default_model_dir(), port=port, eager=eager,
-                          enable_prompt_embeds=prompt_embeds)
+                          enable_prompt_embeds=prompt_embeds, dtype=dtype)
     with console.status(f"starting vLLM on {config.base_url} (log: {settings.run_dir}/vllm-{port}.log)"):
         handle = start_server(config, settings.run_dir)
     console.print(f"vLLM serving [bold]{config.served_name}[/] from {config.model_dir} at {config.base_url}")

@@ -133,7 +133,7 @@ class SASRec:
                     optimiser.zero_grad()
                     loss.backward()
                     optimiser.step()
-                    total += float(loss) * len(batch)
+                    total += float(loss.detach()) * len(batch)
                 self.losses.append(total / max(1, len(data)))
                 progress.advance(task)
         self.net.eval()
