@@ -190,9 +190,13 @@ def _categories_of(dataset: Dataset, items: list[str], k: int) -> list[str]:
     return out
 
 
+def _progress_bar(show: bool) -> Progress:
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                    TimeRemainingColumn(), disable=not show)
+
+
 def _progress(items: list[str], label: str, show: bool):
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  TimeRemainingColumn(), disable=not show) as progress:
+    with _progress_bar(show) as progress:
         task = progress.add_task(label, total=len(items))
         for item in items:
             yield item
@@ -246,8 +250,7 @@ async def run_recgpt(config: EvalConfig, dataset: Dataset, users: list[str], sto
             result.wall_s = time.perf_counter() - started
             return result
 
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  TimeRemainingColumn(), disable=not show_progress) as progress:
+    with _progress_bar(show_progress) as progress:
         task = progress.add_task(f"recgpt on {len(todo)} users (concurrency {config.concurrency})", total=len(todo))
         failures = 0
         for next_done in asyncio.as_completed([one(u) for u in todo]):

@@ -82,10 +82,9 @@ def build_environment(
     """Describe the situation on `date`: holidays within `window_days` ahead (today included)."""
     date = date or dt.date.today()
     country = country.upper()
-    try:
-        calendar = holidays.country_holidays(country, years=[date.year, date.year + 1])
-    except NotImplementedError:
-        raise RecGPTError(f"unknown holiday locale {country!r}: use an ISO 3166 country code such as US, CN, GB") from None
+    if country not in holidays.list_supported_countries():
+        raise RecGPTError(f"unknown holiday locale {country!r}: use an ISO 3166 country code such as US, CN, GB")
+    calendar = holidays.country_holidays(country, years=[date.year, date.year + 1])
     events: dict[dt.date, set[str]] = {}
     for day, name in calendar.items():
         events.setdefault(day, set()).update(n.strip() for n in name.split(";"))
