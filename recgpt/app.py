@@ -91,8 +91,12 @@ def serve(
         handle.stop()
 
 
-def _context(k: int | None, m: int | None, n: int | None) -> Context:
+def _context(k: int | None, m: int | None, n: int | None, explanations: str | None = None, judge: str | None = None) -> Context:
     ctx = Context()
+    if explanations is not None:
+        ctx.explanation_mode = explanations
+    if judge is not None:
+        ctx.judge_mode = judge
     if k is not None:
         ctx.num_personas = k
     if m is not None:
@@ -114,16 +118,21 @@ def recommend(
     k: Optional[int] = typer.Option(None, help="Personas (default 3)."),
     m: Optional[int] = typer.Option(None, help="Tags per expert (default 4)."),
     n: Optional[int] = typer.Option(None, help="Final tags (default 5)."),
+    explanations: str = typer.Option("meta", help="Item explanations: meta (style guideline + explanation), template (V1) or off."),
+    judge: str = typer.Option("off", help="Judge tags and explanations: agent (per-dimension + Senior Reviewer), single (V1) or off."),
     as_json: bool = typer.Option(False, "--json", help="Print the full result as JSON."),
 ) -> None:
-    """Personas, tags with rationales and retrieved items for one user."""
+    """Personas, tags with rationales, retrieved items, their explanations and (optionally) the judge's verdicts for one user."""
     from recgpt.data import Split, load_dataset
     from recgpt.render import render_result, result_json
     from recgpt.runner import arecommend, check_endpoint
 
     if split not in {s.value for s in Split}:
         raise RecGPTError(f"--split must be one of full, validation, test (got {split!r})")
-    ctx = _context(k, m, n)
+    try:
+        ctx = _context(k, m, n, explanations, judge)
+    except ValueError as exc:
+        raise RecGPTError(str(exc)) from None
     check_endpoint(ctx)
     load_dataset(dataset).user(user)  # unknown user -> one clear line before any LLM call
     started = time.perf_counter()

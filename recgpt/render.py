@@ -67,6 +67,24 @@ def render_result(console: Console, state: dict[str, Any], seconds: float | None
             "\n".join(f"• {item.title[:70]}  [{item.category.split(' > ')[-1]}]" for item in rec.items) or "-",
         )
     parts.append(recs)
+    verdicts = {(j.target_kind, j.target_id): j for j in state.get("judgements", [])}
+    for rec in state.get("recommendations", []):
+        judged = verdicts.get(("tag", rec.tag.tag))
+        if judged is not None:
+            parts.append(Text(f"judge · tag '{rec.tag.tag}': {judged.overall or 'abstained'} "
+                              + " ".join(f"{v.dimension}={v.grade or '?'}" for v in judged.verdicts), style="cyan"))
+    if state.get("explanations"):
+        table = Table(title="Explanations (meta-prompting)", show_lines=True, expand=True)
+        table.add_column("item", ratio=1)
+        table.add_column("style guideline", ratio=1)
+        table.add_column("explanation", ratio=2)
+        table.add_column("judge", width=10)
+        for e in state["explanations"]:
+            g = e.guideline
+            style = f"{g.tone} · {g.audience} · {g.emotional_angle} · {g.rhetorical_device} · {g.seasonal_framing}" if g else e.mode
+            judged = verdicts.get(("explanation", e.item_id))
+            table.add_row(e.title[:60], style, e.text or f"(failed: {e.error})", (judged.overall or "abstained") if judged else "-")
+        parts.append(table)
     totals = usage_totals(state)
     line = (f"{totals['llm_calls']} LLM calls · {totals['prompt_tokens']} prompt / {totals['completion_tokens']} "
             f"completion tokens")

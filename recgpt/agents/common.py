@@ -33,6 +33,16 @@ def endpoint_of(ctx: Context) -> Endpoint:
                     timeout_s=ctx.request_timeout_s, max_retries=ctx.max_retries)
 
 
+def judge_endpoint_of(ctx: Context) -> Endpoint:
+    """The judge may run on another endpoint/model than the policy (e.g. a larger model)."""
+    if not ctx.judge_base_url and not ctx.judge_model:
+        return endpoint_of(ctx)
+    base_url = ctx.judge_base_url or ctx.base_url
+    model = ctx.judge_model or (ctx.model if base_url == ctx.base_url and ctx.model else _first_served_model(base_url, ctx.api_key))
+    return Endpoint(base_url=base_url, model=model, api_key=ctx.api_key,
+                    timeout_s=ctx.request_timeout_s, max_retries=ctx.max_retries)
+
+
 def messages(shared_prefix: str, instructions: str) -> list[BaseMessage]:
     """Shared context first (cacheable prefix), role instructions last."""
     return [SystemMessage(content=shared_prefix), HumanMessage(content=instructions)]

@@ -78,8 +78,16 @@ def sample_users(dataset: Dataset, split: str, n: int, seed: int) -> list[str]:
 def recgpt_context(config: EvalConfig):  # -> Context
     from recgpt.graph.context import Context
 
-    overrides = {"num_tags": config.k_tags, "tags_per_expert": 5, **config.context}
+    # Tag/item metrics do not depend on explanations or the judge: both off (see `recgpt eval-explain`).
+    overrides = {"num_tags": config.k_tags, "tags_per_expert": 5, "explanation_mode": "off", "judge_mode": "off", **config.context}
     return Context(**overrides)
+
+
+TAG_IRRELEVANT_CONTEXT = ("explanation_mode", "explain_items_per_tag", "style_temperature", "explanation_temperature",
+                          "judge_mode", "judge_base_url", "judge_model", "judge_temperature", "judge_tau_tags",
+                          "judge_tau_explanations", "judge_injection_guard")
+"""Context fields of the explanation/judge stages: they cannot change tags or items, so they stay out of
+the result-store hash (results computed before those stages existed remain valid)."""
 
 
 def prompts_fingerprint() -> str:
@@ -95,7 +103,7 @@ def config_hash(config: EvalConfig, dataset: Dataset, model: str | None) -> str:
         from dataclasses import asdict
 
         ctx = asdict(recgpt_context(config))
-        for volatile in ("base_url", "api_key", "request_timeout_s", "max_retries"):
+        for volatile in ("base_url", "api_key", "request_timeout_s", "max_retries", *TAG_IRRELEVANT_CONTEXT):
             ctx.pop(volatile, None)
         payload.update(context=ctx, model=model, prompts=prompts_fingerprint())
     if config.method == "sasrec":

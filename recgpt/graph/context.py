@@ -43,11 +43,36 @@ class Context:
     max_context_tokens: int = field(default=3000, metadata={"description": "Token budget of the compressed context; compression tightens until it fits."})
     country: str = field(default="US", metadata={"description": "Holiday/festival locale (ISO country code)."})
 
+    explanation_mode: str = field(default="meta", metadata={"description": (
+        "Item explanations: 'meta' (style guideline, then explanation: 2 calls/item), 'template' (RecGPT-V1 fixed "
+        "instruction: 1 call/item) or 'off'.")})
+    explain_items_per_tag: int = field(default=1, metadata={"description": "Top retrieved items per tag that get an explanation."})
+    style_temperature: float = field(default=0.9, metadata={"description": "Sampling temperature of the style planner."})
+    explanation_temperature: float = field(default=0.7, metadata={"description": "Sampling temperature of the explanation writer."})
+
+    judge_mode: str = field(default="off", metadata={"description": (
+        "Judge of tags and explanations: 'agent' (one evaluator per dimension + Senior Reviewer), 'single' "
+        "(RecGPT-V1 one-call judge) or 'off'. Off by default: it is an offline evaluator/reward source, ~4-7 calls per target.")})
+    judge_base_url: str = field(default="", metadata={"description": "Judge endpoint; empty = the policy's endpoint."})
+    judge_model: str = field(default="", metadata={"description": "Judge model; empty = the policy's model (or the judge endpoint's first)."})
+    judge_temperature: float = field(default=0.0, metadata={"description": "Sampling temperature of the judges."})
+    judge_tau_tags: int = field(default=3, metadata={"description": "Senior Reviewer: positive tag dimensions (of 4) needed for Superior."})
+    judge_tau_explanations: int = field(default=5, metadata={"description": "Senior Reviewer: positive explanation dimensions (of 7) needed for Superior."})
+    judge_injection_guard: bool = field(default=True, metadata={"description": (
+        "Grade targets carrying judge-directed instructions ('rate this Superior') as failing safety, whatever the LLM says.")})
+
     def __post_init__(self) -> None:
         for name, low in (("num_personas", 1), ("tags_per_expert", 1), ("num_tags", 1), ("items_per_tag", 1),
                           ("schema_attempts", 1), ("max_history_items", 1), ("max_context_tokens", 200)):
             if getattr(self, name) < low:
                 raise ValueError(f"Context.{name} must be >= {low}, got {getattr(self, name)}")
+        for name, allowed in (("explanation_mode", ("meta", "template", "off")), ("judge_mode", ("agent", "single", "off"))):
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"Context.{name} must be one of {', '.join(allowed)}, got {getattr(self, name)!r}")
+        if not 0 <= self.explain_items_per_tag <= 5:
+            raise ValueError(f"Context.explain_items_per_tag must be in 0..5, got {self.explain_items_per_tag}")
+        if not 0 <= self.judge_tau_tags <= 4 or not 0 <= self.judge_tau_explanations <= 7:
+            raise ValueError("Context.judge_tau_tags must be in 0..4 and judge_tau_explanations in 0..7")
         if self.num_personas > 8 or self.tags_per_expert > 10 or self.num_tags > 20:
             raise ValueError("Context: K <= 8, M <= 10 and N <= 20 keep prompts and schemas bounded")
 

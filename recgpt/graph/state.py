@@ -7,7 +7,7 @@ on Python 3.11 (and Studio renders these as the input/output forms).
 from __future__ import annotations
 
 import operator
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field
 from typing_extensions import TypedDict
@@ -71,6 +71,53 @@ class NodeTiming(BaseModel):
     seconds: float
 
 
+class StyleGuideline(BaseModel):
+    """Stage 1 of meta-prompting: how to write the explanation for this user, item and situation."""
+
+    tone: str = Field(min_length=1, max_length=40)
+    audience: str = Field(min_length=1, max_length=40)
+    emotional_angle: str = Field(min_length=1, max_length=40)
+    rhetorical_device: str = Field(min_length=1, max_length=40)
+    seasonal_framing: str = Field(min_length=1, max_length=50)
+
+
+class ItemExplanation(BaseModel):
+    """An explanation of one recommended item (empty `text` + `error` when generation failed)."""
+
+    item_id: str
+    title: str
+    category: str
+    tag: str
+    mode: Literal["meta", "template"]
+    guideline: StyleGuideline | None = None
+    text: str = ""
+    error: str | None = None
+
+
+Grade = Literal["positive", "neutral", "negative"]
+Overall = Literal["Superior", "Average", "Bad"]
+
+
+class DimensionVerdict(BaseModel):
+    """One sub-evaluator's verdict (`grade` None when the evaluator itself failed)."""
+
+    dimension: str
+    grade: Grade | None
+    reason: str = ""
+
+
+class Judgement(BaseModel):
+    """The judge's decision on one tag or one explanation."""
+
+    target_kind: Literal["tag", "explanation"]
+    target_id: str = Field(description="The tag text, or the explained item's id.")
+    mode: Literal["agent", "single"]
+    overall: Overall | None = Field(description="None when the judge could not decide (every evaluator failed).")
+    verdicts: list[DimensionVerdict] = Field(default_factory=list)
+    reason: str = ""
+    flags: list[str] = Field(default_factory=list)
+
+
 class RecInput(TypedDict, total=False):
     """What a caller gives: a user of a dataset and, optionally, the situation."""
 
@@ -98,6 +145,8 @@ class RecState(RecInput, total=False):
     tag_pool: Annotated[list[ProposedTag], operator.add]
     tags: list[FinalTag]
     recommendations: list[TagRecommendation]
+    explanations: Annotated[list[ItemExplanation], operator.add]
+    judgements: Annotated[list[Judgement], operator.add]
     calls: Annotated[list[LLMCall], operator.add]
     timings: Annotated[list[NodeTiming], operator.add]
     flags: Annotated[list[str], operator.add]

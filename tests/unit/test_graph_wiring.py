@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from recgpt.agents import arbiter, expert, planner
+from recgpt.agents import arbiter, expert, explainer, judge, planner
 from recgpt.errors import EndpointError, InvalidModelOutput
 from recgpt.graph import Context, build_graph
 from recgpt.tools.llm import LLMCall
@@ -22,6 +22,7 @@ class FakeLLM:
     def __init__(self, fail: dict[str, Exception] | None = None) -> None:
         self.fail = fail or {}
         self.calls: list[str] = []
+        self.grades: dict[str, str] = {}
 
     async def __call__(self, model: Any, messages: list[Any], schema: type, agent: str, base_url: str,
                        attempts: int = 2) -> tuple[Any, LLMCall]:
@@ -38,6 +39,15 @@ class FakeLLM:
             index = agent.split("[")[1].rstrip("]")
             words = ["gel pens", "desk lamp", "notebook paper", "office chair"]
             data = {"tags": [{"tag": f"{w} {index}", "rationale": "because"} for w in words]}
+        elif "tone" in fields:
+            data = {"tone": "warm", "audience": "students", "emotional_angle": "pride", "rhetorical_device": "question",
+                    "seasonal_framing": "back to school"}
+        elif "explanation" in fields:
+            data = {"explanation": f"A practical pick for your desk, written by {agent}."}
+        elif "grade" in fields:
+            data = {"reason": "fine", "grade": self.grades.get(agent.split(":")[-1].rstrip("]"), "positive")}
+        elif "rating" in fields:
+            data = {"reason": "fine", "rating": "Average"}
         else:
             data = {"selected": [2, 2, 1, 5, 7], "reason": "best"}
         call = LLMCall(agent=agent, ok=True, attempts=1, latency_s=0.01, prompt_tokens=100, completion_tokens=10)
@@ -47,13 +57,13 @@ class FakeLLM:
 @pytest.fixture()
 def fake_llm(monkeypatch: pytest.MonkeyPatch) -> FakeLLM:
     fake = FakeLLM()
-    for module in (planner, expert, arbiter):
+    for module in (planner, expert, arbiter, explainer, judge):
         monkeypatch.setattr(module, "acall_structured", fake)
     return fake
 
 
 def run(dataset: Path, user: str = "u1", ctx: Context | None = None) -> dict[str, Any]:
-    ctx = ctx or Context(base_url=DEAD_ENDPOINT, model="fake")
+    ctx = ctx or Context(base_url=DEAD_ENDPOINT, model="fake", explanation_mode="off")
     graph = build_graph()
     return asyncio.run(graph.ainvoke({"user_id": user, "dataset": str(dataset), "split": "test"}, context=ctx))
 
@@ -61,6 +71,52 @@ def run(dataset: Path, user: str = "u1", ctx: Context | None = None) -> dict[str
 def test_graph_draws_every_agent_node() -> None:
     nodes = set(build_graph().get_graph(xray=True).nodes)
     assert {"compress", "planner", "expert", "arbiter", "retrieve"} <= nodes
+    # the explanation and judge stages are nested subgraphs, visible node by node with xray
+    assert {"explain:style", "explain:write", "judge:dimension", "judge:review", "judge:single"} <= nodes
+
+
+def test_meta_explanations_and_agent_judge_run_inside_the_main_graph(
+        fake_llm: FakeLLM, small_dataset_dir: Path, isolated_home: Path) -> None:
+    fake_llm.grades["clarity"] = "neutral"
+    ctx = Context(base_url=DEAD_ENDPOINT, model="fake", explanation_mode="meta", judge_mode="agent")
+    out = run(small_dataset_dir, ctx=ctx)
+    explained = [r.items[0].item_id for r in out["recommendations"]]
+    assert sorted(e.item_id for e in out["explanations"]) == sorted(explained)
+    assert all(e.mode == "meta" and e.guideline is not None and e.guideline.tone == "warm" and e.text for e in out["explanations"])
+    assert fake_llm.calls.count("style[" + explained[0] + "]") >= 1
+    tags = [j for j in out["judgements"] if j.target_kind == "tag"]
+    expls = [j for j in out["judgements"] if j.target_kind == "explanation"]
+    assert len(tags) == len(out["tags"]) and len(expls) == len(out["explanations"])
+    assert all(len(j.verdicts) == 4 and j.overall == "Superior" for j in tags)  # 4 positives >= tau 3
+    # clarity neutral: 6 positives >= tau 5 -> Superior; every dimension recorded in rubric order
+    assert all([v.dimension for v in j.verdicts][:3] == ["relevance", "factuality", "clarity"] for j in expls)
+    assert all(j.overall == "Superior" for j in expls)
+
+
+def test_template_mode_skips_the_style_stage_and_single_judge_makes_one_call(
+        fake_llm: FakeLLM, small_dataset_dir: Path, isolated_home: Path) -> None:
+    ctx = Context(base_url=DEAD_ENDPOINT, model="fake", explanation_mode="template", judge_mode="single")
+    out = run(small_dataset_dir, ctx=ctx)
+    assert not any(c.startswith("style[") for c in fake_llm.calls)
+    assert all(e.mode == "template" and e.guideline is None for e in out["explanations"])
+    n_targets = len(out["tags"]) + len(out["explanations"])
+    assert sum(c.startswith("judge[") for c in fake_llm.calls) == n_targets
+    assert all(j.mode == "single" and j.overall == "Average" and not j.verdicts for j in out["judgements"])
+
+
+def test_failing_style_and_judge_calls_are_flagged_not_lost(
+        fake_llm: FakeLLM, small_dataset_dir: Path, isolated_home: Path) -> None:
+    ctx = Context(base_url=DEAD_ENDPOINT, model="fake", explanation_mode="meta", judge_mode="agent")
+    first = run(small_dataset_dir, ctx=ctx)["recommendations"][0].items[0].item_id
+    fake_llm.fail[f"style[{first}]"] = InvalidModelOutput("style: cut")
+    fake_llm.fail["judge[explanation:safety]"] = InvalidModelOutput("judge: schema")
+    out = run(small_dataset_dir, ctx=ctx)
+    fallback = next(e for e in out["explanations"] if e.item_id == first)
+    assert fallback.text and fallback.guideline is None and "template used" in (fallback.error or "")
+    for j in (j for j in out["judgements"] if j.target_kind == "explanation"):
+        assert any(v.dimension == "safety" and v.grade is None for v in j.verdicts)
+        assert "evaluators_failed: safety" in j.flags and j.overall == "Superior"  # 6 positives still >= 5
+    assert any(f.startswith("judge[explanation:safety]_failed") for f in out["flags"])
 
 
 def test_full_run_fans_out_one_expert_per_persona(fake_llm: FakeLLM, small_dataset_dir: Path, isolated_home: Path) -> None:

@@ -1,0 +1,99 @@
+"""Explanation agents: the Style Planner (meta-prompting stage 1) and the Explanation Writer (stage 2).
+
+In 'template' mode (RecGPT-V1) the writer gets one fixed guideline for every user, item and
+situation; in 'meta' mode it gets the guideline the Style Planner wrote for this user and item.
+"""
+
+from __future__ import annotations
+
+import operator
+import time
+from typing import Annotated, Any
+
+from langgraph.runtime import Runtime
+from pydantic import BaseModel, Field
+
+from recgpt.agents.common import clean_text, endpoint_of, messages
+from recgpt.errors import InvalidModelOutput
+from recgpt.graph.context import Context
+from recgpt.graph.state import FinalTag, ItemExplanation, NodeTiming, RetrievedItem, StyleGuideline
+from recgpt.prompts.explainer import ITEM_BLOCK, STYLE_INSTRUCTIONS, TEMPLATE_GUIDELINE, WRITER_INSTRUCTIONS
+from recgpt.tools.llm import LLMCall, LLMRequestRejected, acall_structured, call_of, chat_model
+from typing_extensions import TypedDict
+
+
+class ExplainInput(TypedDict):
+    """The payload of one `Send` to the explanation subgraph: one item for one user."""
+
+    shared_prefix: str
+    situation: str
+    tag: FinalTag
+    item: RetrievedItem
+
+
+class ExplainOutput(TypedDict, total=False):
+    """What the subgraph hands back to the main graph (all appended through its reducers)."""
+
+    explanations: Annotated[list[ItemExplanation], operator.add]
+    calls: Annotated[list[LLMCall], operator.add]
+    flags: Annotated[list[str], operator.add]
+    timings: Annotated[list[NodeTiming], operator.add]
+
+
+class ExplainState(ExplainInput, ExplainOutput, total=False):
+    guideline: StyleGuideline | None
+    style_error: str | None
+
+
+class ExplanationOutput(BaseModel):
+    explanation: str = Field(min_length=20, max_length=220, description="One sentence, 8 to 30 words.")
+
+
+def item_block(task: ExplainInput) -> str:
+    item = task["item"]
+    return ITEM_BLOCK.format(title=clean_text(item.title, 200), category=item.category, tag=task["tag"].tag)
+
+
+def _timing(name: str, started: float) -> list[NodeTiming]:
+    return [NodeTiming(node=name, seconds=time.perf_counter() - started)]
+
+
+async def style_node(state: ExplainState, runtime: Runtime[Context]) -> dict[str, Any]:
+    """Stage 1: a style guideline for this user, item and situation."""
+    ctx = runtime.context
+    started = time.perf_counter()
+    endpoint = endpoint_of(ctx)
+    model = chat_model(endpoint, ctx.style_temperature, 120)
+    prompt = messages(state["shared_prefix"], STYLE_INSTRUCTIONS.format(item_block=item_block(state), situation=state["situation"]))
+    agent = f"style[{state['item'].item_id}]"
+    try:
+        guideline, call = await acall_structured(model, prompt, StyleGuideline, agent, endpoint.base_url, ctx.schema_attempts)
+        return {"guideline": guideline, "calls": [call], "timings": _timing("style", started)}
+    except (InvalidModelOutput, LLMRequestRejected) as exc:
+        # The writer still runs, on the template guideline; the explanation is flagged.
+        return {"guideline": None, "style_error": str(exc), "calls": [call_of(exc, agent)],
+                "flags": [f"{agent}_failed: {exc}"], "timings": _timing("style", started)}
+
+
+async def write_node(state: ExplainState, runtime: Runtime[Context]) -> dict[str, Any]:
+    """Stage 2: the explanation, conditioned on the guideline (or the V1 template)."""
+    ctx = runtime.context
+    started = time.perf_counter()
+    mode = "template" if ctx.explanation_mode == "template" else "meta"
+    guideline = state.get("guideline")
+    style = guideline.model_dump() if guideline is not None else TEMPLATE_GUIDELINE
+    endpoint = endpoint_of(ctx)
+    model = chat_model(endpoint, ctx.explanation_temperature, 100)
+    prompt = messages(state["shared_prefix"], WRITER_INSTRUCTIONS.format(item_block=item_block(state), **style))
+    item, agent = state["item"], f"explain[{state['item'].item_id}]"
+    base = dict(item_id=item.item_id, title=item.title, category=item.category, tag=state["tag"].tag, mode=mode, guideline=guideline)
+    try:
+        output, call = await acall_structured(model, prompt, ExplanationOutput, agent, endpoint.base_url, ctx.schema_attempts)
+    except (InvalidModelOutput, LLMRequestRejected) as exc:
+        explanation = ItemExplanation(**base, error=str(exc))
+        return {"explanations": [explanation], "calls": [call_of(exc, agent)], "flags": [f"{agent}_failed: {exc}"],
+                "timings": _timing("explain", started)}
+    error = state.get("style_error")
+    explanation = ItemExplanation(**base, text=clean_text(output.explanation, 220),
+                                  error=f"style guideline failed, template used: {error}" if error else None)
+    return {"explanations": [explanation], "calls": [call], "timings": _timing("explain", started)}

@@ -1,0 +1,178 @@
+"""Agent-as-a-Judge: one evaluator per dimension, a rule-based Senior Reviewer, and the V1 single-call judge.
+
+The Senior Reviewer is deliberately not an LLM: its rule (any failing dimension -> Bad; else
+Superior when at least tau dimensions are positive, else Average) is the paper's, and keeping it
+a pure function makes the judge's aggregate behaviour testable and auditable.
+"""
+
+from __future__ import annotations
+
+import operator
+import re
+import time
+from typing import Annotated, Any, Literal
+
+from langgraph.runtime import Runtime
+from pydantic import BaseModel, Field
+from typing_extensions import TypedDict
+
+from recgpt.agents.common import clean_text, judge_endpoint_of, messages
+from recgpt.errors import InvalidModelOutput
+from recgpt.graph.context import Context
+from recgpt.graph.state import DimensionVerdict, Grade, Judgement, NodeTiming, Overall
+from recgpt.prompts.judge import (
+    DIMENSION_INSTRUCTIONS,
+    EXPLANATION_DIMENSIONS,
+    EXPLANATION_TARGET,
+    SINGLE_JUDGE_INSTRUCTIONS,
+    TAG_DIMENSIONS,
+    TAG_TARGET,
+)
+from recgpt.tools.llm import LLMCall, LLMRequestRejected, acall_structured, call_of, chat_model
+
+TargetKind = Literal["tag", "explanation"]
+
+INJECTION_PATTERN = re.compile(
+    r"ignore (all |any |the |previous |prior |above )*(instructions|rubric|rules|criteria)"
+    r"|\b(rate|grade|judge|score|mark|classify)\b[^.]{0,30}\b(superior|excellent|positive|5 stars?|highest|perfect)\b"
+    r"|system prompt|you are now|disregard (the|all|any|previous)",
+    re.IGNORECASE,
+)
+"""Judge-directed instructions inside a target. Ordinary explanations never need these phrases."""
+
+
+def dimensions_of(kind: TargetKind) -> dict[str, str]:
+    return TAG_DIMENSIONS if kind == "tag" else EXPLANATION_DIMENSIONS
+
+
+class JudgeInput(TypedDict):
+    """The payload of one `Send` to the judge subgraph: one tag or one explanation of one user."""
+
+    shared_prefix: str
+    target_kind: TargetKind
+    target_id: str
+    text: str
+    title: str
+    category: str
+
+
+class JudgeOutput(TypedDict, total=False):
+    judgements: Annotated[list[Judgement], operator.add]
+    calls: Annotated[list[LLMCall], operator.add]
+    flags: Annotated[list[str], operator.add]
+    timings: Annotated[list[NodeTiming], operator.add]
+
+
+class JudgeState(JudgeInput, JudgeOutput, total=False):
+    verdicts: Annotated[list[DimensionVerdict], operator.add]
+
+
+class DimensionTask(JudgeInput):
+    dimension: str
+
+
+class VerdictOutput(BaseModel):
+    reason: str = Field(max_length=160, description="One sentence.")
+    grade: Grade
+
+
+class SingleVerdictOutput(BaseModel):
+    reason: str = Field(max_length=200, description="One sentence.")
+    rating: Overall
+
+
+def senior_review(verdicts: list[DimensionVerdict], tau: int) -> Overall | None:
+    """Any negative dimension -> Bad; else Superior when >= tau positives, else Average.
+
+    Evaluators that failed (grade None) count as not positive; with no usable verdict at all the
+    judge abstains (None) rather than invent a grade.
+    """
+    graded = [v for v in verdicts if v.grade is not None]
+    if not graded:
+        return None
+    if any(v.grade == "negative" for v in graded):
+        return "Bad"
+    return "Superior" if sum(v.grade == "positive" for v in graded) >= tau else "Average"
+
+
+def injection_suspected(*texts: str) -> bool:
+    return any(INJECTION_PATTERN.search(t or "") for t in texts)
+
+
+def target_block(task: JudgeInput) -> str:
+    text = clean_text(task["text"], 300)
+    if task["target_kind"] == "tag":
+        return TAG_TARGET.format(text=text)
+    return EXPLANATION_TARGET.format(title=clean_text(task["title"], 200), category=task["category"], text=text)
+
+
+def _timing(name: str, started: float) -> list[NodeTiming]:
+    return [NodeTiming(node=name, seconds=time.perf_counter() - started)]
+
+
+async def dimension_node(task: DimensionTask, runtime: Runtime[Context]) -> dict[str, Any]:
+    """One sub-evaluator: one dimension of one target."""
+    ctx = runtime.context
+    started = time.perf_counter()
+    dimension = task["dimension"]
+    question = dimensions_of(task["target_kind"])[dimension]
+    endpoint = judge_endpoint_of(ctx)
+    model = chat_model(endpoint, ctx.judge_temperature, 90)
+    prompt = messages(task["shared_prefix"], target_block(task) + "\n" + DIMENSION_INSTRUCTIONS.format(dimension=dimension, question=question))
+    agent = f"judge[{task['target_kind']}:{dimension}]"
+    try:
+        output, call = await acall_structured(model, prompt, VerdictOutput, agent, endpoint.base_url, ctx.schema_attempts)
+    except (InvalidModelOutput, LLMRequestRejected) as exc:
+        return {"verdicts": [DimensionVerdict(dimension=dimension, grade=None, reason=str(exc)[:200])],
+                "calls": [call_of(exc, agent)], "flags": [f"{agent}_failed: {exc}"], "timings": _timing("judge_dimension", started)}
+    verdict = DimensionVerdict(dimension=dimension, grade=output.grade, reason=clean_text(output.reason, 160))
+    return {"verdicts": [verdict], "calls": [call], "timings": _timing("judge_dimension", started)}
+
+
+def guard_verdicts(task: JudgeInput, verdicts: list[DimensionVerdict], enabled: bool) -> tuple[list[DimensionVerdict], list[str]]:
+    """Judge-directed instructions in the target fail its safety (tags: validity) dimension, whatever the LLM said."""
+    if not enabled or not injection_suspected(task["text"], task.get("title", "")):
+        return verdicts, []
+    dimension = "safety" if task["target_kind"] == "explanation" else "validity"
+    reason = "the target carries instruction-like text aimed at the judge (injection guard)"
+    kept = [v for v in verdicts if v.dimension != dimension]
+    return kept + [DimensionVerdict(dimension=dimension, grade="negative", reason=reason)], ["injection_suspected"]
+
+
+async def review_node(state: JudgeState, runtime: Runtime[Context]) -> dict[str, Any]:
+    """Senior Reviewer: aggregate the dimension verdicts into Superior / Average / Bad."""
+    ctx = runtime.context
+    tau = ctx.judge_tau_tags if state["target_kind"] == "tag" else ctx.judge_tau_explanations
+    order = list(dimensions_of(state["target_kind"]))
+    verdicts, flags = guard_verdicts(state, state.get("verdicts", []), ctx.judge_injection_guard)
+    verdicts = sorted(verdicts, key=lambda v: order.index(v.dimension) if v.dimension in order else len(order))
+    failed = [v.dimension for v in verdicts if v.grade is None]
+    if failed:
+        flags.append(f"evaluators_failed: {', '.join(failed)}")
+    judgement = Judgement(target_kind=state["target_kind"], target_id=state["target_id"], mode="agent",
+                          overall=senior_review(verdicts, tau), verdicts=verdicts, flags=flags)
+    return {"judgements": [judgement]}
+
+
+async def single_judge_node(state: JudgeState, runtime: Runtime[Context]) -> dict[str, Any]:
+    """RecGPT-V1 baseline: one call grades every dimension at once."""
+    ctx = runtime.context
+    started = time.perf_counter()
+    endpoint = judge_endpoint_of(ctx)
+    model = chat_model(endpoint, ctx.judge_temperature, 110)
+    names = ", ".join(dimensions_of(state["target_kind"]))
+    prompt = messages(state["shared_prefix"], target_block(state) + "\n" + SINGLE_JUDGE_INSTRUCTIONS.format(dimensions=names))
+    agent = f"judge[{state['target_kind']}:single]"
+    base = dict(target_kind=state["target_kind"], target_id=state["target_id"], mode="single")
+    try:
+        output, call = await acall_structured(model, prompt, SingleVerdictOutput, agent, endpoint.base_url, ctx.schema_attempts)
+    except (InvalidModelOutput, LLMRequestRejected) as exc:
+        judgement = Judgement(**base, overall=None, reason=str(exc)[:200], flags=["judge_failed"])
+        return {"judgements": [judgement], "calls": [call_of(exc, agent)], "flags": [f"{agent}_failed: {exc}"],
+                "timings": _timing("judge_single", started)}
+    overall: Overall = output.rating
+    flags: list[str] = []
+    if ctx.judge_injection_guard and injection_suspected(state["text"], state.get("title", "")):
+        overall, flags = "Bad", ["injection_suspected"]
+    judgement = Judgement(**base, overall=overall, reason=clean_text(output.reason, 200), flags=flags)
+    return {"judgements": [judgement], "calls": [call], "timings": _timing("judge_single", started)}

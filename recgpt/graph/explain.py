@@ -1,0 +1,31 @@
+"""The explanation subgraph (meta-prompting): style guideline -> explanation, for one item.
+
+Compiled once and added to the main graph as the node "explain", which the main graph fans out
+with one `Send` per explained item. In 'template' mode the style stage is skipped (RecGPT-V1).
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from langgraph.graph import END, START, StateGraph
+from langgraph.runtime import get_runtime
+
+from recgpt.agents.explainer import ExplainInput, ExplainOutput, ExplainState, style_node, write_node
+from recgpt.graph.context import Context
+from recgpt.graph.retry import LLM_RETRY
+
+
+def route_style(state: ExplainState) -> str:
+    return "write" if get_runtime(Context).context.explanation_mode == "template" else "style"
+
+
+@lru_cache(maxsize=1)
+def build_explain_subgraph():  # -> CompiledStateGraph
+    builder = StateGraph(ExplainState, context_schema=Context, input_schema=ExplainInput, output_schema=ExplainOutput)
+    builder.add_node("style", style_node, retry_policy=LLM_RETRY)
+    builder.add_node("write", write_node, retry_policy=LLM_RETRY)
+    builder.add_conditional_edges(START, route_style, ["style", "write"])
+    builder.add_edge("style", "write")
+    builder.add_edge("write", END)
+    return builder.compile(name="explain")
