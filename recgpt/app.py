@@ -241,6 +241,41 @@ def eval_command(
     console.print(f"report {md_path}" + (f", plot {png}" if png else "") + f"; per-user results {store}")
 
 
+@cli.command("eval-explain")
+def eval_explain_command(
+    dataset: str = typer.Option("office", help="office, movielens, or a JSONL dataset folder."),
+    split: str = typer.Option("test", help="validation (tuning) or test (reports)."),
+    users: int = typer.Option(100, help="Users whose explanations are generated and judged."),
+    source_users: int = typer.Option(200, help="Users of the `recgpt eval --method recgpt` run whose tags are judged (run/resumed first)."),
+    seed: int = typer.Option(0, help="Seed of the user sample and of the in-batch shuffle."),
+    k: int = typer.Option(10, help="K of that recgpt run (tags per user)."),
+    diversity_items: int = typer.Option(10, help="Items explained for several users each (diversity)."),
+    users_per_item: int = typer.Option(5, help="Users per diversity item."),
+    injection_samples: int = typer.Option(40, help="Clean explanations re-judged with injected text."),
+    concurrency: int = typer.Option(16, help="LLM calls in flight at once."),
+    out: Path = typer.Option(Path("reports"), help="Report folder."),
+) -> None:
+    """Explanation diversity (template vs meta-prompting), judge accuracy/F1 (Agent-as-a-Judge vs single call)
+    against in-batch-shuffled labels, and the judge's prompt-injection flip rate; resumable."""
+    from recgpt.eval.explain_judge import ExplainJudgeConfig, run_explain_judge, write_report
+
+    if split not in ("validation", "test"):
+        raise RecGPTError(f"--split must be validation or test (got {split!r})")
+    try:
+        config = ExplainJudgeConfig(dataset=dataset, split=split, users=users, source_users=source_users, seed=seed,  # type: ignore[arg-type]
+                                    k_tags=k, diversity_items=diversity_items, users_per_item=users_per_item,
+                                    injection_samples=injection_samples, concurrency=concurrency)
+    except ValueError as exc:
+        raise RecGPTError(f"invalid option: {exc.errors()[0]['loc'][0]}: {exc.errors()[0]['msg']}") from None  # type: ignore[attr-defined]
+    summary = run_explain_judge(config, get_settings().home)
+    json_path, md_path, png = write_report(summary, out)
+    div, agr = summary["diversity"], summary["agreement"]
+    console.print(f"diversity template {div['template']['rouge_l_diversity']} vs meta {div['meta']['rouge_l_diversity']}; "
+                  f"explanation judge F1 agent {agr['explanations']['agent']['not_bad_is_positive']['f1']:.3f} vs single "
+                  f"{agr['explanations']['single']['not_bad_is_positive']['f1']:.3f}")
+    console.print(f"report {md_path}" + (f", plot {png}" if png else ""))
+
+
 stats_cli = typer.Typer(help="Measurements written to reports/.", no_args_is_help=True)
 cli.add_typer(stats_cli, name="stats")
 

@@ -11,7 +11,7 @@ import time
 from typing import Annotated, Any
 
 from langgraph.runtime import Runtime
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from recgpt.agents.common import clean_text, endpoint_of, messages
 from recgpt.errors import InvalidModelOutput
@@ -47,6 +47,15 @@ class ExplainState(ExplainInput, ExplainOutput, total=False):
 
 class ExplanationOutput(BaseModel):
     explanation: str = Field(min_length=20, max_length=220, description="One sentence, 8 to 30 words.")
+
+    @field_validator("explanation")
+    @classmethod
+    def _a_sentence_not_a_title(cls, text: str) -> str:
+        # Not expressible in the server's JSON schema; a violation is re-sampled like a schema error.
+        words = len(text.split())
+        if not 8 <= words <= 40:
+            raise ValueError(f"an explanation has 8 to 40 words, got {words}")
+        return text
 
 
 def item_block(task: ExplainInput) -> str:

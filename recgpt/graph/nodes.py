@@ -23,7 +23,7 @@ from recgpt.tools.retrieval import get_index
 from recgpt.tools.tokens import ServerTokenCounter
 
 
-def recommendation_date(state: RecState, history: tuple[Interaction, ...]) -> dt.date:
+def recommendation_date(state: RecState | dict[str, Any], history: tuple[Interaction, ...]) -> dt.date:
     """The caller's date; else the day after the last history event when timestamps exist; else today.
 
     Never the target's date: that would leak when the held-out interaction happened.
@@ -56,16 +56,17 @@ def _count_tokens(ctx: Context, text: str) -> tuple[int | None, str | None]:
         return None, None
 
 
-async def compress_node(state: RecState, runtime: Runtime[Context]) -> dict[str, Any]:
-    """Build the one prompt prefix every agent of this run shares, within the token budget."""
-    ctx = runtime.context
-    started = time.perf_counter()
-    if not state.get("user_id"):
-        raise RecGPTError("input needs a user_id")
-    dataset = load_dataset(state.get("dataset") or "office")
-    example = dataset.example(str(state["user_id"]), state.get("split") or Split.full)
-    env = build_environment(recommendation_date(state, example.history), country=ctx.country,
-                            weather=state.get("weather"), trend=state.get("trend"))
+async def build_shared_prefix(ctx: Context, user_id: str, dataset_name: str = "office", split: str = "full",
+                              date: str | None = None, weather: str | None = None, trend: str | None = None) -> dict[str, Any]:
+    """The one prompt prefix every agent of a run shares, within the token budget (plus its stats and flags).
+
+    Also used outside the graph (e.g. by the judge evaluation) so that every consumer sees the
+    exact context the agents saw.
+    """
+    dataset = load_dataset(dataset_name)
+    example = dataset.example(str(user_id), split)
+    when = recommendation_date({"date": date}, example.history)  # type: ignore[typeddict-item]
+    env = build_environment(when, country=ctx.country, weather=weather, trend=trend)
     profile = example.user.profile.describe()
     flags: list[str] = []
     if not example.history:
@@ -86,13 +87,18 @@ async def compress_node(state: RecState, runtime: Runtime[Context]) -> dict[str,
         n_listed_items=compressed.n_listed_items, n_summarised_events=compressed.n_summarised_events,
         prefix_tokens=tokens, token_source=source, environment=env.describe(),
     )
-    return {
-        "shared_prefix": prefix,
-        "context_stats": stats,
-        "history_item_ids": [e.item_id for e in example.history],
-        "flags": flags,
-        "timings": [NodeTiming(node="compress", seconds=time.perf_counter() - started)],
-    }
+    return {"shared_prefix": prefix, "context_stats": stats, "history_item_ids": [e.item_id for e in example.history],
+            "flags": flags}
+
+
+async def compress_node(state: RecState, runtime: Runtime[Context]) -> dict[str, Any]:
+    """Build the one prompt prefix every agent of this run shares, within the token budget."""
+    started = time.perf_counter()
+    if not state.get("user_id"):
+        raise RecGPTError("input needs a user_id")
+    out = await build_shared_prefix(runtime.context, str(state["user_id"]), state.get("dataset") or "office",
+                                    state.get("split") or Split.full, state.get("date"), state.get("weather"), state.get("trend"))
+    return {**out, "timings": [NodeTiming(node="compress", seconds=time.perf_counter() - started)]}
 
 
 async def retrieve_node(state: RecState, runtime: Runtime[Context]) -> dict[str, Any]:

@@ -14,10 +14,12 @@ Failure handling, in layers (each owned by the library that does it best):
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any, TypeVar
 
 import openai
+import pydantic
 from langchain_core.messages import BaseMessage
 from langchain_openai import ChatOpenAI
 from pydantic import BaseModel
@@ -119,6 +121,11 @@ async def acall_structured(
             completion_tokens += int(getattr(usage, "completion_tokens", 0) or 0)
             finish = "length" if isinstance(exc, openai.LengthFinishReasonError) else "content_filter"
             errors.append(f"attempt {attempt}: output cut (finish_reason={finish})")
+            continue
+        except (pydantic.ValidationError, json.JSONDecodeError) as exc:
+            # The SDK parses the answer itself and raises on validators the JSON schema cannot
+            # express (e.g. a word count): an invalid output, re-sampled (its token usage is lost).
+            errors.append(f"attempt {attempt}: output failed validation: {str(exc).splitlines()[-2 if len(str(exc).splitlines()) > 1 else -1][:160]}")
             continue
         except Exception as exc:  # noqa: BLE001 - mapped to our error classes below
             failure = classify_error(exc, base_url)
