@@ -1,0 +1,73 @@
+"""Reward functions on hand-computed cases."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from recgpt.training.rewards import (
+    Gates,
+    IdfDiversity,
+    SumWeights,
+    TagRewardParts,
+    crs_reward,
+    explanation_reward,
+    length_score,
+    r_acc,
+    r_div,
+    r_len,
+    sum_reward,
+)
+
+
+def test_r_acc_is_recall_of_target_categories() -> None:
+    tags = [{"Paper"}, {"Pens"}, {"Paper"}]
+    assert r_acc(tags, {"Paper", "Desks"}) == 0.5
+    assert r_acc(tags, {"Paper", "Pens"}) == 1.0
+    assert r_acc([], {"Paper"}) == 0.0 and r_acc(tags, set()) == 0.0
+
+
+def test_r_div() -> None:
+    assert r_div(np.array([[1.0, 0.0], [0.0, 1.0]])) == pytest.approx(1.0)
+    assert r_div(np.array([[1.0, 0.0], [2.0, 0.0], [0.0, 3.0]])) == pytest.approx(2 / 3)
+    assert r_div(np.array([[1.0, 0.0]])) == 0.0
+
+
+@pytest.mark.parametrize(("words", "score"), [(1, 0.0), (3, 0.0), (4, 0.5), (5, 0.5), (6, 1.0), (11, 1.0), (12, 0.5), (13, 0.5), (14, 0.0)])
+def test_length_score_bands(words: int, score: float) -> None:
+    assert length_score(" ".join(["w"] * words)) == score
+
+
+def test_r_len_averages_tags() -> None:
+    assert r_len(["a b c d e f", "a b c d"]) == 0.75 and r_len([]) == 0.0
+
+
+def test_crs_gates_and_sum_baseline() -> None:
+    good = TagRewardParts(acc=0.4, align=0.9, div=0.5, len=1.0)
+    assert crs_reward(good) == 0.4
+    for bad in (TagRewardParts(0.4, 0.49, 0.5, 1.0), TagRewardParts(0.4, 0.9, 0.1, 1.0), TagRewardParts(0.4, 0.9, 0.5, 0.4)):
+        assert crs_reward(bad) == 0.0
+    assert crs_reward(TagRewardParts(0.4, 0.5, 0.2, 0.5), Gates(0.5, 0.2, 0.5)) == 0.4  # thresholds are inclusive
+    # SUM lets secondary rewards buy back lost accuracy; CRS does not
+    assert sum_reward(TagRewardParts(0.0, 1.0, 1.0, 1.0)) > sum_reward(TagRewardParts(0.4, 0.0, 0.0, 0.0))
+    assert crs_reward(TagRewardParts(0.0, 1.0, 1.0, 1.0)) < crs_reward(good)
+    assert sum_reward(good, SumWeights(1, 0, 0, 0)) == 0.4
+
+
+def test_idf_diversity_hand_computed() -> None:
+    d = IdfDiversity(window=2)
+    assert d.score("anything") == 1.0  # empty window
+    d.push("great pens")
+    # N=1: 'great' df 1 -> ln(2/2)=0; 'gift' df 0 -> ln 2 -> mean (0 + ln2) / (2 * ln2) = 0.5
+    assert d.score("great gift") == pytest.approx(0.5)
+    d.push("great desk")
+    d.push("new lamp")  # window 2: 'great pens' evicted
+    # N=2: 'great' df 1 -> ln(3/2); 'pens' df 0 -> ln 3 -> mean / ln 3
+    assert d.score("great pens") == pytest.approx((math.log(1.5) + math.log(3)) / (2 * math.log(3)))
+    assert d.score("") == 0.0
+
+
+def test_explanation_reward_gate() -> None:
+    assert explanation_reward(0.8, 0.31, tau=0.3) == 0.8 and explanation_reward(0.8, 0.29, tau=0.3) == 0.0
