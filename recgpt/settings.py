@@ -45,6 +45,11 @@ class Settings(BaseSettings):
     max_retries: int = Field(
         default=2, description="Transport retries (connect errors, 429, 5xx) done by the openai client."
     )
+    max_inflight_requests: int = Field(
+        default=16, ge=1,
+        description=("LLM requests in flight per endpoint and process; more wait in line. vLLM admits every request "
+                     "at once, so without a bound a large batch makes every request slow enough to time out."),
+    )
 
     @property
     def models_dir(self) -> Path:

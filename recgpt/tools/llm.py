@@ -14,8 +14,10 @@ Failure handling, in layers (each owned by the library that does it best):
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
+import weakref
 from typing import Any, TypeVar
 
 import openai
@@ -70,6 +72,20 @@ def chat_model(endpoint: Endpoint, temperature: float, max_tokens: int, seed: in
     )
 
 
+_GATES: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, asyncio.Semaphore]] = weakref.WeakKeyDictionary()
+
+
+def inflight_gate(base_url: str) -> asyncio.Semaphore:
+    """One semaphore per (event loop, endpoint): bounds requests in flight so that the request
+    timeout measures the server's work on *our* request, not a queue we created ourselves."""
+    from recgpt.settings import get_settings
+
+    gates = _GATES.setdefault(asyncio.get_running_loop(), {})
+    if base_url not in gates:
+        gates[base_url] = asyncio.Semaphore(get_settings().max_inflight_requests)
+    return gates[base_url]
+
+
 def _unwrap(exc: BaseException) -> BaseException:
     """langchain-openai re-raises openai errors as its own subclasses; look at the chain too."""
     seen = exc
@@ -112,7 +128,8 @@ async def acall_structured(
     started = time.perf_counter()
     for attempt in range(1, attempts + 1):
         try:
-            result = await runnable.ainvoke(messages)
+            async with inflight_gate(base_url):
+                result = await runnable.ainvoke(messages)
         except (openai.LengthFinishReasonError, openai.ContentFilterFinishReasonError) as exc:
             # The openai SDK's structured-output parser raises these itself when the answer was
             # cut at max_tokens (or filtered): an invalid output, re-sampled like a schema violation.
