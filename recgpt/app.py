@@ -249,9 +249,9 @@ def eval_explain_command(
     source_users: int = typer.Option(200, help="Users of the `recgpt eval --method recgpt` run whose tags are judged (run/resumed first)."),
     seed: int = typer.Option(0, help="Seed of the user sample and of the in-batch shuffle."),
     k: int = typer.Option(10, help="K of that recgpt run (tags per user)."),
-    diversity_items: int = typer.Option(10, help="Items explained for several users each (diversity)."),
-    users_per_item: int = typer.Option(5, help="Users per diversity item."),
-    injection_samples: int = typer.Option(40, help="Clean explanations re-judged with injected text."),
+    diversity_items: int = typer.Option(8, help="Items explained for several users each (diversity)."),
+    users_per_item: int = typer.Option(4, help="Users per diversity item."),
+    injection_samples: int = typer.Option(20, help="Clean explanations re-judged with injected text (x2: in the explanation, in the title)."),
     concurrency: int = typer.Option(16, help="LLM calls in flight at once."),
     out: Path = typer.Option(Path("reports"), help="Report folder."),
 ) -> None:

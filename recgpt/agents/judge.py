@@ -72,7 +72,7 @@ class DimensionTask(JudgeInput):
 
 
 class VerdictOutput(BaseModel):
-    reason: str = Field(max_length=160, description="One sentence.")
+    reason: str = Field(max_length=100, description="One short sentence.")
     grade: Grade
 
 
@@ -117,7 +117,7 @@ async def dimension_node(task: DimensionTask, runtime: Runtime[Context]) -> dict
     dimension = task["dimension"]
     question = dimensions_of(task["target_kind"])[dimension]
     endpoint = judge_endpoint_of(ctx)
-    model = chat_model(endpoint, ctx.judge_temperature, 90)
+    model = chat_model(endpoint, ctx.judge_temperature, 60)
     prompt = messages(task["shared_prefix"], target_block(task) + "\n" + DIMENSION_INSTRUCTIONS.format(dimension=dimension, question=question))
     agent = f"judge[{task['target_kind']}:{dimension}]"
     try:

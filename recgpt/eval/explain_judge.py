@@ -58,10 +58,10 @@ class ExplainJudgeConfig(BaseModel):
     k_tags: int = Field(default=10, description="Tags per user in that run (its K).")
     level: str = Field(default="l2", description="Category level at which a tag 'matches' the target.")
     users: int = Field(default=100, ge=2, description="Users whose explanations are generated and judged.")
-    max_positive_tags_per_user: int = 2
-    diversity_items: int = 10
-    users_per_item: int = 5
-    injection_samples: int = 40
+    max_positive_tags_per_user: int = 1
+    diversity_items: int = 8
+    users_per_item: int = 4
+    injection_samples: int = 20
     concurrency: int = Field(default=16, ge=1)
     date: str = "2026-11-25"
 
