@@ -1,0 +1,53 @@
+"""SFT with TRL on a tiny random model: loss falls, the run directory is complete, resume works."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from tokenizers import Tokenizer, models, pre_tokenizers
+from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+from recgpt.training.sft import SFTRunConfig, run_sft
+
+pytestmark = pytest.mark.timeout(600)
+
+CHAT_TEMPLATE = ("{% for m in messages %}<|{{ m['role'] }}|> {{ m['content'] }} <|end|> {% endfor %}"
+                 "{% if add_generation_prompt %}<|assistant|> {% endif %}")
+
+
+def tiny_model_dir(path: Path) -> Path:
+    words = ["<pad>", "<unk>", "<|end|>", "<|system|>", "<|user|>", "<|assistant|>", "history", "pens", "paper", "tags", "{", "}", "gel", "copy"]
+    raw = Tokenizer(models.WordLevel(vocab={w: i for i, w in enumerate(words)}, unk_token="<unk>"))
+    raw.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=raw, pad_token="<pad>", unk_token="<unk>", eos_token="<|end|>")
+    tokenizer.chat_template = CHAT_TEMPLATE
+    config = LlamaConfig(vocab_size=len(words), hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2,
+                         num_key_value_heads=2, max_position_embeddings=256, pad_token_id=0, eos_token_id=2, bos_token_id=None)
+    LlamaForCausalLM(config).save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path
+
+
+def rows(n: int) -> list[dict]:
+    return [{"prompt": [{"role": "system", "content": "history pens paper"}, {"role": "user", "content": "tags"}],
+             "completion": [{"role": "assistant", "content": "{ gel pens copy paper }"}]} for _ in range(n)]
+
+
+@pytest.mark.parametrize("lora_r", [0, 4])
+def test_sft_trains_and_writes_a_run_directory(lora_r: int, tmp_path: Path) -> None:
+    model = tiny_model_dir(tmp_path / "model")
+    config = SFTRunConfig(model=str(model), output_dir=tmp_path / "run", epochs=4, learning_rate=5e-3, batch_size=4,
+                          grad_accum=1, max_length=64, lora_r=lora_r, lora_alpha=8, logging_steps=2, save_steps=4)
+    final = run_sft(config, rows(16))
+    assert (final / ("adapter_config.json" if lora_r else "config.json")).is_file()
+    assert json.loads((tmp_path / "run" / "run_config.json").read_text())["lora_r"] == lora_r
+    losses = [h["loss"] for h in json.loads((tmp_path / "run" / "metrics.json").read_text())["log_history"] if "loss" in h]
+    assert len(losses) >= 2 and losses[-1] < losses[0]
+    assert any((tmp_path / "run").glob("checkpoint-*"))
+    # a second call resumes from the last checkpoint instead of starting over
+    config.epochs = 5
+    run_sft(config, rows(16))
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["resumed_from"].endswith("checkpoint-16") and metrics["global_step"] == 20
