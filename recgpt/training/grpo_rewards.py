@@ -1,0 +1,90 @@
+"""GRPO reward functions in TRL's calling convention, built on the pure rewards of `rewards.py`.
+
+TRL calls every function in `reward_funcs` as `f(prompts, completions, **dataset_columns)` and logs
+each one's mean under `rewards/<name>/mean`; the trainer optimises the `reward_weights`-weighted sum.
+We pass the shaped reward (CRS or SUM) with weight 1 and every component and gate with weight 0,
+so each part of the reward and each gate's pass rate is logged on every step without affecting the
+objective.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from recgpt.training.rewards import Gates, SumWeights, TagRewardParts, crs_reward, r_acc, r_div, r_len, sum_reward
+
+CategoryMapper = Callable[[list[str]], list[frozenset[str]]]
+"""tags -> the label set of each tag's nearest catalogue category (at the level R_acc is measured)."""
+Embedder = Callable[[list[str]], np.ndarray]
+AlignScorer = Callable[[list[str], list[str]], list[float]]
+"""(prompts as text, completions as text) -> reward-model reward in [0, 1]."""
+
+
+def completion_text(completion: Any) -> str:
+    """TRL passes conversational completions as message lists, standard ones as strings."""
+    if isinstance(completion, list):
+        return "".join(m.get("content", "") for m in completion if isinstance(m, dict))
+    return str(completion)
+
+
+def parse_tags(text: str) -> list[str]:
+    """Tags of an expert answer (`{"tags": [{"tag": ...}, ...]}`); [] when it is not valid JSON of that shape."""
+    try:
+        data = json.loads(text)
+        return [str(t["tag"]).strip() for t in data["tags"] if str(t.get("tag", "")).strip()]
+    except (ValueError, TypeError, KeyError, AttributeError):
+        return []
+
+
+@dataclass
+class TagRewards:
+    """Computes every part once per batch and serves them as named TRL reward functions."""
+
+    map_categories: CategoryMapper
+    embed: Embedder
+    align: AlignScorer
+    gates: Gates = field(default_factory=Gates)
+    weights: SumWeights = field(default_factory=SumWeights)
+    _cache: dict[tuple[str, ...], list[TagRewardParts]] = field(default_factory=dict, repr=False)
+
+    def parts(self, prompts: Sequence[Any], completions: Sequence[Any], target_categories: Sequence[Sequence[str]]) -> list[TagRewardParts]:
+        texts = [completion_text(c) for c in completions]
+        prompt_texts = [completion_text(p) for p in prompts]
+        key = tuple(prompt_texts + texts + [json.dumps(list(map(list, target_categories)))])
+        if key in self._cache:
+            return self._cache[key]
+        aligns = self.align(prompt_texts, texts)
+        out = []
+        for text, align, targets in zip(texts, aligns, target_categories):
+            tags = parse_tags(text)
+            if not tags:
+                out.append(TagRewardParts(acc=0.0, align=0.0, div=0.0, len=0.0))
+                continue
+            out.append(TagRewardParts(acc=r_acc(self.map_categories(tags), targets), align=float(align),
+                                      div=r_div(self.embed(tags)), len=r_len(tags)))
+        self._cache = {key: out}  # one batch at a time: the component functions reuse it
+        return out
+
+    def functions(self, shaping: str) -> tuple[list[Callable[..., list[float]]], list[float]]:
+        """(reward_funcs, reward_weights) for `GRPOTrainer`: the shaped reward first, then the logged parts."""
+        if shaping not in ("crs", "sum"):
+            raise ValueError(f"shaping must be crs or sum, got {shaping!r}")
+
+        def make(name: str, value: Callable[[TagRewardParts], float]) -> Callable[..., list[float]]:
+            def reward(prompts: Sequence[Any], completions: Sequence[Any], target_categories: Sequence[Sequence[str]], **_: Any) -> list[float]:
+                return [value(p) for p in self.parts(prompts, completions, target_categories)]
+
+            reward.__name__ = name
+            return reward
+
+        shaped = make(shaping, (lambda p: crs_reward(p, self.gates)) if shaping == "crs" else (lambda p: sum_reward(p, self.weights)))
+        parts = [make("r_acc", lambda p: p.acc), make("r_align", lambda p: p.align), make("r_div", lambda p: p.div),
+                 make("r_len", lambda p: p.len)]
+        gates = [make(f"gate_{g}", lambda p, g=g: float(self.gates.passed(p)[g])) for g in ("align", "div", "len")]
+        funcs = [shaped, *parts, *gates]
+        return funcs, [1.0] + [0.0] * (len(funcs) - 1)

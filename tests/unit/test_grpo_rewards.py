@@ -1,0 +1,53 @@
+"""TRL-convention reward functions: parsing, shaping and the logged components."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from recgpt.training.grpo_rewards import TagRewards, parse_tags
+from recgpt.training.rewards import Gates
+
+
+def answer(*tags: str) -> list[dict[str, str]]:
+    return [{"role": "assistant", "content": json.dumps({"tags": [{"tag": t, "rationale": "r"} for t in tags]})}]
+
+
+def rewards() -> TagRewards:
+    table = {"soft gel ink pens for daily note taking": "Pens", "recycled copy paper for the home office printer": "Paper"}
+    return TagRewards(
+        map_categories=lambda tags: [frozenset({table.get(t, "Other")}) for t in tags],
+        embed=lambda tags: np.eye(len(tags), 4),  # orthogonal: diversity 1
+        align=lambda prompts, texts: [0.9 if "pens" in t else 0.2 for t in texts],
+        gates=Gates(align=0.5, div=0.2, len=0.5),
+    )
+
+
+def test_parse_tags() -> None:
+    assert parse_tags('{"tags":[{"tag":" a b "},{"tag":""}]}') == ["a b"]
+    assert parse_tags("not json") == [] and parse_tags('{"tags": 3}') == [] and parse_tags("[]") == []
+
+
+def test_crs_functions_and_logged_parts() -> None:
+    r = rewards()
+    funcs, weights = r.functions("crs")
+    assert [f.__name__ for f in funcs] == ["crs", "r_acc", "r_align", "r_div", "r_len", "gate_align", "gate_div", "gate_len"]
+    assert weights == [1.0] + [0.0] * 7
+    completions = [
+        answer("soft gel ink pens for daily note taking", "recycled copy paper for the home office printer"),  # acc 1, align .9
+        answer("recycled copy paper for the home office printer", "mystery gadget for you and me today"),   # align .2: gated
+        [{"role": "assistant", "content": "I cannot answer in JSON"}],                                        # invalid
+    ]
+    prompts = [[{"role": "user", "content": "p"}]] * 3
+    targets = [["Pens", "Paper"], ["Paper"], ["Pens"]]
+    values = {f.__name__: f(prompts, completions, target_categories=targets) for f in funcs}
+    assert values["r_acc"] == [1.0, 1.0, 0.0]
+    assert values["crs"] == [1.0, 0.0, 0.0]          # the second answer's accuracy is gated by alignment
+    assert values["gate_align"] == [1.0, 0.0, 0.0]
+    assert values["r_len"] == [1.0, 1.0, 0.0] and values["r_div"] == [1.0, 1.0, 0.0]
+    sum_funcs, _ = r.functions("sum")
+    assert sum_funcs[0](prompts, completions, target_categories=targets)[1] > 0  # SUM still pays the gated answer
+    with pytest.raises(ValueError):
+        r.functions("product")
