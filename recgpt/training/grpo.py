@@ -1,0 +1,89 @@
+"""`recgpt train grpo`: GRPO (TRL `GRPOTrainer`) on expert prompts from training-prefix cuts, with the
+CRS or weighted-SUM tag reward (see `grpo_rewards.py`).
+
+Set explicitly, not left to TRL's defaults (which moved between releases): KL coefficient `beta`
+against the reference (the starting SFT model), `loss_type`, `scale_rewards` (advantage scaling),
+the PPO clip `epsilon`, and the group size `num_generations`. TRL logs every reward component,
+gate pass rate, KL and gradient norm per step to `<output_dir>/metrics.json`.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from recgpt.data import load_dataset
+from recgpt.training.datasets import expert_prompt, future_categories, training_cuts
+from recgpt.training.grpo_rewards import TagRewards
+
+
+@dataclass(kw_only=True)
+class GRPORunConfig:
+    """Every knob of a GRPO run (written to `<output_dir>/run_config.json`)."""
+
+    model: str = field(metadata={"help": "Starting policy (the SFT output, merged) — also the KL reference."})
+    output_dir: Path = field(metadata={"help": "Run directory."})
+    shaping: str = field(default="crs", metadata={"help": "crs (gated accuracy) or sum (weighted sum baseline)."})
+    dataset: str = field(default="office", metadata={"help": "Dataset of the prompts."})
+    max_users: int | None = field(default=256, metadata={"help": "Training users sampled for prompts (None = all)."})
+    future: int = field(default=3, metadata={"help": "Next interactions whose categories R_acc rewards."})
+    tags_per_expert: int = field(default=5, metadata={"help": "M tags asked for in each prompt."})
+    num_generations: int = field(default=4, metadata={"help": "Group size G (samples per prompt)."})
+    max_completion_length: int = field(default=256, metadata={"help": "Completion token limit."})
+    temperature: float = field(default=1.0, metadata={"help": "Sampling temperature of the rollouts."})
+    beta: float = field(default=0.04, metadata={"help": "KL coefficient to the reference (the starting model)."})
+    loss_type: str = field(default="grpo", metadata={"help": "grpo | dapo | dr_grpo | bnpo (TRL loss_type)."})
+    scale_rewards: str = field(default="group", metadata={"help": "Advantage scaling: group | batch | none."})
+    epsilon: float = field(default=0.2, metadata={"help": "PPO-style clip range."})
+    learning_rate: float = field(default=1e-5, metadata={"help": "Optimiser learning rate."})
+    batch_size: int = field(default=4, metadata={"help": "Per-device batch (completions); a multiple of num_generations."})
+    grad_accum: int = field(default=1, metadata={"help": "Gradient accumulation steps."})
+    max_steps: int = field(default=50, metadata={"help": "Optimiser steps."})
+    logging_steps: int = field(default=1, metadata={"help": "Log every N steps."})
+    save_steps: int = field(default=25, metadata={"help": "Checkpoint every N steps."})
+    seed: int = field(default=0, metadata={"help": "Seed."})
+    use_cpu: bool = field(default=True, metadata={"help": "Force CPU."})
+
+
+def build_grpo_rows(config: GRPORunConfig) -> list[dict[str, Any]]:
+    data = load_dataset(config.dataset)
+    cuts = training_cuts(data, future=config.future)
+    if config.max_users is not None and config.max_users < len(cuts):
+        cuts = random.Random(config.seed).sample(cuts, config.max_users)
+    return [{"prompt": expert_prompt(data, cut, config.tags_per_expert), "target_categories": future_categories(data, cut)}
+            for cut in cuts]
+
+
+def run_grpo(config: GRPORunConfig, rewards: TagRewards, rows: list[dict[str, Any]] | None = None) -> Path:
+    from datasets import Dataset as HFDataset
+    from transformers import AutoTokenizer
+    from trl import GRPOConfig, GRPOTrainer
+
+    out = Path(config.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "run_config.json").write_text(json.dumps(asdict(config), indent=2, default=str))
+    rows = rows if rows is not None else build_grpo_rows(config)
+    funcs, weights = rewards.functions(config.shaping)
+    args = GRPOConfig(
+        output_dir=str(out), num_generations=config.num_generations, max_completion_length=config.max_completion_length,
+        temperature=config.temperature, beta=config.beta, loss_type=config.loss_type, scale_rewards=config.scale_rewards,
+        epsilon=config.epsilon, learning_rate=config.learning_rate, per_device_train_batch_size=config.batch_size,
+        gradient_accumulation_steps=config.grad_accum, max_steps=config.max_steps, logging_steps=config.logging_steps,
+        save_steps=config.save_steps, save_total_limit=2, seed=config.seed, use_cpu=config.use_cpu, report_to=[],
+        reward_weights=weights, bf16=False,
+    )
+    tokenizer = AutoTokenizer.from_pretrained(config.model)
+    trainer = GRPOTrainer(model=config.model, reward_funcs=funcs, args=args, train_dataset=HFDataset.from_list(rows),
+                          processing_class=tokenizer)
+    checkpoints = sorted(out.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[-1]))
+    resumed_from = str(checkpoints[-1]) if checkpoints else None
+    trainer.train(resume_from_checkpoint=resumed_from)
+    final = out / "final"
+    trainer.save_model(str(final))
+    tokenizer.save_pretrained(str(final))
+    (out / "metrics.json").write_text(json.dumps({"log_history": trainer.state.log_history, "prompts": len(rows),
+                                                  "global_step": trainer.state.global_step, "resumed_from": resumed_from}, indent=2))
+    return final
