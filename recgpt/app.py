@@ -303,6 +303,51 @@ def stats_context(
                   f"p90 {c['p90']:.0f}; report {md_path} and {json_path}")
 
 
+train_cli = typer.Typer(help="Training package: SFT, Judge-as-a-Reward, GRPO, export (see recgpt/training).", no_args_is_help=True)
+cli.add_typer(train_cli, name="train")
+
+
+def _default_model_dir() -> str:
+    from recgpt.tools.model_prep import prepare_default_model
+
+    return str(prepare_default_model(get_settings().models_dir))
+
+
+@train_cli.command("sft")
+def train_sft(
+    out: Path = typer.Option(..., help="Run directory (checkpoints, metrics, final adapter); rerun to resume."),
+    model: Optional[str] = typer.Option(None, help="Base model directory (default: the prepared default model)."),
+    dataset: str = typer.Option("office", help="Dataset whose training prefixes become examples."),
+    max_users: Optional[int] = typer.Option(None, help="Subsample of training users."),
+    epochs: float = typer.Option(1.0, help="Passes over the examples."),
+    max_steps: int = typer.Option(-1, help="Stop after N optimiser steps (-1: epochs decide)."),
+    lora_r: int = typer.Option(16, help="LoRA rank (0 = full fine-tuning)."),
+    learning_rate: float = typer.Option(2e-4, help="Learning rate."),
+    batch_size: int = typer.Option(4, help="Per-device batch size."),
+    grad_accum: int = typer.Option(4, help="Gradient accumulation steps."),
+    cpu: bool = typer.Option(True, help="Force CPU (--no-cpu on GPU machines)."),
+) -> None:
+    """Supervised fine-tuning of the expert on training-prefix cuts (no held-out target is ever used)."""
+    from recgpt.training.sft import SFTRunConfig, run_sft
+
+    config = SFTRunConfig(model=model or _default_model_dir(), output_dir=out, dataset=dataset, max_users=max_users, epochs=epochs,
+                          max_steps=max_steps, lora_r=lora_r, learning_rate=learning_rate, batch_size=batch_size,
+                          grad_accum=grad_accum, use_cpu=cpu)
+    final = run_sft(config)
+    console.print(f"SFT done: {final} (metrics in {out / 'metrics.json'}); serve it after `recgpt train export`")
+
+
+@train_cli.command("export")
+def train_export(
+    trained: Path = typer.Argument(..., help="A training output (LoRA adapter or full model directory)."),
+    out: Path = typer.Option(..., help="Directory to write the servable Hugging Face model to."),
+) -> None:
+    """Merge a LoRA adapter into its base (or copy a full model) into a directory `recgpt serve --model` serves."""
+    from recgpt.training.export import export_model
+
+    console.print(f"exported to {export_model(trained, out)}; serve with `recgpt serve --model {out}`")
+
+
 def main() -> None:
     """Console entry point: RecGPTError -> one line, exit 1; anything unexpected -> one line, exit 2."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")

@@ -51,3 +51,25 @@ def test_sft_trains_and_writes_a_run_directory(lora_r: int, tmp_path: Path) -> N
     run_sft(config, rows(16))
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert metrics["resumed_from"].endswith("checkpoint-16") and metrics["global_step"] == 20
+
+
+def test_export_merges_a_lora_adapter_into_a_plain_model(tmp_path: Path) -> None:
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from recgpt.errors import RecGPTError
+    from recgpt.training.export import export_model
+
+    model = tiny_model_dir(tmp_path / "model")
+    config = SFTRunConfig(model=str(model), output_dir=tmp_path / "run", epochs=2, learning_rate=5e-2, batch_size=4,
+                          grad_accum=1, max_length=64, lora_r=4, lora_alpha=8, logging_steps=2, save_steps=100)
+    final = run_sft(config, rows(8))
+    out = export_model(final, tmp_path / "export")
+    assert not (out / "adapter_config.json").exists() and (out / "config.json").is_file()
+    assert json.loads((out / "recgpt_export.json").read_text())["kind"] == "lora-merged"
+    merged = AutoModelForCausalLM.from_pretrained(out)
+    base = AutoModelForCausalLM.from_pretrained(model)
+    ids = torch.tensor([[3, 6, 7, 2]])
+    assert not torch.allclose(merged(ids).logits, base(ids).logits)  # the adapter's update is in the weights
+    with pytest.raises(RecGPTError):
+        export_model(tmp_path / "nothing", tmp_path / "x")
