@@ -41,7 +41,9 @@ class Settings(BaseSettings):
         description="Served model name; empty means: the one recgpt serves (the prepared default model).",
     )
     api_key: str = Field(default="EMPTY", description="API key for the endpoint (vLLM ignores it).")
-    request_timeout_s: float = Field(default=120.0, description="Per-request timeout of LLM calls.")
+    request_timeout_s: float = Field(default=300.0, description=(
+        "Per-request timeout of LLM calls. Generous: on a 2-core CPU server a 350-token expert answer among 16 "
+        "concurrent requests legitimately takes 1-2 minutes (mean 58 s measured)."))
     max_retries: int = Field(
         default=2, description="Transport retries (connect errors, 429, 5xx) done by the openai client."
     )

@@ -147,8 +147,8 @@ def _markdown(config: EvalConfig, reports: dict[str, Any], metric_names: list[st
                   f"- tags per user {r.get('tags_per_user', 0):.2f}, tag diversity {r.get('tag_diversity', 0):.3f}",
                   f"- LLM calls per user {r.get('llm_calls_per_user', 0):.2f}; prompt tokens {r.get('prompt_tokens_per_user', 0):.0f}, "
                   f"completion tokens {r.get('completion_tokens_per_user', 0):.0f} per user",
-                  f"- wall time per user {r.get('wall_s_per_user', 0):.1f} s at concurrency {r['config']['concurrency']} "
-                  f"(latency of one user's graph while others run)",
+                  f"- wall time per user {r.get('wall_s_per_user', 0):.1f} s: latency of one user's graph while other users "
+                  f"of the run share the server (the run may span several resumed invocations; not a speed benchmark)",
                   f"- users with a flagged partial result: {r.get('flagged_users', 0)}; failed users: {r.get('users_failed', 0)}",
                   f"- model `{r.get('model')}`, context `{json.dumps(r.get('context'))}`"]
     lines += ["", "## Definitions", "", DEFINITIONS, "## Reproduce", ""]
