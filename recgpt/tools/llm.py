@@ -20,6 +20,7 @@ import time
 import weakref
 from typing import Any, TypeVar
 
+import httpx
 import openai
 import pydantic
 from langchain_core.messages import BaseMessage
@@ -56,10 +57,35 @@ class Endpoint(BaseModel):
     max_retries: int = 2
 
 
+_CLIENTS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient] = weakref.WeakKeyDictionary()
+
+
+def _loop_client() -> httpx.AsyncClient | None:
+    """One async HTTP client per event loop.
+
+    langchain-openai otherwise shares one cached client per (base_url, timeout) across event loops;
+    its keep-alive connections belong to the loop that opened them, so the next `asyncio.run` in the
+    same process (a second CLI call, a test, the eval harness's worker thread) fails with
+    "Event loop is closed".
+    """
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+    client = _CLIENTS.get(loop)
+    if client is None:
+        client = _CLIENTS[loop] = httpx.AsyncClient(limits=httpx.Limits(max_connections=128, max_keepalive_connections=64),
+                                                    timeout=None)  # the openai client applies the request timeout
+    return client
+
+
 def chat_model(endpoint: Endpoint, temperature: float, max_tokens: int, seed: int | None = None) -> ChatOpenAI:
     kwargs: dict[str, Any] = {}
     if seed is not None:
         kwargs["seed"] = seed
+    client = _loop_client()
+    if client is not None:
+        kwargs["http_async_client"] = client
     return ChatOpenAI(
         base_url=endpoint.base_url,
         api_key=endpoint.api_key,

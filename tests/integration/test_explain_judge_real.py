@@ -78,7 +78,10 @@ def test_outputs_failing_a_pydantic_validator_are_resampled_then_flagged(vllm_se
             raise ValueError("never valid")
 
     endpoint = Endpoint(base_url=vllm_server, model="recgpt-test")
+
+    async def probe() -> None:
+        await acall_structured(chat_model(endpoint, 0.5, 30), [HumanMessage(content="Say hi.")], Never, "probe", vllm_server, attempts=2)
+
     with pytest.raises(InvalidModelOutput, match="failed validation") as caught:
-        asyncio.run(acall_structured(chat_model(endpoint, 0.5, 30), [HumanMessage(content="Say hi.")], Never, "probe",
-                                     vllm_server, attempts=2))
+        asyncio.run(probe())
     assert caught.value.call.attempts == 2 and not caught.value.call.ok  # type: ignore[attr-defined]
