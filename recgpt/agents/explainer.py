@@ -12,6 +12,7 @@ from typing import Annotated, Any
 
 from langgraph.runtime import Runtime
 from pydantic import BaseModel, Field, field_validator
+from typing_extensions import TypedDict
 
 from recgpt.agents.common import clean_text, endpoint_of, messages
 from recgpt.errors import InvalidModelOutput
@@ -19,7 +20,6 @@ from recgpt.graph.context import Context
 from recgpt.graph.state import FinalTag, ItemExplanation, NodeTiming, RetrievedItem, StyleGuideline
 from recgpt.prompts.explainer import ITEM_BLOCK, STYLE_INSTRUCTIONS, TEMPLATE_GUIDELINE, WRITER_INSTRUCTIONS
 from recgpt.tools.llm import LLMCall, LLMRequestRejected, acall_structured, call_of, chat_model
-from typing_extensions import TypedDict
 
 
 class ExplainInput(TypedDict):

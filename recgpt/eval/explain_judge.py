@@ -308,7 +308,7 @@ class Evaluation:
                 for key, (row, make) in tasks.items():
                     labels.append(row.label)
                     overall.append(await verdict(mode, key, make, guard=True))
-                dist = {lab: dict(Counter(o or "abstain" for o, l in zip(overall, labels) if l == lab)) for lab in (True, False)}
+                dist = {lab: dict(Counter(o or "abstain" for o, truth in zip(overall, labels) if truth == lab)) for lab in (True, False)}
                 agreement[kind][mode] = {
                     "not_bad_is_positive": binary_scores(labels, [o in ("Superior", "Average") for o in overall]),
                     "superior_is_positive": binary_scores(labels, [o == "Superior" for o in overall]),

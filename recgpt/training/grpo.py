@@ -9,15 +9,15 @@ gate pass rate, KL and gradient norm per step to `<output_dir>/metrics.json`.
 
 from __future__ import annotations
 
-import json
 import random
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from recgpt.data import load_dataset
 from recgpt.training.datasets import expert_prompt, future_categories, training_cuts
 from recgpt.training.grpo_rewards import TagRewards
+from recgpt.training.runs import finish_run, latest_checkpoint, start_run
 
 
 @dataclass(kw_only=True)
@@ -62,9 +62,7 @@ def run_grpo(config: GRPORunConfig, rewards: TagRewards, rows: list[dict[str, An
     from transformers import AutoTokenizer
     from trl import GRPOConfig, GRPOTrainer
 
-    out = Path(config.output_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "run_config.json").write_text(json.dumps(asdict(config), indent=2, default=str))
+    out = start_run(config.output_dir, config)
     rows = rows if rows is not None else build_grpo_rows(config)
     funcs, weights = rewards.functions(config.shaping)
     args = GRPOConfig(
@@ -78,12 +76,6 @@ def run_grpo(config: GRPORunConfig, rewards: TagRewards, rows: list[dict[str, An
     tokenizer = AutoTokenizer.from_pretrained(config.model)
     trainer = GRPOTrainer(model=config.model, reward_funcs=funcs, args=args, train_dataset=HFDataset.from_list(rows),
                           processing_class=tokenizer)
-    checkpoints = sorted(out.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[-1]))
-    resumed_from = str(checkpoints[-1]) if checkpoints else None
+    resumed_from = latest_checkpoint(out)
     trainer.train(resume_from_checkpoint=resumed_from)
-    final = out / "final"
-    trainer.save_model(str(final))
-    tokenizer.save_pretrained(str(final))
-    (out / "metrics.json").write_text(json.dumps({"log_history": trainer.state.log_history, "prompts": len(rows),
-                                                  "global_step": trainer.state.global_step, "resumed_from": resumed_from}, indent=2))
-    return final
+    return finish_run(out, trainer, tokenizer, resumed_from, prompts=len(rows))

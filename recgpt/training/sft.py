@@ -6,14 +6,14 @@ The run directory holds the config, the trainer's checkpoints (resume is automat
 
 from __future__ import annotations
 
-import json
 import random
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from recgpt.data import load_dataset
 from recgpt.training.datasets import sft_example, training_cuts
+from recgpt.training.runs import finish_run, latest_checkpoint, start_run
 
 
 @dataclass(kw_only=True)
@@ -54,9 +54,7 @@ def run_sft(config: SFTRunConfig, rows: list[dict[str, Any]] | None = None) -> P
     from transformers import AutoTokenizer
     from trl import SFTConfig, SFTTrainer
 
-    out = Path(config.output_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "run_config.json").write_text(json.dumps(asdict(config), indent=2, default=str))
+    out = start_run(config.output_dir, config)
     rows = rows if rows is not None else build_sft_rows(config)
     tokenizer = AutoTokenizer.from_pretrained(config.model)
     args = SFTConfig(
@@ -73,12 +71,6 @@ def run_sft(config: SFTRunConfig, rows: list[dict[str, Any]] | None = None) -> P
         peft_config = LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha, target_modules="all-linear", task_type="CAUSAL_LM")
     trainer = SFTTrainer(model=config.model, args=args, train_dataset=HFDataset.from_list(rows), processing_class=tokenizer,
                          peft_config=peft_config)
-    checkpoints = sorted(out.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[-1]))
-    resumed_from = str(checkpoints[-1]) if checkpoints else None
+    resumed_from = latest_checkpoint(out)
     trainer.train(resume_from_checkpoint=resumed_from)
-    final = out / "final"
-    trainer.save_model(str(final))
-    tokenizer.save_pretrained(str(final))
-    (out / "metrics.json").write_text(json.dumps({"log_history": trainer.state.log_history, "examples": len(rows),
-                                                       "global_step": trainer.state.global_step, "resumed_from": resumed_from}, indent=2))
-    return final
+    return finish_run(out, trainer, tokenizer, resumed_from, examples=len(rows))
