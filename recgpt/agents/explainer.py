@@ -17,9 +17,9 @@ from typing_extensions import TypedDict
 from recgpt.agents.common import clean_text, endpoint_of, messages
 from recgpt.errors import InvalidModelOutput
 from recgpt.graph.context import Context
-from recgpt.graph.state import FinalTag, ItemExplanation, NodeTiming, RetrievedItem, StyleGuideline
+from recgpt.graph.state import Accounting, FinalTag, ItemExplanation, NodeTiming, RetrievedItem, StyleGuideline
 from recgpt.prompts.explainer import ITEM_BLOCK, STYLE_INSTRUCTIONS, TEMPLATE_GUIDELINE, WRITER_INSTRUCTIONS
-from recgpt.tools.llm import LLMCall, LLMRequestRejected, acall_structured, call_of, chat_model
+from recgpt.tools.llm import LLMRequestRejected, acall_structured, call_of, chat_model
 
 
 class ExplainInput(TypedDict):
@@ -31,13 +31,10 @@ class ExplainInput(TypedDict):
     item: RetrievedItem
 
 
-class ExplainOutput(TypedDict, total=False):
+class ExplainOutput(Accounting, total=False):
     """What the subgraph hands back to the main graph (all appended through its reducers)."""
 
     explanations: Annotated[list[ItemExplanation], operator.add]
-    calls: Annotated[list[LLMCall], operator.add]
-    flags: Annotated[list[str], operator.add]
-    timings: Annotated[list[NodeTiming], operator.add]
 
 
 class ExplainState(ExplainInput, ExplainOutput, total=False):

@@ -19,7 +19,7 @@ from typing_extensions import TypedDict
 from recgpt.agents.common import clean_text, judge_endpoint_of, messages
 from recgpt.errors import InvalidModelOutput
 from recgpt.graph.context import Context
-from recgpt.graph.state import DimensionVerdict, Grade, Judgement, NodeTiming, Overall
+from recgpt.graph.state import Accounting, DimensionVerdict, Grade, Judgement, NodeTiming, Overall
 from recgpt.prompts.judge import (
     DIMENSION_INSTRUCTIONS,
     EXPLANATION_DIMENSIONS,
@@ -28,7 +28,7 @@ from recgpt.prompts.judge import (
     TAG_DIMENSIONS,
     TAG_TARGET,
 )
-from recgpt.tools.llm import LLMCall, LLMRequestRejected, acall_structured, call_of, chat_model
+from recgpt.tools.llm import LLMRequestRejected, acall_structured, call_of, chat_model
 
 TargetKind = Literal["tag", "explanation"]
 
@@ -56,11 +56,8 @@ class JudgeInput(TypedDict):
     category: str
 
 
-class JudgeOutput(TypedDict, total=False):
+class JudgeOutput(Accounting, total=False):
     judgements: Annotated[list[Judgement], operator.add]
-    calls: Annotated[list[LLMCall], operator.add]
-    flags: Annotated[list[str], operator.add]
-    timings: Annotated[list[NodeTiming], operator.add]
 
 
 class JudgeState(JudgeInput, JudgeOutput, total=False):

@@ -118,6 +118,17 @@ class Judgement(BaseModel):
     flags: list[str] = Field(default_factory=list)
 
 
+class Accounting(TypedDict, total=False):
+    """What every (sub)graph appends to through `operator.add`: LLM calls, flags and node timings.
+
+    Subgraph output schemas extend it so their accounting flows into the main graph's lists.
+    """
+
+    calls: Annotated[list[LLMCall], operator.add]
+    flags: Annotated[list[str], operator.add]
+    timings: Annotated[list[NodeTiming], operator.add]
+
+
 class RecInput(TypedDict, total=False):
     """What a caller gives: a user of a dataset and, optionally, the situation."""
 
