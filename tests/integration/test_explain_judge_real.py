@@ -64,13 +64,15 @@ def test_outputs_failing_a_pydantic_validator_are_resampled_then_flagged(vllm_se
     """A validator the JSON schema cannot express (word count) fails inside the SDK's parser: that is
     an invalid output (re-sampled, then InvalidModelOutput with its accounting), not an endpoint error."""
     from langchain_core.messages import HumanMessage
-    from pydantic import BaseModel, field_validator
+    from pydantic import BaseModel, Field, field_validator
 
     from recgpt.errors import InvalidModelOutput
     from recgpt.tools.llm import Endpoint, acall_structured, chat_model
 
     class Never(BaseModel):
-        text: str
+        # maxLength is enforced by the server's grammar, so the answer always fits max_tokens and the
+        # only failure left is the validator (a rambling answer cut at max_tokens made this flaky)
+        text: str = Field(max_length=5)
 
         @field_validator("text")
         @classmethod
