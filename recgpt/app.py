@@ -20,6 +20,7 @@ from rich.console import Console
 from recgpt.errors import RecGPTError
 from recgpt.graph import Context, build_graph
 from recgpt.settings import get_settings
+from recgpt.training.cli import train_cli
 
 graph = build_graph()
 """The compiled RecGPT-V2 graph (no checkpointer: LangGraph Studio/API servers bring their own)."""
@@ -28,6 +29,7 @@ cli = typer.Typer(help="RecGPT-V2: LLM intent reasoning for recommendation, on a
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
 model_cli = typer.Typer(help="Obtain and manage the default policy model.", no_args_is_help=True)
 cli.add_typer(model_cli, name="model")
+cli.add_typer(train_cli, name="train")
 console = Console()
 err_console = Console(stderr=True)
 
@@ -196,7 +198,7 @@ def demo(
 
 @cli.command("eval")
 def eval_command(
-    method: str = typer.Option("recgpt", help="recgpt, popularity, category, itemknn or sasrec."),
+    method: str = typer.Option("recgpt", help="recgpt (the full graph), expert (the policy alone: one expert call with the training persona), popularity, category, itemknn or sasrec."),
     dataset: str = typer.Option("office", help="office, movielens, or a JSONL dataset folder."),
     split: str = typer.Option("test", help="validation (tuning) or test (reports)."),
     users: int = typer.Option(200, help="Users sampled from the split (the same for every method at a seed)."),
@@ -228,11 +230,12 @@ def eval_command(
     data = load_dataset(dataset)
     summary = summarise(config, results, levels_of(data))
     provenance: dict = {"dataset_hash": data.content_hash()}
-    if method == "recgpt":
-        from recgpt.agents.common import endpoint_of
+    if method in ("recgpt", "expert"):
+        from recgpt.agents.common import endpoint_of, served_model_identity
 
         ctx = recgpt_context(config)
-        provenance["model"] = endpoint_of(ctx).model
+        endpoint = endpoint_of(ctx)
+        provenance["model"] = served_model_identity(endpoint.base_url, endpoint.model, endpoint.api_key)
         provenance["context"] = {k2: v for k2, v in asdict(ctx).items() if k2 not in ("api_key",)}
     write_method_report(config, summary, store, out, provenance)
     md_path, _, png = write_comparison(config, out)
@@ -301,51 +304,6 @@ def stats_context(
     r, c = result["raw"], result["compressed"]
     console.print(f"raw median {r['median']:.0f} / p90 {r['p90']:.0f} tokens; compressed median {c['median']:.0f} / "
                   f"p90 {c['p90']:.0f}; report {md_path} and {json_path}")
-
-
-train_cli = typer.Typer(help="Training package: SFT, Judge-as-a-Reward, GRPO, export (see recgpt/training).", no_args_is_help=True)
-cli.add_typer(train_cli, name="train")
-
-
-def _default_model_dir() -> str:
-    from recgpt.tools.model_prep import prepare_default_model
-
-    return str(prepare_default_model(get_settings().models_dir))
-
-
-@train_cli.command("sft")
-def train_sft(
-    out: Path = typer.Option(..., help="Run directory (checkpoints, metrics, final adapter); rerun to resume."),
-    model: Optional[str] = typer.Option(None, help="Base model directory (default: the prepared default model)."),
-    dataset: str = typer.Option("office", help="Dataset whose training prefixes become examples."),
-    max_users: Optional[int] = typer.Option(None, help="Subsample of training users."),
-    epochs: float = typer.Option(1.0, help="Passes over the examples."),
-    max_steps: int = typer.Option(-1, help="Stop after N optimiser steps (-1: epochs decide)."),
-    lora_r: int = typer.Option(16, help="LoRA rank (0 = full fine-tuning)."),
-    learning_rate: float = typer.Option(2e-4, help="Learning rate."),
-    batch_size: int = typer.Option(4, help="Per-device batch size."),
-    grad_accum: int = typer.Option(4, help="Gradient accumulation steps."),
-    cpu: bool = typer.Option(True, help="Force CPU (--no-cpu on GPU machines)."),
-) -> None:
-    """Supervised fine-tuning of the expert on training-prefix cuts (no held-out target is ever used)."""
-    from recgpt.training.sft import SFTRunConfig, run_sft
-
-    config = SFTRunConfig(model=model or _default_model_dir(), output_dir=out, dataset=dataset, max_users=max_users, epochs=epochs,
-                          max_steps=max_steps, lora_r=lora_r, learning_rate=learning_rate, batch_size=batch_size,
-                          grad_accum=grad_accum, use_cpu=cpu)
-    final = run_sft(config)
-    console.print(f"SFT done: {final} (metrics in {out / 'metrics.json'}); serve it after `recgpt train export`")
-
-
-@train_cli.command("export")
-def train_export(
-    trained: Path = typer.Argument(..., help="A training output (LoRA adapter or full model directory)."),
-    out: Path = typer.Option(..., help="Directory to write the servable Hugging Face model to."),
-) -> None:
-    """Merge a LoRA adapter into its base (or copy a full model) into a directory `recgpt serve --model` serves."""
-    from recgpt.training.export import export_model
-
-    console.print(f"exported to {export_model(trained, out)}; serve with `recgpt serve --model {out}`")
 
 
 def main() -> None:

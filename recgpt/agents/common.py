@@ -27,6 +27,26 @@ def _first_served_model(base_url: str, api_key: str) -> str:
     return models[0]
 
 
+def served_model_identity(base_url: str, model: str, api_key: str = "EMPTY") -> str:
+    """What the server actually serves under `model`: its weights folder (`root`) and, when that folder
+    is on this machine, the size and mtime of every weight file. Served names stay fixed
+    ('recgpt-policy') across base, SFT and GRPO policies, so results are keyed by this instead."""
+    from pathlib import Path
+
+    try:
+        response = httpx.get(base_url.rstrip("/") + "/models", headers={"Authorization": f"Bearer {api_key}"}, timeout=10.0)
+        response.raise_for_status()
+        roots = [m.get("root") or m["id"] for m in response.json().get("data", []) if m.get("id") == model]
+    except (httpx.HTTPError, ValueError, KeyError):
+        return model
+    if not roots:
+        return model
+    folder = Path(str(roots[0]))
+    weights = sorted(folder.glob("*.safetensors")) if folder.is_dir() else []
+    stamp = ",".join(f"{w.name}:{w.stat().st_size}:{int(w.stat().st_mtime)}" for w in weights)
+    return f"{model}@{folder}" + (f"[{stamp}]" if stamp else "")
+
+
 def endpoint_of(ctx: Context) -> Endpoint:
     model = ctx.model or _first_served_model(ctx.base_url, ctx.api_key)
     return Endpoint(base_url=ctx.base_url, model=model, api_key=ctx.api_key,

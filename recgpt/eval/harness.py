@@ -25,8 +25,10 @@ from recgpt.errors import RecGPTError
 from recgpt.eval import baselines
 from recgpt.eval.metrics import category_key, interleave
 
-Method = Literal["popularity", "category", "itemknn", "sasrec", "recgpt"]
-METHODS: tuple[str, ...] = ("popularity", "category", "itemknn", "sasrec", "recgpt")
+Method = Literal["popularity", "category", "itemknn", "sasrec", "recgpt", "expert"]
+METHODS: tuple[str, ...] = ("popularity", "category", "itemknn", "sasrec", "recgpt", "expert")
+LLM_METHODS: tuple[str, ...] = ("recgpt", "expert")
+"""`expert` is one Distributed Expert call with the training persona: the policy `recgpt train` optimises, alone."""
 CLASSICAL: tuple[str, ...] = ("popularity", "category", "itemknn", "sasrec")
 
 
@@ -99,7 +101,7 @@ def prompts_fingerprint() -> str:
 
 def config_hash(config: EvalConfig, dataset: Dataset, model: str | None) -> str:
     payload: dict[str, Any] = {"config": config.model_dump(exclude={"concurrency"}), "data": dataset.content_hash()}
-    if config.method == "recgpt":
+    if config.method in LLM_METHODS:
         from dataclasses import asdict
 
         ctx = asdict(recgpt_context(config))
@@ -211,55 +213,37 @@ def _progress(items: list[str], label: str, show: bool):
             progress.advance(task)
 
 
-async def run_recgpt(config: EvalConfig, dataset: Dataset, users: list[str], store: ResultStore,
-                     show_progress: bool = True) -> None:
-    from recgpt.errors import EndpointError
-    from recgpt.graph import build_graph
-    from recgpt.render import usage_totals
-    from recgpt.runner import check_endpoint
-    from recgpt.settings import get_settings
-    from recgpt.tools.retrieval import get_index
+async def _run_llm_method(config: EvalConfig, dataset: Dataset, users: list[str], store: ResultStore,
+                          answer: Any, show_progress: bool) -> None:
+    """The loop shared by LLM methods: resumable, `concurrency` users in flight, every result stored.
 
-    levels = levels_of(dataset)
+    `answer(ctx, user_id, history, result)` fills `result` (tags, ranked lists, accounting) for one user.
+    """
+    from recgpt.errors import EndpointError
+    from recgpt.runner import check_endpoint
+
     done = store.load()
     todo = [u for u in users if u not in done or done[u].error]
     if not todo:
         return
+    levels = levels_of(dataset)
     ctx = recgpt_context(config)
     check_endpoint(ctx)
-    graph = build_graph()
-    index = get_index(dataset, get_settings().index_dir)
-    k_max = max(config.k_items)
     gate = asyncio.Semaphore(config.concurrency)
-    has_time = any(e.timestamp is not None for u in dataset.users.values() for e in u.interactions[:1])
 
     async def one(user_id: str) -> UserResult:
         async with gate:
             started = time.perf_counter()
             result, history = _base_result(dataset, user_id, config.split, levels)
-            payload = {"user_id": user_id, "dataset": config.dataset, "split": config.split,
-                       "date": None if has_time else config.date}
             try:
-                state = await graph.ainvoke(payload, context=ctx)
+                await answer(ctx, user_id, history, result)
             except EndpointError as exc:
                 result.error = str(exc)
-                result.wall_s = time.perf_counter() - started
-                return result
-            tags = [t.tag for t in state.get("tags", [])]
-            hits = await asyncio.to_thread(index.search_items, tags, k_max, set(history)) if tags else []
-            result.tags = tags
-            result.ranked_items = interleave([[h.item_id for h in lst] for lst in hits], k_max)
-            result.ranked_categories = [r.category or "" for r in state.get("recommendations", [])]
-            result.flags = list(state.get("flags", []))
-            totals = usage_totals(state)
-            result.llm_calls = int(totals["llm_calls"])
-            result.prompt_tokens = int(totals["prompt_tokens"])
-            result.completion_tokens = int(totals["completion_tokens"])
             result.wall_s = time.perf_counter() - started
             return result
 
     with _progress_bar(show_progress) as progress:
-        task = progress.add_task(f"recgpt on {len(todo)} users (concurrency {config.concurrency})", total=len(todo))
+        task = progress.add_task(f"{config.method} on {len(todo)} users (concurrency {config.concurrency})", total=len(todo))
         failures = 0
         for next_done in asyncio.as_completed([one(u) for u in todo]):
             result = await next_done
@@ -270,19 +254,54 @@ async def run_recgpt(config: EvalConfig, dataset: Dataset, users: list[str], sto
         raise RecGPTError(f"every user failed; first error: {store.load()[todo[0]].error}")
 
 
+async def run_recgpt(config: EvalConfig, dataset: Dataset, users: list[str], store: ResultStore,
+                     show_progress: bool = True) -> None:
+    from recgpt.graph import build_graph
+    from recgpt.render import usage_totals
+    from recgpt.settings import get_settings
+    from recgpt.tools.retrieval import get_index
+
+    graph = build_graph()
+    index = get_index(dataset, get_settings().index_dir)
+    k_max = max(config.k_items)
+    has_time = any(e.timestamp is not None for u in dataset.users.values() for e in u.interactions[:1])
+
+    async def answer(ctx: Any, user_id: str, history: list[str], result: UserResult) -> None:
+        payload = {"user_id": user_id, "dataset": config.dataset, "split": config.split,
+                   "date": None if has_time else config.date}
+        state = await graph.ainvoke(payload, context=ctx)
+        tags = [t.tag for t in state.get("tags", [])]
+        hits = await asyncio.to_thread(index.search_items, tags, k_max, set(history)) if tags else []
+        result.tags = tags
+        result.ranked_items = interleave([[h.item_id for h in lst] for lst in hits], k_max)
+        result.ranked_categories = [r.category or "" for r in state.get("recommendations", [])]
+        result.flags = list(state.get("flags", []))
+        totals = usage_totals(state)
+        result.llm_calls = int(totals["llm_calls"])
+        result.prompt_tokens = int(totals["prompt_tokens"])
+        result.completion_tokens = int(totals["completion_tokens"])
+
+    await _run_llm_method(config, dataset, users, store, answer, show_progress)
+
+
 def run_eval(config: EvalConfig, home: Path, show_progress: bool = True) -> tuple[EvalConfig, list[UserResult], Path]:
     """Run (or resume) one method; return the per-user results in sampled-user order."""
     dataset = load_dataset(config.dataset)
     Split(config.split)
     users = sample_users(dataset, config.split, config.users, config.seed)
     model = None
-    if config.method == "recgpt":
-        from recgpt.agents.common import endpoint_of
+    if config.method in LLM_METHODS:
+        from recgpt.agents.common import endpoint_of, served_model_identity
 
-        model = endpoint_of(recgpt_context(config)).model
+        endpoint = endpoint_of(recgpt_context(config))
+        model = served_model_identity(endpoint.base_url, endpoint.model, endpoint.api_key)
     store = ResultStore(home / "eval" / f"{config.method}-{config_hash(config, dataset, model)}.jsonl")
     if config.method == "recgpt":
         asyncio.run(run_recgpt(config, dataset, users, store, show_progress))
+    elif config.method == "expert":
+        from recgpt.eval.policy import run_expert
+
+        asyncio.run(run_expert(config, dataset, users, store, show_progress))
     else:
         run_classical(config, dataset, users, store, show_progress)
     results = store.load()

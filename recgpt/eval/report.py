@@ -56,7 +56,7 @@ def summarise(config: EvalConfig, results: list[UserResult], levels: tuple[str, 
         "per_user_hits": {r.user_id: row for r, row in zip(ok, rows)},
         "flagged_users": sum(1 for r in ok if r.flags),
     }
-    if config.method == "recgpt" and ok:
+    if config.method in ("recgpt", "expert") and ok:
         from recgpt.eval.metrics import mean_pairwise_cosine_distance
         from recgpt.tools.embeddings import embed
 
@@ -87,7 +87,7 @@ def write_comparison(config: EvalConfig, out_dir: Path) -> tuple[Path, Path, Pat
     """Side-by-side table of every method report with the same comparison key."""
     stem = f"eval-{_slug(config.dataset)}-{config.split}"
     reports = {}
-    for method in ("popularity", "category", "itemknn", "sasrec", "recgpt"):
+    for method in ("popularity", "category", "itemknn", "sasrec", "recgpt", "expert"):
         path = out_dir / f"{stem}-{method}.json"
         if path.is_file():
             data = json.loads(path.read_text())
@@ -141,9 +141,9 @@ def _markdown(config: EvalConfig, reports: dict[str, Any], metric_names: list[st
                   "| metric | share of all targets | share of recgpt's hits | channels |", "|---|---:|---:|---|"]
         for key, e in exclusive.items():
             lines.append(f"| {key} | {e['share_of_targets']:.3f} | {e['share_of_llm_hits']:.3f} | {', '.join(e['channels'])} |")
-    if "recgpt" in reports:
-        r = reports["recgpt"]
-        lines += ["", "## recgpt cost and tags", "",
+    for llm_method in (m for m in ("recgpt", "expert") if m in reports):
+        r = reports[llm_method]
+        lines += ["", f"## {llm_method} cost and tags", "",
                   f"- tags per user {r.get('tags_per_user', 0):.2f}, tag diversity {r.get('tag_diversity', 0):.3f}",
                   f"- LLM calls per user {r.get('llm_calls_per_user', 0):.2f}; prompt tokens {r.get('prompt_tokens_per_user', 0):.0f}, "
                   f"completion tokens {r.get('completion_tokens_per_user', 0):.0f} per user",

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from recgpt.data import load_dataset
+from recgpt.eval.metrics import path_at_level
 from recgpt.training.datasets import expert_prompt, future_categories, training_cuts
 from recgpt.training.grpo_rewards import TagRewards
 from recgpt.training.runs import finish_run, latest_checkpoint, start_run
@@ -27,6 +28,8 @@ class GRPORunConfig:
     model: str = field(metadata={"help": "Starting policy (the SFT output, merged) — also the KL reference."})
     output_dir: Path = field(metadata={"help": "Run directory."})
     shaping: str = field(default="crs", metadata={"help": "crs (gated accuracy) or sum (weighted sum baseline)."})
+    reward_model: str | None = field(default=None, metadata={"help": "Judge-as-a-Reward model dir for R_align (None: R_align = 1, gate always open)."})
+    level: str = field(default="l2", metadata={"help": "Category level of R_acc: l2 or leaf (Office), genre (MovieLens)."})
     dataset: str = field(default="office", metadata={"help": "Dataset of the prompts."})
     max_users: int | None = field(default=256, metadata={"help": "Training users sampled for prompts (None = all)."})
     future: int = field(default=3, metadata={"help": "Next interactions whose categories R_acc rewards."})
@@ -53,8 +56,39 @@ def build_grpo_rows(config: GRPORunConfig) -> list[dict[str, Any]]:
     cuts = training_cuts(data, future=config.future)
     if config.max_users is not None and config.max_users < len(cuts):
         cuts = random.Random(config.seed).sample(cuts, config.max_users)
-    return [{"prompt": expert_prompt(data, cut, config.tags_per_expert), "target_categories": future_categories(data, cut)}
+    return [{"prompt": expert_prompt(data, cut, config.tags_per_expert),
+             "target_categories": sorted(set().union(*(path_at_level(c, config.level) for c in future_categories(data, cut))))}
             for cut in cuts]
+
+
+def real_tag_rewards(config: GRPORunConfig) -> TagRewards:
+    """The rewards on real components: Chroma nearest category (R_acc), MiniLM embeddings (R_div) and
+    the trained reward model (R_align = sigmoid(score) on prompt + answer, as it was trained)."""
+    from recgpt.settings import get_settings
+    from recgpt.tools.embeddings import embed
+    from recgpt.tools.retrieval import get_index
+
+    index = get_index(load_dataset(config.dataset), get_settings().index_dir)
+
+    def map_categories(tags: list[str]) -> list[frozenset[str]]:
+        return [path_at_level(hits[0].category, config.level) if hits else frozenset() for hits in index.nearest_categories(tags, 1)]
+
+    if config.reward_model:
+        import torch
+
+        from recgpt.training.reward_model import score_texts
+        from recgpt.training.reward_train import RM_MAX_LENGTH, load_reward_model
+
+        model, tokenizer = load_reward_model(config.reward_model)
+
+        def align(prompts: list[str], answers: list[str]) -> list[float]:
+            texts = [p + "\n" + a for p, a in zip(prompts, answers)]
+            return torch.sigmoid(score_texts(model, tokenizer, texts, max_length=RM_MAX_LENGTH)).tolist()
+    else:
+        def align(prompts: list[str], answers: list[str]) -> list[float]:
+            return [1.0] * len(answers)
+
+    return TagRewards(map_categories=map_categories, embed=embed, align=align)
 
 
 def run_grpo(config: GRPORunConfig, rewards: TagRewards, rows: list[dict[str, Any]] | None = None) -> Path:

@@ -39,6 +39,9 @@ class GroupCollator:
     tokenizer: PreTrainedTokenizerBase
     max_length: int = 1024
 
+    def __post_init__(self) -> None:
+        self.tokenizer.truncation_side = "left"  # the answer is at the end: never cut it
+
     def __call__(self, groups: Sequence[dict[str, Any]]) -> dict[str, torch.Tensor]:
         texts, grades, ids = [], [], []
         for gid, raw in enumerate(groups):
@@ -71,6 +74,7 @@ class GradedRewardTrainer(Trainer):
 def score_texts(model, tokenizer: PreTrainedTokenizerBase, texts: Sequence[str], batch_size: int = 16, max_length: int = 1024) -> torch.Tensor:
     """Raw scores (logits) of texts; the reward is `torch.sigmoid` of them."""
     model.eval()
+    tokenizer.truncation_side = "left"  # the answer is at the end: never cut it
     out = []
     for start in range(0, len(texts), batch_size):
         batch = tokenizer(list(texts[start : start + batch_size]), padding=True, truncation=True, max_length=max_length, return_tensors="pt")
@@ -78,7 +82,7 @@ def score_texts(model, tokenizer: PreTrainedTokenizerBase, texts: Sequence[str],
     return torch.cat(out) if out else torch.empty(0)
 
 
-def held_out_ranking_accuracy(model, tokenizer: PreTrainedTokenizerBase, groups: Sequence[RewardGroup]) -> float:
+def held_out_ranking_accuracy(model, tokenizer: PreTrainedTokenizerBase, groups: Sequence[RewardGroup], max_length: int = 1024) -> float:
     """Share of correctly ordered (different-grade, same-group) pairs on held-out groups."""
     texts, grades, ids = [], [], []
     for gid, group in enumerate(groups):
@@ -86,5 +90,5 @@ def held_out_ranking_accuracy(model, tokenizer: PreTrainedTokenizerBase, groups:
             texts.append(group.prompt + "\n" + sample.text)
             grades.append(GRADE_VALUE[sample.grade])
             ids.append(gid)
-    scores = score_texts(model, tokenizer, texts)
+    scores = score_texts(model, tokenizer, texts, max_length=max_length)
     return ranking_accuracy(scores, torch.tensor(grades), torch.tensor(ids))

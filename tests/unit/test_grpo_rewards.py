@@ -51,3 +51,28 @@ def test_crs_functions_and_logged_parts() -> None:
     assert sum_funcs[0](prompts, completions, target_categories=targets)[1] > 0  # SUM still pays the gated answer
     with pytest.raises(ValueError):
         r.functions("product")
+
+
+def test_real_tag_rewards_map_tags_through_chroma_at_the_configured_level(small_dataset_dir, isolated_home, tmp_path) -> None:
+    import json as _json
+
+    from recgpt.training.grpo import GRPORunConfig, real_tag_rewards
+
+    config = GRPORunConfig(model="unused", output_dir=tmp_path / "run", dataset=str(small_dataset_dir), level="l2")
+    rewards = real_tag_rewards(config)
+    assert rewards.map_categories(["gel ink pens", "led desk lamp"]) == [frozenset({"Office > Writing"}), frozenset({"Office > Furniture"})]
+    assert rewards.align(["p"], ["a"]) == [1.0]  # no reward model: the align gate is open, not faked per sample
+    answer = _json.dumps({"tags": [{"tag": "colourful gel ink pens for daily journaling at home", "rationale": "r"},
+                                   {"tag": "dimmable led desk lamp for late night reading work", "rationale": "r"}]})
+    parts = rewards.parts(["p"], [answer], [["Office > Writing", "Office > Paper"]])[0]
+    assert parts.acc == 0.5 and parts.len == 1.0 and parts.div > 0.2
+
+
+def test_real_tag_rewards_score_with_the_reward_model(small_dataset_dir, isolated_home, tmp_path) -> None:
+    from recgpt.training.grpo import GRPORunConfig, real_tag_rewards
+    from tests.unit.test_reward_train import tiny_causal_dir
+
+    model = tiny_causal_dir(tmp_path / "rm")
+    config = GRPORunConfig(model="unused", output_dir=tmp_path / "run", dataset=str(small_dataset_dir), reward_model=str(model))
+    scores = real_tag_rewards(config).align(["the pens", "the desk"], ["great pens for you", "awful lamp"])
+    assert len(scores) == 2 and all(0.0 < s < 1.0 for s in scores)

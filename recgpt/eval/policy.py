@@ -1,0 +1,66 @@
+"""`recgpt eval --method expert`: the trained policy alone, one Distributed Expert call per user.
+
+`recgpt train` optimises the expert's answer to the training persona's prompt; this method asks
+exactly that prompt for the held-out split (the history before the target, never the target), so
+base, SFT and GRPO policies are compared on the behaviour they were trained for, at one LLM call
+per user instead of the full graph's ~4.5. Tags are scored like recgpt's: each tag's nearest
+catalogue category for cat HR@K, interleaved per-tag retrieval for item HR@K.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from recgpt.agents.common import clean_text, endpoint_of, messages
+from recgpt.agents.expert import TOKENS_PER_TAG, expert_schema
+from recgpt.data import Dataset
+from recgpt.errors import InvalidModelOutput
+from recgpt.eval.harness import EvalConfig, ResultStore, UserResult, _run_llm_method
+from recgpt.eval.metrics import interleave
+from recgpt.graph.nodes import build_shared_prefix
+from recgpt.prompts.expert import EXPERT_INSTRUCTIONS
+from recgpt.tools.llm import LLMRequestRejected, acall_structured, call_of, chat_model
+
+
+def expert_instructions(m: int) -> str:
+    """The training persona's instructions (the same text `recgpt.training.datasets.expert_prompt` uses)."""
+    from recgpt.training.datasets import TRAINING_PERSONA
+
+    return EXPERT_INSTRUCTIONS.format(persona_name=TRAINING_PERSONA.name, persona_focus=TRAINING_PERSONA.focus, m=m)
+
+
+async def run_expert(config: EvalConfig, dataset: Dataset, users: list[str], store: ResultStore,
+                     show_progress: bool = True) -> None:
+    from recgpt.settings import get_settings
+    from recgpt.tools.retrieval import get_index
+
+    index = get_index(dataset, get_settings().index_dir)
+    k_max = max(config.k_items)
+    m = config.k_tags
+    has_time = any(e.timestamp is not None for u in dataset.users.values() for e in u.interactions[:1])
+
+    async def answer(ctx: Any, user_id: str, history: list[str], result: UserResult) -> None:
+        shared = await build_shared_prefix(ctx, user_id, config.dataset, config.split, None if has_time else config.date)
+        endpoint = endpoint_of(ctx)
+        model = chat_model(endpoint, ctx.expert_temperature, TOKENS_PER_TAG * m + 60, ctx.seed)
+        result.flags = list(shared["flags"])
+        try:
+            output, call = await acall_structured(model, messages(shared["shared_prefix"], expert_instructions(m)),
+                                                  expert_schema(m), "expert", endpoint.base_url, ctx.schema_attempts)
+        except (InvalidModelOutput, LLMRequestRejected) as exc:
+            call = call_of(exc, "expert")
+            result.flags.append(f"expert_failed: {exc}")  # scored as a user with no tags, never dropped
+            output = None
+        tags = [t for t in (clean_text(x.tag, 70) for x in (output.tags if output else [])) if t]
+        result.tags = tags
+        if tags:
+            hits = await asyncio.to_thread(index.search_items, tags, k_max, set(history))
+            cats = await asyncio.to_thread(index.nearest_categories, tags, 1)
+            result.ranked_items = interleave([[h.item_id for h in lst] for lst in hits], k_max)
+            result.ranked_categories = [c[0].category if c else "" for c in cats]
+        result.llm_calls = 1
+        result.prompt_tokens = call.prompt_tokens
+        result.completion_tokens = call.completion_tokens
+
+    await _run_llm_method(config, dataset, users, store, answer, show_progress)

@@ -1,0 +1,138 @@
+"""`recgpt train reward-data`: Judge-as-a-Reward groups from judge verdicts on policy samples.
+
+For each training-prefix cut (training split only), the served policy samples `samples` expert
+answers to the exact expert prompt; the Agent-as-a-Judge (one evaluator per tag dimension, then the
+Senior Reviewer rule) grades each answer's tag set Superior / Average / Bad. A group is the graded
+answers of one prompt: the listwise unit of `recgpt train reward`.
+
+Every sample and verdict is stored as it finishes (resumable); an answer the judge abstained on, or
+a sample the policy failed to produce, is counted in the summary, never silently dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import random
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from recgpt.data import load_dataset
+from recgpt.training.datasets import expert_prompt, training_cuts
+from recgpt.training.grpo_rewards import completion_text, parse_tags
+from recgpt.training.reward_model import GradedSample, RewardGroup
+
+
+@dataclass(kw_only=True)
+class RewardDataConfig:
+    """Every knob of a reward-data run (written next to the groups file)."""
+
+    output: Path = field(metadata={"help": "JSONL of reward groups (one RewardGroup per line)."})
+    dataset: str = field(default="office", metadata={"help": "Dataset whose training prefixes give the prompts."})
+    max_users: int = field(default=24, metadata={"help": "Prompts (training users) sampled."})
+    samples: int = field(default=4, metadata={"help": "G: policy answers sampled per prompt (the group)."})
+    tags_per_expert: int = field(default=5, metadata={"help": "M tags per answer (as in SFT/GRPO)."})
+    temperature: float = field(default=1.0, metadata={"help": "Sampling temperature of the policy answers."})
+    judge_mode: str = field(default="agent", metadata={"help": "agent (per-dimension evaluators + Senior Reviewer) or single."})
+    future: int = field(default=3, metadata={"help": "Cut position (as in SFT): the prompt's history ends before these."})
+    seed: int = field(default=1, metadata={"help": "Seed of the user sample (differs from SFT's 0 by default)."})
+    concurrency: int = field(default=16, metadata={"help": "LLM calls in flight."})
+
+
+def _store_path(config: RewardDataConfig) -> Path:
+    payload = json.dumps({k: v for k, v in asdict(config).items() if k not in ("output", "concurrency")}, sort_keys=True, default=str)
+    return config.output.with_suffix(f".{hashlib.sha256(payload.encode()).hexdigest()[:8]}.work.jsonl")
+
+
+async def _collect(config: RewardDataConfig, show_progress: bool) -> dict[str, Any]:
+    from langchain_core.messages import HumanMessage, SystemMessage
+
+    from recgpt.agents.common import endpoint_of
+    from recgpt.agents.expert import TOKENS_PER_TAG, expert_schema
+    from recgpt.agents.judge import JudgeInput
+    from recgpt.eval.explain_judge import KeyedStore, run_jobs
+    from recgpt.graph.context import Context
+    from recgpt.graph.judge import build_judge_subgraph
+    from recgpt.runner import check_endpoint
+    from recgpt.tools.llm import acall_structured, chat_model
+
+    data = load_dataset(config.dataset)
+    cuts = training_cuts(data, future=config.future)
+    cuts = random.Random(config.seed).sample(cuts, min(config.max_users, len(cuts)))
+    ctx = Context(judge_mode=config.judge_mode)  # type: ignore[arg-type]
+    check_endpoint(ctx)
+    endpoint = endpoint_of(ctx)
+    store = KeyedStore(_store_path(config))
+    m = config.tags_per_expert
+    prompts = {cut.user_id: expert_prompt(data, cut, m) for cut in cuts}
+
+    def sample_job(user: str, index: int):
+        async def job() -> Any:
+            model = chat_model(endpoint, config.temperature, TOKENS_PER_TAG * m + 60, None)
+            msgs = [SystemMessage(content=prompts[user][0]["content"]), HumanMessage(content=prompts[user][1]["content"])]
+            try:
+                output, _ = await acall_structured(model, msgs, expert_schema(m), "expert", endpoint.base_url, ctx.schema_attempts)
+            except Exception as exc:  # noqa: BLE001 - a failed sample is recorded, the run goes on
+                from recgpt.errors import EndpointError
+
+                if isinstance(exc, EndpointError):
+                    raise
+                return {"answer": None, "error": str(exc)[:200]}
+            return {"answer": output.model_dump_json()}
+
+        return job
+
+    sample_jobs = {f"sample:{u}:{i}": sample_job(u, i) for u in prompts for i in range(config.samples)}
+    await run_jobs(store, sample_jobs, "policy samples", config.concurrency, show_progress)
+
+    judge_ctx = replace(ctx, judge_injection_guard=True)
+
+    def judge_job(user: str, index: int, answer: str):
+        async def job() -> Any:
+            task = JudgeInput(shared_prefix=prompts[user][0]["content"], target_kind="tag", target_id=f"{user}:{index}",
+                              text="; ".join(parse_tags(answer)), title="", category="")
+            out = await build_judge_subgraph().ainvoke(task, context=judge_ctx)
+            return out["judgements"][0].model_dump(mode="json")
+
+        return job
+
+    judge_jobs = {}
+    for u in prompts:
+        for i in range(config.samples):
+            answer = store.values[f"sample:{u}:{i}"].get("answer")
+            if answer:
+                judge_jobs[f"judge:{u}:{i}"] = judge_job(u, i, answer)
+    await run_jobs(store, judge_jobs, "judge verdicts", max(1, config.concurrency // 4), show_progress)
+
+    groups, failed_samples, abstained = [], 0, 0
+    grades: dict[str, int] = {"Superior": 0, "Average": 0, "Bad": 0}
+    for u in prompts:
+        samples = []
+        for i in range(config.samples):
+            answer = store.values[f"sample:{u}:{i}"].get("answer")
+            if not answer:
+                failed_samples += 1
+                continue
+            overall = store.values[f"judge:{u}:{i}"].get("overall")
+            if overall is None:
+                abstained += 1
+                continue
+            grades[overall] += 1
+            samples.append(GradedSample(text=answer, grade=overall))
+        if samples:
+            groups.append(RewardGroup(prompt=completion_text(prompts[u]), samples=samples))
+    config.output.parent.mkdir(parents=True, exist_ok=True)
+    config.output.write_text("".join(g.model_dump_json() + "\n" for g in groups))
+    mixed = sum(1 for g in groups if len({s.grade for s in g.samples}) > 1)
+    summary = {"config": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(config).items()},
+               "groups": len(groups), "groups_with_mixed_grades": mixed, "grades": grades,
+               "failed_samples": failed_samples, "judge_abstained": abstained, "work_file": str(store.path)}
+    config.output.with_suffix(".summary.json").write_text(json.dumps(summary, indent=2))
+    return summary
+
+
+def build_reward_data(config: RewardDataConfig, show_progress: bool = True) -> dict[str, Any]:
+    """Sample, judge, group; returns the summary (also written to `<output>.summary.json`)."""
+    return asyncio.run(_collect(config, show_progress))

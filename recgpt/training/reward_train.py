@@ -1,0 +1,119 @@
+"""`recgpt train reward`: fit the Judge-as-a-Reward model on graded groups, listwise (default) or pointwise.
+
+Groups are split by prompt into train / held-out (seeded); the run reports held-out ranking accuracy
+(share of correctly ordered different-grade pairs of one prompt) so the listwise and pointwise losses
+can be compared on the same split. The value head is transformers' `AutoModelForSequenceClassification`
+(num_labels=1) on the policy's own base model; the reward in GRPO is sigmoid(score).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from recgpt.training.reward_model import RewardGroup
+from recgpt.training.runs import finish_run, latest_checkpoint, start_run
+
+RM_MAX_LENGTH = 768
+"""Token window of the reward model. Inputs are cut from the *left*: the answer and the expert's
+instructions (at the end) are always seen; only the oldest history lines can fall outside."""
+
+
+@dataclass(kw_only=True)
+class RewardRunConfig:
+    """Every knob of a reward-model run (written to `<output_dir>/run_config.json`)."""
+
+    model: str = field(metadata={"help": "Base causal LM whose trunk gets the scalar value head."})
+    groups: Path = field(metadata={"help": "Reward groups JSONL from `recgpt train reward-data`."})
+    output_dir: Path = field(metadata={"help": "Run directory."})
+    loss_type: str = field(default="listwise", metadata={"help": "listwise (S > A > B within a group) or pointwise (BCE to 1/.5/0)."})
+    held_out: float = field(default=0.25, metadata={"help": "Share of groups held out for ranking accuracy."})
+    epochs: float = field(default=2.0, metadata={"help": "Passes over the training groups."})
+    learning_rate: float = field(default=2e-5, metadata={"help": "Learning rate (full fine-tuning of trunk + head)."})
+    groups_per_batch: int = field(default=1, metadata={"help": "Groups per optimiser step (each group is G texts)."})
+    max_length: int = field(default=RM_MAX_LENGTH, metadata={"help": "Token window (left-truncated)."})
+    logging_steps: int = field(default=5, metadata={"help": "Log every N steps."})
+    save_steps: int = field(default=100, metadata={"help": "Checkpoint every N steps."})
+    seed: int = field(default=0, metadata={"help": "Seed of the split and of training."})
+    use_cpu: bool = field(default=True, metadata={"help": "Force CPU."})
+
+
+def load_groups(path: Path) -> list[RewardGroup]:
+    from recgpt.errors import RecGPTError
+
+    if not Path(path).is_file():
+        raise RecGPTError(f"reward groups file {path} does not exist; create it with `recgpt train reward-data`")
+    groups = []
+    for n, line in enumerate(Path(path).read_text().splitlines(), 1):
+        if line.strip():
+            try:
+                groups.append(RewardGroup.model_validate_json(line))
+            except ValueError as exc:
+                raise RecGPTError(f"{path}:{n}: not a reward group ({str(exc).splitlines()[0]})") from None
+    return groups
+
+
+def split_groups(groups: list[RewardGroup], held_out: float, seed: int) -> tuple[list[RewardGroup], list[RewardGroup]]:
+    order = list(range(len(groups)))
+    random.Random(seed).shuffle(order)
+    n_test = max(1, round(len(groups) * held_out)) if len(groups) > 1 else 0
+    test = [groups[i] for i in sorted(order[:n_test])]
+    train = [groups[i] for i in sorted(order[n_test:])]
+    return train, test
+
+
+def load_reward_model(path: str):  # -> (model, tokenizer)
+    """A value-head model and its tokenizer, set up for scoring (left truncation, a pad token)."""
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    tokenizer.truncation_side = "left"
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=1)
+    model.config.pad_token_id = tokenizer.pad_token_id
+    return model, tokenizer
+
+
+def run_reward(config: RewardRunConfig) -> dict[str, Any]:
+    """Train; returns metrics incl. held-out ranking accuracy before and after training."""
+    from datasets import Dataset as HFDataset
+    from transformers import TrainingArguments
+
+    from recgpt.training.reward_model import GradedRewardTrainer, GroupCollator, held_out_ranking_accuracy
+
+    out = start_run(config.output_dir, config)
+    train, test = split_groups(load_groups(config.groups), config.held_out, config.seed)
+    model, tokenizer = load_reward_model(config.model)
+    before = held_out_ranking_accuracy(model, tokenizer, test, max_length=config.max_length) if test else float("nan")
+    args = TrainingArguments(
+        output_dir=str(out), num_train_epochs=config.epochs, learning_rate=config.learning_rate,
+        per_device_train_batch_size=config.groups_per_batch, logging_steps=config.logging_steps, save_steps=config.save_steps,
+        save_total_limit=2, seed=config.seed, use_cpu=config.use_cpu, report_to=[], remove_unused_columns=False,
+    )
+    rows = [g.model_dump() for g in train]
+    trainer = GradedRewardTrainer(model=model, args=args, train_dataset=HFDataset.from_list(rows),
+                                  data_collator=GroupCollator(tokenizer, max_length=config.max_length), loss_type=config.loss_type)
+    resumed_from = latest_checkpoint(out)
+    trainer.train(resume_from_checkpoint=resumed_from)
+    after = held_out_ranking_accuracy(model, tokenizer, test, max_length=config.max_length) if test else float("nan")
+    pairs = _ordered_pairs(test)
+    final = finish_run(out, trainer, tokenizer, resumed_from, train_groups=len(train), held_out_groups=len(test),
+                       held_out_pairs=pairs, ranking_accuracy_before=before, ranking_accuracy_after=after,
+                       loss_type=config.loss_type)
+    metrics = json.loads((out / "metrics.json").read_text())
+    return {"final": str(final), **{k: metrics[k] for k in ("train_groups", "held_out_groups", "held_out_pairs",
+                                                           "ranking_accuracy_before", "ranking_accuracy_after", "loss_type")}}
+
+
+def _ordered_pairs(groups: list[RewardGroup]) -> int:
+    from recgpt.training.listwise import GRADE_VALUE
+
+    total = 0
+    for g in groups:
+        values = [GRADE_VALUE[s.grade] for s in g.samples]
+        total += sum(1 for a in values for b in values if a > b)
+    return total
