@@ -64,3 +64,14 @@ def test_usage_errors_exit_non_zero() -> None:
     assert result.returncode == 2 and "Missing option '--user'" in result.stderr
     result = recgpt("recommend", "--user", "1", "--split", "sideways", RECGPT_BASE_URL="http://127.0.0.1:9/v1")
     assert result.returncode == 1 and "--split must be one of" in result.stderr
+
+
+def test_default_model_dir_is_a_path_for_serve_and_demo(isolated_home) -> None:
+    """Regression: a second `_default_model_dir` returning str once shadowed this one, and `recgpt serve`
+    / `recgpt demo` crashed joining paths."""
+    from recgpt import app
+    from recgpt.tools.model_prep import default_model_dir
+
+    path = app._default_model_dir(prepare=False)
+    assert isinstance(path, Path) and path == default_model_dir(isolated_home / "models")
+    assert isinstance(path / "config.json", Path)
