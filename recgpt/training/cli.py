@@ -144,3 +144,18 @@ def train_export(
     if not trained.is_dir():
         raise RecGPTError(f"{trained} is not a directory")
     console.print(f"exported to {export_model(trained, out)}; serve with `recgpt serve --model {out}`")
+
+
+@train_cli.command("report")
+def train_report(
+    runs: Path = typer.Option(..., help="The chain's run folder (RUNS of scripts/train_chain.sh)."),
+    out: Path = typer.Option(Path("reports"), help="Report folder (stage evals are read from <out>/training/<stage>/)."),
+    dataset: str = typer.Option("office", help="Dataset of the chain."),
+) -> None:
+    """Write reports/training-chain-<dataset>.md/.json/.png from what the chain's commands wrote."""
+    from recgpt.training.chain_report import write_chain_report
+
+    if not runs.is_dir():
+        raise RecGPTError(f"{runs} is not a directory")
+    md, _, png = write_chain_report(runs, out, dataset)
+    console.print(f"report {md}" + (f", plot {png}" if png else ""))

@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# The training chain of issue 5, end to end on the default model:
+#   base eval -> reward data (judge-graded policy samples) -> SFT -> export -> reward models (listwise,
+#   pointwise) -> GRPO-SUM and GRPO-CRS from the SFT model -> export -> serve + eval each -> report.
+# Every step resumes (run directories / result stores), so a killed chain is rerun as is.
+# Sizes default to what 2 CPU cores finish in about two hours; on a GPU raise them and pass --no-cpu
+# (TRAIN_FLAGS=--no-cpu) and serve with --dtype bfloat16.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+RECGPT=${RECGPT:-.venv/bin/recgpt}
+RUNS=${RUNS:-${RECGPT_HOME:-$HOME/.cache/recgpt}/train/office-chain}
+EVAL_USERS=${EVAL_USERS:-100}      # Office test users per stage (same users, seed 0, for every stage)
+K=${K:-5}                          # tags per expert answer = K of cat HR@K
+RD_USERS=${RD_USERS:-24}           # reward-data prompts; G=4 answers each, judged by the agent judge
+SFT_USERS=${SFT_USERS:-64}         # SFT examples (training-prefix cuts)
+GRPO_USERS=${GRPO_USERS:-64}       # GRPO prompt pool
+GRPO_STEPS=${GRPO_STEPS:-12}       # GRPO optimiser steps (batch = 2 prompts x G=4)
+TRAIN_FLAGS=${TRAIN_FLAGS:-}
+mkdir -p "$RUNS"
+TIMES="$RUNS/stage_times.tsv"
+
+stage() {  # stage NAME COMMAND...: run once (skipped when already timed), record its wall time
+  local name=$1; shift
+  if grep -q "^$name	" "$TIMES" 2>/dev/null; then echo "== $name: done (skipped)"; return; fi
+  echo "== $name"; local t0; t0=$(date +%s)
+  "$@"
+  printf '%s\t%s\n' "$name" "$(( $(date +%s) - t0 ))" >> "$TIMES"
+}
+serve() { $RECGPT serve --stop >/dev/null; $RECGPT serve --background "$@"; }
+evaluate() { $RECGPT eval --method expert --users "$EVAL_USERS" --k "$K" --concurrency 16 --out "reports/training/$1"; }
+eval_stage() {  # eval_stage NAME [--model DIR]: serve that policy, then evaluate it (once)
+  local name=$1; shift
+  if grep -q "^eval-$name	" "$TIMES" 2>/dev/null; then echo "== eval-$name: done (skipped)"; return; fi
+  serve "$@"
+  stage "eval-$name" evaluate "$name"
+}
+
+if ! grep -q "^reward-data	" "$TIMES" 2>/dev/null || ! grep -q "^eval-base	" "$TIMES" 2>/dev/null; then serve; fi
+stage eval-base evaluate base
+stage reward-data $RECGPT train reward-data --out "$RUNS/reward-groups.jsonl" --max-users "$RD_USERS" --samples 4 --tags-per-expert "$K"
+$RECGPT serve --stop
+stage sft $RECGPT train sft --out "$RUNS/sft" --max-users "$SFT_USERS" --tags-per-expert "$K" --batch-size 4 --grad-accum 1 $TRAIN_FLAGS
+stage export-sft $RECGPT train export "$RUNS/sft/final" --out "$RUNS/sft-model"
+stage reward-listwise $RECGPT train reward --groups "$RUNS/reward-groups.jsonl" --out "$RUNS/rm-listwise" --loss listwise $TRAIN_FLAGS
+stage reward-pointwise $RECGPT train reward --groups "$RUNS/reward-groups.jsonl" --out "$RUNS/rm-pointwise" --loss pointwise $TRAIN_FLAGS
+for shaping in sum crs; do
+  stage "grpo-$shaping" $RECGPT train grpo --model "$RUNS/sft-model" --out "$RUNS/grpo-$shaping" --shaping $shaping \
+    --reward-model "$RUNS/rm-listwise/final" --max-users "$GRPO_USERS" --max-steps "$GRPO_STEPS" --batch-size 8 \
+    --num-generations 4 --max-completion-length 200 --tags-per-expert "$K" $TRAIN_FLAGS
+  stage "export-grpo-$shaping" $RECGPT train export "$RUNS/grpo-$shaping/final" --out "$RUNS/grpo-$shaping-model"
+done
+for s in sft grpo-sum grpo-crs; do
+  eval_stage "$s" --model "$RUNS/$s-model"
+done
+$RECGPT serve --stop
+$RECGPT train report --runs "$RUNS" --out reports

@@ -1,0 +1,46 @@
+"""The chain report reads the chain's own outputs (no recomputation) and shows every stage and curve."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from recgpt.training.chain_report import summarise_chain, write_chain_report
+
+
+def _stage_report(path: Path, hr: float) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({
+        "metrics": {"cat_hr@5_l2": hr, "item_hr@30": hr / 2}, "new_interest_metrics": {"cat_hr@5_l2": hr / 3, "item_hr@30": 0.0},
+        "users_scored": 100, "users_failed": 0, "flagged_users": 2, "new_interest_users": 40, "tags_per_user": 5.0,
+        "tag_diversity": 0.4, "completion_tokens_per_user": 120.0, "prompt_tokens_per_user": 950.0, "model": "m",
+        "config": {"k_tags": 5, "users": 100, "split": "test", "seed": 0}}))
+
+
+def test_chain_report_tabulates_stages_curves_and_times(tmp_path: Path) -> None:
+    runs, reports = tmp_path / "runs", tmp_path / "reports"
+    (runs / "grpo-crs").mkdir(parents=True)
+    (runs / "rm-listwise").mkdir()
+    (runs / "stage_times.tsv").write_text("eval-base\t1500\nsft\t900\n")
+    history = [{"step": s, "rewards/crs/mean": 0.1 * s, "rewards/r_acc/mean": 0.2, "kl": 0.01 * s, "grad_norm": 1.0} for s in range(1, 7)]
+    history.append({"step": 6, "train_runtime": 321.0})
+    (runs / "grpo-crs" / "metrics.json").write_text(json.dumps({"log_history": history, "global_step": 6}))
+    (runs / "rm-listwise" / "metrics.json").write_text(json.dumps({
+        "log_history": [], "global_step": 10, "ranking_accuracy_before": 0.5, "ranking_accuracy_after": 0.75,
+        "held_out_pairs": 12, "held_out_groups": 6, "train_groups": 18}))
+    _stage_report(reports / "training" / "base" / "eval-office-test-expert.json", 0.2)
+    _stage_report(reports / "training" / "grpo-crs" / "eval-office-test-expert.json", 0.3)
+
+    summary = summarise_chain(runs, reports)
+    assert list(summary["stages"]) == ["base", "grpo-crs"]
+    assert summary["wall_s"] == {"eval-base": 1500, "sft": 900}
+    assert summary["training"]["grpo-crs"]["curves"]["rewards/crs/mean"][0] == (1, 0.1)
+    assert summary["training"]["grpo-crs"]["train_runtime_s"] == 321.0
+
+    md, js, _ = write_chain_report(runs, reports)
+    text = md.read_text()
+    assert "| base | 100 | 0.200 | 0.100 |" in text and "| grpo-crs | 100 | 0.300 | 0.150 |" in text
+    assert "0.500 (untrained head) → **0.750** on 12 ordered pairs" in text
+    assert "crs 0.200 → 0.500" in text  # mean of the first and last three steps
+    assert "| eval-base | 1500 |" in text
+    assert json.loads(js.read_text())["stages"]["base"]["metrics"]["cat_hr@5_l2"] == 0.2
