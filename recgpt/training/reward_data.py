@@ -122,7 +122,7 @@ async def _collect(config: RewardDataConfig, show_progress: bool) -> dict[str, A
             grades[overall] += 1
             samples.append(GradedSample(text=answer, grade=overall))
         if samples:
-            groups.append(RewardGroup(prompt=completion_text(prompts[u]), samples=samples))
+            groups.append(RewardGroup(prompt=completion_text(prompts[u]), samples=samples, user_id=u))
     config.output.parent.mkdir(parents=True, exist_ok=True)
     config.output.write_text("".join(g.model_dump_json() + "\n" for g in groups))
     mixed = sum(1 for g in groups if len({s.grade for s in g.samples}) > 1)

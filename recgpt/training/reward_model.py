@@ -30,6 +30,7 @@ class RewardGroup(BaseModel):
 
     prompt: str
     samples: list[GradedSample] = Field(min_length=1)
+    user_id: str | None = Field(default=None, description="Whose training-prefix cut the prompt is (provenance).")
 
 
 @dataclass
