@@ -279,6 +279,47 @@ def eval_explain_command(
     console.print(f"report {md_path}" + (f", plot {png}" if png else ""))
 
 
+@cli.command("bench", epilog="Figures: calls/user and sent/user (client usage); computed/user = prompt tokens minus "
+             "prefix-cache hits (server /metrics); cache hit rate; completion/user (server); wall/user; users/min per phase; "
+             "server e2e/user (queue+prefill+decode summed over the user's requests); LLM-busy/user (time any of the user's "
+             "calls was in flight); overhead = wall - LLM-busy (ours); V1 dup rate (candidate tags another route already "
+             "proposed); quality = cat HR@K (L2, leaf) and item HR@K as `recgpt eval` computes them.")
+def bench_command(
+    dataset: str = typer.Option("office", help="office, movielens, or a JSONL dataset folder."),
+    split: str = typer.Option("test", help="validation or test."),
+    users: int = typer.Option(50, help="Users of the saturated phase (throughput, tokens and quality)."),
+    serial_users: int = typer.Option(5, help="Other users run one at a time (latency; users/min at concurrency 1)."),
+    saturation: int = typer.Option(16, help="Users in flight in the saturated phase."),
+    k: int = typer.Option(10, help="K: final tags per user (both pipelines) and K of cat HR@K."),
+    seed: int = typer.Option(0, help="Seed of the user sample."),
+    pipelines: str = typer.Option("v1,v2", help="Comma-separated: v1 (multi-route baseline), v2 (planner/experts/arbiter)."),
+    out: Path = typer.Option(Path("reports"), help="Report folder."),
+) -> None:
+    """RecGPT-V1 multi-route vs V2 on the same users, server and concurrency: tokens sent and computed (prefix cache),
+    completion tokens, users/min serially and at saturation, server time vs our overhead, and tag/item HR@K."""
+    import asyncio as _asyncio
+
+    from recgpt.agents.common import endpoint_of, served_model_identity
+    from recgpt.eval.bench import BenchConfig, run_bench, write_bench_report
+    from recgpt.eval.harness import EvalConfig, recgpt_context
+
+    chosen = [p.strip() for p in pipelines.split(",") if p.strip()]
+    if not chosen or any(p not in ("v1", "v2") for p in chosen):
+        raise RecGPTError(f"--pipelines must list v1 and/or v2 (got {pipelines!r})")
+    if split not in ("validation", "test"):
+        raise RecGPTError(f"--split must be validation or test (got {split!r})")
+    config = BenchConfig(dataset=dataset, split=split, users=users, serial_users=serial_users, saturation=saturation,  # type: ignore[arg-type]
+                         k_tags=k, seed=seed, pipelines=chosen)  # type: ignore[arg-type]
+    result = _asyncio.run(run_bench(config))
+    endpoint = endpoint_of(recgpt_context(EvalConfig(dataset=dataset, k_tags=k)))
+    md, _, png = write_bench_report(result, out, served_model_identity(endpoint.base_url, endpoint.model, endpoint.api_key))
+    r = result.get("ratios") or {}
+    if r:
+        console.print(f"V2/V1 prefill computed {r['v2_over_v1_prefill_computed']:.2f}, users/min at saturation "
+                      f"{r['v2_over_v1_users_per_min_saturated']:.2f}x, V2 overhead {r['v2_overhead_share_saturated']:.1%}")
+    console.print(f"report {md}" + (f", plot {png}" if png else ""))
+
+
 stats_cli = typer.Typer(help="Measurements written to reports/.", no_args_is_help=True)
 cli.add_typer(stats_cli, name="stats")
 

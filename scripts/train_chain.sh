@@ -39,7 +39,7 @@ if ! grep -q "^reward-data	" "$TIMES" 2>/dev/null || ! grep -q "^eval-base	" "$T
 stage eval-base evaluate base
 stage reward-data $RECGPT train reward-data --out "$RUNS/reward-groups.jsonl" --max-users "$RD_USERS" --samples 4 --tags-per-expert "$K"
 $RECGPT serve --stop
-stage sft $RECGPT train sft --out "$RUNS/sft" --max-users "$SFT_USERS" --tags-per-expert "$K" --batch-size 4 --grad-accum 1 $TRAIN_FLAGS
+stage sft $RECGPT train sft --out "$RUNS/sft" --max-users "$SFT_USERS" --tags-per-expert "$K" --batch-size 4 --grad-accum 1 --learning-rate 5e-4 $TRAIN_FLAGS
 stage export-sft $RECGPT train export "$RUNS/sft/final" --out "$RUNS/sft-model"
 stage reward-listwise $RECGPT train reward --groups "$RUNS/reward-groups.jsonl" --out "$RUNS/rm-listwise" --loss listwise $TRAIN_FLAGS
 stage reward-pointwise $RECGPT train reward --groups "$RUNS/reward-groups.jsonl" --out "$RUNS/rm-pointwise" --loss pointwise $TRAIN_FLAGS

@@ -254,32 +254,42 @@ async def _run_llm_method(config: EvalConfig, dataset: Dataset, users: list[str]
         raise RecGPTError(f"every user failed; first error: {store.load()[todo[0]].error}")
 
 
+def has_timestamps(dataset: Dataset) -> bool:
+    return any(e.timestamp is not None for u in dataset.users.values() for e in u.interactions[:1])
+
+
+async def answer_with_graph(graph: Any, index: Any, config: EvalConfig, dataset: Dataset, ctx: Any, user_id: str,
+                            history: list[str], result: UserResult) -> dict[str, Any]:
+    """Run a recommendation graph (V2, or the V1 baseline) for one user and fill `result`; returns the state."""
+    from recgpt.render import usage_totals
+
+    payload = {"user_id": user_id, "dataset": config.dataset, "split": config.split,
+               "date": None if has_timestamps(dataset) else config.date}
+    state = await graph.ainvoke(payload, context=ctx)
+    tags = [t.tag for t in state.get("tags", [])]
+    hits = await asyncio.to_thread(index.search_items, tags, max(config.k_items), set(history)) if tags else []
+    result.tags = tags
+    result.ranked_items = interleave([[h.item_id for h in lst] for lst in hits], max(config.k_items))
+    result.ranked_categories = [r.category or "" for r in state.get("recommendations", [])]
+    result.flags = list(state.get("flags", []))
+    totals = usage_totals(state)
+    result.llm_calls = int(totals["llm_calls"])
+    result.prompt_tokens = int(totals["prompt_tokens"])
+    result.completion_tokens = int(totals["completion_tokens"])
+    return state
+
+
 async def run_recgpt(config: EvalConfig, dataset: Dataset, users: list[str], store: ResultStore,
                      show_progress: bool = True) -> None:
     from recgpt.graph import build_graph
-    from recgpt.render import usage_totals
     from recgpt.settings import get_settings
     from recgpt.tools.retrieval import get_index
 
     graph = build_graph()
     index = get_index(dataset, get_settings().index_dir)
-    k_max = max(config.k_items)
-    has_time = any(e.timestamp is not None for u in dataset.users.values() for e in u.interactions[:1])
 
     async def answer(ctx: Any, user_id: str, history: list[str], result: UserResult) -> None:
-        payload = {"user_id": user_id, "dataset": config.dataset, "split": config.split,
-                   "date": None if has_time else config.date}
-        state = await graph.ainvoke(payload, context=ctx)
-        tags = [t.tag for t in state.get("tags", [])]
-        hits = await asyncio.to_thread(index.search_items, tags, k_max, set(history)) if tags else []
-        result.tags = tags
-        result.ranked_items = interleave([[h.item_id for h in lst] for lst in hits], k_max)
-        result.ranked_categories = [r.category or "" for r in state.get("recommendations", [])]
-        result.flags = list(state.get("flags", []))
-        totals = usage_totals(state)
-        result.llm_calls = int(totals["llm_calls"])
-        result.prompt_tokens = int(totals["prompt_tokens"])
-        result.completion_tokens = int(totals["completion_tokens"])
+        await answer_with_graph(graph, index, config, dataset, ctx, user_id, history, result)
 
     await _run_llm_method(config, dataset, users, store, answer, show_progress)
 

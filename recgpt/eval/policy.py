@@ -16,7 +16,7 @@ from recgpt.agents.common import clean_text, endpoint_of, messages
 from recgpt.agents.expert import TOKENS_PER_TAG, expert_schema
 from recgpt.data import Dataset
 from recgpt.errors import InvalidModelOutput
-from recgpt.eval.harness import EvalConfig, ResultStore, UserResult, _run_llm_method
+from recgpt.eval.harness import EvalConfig, ResultStore, UserResult, _run_llm_method, has_timestamps
 from recgpt.eval.metrics import interleave
 from recgpt.graph.nodes import build_shared_prefix
 from recgpt.prompts.expert import EXPERT_INSTRUCTIONS
@@ -38,7 +38,7 @@ async def run_expert(config: EvalConfig, dataset: Dataset, users: list[str], sto
     index = get_index(dataset, get_settings().index_dir)
     k_max = max(config.k_items)
     m = config.k_tags
-    has_time = any(e.timestamp is not None for u in dataset.users.values() for e in u.interactions[:1])
+    has_time = has_timestamps(dataset)
 
     async def answer(ctx: Any, user_id: str, history: list[str], result: UserResult) -> None:
         shared = await build_shared_prefix(ctx, user_id, config.dataset, config.split, None if has_time else config.date)

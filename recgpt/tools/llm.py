@@ -25,7 +25,7 @@ import openai
 import pydantic
 from langchain_core.messages import BaseMessage
 from langchain_openai import ChatOpenAI
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from recgpt.errors import EndpointError, InvalidModelOutput, RecGPTError
 
@@ -47,6 +47,7 @@ class LLMCall(BaseModel):
     completion_tokens: int = 0
     finish_reason: str | None = None
     error: str | None = None
+    started_at: float = Field(default=0.0, description="Wall clock (epoch s) when the call began; with latency_s, its interval.")
 
 
 class Endpoint(BaseModel):
@@ -152,6 +153,7 @@ async def acall_structured(
     errors: list[str] = []
     finish: str | None = None
     started = time.perf_counter()
+    started_at = time.time()
     for attempt in range(1, attempts + 1):
         try:
             async with inflight_gate(base_url):
@@ -173,7 +175,7 @@ async def acall_structured(
         except Exception as exc:  # noqa: BLE001 - mapped to our error classes below
             failure = classify_error(exc, base_url)
             failure.call = LLMCall(  # type: ignore[attr-defined]
-                agent=agent, ok=False, attempts=attempt, latency_s=time.perf_counter() - started,
+                agent=agent, ok=False, attempts=attempt, latency_s=time.perf_counter() - started, started_at=started_at,
                 prompt_tokens=prompt_tokens, completion_tokens=completion_tokens, error=str(failure),
             )
             raise failure from exc
@@ -188,12 +190,12 @@ async def acall_structured(
         elif result.get("parsing_error") is not None or parsed is None:
             errors.append(f"attempt {attempt}: schema violation: {str(result.get('parsing_error'))[:160]}")
         else:
-            call = LLMCall(agent=agent, ok=True, attempts=attempt, latency_s=time.perf_counter() - started,
+            call = LLMCall(agent=agent, ok=True, attempts=attempt, latency_s=time.perf_counter() - started, started_at=started_at,
                            prompt_tokens=prompt_tokens, completion_tokens=completion_tokens, finish_reason=finish)
             return parsed, call
     failure = InvalidModelOutput(f"{agent}: invalid model output after {attempts} attempts ({'; '.join(errors)})")
     failure.call = LLMCall(  # type: ignore[attr-defined]
-        agent=agent, ok=False, attempts=attempts, latency_s=time.perf_counter() - started,
+        agent=agent, ok=False, attempts=attempts, latency_s=time.perf_counter() - started, started_at=started_at,
         prompt_tokens=prompt_tokens, completion_tokens=completion_tokens, finish_reason=finish, error=str(failure),
     )
     raise failure

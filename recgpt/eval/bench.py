@@ -1,0 +1,308 @@
+"""`recgpt bench`: RecGPT-V1 (multi-route) vs V2 (planner/experts/arbiter) on the same users, server
+and concurrency, in one run.
+
+For each pipeline, two phases on disjoint user sets (so that no phase reuses another's prefix cache):
+`serial` runs users one at a time (latency, users/min at concurrency 1), `saturated` runs `saturation`
+users at once (throughput, tokens, quality). Around each phase the server's Prometheus `/metrics` are
+read, so prompt tokens *computed* (vLLM's local-compute prompt tokens, i.e. not prefix-cache hits) come
+from the server itself, not from our accounting. Per user we also record the client's view: LLM calls,
+prompt tokens sent, completion tokens, wall time, and the time at least one of the user's LLM calls was
+in flight; wall time minus that is our orchestration overhead (context building, token counting,
+retrieval, graph bookkeeping).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import statistics
+import time
+from pathlib import Path
+from typing import Any, Literal
+
+import httpx
+from pydantic import BaseModel, Field
+
+from recgpt.data import Dataset, Split, load_dataset
+from recgpt.eval.harness import (
+    EvalConfig,
+    UserResult,
+    _base_result,
+    _progress_bar,
+    answer_with_graph,
+    levels_of,
+    recgpt_context,
+    sample_users,
+)
+from recgpt.tools.llm import LLMCall
+
+Pipeline = Literal["v1", "v2"]
+SERVER_COUNTERS = {
+    "prompt_tokens": "vllm:prompt_tokens_total",
+    "generation_tokens": "vllm:generation_tokens_total",
+    "prefix_cache_queries": "vllm:prefix_cache_queries_total",
+    "prefix_cache_hits": "vllm:prefix_cache_hits_total",
+    "requests": "vllm:e2e_request_latency_seconds_count",
+    "e2e_s": "vllm:e2e_request_latency_seconds_sum",
+    "queue_s": "vllm:request_queue_time_seconds_sum",
+    "prefill_s": "vllm:request_prefill_time_seconds_sum",
+    "decode_s": "vllm:request_decode_time_seconds_sum",
+}
+FIGURES = """\
+- calls/user: LLM calls per user (client). sent/user: prompt tokens sent (client usage).
+- computed/user: prompt tokens the server actually computed = prompt tokens - prefix-cache hits (server /metrics).
+- cache hit: prefix-cache hits / prompt tokens (server). completion/user: generated tokens (server).
+- wall/user: mean seconds from a user's start to its result. users/min: users finished per minute of phase wall time.
+- server e2e/user: summed request latency on the server per user (queue + prefill + decode; parallel calls add up).
+- LLM-busy/user: seconds at least one of the user's calls was in flight (client). overhead: wall - LLM-busy, ours.
+- dup rate (V1): share of candidate tags another route had already proposed.
+- quality: cat HR@K (L2, leaf) and item HR@K of the saturated phase's users, as `recgpt eval` computes them.
+"""
+
+
+class BenchConfig(BaseModel):
+    dataset: str = "office"
+    split: Literal["validation", "test"] = "test"
+    users: int = Field(default=50, ge=1, description="Users of the saturated phase (quality is measured on them).")
+    serial_users: int = Field(default=5, ge=0, description="Other users, run one at a time.")
+    saturation: int = Field(default=16, ge=1, description="Users in flight in the saturated phase.")
+    seed: int = 0
+    k_tags: int = Field(default=10, ge=1)
+    k_items: list[int] = Field(default_factory=lambda: [10, 30])
+    pipelines: list[Pipeline] = Field(default_factory=lambda: ["v1", "v2"])
+    date: str = "2026-11-25"
+
+
+def scrape_metrics(base_url: str) -> dict[str, float]:
+    """Sum of each counter over its label sets, from the server's Prometheus endpoint."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    root = base_url.rstrip("/").removesuffix("/v1")
+    text = httpx.get(root + "/metrics", timeout=10.0).text
+    totals: dict[str, float] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            totals[sample.name] = totals.get(sample.name, 0.0) + float(sample.value)
+    return {key: totals.get(name, 0.0) for key, name in SERVER_COUNTERS.items()}
+
+
+def busy_seconds(calls: list[LLMCall]) -> float:
+    """Length of the union of the calls' [start, start + latency] intervals."""
+    spans = sorted((c.started_at, c.started_at + c.latency_s) for c in calls if c.started_at > 0)
+    total, end = 0.0, float("-inf")
+    for start, stop in spans:
+        if stop <= end:
+            continue
+        total += stop - max(start, end)
+        end = stop
+    return total
+
+
+class UserRun(BaseModel):
+    result: UserResult
+    wall_s: float
+    busy_s: float
+    duplicate_rate: float | None = None
+
+
+async def run_phase(graph: Any, config: BenchConfig, dataset: Dataset, users: list[str], concurrency: int, label: str,
+                    show_progress: bool) -> dict[str, Any]:
+    from recgpt.settings import get_settings
+    from recgpt.tools.retrieval import get_index
+
+    eval_config = EvalConfig(dataset=config.dataset, split=config.split, users=len(users), seed=config.seed, k_tags=config.k_tags,
+                             k_items=config.k_items, date=config.date)
+    ctx = recgpt_context(eval_config)
+    index = get_index(dataset, get_settings().index_dir)
+    levels = levels_of(dataset)
+    gate = asyncio.Semaphore(concurrency)
+
+    async def one(user_id: str) -> UserRun:
+        async with gate:
+            started = time.perf_counter()
+            result, history = _base_result(dataset, user_id, config.split, levels)
+            state = await answer_with_graph(graph, index, eval_config, dataset, ctx, user_id, history, result)
+            wall = time.perf_counter() - started
+            result.wall_s = wall
+            return UserRun(result=result, wall_s=wall, busy_s=busy_seconds(state.get("calls", [])),
+                           duplicate_rate=state.get("route_duplicate_rate"))
+
+    before = await asyncio.to_thread(scrape_metrics, ctx.base_url)
+    started = time.perf_counter()
+    runs: list[UserRun] = []
+    with _progress_bar(show_progress) as progress:
+        task = progress.add_task(label, total=len(users))
+        for finished in asyncio.as_completed([one(u) for u in users]):
+            runs.append(await finished)
+            progress.advance(task)
+    elapsed = time.perf_counter() - started
+    after = await asyncio.to_thread(scrape_metrics, ctx.base_url)
+    server = {k: after[k] - before[k] for k in SERVER_COUNTERS}
+    return summarise_phase(runs, server, elapsed, eval_config, levels)
+
+
+def _mean(values: list[float]) -> float:
+    return float(statistics.fmean(values)) if values else 0.0
+
+
+def summarise_phase(runs: list[UserRun], server: dict[str, float], elapsed: float, eval_config: EvalConfig,
+                    levels: tuple[str, ...]) -> dict[str, Any]:
+    from recgpt.eval.report import per_user_metrics
+
+    n = max(1, len(runs))
+    rows = [per_user_metrics(r.result, eval_config, levels) for r in runs]
+    wall = sum(r.wall_s for r in runs)
+    busy = sum(r.busy_s for r in runs)
+    dups = [r.duplicate_rate for r in runs if r.duplicate_rate is not None]
+    return {
+        "users": len(runs), "elapsed_s": elapsed, "users_per_min": len(runs) / elapsed * 60 if elapsed else 0.0,
+        "calls_per_user": _mean([r.result.llm_calls for r in runs]),
+        "prompt_tokens_sent_per_user": _mean([r.result.prompt_tokens for r in runs]),
+        "completion_tokens_client_per_user": _mean([r.result.completion_tokens for r in runs]),
+        "prompt_tokens_server_per_user": server["prompt_tokens"] / n,
+        "prompt_tokens_computed_per_user": (server["prompt_tokens"] - server["prefix_cache_hits"]) / n,
+        "prefix_cache_hit_rate": server["prefix_cache_hits"] / server["prompt_tokens"] if server["prompt_tokens"] else 0.0,
+        "completion_tokens_per_user": server["generation_tokens"] / n,
+        "server_requests_per_user": server["requests"] / n,
+        "server_e2e_s_per_user": server["e2e_s"] / n, "server_queue_s_per_user": server["queue_s"] / n,
+        "server_prefill_s_per_user": server["prefill_s"] / n, "server_decode_s_per_user": server["decode_s"] / n,
+        "wall_s_per_user": wall / n, "llm_busy_s_per_user": busy / n,
+        "overhead_s_per_user": (wall - busy) / n, "overhead_share": (wall - busy) / wall if wall else 0.0,
+        "route_duplicate_rate": _mean(dups) if dups else None,
+        "failed_users": sum(1 for r in runs if not r.result.tags), "flagged_users": sum(1 for r in runs if r.result.flags),
+        "quality": {name: _mean([row[name] for row in rows]) for name in (rows[0] if rows else {})},
+    }
+
+
+async def run_bench(config: BenchConfig, show_progress: bool = True) -> dict[str, Any]:
+    from recgpt.graph import build_graph
+    from recgpt.graph.v1 import build_v1_graph
+    from recgpt.runner import check_endpoint
+
+    dataset = load_dataset(config.dataset)
+    Split(config.split)
+    pool = sample_users(dataset, config.split, config.users + config.serial_users, config.seed)
+    saturated, serial = pool[: config.users], pool[config.users:]
+    ctx = recgpt_context(EvalConfig(dataset=config.dataset, k_tags=config.k_tags))
+    check_endpoint(ctx)
+    graphs = {"v1": build_v1_graph(), "v2": build_graph()}
+    out: dict[str, Any] = {"config": config.model_dump(), "context": {k: v for k, v in vars(ctx).items() if k != "api_key"},
+                           "pipelines": {}}
+    for pipeline in config.pipelines:
+        phases: dict[str, Any] = {}
+        if serial:
+            phases["serial"] = await run_phase(graphs[pipeline], config, dataset, serial, 1, f"{pipeline} serial ({len(serial)} users)", show_progress)
+        phases["saturated"] = await run_phase(graphs[pipeline], config, dataset, saturated, config.saturation,
+                                              f"{pipeline} saturated ({len(saturated)} users, {config.saturation} in flight)", show_progress)
+        out["pipelines"][pipeline] = phases
+    out["ratios"] = ratios(out["pipelines"])
+    return out
+
+
+def ratios(pipelines: dict[str, Any]) -> dict[str, Any]:
+    if not {"v1", "v2"} <= set(pipelines):
+        return {}
+    v1, v2 = pipelines["v1"]["saturated"], pipelines["v2"]["saturated"]
+
+    def ratio(a: float, b: float) -> float | None:
+        return a / b if b else None
+
+    computed = ratio(v2["prompt_tokens_computed_per_user"], v1["prompt_tokens_computed_per_user"])
+    throughput = ratio(v2["users_per_min"], v1["users_per_min"])
+    quality = {k: v2["quality"][k] - v1["quality"][k] for k in v2["quality"]}
+    return {
+        "v2_over_v1_prefill_computed": computed, "goal_prefill_at_most_0.40": computed is not None and computed <= 0.40,
+        "v2_over_v1_users_per_min_saturated": throughput, "goal_throughput_at_least_2.5": throughput is not None and throughput >= 2.5,
+        "v2_minus_v1_quality": quality, "goal_quality_not_worse": all(d >= 0 for k, d in quality.items() if k.startswith("cat_hr")),
+        "v2_overhead_share_saturated": v2["overhead_share"], "goal_overhead_below_5pct": v2["overhead_share"] < 0.05,
+        "v2_over_v1_users_per_min_serial": ratio(pipelines["v2"].get("serial", {}).get("users_per_min", 0.0),
+                                                 pipelines["v1"].get("serial", {}).get("users_per_min", 0.0)),
+    }
+
+
+ROWS = (("calls/user", "calls_per_user", 2), ("sent/user", "prompt_tokens_sent_per_user", 0), ("computed/user", "prompt_tokens_computed_per_user", 0),
+        ("cache hit", "prefix_cache_hit_rate", 3), ("completion/user", "completion_tokens_per_user", 0), ("wall/user s", "wall_s_per_user", 1),
+        ("users/min", "users_per_min", 2), ("server e2e/user s", "server_e2e_s_per_user", 1), ("LLM-busy/user s", "llm_busy_s_per_user", 1),
+        ("overhead/user s", "overhead_s_per_user", 2), ("overhead share", "overhead_share", 3), ("dup rate", "route_duplicate_rate", 3),
+        ("failed / flagged users", None, 0))
+
+
+def markdown(result: dict[str, Any], model: str) -> str:
+    cfg = result["config"]
+    columns = [(p, phase) for p, phases in result["pipelines"].items() for phase in phases]
+    lines = [f"# Benchmark: RecGPT-V1 multi-route vs V2, {cfg['dataset']} {cfg['split']}", "",
+             f"Same server (`{model}`), same users (seed {cfg['seed']}): saturated phase {cfg['users']} users with "
+             f"{cfg['saturation']} in flight; serial phase {cfg['serial_users']} other users one at a time. K={cfg['k_tags']}.", "",
+             "| figure | " + " | ".join(f"{p} {phase}" for p, phase in columns) + " |", "|---|" + "---:|" * len(columns)]
+    for label, key, digits in ROWS:
+        cells = []
+        for p, phase in columns:
+            r = result["pipelines"][p][phase]
+            if key is None:
+                cells.append(f"{r['failed_users']} / {r['flagged_users']}")
+            else:
+                v = r.get(key)
+                cells.append("—" if v is None else f"{v:.{digits}f}")
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    quality_names = list(next(iter(result["pipelines"].values()))["saturated"]["quality"])
+    lines += ["", "## Quality (saturated phase users)", "", "| pipeline | " + " | ".join(quality_names) + " |",
+              "|---|" + "---:|" * len(quality_names)]
+    for p, phases in result["pipelines"].items():
+        lines.append(f"| {p} | " + " | ".join(f"{phases['saturated']['quality'][q]:.3f}" for q in quality_names) + " |")
+    r = result.get("ratios") or {}
+    if r:
+        def fmt(v: float | None) -> str:
+            return "—" if v is None else f"{v:.2f}"
+
+        lines += ["", "## Goals (V2 against V1, saturated phase)", "",
+                  f"- prefill computed per user V2/V1 = **{fmt(r['v2_over_v1_prefill_computed'])}** (goal ≤ 0.40: {'met' if r['goal_prefill_at_most_0.40'] else 'not met'})",
+                  f"- users/min V2/V1 = **{fmt(r['v2_over_v1_users_per_min_saturated'])}** at saturation (goal ≥ 2.5: "
+                  f"{'met' if r['goal_throughput_at_least_2.5'] else 'not met'}); {fmt(r['v2_over_v1_users_per_min_serial'])} serially",
+                  "- quality V2 − V1: " + ", ".join(f"{k} {v:+.3f}" for k, v in r["v2_minus_v1_quality"].items())
+                  + f" (goal: not worse on cat HR: {'met' if r['goal_quality_not_worse'] else 'not met'})",
+                  f"- V2 orchestration overhead {r['v2_overhead_share_saturated']:.1%} of wall time (goal < 5%: "
+                  f"{'met' if r['goal_overhead_below_5pct'] else 'not met'})"]
+    lines += ["", "## Figures", "", FIGURES, "## Reproduce", "",
+              f"    recgpt bench --users {cfg['users']} --serial-users {cfg['serial_users']} --saturation {cfg['saturation']} --k {cfg['k_tags']}", ""]
+    return "\n".join(lines)
+
+
+def plot(result: dict[str, Any], path: Path) -> Path | None:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    pipelines = list(result["pipelines"])
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
+    phases = ["serial", "saturated"]
+    width = 0.8 / max(1, len(pipelines))
+    for i, p in enumerate(pipelines):
+        values = [result["pipelines"][p].get(ph, {}).get("users_per_min", 0.0) for ph in phases]
+        left.bar([x + i * width for x in range(len(phases))], values, width, label=p.upper())
+    left.set_xticks([x + width * (len(pipelines) - 1) / 2 for x in range(len(phases))], phases)
+    left.set_title("users per minute")
+    left.legend()
+    keys = [("sent", "prompt_tokens_sent_per_user"), ("computed", "prompt_tokens_computed_per_user"), ("completion", "completion_tokens_per_user")]
+    for i, p in enumerate(pipelines):
+        values = [result["pipelines"][p]["saturated"][k] for _, k in keys]
+        right.bar([x + i * width for x in range(len(keys))], values, width, label=p.upper())
+    right.set_xticks([x + width * (len(pipelines) - 1) / 2 for x in range(len(keys))], [n for n, _ in keys])
+    right.set_title("tokens per user (saturated phase)")
+    right.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def write_bench_report(result: dict[str, Any], out_dir: Path, model: str) -> tuple[Path, Path, Path | None]:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stem = out_dir / f"bench-{Path(result['config']['dataset']).name}-{result['config']['split']}"
+    json_path = stem.with_suffix(".json")
+    json_path.write_text(json.dumps({**result, "model": model}, indent=2, default=str))
+    md_path = stem.with_suffix(".md")
+    md_path.write_text(markdown(result, model))
+    return md_path, json_path, plot(result, stem.with_suffix(".png"))
