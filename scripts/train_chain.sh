@@ -37,7 +37,7 @@ eval_stage() {  # eval_stage NAME [--model DIR]: serve that policy, then evaluat
 
 if ! grep -q "^reward-data	" "$TIMES" 2>/dev/null || ! grep -q "^eval-base	" "$TIMES" 2>/dev/null; then serve; fi
 stage eval-base evaluate base
-stage reward-data $RECGPT train reward-data --out "$RUNS/reward-groups.jsonl" --max-users "$RD_USERS" --samples 4 --tags-per-expert "$K"
+stage reward-data $RECGPT train reward-data --out "$RUNS/reward-groups.jsonl" --max-users "$RD_USERS" --samples 4 --tags-per-expert "$K" --shuffled-negatives 2
 $RECGPT serve --stop
 stage sft $RECGPT train sft --out "$RUNS/sft" --max-users "$SFT_USERS" --tags-per-expert "$K" --batch-size 4 --grad-accum 1 --learning-rate 5e-4 $TRAIN_FLAGS
 stage export-sft $RECGPT train export "$RUNS/sft/final" --out "$RUNS/sft-model"

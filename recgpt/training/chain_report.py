@@ -73,7 +73,8 @@ def summarise_chain(runs: Path, reports: Path, dataset: str = "office", split: s
                                  "config": _read_json(runs / name / "run_config.json")}
         if name.startswith("rm-"):
             entry.update({k: metrics.get(k) for k in ("ranking_accuracy_before", "ranking_accuracy_after", "held_out_pairs",
-                                                      "held_out_groups", "train_groups")})
+                                                      "held_out_groups", "train_groups", "held_out_judge_pairs",
+                                                      "ranking_accuracy_after_judge_pairs")})
         if name == "sft":
             entry["loss"] = curve(history, "loss")
         if name.startswith("grpo-"):
@@ -119,15 +120,18 @@ def markdown(summary: dict[str, Any]) -> str:
     lines += ["", "## Training runs", ""]
     if "reward_data" in training:
         rd = training["reward_data"]
-        lines.append(f"- **Reward data**: {rd['groups']} groups ({rd['groups_with_mixed_grades']} with mixed grades), grades "
-                     f"{rd['grades']}, {rd['failed_samples']} failed samples, judge abstained on {rd['judge_abstained']}; "
+        lines.append(f"- **Reward data**: {rd['groups']} groups ({rd['groups_with_mixed_grades']} with mixed judge grades), judge grades "
+                     f"{rd['grades']}, {rd.get('shuffled_negatives', 0)} in-batch negatives (another user's answer, Bad by construction), "
+                     f"{rd['failed_samples']} failed samples, judge abstained on {rd['judge_abstained']}; "
                      f"G={rd['config']['samples']}, judge `{rd['config']['judge_mode']}`.")
     for name in ("rm-listwise", "rm-pointwise"):
         if name in training:
             r = training[name]
             lines.append(f"- **Reward model, {name[3:]}**: held-out ranking accuracy {_fmt(r['ranking_accuracy_before'])} (untrained head) → "
                          f"**{_fmt(r['ranking_accuracy_after'])}** on {r['held_out_pairs']} ordered pairs of {r['held_out_groups']} groups "
-                         f"({r['train_groups']} training groups, {r['global_step']} steps, {_fmt(r['train_runtime_s'], 0)} s).")
+                         f"({r['train_groups']} training groups, {r['global_step']} steps, {_fmt(r['train_runtime_s'], 0)} s); "
+                         f"on the judge's own pairs only: {_fmt(r.get('ranking_accuracy_after_judge_pairs'))} "
+                         f"({r.get('held_out_judge_pairs')} pairs).")
     if "sft" in training:
         first, last = _first_last(training["sft"]["loss"])
         lines.append(f"- **SFT**: {training['sft']['global_step']} steps, loss {_fmt(first)} → {_fmt(last)} (mean of first/last 3 logs), "

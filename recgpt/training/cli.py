@@ -64,6 +64,7 @@ def train_reward_data(
     temperature: float = typer.Option(1.0, help="Sampling temperature of the answers."),
     judge: str = typer.Option("agent", help="agent (per-dimension evaluators + Senior Reviewer) or single."),
     seed: int = typer.Option(1, help="Seed of the user sample."),
+    shuffled_negatives: int = typer.Option(0, help="In-batch negatives per group (other users' answers, graded Bad by construction)."),
     concurrency: int = typer.Option(16, help="LLM calls in flight."),
 ) -> None:
     """Sample policy answers from the served model (RECGPT_BASE_URL) and grade them with the judge: reward groups."""
@@ -73,8 +74,9 @@ def train_reward_data(
         raise RecGPTError(f"--judge must be agent or single (got {judge!r})")
     summary = build_reward_data(RewardDataConfig(output=out, dataset=dataset, max_users=max_users, samples=samples,
                                                  tags_per_expert=tags_per_expert, temperature=temperature, judge_mode=judge,
-                                                 seed=seed, concurrency=concurrency))
-    console.print(f"{summary['groups']} groups ({summary['groups_with_mixed_grades']} with mixed grades), grades {summary['grades']}, "
+                                                 seed=seed, shuffled_negatives=shuffled_negatives, concurrency=concurrency))
+    console.print(f"{summary['groups']} groups ({summary['groups_with_mixed_grades']} with mixed judge grades), grades {summary['grades']}, "
+                  f"{summary['shuffled_negatives']} shuffled negatives, "
                   f"{summary['failed_samples']} failed samples, judge abstained on {summary['judge_abstained']}; wrote {out}")
 
 
@@ -99,7 +101,8 @@ def train_reward(
                                         learning_rate=learning_rate, held_out=held_out, seed=seed, use_cpu=cpu))
     console.print(f"reward model ({loss}) done: {result['final']}; held-out ranking accuracy "
                   f"{result['ranking_accuracy_before']:.3f} -> {result['ranking_accuracy_after']:.3f} "
-                  f"on {result['held_out_pairs']} pairs of {result['held_out_groups']} groups")
+                  f"on {result['held_out_pairs']} pairs of {result['held_out_groups']} groups; on the judge's own pairs only "
+                  f"{result['ranking_accuracy_after_judge_pairs']:.3f} ({result['held_out_judge_pairs']} pairs)")
 
 
 @train_cli.command("grpo")

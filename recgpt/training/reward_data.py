@@ -38,11 +38,15 @@ class RewardDataConfig:
     judge_mode: str = field(default="agent", metadata={"help": "agent (per-dimension evaluators + Senior Reviewer) or single."})
     future: int = field(default=3, metadata={"help": "Cut position (as in SFT): the prompt's history ends before these."})
     seed: int = field(default=1, metadata={"help": "Seed of the user sample (differs from SFT's 0 by default)."})
+    shuffled_negatives: int = field(default=0, metadata={"help": (
+        "In-batch negatives per group: judged answers of other users (seeded derangement) graded Bad by construction. "
+        "Gives the listwise loss a user-relevance signal when the judge grades (nearly) everything alike.")})
     concurrency: int = field(default=16, metadata={"help": "LLM calls in flight."})
 
 
 def _store_path(config: RewardDataConfig) -> Path:
-    payload = json.dumps({k: v for k, v in asdict(config).items() if k not in ("output", "concurrency")}, sort_keys=True, default=str)
+    payload = json.dumps({k: v for k, v in asdict(config).items() if k not in ("output", "concurrency", "shuffled_negatives")},
+                         sort_keys=True, default=str)
     return config.output.with_suffix(f".{hashlib.sha256(payload.encode()).hexdigest()[:8]}.work.jsonl")
 
 
@@ -62,14 +66,20 @@ async def _collect(config: RewardDataConfig, show_progress: bool) -> dict[str, A
     cuts = training_cuts(data, future=config.future)
     cuts = random.Random(config.seed).sample(cuts, min(config.max_users, len(cuts)))
     ctx = Context(judge_mode=config.judge_mode)  # type: ignore[arg-type]
-    check_endpoint(ctx)
-    endpoint = endpoint_of(ctx)
     store = KeyedStore(_store_path(config))
     m = config.tags_per_expert
     prompts = {cut.user_id: expert_prompt(data, cut, m) for cut in cuts}
+    pending = [f"sample:{u}:{i}" for u in prompts for i in range(config.samples) if f"sample:{u}:{i}" not in store]
+    pending += [f"judge:{u}:{i}" for u in prompts for i in range(config.samples)
+                if (store.values.get(f"sample:{u}:{i}") or {}).get("answer") and f"judge:{u}:{i}" not in store]
+    endpoint = None
+    if pending:  # a finished collection regroups offline (e.g. with another --shuffled-negatives)
+        check_endpoint(ctx)
+        endpoint = endpoint_of(ctx)
 
     def sample_job(user: str, index: int):
         async def job() -> Any:
+            assert endpoint is not None
             model = chat_model(endpoint, config.temperature, TOKENS_PER_TAG * m + 60, None)
             msgs = [SystemMessage(content=prompts[user][0]["content"]), HumanMessage(content=prompts[user][1]["content"])]
             try:
@@ -123,14 +133,37 @@ async def _collect(config: RewardDataConfig, show_progress: bool) -> dict[str, A
             samples.append(GradedSample(text=answer, grade=overall))
         if samples:
             groups.append(RewardGroup(prompt=completion_text(prompts[u]), samples=samples, user_id=u))
+    shuffled = add_shuffled_negatives(groups, config.shuffled_negatives, config.seed)
     config.output.parent.mkdir(parents=True, exist_ok=True)
     config.output.write_text("".join(g.model_dump_json() + "\n" for g in groups))
-    mixed = sum(1 for g in groups if len({s.grade for s in g.samples}) > 1)
+    mixed = sum(1 for g in groups if len({s.grade for s in g.samples if s.source == "judge"}) > 1)
     summary = {"config": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(config).items()},
-               "groups": len(groups), "groups_with_mixed_grades": mixed, "grades": grades,
+               "groups": len(groups), "groups_with_mixed_grades": mixed, "grades": grades, "shuffled_negatives": shuffled,
                "failed_samples": failed_samples, "judge_abstained": abstained, "work_file": str(store.path)}
     config.output.with_suffix(".summary.json").write_text(json.dumps(summary, indent=2))
     return summary
+
+
+def add_shuffled_negatives(groups: list[RewardGroup], per_group: int, seed: int) -> int:
+    """Append `per_group` judged answers of other groups to each group, graded Bad (source "shuffled").
+
+    Donors follow seeded derangements (no group receives its own answers); returns how many were added.
+    """
+    from recgpt.eval.judge_labels import derangement
+
+    if per_group < 1 or len(groups) < 2:
+        return 0
+    own = [[s for s in g.samples if s.source == "judge"] for g in groups]
+    added = 0
+    for round_ in range(per_group):
+        donors = derangement(len(groups), seed + round_)
+        for receiver, donor in enumerate(donors):
+            # perm[i] receives i's payload: group `donor` gets an answer of group `receiver`
+            if own[receiver]:
+                sample = own[receiver][round_ % len(own[receiver])]
+                groups[donor].samples.append(GradedSample(text=sample.text, grade="Bad", source="shuffled"))
+                added += 1
+    return added
 
 
 def build_reward_data(config: RewardDataConfig, show_progress: bool = True) -> dict[str, Any]:

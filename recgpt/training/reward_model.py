@@ -23,6 +23,9 @@ from recgpt.training.listwise import GRADE_VALUE, listwise_loss, pointwise_loss,
 class GradedSample(BaseModel):
     text: str
     grade: Literal["Superior", "Average", "Bad"]
+    source: Literal["judge", "shuffled"] = Field(
+        default="judge", description="judge: the judge's grade of a policy sample for this prompt; shuffled: another "
+                                     "user's answer shown for this prompt, Bad by construction (in-batch negative).")
 
 
 class RewardGroup(BaseModel):

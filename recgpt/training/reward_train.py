@@ -100,13 +100,26 @@ def run_reward(config: RewardRunConfig) -> dict[str, Any]:
     resumed_from = latest_checkpoint(out)
     trainer.train(resume_from_checkpoint=resumed_from)
     after = held_out_ranking_accuracy(model, tokenizer, test, max_length=config.max_length) if test else float("nan")
-    pairs = _ordered_pairs(test)
+    judged = judge_only(test)  # the pairs the judge itself ordered (no in-batch negatives)
+    judge_pairs = _ordered_pairs(judged)
+    judge_after = held_out_ranking_accuracy(model, tokenizer, judged, max_length=config.max_length) if judge_pairs else float("nan")
     final = finish_run(out, trainer, tokenizer, resumed_from, train_groups=len(train), held_out_groups=len(test),
-                       held_out_pairs=pairs, ranking_accuracy_before=before, ranking_accuracy_after=after,
-                       loss_type=config.loss_type)
+                       held_out_pairs=_ordered_pairs(test), ranking_accuracy_before=before, ranking_accuracy_after=after,
+                       held_out_judge_pairs=judge_pairs, ranking_accuracy_after_judge_pairs=judge_after, loss_type=config.loss_type)
     metrics = json.loads((out / "metrics.json").read_text())
-    return {"final": str(final), **{k: metrics[k] for k in ("train_groups", "held_out_groups", "held_out_pairs",
-                                                           "ranking_accuracy_before", "ranking_accuracy_after", "loss_type")}}
+    return {"final": str(final), **{k: metrics[k] for k in ("train_groups", "held_out_groups", "held_out_pairs", "ranking_accuracy_before",
+                                                           "ranking_accuracy_after", "held_out_judge_pairs",
+                                                           "ranking_accuracy_after_judge_pairs", "loss_type")}}
+
+
+def judge_only(groups: list[RewardGroup]) -> list[RewardGroup]:
+    """The groups restricted to judge-graded samples (in-batch negatives removed)."""
+    out = []
+    for g in groups:
+        samples = [s for s in g.samples if s.source == "judge"]
+        if samples:
+            out.append(g.model_copy(update={"samples": samples}))
+    return out
 
 
 def _ordered_pairs(groups: list[RewardGroup]) -> int:

@@ -69,3 +69,18 @@ def test_collator_cuts_long_prompts_from_the_left_so_the_answer_survives() -> No
     ids = batch["input_ids"][0].tolist()
     assert len(ids) == 8
     assert tokenizer.decode(ids[-3:]) == "great desk lamp"
+
+
+def test_shuffled_negatives_come_from_other_groups_and_are_bad() -> None:
+    from recgpt.training.reward_data import add_shuffled_negatives
+    from recgpt.training.reward_model import GradedSample
+    from recgpt.training.reward_train import judge_only
+
+    gs = [RewardGroup(prompt=f"p{i}", samples=[GradedSample(text=f"a{i}-{j}", grade="Superior") for j in range(2)]) for i in range(5)]
+    assert add_shuffled_negatives(gs, 2, seed=3) == 10
+    for i, g in enumerate(gs):
+        negatives = [s for s in g.samples if s.source == "shuffled"]
+        assert len(negatives) == 2 and all(s.grade == "Bad" for s in negatives)
+        assert not any(s.text.startswith(f"a{i}-") for s in negatives)  # never its own answer
+    assert [len(g.samples) for g in judge_only(gs)] == [2] * 5
+    assert add_shuffled_negatives(gs[:1], 2, seed=0) == 0  # one group has no other user to borrow from
