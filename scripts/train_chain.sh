@@ -14,7 +14,9 @@ K=${K:-5}                          # tags per expert answer = K of cat HR@K
 RD_USERS=${RD_USERS:-24}           # reward-data prompts; G=4 answers each, judged by the agent judge
 SFT_USERS=${SFT_USERS:-64}         # SFT examples (training-prefix cuts)
 GRPO_USERS=${GRPO_USERS:-64}       # GRPO prompt pool
-GRPO_STEPS=${GRPO_STEPS:-12}       # GRPO optimiser steps (batch = 2 prompts x G=4)
+GRPO_STEPS=${GRPO_STEPS:-10}       # GRPO optimiser steps (batch = 1 prompt x G=4 on CPU)
+GRPO_BATCH=${GRPO_BATCH:-4}        # completions per step (a multiple of G=4)
+RM_EPOCHS=${RM_EPOCHS:-1}          # reward-model passes over the training groups
 TRAIN_FLAGS=${TRAIN_FLAGS:-}
 mkdir -p "$RUNS"
 TIMES="$RUNS/stage_times.tsv"
@@ -41,12 +43,12 @@ stage reward-data $RECGPT train reward-data --out "$RUNS/reward-groups.jsonl" --
 $RECGPT serve --stop
 stage sft $RECGPT train sft --out "$RUNS/sft" --max-users "$SFT_USERS" --tags-per-expert "$K" --batch-size 4 --grad-accum 1 --learning-rate 5e-4 $TRAIN_FLAGS
 stage export-sft $RECGPT train export "$RUNS/sft/final" --out "$RUNS/sft-model"
-stage reward-listwise $RECGPT train reward --groups "$RUNS/reward-groups.jsonl" --out "$RUNS/rm-listwise" --loss listwise $TRAIN_FLAGS
-stage reward-pointwise $RECGPT train reward --groups "$RUNS/reward-groups.jsonl" --out "$RUNS/rm-pointwise" --loss pointwise $TRAIN_FLAGS
+stage reward-listwise $RECGPT train reward --groups "$RUNS/reward-groups.jsonl" --out "$RUNS/rm-listwise" --loss listwise --epochs "$RM_EPOCHS" $TRAIN_FLAGS
+stage reward-pointwise $RECGPT train reward --groups "$RUNS/reward-groups.jsonl" --out "$RUNS/rm-pointwise" --loss pointwise --epochs "$RM_EPOCHS" $TRAIN_FLAGS
 for shaping in sum crs; do
   stage "grpo-$shaping" $RECGPT train grpo --model "$RUNS/sft-model" --out "$RUNS/grpo-$shaping" --shaping $shaping \
-    --reward-model "$RUNS/rm-listwise/final" --max-users "$GRPO_USERS" --max-steps "$GRPO_STEPS" --batch-size 8 \
-    --num-generations 4 --max-completion-length 200 --tags-per-expert "$K" $TRAIN_FLAGS
+    --reward-model "$RUNS/rm-listwise/final" --max-users "$GRPO_USERS" --max-steps "$GRPO_STEPS" --batch-size "$GRPO_BATCH" \
+    --num-generations 4 --max-completion-length 192 --tags-per-expert "$K" $TRAIN_FLAGS
   stage "export-grpo-$shaping" $RECGPT train export "$RUNS/grpo-$shaping/final" --out "$RUNS/grpo-$shaping-model"
 done
 for s in sft grpo-sum grpo-crs; do

@@ -15,7 +15,7 @@ import asyncio
 import hashlib
 import json
 import random
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -51,16 +51,15 @@ def _store_path(config: RewardDataConfig) -> Path:
 
 
 async def _collect(config: RewardDataConfig, show_progress: bool) -> dict[str, Any]:
-    from langchain_core.messages import HumanMessage, SystemMessage
-
-    from recgpt.agents.common import endpoint_of
+    from recgpt.agents.common import endpoint_of, messages
     from recgpt.agents.expert import TOKENS_PER_TAG, expert_schema
     from recgpt.agents.judge import JudgeInput
+    from recgpt.errors import InvalidModelOutput
     from recgpt.eval.explain_judge import KeyedStore, run_jobs
     from recgpt.graph.context import Context
     from recgpt.graph.judge import build_judge_subgraph
     from recgpt.runner import check_endpoint
-    from recgpt.tools.llm import acall_structured, chat_model
+    from recgpt.tools.llm import LLMRequestRejected, acall_structured, chat_model
 
     data = load_dataset(config.dataset)
     cuts = training_cuts(data, future=config.future)
@@ -81,14 +80,10 @@ async def _collect(config: RewardDataConfig, show_progress: bool) -> dict[str, A
         async def job() -> Any:
             assert endpoint is not None
             model = chat_model(endpoint, config.temperature, TOKENS_PER_TAG * m + 60, None)
-            msgs = [SystemMessage(content=prompts[user][0]["content"]), HumanMessage(content=prompts[user][1]["content"])]
+            msgs = messages(prompts[user][0]["content"], prompts[user][1]["content"])
             try:
                 output, _ = await acall_structured(model, msgs, expert_schema(m), "expert", endpoint.base_url, ctx.schema_attempts)
-            except Exception as exc:  # noqa: BLE001 - a failed sample is recorded, the run goes on
-                from recgpt.errors import EndpointError
-
-                if isinstance(exc, EndpointError):
-                    raise
+            except (InvalidModelOutput, LLMRequestRejected) as exc:  # recorded and counted, the run goes on
                 return {"answer": None, "error": str(exc)[:200]}
             return {"answer": output.model_dump_json()}
 
@@ -97,13 +92,11 @@ async def _collect(config: RewardDataConfig, show_progress: bool) -> dict[str, A
     sample_jobs = {f"sample:{u}:{i}": sample_job(u, i) for u in prompts for i in range(config.samples)}
     await run_jobs(store, sample_jobs, "policy samples", config.concurrency, show_progress)
 
-    judge_ctx = replace(ctx, judge_injection_guard=True)
-
     def judge_job(user: str, index: int, answer: str):
         async def job() -> Any:
             task = JudgeInput(shared_prefix=prompts[user][0]["content"], target_kind="tag", target_id=f"{user}:{index}",
                               text="; ".join(parse_tags(answer)), title="", category="")
-            out = await build_judge_subgraph().ainvoke(task, context=judge_ctx)
+            out = await build_judge_subgraph().ainvoke(task, context=ctx)  # the injection guard is on by default
             return out["judgements"][0].model_dump(mode="json")
 
         return job
