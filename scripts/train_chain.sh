@@ -14,7 +14,7 @@ K=${K:-5}                          # tags per expert answer = K of cat HR@K
 RD_USERS=${RD_USERS:-24}           # reward-data prompts; G=4 answers each, judged by the agent judge
 SFT_USERS=${SFT_USERS:-64}         # SFT examples (training-prefix cuts)
 GRPO_USERS=${GRPO_USERS:-64}       # GRPO prompt pool
-GRPO_STEPS=${GRPO_STEPS:-10}       # GRPO optimiser steps (batch = 1 prompt x G=4 on CPU)
+GRPO_STEPS=${GRPO_STEPS:-6}       # GRPO optimiser steps (batch = 1 prompt x G=4 on CPU)
 GRPO_BATCH=${GRPO_BATCH:-4}        # completions per step (a multiple of G=4)
 RM_EPOCHS=${RM_EPOCHS:-1}          # reward-model passes over the training groups
 TRAIN_FLAGS=${TRAIN_FLAGS:-}
@@ -44,7 +44,6 @@ $RECGPT serve --stop
 stage sft $RECGPT train sft --out "$RUNS/sft" --max-users "$SFT_USERS" --tags-per-expert "$K" --batch-size 4 --grad-accum 1 --learning-rate 5e-4 $TRAIN_FLAGS
 stage export-sft $RECGPT train export "$RUNS/sft/final" --out "$RUNS/sft-model"
 stage reward-listwise $RECGPT train reward --groups "$RUNS/reward-groups.jsonl" --out "$RUNS/rm-listwise" --loss listwise --epochs "$RM_EPOCHS" $TRAIN_FLAGS
-stage reward-pointwise $RECGPT train reward --groups "$RUNS/reward-groups.jsonl" --out "$RUNS/rm-pointwise" --loss pointwise --epochs "$RM_EPOCHS" $TRAIN_FLAGS
 for shaping in sum crs; do
   stage "grpo-$shaping" $RECGPT train grpo --model "$RUNS/sft-model" --out "$RUNS/grpo-$shaping" --shaping $shaping \
     --reward-model "$RUNS/rm-listwise/final" --max-users "$GRPO_USERS" --max-steps "$GRPO_STEPS" --batch-size "$GRPO_BATCH" \
@@ -55,4 +54,6 @@ for s in sft grpo-sum grpo-crs; do
   eval_stage "$s" --model "$RUNS/$s-model"
 done
 $RECGPT serve --stop
+# the pointwise baseline reward model is only compared (held-out ranking accuracy), never used by GRPO
+stage reward-pointwise $RECGPT train reward --groups "$RUNS/reward-groups.jsonl" --out "$RUNS/rm-pointwise" --loss pointwise --epochs "$RM_EPOCHS" $TRAIN_FLAGS
 $RECGPT train report --runs "$RUNS" --out reports

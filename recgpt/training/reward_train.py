@@ -39,6 +39,7 @@ class RewardRunConfig:
     save_steps: int = field(default=100, metadata={"help": "Checkpoint every N steps."})
     seed: int = field(default=0, metadata={"help": "Seed of the split and of training."})
     use_cpu: bool = field(default=True, metadata={"help": "Force CPU."})
+    dtype: str = field(default="float32", metadata={"help": "Training dtype: float32 (CPU), bfloat16 or auto (the checkpoint's) on GPUs."})
 
 
 def load_groups(path: Path) -> list[RewardGroup]:
@@ -65,15 +66,21 @@ def split_groups(groups: list[RewardGroup], held_out: float, seed: int) -> tuple
     return train, test
 
 
-def load_reward_model(path: str):  # -> (model, tokenizer)
-    """A value-head model and its tokenizer, set up for scoring (left truncation, a pad token)."""
+def load_reward_model(path: str, dtype: str = "float32"):  # -> (model, tokenizer)
+    """A value-head model and its tokenizer, set up for scoring (left truncation, a pad token).
+
+    float32 by default, like TRL's trainers: since transformers v5 `from_pretrained` keeps the
+    checkpoint's dtype (bf16 for the default model), and bf16 on CPUs without AVX512-BF16 is
+    emulated — the first reward-model run here spent minutes per step on one core.
+    """
+    import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(path)
     tokenizer.truncation_side = "left"
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
-    model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=1)
+    model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=1, dtype=getattr(torch, dtype) if dtype != "auto" else "auto")
     model.config.pad_token_id = tokenizer.pad_token_id
     return model, tokenizer
 
@@ -87,7 +94,7 @@ def run_reward(config: RewardRunConfig) -> dict[str, Any]:
 
     out = start_run(config.output_dir, config)
     train, test = split_groups(load_groups(config.groups), config.held_out, config.seed)
-    model, tokenizer = load_reward_model(config.model)
+    model, tokenizer = load_reward_model(config.model, config.dtype)
     before = held_out_ranking_accuracy(model, tokenizer, test, max_length=config.max_length) if test else float("nan")
     args = TrainingArguments(
         output_dir=str(out), num_train_epochs=config.epochs, learning_rate=config.learning_rate,
