@@ -36,7 +36,7 @@ class GRPORunConfig:
     tags_per_expert: int = field(default=5, metadata={"help": "M tags asked for in each prompt."})
     num_generations: int = field(default=4, metadata={"help": "Group size G (samples per prompt)."})
     max_completion_length: int = field(default=256, metadata={"help": "Completion token limit."})
-    temperature: float = field(default=1.0, metadata={"help": "Sampling temperature of the rollouts."})
+    temperature: float = field(default=0.8, metadata={"help": "Sampling temperature of the rollouts (the experts' serving temperature)."})
     beta: float = field(default=0.04, metadata={"help": "KL coefficient to the reference (the starting model)."})
     loss_type: str = field(default="grpo", metadata={"help": "grpo | dapo | dr_grpo | bnpo (TRL loss_type)."})
     scale_rewards: str = field(default="group", metadata={"help": "Advantage scaling: group | batch | none."})

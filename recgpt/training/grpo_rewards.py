@@ -10,6 +10,7 @@ objective.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,13 +33,25 @@ def completion_text(completion: Any) -> str:
     return str(completion)
 
 
+_TAG_FIELD = re.compile(r'"tag"\s*:\s*"((?:[^"\\]|\\.){1,120})"')
+
+
 def parse_tags(text: str) -> list[str]:
-    """Tags of an expert answer (`{"tags": [{"tag": ...}, ...]}`); [] when it is not valid JSON of that shape."""
+    """Tags of an expert answer (`{"tags": [{"tag": ...}, ...]}`), leniently.
+
+    At serving time the server's JSON schema makes every answer well-formed; GRPO rollouts are
+    sampled without that constraint, so an answer is read for what the constrained decoder would
+    have kept: the `tag` fields (or bare strings in `tags`), even when the JSON around them is
+    broken. Only an answer with no recognisable tag scores [] (every reward 0).
+    """
     try:
         data = json.loads(text)
-        return [str(t["tag"]).strip() for t in data["tags"] if str(t.get("tag", "")).strip()]
-    except (ValueError, TypeError, KeyError, AttributeError):
-        return []
+        if isinstance(data, dict) and isinstance(data.get("tags"), list):
+            tags = [str(t.get("tag", "") if isinstance(t, dict) else t).strip() for t in data["tags"]]
+            return [t for t in tags if t]
+    except ValueError:
+        pass
+    return [m.strip() for m in _TAG_FIELD.findall(text) if m.strip()]
 
 
 @dataclass

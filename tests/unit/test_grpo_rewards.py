@@ -28,6 +28,9 @@ def rewards() -> TagRewards:
 def test_parse_tags() -> None:
     assert parse_tags('{"tags":[{"tag":" a b "},{"tag":""}]}') == ["a b"]
     assert parse_tags("not json") == [] and parse_tags('{"tags": 3}') == [] and parse_tags("[]") == []
+    # unconstrained rollouts: the tag fields are read even when the JSON around them is broken
+    assert parse_tags('{"tags":[{"tag":"gel pens","rationale":"x},{"tag":"desk lamp"') == ["gel pens", "desk lamp"]
+    assert parse_tags('{"tags": ["gel pens", "desk lamp"]}') == ["gel pens", "desk lamp"]
 
 
 def test_crs_functions_and_logged_parts() -> None:
