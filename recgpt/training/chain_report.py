@@ -24,8 +24,8 @@ SCALE_UP = """\
   `--max-completion-length`; on a GPU TRL can generate with vLLM (`use_vllm` in `GRPOConfig`).
 - **Precision/device**: `--no-cpu` (TRAIN_FLAGS), bf16 on GPUs; `recgpt serve --dtype bfloat16`.
 - **Eval**: `EVAL_USERS` (this CPU run: 100 per stage), `--concurrency`.
-- **Policy size**: any HF causal LM via `--model`; the judge can be a larger model on another endpoint
-  (`RECGPT_JUDGE_BASE_URL` / `judge_model`) for the reward data.
+- **Policy size**: any HF causal LM via `--model`; the reward data's judge is whatever `RECGPT_BASE_URL`
+  serves when `recgpt train reward-data` runs (serve a larger judge model there for that step).
 """
 
 
@@ -114,7 +114,11 @@ def markdown(summary: dict[str, Any]) -> str:
                   "| stage | users | " + " | ".join(metric_names) + " |", "|---|---:|" + "---:|" * len(metric_names)]
         for stage, s in stages.items():
             lines.append(f"| {stage} | {s['new_interest_users']} | " + " | ".join(_fmt(s['new_interest_metrics'].get(m)) for m in metric_names) + " |")
-        lines += ["", "The paper's column is its tag HR@30 on Taobao (not comparable in absolute terms: other data, "
+        n = cfg["users"]
+        se = (0.15 * 0.85 / n) ** 0.5 if n else 0.0
+        lines += ["", f"Noise: with {n} users a hit rate near 0.15 has a binomial standard error of about {se:.3f}, so "
+                  f"differences under ~{2 * se:.2f} between stages are not evidence of a change.",
+                  "", "The paper's column is its tag HR@30 on Taobao (not comparable in absolute terms: other data, "
                   "a far larger model, another K); it shows the expected ordering."]
     training = summary["training"]
     lines += ["", "## Training runs", ""]
@@ -124,6 +128,9 @@ def markdown(summary: dict[str, Any]) -> str:
                      f"{rd['grades']}, {rd.get('shuffled_negatives', 0)} in-batch negatives (another user's answer, Bad by construction), "
                      f"{rd['failed_samples']} failed samples, judge abstained on {rd['judge_abstained']}; "
                      f"G={rd['config']['samples']}, judge `{rd['config']['judge_mode']}`.")
+    if "rm-listwise" in training and "rm-pointwise" not in training:
+        lines.append("- **Reward model, pointwise baseline**: not run in this chain (the last step of "
+                     "`scripts/train_chain.sh`; tested on a tiny model in `tests/unit/test_reward_train.py`).")
     for name in ("rm-listwise", "rm-pointwise"):
         if name in training:
             r = training[name]
