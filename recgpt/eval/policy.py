@@ -19,15 +19,8 @@ from recgpt.errors import InvalidModelOutput
 from recgpt.eval.harness import EvalConfig, ResultStore, UserResult, _run_llm_method, has_timestamps
 from recgpt.eval.metrics import interleave
 from recgpt.graph.nodes import build_shared_prefix
-from recgpt.prompts.expert import EXPERT_INSTRUCTIONS
 from recgpt.tools.llm import LLMRequestRejected, acall_structured, call_of, chat_model
-
-
-def expert_instructions(m: int) -> str:
-    """The training persona's instructions (the same text `recgpt.training.datasets.expert_prompt` uses)."""
-    from recgpt.training.datasets import TRAINING_PERSONA
-
-    return EXPERT_INSTRUCTIONS.format(persona_name=TRAINING_PERSONA.name, persona_focus=TRAINING_PERSONA.focus, m=m)
+from recgpt.training.datasets import training_expert_instructions
 
 
 async def run_expert(config: EvalConfig, dataset: Dataset, users: list[str], store: ResultStore,
@@ -46,7 +39,7 @@ async def run_expert(config: EvalConfig, dataset: Dataset, users: list[str], sto
         model = chat_model(endpoint, ctx.expert_temperature, TOKENS_PER_TAG * m + 60, ctx.seed)
         result.flags = list(shared["flags"])
         try:
-            output, call = await acall_structured(model, messages(shared["shared_prefix"], expert_instructions(m)),
+            output, call = await acall_structured(model, messages(shared["shared_prefix"], training_expert_instructions(m)),
                                                   expert_schema(m), "expert", endpoint.base_url, ctx.schema_attempts)
         except (InvalidModelOutput, LLMRequestRejected) as exc:
             call = call_of(exc, "expert")

@@ -82,13 +82,17 @@ def target_tags(dataset: Dataset, cut: TrainingCut, m: int) -> list[str]:
     return tags
 
 
+def training_expert_instructions(m: int) -> str:
+    """The expert's instructions for the training persona: shared by training prompts and `eval --method expert`."""
+    return EXPERT_INSTRUCTIONS.format(persona_name=TRAINING_PERSONA.name, persona_focus=TRAINING_PERSONA.focus, m=m)
+
+
 def expert_prompt(dataset: Dataset, cut: TrainingCut, m: int, country: str = "US", max_items: int = 40) -> list[dict[str, str]]:
     """The exact messages the Distributed Expert gets at serving time, for the cut's past only."""
     user = dataset.users[cut.user_id]
     env = build_environment(recommendation_date({}, cut.context), country=country)
     prefix, _ = render_prefix(dataset, cut.context, user.profile.describe(), env, max_items)
-    instructions = EXPERT_INSTRUCTIONS.format(persona_name=TRAINING_PERSONA.name, persona_focus=TRAINING_PERSONA.focus, m=m)
-    return [{"role": "system", "content": prefix}, {"role": "user", "content": instructions}]
+    return [{"role": "system", "content": prefix}, {"role": "user", "content": training_expert_instructions(m)}]
 
 
 def sft_example(dataset: Dataset, cut: TrainingCut, m: int, country: str = "US") -> dict[str, list[dict[str, str]]]:
