@@ -77,6 +77,8 @@ def summarise_chain(runs: Path, reports: Path, dataset: str = "office", split: s
                                                       "ranking_accuracy_after_judge_pairs")})
         if name == "sft":
             entry["loss"] = curve(history, "loss")
+            entry["mean_token_accuracy"] = curve(history, "mean_token_accuracy")
+            entry["train_loss"] = next((h["train_loss"] for h in reversed(history) if "train_loss" in h), None)
         if name.startswith("grpo-"):
             shaping = name.split("-", 1)[1]
             entry["curves"] = {key.format(shaping=shaping): curve(history, key.format(shaping=shaping)) for key in CURVE_KEYS}
@@ -89,8 +91,12 @@ def _fmt(value: Any, digits: int = 3) -> str:
 
 
 def _first_last(points: list[tuple[int, float]], n: int = 3) -> tuple[float | None, float | None]:
+    """Mean of the first and of the last `n` logged values; the two windows never share a log, so a run with one
+    log has a first value and no last one (rather than a flat, misleading "x → x")."""
     values = [v for _, v in points]
-    return _mean(values[:n]), _mean(values[-n:])
+    n = min(n, len(values) // 2) or 1
+    first = _mean(values[:n])
+    return first, (_mean(values[-n:]) if len(values) > n else None)
 
 
 def markdown(summary: dict[str, Any]) -> str:
@@ -140,9 +146,17 @@ def markdown(summary: dict[str, Any]) -> str:
                          f"on the judge's own pairs only: {_fmt(r.get('ranking_accuracy_after_judge_pairs'))} "
                          f"({r.get('held_out_judge_pairs')} pairs).")
     if "sft" in training:
-        first, last = _first_last(training["sft"]["loss"])
-        lines.append(f"- **SFT**: {training['sft']['global_step']} steps, loss {_fmt(first)} → {_fmt(last)} (mean of first/last 3 logs), "
-                     f"{_fmt(training['sft']['train_runtime_s'], 0)} s.")
+        sft = training["sft"]
+        parts = []
+        for key in ("loss", "mean_token_accuracy"):
+            points = sft.get(key) or []
+            first, last = _first_last(points)
+            if points:
+                parts.append(f"{key.replace('_', ' ')} {_fmt(first)} → {_fmt(last)} (steps {points[0][0]} → {points[-1][0]})"
+                             if last is not None else f"{key.replace('_', ' ')} {_fmt(first)} at step {points[0][0]} (one log)")
+        if sft.get("train_loss") is not None:
+            parts.append(f"mean training loss {_fmt(sft['train_loss'])}")
+        lines.append(f"- **SFT**: {sft['global_step']} steps, {_fmt(sft['train_runtime_s'], 0)} s; " + "; ".join(parts) + ".")
     for name in ("grpo-sum", "grpo-crs"):
         if name in training:
             g = training[name]

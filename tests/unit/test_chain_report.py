@@ -44,3 +44,12 @@ def test_chain_report_tabulates_stages_curves_and_times(tmp_path: Path) -> None:
     assert "crs 0.200 → 0.500" in text  # mean of the first and last three steps
     assert "| eval-base | 1500 |" in text
     assert json.loads(js.read_text())["stages"]["base"]["metrics"]["cat_hr@5_l2"] == 0.2
+
+
+def test_first_and_last_windows_never_share_a_log() -> None:
+    from recgpt.training.chain_report import _first_last
+
+    assert _first_last([(10, 1.9)]) == (1.9, None)  # one log: no fake "1.9 → 1.9"
+    assert _first_last([(1, 2.0), (2, 1.0)]) == (2.0, 1.0)
+    first, last = _first_last([(i, float(i)) for i in range(1, 8)])
+    assert (first, last) == (2.0, 6.0)
