@@ -8,7 +8,7 @@ export ANONYMIZED_TELEMETRY := False
 export LANGGRAPH_CLI_NO_ANALYTICS := 1
 export LANGGRAPH_NO_VERSION_CHECK := true
 
-.PHONY: venv demo test test-fast serve stop clean
+.PHONY: venv demo test test-fast serve stop studio clean
 
 venv:
 	@bash scripts/bootstrap.sh
@@ -30,6 +30,11 @@ serve: venv
 
 stop: venv
 	$(RECGPT) serve --stop
+
+## LangGraph Studio's API server on http://127.0.0.1:2024, offline (no analytics, no version check); needs `make serve`.
+## --allow-blocking: the retrieval node calls Chroma and the embedder synchronously inside the async graph.
+studio: venv
+	$(VENV)/bin/langgraph dev --no-browser --allow-blocking --port $${STUDIO_PORT:-2024}
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -1,8 +1,11 @@
 """recgpt: RecGPT-V2 LLM intent reasoning for recommendation, as a LangGraph agent graph served by vLLM.
 
-Stable surface::
+Stable surface (documented with runnable snippets in docs/api.md)::
 
-    from recgpt import Context, build_graph, arecommend, arecommend_many
+    from recgpt import Context, build_graph                      # the graph and its runtime knobs
+    from recgpt import recommend, recommend_many, stream         # sync: one user, a batch, node updates
+    from recgpt import arecommend, arecommend_many, astream      # the same, async
+    from recgpt import ExpertPlugin, TagFilterPlugin             # plug-in agent nodes
 """
 
 from __future__ import annotations
@@ -10,7 +13,8 @@ from __future__ import annotations
 from typing import Any
 
 __version__ = "0.1.0"
-__all__ = ["Context", "build_graph", "arecommend", "arecommend_many", "__version__"]
+RUNNER = ("recommend", "recommend_many", "stream", "arecommend", "arecommend_many", "astream")
+__all__ = ["Context", "build_graph", *RUNNER, "ExpertPlugin", "TagFilterPlugin", "__version__"]
 
 
 def __getattr__(name: str) -> Any:
@@ -23,8 +27,12 @@ def __getattr__(name: str) -> Any:
         from recgpt.graph.builder import build_graph
 
         return build_graph
-    if name in {"arecommend", "arecommend_many"}:
+    if name in RUNNER:
         from recgpt import runner
 
         return getattr(runner, name)
+    if name in {"ExpertPlugin", "TagFilterPlugin"}:
+        from recgpt.graph import plugins
+
+        return getattr(plugins, name)
     raise AttributeError(name)

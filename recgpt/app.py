@@ -1,4 +1,4 @@
-"""The `recgpt` command line, and the compiled `graph` that langgraph.json points at.
+"""The `recgpt` command line (the compiled graph for LangGraph Studio lives in `recgpt.studio`).
 
 Every command has `--help`; every failure ends in one line on stderr and a non-zero exit
 (set RECGPT_DEBUG=1 for the traceback).
@@ -21,9 +21,6 @@ from recgpt.errors import RecGPTError
 from recgpt.graph import Context, build_graph
 from recgpt.settings import get_settings
 from recgpt.training.cli import train_cli
-
-graph = build_graph()
-"""The compiled RecGPT-V2 graph (no checkpointer: LangGraph Studio/API servers bring their own)."""
 
 cli = typer.Typer(help="RecGPT-V2: LLM intent reasoning for recommendation, on a vLLM-served model.",
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
@@ -123,6 +120,13 @@ def recommend(
     explanations: str = typer.Option("meta", help="Item explanations: meta (style guideline + explanation), template (V1) or off."),
     judge: str = typer.Option("off", help="Judge tags and explanations: agent (per-dimension + Senior Reviewer), single (V1) or off."),
     as_json: bool = typer.Option(False, "--json", help="Print the full result as JSON."),
+    plugin: list[str] = typer.Option([], "--plugin", help=(
+        "Plug-in agent nodes, `pkg.module:obj` (repeatable; added to RECGPT_PLUGINS and installed `recgpt.agents` "
+        "entry points), e.g. examples.shop_plugins:plugins.")),
+    thread: Optional[str] = typer.Option(None, help=(
+        "Durable run: checkpoint every step under this thread id (SQLite). Rerunning with the same id resumes a "
+        "killed run without redoing finished agent calls, or shows a finished run as it was.")),
+    checkpoints: Optional[Path] = typer.Option(None, help="SQLite file of --thread runs (default: RECGPT_HOME/checkpoints.sqlite)."),
 ) -> None:
     """Personas, tags with rationales, retrieved items, their explanations and (optionally) the judge's verdicts for one user."""
     from recgpt.data import Split, load_dataset
@@ -135,11 +139,21 @@ def recommend(
         ctx = _context(k, m, n, explanations, judge)
     except ValueError as exc:
         raise RecGPTError(str(exc)) from None
+    from recgpt.graph.plugins import configured_plugins
+
+    plugins = configured_plugins([*get_settings().plugins, *plugin])  # a bad plug-in -> one line, before any LLM call
     check_endpoint(ctx)
     load_dataset(dataset).user(user)  # unknown user -> one clear line before any LLM call
     started = time.perf_counter()
-    with console.status(f"running the agent graph for user {user}"):
-        state = asyncio.run(arecommend(user, dataset, split, ctx, date=date, weather=weather, trend=trend))
+    situation = dict(date=date, weather=weather, trend=trend)
+    with console.status(f"running the agent graph for user {user}" + (f" on thread {thread}" if thread else "")):
+        if thread:
+            from recgpt.runner import arecommend_durable
+
+            state, status = asyncio.run(arecommend_durable(user, thread, dataset, split, ctx, checkpoints, plugins, **situation))
+            err_console.print(f"thread {thread}: {status} ({checkpoints or 'RECGPT_HOME/checkpoints.sqlite'})")
+        else:
+            state = asyncio.run(arecommend(user, dataset, split, ctx, graph=build_graph(plugins=plugins), **situation))
     if as_json:
         print(result_json(state))
     else:

@@ -9,8 +9,10 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from typing import Annotated
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 _REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -52,6 +54,18 @@ class Settings(BaseSettings):
         description=("LLM requests in flight per endpoint and process; more wait in line. vLLM admits every request "
                      "at once, so without a bound a large batch makes every request slow enough to time out."),
     )
+
+    plugins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Plug-in agent nodes as comma-separated `pkg.module:obj` import paths (see recgpt.graph.plugins).",
+    )
+
+    @field_validator("plugins", mode="before")
+    @classmethod
+    def _split_plugins(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
 
     @property
     def models_dir(self) -> Path:

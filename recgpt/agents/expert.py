@@ -30,28 +30,36 @@ def expert_schema(m: int) -> type[BaseModel]:
                         __doc__="Interest tags for one persona.")
 
 
-async def expert_node(task: ExpertTask, runtime: Runtime[Context]) -> dict[str, Any]:
-    ctx = runtime.context
+async def propose_tags(shared_prefix: str, instructions: str, schema: type[BaseModel], agent: str, persona_index: int,
+                       persona: str, ctx: Context, temperature: float, seed_offset: int) -> dict[str, Any]:
+    """One expert-style call: shared prefix + instructions -> `tag_pool` entries (or a flagged failure).
+
+    Shared by the persona experts and plug-in experts (`recgpt.graph.plugins.ExpertPlugin`). `schema` must have a
+    `tags` list whose items carry `tag` (and optionally `rationale`).
+    """
     started = time.perf_counter()
-    persona, index = task["persona"], task["persona_index"]
     endpoint = endpoint_of(ctx)
-    model = chat_model(endpoint, ctx.expert_temperature, TOKENS_PER_TAG * ctx.tags_per_expert + 60,
-                       None if ctx.seed is None else ctx.seed + 1 + index)
-    prompt = messages(
-        task["shared_prefix"],
-        EXPERT_INSTRUCTIONS.format(persona_name=persona.name, persona_focus=persona.focus, m=ctx.tags_per_expert),
-    )
-    agent = f"expert[{index}]"
+    model = chat_model(endpoint, temperature, TOKENS_PER_TAG * ctx.tags_per_expert + 60,
+                       None if ctx.seed is None else ctx.seed + seed_offset)
+    timing = lambda: [NodeTiming(node=agent, seconds=time.perf_counter() - started)]  # noqa: E731
     try:
-        output, call = await acall_structured(model, prompt, expert_schema(ctx.tags_per_expert), agent,
+        output, call = await acall_structured(model, messages(shared_prefix, instructions), schema, agent,
                                               endpoint.base_url, ctx.schema_attempts)
     except (InvalidModelOutput, LLMRequestRejected) as exc:
         # One expert failing must not sink the run: its persona contributes no tags, flagged.
-        return {"calls": [call_of(exc, agent)], "flags": [f"{agent}_failed: {exc}"],
-                "timings": [NodeTiming(node=agent, seconds=time.perf_counter() - started)]}
+        return {"calls": [call_of(exc, agent)], "flags": [f"{agent}_failed: {exc}"], "timings": timing()}
     tags = [
-        ProposedTag(tag=clean_text(t.tag, 70), rationale=clean_text(t.rationale, 120), persona_index=index, persona=persona.name)
-        for t in output.tags
+        ProposedTag(tag=clean_text(t.tag, 70), rationale=clean_text(getattr(t, "rationale", "") or "", 120),
+                    persona_index=persona_index, persona=persona)
+        for t in getattr(output, "tags", [])
         if clean_text(t.tag, 70)
     ]
-    return {"tag_pool": tags, "calls": [call], "timings": [NodeTiming(node=agent, seconds=time.perf_counter() - started)]}
+    return {"tag_pool": tags, "calls": [call], "timings": timing()}
+
+
+async def expert_node(task: ExpertTask, runtime: Runtime[Context]) -> dict[str, Any]:
+    ctx = runtime.context
+    persona, index = task["persona"], task["persona_index"]
+    instructions = EXPERT_INSTRUCTIONS.format(persona_name=persona.name, persona_focus=persona.focus, m=ctx.tags_per_expert)
+    return await propose_tags(task["shared_prefix"], instructions, expert_schema(ctx.tags_per_expert), f"expert[{index}]",
+                              index, persona.name, ctx, ctx.expert_temperature, 1 + index)

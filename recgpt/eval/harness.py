@@ -24,6 +24,7 @@ from recgpt.data import Dataset, Split, load_dataset
 from recgpt.errors import RecGPTError
 from recgpt.eval import baselines
 from recgpt.eval.metrics import category_key, interleave
+from recgpt.tools.jsonl import append_line
 
 Method = Literal["popularity", "category", "itemknn", "sasrec", "recgpt", "expert"]
 METHODS: tuple[str, ...] = ("popularity", "category", "itemknn", "sasrec", "recgpt", "expert")
@@ -133,9 +134,7 @@ class ResultStore:
         return results
 
     def append(self, result: UserResult) -> None:
-        with self.path.open("a") as handle:
-            handle.write(result.model_dump_json() + "\n")
-            handle.flush()
+        append_line(self.path, result.model_dump_json())
 
 
 def _base_result(dataset: Dataset, user_id: str, split: str, levels: tuple[str, ...]) -> tuple[UserResult, list[str]]:

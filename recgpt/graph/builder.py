@@ -1,6 +1,6 @@
 """Wiring of the RecGPT-V2 agent graph.
 
-compress -> planner -(Send × K)-> expert -> arbiter -> retrieve
+compress -> planner -(Send × K)-> expert [+ plug-in experts] -> arbiter [-> plug-in tag filters] -> retrieve
          -(Send × item)-> explain [subgraph] -> explained -(Send × tag/explanation)-> judge [subgraph] -> END
 
 The explanation and judge stages are compiled subgraphs (nested in Studio's xray view); the
@@ -9,6 +9,9 @@ runtime Context switches them off or picks their modes, and the routers skip the
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from functools import partial
+
 from langgraph.graph import END, START, StateGraph
 from langgraph.runtime import get_runtime
 from langgraph.types import Send
@@ -16,20 +19,23 @@ from langgraph.types import Send
 from recgpt.agents.arbiter import arbiter_node
 from recgpt.agents.expert import expert_node
 from recgpt.agents.planner import planner_node
-from recgpt.graph.context import Context
+from recgpt.graph.context import MAX_PERSONAS, Context
 from recgpt.graph.explain import build_explain_subgraph
 from recgpt.graph.judge import build_judge_subgraph
 from recgpt.graph.nodes import compress_node, retrieve_node
+from recgpt.graph.plugins import ExpertPlugin, Plugin, TagFilterPlugin, configured_plugins, validate
 from recgpt.graph.retry import LLM_RETRY
 from recgpt.graph.state import RecInput, RecState
 
 
-def fan_out_experts(state: RecState) -> list[Send]:
-    """One `Send` per persona; every expert gets the same shared prefix (prefix-cache friendly)."""
-    return [
+def fan_out_experts(state: RecState, plugin_experts: Sequence[str] = ()) -> list[Send]:
+    """One `Send` per persona, plus one per plug-in expert; every expert gets the same shared prefix
+    (prefix-cache friendly). Plug-in experts run even when the planner produced no persona."""
+    sends = [
         Send("expert", {"persona": persona, "persona_index": index, "shared_prefix": state["shared_prefix"]})
         for index, persona in enumerate(state.get("personas", []))
     ]
+    return sends + [Send(name, {"shared_prefix": state["shared_prefix"]}) for name in plugin_experts]
 
 
 def fan_out_explanations(state: RecState) -> list[Send] | str:
@@ -64,21 +70,35 @@ def fan_out_judges(state: RecState) -> list[Send] | str:
     return sends or END
 
 
-def build_graph(checkpointer=None):  # -> CompiledStateGraph
+def build_graph(checkpointer=None, plugins: Sequence[Plugin] | None = None):  # -> CompiledStateGraph
+    """The compiled graph. `plugins=None` loads the configured plug-ins (RECGPT_PLUGINS and the `recgpt.agents`
+    entry points); pass a list (possibly empty) to choose them explicitly."""
+    plugins = configured_plugins() if plugins is None else validate(plugins)
+    experts = [p for p in plugins if isinstance(p, ExpertPlugin)]
+    filters = [p for p in plugins if isinstance(p, TagFilterPlugin)]
+    expert_names = [p.name for p in experts]
     builder = StateGraph(RecState, context_schema=Context, input_schema=RecInput)
     builder.add_node("compress", compress_node)
     builder.add_node("planner", planner_node, retry_policy=LLM_RETRY)
     builder.add_node("expert", expert_node, retry_policy=LLM_RETRY)
+    for offset, plugin in enumerate(experts):
+        # persona indices after the planner's (at most MAX_PERSONAS) keep the arbiter's round-robin order stable
+        builder.add_node(plugin.name, plugin.node(MAX_PERSONAS + offset), retry_policy=LLM_RETRY)
     builder.add_node("arbiter", arbiter_node, retry_policy=LLM_RETRY)
+    for plugin in filters:
+        builder.add_node(plugin.name, plugin.node())
     builder.add_node("retrieve", retrieve_node)
     builder.add_node("explain", build_explain_subgraph())
     builder.add_node("explained", lambda state: {})  # join: runs once after every explanation finished
     builder.add_node("judge", build_judge_subgraph())
     builder.add_edge(START, "compress")
     builder.add_edge("compress", "planner")
-    builder.add_conditional_edges("planner", fan_out_experts, ["expert"])
-    builder.add_edge("expert", "arbiter")
-    builder.add_edge("arbiter", "retrieve")
+    builder.add_conditional_edges("planner", partial(fan_out_experts, plugin_experts=expert_names), ["expert", *expert_names])
+    for name in ["expert", *expert_names]:
+        builder.add_edge(name, "arbiter")
+    chain = ["arbiter", *(p.name for p in filters), "retrieve"]
+    for before, after in zip(chain, chain[1:]):
+        builder.add_edge(before, after)
     builder.add_conditional_edges("retrieve", fan_out_explanations, ["explain", "explained"])
     builder.add_edge("explain", "explained")
     builder.add_conditional_edges("explained", fan_out_judges, ["judge", END])

@@ -11,6 +11,8 @@ from dataclasses import dataclass, field, fields
 
 from recgpt.settings import get_settings
 
+MAX_PERSONAS = 8
+
 
 def _setting(name: str):
     return lambda: getattr(get_settings(), name)
@@ -73,7 +75,7 @@ class Context:
             raise ValueError(f"Context.explain_items_per_tag must be in 0..5, got {self.explain_items_per_tag}")
         if not 0 <= self.judge_tau_tags <= 4 or not 0 <= self.judge_tau_explanations <= 7:
             raise ValueError("Context.judge_tau_tags must be in 0..4 and judge_tau_explanations in 0..7")
-        if self.num_personas > 8 or self.tags_per_expert > 10 or self.num_tags > 20:
+        if self.num_personas > MAX_PERSONAS or self.tags_per_expert > 10 or self.num_tags > 20:
             raise ValueError("Context: K <= 8, M <= 10 and N <= 20 keep prompts and schemas bounded")
 
     @classmethod

@@ -59,6 +59,9 @@ def test_result_store_resumes_and_tolerates_a_cut_line(tmp_path: Path) -> None:
     with store.path.open("a") as handle:
         handle.write('{"user_id": "2", "target_')  # killed mid-write
     assert list(store.load()) == ["1"]
+    # the resumed run's result for user 2 starts a fresh line instead of gluing onto the cut one
+    store.append(first.model_copy(update={"user_id": "2"}))
+    assert list(store.load()) == ["1", "2"]
 
 
 def test_classical_eval_resumes_without_redoing_users(small_dataset_dir: Path, isolated_home: Path,

@@ -75,3 +75,11 @@ def test_default_model_dir_is_a_path_for_serve_and_demo(isolated_home) -> None:
     path = app._default_model_dir(prepare=False)
     assert isinstance(path, Path) and path == default_model_dir(isolated_home / "models")
     assert isinstance(path / "config.json", Path)
+
+
+def test_a_bad_plugin_is_one_clear_line_before_any_llm_call() -> None:
+    result = recgpt("recommend", "--user", "1", "--plugin", "no_such_module_xyz:plugins",
+                    RECGPT_BASE_URL="http://127.0.0.1:9/v1")
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "no_such_module_xyz:plugins" in lines[0] and "cannot import" in lines[0]

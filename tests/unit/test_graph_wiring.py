@@ -36,7 +36,7 @@ class FakeLLM:
         if "personas" in fields:
             data = {"personas": [{"name": f"persona {i}", "focus": f"needs {i}", "evidence": []} for i in range(3)]}
         elif "tags" in fields:
-            index = agent.split("[")[1].rstrip("]")
+            index = agent.split("[")[1].rstrip("]") if "[" in agent else agent  # plug-in experts: their name
             words = ["gel pens", "desk lamp", "notebook paper", "office chair"]
             data = {"tags": [{"tag": f"{w} {index}", "rationale": "because"} for w in words]}
         elif "tone" in fields:
