@@ -334,6 +334,50 @@ def bench_command(
     console.print(f"report {md}" + (f", plot {png}" if png else ""))
 
 
+@cli.command("load")
+def load_command(
+    concurrency: int = typer.Option(64, help="User graphs in flight at once."),
+    duration: float = typer.Option(300.0, help="Seconds during which new users start; the runs in flight then finish."),
+    dataset: str = typer.Option("office", help="office, movielens, or a JSONL dataset folder."),
+    split: str = typer.Option("test", help="full, validation or test."),
+    k: Optional[int] = typer.Option(None, help="Personas (default 3)."),
+    m: Optional[int] = typer.Option(None, help="Tags per expert (default 4)."),
+    n: Optional[int] = typer.Option(None, help="Final tags (default 5)."),
+    explanations: str = typer.Option("off", help="meta, template or off."),
+    judge: str = typer.Option("off", help="agent, single or off."),
+    seed: int = typer.Option(0, help="Seed of the user order."),
+    out: Path = typer.Option(Path("reports"), help="Report folder."),
+) -> None:
+    """Sustained load: outcomes of every run (ok / flagged / error / unhandled; lost must be 0), latency p50/p95/p99,
+    users per minute and client memory over time, written to reports/load-<dataset>.md/.json/.png."""
+    from recgpt.agents.common import endpoint_of, served_model_identity
+    from recgpt.eval.load import LoadConfig, run_load, write_load_report
+    from recgpt.runner import check_endpoint
+
+    if split not in ("full", "validation", "test"):
+        raise RecGPTError(f"--split must be full, validation or test (got {split!r})")
+    try:
+        ctx = _context(k, m, n, explanations, judge)
+        config = LoadConfig(dataset=dataset, split=split, concurrency=concurrency, duration_s=duration, seed=seed)  # type: ignore[arg-type]
+    except ValueError as exc:
+        raise RecGPTError(str(exc).splitlines()[0]) from None
+    check_endpoint(ctx)
+    counts: dict[str, int] = {}
+    with console.status("load: starting") as status:
+        def progress(record) -> None:  # noqa: ANN001
+            counts[record.outcome] = counts.get(record.outcome, 0) + 1
+            status.update("load: " + ", ".join(f"{key} {value}" for key, value in sorted(counts.items())))
+
+        result = asyncio.run(run_load(config, ctx, progress=progress))
+    endpoint = endpoint_of(ctx)
+    md, _, png = write_load_report(result, out, served_model_identity(endpoint.base_url, endpoint.model, endpoint.api_key))
+    lat = result["latency_s"]
+    console.print(f"{result['finished']} runs ({result['outcomes']}), lost {result['lost']}, p50 {lat['p50'] or 0:.1f} s, "
+                  f"p95 {lat['p95'] or 0:.1f} s; report {md}")
+    if result["outcomes"]["unhandled"] or result["lost"]:
+        raise RecGPTError(f"load: {result['outcomes']['unhandled']} unhandled exceptions, {result['lost']} lost runs (see {md})")
+
+
 stats_cli = typer.Typer(help="Measurements written to reports/.", no_args_is_help=True)
 cli.add_typer(stats_cli, name="stats")
 

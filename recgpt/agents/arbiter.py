@@ -10,11 +10,10 @@ from langgraph.runtime import Runtime
 from pydantic import BaseModel, Field, create_model
 
 from recgpt.agents.common import endpoint_of, messages
-from recgpt.errors import InvalidModelOutput
 from recgpt.graph.context import Context
 from recgpt.graph.state import FinalTag, NodeTiming, ProposedTag, RecState
 from recgpt.prompts.arbiter import ARBITER_INSTRUCTIONS
-from recgpt.tools.llm import LLMRequestRejected, acall_structured, call_of, chat_model
+from recgpt.tools.llm import AGENT_FAILURES, acall_structured, call_of, chat_model, failure_flag
 
 
 @lru_cache(maxsize=64)
@@ -97,8 +96,8 @@ async def arbiter_node(state: RecState, runtime: Runtime[Context]) -> dict[str, 
         tags, filled = select(pool, list(output.selected), n)
         if filled:
             flags.append("arbiter_repeated_choices: filled the rest round-robin from the pool")
-    except (InvalidModelOutput, LLMRequestRejected) as exc:
+    except AGENT_FAILURES as exc:
         call = call_of(exc, "arbiter")
         tags, _ = select(pool, [], n)
-        flags.append(f"arbiter_failed: {exc}; kept the first {n} tags round-robin across personas")
+        flags.append(failure_flag("arbiter", exc) + f"; kept the first {n} tags round-robin across personas")
     return {"tags": tags, "calls": [call], "flags": flags, "timings": timing()}

@@ -10,11 +10,10 @@ from langgraph.runtime import Runtime
 from pydantic import BaseModel, Field, create_model
 
 from recgpt.agents.common import clean_text, endpoint_of, messages
-from recgpt.errors import InvalidModelOutput
 from recgpt.graph.context import Context
 from recgpt.graph.state import ExpertTask, NodeTiming, ProposedTag
 from recgpt.prompts.expert import EXPERT_INSTRUCTIONS
-from recgpt.tools.llm import LLMRequestRejected, acall_structured, call_of, chat_model
+from recgpt.tools.llm import AGENT_FAILURES, acall_structured, call_of, chat_model, failure_flag
 
 TOKENS_PER_TAG = 70
 
@@ -45,9 +44,9 @@ async def propose_tags(shared_prefix: str, instructions: str, schema: type[BaseM
     try:
         output, call = await acall_structured(model, messages(shared_prefix, instructions), schema, agent,
                                               endpoint.base_url, ctx.schema_attempts)
-    except (InvalidModelOutput, LLMRequestRejected) as exc:
+    except AGENT_FAILURES as exc:
         # One expert failing must not sink the run: its persona contributes no tags, flagged.
-        return {"calls": [call_of(exc, agent)], "flags": [f"{agent}_failed: {exc}"], "timings": timing()}
+        return {"calls": [call_of(exc, agent)], "flags": [failure_flag(agent, exc)], "timings": timing()}
     tags = [
         ProposedTag(tag=clean_text(t.tag, 70), rationale=clean_text(getattr(t, "rationale", "") or "", 120),
                     persona_index=persona_index, persona=persona)

@@ -15,11 +15,10 @@ from pydantic import BaseModel, Field, field_validator
 from typing_extensions import TypedDict
 
 from recgpt.agents.common import clean_text, endpoint_of, messages
-from recgpt.errors import InvalidModelOutput
 from recgpt.graph.context import Context
 from recgpt.graph.state import Accounting, FinalTag, ItemExplanation, NodeTiming, RetrievedItem, StyleGuideline
 from recgpt.prompts.explainer import ITEM_BLOCK, STYLE_INSTRUCTIONS, TEMPLATE_GUIDELINE, WRITER_INSTRUCTIONS
-from recgpt.tools.llm import LLMRequestRejected, acall_structured, call_of, chat_model
+from recgpt.tools.llm import AGENT_FAILURES, acall_structured, call_of, chat_model, failure_flag
 
 
 class ExplainInput(TypedDict):
@@ -75,10 +74,10 @@ async def style_node(state: ExplainState, runtime: Runtime[Context]) -> dict[str
     try:
         guideline, call = await acall_structured(model, prompt, StyleGuideline, agent, endpoint.base_url, ctx.schema_attempts)
         return {"guideline": guideline, "calls": [call], "timings": _timing("style", started)}
-    except (InvalidModelOutput, LLMRequestRejected) as exc:
+    except AGENT_FAILURES as exc:
         # The writer still runs, on the template guideline; the explanation is flagged.
         return {"guideline": None, "style_error": str(exc), "calls": [call_of(exc, agent)],
-                "flags": [f"{agent}_failed: {exc}"], "timings": _timing("style", started)}
+                "flags": [failure_flag(agent, exc)], "timings": _timing("style", started)}
 
 
 async def write_node(state: ExplainState, runtime: Runtime[Context]) -> dict[str, Any]:
@@ -95,9 +94,9 @@ async def write_node(state: ExplainState, runtime: Runtime[Context]) -> dict[str
     base = dict(item_id=item.item_id, title=item.title, category=item.category, tag=state["tag"].tag, mode=mode, guideline=guideline)
     try:
         output, call = await acall_structured(model, prompt, ExplanationOutput, agent, endpoint.base_url, ctx.schema_attempts)
-    except (InvalidModelOutput, LLMRequestRejected) as exc:
+    except AGENT_FAILURES as exc:
         explanation = ItemExplanation(**base, error=str(exc))
-        return {"explanations": [explanation], "calls": [call_of(exc, agent)], "flags": [f"{agent}_failed: {exc}"],
+        return {"explanations": [explanation], "calls": [call_of(exc, agent)], "flags": [failure_flag(agent, exc)],
                 "timings": _timing("explain", started)}
     error = state.get("style_error")
     explanation = ItemExplanation(**base, text=clean_text(output.explanation, 220),

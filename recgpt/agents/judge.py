@@ -17,7 +17,6 @@ from pydantic import BaseModel, Field
 from typing_extensions import TypedDict
 
 from recgpt.agents.common import clean_text, judge_endpoint_of, messages
-from recgpt.errors import InvalidModelOutput
 from recgpt.graph.context import Context
 from recgpt.graph.state import Accounting, DimensionVerdict, Grade, Judgement, NodeTiming, Overall
 from recgpt.prompts.judge import (
@@ -28,7 +27,7 @@ from recgpt.prompts.judge import (
     TAG_DIMENSIONS,
     TAG_TARGET,
 )
-from recgpt.tools.llm import LLMRequestRejected, acall_structured, call_of, chat_model
+from recgpt.tools.llm import AGENT_FAILURES, acall_structured, call_of, chat_model, failure_flag
 
 TargetKind = Literal["tag", "explanation"]
 
@@ -119,9 +118,9 @@ async def dimension_node(task: DimensionTask, runtime: Runtime[Context]) -> dict
     agent = f"judge[{task['target_kind']}:{dimension}]"
     try:
         output, call = await acall_structured(model, prompt, VerdictOutput, agent, endpoint.base_url, ctx.schema_attempts)
-    except (InvalidModelOutput, LLMRequestRejected) as exc:
+    except AGENT_FAILURES as exc:
         return {"verdicts": [DimensionVerdict(dimension=dimension, grade=None, reason=str(exc)[:200])],
-                "calls": [call_of(exc, agent)], "flags": [f"{agent}_failed: {exc}"], "timings": _timing("judge_dimension", started)}
+                "calls": [call_of(exc, agent)], "flags": [failure_flag(agent, exc)], "timings": _timing("judge_dimension", started)}
     verdict = DimensionVerdict(dimension=dimension, grade=output.grade, reason=clean_text(output.reason, 160))
     return {"verdicts": [verdict], "calls": [call], "timings": _timing("judge_dimension", started)}
 
@@ -163,9 +162,9 @@ async def single_judge_node(state: JudgeState, runtime: Runtime[Context]) -> dic
     base = dict(target_kind=state["target_kind"], target_id=state["target_id"], mode="single")
     try:
         output, call = await acall_structured(model, prompt, SingleVerdictOutput, agent, endpoint.base_url, ctx.schema_attempts)
-    except (InvalidModelOutput, LLMRequestRejected) as exc:
+    except AGENT_FAILURES as exc:
         judgement = Judgement(**base, overall=None, reason=str(exc)[:200], flags=["judge_failed"])
-        return {"judgements": [judgement], "calls": [call_of(exc, agent)], "flags": [f"{agent}_failed: {exc}"],
+        return {"judgements": [judgement], "calls": [call_of(exc, agent)], "flags": [failure_flag(agent, exc)],
                 "timings": _timing("judge_single", started)}
     overall: Overall = output.rating
     flags: list[str] = []

@@ -260,7 +260,9 @@ def has_timestamps(dataset: Dataset) -> bool:
 async def answer_with_graph(graph: Any, index: Any, config: EvalConfig, dataset: Dataset, ctx: Any, user_id: str,
                             history: list[str], result: UserResult) -> dict[str, Any]:
     """Run a recommendation graph (V2, or the V1 baseline) for one user and fill `result`; returns the state."""
+    from recgpt.errors import EndpointError
     from recgpt.render import usage_totals
+    from recgpt.tools.llm import ENDPOINT_DOWN
 
     payload = {"user_id": user_id, "dataset": config.dataset, "split": config.split,
                "date": None if has_timestamps(dataset) else config.date}
@@ -271,6 +273,9 @@ async def answer_with_graph(graph: Any, index: Any, config: EvalConfig, dataset:
     result.ranked_items = interleave([[h.item_id for h in lst] for lst in hits], max(config.k_items))
     result.ranked_categories = [r.category or "" for r in state.get("recommendations", [])]
     result.flags = list(state.get("flags", []))
+    lost = [f for f in result.flags if f": {ENDPOINT_DOWN}: " in f]
+    if lost:  # a degraded answer because the server failed is not the method's answer: redo this user on resume
+        raise EndpointError(f"{len(lost)} agent call(s) lost to the endpoint, e.g. {lost[0][:200]}")
     totals = usage_totals(state)
     result.llm_calls = int(totals["llm_calls"])
     result.prompt_tokens = int(totals["prompt_tokens"])

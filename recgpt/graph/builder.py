@@ -80,11 +80,11 @@ def build_graph(checkpointer=None, plugins: Sequence[Plugin] | None = None):  # 
     builder = StateGraph(RecState, context_schema=Context, input_schema=RecInput)
     builder.add_node("compress", compress_node)
     builder.add_node("planner", planner_node, retry_policy=LLM_RETRY)
-    builder.add_node("expert", expert_node, retry_policy=LLM_RETRY)
+    builder.add_node("expert", expert_node)
     for offset, plugin in enumerate(experts):
         # persona indices after the planner's (at most MAX_PERSONAS) keep the arbiter's round-robin order stable
-        builder.add_node(plugin.name, plugin.node(MAX_PERSONAS + offset), retry_policy=LLM_RETRY)
-    builder.add_node("arbiter", arbiter_node, retry_policy=LLM_RETRY)
+        builder.add_node(plugin.name, plugin.node(MAX_PERSONAS + offset))
+    builder.add_node("arbiter", arbiter_node)
     for plugin in filters:
         builder.add_node(plugin.name, plugin.node())
     builder.add_node("retrieve", retrieve_node)

@@ -13,7 +13,6 @@ from langgraph.runtime import get_runtime
 
 from recgpt.agents.explainer import ExplainInput, ExplainOutput, ExplainState, style_node, write_node
 from recgpt.graph.context import Context
-from recgpt.graph.retry import LLM_RETRY
 
 
 def route_style(state: ExplainState) -> str:
@@ -23,8 +22,8 @@ def route_style(state: ExplainState) -> str:
 @lru_cache(maxsize=1)
 def build_explain_subgraph():  # -> CompiledStateGraph
     builder = StateGraph(ExplainState, context_schema=Context, input_schema=ExplainInput, output_schema=ExplainOutput)
-    builder.add_node("style", style_node, retry_policy=LLM_RETRY)
-    builder.add_node("write", write_node, retry_policy=LLM_RETRY)
+    builder.add_node("style", style_node)
+    builder.add_node("write", write_node)
     builder.add_conditional_edges(START, route_style, ["style", "write"])
     builder.add_edge("style", "write")
     builder.add_edge("write", END)

@@ -23,7 +23,6 @@ from recgpt.agents.judge import (
     single_judge_node,
 )
 from recgpt.graph.context import Context
-from recgpt.graph.retry import LLM_RETRY
 
 
 def fan_out_dimensions(state: JudgeState) -> list[Send] | str:
@@ -36,9 +35,9 @@ def fan_out_dimensions(state: JudgeState) -> list[Send] | str:
 @lru_cache(maxsize=1)
 def build_judge_subgraph():  # -> CompiledStateGraph
     builder = StateGraph(JudgeState, context_schema=Context, input_schema=JudgeInput, output_schema=JudgeOutput)
-    builder.add_node("dimension", dimension_node, retry_policy=LLM_RETRY)
+    builder.add_node("dimension", dimension_node)
     builder.add_node("review", review_node)
-    builder.add_node("single", single_judge_node, retry_policy=LLM_RETRY)
+    builder.add_node("single", single_judge_node)
     builder.add_conditional_edges(START, fan_out_dimensions, ["dimension", "single"])
     builder.add_edge("dimension", "review")
     builder.add_edge("review", END)

@@ -201,6 +201,19 @@ async def acall_structured(
     raise failure
 
 
+ENDPOINT_DOWN = "endpoint_unavailable"
+"""Marks a flag whose failure was the endpoint's (down, timing out, 429/5xx after retries), not the model's: the
+eval harness redoes such a user on resume instead of scoring a degraded answer."""
+
+AGENT_FAILURES = (InvalidModelOutput, LLMRequestRejected, EndpointError)
+"""What every agent except the planner absorbs into a flagged partial result, keeping the run's finished work.
+The planner has nothing to fall back on, so an endpoint failure there (after the node's RetryPolicy) ends the run."""
+
+
+def failure_flag(agent: str, exc: BaseException) -> str:
+    return f"{agent}_failed: {ENDPOINT_DOWN + ': ' if isinstance(exc, EndpointError) else ''}{exc}"
+
+
 def call_of(exc: BaseException, agent: str) -> LLMCall:
     """The accounting attached to a failure from `acall_structured` (or a minimal one)."""
     return getattr(exc, "call", None) or LLMCall(agent=agent, ok=False, attempts=0, latency_s=0.0, error=str(exc))

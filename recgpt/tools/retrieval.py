@@ -7,6 +7,8 @@ distinct category path). Built once, reused across processes.
 
 from __future__ import annotations
 
+import threading
+
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -110,11 +112,17 @@ def _safe(name: str) -> str:
 
 
 _CACHE: dict[tuple[str, str, str], CatalogueIndex] = {}
+_CACHE_LOCK = threading.Lock()
 
 
 def get_index(dataset: Dataset, index_dir: Path, show_progress: bool = False) -> CatalogueIndex:
-    """One index object per (dataset, content, folder) per process."""
+    """One index object per (dataset, content, folder) per process.
+
+    Locked: the retrieval node calls this from worker threads, and concurrent first runs (a load test, a batch)
+    would otherwise open the same Chroma folder several times at once, which Chroma's client does not survive
+    (`KeyError` on its path, half-initialised Rust bindings; found by `recgpt load`)."""
     key = (dataset.name, dataset.content_hash(), str(index_dir))
-    if key not in _CACHE:
-        _CACHE[key] = CatalogueIndex(dataset, index_dir, show_progress=show_progress)
-    return _CACHE[key]
+    with _CACHE_LOCK:
+        if key not in _CACHE:
+            _CACHE[key] = CatalogueIndex(dataset, index_dir, show_progress=show_progress)
+        return _CACHE[key]

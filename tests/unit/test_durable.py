@@ -10,7 +10,7 @@ import pytest
 from recgpt.errors import RecGPTError
 from recgpt.graph import Context
 from recgpt.runner import arecommend_durable
-from tests.unit.test_graph_wiring import DEAD_ENDPOINT, FakeLLM, fake_llm  # noqa: F401  (fixture)
+from tests.unit.fakes import DEAD_ENDPOINT, FakeLLM
 
 
 class Crash(Exception):

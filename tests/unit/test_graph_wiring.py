@@ -8,58 +8,9 @@ from typing import Any
 
 import pytest
 
-from recgpt.agents import arbiter, expert, explainer, judge, planner
 from recgpt.errors import EndpointError, InvalidModelOutput
 from recgpt.graph import Context, build_graph
-from recgpt.tools.llm import LLMCall
-
-DEAD_ENDPOINT = "http://127.0.0.1:9/v1"  # nothing listens on the discard port
-
-
-class FakeLLM:
-    """Stands in for `acall_structured`: returns valid schema objects, or fails for chosen agents."""
-
-    def __init__(self, fail: dict[str, Exception] | None = None) -> None:
-        self.fail = fail or {}
-        self.calls: list[str] = []
-        self.grades: dict[str, str] = {}
-
-    async def __call__(self, model: Any, messages: list[Any], schema: type, agent: str, base_url: str,
-                       attempts: int = 2) -> tuple[Any, LLMCall]:
-        self.calls.append(agent)
-        assert messages[0].content.startswith("You are one agent of RecGPT")  # shared prefix first
-        if agent in self.fail:
-            error = self.fail[agent]
-            error.call = LLMCall(agent=agent, ok=False, attempts=attempts, latency_s=0.0, error=str(error))  # type: ignore[attr-defined]
-            raise error
-        fields = schema.model_fields
-        if "personas" in fields:
-            data = {"personas": [{"name": f"persona {i}", "focus": f"needs {i}", "evidence": []} for i in range(3)]}
-        elif "tags" in fields:
-            index = agent.split("[")[1].rstrip("]") if "[" in agent else agent  # plug-in experts: their name
-            words = ["gel pens", "desk lamp", "notebook paper", "office chair"]
-            data = {"tags": [{"tag": f"{w} {index}", "rationale": "because"} for w in words]}
-        elif "tone" in fields:
-            data = {"tone": "warm", "audience": "students", "emotional_angle": "pride", "rhetorical_device": "question",
-                    "seasonal_framing": "back to school"}
-        elif "explanation" in fields:
-            data = {"explanation": f"A practical pick for your desk, written by {agent}."}
-        elif "grade" in fields:
-            data = {"reason": "fine", "grade": self.grades.get(agent.split(":")[-1].rstrip("]"), "positive")}
-        elif "rating" in fields:
-            data = {"reason": "fine", "rating": "Average"}
-        else:
-            data = {"selected": [2, 2, 1, 5, 7], "reason": "best"}
-        call = LLMCall(agent=agent, ok=True, attempts=1, latency_s=0.01, prompt_tokens=100, completion_tokens=10)
-        return schema.model_validate(data), call
-
-
-@pytest.fixture()
-def fake_llm(monkeypatch: pytest.MonkeyPatch) -> FakeLLM:
-    fake = FakeLLM()
-    for module in (planner, expert, arbiter, explainer, judge):
-        monkeypatch.setattr(module, "acall_structured", fake)
-    return fake
+from tests.unit.fakes import DEAD_ENDPOINT, FakeLLM  # noqa: E402
 
 
 def run(dataset: Path, user: str = "u1", ctx: Context | None = None) -> dict[str, Any]:
@@ -180,3 +131,36 @@ def test_context_validates_its_bounds() -> None:
         Context(num_personas=0)
     with pytest.raises(ValueError, match="K <= 8"):
         Context(num_personas=9)
+
+
+def test_an_endpoint_failure_after_the_planner_keeps_the_finished_work(
+        fake_llm: FakeLLM, small_dataset_dir: Path, isolated_home: Path) -> None:
+    fake_llm.fail["expert[1]"] = EndpointError("LLM endpoint http://x/v1 keeps failing (HTTP 500) after retries")
+    fake_llm.fail["arbiter"] = EndpointError("LLM endpoint http://x/v1 unreachable or timing out (APITimeoutError)")
+    out = run(small_dataset_dir)
+    assert len(out["personas"]) == 3 and len(out["tag_pool"]) == 8  # the two healthy experts' tags are kept
+    assert any(f.startswith("expert[1]_failed: endpoint_unavailable: LLM endpoint") for f in out["flags"])
+    arbiter_flag = next(f for f in out["flags"] if f.startswith("arbiter_failed"))
+    assert "endpoint_unavailable" in arbiter_flag and "round-robin" in arbiter_flag
+    assert len(out["tags"]) == 5 and out["recommendations"]
+    assert fake_llm.calls.count("expert[1]") == 1  # absorbed, not retried at node level (the client already retried)
+
+
+def test_eval_redoes_a_user_whose_answer_the_endpoint_degraded(
+        fake_llm: FakeLLM, small_dataset_dir: Path, isolated_home: Path) -> None:
+    from recgpt.eval.harness import EvalConfig, UserResult, answer_with_graph
+
+    fake_llm.fail["expert[0]"] = EndpointError("LLM endpoint http://x/v1 keeps failing (HTTP 503) after retries")
+    config = EvalConfig(dataset=str(small_dataset_dir), split="test", users=1, k_tags=2, k_items=[1])
+    ctx = Context(base_url=DEAD_ENDPOINT, model="fake", explanation_mode="off")
+
+    class NoIndex:
+        def search_items(self, *args: Any) -> list:
+            return []
+
+    from recgpt.data import load_dataset
+
+    result = UserResult(user_id="u1", target_item="n2", target_labels={}, new_interest={})
+    with pytest.raises(EndpointError, match="1 agent call"):
+        asyncio.run(answer_with_graph(build_graph(plugins=[]), NoIndex(), config, load_dataset(str(small_dataset_dir)),
+                                      ctx, "u1", [], result))
