@@ -8,7 +8,6 @@ distinct category path). Built once, reused across processes.
 from __future__ import annotations
 
 import threading
-
 from dataclasses import dataclass
 from pathlib import Path
 
