@@ -171,6 +171,12 @@ def summarise_phase(runs: list[UserRun], server: dict[str, float], elapsed: floa
         "route_duplicate_rate": _mean(dups) if dups else None,
         "failed_users": sum(1 for r in runs if not r.result.tags), "flagged_users": sum(1 for r in runs if r.result.flags),
         "quality": {name: _mean([row[name] for row in rows]) for name in (rows[0] if rows else {})},
+        # the client's view per user (the server's counters are per phase: computed tokens have no per-user split)
+        "per_user": [{"user_id": r.result.user_id, "llm_calls": r.result.llm_calls, "prompt_tokens_sent": r.result.prompt_tokens,
+                      "completion_tokens": r.result.completion_tokens, "wall_s": round(r.wall_s, 3),
+                      "llm_busy_s": round(r.busy_s, 3), "overhead_s": round(r.wall_s - r.busy_s, 3), "tags": len(r.result.tags),
+                      "flags": len(r.result.flags), "duplicate_rate": r.duplicate_rate, **row}
+                     for r, row in zip(runs, rows)],
     }
 
 

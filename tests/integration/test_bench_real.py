@@ -22,6 +22,9 @@ def test_bench_reads_server_tokens_and_prefix_cache_for_both_pipelines(vllm_serv
             assert 0 < phase["prompt_tokens_computed_per_user"] <= phase["prompt_tokens_server_per_user"]
             assert phase["completion_tokens_per_user"] > 0 and phase["server_requests_per_user"] >= 1
             assert 0 < phase["llm_busy_s_per_user"] <= phase["wall_s_per_user"]
+            rows = phase["per_user"]  # per user as well as in total
+            assert len(rows) == phase["users"] and all(r["llm_calls"] >= 1 and r["wall_s"] >= r["llm_busy_s"] for r in rows)
+            assert sum(r["prompt_tokens_sent"] for r in rows) / len(rows) == pytest.approx(phase["prompt_tokens_sent_per_user"])
     assert v1["saturated"]["calls_per_user"] >= 6 - 1e-9 or v1["saturated"]["flagged_users"]  # mine + predict x 3 routes
     # V2's experts and arbiter reuse the planner's cached context: a large share of its prompt is not recomputed
     assert v2["saturated"]["prefix_cache_hit_rate"] > 0.3
