@@ -157,7 +157,7 @@ class FaultProxy:
                     writer.transport.abort()
                     return
                 await self._respond(writer, upstream.status_code, upstream.reason_phrase, data)
-        except (ConnectionError, RuntimeError):
+        except Exception:  # noqa: BLE001 - the client gave up or a fault cut the connection: nothing to answer
             return
         finally:
             self._writers.discard(writer)

@@ -64,13 +64,20 @@ def accounted(state: dict[str, Any]) -> None:
             assert any(f.startswith(f"{call.agent}_failed") for f in state["flags"]), (call.agent, state["flags"])
 
 
+def recovered(state: dict[str, Any]) -> None:
+    """The injected transport faults were absorbed by retries: no call was lost to the endpoint. (The tiny model may
+    still break a schema on its own: such a call is an invalid *output*, flagged, and not what these tests inject.)"""
+    assert not [f for f in state["flags"] if "endpoint_unavailable" in f], state["flags"]
+    assert all(c.ok or "invalid model output" in (c.error or "") for c in state["calls"]), state["calls"]
+
+
 def test_500_and_429_bursts_are_retried_and_lose_nothing(proxy: FaultProxy) -> None:
     proxy.add(PLANNER, "500", times=2)
     proxy.add(EXPERT, "429", times=2)
     state, _ = run(context(proxy))
     assert len(proxy.faults("500")) == 2 and len(proxy.faults("429")) == 2
     accounted(state)
-    assert all(c.ok for c in state["calls"]) and not [f for f in state["flags"] if "_failed" in f]
+    recovered(state)
     assert state["tags"] and state["recommendations"]
 
 
@@ -80,7 +87,8 @@ def test_truncated_and_reset_responses_are_retried(proxy: FaultProxy) -> None:
     state, _ = run(context(proxy))
     assert len(proxy.faults("truncate")) == 1 and len(proxy.faults("reset")) == 1
     accounted(state)
-    assert all(c.ok for c in state["calls"]) and state["tags"]
+    recovered(state)
+    assert state["tags"]
 
 
 def test_schema_breaking_answers_are_resampled_then_flagged(proxy: FaultProxy) -> None:
@@ -96,15 +104,16 @@ def test_schema_breaking_answers_are_resampled_then_flagged(proxy: FaultProxy) -
 
 
 def test_answers_slower_than_the_timeout_are_bounded_and_flagged(proxy: FaultProxy) -> None:
-    proxy.add(EXPERT, "slow:30")
-    ctx = context(proxy, request_timeout_s=3.0, max_retries=1)
+    # the timeout must let the real (unslowed) planner finish on a CPU server; the proxy holds experts far longer
+    proxy.add(EXPERT, "slow:150")
+    ctx = context(proxy, request_timeout_s=30.0, max_retries=1)
     state, _ = run(ctx)
     accounted(state)
     experts = [c for c in state["calls"] if c.agent.startswith("expert[")]
     assert experts and all(not c.ok and "timing out" in (c.error or "") for c in experts)
-    # two tries of 3 s plus the client's backoff, never the proxy's 30 s
-    assert all(c.latency_s < 20 for c in experts), [c.latency_s for c in experts]
-    assert len(proxy.faults("slow:30")) == len(experts) * (1 + ctx.max_retries)
+    # two tries of 30 s plus the client's backoff, never the proxy's 150 s
+    assert all(c.latency_s < 90 for c in experts), [c.latency_s for c in experts]
+    assert len(proxy.faults("slow:150")) == len(experts) * (1 + ctx.max_retries)
     assert all("endpoint_unavailable" in f for f in state["flags"] if f.startswith("expert["))
 
 
