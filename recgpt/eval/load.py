@@ -16,7 +16,6 @@ finished runs. Writes reports/load-<dataset>.md/.json/.png.
 from __future__ import annotations
 
 import asyncio
-import json
 import random
 import statistics
 import time
@@ -199,10 +198,7 @@ def plot(result: dict[str, Any], path: Path) -> Path | None:
 
 
 def write_load_report(result: dict[str, Any], out_dir: Path, model: str) -> tuple[Path, Path, Path | None]:
-    out_dir.mkdir(parents=True, exist_ok=True)
+    from recgpt.eval.report import write_report_files
+
     stem = out_dir / f"load-{Path(result['config']['dataset']).name}"
-    json_path = stem.with_suffix(".json")
-    json_path.write_text(json.dumps({**result, "model": model}, indent=2, default=str))
-    md_path = stem.with_suffix(".md")
-    md_path.write_text(markdown(result, model))
-    return md_path, json_path, plot(result, stem.with_suffix(".png"))
+    return write_report_files(stem, result, model, markdown, plot)

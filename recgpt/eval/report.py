@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import statistics
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,17 @@ DEFINITIONS = """\
   at the same K; and the share of recgpt's hits that are exclusive.
 - **tag diversity**: mean pairwise cosine distance of a user's tag embeddings (MiniLM).
 """
+
+
+def write_report_files(stem: Path, result: dict[str, Any], model: str, markdown: Callable[[dict[str, Any], str], str],
+                       plot: Callable[[dict[str, Any], Path], Path | None]) -> tuple[Path, Path, Path | None]:
+    """`<stem>.json` (the result plus the served model), `<stem>.md` and, where a plot can be drawn, `<stem>.png`."""
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    json_path = stem.with_suffix(".json")
+    json_path.write_text(json.dumps({**result, "model": model}, indent=2, default=str))
+    md_path = stem.with_suffix(".md")
+    md_path.write_text(markdown(result, model))
+    return md_path, json_path, plot(result, stem.with_suffix(".png"))
 
 
 def per_user_metrics(result: UserResult, config: EvalConfig, levels: tuple[str, ...]) -> dict[str, float]:
