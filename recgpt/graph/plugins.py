@@ -28,6 +28,7 @@ import inspect
 import os
 import re
 import sys
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
@@ -108,11 +109,9 @@ class TagFilterPlugin:
 
     def node(self) -> Callable[[RecState], Awaitable[dict[str, Any]]]:
         async def tag_filter(state: RecState) -> dict[str, Any]:
-            import time
-
             started = time.perf_counter()
             tags = list(state.get("tags", []))
-            timing = [NodeTiming(node=self.name, seconds=0.0)]
+            timing = lambda: [NodeTiming(node=self.name, seconds=time.perf_counter() - started)]  # noqa: E731
             try:
                 kept = self.rule(tags, state)
                 if inspect.isawaitable(kept):
@@ -122,14 +121,12 @@ class TagFilterPlugin:
                     raise TypeError("the rule must return FinalTag objects")
             except Exception as exc:  # a user's rule: any failure is flagged, the run goes on
                 verdict = "dropped every tag (fail_closed)" if self.fail_closed else "kept the tags unchanged"
-                timing[0] = NodeTiming(node=self.name, seconds=time.perf_counter() - started)
-                return {"tags": [] if self.fail_closed else tags, "timings": timing,
+                return {"tags": [] if self.fail_closed else tags, "timings": timing(),
                         "flags": [f"{self.name}_failed: {type(exc).__name__}: {exc}; {verdict}"]}
             kept_names = {t.tag for t in kept}
             flags = [f"{self.name}_removed: {t.tag!r}" for t in tags if t.tag not in kept_names]
             reranked = [t.model_copy(update={"rank": i + 1}) for i, t in enumerate(kept)]
-            timing[0] = NodeTiming(node=self.name, seconds=time.perf_counter() - started)
-            return {"tags": reranked, "flags": flags, "timings": timing}
+            return {"tags": reranked, "flags": flags, "timings": timing()}
 
         tag_filter.__name__ = self.name
         return tag_filter
