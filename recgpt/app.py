@@ -90,8 +90,13 @@ def serve(
         handle.stop()
 
 
-def _context(k: int | None, m: int | None, n: int | None, explanations: str | None = None, judge: str | None = None) -> Context:
+def _context(k: int | None, m: int | None, n: int | None, explanations: str | None = None, judge: str | None = None,
+             compression: str | None = None, adaptor: Path | None = None) -> Context:
     ctx = Context()
+    if compression is not None:
+        ctx.compression = compression
+    if adaptor is not None:
+        ctx.adaptor_dir = str(adaptor)
     if explanations is not None:
         ctx.explanation_mode = explanations
     if judge is not None:
@@ -127,6 +132,10 @@ def recommend(
         "Durable run: checkpoint every step under this thread id (SQLite). Rerunning with the same id resumes a "
         "killed run without redoing finished agent calls, or shows a finished run as it was.")),
     checkpoints: Optional[Path] = typer.Option(None, help="SQLite file of --thread runs (default: RECGPT_HOME/checkpoints.sqlite)."),
+    compression: str = typer.Option("text", help=(
+        "text (quoted titles) or hybrid (one adaptor soft token per title, sent as prompt embeddings: needs "
+        "`recgpt serve --prompt-embeds` and `recgpt train adaptor`).")),
+    adaptor: Optional[Path] = typer.Option(None, help="Entity adaptor folder for --compression hybrid (default: the one trained for the served model)."),
 ) -> None:
     """Personas, tags with rationales, retrieved items, their explanations and (optionally) the judge's verdicts for one user."""
     from recgpt.data import Split, load_dataset
@@ -136,7 +145,7 @@ def recommend(
     if split not in {s.value for s in Split}:
         raise RecGPTError(f"--split must be one of full, validation, test (got {split!r})")
     try:
-        ctx = _context(k, m, n, explanations, judge)
+        ctx = _context(k, m, n, explanations, judge, compression, adaptor)
     except ValueError as exc:
         raise RecGPTError(str(exc)) from None
     from recgpt.graph.plugins import configured_plugins
@@ -221,6 +230,8 @@ def eval_command(
     k_items: str = typer.Option("10,30", help="Comma-separated K values for item HR@K / NDCG@K."),
     concurrency: int = typer.Option(8, help="Users in flight at once against the LLM server (recgpt)."),
     out: Path = typer.Option(Path("reports"), help="Report folder."),
+    compression: str = typer.Option("text", help="recgpt/expert: text, or hybrid (entity soft tokens; server with --prompt-embeds)."),
+    adaptor: Optional[Path] = typer.Option(None, help="Entity adaptor folder for --compression hybrid (default: the served model's)."),
 ) -> None:
     """Run one method over sampled users, resumably; write its report and the side-by-side comparison."""
     from dataclasses import asdict
@@ -237,8 +248,13 @@ def eval_command(
         ks = sorted({int(x) for x in k_items.split(",") if x.strip()})
     except ValueError:
         raise RecGPTError(f"--k-items must be comma-separated integers (got {k_items!r})") from None
+    if compression not in ("text", "hybrid"):
+        raise RecGPTError(f"--compression must be text or hybrid (got {compression!r})")
+    context: dict = {}
+    if compression == "hybrid":  # text stays out of the context overrides: earlier results keep their keys
+        context = {"compression": "hybrid", "adaptor_dir": str(adaptor or "")}
     config = EvalConfig(dataset=dataset, split=split, users=users, seed=seed, method=method, k_tags=k,  # type: ignore[arg-type]
-                        k_items=ks, concurrency=concurrency)
+                        k_items=ks, concurrency=concurrency, context=context)
     settings = get_settings()
     config, results, store = run_eval(config, settings.home)
     data = load_dataset(dataset)
@@ -403,6 +419,67 @@ def stats_context(
     r, c = result["raw"], result["compressed"]
     console.print(f"raw median {r['median']:.0f} / p90 {r['p90']:.0f} tokens; compressed median {c['median']:.0f} / "
                   f"p90 {c['p90']:.0f}; report {md_path} and {json_path}")
+
+
+@stats_cli.command("hybrid")
+def stats_hybrid(
+    dataset: str = typer.Option("office", help="Dataset to measure."),
+    users: int = typer.Option(200, help="Test users sampled (seed 0 = the eval sample) for the token counts."),
+    prefill_users: int = typer.Option(20, help="Users whose expert prompt is timed once as text and once as embeddings (0 = skip)."),
+    seed: int = typer.Option(0, help="Sampling seed."),
+    split: str = typer.Option("test", help="validation or test."),
+    max_items: int = typer.Option(40, help="Distinct history items listed by title (the Context default)."),
+    date: str = typer.Option("2026-11-25", help="Environment date for datasets without timestamps (as `recgpt eval`)."),
+    adaptor: Optional[Path] = typer.Option(None, help="Adaptor folder (default: the one trained for the served model)."),
+    text_eval: Optional[Path] = typer.Option(None, help="`recgpt eval --method expert` report JSON in text mode (fidelity)."),
+    hybrid_eval: Optional[Path] = typer.Option(None, help="The same eval with --compression hybrid (fidelity)."),
+    out: Path = typer.Option(Path("reports"), help="Report folder."),
+) -> None:
+    """Hybrid vs text context: tokens per user (median, p90), prefill time per request on the server, held-out
+    self-perception accuracy and tag/item fidelity; writes reports/hybrid-<dataset>.md/.json/.png.
+    Needs a server started with `recgpt serve --prompt-embeds` and a trained adaptor."""
+    import json as _json
+
+    from recgpt.agents.common import endpoint_of, served_model_identity
+    from recgpt.data import load_dataset
+    from recgpt.eval import hybrid_report
+    from recgpt.eval.harness import sample_users
+    from recgpt.eval.report import write_report_files
+    from recgpt.runner import check_endpoint
+    from recgpt.tools import hybrid
+
+    if split not in ("validation", "test"):
+        raise RecGPTError(f"--split must be validation or test (got {split!r})")
+    for path in (text_eval, hybrid_eval):
+        if path is not None and not path.is_file():
+            raise RecGPTError(f"{path}: no such eval report")
+    ctx = Context()
+    check_endpoint(ctx)
+    endpoint = endpoint_of(ctx)
+    assembler = hybrid.register(endpoint.base_url, endpoint.model, adaptor, endpoint.api_key)
+    sampled = sample_users(load_dataset(dataset), split, users, seed)
+    with console.status(f"rendering {len(sampled)} users' prompts"):
+        rows = hybrid_report.user_prompts(dataset, split, sampled, max_items, date)
+    result: dict = {"config": {"dataset": dataset, "split": split, "users": len(sampled), "seed": seed, "max_items": max_items,
+                               "prefill_users": prefill_users, "date": date},
+                    "command": "recgpt stats hybrid " + " ".join(sys.argv[3:]) if len(sys.argv) > 3 else "recgpt stats hybrid",
+                    "tokens": hybrid_report.token_stats(rows, assembler),
+                    "adaptor": {"folder": str(hybrid._REGISTRY[(endpoint.base_url, endpoint.model)][0]),
+                                "fingerprint": assembler.adaptor_fingerprint, "trained_on": assembler.adaptor.config.trained_on}}
+    if prefill_users:
+        with console.status(f"timing prefill for {prefill_users} users (text, then embeddings)"):
+            result["prefill"] = hybrid_report.prefill_timing(rows[:prefill_users], assembler, endpoint.base_url, endpoint.model)
+    run = assembler.adaptor.config.trained_on.get("run")
+    if run and (Path(str(run)) / "metrics.json").is_file():
+        result["self_perception"] = _json.loads((Path(str(run)) / "metrics.json").read_text())["self_perception_heldout"]
+    if text_eval and hybrid_eval:
+        result["fidelity"] = hybrid_report.fidelity(_json.loads(text_eval.read_text()), _json.loads(hybrid_eval.read_text()))
+    md, _, png = write_report_files(out / f"hybrid-{Path(dataset).name}", result,
+                                    served_model_identity(endpoint.base_url, endpoint.model, endpoint.api_key),
+                                    hybrid_report.markdown, hybrid_report.plot)
+    t = result["tokens"]
+    console.print(f"text prefix median {t['text_prefix_tokens']['median']:.0f} -> hybrid {t['hybrid_prefix_tokens']['median']:.0f} "
+                  f"tokens (ratio median {t['hybrid_over_text']['median']:.2f}); report {md}")
 
 
 def main() -> None:

@@ -47,8 +47,20 @@ def served_model_identity(base_url: str, model: str, api_key: str = "EMPTY") -> 
     return f"{model}@{folder}" + (f"[{stamp}]" if stamp else "")
 
 
+@lru_cache(maxsize=16)
+def _bind_hybrid(base_url: str, model: str, adaptor_dir: str, api_key: str) -> None:
+    from pathlib import Path
+
+    from recgpt.tools import hybrid
+
+    hybrid.register(base_url, model, Path(adaptor_dir) if adaptor_dir else None, api_key)
+
+
 def endpoint_of(ctx: Context) -> Endpoint:
+    """The policy endpoint; in hybrid compression also binds (once) the entity adaptor that its calls use."""
     model = ctx.model or _first_served_model(ctx.base_url, ctx.api_key)
+    if ctx.compression == "hybrid":
+        _bind_hybrid(ctx.base_url, model, ctx.adaptor_dir, ctx.api_key)
     return Endpoint(base_url=ctx.base_url, model=model, api_key=ctx.api_key,
                     timeout_s=ctx.request_timeout_s, max_retries=ctx.max_retries)
 

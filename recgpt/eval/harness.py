@@ -108,6 +108,9 @@ def config_hash(config: EvalConfig, dataset: Dataset, model: str | None) -> str:
         ctx = asdict(recgpt_context(config))
         for volatile in ("base_url", "api_key", "request_timeout_s", "max_retries", *TAG_IRRELEVANT_CONTEXT):
             ctx.pop(volatile, None)
+        for added_later, default in (("compression", "text"), ("adaptor_dir", "")):
+            if ctx.get(added_later) == default:  # fields added after results were stored: at their default, hashes stay
+                ctx.pop(added_later)
         payload.update(context=ctx, model=model, prompts=prompts_fingerprint())
     if config.method == "sasrec":
         payload["sasrec"] = baselines.SASRec().hparams
@@ -307,8 +310,15 @@ def run_eval(config: EvalConfig, home: Path, show_progress: bool = True) -> tupl
     if config.method in LLM_METHODS:
         from recgpt.agents.common import endpoint_of, served_model_identity
 
-        endpoint = endpoint_of(recgpt_context(config))
+        ctx = recgpt_context(config)
+        endpoint = endpoint_of(ctx)
         model = served_model_identity(endpoint.base_url, endpoint.model, endpoint.api_key)
+        if ctx.compression == "hybrid":  # results depend on the adaptor's weights: key them by its content
+            from recgpt.tools import hybrid
+
+            assembler = hybrid.register(endpoint.base_url, endpoint.model, Path(ctx.adaptor_dir) if ctx.adaptor_dir else None,
+                                        endpoint.api_key)
+            model += f"+adaptor:{assembler.adaptor_fingerprint}"
     store = ResultStore(home / "eval" / f"{config.method}-{config_hash(config, dataset, model)}.jsonl")
     if config.method == "recgpt":
         asyncio.run(run_recgpt(config, dataset, users, store, show_progress))

@@ -44,6 +44,11 @@ class Context:
     max_history_items: int = field(default=40, metadata={"description": "Distinct history items listed by title; older ones are summarised."})
     max_context_tokens: int = field(default=3000, metadata={"description": "Token budget of the compressed context; compression tightens until it fits."})
     country: str = field(default="US", metadata={"description": "Holiday/festival locale (ISO country code)."})
+    compression: str = field(default="text", metadata={"description": (
+        "How the history reaches the LLM: 'text' (quoted titles) or 'hybrid' (one adaptor soft token per item title, "
+        "sent as prompt embeddings; needs `recgpt serve --prompt-embeds` and a trained adaptor).")})
+    adaptor_dir: str = field(default="", metadata={"description": (
+        "Entity adaptor folder for hybrid compression; empty = the default one trained for the served model.")})
 
     explanation_mode: str = field(default="meta", metadata={"description": (
         "Item explanations: 'meta' (style guideline, then explanation: 2 calls/item), 'template' (RecGPT-V1 fixed "
@@ -68,7 +73,8 @@ class Context:
                           ("schema_attempts", 1), ("max_history_items", 1), ("max_context_tokens", 200)):
             if getattr(self, name) < low:
                 raise ValueError(f"Context.{name} must be >= {low}, got {getattr(self, name)}")
-        for name, allowed in (("explanation_mode", ("meta", "template", "off")), ("judge_mode", ("agent", "single", "off"))):
+        for name, allowed in (("explanation_mode", ("meta", "template", "off")), ("judge_mode", ("agent", "single", "off")),
+                              ("compression", ("text", "hybrid"))):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"Context.{name} must be one of {', '.join(allowed)}, got {getattr(self, name)!r}")
         if not 0 <= self.explain_items_per_tag <= 5:

@@ -18,6 +18,7 @@ from recgpt.graph.state import ContextStats, NodeTiming, RecState, RetrievedItem
 from recgpt.prompts.shared import SYSTEM_PREFIX
 from recgpt.settings import get_settings
 from recgpt.tools.compression import CompressionConfig, compress_history
+from recgpt.tools.entities import entity_titles
 from recgpt.tools.environment import Environment, build_environment
 from recgpt.tools.retrieval import get_index
 from recgpt.tools.tokens import ServerTokenCounter
@@ -40,14 +41,21 @@ def recommendation_date(state: RecState | dict[str, Any], history: tuple[Interac
 
 
 def render_prefix(dataset: Dataset, history: tuple[Interaction, ...], profile: str, env: Environment,
-                  max_items: int) -> tuple[str, Any]:
-    compressed = compress_history(history, dataset.items, CompressionConfig(max_items=max_items))
+                  max_items: int, entities: bool = False) -> tuple[str, Any]:
+    compressed = compress_history(history, dataset.items, CompressionConfig(max_items=max_items, entities=entities))
     text = SYSTEM_PREFIX.format(profile=profile, environment=env.describe(), n_events=compressed.n_events,
                                 history=compressed.text)
     return text, compressed
 
 
 def _count_tokens(ctx: Context, text: str) -> tuple[int | None, str | None]:
+    if ctx.compression == "hybrid":  # counted as the model reads it: each entity is one position
+        from recgpt.tools import hybrid
+
+        endpoint = endpoint_of(ctx)  # binds the adaptor; its errors (no adaptor, wrong model, flag missing) surface here
+        assembler = hybrid.assembler_for(endpoint.base_url, endpoint.model)
+        assert assembler is not None
+        return assembler.count_tokens(text), "hybrid: served tokenizer + 1 per entity"
     try:
         endpoint = endpoint_of(ctx)
         counter = ServerTokenCounter(endpoint.base_url, endpoint.model, endpoint.api_key)
@@ -73,7 +81,7 @@ async def build_shared_prefix(ctx: Context, user_id: str, dataset_name: str = "o
         flags.append("empty_history: no behaviour; personas rest on profile and situation only")
     max_items = ctx.max_history_items
     while True:
-        prefix, compressed = render_prefix(dataset, example.history, profile, env, max_items)
+        prefix, compressed = render_prefix(dataset, example.history, profile, env, max_items, ctx.compression == "hybrid")
         tokens, source = await asyncio.to_thread(_count_tokens, ctx, prefix)
         if tokens is None or tokens <= ctx.max_context_tokens or max_items <= 1:
             break
@@ -86,6 +94,7 @@ async def build_shared_prefix(ctx: Context, user_id: str, dataset_name: str = "o
         n_events=compressed.n_events, n_distinct_items=compressed.n_distinct_items,
         n_listed_items=compressed.n_listed_items, n_summarised_events=compressed.n_summarised_events,
         prefix_tokens=tokens, token_source=source, environment=env.describe(),
+        compression=ctx.compression, n_entities=len(entity_titles(prefix)),
     )
     return {"shared_prefix": prefix, "context_stats": stats, "history_item_ids": [e.item_id for e in example.history],
             "flags": flags}

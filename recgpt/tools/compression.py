@@ -15,18 +15,22 @@ from typing import Sequence
 from pydantic import BaseModel, Field
 
 from recgpt.data.records import Interaction, Item
+from recgpt.tools.entities import entity
 
 DAY = 86_400
 TIME_BUCKETS = ((7 * DAY, "within the last week"), (30 * DAY, "within the last month"),
                 (180 * DAY, "within the last 6 months"), (None, "earlier"))
 POSITION_BUCKETS = ((5, "most recent 5"), (20, "previous 15"), (None, "earlier"))
-_CONTROL = re.compile(r"[\x00-\x1f\x7f<>{}\"`]")
+_CONTROL = re.compile("[\x00-\x1f\x7f<>{}\"`\u27e6\u27e7]")  # ⟦ ⟧ delimit hybrid entities: never data
 
 
 class CompressionConfig(BaseModel):
     max_items: int = Field(default=40, ge=1, description="Distinct items listed by title; older ones are summarised.")
     max_title_chars: int = Field(default=80, ge=10)
     summary_categories: int = Field(default=8, ge=1, description="Categories named in the older-history summary.")
+    entities: bool = Field(default=False, description=(
+        "Hybrid compression: name each listed item as one entity marker (one soft token, see recgpt.tools.hybrid) "
+        "instead of its quoted title."))
 
 
 class CompressedHistory(BaseModel):
@@ -100,7 +104,7 @@ def compress_history(
         lines.append(f"[{label}: {count} interactions]")
         for action, categories in actions.items():
             for category, titles in categories.items():
-                shown = "; ".join(f'"{t}"' + (f" ×{n}" if n > 1 else "") for t, n in titles.items())
+                shown = "; ".join((entity(t) if config.entities else f'"{t}"') + (f" ×{n}" if n > 1 else "") for t, n in titles.items())
                 lines.append(f"- {action} · {category}: {shown}")
     if summarised:
         cats = Counter(items[e.item_id].category or "uncategorised" for e in summarised)

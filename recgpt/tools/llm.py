@@ -148,7 +148,7 @@ async def acall_structured(
     Raises `EndpointError` (transport), `LLMRequestRejected` (4xx) or `InvalidModelOutput`
     (every attempt broke the schema); every exception carries the accounting in `.call`.
     """
-    runnable = model.with_structured_output(schema, method="json_schema", include_raw=True, strict=True)
+    sample = _sampler(model, messages, schema, base_url)
     prompt_tokens = completion_tokens = 0
     errors: list[str] = []
     finish: str | None = None
@@ -157,7 +157,7 @@ async def acall_structured(
     for attempt in range(1, attempts + 1):
         try:
             async with inflight_gate(base_url):
-                result = await runnable.ainvoke(messages)
+                result = await sample()
         except (openai.LengthFinishReasonError, openai.ContentFilterFinishReasonError) as exc:
             # The openai SDK's structured-output parser raises these itself when the answer was
             # cut at max_tokens (or filtered): an invalid output, re-sampled like a schema violation.
@@ -199,6 +199,45 @@ async def acall_structured(
         prompt_tokens=prompt_tokens, completion_tokens=completion_tokens, finish_reason=finish, error=str(failure),
     )
     raise failure
+
+
+def _sampler(model: ChatOpenAI, messages: list[BaseMessage], schema: type[S], base_url: str):
+    """One structured sample per call of the returned coroutine function, as langchain's
+    `include_raw` dict. Messages carrying hybrid entity markers go out as prompt embeddings when
+    the endpoint has an adaptor (`recgpt.tools.hybrid`), else as the equivalent text prompt."""
+    from recgpt.tools import hybrid
+
+    texts = [str(m.content) for m in messages]
+    if hybrid.has_entities(texts):
+        assembler = hybrid.assembler_for(base_url, model.model_name)
+        if assembler is not None:
+            return lambda: _sample_with_embeds(model, assembler, hybrid.message_dicts(messages), schema)
+        messages = [m.model_copy(update={"content": hybrid.as_text(str(m.content))}) for m in messages]
+    runnable = model.with_structured_output(schema, method="json_schema", include_raw=True, strict=True)
+    return lambda: runnable.ainvoke(messages)
+
+
+async def _sample_with_embeds(model: ChatOpenAI, assembler: Any, messages: list[dict[str, str]], schema: type[S]) -> dict[str, Any]:
+    """`/v1/completions` with `prompt_embeds` and the schema as `response_format`; same result shape as langchain's."""
+    from types import SimpleNamespace
+
+    data, _ = await asyncio.to_thread(assembler.request_body, messages)
+    body: dict[str, Any] = {
+        "model": model.model_name, "prompt_embeds": data, "max_tokens": model.max_tokens, "temperature": model.temperature,
+        "response_format": {"type": "json_schema", "json_schema": {"name": schema.__name__, "schema": schema.model_json_schema(), "strict": True}},
+    }
+    if model.seed is not None:
+        body["seed"] = model.seed
+    completion = await model.root_async_client.post("/completions", body=body, cast_to=openai.types.Completion)
+    choice = completion.choices[0]
+    usage = completion.usage
+    raw = SimpleNamespace(usage_metadata={"input_tokens": getattr(usage, "prompt_tokens", 0) or 0,
+                                          "output_tokens": getattr(usage, "completion_tokens", 0) or 0},
+                          response_metadata={"finish_reason": choice.finish_reason})
+    try:
+        return {"raw": raw, "parsed": schema.model_validate_json(choice.text), "parsing_error": None}
+    except (pydantic.ValidationError, ValueError) as exc:
+        return {"raw": raw, "parsed": None, "parsing_error": exc}
 
 
 ENDPOINT_DOWN = "endpoint_unavailable"

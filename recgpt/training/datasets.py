@@ -87,11 +87,13 @@ def training_expert_instructions(m: int) -> str:
     return EXPERT_INSTRUCTIONS.format(persona_name=TRAINING_PERSONA.name, persona_focus=TRAINING_PERSONA.focus, m=m)
 
 
-def expert_prompt(dataset: Dataset, cut: TrainingCut, m: int, country: str = "US", max_items: int = 40) -> list[dict[str, str]]:
-    """The exact messages the Distributed Expert gets at serving time, for the cut's past only."""
+def expert_prompt(dataset: Dataset, cut: TrainingCut, m: int, country: str = "US", max_items: int = 40,
+                  entities: bool = False) -> list[dict[str, str]]:
+    """The exact messages the Distributed Expert gets at serving time, for the cut's past only
+    (`entities`: the hybrid-compression form, titles as entity markers)."""
     user = dataset.users[cut.user_id]
     env = build_environment(recommendation_date({}, cut.context), country=country)
-    prefix, _ = render_prefix(dataset, cut.context, user.profile.describe(), env, max_items)
+    prefix, _ = render_prefix(dataset, cut.context, user.profile.describe(), env, max_items, entities)
     return [{"role": "system", "content": prefix}, {"role": "user", "content": training_expert_instructions(m)}]
 
 

@@ -29,7 +29,10 @@ def model_dir() -> Path:
 def vllm_server(model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """Base URL of a freshly started server; RECGPT_BASE_URL points at it for the session."""
     run_dir = tmp_path_factory.mktemp("vllm-run")
-    config = ServerConfig(model_dir=model_dir, port=_free_port(), eager=True, served_name="recgpt-test")
+    # Prompt embeddings on: the hybrid-compression tests use this same server (one vLLM per session; a second
+    # engine started beside a busy one on 2 cores was seen to stall in start-up).
+    config = ServerConfig(model_dir=model_dir, port=_free_port(), eager=True, served_name="recgpt-test",
+                          enable_prompt_embeds=True)
     handle = start_server(config, run_dir, timeout=600)
     previous = os.environ.get("RECGPT_BASE_URL")
     os.environ["RECGPT_BASE_URL"] = config.base_url

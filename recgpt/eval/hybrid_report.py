@@ -1,0 +1,166 @@
+"""Hybrid vs full-text context, measured: tokens per user, server prefill time, self-perception, fidelity.
+
+- **Context tokens** of the shared prefix per sampled test user, the same listed items in both forms
+  (text tokens from the served tokenizer; hybrid = text tokens between entities + 1 per entity), and
+  the raw one-line-per-interaction history for reference.
+- **Prefill time**: the expert prompt of each of `prefill_users` users sent once as text and once as
+  prompt embeddings with `max_tokens=1`, one request at a time, alternating; the server's
+  end-to-end time (vLLM `/metrics` e2e histogram is per-process, so we time each HTTP request: it
+  includes the transfer and decoding of the embedding payload, which is the honest cost).
+- **Self-perception** on held-out entities: read from the adaptor's training run.
+- **Fidelity**: tag HR@K and item Recall@K of `recgpt eval --method expert` in text and hybrid mode,
+  on the users both runs scored.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from recgpt.tools.hybrid import HybridAssembler, encode_tensor
+
+
+def _quantiles(values: list[float]) -> dict[str, float]:
+    ordered = sorted(values)
+    if not ordered:
+        return {"median": float("nan"), "p90": float("nan"), "mean": float("nan"), "n": 0}
+    return {"median": float(statistics.median(ordered)), "p90": float(ordered[min(len(ordered) - 1, int(0.9 * len(ordered)))]),
+            "mean": float(statistics.fmean(ordered)), "n": len(ordered)}
+
+
+def user_prompts(dataset_name: str, split: str, users: list[str], max_items: int, date: str) -> list[dict[str, Any]]:
+    """Each user's expert prompt (training persona, as `eval --method expert` sends it) in text and hybrid form."""
+    import datetime as dt
+
+    from recgpt.agents.common import messages  # noqa: F401 - same layout as the agents
+    from recgpt.data import load_dataset
+    from recgpt.graph.nodes import recommendation_date, render_prefix
+    from recgpt.tools.compression import raw_history_text
+    from recgpt.tools.environment import build_environment
+    from recgpt.training.datasets import training_expert_instructions
+
+    dataset = load_dataset(dataset_name)
+    rows = []
+    for user in users:
+        example = dataset.example(user, split)
+        when = recommendation_date({"date": None if any(e.timestamp for e in example.history) else date}, example.history)  # type: ignore[typeddict-item]
+        env = build_environment(when if isinstance(when, dt.date) else dt.date.fromisoformat(date))
+        profile = example.user.profile.describe()
+        text, compressed = render_prefix(dataset, example.history, profile, env, max_items)
+        hybrid, _ = render_prefix(dataset, example.history, profile, env, max_items, entities=True)
+        instructions = training_expert_instructions(5)
+        rows.append({"user_id": user, "listed_items": compressed.n_listed_items, "raw": raw_history_text(example.history, dataset.items),
+                     "text": [{"role": "system", "content": text}, {"role": "user", "content": instructions}],
+                     "hybrid": [{"role": "system", "content": hybrid}, {"role": "user", "content": instructions}]})
+    return rows
+
+
+def token_stats(rows: list[dict[str, Any]], assembler: HybridAssembler) -> dict[str, Any]:
+    tok = assembler.tokenizer
+    text = [len(tok(r["text"][0]["content"], add_special_tokens=False)["input_ids"]) for r in rows]
+    hybrid = [assembler.count_tokens(r["hybrid"][0]["content"]) for r in rows]
+    raw = [len(tok(r["raw"], add_special_tokens=False)["input_ids"]) for r in rows]
+    ratios = [h / t for h, t in zip(hybrid, text) if t]
+    return {"text_prefix_tokens": _quantiles([float(x) for x in text]), "hybrid_prefix_tokens": _quantiles([float(x) for x in hybrid]),
+            "raw_history_tokens": _quantiles([float(x) for x in raw]), "hybrid_over_text": _quantiles(ratios),
+            "listed_items": _quantiles([float(r["listed_items"]) for r in rows])}
+
+
+def prefill_timing(rows: list[dict[str, Any]], assembler: HybridAssembler, base_url: str, model: str) -> dict[str, Any]:
+    """Sequential max_tokens=1 requests, text then hybrid per user; a warm-up request first."""
+    tok = assembler.tokenizer
+    url = base_url.rstrip("/") + "/completions"
+    out: dict[str, list[float]] = {"text": [], "hybrid": []}
+    tokens: dict[str, list[int]] = {"text": [], "hybrid": []}
+    with httpx.Client(timeout=300) as client:
+        client.post(url, json={"model": model, "prompt": "warm up", "max_tokens": 1})
+        for row in rows:
+            text_prompt = tok.apply_chat_template(row["text"], tokenize=False, add_generation_prompt=True)
+            embeds = encode_tensor(assembler.embeds(row["hybrid"]).to(assembler.wire_dtype))
+            for mode, body in (("text", {"prompt": text_prompt}), ("hybrid", {"prompt_embeds": embeds})):
+                started = time.perf_counter()
+                response = client.post(url, json={"model": model, "max_tokens": 1, "temperature": 0, **body})
+                elapsed = time.perf_counter() - started
+                response.raise_for_status()
+                out[mode].append(elapsed)
+                tokens[mode].append(int(response.json()["usage"]["prompt_tokens"]))
+    return {mode: {"seconds": _quantiles(out[mode]), "prompt_tokens": _quantiles([float(t) for t in tokens[mode]])} for mode in out}
+
+
+def fidelity(text_report: dict[str, Any], hybrid_report: dict[str, Any]) -> dict[str, Any]:
+    """Metrics of both eval runs on the users both scored."""
+    text_hits, hybrid_hits = text_report["per_user_hits"], hybrid_report["per_user_hits"]
+    common = sorted(set(text_hits) & set(hybrid_hits))
+    metrics = list(next(iter(text_hits.values())).keys()) if text_hits else []
+    table = {m: {"text": statistics.fmean(text_hits[u][m] for u in common) if common else float("nan"),
+                 "hybrid": statistics.fmean(hybrid_hits[u][m] for u in common) if common else float("nan")} for m in metrics}
+    for row in table.values():
+        row["retained"] = row["hybrid"] / row["text"] if row["text"] else float("nan")
+    return {"users": len(common), "metrics": table,
+            "prompt_tokens_per_user": {"text": text_report.get("prompt_tokens_per_user"), "hybrid": hybrid_report.get("prompt_tokens_per_user")},
+            "flagged_users": {"text": text_report.get("flagged_users"), "hybrid": hybrid_report.get("flagged_users")}}
+
+
+def markdown(result: dict[str, Any], model: str) -> str:
+    t = result["tokens"]
+    lines = [f"# Hybrid context compression — {result['config']['dataset']} {result['config']['split']}", "",
+             f"Model: `{model}`. Adaptor: `{result['adaptor']['folder']}` (fingerprint {result['adaptor']['fingerprint']}).",
+             f"Reproduce: `{result['command']}`", "",
+             "## Context tokens per user (shared prefix, same listed items)", "",
+             "| form | median | p90 | mean |", "|---|---:|---:|---:|"]
+    for name, key in (("raw history, one line per interaction", "raw_history_tokens"), ("text compression (quoted titles)", "text_prefix_tokens"),
+                      ("hybrid (1 soft token per title)", "hybrid_prefix_tokens")):
+        q = t[key]
+        lines.append(f"| {name} | {q['median']:.0f} | {q['p90']:.0f} | {q['mean']:.0f} |")
+    lines += ["", f"Hybrid/text ratio per user: median {t['hybrid_over_text']['median']:.2f}, p90 {t['hybrid_over_text']['p90']:.2f} "
+                  f"({t['text_prefix_tokens']['n']} users; listed items median {t['listed_items']['median']:.0f})."]
+    if result.get("prefill"):
+        p = result["prefill"]
+        lines += ["", "## Prefill time per request (server, max_tokens=1, one at a time)", "",
+                  "| form | prompt tokens (median) | seconds median | p90 |", "|---|---:|---:|---:|"]
+        for mode in ("text", "hybrid"):
+            lines.append(f"| {mode} | {p[mode]['prompt_tokens']['median']:.0f} | {p[mode]['seconds']['median']:.3f} | {p[mode]['seconds']['p90']:.3f} |")
+    sp = result.get("self_perception")
+    if sp:
+        lines += ["", f"## Self-perception on {sp['trained_adaptor']['n']} held-out entities (leaf category among "
+                      f"{round(1 / sp['trained_adaptor']['chance'])} choices, by answer likelihood)", "",
+                  "| input | accuracy |", "|---|---:|",
+                  f"| chance | {sp['trained_adaptor']['chance']:.3f} |",
+                  f"| untrained adaptor | {sp['untrained_adaptor']['accuracy']:.3f} |",
+                  f"| trained adaptor (1 soft token) | {sp['trained_adaptor']['accuracy']:.3f} |",
+                  f"| full-text title (ceiling) | {sp['full_text_title']['accuracy']:.3f} |"]
+    fid = result.get("fidelity")
+    if fid:
+        lines += ["", f"## Fidelity: `recgpt eval --method expert`, text vs hybrid, same {fid['users']} test users", "",
+                  "| metric | text | hybrid | retained |", "|---|---:|---:|---:|"]
+        for name, row in fid["metrics"].items():
+            lines.append(f"| {name} | {row['text']:.3f} | {row['hybrid']:.3f} | {row['retained']:.2f} |")
+        lines.append(f"\nPrompt tokens per user: text {fid['prompt_tokens_per_user']['text']}, hybrid {fid['prompt_tokens_per_user']['hybrid']}.")
+    if result.get("notes"):
+        lines += ["", "## Notes", "", *[f"- {n}" for n in result["notes"]]]
+    return "\n".join(lines) + "\n"
+
+
+def plot(result: dict[str, Any], path: Path) -> Path | None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    t = result["tokens"]
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    names = ["raw", "text", "hybrid"]
+    keys = ["raw_history_tokens", "text_prefix_tokens", "hybrid_prefix_tokens"]
+    ax.bar(names, [t[k]["median"] for k in keys], color=["#999", "#4477aa", "#ee6677"], label="median")
+    ax.scatter(names, [t[k]["p90"] for k in keys], color="black", zorder=3, label="p90")
+    ax.set_ylabel("context tokens per user")
+    ax.set_title("History context: raw vs text vs hybrid")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
