@@ -153,3 +153,23 @@ def test_context_validates_compression() -> None:
     with pytest.raises(ValueError, match="compression"):
         Context(compression="zip")
     assert Context().compression == "text"
+
+
+def test_hybrid_report_compares_only_users_both_runs_scored(tmp_path: Path) -> None:
+    from recgpt.eval.hybrid_report import fidelity, markdown, plot
+
+    row = lambda hit: {"cat_hr@5_l2": hit, "item_hr@30": hit}  # noqa: E731
+    text = {"per_user_hits": {"a": row(1.0), "b": row(0.0), "c": row(1.0)}, "prompt_tokens_per_user": 900.0, "flagged_users": 1}
+    hybrid = {"per_user_hits": {"a": row(1.0), "b": row(1.0)}, "prompt_tokens_per_user": 400.0, "flagged_users": 0}
+    fid = fidelity(text, hybrid)
+    assert fid["users"] == 2  # c was not scored in hybrid mode: left out of both sides
+    assert fid["metrics"]["cat_hr@5_l2"] == {"text": 0.5, "hybrid": 1.0, "retained": 2.0}
+    q = {"median": 10.0, "p90": 20.0, "mean": 12.0, "n": 3}
+    result = {"config": {"dataset": "office", "split": "test"}, "adaptor": {"folder": "f", "fingerprint": "x"}, "command": "c",
+              "tokens": {k: q for k in ("text_prefix_tokens", "hybrid_prefix_tokens", "raw_history_tokens", "hybrid_over_text", "listed_items")},
+              "prefill": {m: {"seconds": q, "prompt_tokens": q} for m in ("text", "hybrid")},
+              "self_perception": {k: {"accuracy": 0.5, "chance": 0.25, "n": 9} for k in ("untrained_adaptor", "trained_adaptor", "full_text_title")},
+              "fidelity": fid}
+    text_md = markdown(result, "model")
+    assert "| cat_hr@5_l2 | 0.500 | 1.000 | 2.00 |" in text_md and "among 4 choices" in text_md
+    assert plot(result, tmp_path / "p.png").is_file()
