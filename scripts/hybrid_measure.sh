@@ -10,7 +10,8 @@ TEXT_USERS=${TEXT_USERS:-200}     # text-mode users (the training chain's base e
 HYBRID_USERS=${HYBRID_USERS:-100} # hybrid-mode users (the first HYBRID_USERS of the same seeded sample)
 K=${K:-5}
 ADAPTOR=${ADAPTOR:-${RECGPT_HOME:-$HOME/.cache/recgpt}/adaptors/SmolLM2-135M-Instruct}
-[ -f "$ADAPTOR/adaptor.json" ] || $RECGPT train adaptor --distill-users 10
+# CPU-sized (about 16 min on 2 cores): 400 training entities x 3 questions, 1 epoch, 10 distilled prompts, 100 held-out entities
+[ -f "$ADAPTOR/adaptor.json" ] || $RECGPT train adaptor --distill-users 10 --perception-entities 400 --heldout-entities 100 --epochs 1
 $RECGPT serve --stop >/dev/null
 $RECGPT serve --prompt-embeds --background
 $RECGPT eval --method expert --users "$TEXT_USERS" --k "$K" --concurrency 16 --out reports/hybrid/text

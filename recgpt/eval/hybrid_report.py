@@ -51,9 +51,10 @@ def user_prompts(dataset_name: str, split: str, users: list[str], max_items: int
         env = build_environment(when if isinstance(when, dt.date) else dt.date.fromisoformat(date))
         profile = example.user.profile.describe()
         text, compressed = render_prefix(dataset, example.history, profile, env, max_items)
-        hybrid, _ = render_prefix(dataset, example.history, profile, env, max_items, entities=True)
+        hybrid, hybrid_history = render_prefix(dataset, example.history, profile, env, max_items, entities=True)
         instructions = training_expert_instructions(5)
         rows.append({"user_id": user, "listed_items": compressed.n_listed_items, "raw": raw_history_text(example.history, dataset.items),
+                     "text_history": compressed.text, "hybrid_history": hybrid_history.text,
                      "text": [{"role": "system", "content": text}, {"role": "user", "content": instructions}],
                      "hybrid": [{"role": "system", "content": hybrid}, {"role": "user", "content": instructions}]})
     return rows
@@ -65,13 +66,26 @@ def token_stats(rows: list[dict[str, Any]], assembler: HybridAssembler) -> dict[
     hybrid = [assembler.count_tokens(r["hybrid"][0]["content"]) for r in rows]
     raw = [len(tok(r["raw"], add_special_tokens=False)["input_ids"]) for r in rows]
     ratios = [h / t for h, t in zip(hybrid, text) if t]
+    text_history = [len(tok(r["text_history"], add_special_tokens=False)["input_ids"]) for r in rows]
+    hybrid_history = [assembler.count_tokens(r["hybrid_history"]) for r in rows]
+    history_ratios = [h / t for h, t in zip(hybrid_history, text_history) if t]
     return {"text_prefix_tokens": _quantiles([float(x) for x in text]), "hybrid_prefix_tokens": _quantiles([float(x) for x in hybrid]),
+            "text_history_tokens": _quantiles([float(x) for x in text_history]),
+            "hybrid_history_tokens": _quantiles([float(x) for x in hybrid_history]),
+            "hybrid_over_text_history": _quantiles(history_ratios),
             "raw_history_tokens": _quantiles([float(x) for x in raw]), "hybrid_over_text": _quantiles(ratios),
             "listed_items": _quantiles([float(r["listed_items"]) for r in rows])}
 
 
+def _nonced(messages: list[dict[str, str]], nonce: str) -> list[dict[str, str]]:
+    return [{**messages[0], "content": f"[request {nonce}]\n" + messages[0]["content"]}, *messages[1:]]
+
+
 def prefill_timing(rows: list[dict[str, Any]], assembler: HybridAssembler, base_url: str, model: str) -> dict[str, Any]:
-    """Sequential max_tokens=1 requests, text then hybrid per user; a warm-up request first."""
+    """Sequential max_tokens=1 requests, text then hybrid per user; a warm-up request first. Each prompt starts
+    with a unique nonce, so neither form is helped by the prefix cache (e.g. from an eval run just before)."""
+    import uuid
+
     tok = assembler.tokenizer
     url = base_url.rstrip("/") + "/completions"
     out: dict[str, list[float]] = {"text": [], "hybrid": []}
@@ -79,8 +93,8 @@ def prefill_timing(rows: list[dict[str, Any]], assembler: HybridAssembler, base_
     with httpx.Client(timeout=300) as client:
         client.post(url, json={"model": model, "prompt": "warm up", "max_tokens": 1})
         for row in rows:
-            text_prompt = tok.apply_chat_template(row["text"], tokenize=False, add_generation_prompt=True)
-            embeds = encode_tensor(assembler.embeds(row["hybrid"]).to(assembler.wire_dtype))
+            text_prompt = tok.apply_chat_template(_nonced(row["text"], uuid.uuid4().hex), tokenize=False, add_generation_prompt=True)
+            embeds = encode_tensor(assembler.embeds(_nonced(row["hybrid"], uuid.uuid4().hex)).to(assembler.wire_dtype))
             for mode, body in (("text", {"prompt": text_prompt}), ("hybrid", {"prompt_embeds": embeds})):
                 started = time.perf_counter()
                 response = client.post(url, json={"model": model, "max_tokens": 1, "temperature": 0, **body})
@@ -112,12 +126,20 @@ def markdown(result: dict[str, Any], model: str) -> str:
              f"Reproduce: `{result['command']}`", "",
              "## Context tokens per user (shared prefix, same listed items)", "",
              "| form | median | p90 | mean |", "|---|---:|---:|---:|"]
-    for name, key in (("raw history, one line per interaction", "raw_history_tokens"), ("text compression (quoted titles)", "text_prefix_tokens"),
-                      ("hybrid (1 soft token per title)", "hybrid_prefix_tokens")):
-        q = t[key]
-        lines.append(f"| {name} | {q['median']:.0f} | {q['p90']:.0f} | {q['mean']:.0f} |")
-    lines += ["", f"Hybrid/text ratio per user: median {t['hybrid_over_text']['median']:.2f}, p90 {t['hybrid_over_text']['p90']:.2f} "
-                  f"({t['text_prefix_tokens']['n']} users; listed items median {t['listed_items']['median']:.0f})."]
+    for name, key in (("history: raw, one line per interaction", "raw_history_tokens"),
+                      ("history: text compression (quoted titles)", "text_history_tokens"),
+                      ("history: hybrid (1 soft token per title)", "hybrid_history_tokens"),
+                      ("whole shared prefix, text (instructions, profile, situation, history)", "text_prefix_tokens"),
+                      ("whole shared prefix, hybrid", "hybrid_prefix_tokens")):
+        q = t.get(key)
+        if q:
+            lines.append(f"| {name} | {q['median']:.0f} | {q['p90']:.0f} | {q['mean']:.0f} |")
+    hist = t.get("hybrid_over_text_history", t["hybrid_over_text"])
+    lines += ["", f"Hybrid/text ratio per user: history section median {hist['median']:.2f} (p90 {hist['p90']:.2f}); whole prefix "
+                  f"median {t['hybrid_over_text']['median']:.2f} (p90 {t['hybrid_over_text']['p90']:.2f}) "
+                  f"({t['text_prefix_tokens']['n']} users; listed items median {t['listed_items']['median']:.0f}). "
+                  "The raw history has no deduplication but also no grouping headers, category paths or time buckets, so "
+                  "for short histories it is shorter than the text compression; its p90 shows what compression is for."]
     if result.get("prefill"):
         p = result["prefill"]
         lines += ["", "## Prefill time per request (server, max_tokens=1, one at a time)", "",
@@ -153,9 +175,12 @@ def plot(result: dict[str, Any], path: Path) -> Path | None:
 
     t = result["tokens"]
     fig, ax = plt.subplots(figsize=(6, 3.5))
-    names = ["raw", "text", "hybrid"]
-    keys = ["raw_history_tokens", "text_prefix_tokens", "hybrid_prefix_tokens"]
-    ax.bar(names, [t[k]["median"] for k in keys], color=["#999", "#4477aa", "#ee6677"], label="median")
+    names = ["raw history", "text history", "hybrid history", "text prefix", "hybrid prefix"]
+    keys = ["raw_history_tokens", "text_history_tokens", "hybrid_history_tokens", "text_prefix_tokens", "hybrid_prefix_tokens"]
+    names = [n for n, k in zip(names, keys) if k in t]
+    keys = [k for k in keys if k in t]
+    ax.bar(names, [t[k]["median"] for k in keys], color=["#999", "#4477aa", "#ee6677", "#88aadd", "#ffaabb"][: len(keys)], label="median")
+    ax.tick_params(axis="x", labelrotation=20)
     ax.scatter(names, [t[k]["p90"] for k in keys], color="black", zorder=3, label="p90")
     ax.set_ylabel("context tokens per user")
     ax.set_title("History context: raw vs text vs hybrid")
