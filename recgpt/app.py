@@ -464,7 +464,7 @@ def stats_hybrid(
                                "prefill_users": prefill_users, "date": date},
                     "command": "recgpt stats hybrid " + " ".join(sys.argv[3:]) if len(sys.argv) > 3 else "recgpt stats hybrid",
                     "tokens": hybrid_report.token_stats(rows, assembler),
-                    "adaptor": {"folder": str(hybrid._REGISTRY[(endpoint.base_url, endpoint.model)][0]),
+                    "adaptor": {"folder": str(assembler.adaptor_dir),
                                 "fingerprint": assembler.adaptor_fingerprint, "trained_on": assembler.adaptor.config.trained_on}}
     if prefill_users:
         with console.status(f"timing prefill for {prefill_users} users (text, then embeddings)"):

@@ -34,9 +34,6 @@ def _quantiles(values: list[float]) -> dict[str, float]:
 
 def user_prompts(dataset_name: str, split: str, users: list[str], max_items: int, date: str) -> list[dict[str, Any]]:
     """Each user's expert prompt (training persona, as `eval --method expert` sends it) in text and hybrid form."""
-    import datetime as dt
-
-    from recgpt.agents.common import messages  # noqa: F401 - same layout as the agents
     from recgpt.data import load_dataset
     from recgpt.graph.nodes import recommendation_date, render_prefix
     from recgpt.tools.compression import raw_history_text
@@ -47,8 +44,8 @@ def user_prompts(dataset_name: str, split: str, users: list[str], max_items: int
     rows = []
     for user in users:
         example = dataset.example(user, split)
-        when = recommendation_date({"date": None if any(e.timestamp for e in example.history) else date}, example.history)  # type: ignore[typeddict-item]
-        env = build_environment(when if isinstance(when, dt.date) else dt.date.fromisoformat(date))
+        has_time = any(e.timestamp is not None for e in example.history)
+        env = build_environment(recommendation_date({"date": None if has_time else date}, example.history))  # as `eval` does
         profile = example.user.profile.describe()
         text, compressed = render_prefix(dataset, example.history, profile, env, max_items)
         hybrid, hybrid_history = render_prefix(dataset, example.history, profile, env, max_items, entities=True)

@@ -21,18 +21,18 @@ from __future__ import annotations
 import base64
 import hashlib
 import io
-import re
 import threading
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Sequence
 
 import torch
 
 from recgpt.errors import RecGPTError
 from recgpt.tools.adaptor import EntityAdaptor, input_embedding_tensor
-from recgpt.tools.entities import ENTITY_PATTERN, as_text, entity, entity_titles, has_entities  # noqa: F401 - re-exported
+from recgpt.tools.entities import ENTITY_PATTERN
+
 
 def assemble(token_ids: Sequence[int | None], entity_vectors: torch.Tensor, embedding: torch.Tensor) -> torch.Tensor:
     """(T, H) prompt embeddings: row t is `embedding[token_ids[t]]`, or the next entity vector where the id is None."""
@@ -74,10 +74,12 @@ class HybridPrompt:
 class HybridAssembler:
     """Messages with entity markers -> the prompt-embedding tensor for one served model."""
 
-    def __init__(self, model_dir: Path, adaptor: EntityAdaptor, wire_dtype: torch.dtype = torch.bfloat16) -> None:
+    def __init__(self, model_dir: Path, adaptor: EntityAdaptor, wire_dtype: torch.dtype = torch.bfloat16,
+                 adaptor_dir: Path | None = None) -> None:
         from transformers import AutoTokenizer
 
         self.model_dir = model_dir
+        self.adaptor_dir = adaptor_dir
         self.adaptor = adaptor
         self.tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
         self.embedding = input_embedding_tensor(model_dir)[1].float()
@@ -157,7 +159,7 @@ def served_model_dir(base_url: str, model: str, api_key: str = "EMPTY") -> Path:
 @lru_cache(maxsize=8)
 def _assembler(adaptor_dir: str, model_dir: str) -> HybridAssembler:
     adaptor = EntityAdaptor.load(Path(adaptor_dir), Path(model_dir))
-    return HybridAssembler(Path(model_dir), adaptor)
+    return HybridAssembler(Path(model_dir), adaptor, adaptor_dir=Path(adaptor_dir))
 
 
 @lru_cache(maxsize=8)

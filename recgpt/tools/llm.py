@@ -205,14 +205,15 @@ def _sampler(model: ChatOpenAI, messages: list[BaseMessage], schema: type[S], ba
     """One structured sample per call of the returned coroutine function, as langchain's
     `include_raw` dict. Messages carrying hybrid entity markers go out as prompt embeddings when
     the endpoint has an adaptor (`recgpt.tools.hybrid`), else as the equivalent text prompt."""
-    from recgpt.tools import hybrid
+    from recgpt.tools.entities import as_text, has_entities
 
-    texts = [str(m.content) for m in messages]
-    if hybrid.has_entities(texts):
+    if has_entities(str(m.content) for m in messages):
+        from recgpt.tools import hybrid
+
         assembler = hybrid.assembler_for(base_url, model.model_name)
         if assembler is not None:
             return lambda: _sample_with_embeds(model, assembler, hybrid.message_dicts(messages), schema)
-        messages = [m.model_copy(update={"content": hybrid.as_text(str(m.content))}) for m in messages]
+        messages = [m.model_copy(update={"content": as_text(str(m.content))}) for m in messages]
     runnable = model.with_structured_output(schema, method="json_schema", include_raw=True, strict=True)
     return lambda: runnable.ainvoke(messages)
 

@@ -184,6 +184,7 @@ def train_adaptor_command(
     distill_max_new_tokens: int = typer.Option(96, help="Length of the frozen LLM's own greedy answer used as a distillation target."),
 ) -> None:
     """Train the hybrid-compression entity adaptor with the LLM frozen: self-perception Q&A + self-distillation."""
+    import json
     import shutil
 
     from recgpt.tools.hybrid import default_adaptor_dir
@@ -198,7 +199,7 @@ def train_adaptor_command(
                                 distill_max_new_tokens=distill_max_new_tokens, epochs=epochs,
                                 batch_size=batch_size, learning_rate=learning_rate, seed=seed)
     folder = train_adaptor(config)
-    metrics = __import__("json").loads((run / "metrics.json").read_text())["self_perception_heldout"]
+    metrics = json.loads((run / "metrics.json").read_text())["self_perception_heldout"]
     console.print("held-out self-perception accuracy: untrained {:.3f} -> trained {:.3f} (full-text title {:.3f}, chance {:.3f})".format(
         metrics["untrained_adaptor"]["accuracy"], metrics["trained_adaptor"]["accuracy"], metrics["full_text_title"]["accuracy"],
         metrics["trained_adaptor"]["chance"]))

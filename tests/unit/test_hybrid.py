@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from safetensors.torch import load_file
 
 from recgpt.data.records import Interaction, Item
 from recgpt.errors import RecGPTError
@@ -111,8 +112,7 @@ def test_adaptor_round_trips_and_refuses_another_model(tiny_model: Path, tmp_pat
 def test_adaptor_trains_with_the_llm_frozen(tiny_model: Path, small_dataset_dir: Path, tmp_path: Path) -> None:
     from recgpt.training.adaptor import AdaptorTrainConfig, train_adaptor
 
-    before = {k: v.clone() for k, v in __import__("safetensors.torch", fromlist=["load_file"]).load_file(
-        str(tiny_model / "model.safetensors")).items()}
+    before = load_file(str(tiny_model / "model.safetensors"))
     config = AdaptorTrainConfig(model=str(tiny_model), output_dir=tmp_path / "run", dataset=str(small_dataset_dir),
                                 hidden_dim=16, perception_entities=5, heldout_entities=1, distill_users=0, epochs=6,
                                 batch_size=4, learning_rate=1e-2)
@@ -124,7 +124,7 @@ def test_adaptor_trains_with_the_llm_frozen(tiny_model: Path, small_dataset_dir:
     assert set(metrics["self_perception_heldout"]) == {"untrained_adaptor", "trained_adaptor", "full_text_title"}
     adaptor = EntityAdaptor.load(folder, tiny_model)
     assert adaptor.config.trained_on["config"]["perception_entities"] == 5
-    after = __import__("safetensors.torch", fromlist=["load_file"]).load_file(str(tiny_model / "model.safetensors"))
+    after = load_file(str(tiny_model / "model.safetensors"))
     assert all(torch.equal(before[k], after[k]) for k in before)  # the LLM stayed frozen
 
 
