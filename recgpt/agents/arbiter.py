@@ -13,6 +13,7 @@ from recgpt.agents.common import endpoint_of, messages
 from recgpt.graph.context import Context
 from recgpt.graph.state import FinalTag, NodeTiming, ProposedTag, RecState
 from recgpt.prompts.arbiter import ARBITER_INSTRUCTIONS
+from recgpt.text_fields import english_text
 from recgpt.tools.llm import AGENT_FAILURES, acall_structured, call_of, chat_model, failure_flag
 
 
@@ -27,7 +28,7 @@ def arbiter_schema(n: int, pool_size: int) -> type[BaseModel]:
     return create_model(
         "ArbiterOutput",
         selected=(list[number], Field(min_length=n, max_length=n)),
-        reason=(str, Field(max_length=160)),
+        reason=(english_text(100, min_chars=0), ...),
         __doc__="Selected candidate numbers, best first.",
     )
 

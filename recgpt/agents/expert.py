@@ -13,14 +13,18 @@ from recgpt.agents.common import clean_text, endpoint_of, messages
 from recgpt.graph.context import Context
 from recgpt.graph.state import ExpertTask, NodeTiming, ProposedTag
 from recgpt.prompts.expert import EXPERT_INSTRUCTIONS
+from recgpt.text_fields import english_text, tag_text
 from recgpt.tools.llm import AGENT_FAILURES, acall_structured, call_of, chat_model, failure_flag
 
 TOKENS_PER_TAG = 70
 
 
 class ExpertTag(BaseModel):
-    tag: str = Field(min_length=2, max_length=70, description="Modifier + core product word.")
-    rationale: str = Field(max_length=120, description="One sentence citing history or situation.")
+    """Bounded English text under server-enforced patterns: a tag cannot paste a category path ('>' and ':'
+    are not allowed), and 4 tags cost at most ~250 completion tokens."""
+
+    tag: tag_text(60, description="Modifier + product type, as a shopper would search.")  # type: ignore[valid-type]
+    rationale: english_text(90, min_chars=0, description="One short sentence citing history or situation.")  # type: ignore[valid-type]
 
 
 @lru_cache(maxsize=16)

@@ -18,6 +18,7 @@ from recgpt.agents.common import clean_text, endpoint_of, messages
 from recgpt.graph.context import Context
 from recgpt.graph.state import Accounting, FinalTag, ItemExplanation, NodeTiming, RetrievedItem, StyleGuideline
 from recgpt.prompts.explainer import ITEM_BLOCK, STYLE_INSTRUCTIONS, TEMPLATE_GUIDELINE, WRITER_INSTRUCTIONS
+from recgpt.text_fields import clip_sentence, english_text
 from recgpt.tools.llm import AGENT_FAILURES, acall_structured, call_of, chat_model, failure_flag
 
 
@@ -41,8 +42,12 @@ class ExplainState(ExplainInput, ExplainOutput, total=False):
     style_error: str | None
 
 
+EXPLANATION_CHARS = 240
+"""30 words fit; a longer answer is cut by the server at this bound, then clipped back to its last whole sentence."""
+
+
 class ExplanationOutput(BaseModel):
-    explanation: str = Field(min_length=20, max_length=220, description="One sentence, 8 to 30 words.")
+    explanation: english_text(EXPLANATION_CHARS, min_chars=20, description="One sentence, 8 to 30 words.")  # type: ignore[valid-type]
 
     @field_validator("explanation")
     @classmethod
@@ -99,6 +104,6 @@ async def write_node(state: ExplainState, runtime: Runtime[Context]) -> dict[str
         return {"explanations": [explanation], "calls": [call_of(exc, agent)], "flags": [failure_flag(agent, exc)],
                 "timings": _timing("explain", started)}
     error = state.get("style_error")
-    explanation = ItemExplanation(**base, text=clean_text(output.explanation, 220),
+    explanation = ItemExplanation(**base, text=clip_sentence(output.explanation, EXPLANATION_CHARS),
                                   error=f"style guideline failed, template used: {error}" if error else None)
     return {"explanations": [explanation], "calls": [call], "timings": _timing("explain", started)}

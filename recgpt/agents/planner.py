@@ -15,6 +15,7 @@ from recgpt.errors import InvalidModelOutput
 from recgpt.graph.context import Context
 from recgpt.graph.state import NodeTiming, Persona, RecState
 from recgpt.prompts.planner import PLANNER_INSTRUCTIONS
+from recgpt.text_fields import to_english_text
 from recgpt.tools.llm import LLMRequestRejected, acall_structured, call_of, chat_model
 
 TOKENS_PER_PERSONA = 120
@@ -30,9 +31,9 @@ def planner_schema(k: int) -> type[BaseModel]:
 
 def fallback_personas(state: RecState) -> list[Persona]:
     """One history-wide persona, used when the planner's output is unusable (flagged)."""
-    evidence = [line.split(" · ", 1)[-1].split(":", 1)[0][:60] for line in state.get("shared_prefix", "").splitlines()
+    evidence = [to_english_text(line.split(" · ", 1)[-1].split(":", 1)[0], 50) for line in state.get("shared_prefix", "").splitlines()
                 if line.startswith("- ")]
-    top = [c for c, _ in Counter(evidence).most_common(2)]
+    top = [c for c, _ in Counter(evidence).most_common(2) if c]
     return [Persona(name="the user as the whole history shows", focus="more of what the most frequent categories show", evidence=top)]
 
 

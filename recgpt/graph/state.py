@@ -12,15 +12,18 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, Field
 from typing_extensions import TypedDict
 
+from recgpt.text_fields import english_text
 from recgpt.tools.llm import LLMCall
 
 
 class Persona(BaseModel):
     """One facet of the user, produced by the Global Planner."""
 
-    name: str = Field(min_length=1, max_length=80, description="Who the user is in this role, now.")
-    focus: str = Field(max_length=120, description="What this persona likely needs next.")
-    evidence: list[Annotated[str, Field(max_length=60)]] = Field(default_factory=list, max_length=2)
+    # Bounded English text (server-enforced patterns): the planner's whole answer stays within ~70
+    # completion tokens per persona, since decode time dominates on CPU servers.
+    name: english_text(60, description="Who the user is in this role, now.")  # type: ignore[valid-type]
+    focus: english_text(90, min_chars=0, description="What this persona likely needs next.")  # type: ignore[valid-type]
+    evidence: list[english_text(50)] = Field(default_factory=list, max_length=2)  # type: ignore[valid-type]
 
 
 class ProposedTag(BaseModel):
@@ -76,11 +79,11 @@ class NodeTiming(BaseModel):
 class StyleGuideline(BaseModel):
     """Stage 1 of meta-prompting: how to write the explanation for this user, item and situation."""
 
-    tone: str = Field(min_length=1, max_length=40)
-    audience: str = Field(min_length=1, max_length=40)
-    emotional_angle: str = Field(min_length=1, max_length=40)
-    rhetorical_device: str = Field(min_length=1, max_length=40)
-    seasonal_framing: str = Field(min_length=1, max_length=50)
+    tone: english_text(40)  # type: ignore[valid-type]
+    audience: english_text(40)  # type: ignore[valid-type]
+    emotional_angle: english_text(40)  # type: ignore[valid-type]
+    rhetorical_device: english_text(40)  # type: ignore[valid-type]
+    seasonal_framing: english_text(50)  # type: ignore[valid-type]
 
 
 class ItemExplanation(BaseModel):

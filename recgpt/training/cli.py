@@ -18,21 +18,18 @@ console = Console()
 
 
 def _base_model(model: Optional[str]) -> str:
-    if model:
-        if not Path(model).is_dir():
-            raise RecGPTError(f"model directory {model} does not exist")
-        return model
+    """`--model`: a registry name or a model folder; None is the default policy model (prepared on first use)."""
     from recgpt.settings import get_settings
-    from recgpt.tools.model_prep import prepare_default_model
+    from recgpt.tools.model_prep import resolve_model
 
-    with console.status("preparing the default model (first run only)"):
-        return str(prepare_default_model(get_settings().models_dir))
+    with console.status("preparing the base model (first run only)"):
+        return str(resolve_model(model, get_settings().models_dir))
 
 
 @train_cli.command("sft")
 def train_sft(
     out: Path = typer.Option(..., help="Run directory (checkpoints, metrics, final adapter); rerun to resume."),
-    model: Optional[str] = typer.Option(None, help="Base model directory (default: the prepared default model)."),
+    model: Optional[str] = typer.Option(None, help="Base model: registry name or folder (default: the default policy model)."),
     dataset: str = typer.Option("office", help="Dataset whose training prefixes become examples."),
     max_users: Optional[int] = typer.Option(None, help="Subsample of training users."),
     tags_per_expert: int = typer.Option(5, help="M tags per target completion."),

@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import pytest
+from pydantic import ValidationError
+
 from recgpt.agents.arbiter import arbiter_schema, dedupe_pool, round_robin, select
 from recgpt.agents.expert import expert_schema
 from recgpt.agents.planner import planner_schema
@@ -15,15 +18,25 @@ def test_planner_schema_pins_the_persona_count_and_bounds_strings() -> None:
     personas = schema["properties"]["personas"]
     assert personas["minItems"] == 3 and personas["maxItems"] == 3
     persona = schema["$defs"]["Persona"]["properties"]
-    assert persona["name"]["maxLength"] == 80 and persona["focus"]["maxLength"] == 120
-    assert persona["evidence"]["maxItems"] == 2 and persona["evidence"]["items"]["maxLength"] == 60
+    assert persona["name"]["pattern"].endswith("{1,60}$") and persona["focus"]["pattern"].endswith("{0,90}$")
+    assert persona["evidence"]["maxItems"] == 2 and persona["evidence"]["items"]["pattern"].endswith("{1,50}$")
+    output = planner_schema(1)
+    with pytest.raises(ValidationError):
+        output.model_validate({"personas": [{"name": "x" * 61, "focus": ""}]})
+    with pytest.raises(ValidationError):
+        output.model_validate({"personas": [{"name": "办公用品买家", "focus": ""}]})
 
 
-def test_expert_schema_bounds_tags() -> None:
+def test_expert_schema_bounds_tags_and_refuses_category_paths_and_other_scripts() -> None:
     schema = expert_schema(4).model_json_schema()
     assert schema["properties"]["tags"]["minItems"] == 4 == schema["properties"]["tags"]["maxItems"]
     props = schema["$defs"]["ExpertTag"]["properties"]
-    assert props["tag"]["maxLength"] == 70 and props["rationale"]["maxLength"] == 120
+    assert props["tag"]["pattern"].endswith("{1,59}$") and props["rationale"]["pattern"].endswith("{0,90}$")
+    output = expert_schema(1)
+    assert output.model_validate({"tags": [{"tag": "refillable gel pens", "rationale": "bought gel pens twice"}]})
+    for bad_tag in ("Labels > Indexes & Stamps > Address Labels", ", Address Labels:", "x" * 61, "中性笔", '"quoted"'):
+        with pytest.raises(ValidationError):
+            output.model_validate({"tags": [{"tag": bad_tag, "rationale": ""}]})
 
 
 def test_arbiter_schema_limits_numbers_to_the_pool() -> None:

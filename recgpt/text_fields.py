@@ -1,0 +1,61 @@
+"""Bounded, English-only text fields for LLM output schemas, enforced by the server's grammar.
+
+vLLM compiles a JSON schema's `pattern` into the decoding grammar (xgrammar), so a pattern is a
+hard guarantee rather than a request: measured on Qwen2.5-Coder-0.5B, a prompt that asks for an
+answer in Chinese still yields ASCII under these patterns. The length bound sits inside the
+regex (`{min,max}`) instead of `maxLength`, so that it holds whatever a grammar backend does when a
+string carries both keywords. Pydantic checks the same regex on our side.
+
+Why ASCII: the project's catalogues are English, tags are matched against English item text, and a
+small model otherwise drifts into Chinese (seen once in 50 users). A catalogue in another language
+needs its own patterns here.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import Field
+
+PRINTABLE_ASCII = r" !#-\[\]-~"
+"""Space to tilde (English letters, digits, punctuation) less '"' and backslash, which a JSON string
+would have to escape: the pattern then reads the same on the raw JSON text and on the decoded value."""
+
+TAG_CHARS = r"A-Za-z0-9 '&/+.-"
+"""A tag is words, not a path: no '>' (category-path separator), ':', ',' or quotes."""
+
+
+def english_text(max_chars: int, min_chars: int = 1, description: str = "") -> object:
+    """A printable-ASCII string of `min_chars`..`max_chars` characters."""
+    return Annotated[str, Field(pattern=rf"^[{PRINTABLE_ASCII}]{{{min_chars},{max_chars}}}$", description=description)]
+
+
+def tag_text(max_chars: int, description: str = "") -> object:
+    """A shopper's search phrase: starts with a letter or digit, no category-path separators."""
+    return Annotated[str, Field(pattern=rf"^[A-Za-z0-9][{TAG_CHARS}]{{1,{max_chars - 1}}}$", description=description)]
+
+
+def clip_sentence(text: str, limit: int) -> str:
+    """Whitespace-normalised `text` that never ends mid-sentence because of a length bound.
+
+    The server cuts a string at the schema's bound wherever the bound falls. A text shorter than
+    `limit` was not cut and is kept whole. One that reaches `limit` ends at its last sentence end
+    ('.', '!', '?') within the limit; with none in its last two thirds, at the last whole word, closed
+    with an ellipsis.
+    """
+    text = " ".join(text.split())
+    if len(text) < limit:
+        return text
+    head = text[:limit]
+    if head.endswith((".", "!", "?")):
+        return head
+    end = max(head.rfind(mark) for mark in ".!?")
+    if end >= limit // 3:
+        return head[: end + 1]
+    return head[: limit - 1].rsplit(" ", 1)[0].rstrip(" ,;:-") + "…"
+
+
+def to_english_text(text: str, max_chars: int) -> str:
+    """`text` made to fit `english_text(max_chars)`: other characters dropped, whitespace normalised, clipped."""
+    kept = "".join(ch for ch in text if " " <= ch <= "~" and ch not in '"\\')
+    return " ".join(kept.split())[:max_chars].strip()

@@ -1,0 +1,38 @@
+from __future__ import annotations
+
+import pytest
+from pydantic import BaseModel, ValidationError
+
+from recgpt.text_fields import clip_sentence, english_text, to_english_text
+
+
+class Sample(BaseModel):
+    text: english_text(10, min_chars=2)  # type: ignore[valid-type]
+
+
+def test_english_text_bounds_length_and_script() -> None:
+    assert Sample(text="ok fine!").text == "ok fine!"
+    for bad in ("x", "x" * 11, "中文", 'say "hi"', "back\\slash"):
+        with pytest.raises(ValidationError):
+            Sample(text=bad)
+
+
+def test_to_english_text_always_fits_the_field() -> None:
+    cleaned = to_english_text('Stäbilo  "Boss" — highlighters, 10 pack and more', 10)
+    assert Sample(text=cleaned).text == "Stbilo Bos"
+
+
+def test_short_text_is_kept_whole() -> None:
+    assert clip_sentence("  Great   pens for your desk  ", 50) == "Great pens for your desk"
+
+
+def test_text_cut_at_the_bound_ends_at_its_last_sentence() -> None:
+    text = "These pens match your gel refills. They also suit the upcoming exam seas"
+    assert clip_sentence(text, len(text)) == "These pens match your gel refills."
+
+
+def test_text_cut_without_a_sentence_end_ends_on_a_whole_word() -> None:
+    text = "A sturdy stapler that keeps pace with every report you bind this wint"
+    clipped = clip_sentence(text, len(text))
+    assert clipped == "A sturdy stapler that keeps pace with every report you bind this…"
+    assert len(clipped) <= len(text)
