@@ -82,7 +82,7 @@ def _default_model_dir(prepare: bool = True) -> Path:
 @cli.command()
 def serve(
     model: Optional[str] = typer.Option(None, help="Registry name (`recgpt model list`) or Hugging Face model folder (default: the default policy model, prepared on first use)."),
-    port: int = typer.Option(8000, help="Port of the OpenAI-compatible server."),
+    port: int = typer.Option(8000, min=1, max=65535, help="Port of the OpenAI-compatible server."),
     eager: bool = typer.Option(True, "--eager/--compiled", help="Eager mode starts in ~30 s; compiled takes ~90 s."),
     prompt_embeds: bool = typer.Option(False, help="Accept prompt embeddings (hybrid context compression)."),
     dtype: str = typer.Option("float32", help="Weights/activations dtype: float32 on CPUs without AVX512-BF16, bfloat16 on GPUs."),
@@ -194,9 +194,9 @@ def recommend(
 
 @cli.command()
 def demo(
-    users: int = typer.Option(3, help="How many real users to show."),
+    users: int = typer.Option(3, min=1, help="How many real users to show."),
     dataset: str = typer.Option("office", help="Dataset of the demo."),
-    seed: int = typer.Option(7, help="Seed of the user sample."),
+    seed: int = typer.Option(7, min=0, help="Seed of the user sample."),
     keep_server: bool = typer.Option(False, help="Leave a server that the demo started running."),
     model: Optional[str] = typer.Option(None, help="Registry name or model folder the demo serves when it starts a server (default: the default policy model)."),
 ) -> None:
@@ -248,11 +248,11 @@ def eval_command(
     method: str = typer.Option("recgpt", help="recgpt (the full graph), expert (the policy alone: one expert call with the training persona), popularity, category, itemknn or sasrec."),
     dataset: str = typer.Option("office", help="office, movielens, or a JSONL dataset folder."),
     split: str = typer.Option("test", help="validation (tuning) or test (reports)."),
-    users: int = typer.Option(200, help="Users sampled from the split (the same for every method at a seed)."),
-    seed: int = typer.Option(0, help="Seed of the user sample (and of SASRec)."),
-    k: int = typer.Option(10, help="K tags / categories for tag HR@K (recgpt keeps K final tags)."),
+    users: int = typer.Option(200, min=1, help="Users sampled from the split (the same for every method at a seed)."),
+    seed: int = typer.Option(0, min=0, help="Seed of the user sample (and of SASRec)."),
+    k: int = typer.Option(10, min=1, help="K tags / categories for tag HR@K (recgpt keeps K final tags)."),
     k_items: str = typer.Option("10,30", help="Comma-separated K values for item HR@K / NDCG@K."),
-    concurrency: int = typer.Option(8, help="Users in flight at once against the LLM server (recgpt)."),
+    concurrency: int = typer.Option(8, min=1, help="Users in flight at once against the LLM server (recgpt)."),
     out: Path = typer.Option(Path("reports"), help="Report folder."),
     compression: str = typer.Option("text", help="recgpt/expert: text, or hybrid (entity soft tokens; server with --prompt-embeds)."),
     adaptor: Optional[Path] = typer.Option(None, help="Entity adaptor folder for --compression hybrid (default: the served model's)."),
@@ -302,14 +302,14 @@ def eval_command(
 def eval_explain_command(
     dataset: str = typer.Option("office", help="office, movielens, or a JSONL dataset folder."),
     split: str = typer.Option("test", help="validation (tuning) or test (reports)."),
-    users: int = typer.Option(100, help="Users whose explanations are generated and judged."),
-    source_users: int = typer.Option(200, help="Users of the `recgpt eval --method recgpt` run whose tags are judged (run/resumed first)."),
-    seed: int = typer.Option(0, help="Seed of the user sample and of the in-batch shuffle."),
-    k: int = typer.Option(10, help="K of that recgpt run (tags per user)."),
-    diversity_items: int = typer.Option(8, help="Items explained for several users each (diversity)."),
-    users_per_item: int = typer.Option(4, help="Users per diversity item."),
-    injection_samples: int = typer.Option(20, help="Clean explanations re-judged with injected text (x2: in the explanation, in the title)."),
-    concurrency: int = typer.Option(16, help="LLM calls in flight at once."),
+    users: int = typer.Option(100, min=1, help="Users whose explanations are generated and judged."),
+    source_users: int = typer.Option(200, min=1, help="Users of the `recgpt eval --method recgpt` run whose tags are judged (run/resumed first)."),
+    seed: int = typer.Option(0, min=0, help="Seed of the user sample and of the in-batch shuffle."),
+    k: int = typer.Option(10, min=1, help="K of that recgpt run (tags per user)."),
+    diversity_items: int = typer.Option(8, min=1, help="Items explained for several users each (diversity)."),
+    users_per_item: int = typer.Option(4, min=1, help="Users per diversity item."),
+    injection_samples: int = typer.Option(20, min=0, help="Clean explanations re-judged with injected text (x2: in the explanation, in the title)."),
+    concurrency: int = typer.Option(16, min=1, help="LLM calls in flight at once."),
     out: Path = typer.Option(Path("reports"), help="Report folder."),
 ) -> None:
     """Explanation diversity (template vs meta-prompting), judge accuracy/F1 (Agent-as-a-Judge vs single call)
@@ -341,11 +341,11 @@ def eval_explain_command(
 def bench_command(
     dataset: str = typer.Option("office", help="office, movielens, or a JSONL dataset folder."),
     split: str = typer.Option("test", help="validation or test."),
-    users: int = typer.Option(50, help="Users of the saturated phase (throughput, tokens and quality)."),
-    serial_users: int = typer.Option(5, help="Other users run one at a time (latency; users/min at concurrency 1)."),
-    saturation: int = typer.Option(16, help="Users in flight in the saturated phase."),
-    k: int = typer.Option(10, help="K: final tags per user (both pipelines) and K of cat HR@K."),
-    seed: int = typer.Option(0, help="Seed of the user sample."),
+    users: int = typer.Option(50, min=1, help="Users of the saturated phase (throughput, tokens and quality)."),
+    serial_users: int = typer.Option(5, min=0, help="Other users run one at a time (latency; users/min at concurrency 1)."),
+    saturation: int = typer.Option(16, min=1, help="Users in flight in the saturated phase."),
+    k: int = typer.Option(10, min=1, help="K: final tags per user (both pipelines) and K of cat HR@K."),
+    seed: int = typer.Option(0, min=0, help="Seed of the user sample."),
     pipelines: str = typer.Option("v1,v2", help="Comma-separated: v1 (multi-route baseline), v2 (planner/experts/arbiter)."),
     out: Path = typer.Option(Path("reports"), help="Report folder."),
 ) -> None:
@@ -374,10 +374,47 @@ def bench_command(
     console.print(f"report {md}" + (f", plot {png}" if png else ""))
 
 
+@cli.command("bench-models")
+def bench_models_command(
+    models: str = typer.Option("qwen2.5-coder-0.5b,smollm2-135m", help="Comma-separated registry names (`recgpt model list`)."),
+    dataset: str = typer.Option("office", help="office, movielens, or a JSONL dataset folder."),
+    split: str = typer.Option("test", help="validation or test."),
+    expert_users: int = typer.Option(200, min=1, help="Users of the policy-alone phase (`eval --method expert`)."),
+    expert_k: int = typer.Option(5, min=1, help="Tags of the policy-alone phase."),
+    graph_users: int = typer.Option(200, min=1, help="Users of the full-graph phase (`eval --method recgpt`)."),
+    graph_k: int = typer.Option(10, min=1, help="Final tags of the full graph."),
+    concurrency: int = typer.Option(16, min=1, help="Users in flight (saturation)."),
+    seed: int = typer.Option(0, min=0, help="Seed of the user sample (the `recgpt eval` sample)."),
+    port: int = typer.Option(8000, min=1, max=65535, help="Port of the server each model gets in turn (must be free)."),
+    out: Path = typer.Option(Path("reports"), help="Report folder."),
+) -> None:
+    """The registry's models side by side: quality (policy alone, full graph), schema validity, copied tags, tokens,
+    users/min at saturation, server start and memory; one server at a time, resumable per user and per model."""
+    from recgpt.eval.model_bench import ModelBenchConfig, run_model_bench, write_model_bench_report
+
+    names = [m.strip() for m in models.split(",") if m.strip()]
+    if split not in ("validation", "test"):
+        raise RecGPTError(f"--split must be validation or test (got {split!r})")
+    if not names:
+        raise RecGPTError("--models must name at least one registry model")
+    config = ModelBenchConfig(models=names, dataset=dataset, split=split, expert_users=expert_users,  # type: ignore[arg-type]
+                              expert_k=expert_k, graph_users=graph_users, graph_k=graph_k, seed=seed,
+                              concurrency=concurrency, port=port)
+
+    def done(name: str, figures: dict) -> None:  # noqa: ANN001
+        g = figures["graph"]
+        console.print(f"{name}: full graph cat HR@{graph_k} {g['metrics']}, {g['users_per_min']:.2f} users/min")
+
+    result = run_model_bench(config, get_settings().home / "bench-models" / f"{Path(dataset).name}-{split}", on_model=done)
+    md, _, png = write_model_bench_report(result, out)
+    console.print(f"default by these data: {result['decision']['chosen']} ({result['decision']['reason']})")
+    console.print(f"report {md}" + (f", plot {png}" if png else ""))
+
+
 @cli.command("load")
 def load_command(
-    concurrency: int = typer.Option(64, help="User graphs in flight at once."),
-    duration: float = typer.Option(300.0, help="Seconds during which new users start; the runs in flight then finish."),
+    concurrency: int = typer.Option(64, min=1, help="User graphs in flight at once."),
+    duration: float = typer.Option(300.0, min=1.0, help="Seconds during which new users start; the runs in flight then finish."),
     dataset: str = typer.Option("office", help="office, movielens, or a JSONL dataset folder."),
     split: str = typer.Option("test", help="full, validation or test."),
     k: Optional[int] = typer.Option(None, help="Personas (default 3)."),
@@ -385,7 +422,7 @@ def load_command(
     n: Optional[int] = typer.Option(None, help="Final tags (default 5)."),
     explanations: str = typer.Option("off", help="meta, template or off."),
     judge: str = typer.Option("off", help="agent, single or off."),
-    seed: int = typer.Option(0, help="Seed of the user order."),
+    seed: int = typer.Option(0, min=0, help="Seed of the user order."),
     out: Path = typer.Option(Path("reports"), help="Report folder."),
 ) -> None:
     """Sustained load: outcomes of every run (ok / flagged / error / unhandled; lost must be 0), latency p50/p95/p99,
@@ -425,8 +462,8 @@ cli.add_typer(stats_cli, name="stats")
 @stats_cli.command("context")
 def stats_context(
     dataset: str = typer.Option("office", help="Dataset to measure."),
-    users: int = typer.Option(100, help="Users sampled from the split."),
-    seed: int = typer.Option(0, help="Sampling seed."),
+    users: int = typer.Option(100, min=1, help="Users sampled from the split."),
+    seed: int = typer.Option(0, min=0, help="Sampling seed."),
     split: str = typer.Option("test", help="validation or test: the history before the held-out target."),
     date: str = typer.Option("2026-11-25", help="Environment date (fixed so the report is reproducible)."),
     out: Path = typer.Option(Path("reports"), help="Report folder."),
@@ -448,11 +485,11 @@ def stats_context(
 @stats_cli.command("hybrid")
 def stats_hybrid(
     dataset: str = typer.Option("office", help="Dataset to measure."),
-    users: int = typer.Option(200, help="Test users sampled (seed 0 = the eval sample) for the token counts."),
-    prefill_users: int = typer.Option(20, help="Users whose expert prompt is timed once as text and once as embeddings (0 = skip)."),
-    seed: int = typer.Option(0, help="Sampling seed."),
+    users: int = typer.Option(200, min=1, help="Test users sampled (seed 0 = the eval sample) for the token counts."),
+    prefill_users: int = typer.Option(20, min=0, help="Users whose expert prompt is timed once as text and once as embeddings (0 = skip)."),
+    seed: int = typer.Option(0, min=0, help="Sampling seed."),
     split: str = typer.Option("test", help="validation or test."),
-    max_items: int = typer.Option(40, help="Distinct history items listed by title (the Context default)."),
+    max_items: int = typer.Option(40, min=1, help="Distinct history items listed by title (the Context default)."),
     date: str = typer.Option("2026-11-25", help="Environment date for datasets without timestamps (as `recgpt eval`)."),
     adaptor: Optional[Path] = typer.Option(None, help="Adaptor folder (default: the one trained for the served model)."),
     text_eval: Optional[Path] = typer.Option(None, help="`recgpt eval --method expert` report JSON in text mode (fidelity)."),

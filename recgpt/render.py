@@ -24,7 +24,7 @@ def to_jsonable(value: Any) -> Any:
 
 def result_json(state: dict[str, Any]) -> str:
     keys = ["user_id", "dataset", "split", "context_stats", "personas", "tag_pool", "tags", "recommendations",
-            "calls", "timings", "flags"]
+            "explanations", "judgements", "calls", "timings", "flags"]
     return json.dumps({k: to_jsonable(state.get(k)) for k in keys}, indent=2, ensure_ascii=False)
 
 

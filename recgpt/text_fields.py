@@ -26,13 +26,23 @@ TAG_CHARS = r"A-Za-z0-9 '&/+.-"
 
 
 def english_text(max_chars: int, min_chars: int = 1, description: str = "") -> object:
-    """A printable-ASCII string of `min_chars`..`max_chars` characters."""
-    return Annotated[str, Field(pattern=rf"^[{PRINTABLE_ASCII}]{{{min_chars},{max_chars}}}$", description=description)]
+    """A printable-ASCII string of `min_chars`..`max_chars` characters that starts with a letter or digit
+    (a small model otherwise opens names with pasted separators such as ', ')."""
+    if min_chars == 0:
+        pattern = rf"^([A-Za-z0-9][{PRINTABLE_ASCII}]{{0,{max_chars - 1}}})?$"
+    else:
+        pattern = rf"^[A-Za-z0-9][{PRINTABLE_ASCII}]{{{min_chars - 1},{max_chars - 1}}}$"
+    return Annotated[str, Field(pattern=pattern, description=description)]
 
 
 def tag_text(max_chars: int, description: str = "") -> object:
-    """A shopper's search phrase: starts with a letter or digit, no category-path separators."""
-    return Annotated[str, Field(pattern=rf"^[A-Za-z0-9][{TAG_CHARS}]{{1,{max_chars - 1}}}$", description=description)]
+    """A shopper's search phrase: starts with a letter, no category-path separators ('>', ':', ',').
+
+    Measured on validation (Qwen2.5-Coder-0.5B, 31 users, expert alone): a stricter 2-to-6-words pattern
+    halved cat HR@5 L2 (.258 -> .129), the model filling the word slots with sentences; so only characters
+    and length are constrained.
+    """
+    return Annotated[str, Field(pattern=rf"^[A-Za-z][{TAG_CHARS}]{{1,{max_chars - 1}}}$", description=description)]
 
 
 def clip_sentence(text: str, limit: int) -> str:
@@ -58,4 +68,6 @@ def clip_sentence(text: str, limit: int) -> str:
 def to_english_text(text: str, max_chars: int) -> str:
     """`text` made to fit `english_text(max_chars)`: other characters dropped, whitespace normalised, clipped."""
     kept = "".join(ch for ch in text if " " <= ch <= "~" and ch not in '"\\')
-    return " ".join(kept.split())[:max_chars].strip()
+    words = " ".join(kept.split())
+    start = next((i for i, ch in enumerate(words) if ch.isalnum()), len(words))
+    return words[start:start + max_chars].strip()

@@ -21,10 +21,10 @@ TOKENS_PER_TAG = 70
 
 class ExpertTag(BaseModel):
     """Bounded English text under server-enforced patterns: a tag cannot paste a category path ('>' and ':'
-    are not allowed), and 4 tags cost at most ~250 completion tokens."""
+    are not allowed), and a tag with its rationale costs at most ~40 completion tokens."""
 
     tag: tag_text(60, description="Modifier + product type, as a shopper would search.")  # type: ignore[valid-type]
-    rationale: english_text(90, min_chars=0, description="One short sentence citing history or situation.")  # type: ignore[valid-type]
+    rationale: english_text(60, min_chars=0, description="A few words citing history or situation.")  # type: ignore[valid-type]
 
 
 @lru_cache(maxsize=16)

@@ -31,7 +31,7 @@ def planner_schema(k: int) -> type[BaseModel]:
 
 def fallback_personas(state: RecState) -> list[Persona]:
     """One history-wide persona, used when the planner's output is unusable (flagged)."""
-    evidence = [to_english_text(line.split(" · ", 1)[-1].split(":", 1)[0], 50) for line in state.get("shared_prefix", "").splitlines()
+    evidence = [to_english_text(line.split(" · ", 1)[-1].split(":", 1)[0], 40) for line in state.get("shared_prefix", "").splitlines()
                 if line.startswith("- ")]
     top = [c for c, _ in Counter(evidence).most_common(2) if c]
     return [Persona(name="the user as the whole history shows", focus="more of what the most frequent categories show", evidence=top)]

@@ -67,6 +67,8 @@ class UserResult(BaseModel):
     tags: list[str] = Field(default_factory=list)
     flags: list[str] = Field(default_factory=list)
     llm_calls: int = 0
+    first_try_valid_calls: int = 0
+    """LLM calls whose first answer was schema-valid (no re-sample, no failure)."""
     prompt_tokens: int = 0
     completion_tokens: int = 0
     wall_s: float = 0.0
@@ -94,9 +96,14 @@ the result-store hash (results computed before those stages existed remain valid
 
 
 def prompts_fingerprint() -> str:
+    """Prompt texts and the output schemas the server enforces: both change answers."""
+    from recgpt.agents.arbiter import arbiter_schema
+    from recgpt.agents.expert import expert_schema
+    from recgpt.agents.planner import planner_schema
     from recgpt.prompts import arbiter, expert, planner, shared
 
     text = "".join(inspect.getsource(m) for m in (shared, planner, expert, arbiter))
+    text += json.dumps([s.model_json_schema() for s in (planner_schema(3), expert_schema(5), arbiter_schema(5, 10))], sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
@@ -281,6 +288,7 @@ async def answer_with_graph(graph: Any, index: Any, config: EvalConfig, dataset:
         raise EndpointError(f"{len(lost)} agent call(s) lost to the endpoint, e.g. {lost[0][:200]}")
     totals = usage_totals(state)
     result.llm_calls = int(totals["llm_calls"])
+    result.first_try_valid_calls = sum(1 for call in state.get("calls", []) if call.ok and call.attempts == 1)
     result.prompt_tokens = int(totals["prompt_tokens"])
     result.completion_tokens = int(totals["completion_tokens"])
     return state

@@ -53,6 +53,7 @@ async def run_expert(config: EvalConfig, dataset: Dataset, users: list[str], sto
             result.ranked_items = interleave([[h.item_id for h in lst] for lst in hits], k_max)
             result.ranked_categories = [c[0].category if c else "" for c in cats]
         result.llm_calls = 1
+        result.first_try_valid_calls = int(output is not None and call.attempts == 1)
         result.prompt_tokens = call.prompt_tokens
         result.completion_tokens = call.completion_tokens
 

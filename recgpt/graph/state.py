@@ -19,11 +19,11 @@ from recgpt.tools.llm import LLMCall
 class Persona(BaseModel):
     """One facet of the user, produced by the Global Planner."""
 
-    # Bounded English text (server-enforced patterns): the planner's whole answer stays within ~70
+    # Bounded English text (server-enforced patterns): the planner's whole answer stays within ~55
     # completion tokens per persona, since decode time dominates on CPU servers.
-    name: english_text(60, description="Who the user is in this role, now.")  # type: ignore[valid-type]
-    focus: english_text(90, min_chars=0, description="What this persona likely needs next.")  # type: ignore[valid-type]
-    evidence: list[english_text(50)] = Field(default_factory=list, max_length=2)  # type: ignore[valid-type]
+    name: english_text(50, description="Who the user is in this role, now.")  # type: ignore[valid-type]
+    focus: english_text(70, min_chars=0, description="What this persona likely needs next.")  # type: ignore[valid-type]
+    evidence: list[english_text(40)] = Field(default_factory=list, max_length=2)  # type: ignore[valid-type]
 
 
 class ProposedTag(BaseModel):

@@ -6,4 +6,4 @@ Focus: {persona_focus}
 Propose exactly {m} interest tags for products this persona is likely to buy next, given the history and the situation.
 Write each tag the way a shopper types a search: one product type plus one modifier (its use, size, material or occasion), 2 to 6 words.
 Do not paste a category path or an item title from the history, and do not name a brand. Each tag names a different product type.
-For each tag add a rationale of at most 12 words that cites the history or the situation."""
+For each tag add a rationale of at most 8 words that cites the history or the situation."""

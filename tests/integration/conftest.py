@@ -1,4 +1,12 @@
-"""A real vLLM server with the default model, started once per test session and stopped after."""
+"""A real vLLM server, started once per test session and stopped after.
+
+The session's shared server runs the smallest registry model (`RECGPT_TEST_MODEL`, default
+smollm2-135m): these tests check the machinery (graph, faults, durability, training chain) against
+a real server, and the small model keeps the suite within CI's time on 2 cores. The default policy
+model gets its own test, `test_default_model_real.py`, which prepares it from the package index and
+serves it. That module runs first: one vLLM engine at a time on this machine, so its server is
+stopped before the session's starts.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from recgpt.settings import get_settings
-from recgpt.tools.model_prep import prepare_default_model
+from recgpt.tools.model_prep import prepare_model
 from recgpt.tools.server import ServerConfig, is_healthy, start_server, stop_server
 
 
@@ -20,9 +28,17 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+FIRST_MODULES = ("test_default_model_real.py",)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Run the default-model module before anything can start the session's server."""
+    items.sort(key=lambda item: item.path.name not in FIRST_MODULES)
+
+
 @pytest.fixture(scope="session")
 def model_dir() -> Path:
-    return prepare_default_model(get_settings().models_dir)
+    return prepare_model(get_settings().models_dir, os.environ.get("RECGPT_TEST_MODEL", "smollm2-135m"))
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,85 @@
+"""The default policy model, as a user gets it: prepared from the package index, served, asked for a real user.
+
+Runs before every other integration test (see conftest): it starts and stops its own server, and only
+one vLLM engine runs at a time on this machine.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from recgpt.settings import get_settings
+from recgpt.tools.model_prep import DEFAULT_MODEL, MARKER, REGISTRY, model_dir
+from recgpt.tools.server import is_healthy
+from tests.conftest import SHARED_DATA
+
+pytestmark = [pytest.mark.slow, pytest.mark.integration]
+
+ENGLISH = re.compile(r"^[ -~]*$")
+
+
+def _recgpt(*args: str, env: dict[str, str] | None = None, timeout: float = 1200) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "recgpt.app", *args], capture_output=True, text=True,
+                          env=env or dict(os.environ), timeout=timeout)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def default_server() -> Iterator[str]:
+    """`recgpt model prepare` then `recgpt serve --background` with the default registry model, stopped after."""
+    prepared = _recgpt("model", "prepare")
+    assert prepared.returncode == 0, prepared.stderr[-2000:]
+    port = _free_port()
+    served = _recgpt("serve", "--model", DEFAULT_MODEL, "--port", str(port), "--background")
+    assert served.returncode == 0, served.stderr[-2000:]
+    base_url = f"http://127.0.0.1:{port}/v1"
+    try:
+        yield base_url
+    finally:
+        stopped = _recgpt("serve", "--stop", "--port", str(port))
+        assert stopped.returncode == 0 and not is_healthy(base_url)
+
+
+def test_the_default_model_is_prepared_from_its_packages_and_verified(default_server: str) -> None:
+    folder = model_dir(get_settings().models_dir, DEFAULT_MODEL)
+    marker = json.loads((folder / MARKER).read_text())
+    assert marker["gguf_sha256"] == REGISTRY[DEFAULT_MODEL].gguf_sha256
+    assert marker["sources"] == [part.spec for part in REGISTRY[DEFAULT_MODEL].parts]
+    assert not list(folder.parent.glob(".prepare-*"))  # nothing half-written left behind
+    again = _recgpt("model", "prepare", timeout=120)  # idempotent: reused, not rebuilt
+    assert again.returncode == 0 and (folder / MARKER).read_text() == json.dumps(marker, indent=2)
+    listing = _recgpt("model", "list", timeout=120)
+    assert DEFAULT_MODEL in listing.stdout and "(default)" in listing.stdout
+
+
+@pytest.mark.skipif(not SHARED_DATA.is_dir(), reason="shared data folder absent")
+def test_default_model_recommends_for_a_real_office_user_in_english(default_server: str) -> None:
+    env = dict(os.environ, RECGPT_BASE_URL=default_server)
+    result = _recgpt("recommend", "--user", "17", "--split", "test", "--json", env=env)
+    assert result.returncode == 0, result.stderr[-2000:]
+    payload = json.loads(result.stdout)
+    served = json.loads(Path(get_settings().run_dir / f"vllm-{default_server.rsplit(':', 1)[1].split('/')[0]}.json").read_text())
+    assert Path(served["model"]).name == REGISTRY[DEFAULT_MODEL].folder
+    assert payload["personas"] and all(ENGLISH.match(p["name"]) for p in payload["personas"])
+    assert payload["tags"], payload.get("flags")
+    for tag in payload["tags"]:
+        assert ">" not in tag["tag"] and ":" not in tag["tag"] and ENGLISH.match(tag["tag"] + tag["rationale"])
+    assert payload["recommendations"] and all(rec["items"] for rec in payload["recommendations"])
+    explained = [e for e in payload["explanations"] if e["text"]]
+    assert explained, payload.get("flags")
+    for explanation in explained:
+        assert ENGLISH.match(explanation["text"]) and explanation["text"].endswith((".", "!", "?", "…")), explanation["text"]
