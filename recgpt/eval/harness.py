@@ -108,7 +108,10 @@ def prompts_fingerprint() -> str:
 
 
 def config_hash(config: EvalConfig, dataset: Dataset, model: str | None) -> str:
-    payload: dict[str, Any] = {"config": config.model_dump(exclude={"concurrency"}), "data": dataset.content_hash()}
+    """Key of a per-user results store. The user count is not in it: a user's answer does not depend on how many
+    others were sampled, so a 100-user run reads the users it shares with an earlier 200-user run (with seed-sampled
+    users, the smaller sample is the larger one's prefix whenever `random.sample` takes the same path for both)."""
+    payload: dict[str, Any] = {"config": config.model_dump(exclude={"concurrency", "users"}), "data": dataset.content_hash()}
     if config.method in LLM_METHODS:
         from dataclasses import asdict
 

@@ -28,6 +28,13 @@ DEFINITIONS = """\
 """
 
 
+def model_label(identity: str | None) -> str:
+    """The weights folder's name from a served-model identity (`name@/path/Folder[files]`), else the identity."""
+    if not identity or "@" not in identity:
+        return identity or "unknown"
+    return Path(identity.split("@", 1)[1].split("[", 1)[0]).name
+
+
 def write_report_files(stem: Path, result: dict[str, Any], model: str, markdown: Callable[[dict[str, Any], str], str],
                        plot: Callable[[dict[str, Any], Path], Path | None]) -> tuple[Path, Path, Path | None]:
     """`<stem>.json` (the result plus the served model), `<stem>.md` and, where a plot can be drawn, `<stem>.png`."""
@@ -140,8 +147,12 @@ def _markdown(config: EvalConfig, reports: dict[str, Any], metric_names: list[st
     rule = "|---|---:|" + "---:|" * len(metric_names)
     lines = [f"# Evaluation: {config.dataset}, {config.split} split", "",
              f"Users: {config.users} sampled with seed {config.seed} (the same users for every method) · "
-             f"dataset hash `{any_report.get('dataset_hash')}` · K tags/categories = {config.k_tags} · item K = {config.k_items}.",
-             "", "## All users", "", header, rule]
+             f"dataset hash `{any_report.get('dataset_hash')}` · K tags/categories = {config.k_tags} · item K = {config.k_items}."]
+    llm_models = {m: model_label(r.get("model")) for m, r in reports.items() if r.get("model")}
+    if llm_models:
+        lines += ["", "LLM methods ran on: " + ", ".join(f"{m} on **{label}**" for m, label in llm_models.items())
+                  + " (served weights in the cost section below)."]
+    lines += ["", "## All users", "", header, rule]
     for method, r in reports.items():
         lines.append(f"| {method} | {r['users_scored']} | " + " | ".join(f"{r['metrics'].get(m, 0):.3f}" for m in metric_names) + " |")
     slice_level = any_report["slice_level"]

@@ -87,6 +87,19 @@ def test_classical_eval_resumes_without_redoing_users(small_dataset_dir: Path, i
     assert summary["users_scored"] == 2 and set(summary["metrics"]) == set(per_user_metrics(resumed[0], config, ("l2", "leaf")))
 
 
+def test_a_smaller_run_reads_the_users_a_larger_run_already_scored(small_dataset_dir: Path, isolated_home: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    larger = EvalConfig(dataset=str(small_dataset_dir), split="test", users=2, method="popularity", k_tags=2, k_items=[1, 2])
+    _, scored, store = run_eval(larger, isolated_home, show_progress=False)
+    calls: list[str] = []
+    real = harness._base_result
+    monkeypatch.setattr(harness, "_base_result", lambda *a: calls.append(a[1]) or real(*a))
+    _, smaller, same_store = run_eval(larger.model_copy(update={"users": 1}), isolated_home, show_progress=False)
+    assert same_store == store and calls == []
+    assert [r.user_id for r in smaller] == harness.sample_users(load_jsonl(small_dataset_dir), "test", 1, 0)
+    assert smaller[0] in scored
+
+
 def test_report_hand_computed_summary(tmp_path: Path) -> None:
     config = EvalConfig(dataset="x", users=2, method="popularity", k_tags=1, k_items=[1])
     hit = UserResult(user_id="1", target_item="a", target_labels={"l2": ["A > B"]}, new_interest={"l2": True},
