@@ -28,11 +28,25 @@ TAG_CHARS = r"A-Za-z0-9 '&/+.-"
 def english_text(max_chars: int, min_chars: int = 1, description: str = "") -> object:
     """A printable-ASCII string of `min_chars`..`max_chars` characters that starts with a letter or digit
     (a small model otherwise opens names with pasted separators such as ', ')."""
-    if min_chars == 0:
-        pattern = rf"^([A-Za-z0-9][{PRINTABLE_ASCII}]{{0,{max_chars - 1}}})?$"
-    else:
-        pattern = rf"^[A-Za-z0-9][{PRINTABLE_ASCII}]{{{min_chars - 1},{max_chars - 1}}}$"
+    body = f"[A-Za-z0-9]{_bounded(f'[{PRINTABLE_ASCII}]', max(min_chars - 1, 0), max_chars - 1)}"
+    pattern = rf"^({body})?$" if min_chars == 0 else rf"^{body}$"
     return Annotated[str, Field(pattern=pattern, description=description)]
+
+
+MAX_REPEAT = 120
+"""xgrammar (vLLM's grammar backend) fails to compile a single `{m,n}` repetition much above 128 (seen: 150
+fails, 128 compiles) and the server answers HTTP 500; longer bounds are written as a chain of shorter ones."""
+
+
+def _bounded(char_class: str, low: int, high: int) -> str:
+    """`char_class{low,high}` as a chain of repetitions of at most MAX_REPEAT each (the same language)."""
+    parts = []
+    while high > 0 or not parts:
+        take = min(high, MAX_REPEAT)
+        need = min(low, take)
+        parts.append(f"{char_class}{{{need},{take}}}")
+        low, high = low - need, high - take
+    return "".join(parts)
 
 
 def tag_text(max_chars: int, description: str = "") -> object:
