@@ -18,6 +18,8 @@ GRPO_STEPS=${GRPO_STEPS:-6}       # GRPO optimiser steps (batch = 1 prompt x G=4
 GRPO_BATCH=${GRPO_BATCH:-4}        # completions per step (a multiple of G=4)
 RM_EPOCHS=${RM_EPOCHS:-1}          # reward-model passes over the training groups
 TRAIN_FLAGS=${TRAIN_FLAGS:-}
+# The committed reports/training-chain-office.* was made on smollm2-135m; BASE_MODEL=qwen2.5-coder-0.5b trains the current default.
+BASE_MODEL=${BASE_MODEL:-smollm2-135m}
 mkdir -p "$RUNS"
 TIMES="$RUNS/stage_times.tsv"
 
@@ -37,13 +39,13 @@ eval_stage() {  # eval_stage NAME [--model DIR]: serve that policy, then evaluat
   stage "eval-$name" evaluate "$name"
 }
 
-if ! grep -q "^reward-data	" "$TIMES" 2>/dev/null || ! grep -q "^eval-base	" "$TIMES" 2>/dev/null; then serve; fi
+if ! grep -q "^reward-data	" "$TIMES" 2>/dev/null || ! grep -q "^eval-base	" "$TIMES" 2>/dev/null; then serve --model "$BASE_MODEL"; fi
 stage eval-base evaluate base
 stage reward-data $RECGPT train reward-data --out "$RUNS/reward-groups.jsonl" --max-users "$RD_USERS" --samples 4 --tags-per-expert "$K" --shuffled-negatives 2
 $RECGPT serve --stop
-stage sft $RECGPT train sft --out "$RUNS/sft" --max-users "$SFT_USERS" --tags-per-expert "$K" --batch-size 4 --grad-accum 1 --learning-rate 5e-4 $TRAIN_FLAGS
+stage sft $RECGPT train sft --model "$BASE_MODEL" --out "$RUNS/sft" --max-users "$SFT_USERS" --tags-per-expert "$K" --batch-size 4 --grad-accum 1 --learning-rate 5e-4 $TRAIN_FLAGS
 stage export-sft $RECGPT train export "$RUNS/sft/final" --out "$RUNS/sft-model"
-stage reward-listwise $RECGPT train reward --groups "$RUNS/reward-groups.jsonl" --out "$RUNS/rm-listwise" --loss listwise --epochs "$RM_EPOCHS" $TRAIN_FLAGS
+stage reward-listwise $RECGPT train reward --groups "$RUNS/reward-groups.jsonl" --model "$BASE_MODEL" --out "$RUNS/rm-listwise" --loss listwise --epochs "$RM_EPOCHS" $TRAIN_FLAGS
 for shaping in sum crs; do
   stage "grpo-$shaping" $RECGPT train grpo --model "$RUNS/sft-model" --out "$RUNS/grpo-$shaping" --shaping $shaping \
     --reward-model "$RUNS/rm-listwise/final" --max-users "$GRPO_USERS" --max-steps "$GRPO_STEPS" --batch-size "$GRPO_BATCH" \
@@ -55,5 +57,5 @@ for s in sft grpo-sum grpo-crs; do
 done
 $RECGPT serve --stop
 # the pointwise baseline reward model is only compared (held-out ranking accuracy), never used by GRPO
-stage reward-pointwise $RECGPT train reward --groups "$RUNS/reward-groups.jsonl" --out "$RUNS/rm-pointwise" --loss pointwise --epochs "$RM_EPOCHS" $TRAIN_FLAGS
+stage reward-pointwise $RECGPT train reward --groups "$RUNS/reward-groups.jsonl" --model "$BASE_MODEL" --out "$RUNS/rm-pointwise" --loss pointwise --epochs "$RM_EPOCHS" $TRAIN_FLAGS
 $RECGPT train report --runs "$RUNS" --out reports

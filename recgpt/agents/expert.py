@@ -13,10 +13,13 @@ from recgpt.agents.common import clean_text, endpoint_of, messages
 from recgpt.graph.context import Context
 from recgpt.graph.state import ExpertTask, NodeTiming, ProposedTag
 from recgpt.prompts.expert import EXPERT_INSTRUCTIONS
-from recgpt.text_fields import english_text, tag_text
+from recgpt.text_fields import clip_sentence, english_text, tag_text
 from recgpt.tools.llm import AGENT_FAILURES, acall_structured, call_of, chat_model, failure_flag
 
 TOKENS_PER_TAG = 70
+
+
+RATIONALE_CHARS = 60
 
 
 class ExpertTag(BaseModel):
@@ -24,7 +27,7 @@ class ExpertTag(BaseModel):
     are not allowed), and a tag with its rationale costs at most ~40 completion tokens."""
 
     tag: tag_text(60, description="Modifier + product type, as a shopper would search.")  # type: ignore[valid-type]
-    rationale: english_text(60, min_chars=0, description="A few words citing history or situation.")  # type: ignore[valid-type]
+    rationale: english_text(RATIONALE_CHARS, min_chars=0, description="A few words citing history or situation.")  # type: ignore[valid-type]
 
 
 @lru_cache(maxsize=16)
@@ -52,7 +55,7 @@ async def propose_tags(shared_prefix: str, instructions: str, schema: type[BaseM
         # One expert failing must not sink the run: its persona contributes no tags, flagged.
         return {"calls": [call_of(exc, agent)], "flags": [failure_flag(agent, exc)], "timings": timing()}
     tags = [
-        ProposedTag(tag=clean_text(t.tag, 70), rationale=clean_text(getattr(t, "rationale", "") or "", 120),
+        ProposedTag(tag=clean_text(t.tag, 70), rationale=clip_sentence(getattr(t, "rationale", "") or "", RATIONALE_CHARS),
                     persona_index=persona_index, persona=persona)
         for t in getattr(output, "tags", [])
         if clean_text(t.tag, 70)

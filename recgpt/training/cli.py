@@ -81,7 +81,7 @@ def train_reward_data(
 def train_reward(
     groups: Path = typer.Option(..., help="Reward groups JSONL (`recgpt train reward-data`)."),
     out: Path = typer.Option(..., help="Run directory; rerun to resume."),
-    model: Optional[str] = typer.Option(None, help="Base model of the reward model (default: the prepared default model)."),
+    model: Optional[str] = typer.Option(None, help="Base model of the reward model: registry name or folder (default: the default policy model)."),
     loss: str = typer.Option("listwise", help="listwise or pointwise (the baseline)."),
     epochs: float = typer.Option(2.0, help="Passes over the training groups."),
     learning_rate: float = typer.Option(2e-5, help="Learning rate."),
@@ -167,7 +167,7 @@ def train_adaptor_command(
         "Run directory (config, metrics, distillation targets); the adaptor lands in <out>/adaptor. "
         "Default: RECGPT_HOME/adaptors/<model folder>-run, with the adaptor copied to the default place the "
         "hybrid runtime looks for it (RECGPT_HOME/adaptors/<model folder>).")),
-    model: Optional[str] = typer.Option(None, help="The frozen LLM's directory, exactly the one vLLM serves (default: the prepared default model)."),
+    model: Optional[str] = typer.Option(None, help="The frozen LLM: registry name or the folder vLLM serves (default: the default policy model)."),
     dataset: str = typer.Option("office", help="Catalogue (self-perception) and training prefixes (distillation)."),
     hidden_dim: int = typer.Option(1024, help="Adaptor hidden width."),
     perception_entities: int = typer.Option(800, help="Catalogue entities for self-perception training."),
