@@ -55,11 +55,14 @@ def model_list() -> None:
     from recgpt.tools.model_prep import DEFAULT_MODEL, REGISTRY, is_prepared, model_dir
 
     models_dir = get_settings().models_dir
-    table = Table("name", "what", "packages", "GGUF sha256", "licence", "prepared")
+    table = Table()
+    for column in ("name", "default", "prepared", "GGUF", "licence"):
+        table.add_column(column, no_wrap=True)  # the name is what the user copies: never cut it
+    table.add_column("what (packages)")
     for name, entry in REGISTRY.items():
-        packages = entry.parts[0].spec if len(entry.parts) == 1 else f"{entry.parts[0].spec} … {entry.parts[-1].spec}"
-        table.add_row(name + (" (default)" if name == DEFAULT_MODEL else ""), entry.title, packages,
-                      entry.gguf_sha256[:16] + "…", entry.licence, "yes" if is_prepared(model_dir(models_dir, name)) else "no")
+        packages = entry.parts[0].spec if len(entry.parts) == 1 else f"{entry.parts[0].spec} … {len(entry.parts)} parts"
+        table.add_row(name, "yes" if name == DEFAULT_MODEL else "", "yes" if is_prepared(model_dir(models_dir, name)) else "no",
+                      f"{entry.gguf_size / 1e6:.0f} MB", entry.licence, f"{entry.title.split(',')[0]} ({packages})")
     console.print(table)
 
 

@@ -63,7 +63,8 @@ def test_the_default_model_is_prepared_from_its_packages_and_verified(default_se
     again = _recgpt("model", "prepare", timeout=120)  # idempotent: reused, not rebuilt
     assert again.returncode == 0 and (folder / MARKER).read_text() == json.dumps(marker, indent=2)
     listing = _recgpt("model", "list", timeout=120)
-    assert DEFAULT_MODEL in listing.stdout and "(default)" in listing.stdout
+    row = next(line for line in listing.stdout.splitlines() if DEFAULT_MODEL in line)
+    assert row.split("│")[2].strip() == "yes" and row.split("│")[3].strip() == "yes"  # default, prepared
 
 
 @pytest.mark.skipif(not SHARED_DATA.is_dir(), reason="shared data folder absent")
