@@ -11,7 +11,7 @@ import time
 from typing import Annotated, Any
 
 from langgraph.runtime import Runtime
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, field_validator
 from typing_extensions import TypedDict
 
 from recgpt.agents.common import clean_text, endpoint_of, messages

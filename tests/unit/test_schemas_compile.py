@@ -15,8 +15,8 @@ xgr = pytest.importorskip("xgrammar")
 
 from recgpt.agents import v1_route  # noqa: E402
 from recgpt.agents.arbiter import arbiter_schema  # noqa: E402
-from recgpt.agents.explainer import ExplanationOutput  # noqa: E402
 from recgpt.agents.expert import expert_schema  # noqa: E402
+from recgpt.agents.explainer import ExplanationOutput  # noqa: E402
 from recgpt.agents.judge import SingleVerdictOutput, VerdictOutput  # noqa: E402
 from recgpt.agents.planner import planner_schema  # noqa: E402
 from recgpt.graph.context import MAX_PERSONAS  # noqa: E402
