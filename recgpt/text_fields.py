@@ -65,7 +65,7 @@ def clip_sentence(text: str, limit: int) -> str:
     The server cuts a string at the schema's bound wherever the bound falls. A text shorter than
     `limit` was not cut and is kept whole. One that reaches `limit` ends at its last sentence end
     ('.', '!', '?') within the limit; with none in its last two thirds, at the last whole word, closed
-    with an ellipsis.
+    with an ASCII ellipsis (the text stays English-only ASCII).
     """
     text = " ".join(text.split())
     if len(text) < limit:
@@ -76,7 +76,7 @@ def clip_sentence(text: str, limit: int) -> str:
     end = max(head.rfind(mark) for mark in ".!?")
     if end >= limit // 3:
         return head[: end + 1]
-    return head[: limit - 1].rsplit(" ", 1)[0].rstrip(" ,;:-") + "…"
+    return head[: limit - 3].rsplit(" ", 1)[0].rstrip(" ,;:-") + "..."
 
 
 def to_english_text(text: str, max_chars: int) -> str:

@@ -83,4 +83,4 @@ def test_default_model_recommends_for_a_real_office_user_in_english(default_serv
     explained = [e for e in payload["explanations"] if e["text"]]
     assert explained, payload.get("flags")
     for explanation in explained:
-        assert ENGLISH.match(explanation["text"]) and explanation["text"].endswith((".", "!", "?", "…")), explanation["text"]
+        assert ENGLISH.match(explanation["text"]) and explanation["text"].endswith((".", "!", "?", "...")), explanation["text"]

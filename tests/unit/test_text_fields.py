@@ -34,5 +34,5 @@ def test_text_cut_at_the_bound_ends_at_its_last_sentence() -> None:
 def test_text_cut_without_a_sentence_end_ends_on_a_whole_word() -> None:
     text = "A sturdy stapler that keeps pace with every report you bind this wint"
     clipped = clip_sentence(text, len(text))
-    assert clipped == "A sturdy stapler that keeps pace with every report you bind this…"
+    assert clipped == "A sturdy stapler that keeps pace with every report you bind this..."
     assert len(clipped) <= len(text)
