@@ -46,16 +46,24 @@ EXPLANATION_CHARS = 240
 """30 words fit; a longer answer is cut by the server at this bound, then clipped back to its last whole sentence."""
 
 
+MIN_EXPLANATION_WORDS = 8
+MAX_EXPLANATION_WORDS = 40
+
+
 class ExplanationOutput(BaseModel):
     explanation: english_text(EXPLANATION_CHARS, min_chars=20, description="One sentence, 8 to 30 words.")  # type: ignore[valid-type]
 
     @field_validator("explanation")
     @classmethod
     def _a_sentence_not_a_title(cls, text: str) -> str:
-        # Not expressible in the server's JSON schema; a violation is re-sampled like a schema error.
-        words = len(text.split())
-        if not 8 <= words <= 40:
-            raise ValueError(f"an explanation has 8 to 40 words, got {words}")
+        # Not expressible in the server's JSON schema. Too short is re-sampled like a schema error (a title is
+        # not an explanation); too long is clipped back to its last sentence within the bound, not thrown away.
+        words = text.split()
+        if len(words) < MIN_EXPLANATION_WORDS:
+            raise ValueError(f"an explanation has at least {MIN_EXPLANATION_WORDS} words, got {len(words)}")
+        if len(words) > MAX_EXPLANATION_WORDS:
+            head = " ".join(words[:MAX_EXPLANATION_WORDS])
+            return clip_sentence(head, len(head))
         return text
 
 

@@ -36,3 +36,18 @@ def test_text_cut_without_a_sentence_end_ends_on_a_whole_word() -> None:
     clipped = clip_sentence(text, len(text))
     assert clipped == "A sturdy stapler that keeps pace with every report you bind this..."
     assert len(clipped) <= len(text)
+
+
+def test_a_long_explanation_is_clipped_to_its_word_bound_and_a_title_is_rejected() -> None:
+    import pytest
+    from pydantic import ValidationError
+
+    from recgpt.agents.explainer import MAX_EXPLANATION_WORDS, ExplanationOutput
+
+    long = "This paper suits your printer. " + " ".join(["so use it a lot"] * 9)  # 45 words, under 240 chars
+    kept = ExplanationOutput(explanation=long).explanation
+    assert len(kept.split()) <= MAX_EXPLANATION_WORDS
+    assert kept.startswith("This paper suits your printer.")
+    assert kept.endswith((".", "..."))
+    with pytest.raises(ValidationError, match="at least 8 words"):
+        ExplanationOutput(explanation="HP Photo Paper Glossy")
