@@ -20,7 +20,7 @@ __all__ = ["Context", "build_graph", *RUNNER, "ExpertPlugin", "TagFilterPlugin",
 def __getattr__(name: str) -> Any:
     # Lazy: `import recgpt` stays cheap and free of import cycles.
     if name == "Context":
-        from recgpt.graph.context import Context
+        from recgpt.schema.context import Context
 
         return Context
     if name == "build_graph":

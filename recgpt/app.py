@@ -317,7 +317,7 @@ def eval_command(
     summary = summarise(config, results, levels_of(data))
     provenance: dict = {"dataset_hash": data.content_hash()}
     if method in ("recgpt", "expert"):
-        from recgpt.agents.common import endpoint_of, served_model_identity
+        from recgpt.services.endpoints import endpoint_of, served_model_identity
 
         ctx = recgpt_context(config)
         endpoint = endpoint_of(ctx)
@@ -385,9 +385,9 @@ def bench_command(
     completion tokens, users/min serially and at saturation, server time vs our overhead, and tag/item HR@K."""
     import asyncio as _asyncio
 
-    from recgpt.agents.common import endpoint_of, served_model_identity
     from recgpt.eval.bench import BenchConfig, run_bench, write_bench_report
     from recgpt.eval.harness import EvalConfig, recgpt_context
+    from recgpt.services.endpoints import endpoint_of, served_model_identity
 
     chosen = [p.strip() for p in pipelines.split(",") if p.strip()]
     if not chosen or any(p not in ("v1", "v2") for p in chosen):
@@ -459,9 +459,9 @@ def load_command(
 ) -> None:
     """Sustained load: outcomes of every run (ok / flagged / error / unhandled; lost must be 0), latency p50/p95/p99,
     users per minute and client memory over time, written to reports/load-<dataset>.md/.json/.png."""
-    from recgpt.agents.common import endpoint_of, served_model_identity
     from recgpt.eval.load import LoadConfig, run_load, write_load_report
     from recgpt.runner import check_endpoint
+    from recgpt.services.endpoints import endpoint_of, served_model_identity
 
     if split not in ("full", "validation", "test"):
         raise RecGPTError(f"--split must be full, validation or test (got {split!r})")
@@ -533,12 +533,12 @@ def stats_hybrid(
     Needs a server started with `recgpt serve --prompt-embeds` and a trained adaptor."""
     import json as _json
 
-    from recgpt.agents.common import endpoint_of, served_model_identity
     from recgpt.data import load_dataset
     from recgpt.eval import hybrid_report
     from recgpt.eval.harness import sample_users
     from recgpt.eval.report import write_report_files
     from recgpt.runner import check_endpoint
+    from recgpt.services.endpoints import endpoint_of, served_model_identity
     from recgpt.tools import hybrid
 
     if split not in ("validation", "test"):

@@ -1,7 +1,7 @@
 """Process-wide settings (paths, endpoint) read from the environment with the RECGPT_ prefix.
 
 Per-run knobs of the agent graph (K personas, M tags, N final tags, temperatures) live in
-`recgpt.graph.context.Context`, the graph's runtime context, not here.
+`recgpt.schema.context.Context`, the graph's runtime context, not here.
 """
 
 from __future__ import annotations

@@ -9,10 +9,11 @@ from typing import Any, Literal
 from langgraph.runtime import Runtime
 from pydantic import BaseModel, Field, create_model
 
-from recgpt.agents.common import endpoint_of, messages
-from recgpt.graph.context import Context
-from recgpt.graph.state import FinalTag, NodeTiming, ProposedTag, RecState
+from recgpt.agents.common import messages
 from recgpt.prompts.arbiter import ARBITER_INSTRUCTIONS
+from recgpt.schema.context import Context
+from recgpt.schema.state import FinalTag, NodeTiming, ProposedTag, RecState
+from recgpt.services.endpoints import endpoint_of
 from recgpt.text_fields import english_text
 from recgpt.tools.llm import AGENT_FAILURES, acall_structured, call_of, chat_model, failure_flag
 

@@ -9,10 +9,11 @@ from typing import Any
 from langgraph.runtime import Runtime
 from pydantic import BaseModel, Field, create_model
 
-from recgpt.agents.common import clean_text, endpoint_of, messages
-from recgpt.graph.context import Context
-from recgpt.graph.state import ExpertTask, NodeTiming, ProposedTag
+from recgpt.agents.common import clean_text, messages
 from recgpt.prompts.expert import EXPERT_INSTRUCTIONS
+from recgpt.schema.context import Context
+from recgpt.schema.state import ExpertTask, NodeTiming, ProposedTag
+from recgpt.services.endpoints import endpoint_of
 from recgpt.text_fields import clip_sentence, english_text, tag_text
 from recgpt.tools.llm import AGENT_FAILURES, acall_structured, call_of, chat_model, failure_flag
 

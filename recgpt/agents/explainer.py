@@ -6,41 +6,20 @@ situation; in 'meta' mode it gets the guideline the Style Planner wrote for this
 
 from __future__ import annotations
 
-import operator
 import time
-from typing import Annotated, Any
+from typing import Any
 
 from langgraph.runtime import Runtime
 from pydantic import BaseModel, field_validator
-from typing_extensions import TypedDict
 
-from recgpt.agents.common import clean_text, endpoint_of, messages
-from recgpt.graph.context import Context
-from recgpt.graph.state import Accounting, FinalTag, ItemExplanation, NodeTiming, RetrievedItem, StyleGuideline
+from recgpt.agents.common import clean_text, messages
 from recgpt.prompts.explainer import ITEM_BLOCK, STYLE_INSTRUCTIONS, TEMPLATE_GUIDELINE, WRITER_INSTRUCTIONS
+from recgpt.schema.context import Context
+from recgpt.schema.state import ItemExplanation, NodeTiming, StyleGuideline
+from recgpt.schema.subgraphs import ExplainInput, ExplainState
+from recgpt.services.endpoints import endpoint_of
 from recgpt.text_fields import clip_sentence, english_text
 from recgpt.tools.llm import AGENT_FAILURES, acall_structured, call_of, chat_model, failure_flag
-
-
-class ExplainInput(TypedDict):
-    """The payload of one `Send` to the explanation subgraph: one item for one user."""
-
-    shared_prefix: str
-    situation: str
-    tag: FinalTag
-    item: RetrievedItem
-
-
-class ExplainOutput(Accounting, total=False):
-    """What the subgraph hands back to the main graph (all appended through its reducers)."""
-
-    explanations: Annotated[list[ItemExplanation], operator.add]
-
-
-class ExplainState(ExplainInput, ExplainOutput, total=False):
-    guideline: StyleGuideline | None
-    style_error: str | None
-
 
 EXPLANATION_CHARS = 240
 """30 words fit; a longer answer is cut by the server at this bound, then clipped back to its last whole sentence."""

@@ -7,18 +7,14 @@ a pure function makes the judge's aggregate behaviour testable and auditable.
 
 from __future__ import annotations
 
-import operator
 import re
 import time
-from typing import Annotated, Any, Literal
+from typing import Any
 
 from langgraph.runtime import Runtime
 from pydantic import BaseModel, Field
-from typing_extensions import TypedDict
 
-from recgpt.agents.common import clean_text, judge_endpoint_of, messages
-from recgpt.graph.context import Context
-from recgpt.graph.state import Accounting, DimensionVerdict, Grade, Judgement, NodeTiming, Overall
+from recgpt.agents.common import clean_text, messages
 from recgpt.prompts.judge import (
     DIMENSION_INSTRUCTIONS,
     EXPLANATION_DIMENSIONS,
@@ -27,9 +23,11 @@ from recgpt.prompts.judge import (
     TAG_DIMENSIONS,
     TAG_TARGET,
 )
+from recgpt.schema.context import Context
+from recgpt.schema.state import DimensionVerdict, Grade, Judgement, NodeTiming, Overall
+from recgpt.schema.subgraphs import DimensionTask, JudgeInput, JudgeState, TargetKind
+from recgpt.services.endpoints import judge_endpoint_of
 from recgpt.tools.llm import AGENT_FAILURES, acall_structured, call_of, chat_model, failure_flag
-
-TargetKind = Literal["tag", "explanation"]
 
 INJECTION_PATTERN = re.compile(
     r"ignore (all |any |the |previous |prior |above )*(instructions|rubric|rules|criteria)"
@@ -42,29 +40,6 @@ INJECTION_PATTERN = re.compile(
 
 def dimensions_of(kind: TargetKind) -> dict[str, str]:
     return TAG_DIMENSIONS if kind == "tag" else EXPLANATION_DIMENSIONS
-
-
-class JudgeInput(TypedDict):
-    """The payload of one `Send` to the judge subgraph: one tag or one explanation of one user."""
-
-    shared_prefix: str
-    target_kind: TargetKind
-    target_id: str
-    text: str
-    title: str
-    category: str
-
-
-class JudgeOutput(Accounting, total=False):
-    judgements: Annotated[list[Judgement], operator.add]
-
-
-class JudgeState(JudgeInput, JudgeOutput, total=False):
-    verdicts: Annotated[list[DimensionVerdict], operator.add]
-
-
-class DimensionTask(JudgeInput):
-    dimension: str
 
 
 class VerdictOutput(BaseModel):

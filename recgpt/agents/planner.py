@@ -10,11 +10,12 @@ from typing import Any
 from langgraph.runtime import Runtime
 from pydantic import BaseModel, Field, create_model
 
-from recgpt.agents.common import endpoint_of, messages
+from recgpt.agents.common import messages
 from recgpt.errors import InvalidModelOutput
-from recgpt.graph.context import Context
-from recgpt.graph.state import NodeTiming, Persona, RecState
 from recgpt.prompts.planner import PLANNER_INSTRUCTIONS
+from recgpt.schema.context import Context
+from recgpt.schema.state import NodeTiming, Persona, RecState
+from recgpt.services.endpoints import endpoint_of
 from recgpt.text_fields import to_english_text
 from recgpt.tools.llm import LLMRequestRejected, acall_structured, call_of, chat_model
 

@@ -33,7 +33,7 @@ from recgpt.eval.harness import (
     recgpt_context,
     sample_users,
 )
-from recgpt.tools.llm import LLMCall
+from recgpt.schema.calls import LLMCall
 
 Pipeline = Literal["v1", "v2"]
 SERVER_COUNTERS = {

@@ -81,7 +81,7 @@ def sample_users(dataset: Dataset, split: str, n: int, seed: int) -> list[str]:
 
 
 def recgpt_context(config: EvalConfig):  # -> Context
-    from recgpt.graph.context import Context
+    from recgpt.schema.context import Context
 
     # Tag/item metrics do not depend on explanations or the judge: both off (see `recgpt eval-explain`).
     overrides = {"num_tags": config.k_tags, "tags_per_expert": 5, "explanation_mode": "off", "judge_mode": "off", **config.context}
@@ -319,7 +319,7 @@ def run_eval(config: EvalConfig, home: Path, show_progress: bool = True) -> tupl
     users = sample_users(dataset, config.split, config.users, config.seed)
     model = None
     if config.method in LLM_METHODS:
-        from recgpt.agents.common import endpoint_of, served_model_identity
+        from recgpt.services.endpoints import endpoint_of, served_model_identity
 
         ctx = recgpt_context(config)
         endpoint = endpoint_of(ctx)

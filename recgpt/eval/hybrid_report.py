@@ -35,7 +35,7 @@ def _quantiles(values: list[float]) -> dict[str, float]:
 def user_prompts(dataset_name: str, split: str, users: list[str], max_items: int, date: str) -> list[dict[str, Any]]:
     """Each user's expert prompt (training persona, as `eval --method expert` sends it) in text and hybrid form."""
     from recgpt.data import load_dataset
-    from recgpt.graph.nodes import recommendation_date, render_prefix
+    from recgpt.services.prefix import recommendation_date, render_prefix
     from recgpt.tools.compression import raw_history_text
     from recgpt.tools.environment import build_environment
     from recgpt.training.datasets import training_expert_instructions

@@ -124,7 +124,7 @@ def measure_model(name: str, config: ModelBenchConfig, show_progress: bool = Tru
     phases: dict[str, Any] = {}
     try:
         with _with_endpoint(server.base_url):
-            from recgpt.agents.common import served_model_identity
+            from recgpt.services.endpoints import served_model_identity
 
             identity = served_model_identity(server.base_url, server.served_name)
             for phase, method, users, k in (("expert", "expert", config.expert_users, config.expert_k),

@@ -12,13 +12,14 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from recgpt.agents.common import clean_text, endpoint_of, messages
+from recgpt.agents.common import clean_text, messages
 from recgpt.agents.expert import TOKENS_PER_TAG, expert_schema
 from recgpt.data import Dataset
 from recgpt.errors import InvalidModelOutput
 from recgpt.eval.harness import EvalConfig, ResultStore, UserResult, _run_llm_method, has_timestamps
 from recgpt.eval.metrics import interleave
-from recgpt.graph.nodes import build_shared_prefix
+from recgpt.services.endpoints import endpoint_of
+from recgpt.services.prefix import build_shared_prefix
 from recgpt.tools.llm import LLMRequestRejected, acall_structured, call_of, chat_model
 from recgpt.training.datasets import training_expert_instructions
 

@@ -19,13 +19,13 @@ from langgraph.types import Send
 from recgpt.agents.arbiter import arbiter_node
 from recgpt.agents.expert import expert_node
 from recgpt.agents.planner import planner_node
-from recgpt.graph.context import MAX_PERSONAS, Context
 from recgpt.graph.explain import build_explain_subgraph
 from recgpt.graph.judge import build_judge_subgraph
 from recgpt.graph.nodes import compress_node, retrieve_node
 from recgpt.graph.plugins import ExpertPlugin, Plugin, TagFilterPlugin, configured_plugins, validate
 from recgpt.graph.retry import LLM_RETRY
-from recgpt.graph.state import RecInput, RecState
+from recgpt.schema.context import MAX_PERSONAS, Context
+from recgpt.schema.state import RecInput, RecState
 
 
 def fan_out_experts(state: RecState, plugin_experts: Sequence[str] = ()) -> list[Send]:

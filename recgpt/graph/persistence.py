@@ -12,8 +12,8 @@ from pathlib import Path
 
 from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
 
-from recgpt.graph import state
-from recgpt.tools.llm import LLMCall
+from recgpt.schema import state
+from recgpt.schema.calls import LLMCall
 
 STATE_MODELS = (state.Persona, state.ProposedTag, state.FinalTag, state.RetrievedItem, state.TagRecommendation,
                 state.ContextStats, state.NodeTiming, state.StyleGuideline, state.ItemExplanation,

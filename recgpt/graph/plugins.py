@@ -38,8 +38,8 @@ from langgraph.runtime import Runtime
 from pydantic import BaseModel
 
 from recgpt.errors import RecGPTError
-from recgpt.graph.context import Context
-from recgpt.graph.state import FinalTag, NodeTiming, RecState
+from recgpt.schema.context import Context
+from recgpt.schema.state import FinalTag, NodeTiming, RecState
 
 ENTRY_POINT_GROUP = "recgpt.agents"
 CORE_NODES = frozenset({"compress", "planner", "expert", "arbiter", "retrieve", "explain", "explained", "judge"})

@@ -18,11 +18,11 @@ from langgraph.types import Send
 
 from recgpt.agents.arbiter import round_robin
 from recgpt.agents.v1_route import route_node
-from recgpt.graph.context import Context
 from recgpt.graph.nodes import compress_node, retrieve_node
 from recgpt.graph.retry import LLM_RETRY
-from recgpt.graph.state import FinalTag, ProposedTag, RecInput, RecState
 from recgpt.prompts.v1 import ROUTES
+from recgpt.schema.context import Context
+from recgpt.schema.state import FinalTag, ProposedTag, RecInput, RecState
 
 
 class V1State(RecState, total=False):

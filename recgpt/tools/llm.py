@@ -25,9 +25,10 @@ import openai
 import pydantic
 from langchain_core.messages import BaseMessage
 from langchain_openai import ChatOpenAI
-from pydantic import BaseModel, Field
+from pydantic import BaseModel
 
 from recgpt.errors import EndpointError, InvalidModelOutput, RecGPTError
+from recgpt.schema.calls import LLMCall
 
 S = TypeVar("S", bound=BaseModel)
 
@@ -36,18 +37,6 @@ class LLMRequestRejected(RecGPTError):
     """The endpoint refused the request itself (HTTP 4xx other than 429)."""
 
 
-class LLMCall(BaseModel):
-    """Accounting for one agent call (all its attempts), stored in graph state."""
-
-    agent: str
-    ok: bool
-    attempts: int
-    latency_s: float
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    finish_reason: str | None = None
-    error: str | None = None
-    started_at: float = Field(default=0.0, description="Wall clock (epoch s) when the call began; with latency_s, its interval.")
 
 
 class Endpoint(BaseModel):

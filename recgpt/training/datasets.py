@@ -16,9 +16,9 @@ from dataclasses import dataclass
 
 from recgpt.data.dataset import Dataset, Split
 from recgpt.data.records import Interaction, Item
-from recgpt.graph.nodes import recommendation_date, render_prefix
-from recgpt.graph.state import Persona
 from recgpt.prompts.expert import EXPERT_INSTRUCTIONS
+from recgpt.schema.state import Persona
+from recgpt.services.prefix import recommendation_date, render_prefix
 from recgpt.tools.environment import build_environment
 
 TRAINING_PERSONA = Persona(name="the user as the whole history shows", focus="what this user is likely to need next")

@@ -51,14 +51,15 @@ def _store_path(config: RewardDataConfig) -> Path:
 
 
 async def _collect(config: RewardDataConfig, show_progress: bool) -> dict[str, Any]:
-    from recgpt.agents.common import endpoint_of, messages
+    from recgpt.agents.common import messages
     from recgpt.agents.expert import TOKENS_PER_TAG, expert_schema
-    from recgpt.agents.judge import JudgeInput
     from recgpt.errors import InvalidModelOutput
     from recgpt.eval.explain_judge import KeyedStore, run_jobs
-    from recgpt.graph.context import Context
     from recgpt.graph.judge import build_judge_subgraph
     from recgpt.runner import check_endpoint
+    from recgpt.schema.context import Context
+    from recgpt.schema.subgraphs import JudgeInput
+    from recgpt.services.endpoints import endpoint_of
     from recgpt.tools.llm import LLMRequestRejected, acall_structured, chat_model
 
     data = load_dataset(config.dataset)

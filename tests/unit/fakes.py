@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from recgpt.tools.llm import LLMCall
+from recgpt.schema.calls import LLMCall
 
 DEAD_ENDPOINT = "http://127.0.0.1:9/v1"  # nothing listens on the discard port
 

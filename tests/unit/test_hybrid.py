@@ -148,7 +148,7 @@ def test_distillation_targets_are_the_frozen_models_own_answers(tiny_model: Path
 
 
 def test_context_validates_compression() -> None:
-    from recgpt.graph.context import Context
+    from recgpt.schema.context import Context
 
     with pytest.raises(ValueError, match="compression"):
         Context(compression="zip")

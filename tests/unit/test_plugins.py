@@ -16,7 +16,7 @@ from recgpt.errors import InvalidModelOutput
 from recgpt.graph import Context, build_graph
 from recgpt.graph import plugins as plugin_module
 from recgpt.graph.plugins import ExpertPlugin, PluginError, TagFilterPlugin, configured_plugins, load_plugin
-from recgpt.graph.state import FinalTag
+from recgpt.schema.state import FinalTag
 from tests.unit.fakes import DEAD_ENDPOINT, FakeLLM
 
 CTX = dict(base_url=DEAD_ENDPOINT, model="fake", explanation_mode="off")

@@ -14,7 +14,7 @@ from recgpt.eval.bench import busy_seconds, ratios
 from recgpt.graph import Context
 from recgpt.graph.v1 import build_v1_graph
 from recgpt.prompts.v1 import ROUTES
-from recgpt.tools.llm import LLMCall
+from recgpt.schema.calls import LLMCall
 
 DEAD_ENDPOINT = "http://127.0.0.1:9/v1"
 

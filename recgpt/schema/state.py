@@ -12,8 +12,8 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, Field
 from typing_extensions import TypedDict
 
+from recgpt.schema.calls import LLMCall
 from recgpt.text_fields import english_text
-from recgpt.tools.llm import LLMCall
 
 
 class Persona(BaseModel):
