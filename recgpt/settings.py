@@ -54,6 +54,11 @@ class Settings(BaseSettings):
                      "at once, so without a bound a large batch makes every request slow enough to time out."),
     )
 
+    retriever: str = Field(
+        default="chroma",
+        description=("Retrieval backend: `chroma` (persistent index under home/chroma) or a `pkg.module:callable` "
+                     "taking a Dataset and returning a Retriever (see recgpt.tools.retrieval)."),
+    )
     plugins: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
         description="Plug-in agent nodes as comma-separated `pkg.module:obj` import paths (see recgpt.graph.plugins).",

@@ -1,8 +1,22 @@
-"""Helpers every LLM agent shares: endpoint resolution and message layout."""
+"""Helpers every LLM agent shares: message layout, text clean-up, and `AgentCall`, a node's LLM call with its
+accounting (calls, flags, timing), so that nodes hold their logic and not the bookkeeping."""
 
 from __future__ import annotations
 
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, TypeVar
+
 from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
+from pydantic import BaseModel
+
+from recgpt.schema.calls import LLMCall
+from recgpt.schema.context import Context
+from recgpt.schema.state import NodeTiming
+from recgpt.services.endpoints import endpoint_of
+from recgpt.tools.llm import AGENT_FAILURES, Endpoint, acall_structured, call_of, chat_model, failure_flag
+
+S = TypeVar("S", bound=BaseModel)
 
 
 def messages(shared_prefix: str, instructions: str) -> list[BaseMessage]:
@@ -12,3 +26,42 @@ def messages(shared_prefix: str, instructions: str) -> list[BaseMessage]:
 
 def clean_text(text: str, limit: int) -> str:
     return " ".join(text.split())[:limit].strip()
+
+
+@dataclass
+class AgentCall:
+    """One node's LLM work and its accounting: timing from construction, every call and flag collected.
+
+    `ask` makes one structured call. An agent failure (by default `AGENT_FAILURES`) is recorded (its call and a flag)
+    and `ask` returns None, so the node picks its fallback and nothing is lost; other errors propagate (e.g. to the
+    node's RetryPolicy). `update(**outputs)` is the node's return value: outputs + calls, flags and timing.
+    """
+
+    node: str
+    ctx: Context
+    endpoint: Endpoint | None = None
+    """None: the policy endpoint of `ctx` (the judge passes its own)."""
+    calls: list[LLMCall] = field(default_factory=list)
+    flags: list[str] = field(default_factory=list)
+    error: BaseException | None = None
+    started: float = field(default_factory=time.perf_counter)
+
+    async def ask(self, agent: str, prompt: list[BaseMessage], schema: type[S], temperature: float, max_tokens: int,
+                  seed: int | None = None, *, failures: tuple[type[BaseException], ...] = AGENT_FAILURES,
+                  flag: Callable[[BaseException], str] | None = None) -> S | None:
+        if self.endpoint is None:  # resolved on the first call: a node that makes none contacts no server
+            self.endpoint = endpoint_of(self.ctx)
+        model = chat_model(self.endpoint, temperature, max_tokens, seed)
+        try:
+            output, call = await acall_structured(model, prompt, schema, agent, self.endpoint.base_url, self.ctx.schema_attempts)
+        except failures as exc:
+            self.calls.append(call_of(exc, agent))
+            self.flags.append(flag(exc) if flag else failure_flag(agent, exc))
+            self.error = exc
+            return None
+        self.calls.append(call)
+        return output
+
+    def update(self, **outputs: Any) -> dict[str, Any]:
+        return {**outputs, "calls": self.calls, "flags": self.flags,
+                "timings": [NodeTiming(node=self.node, seconds=time.perf_counter() - self.started)]}

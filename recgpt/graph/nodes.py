@@ -1,9 +1,13 @@
-"""The graph's non-LLM nodes: context compression (the shared prefix) and retrieval."""
+"""The graph's non-LLM nodes: context compression (the shared prefix) and retrieval.
+
+The retrieve node is made per graph (`make_retrieve_node`) around a `RetrieverFactory`, so that the backend is
+chosen where the graph is built (`build_graph(retriever=...)`, else RECGPT_RETRIEVER), not hard-wired to Chroma."""
 
 from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from langgraph.runtime import Runtime
@@ -13,8 +17,7 @@ from recgpt.errors import RecGPTError
 from recgpt.schema.context import Context
 from recgpt.schema.state import NodeTiming, RecState, RetrievedItem, TagRecommendation
 from recgpt.services.prefix import build_shared_prefix
-from recgpt.settings import get_settings
-from recgpt.tools.retrieval import get_index
+from recgpt.tools.retrieval import RetrieverFactory, UserSignals, retriever_factory
 
 
 async def compress_node(state: RecState, runtime: Runtime[Context]) -> dict[str, Any]:
@@ -27,25 +30,39 @@ async def compress_node(state: RecState, runtime: Runtime[Context]) -> dict[str,
     return {**out, "timings": [NodeTiming(node="compress", seconds=time.perf_counter() - started)]}
 
 
-async def retrieve_node(state: RecState, runtime: Runtime[Context]) -> dict[str, Any]:
-    """Each final tag -> nearest category and top items, never an item already in the history."""
-    ctx = runtime.context
-    started = time.perf_counter()
-    tags = state.get("tags", [])
-    dataset = load_dataset(state.get("dataset") or "office")
-    index = await asyncio.to_thread(get_index, dataset, get_settings().index_dir)
-    queries = [t.tag for t in tags]
-    exclude = set(state.get("history_item_ids", []))
-    hits = await asyncio.to_thread(index.search_items, queries, ctx.items_per_tag, exclude)
-    cats = await asyncio.to_thread(index.nearest_categories, queries, 1)
-    recommendations = [
-        TagRecommendation(
-            tag=tag,
-            category=c[0].category if c else None,
-            category_distance=c[0].distance if c else None,
-            items=[RetrievedItem(item_id=h.item_id, title=h.title, category=h.category, distance=h.distance) for h in item_hits],
-        )
-        for tag, item_hits, c in zip(tags, hits, cats)
-    ]
-    return {"recommendations": recommendations,
-            "timings": [NodeTiming(node="retrieve", seconds=time.perf_counter() - started)]}
+RetrieveNode = Callable[[RecState, Runtime[Context]], Awaitable[dict[str, Any]]]
+
+
+def make_retrieve_node(factory: RetrieverFactory | None = None) -> RetrieveNode:
+    """The retrieve node, asking the retriever that `factory` makes for the run's dataset.
+
+    `factory=None` resolves the configured one (RECGPT_RETRIEVER) now, so a bad setting fails when the graph is
+    built rather than after a run's LLM calls."""
+    make = factory or retriever_factory()
+
+    async def retrieve_node(state: RecState, runtime: Runtime[Context]) -> dict[str, Any]:
+        """Each final tag -> nearest category and top items, never an item already in the history."""
+        ctx = runtime.context
+        started = time.perf_counter()
+        tags = state.get("tags", [])
+        dataset = load_dataset(state.get("dataset") or "office")
+        retriever = await asyncio.to_thread(make, dataset)  # may build an index on first use: off the event loop
+        queries = [t.tag for t in tags]
+        history = list(state.get("history_item_ids", []))
+        user = UserSignals(user_id=str(state.get("user_id") or ""), history_item_ids=tuple(history))
+        hits = await asyncio.to_thread(retriever.search_items, queries, ctx.items_per_tag, set(history), user)
+        cats = await asyncio.to_thread(retriever.nearest_categories, queries, 1)
+        recommendations = [
+            TagRecommendation(
+                tag=tag,
+                category=c[0].category if c else None,
+                category_distance=c[0].distance if c else None,
+                items=[RetrievedItem(item_id=h.item_id, title=h.title, category=h.category, distance=h.distance)
+                       for h in item_hits],
+            )
+            for tag, item_hits, c in zip(tags, hits, cats)
+        ]
+        return {"recommendations": recommendations,
+                "timings": [NodeTiming(node="retrieve", seconds=time.perf_counter() - started)]}
+
+    return retrieve_node

@@ -50,12 +50,9 @@ def render_prefix(dataset: Dataset, history: tuple[Interaction, ...], profile: s
 
 def _count_tokens(ctx: Context, text: str) -> tuple[int | None, str | None]:
     if ctx.compression == "hybrid":  # counted as the model reads it: each entity is one position
-        from recgpt.tools import hybrid
-
-        endpoint = endpoint_of(ctx)  # binds the adaptor; its errors (no adaptor, wrong model, flag missing) surface here
-        assembler = hybrid.assembler_for(endpoint.base_url, endpoint.model)
-        assert assembler is not None
-        return assembler.count_tokens(text), "hybrid: served tokenizer + 1 per entity"
+        endpoint = endpoint_of(ctx)  # loads the adaptor; its errors (no adaptor, wrong model, flag missing) surface here
+        assert endpoint.assembler is not None
+        return endpoint.assembler.count_tokens(text), "hybrid: served tokenizer + 1 per entity"
     try:
         endpoint = endpoint_of(ctx)
         counter = ServerTokenCounter(endpoint.base_url, endpoint.model, endpoint.api_key)

@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 
 from recgpt.errors import EndpointError, RecGPTError
-from recgpt.eval.explain_judge import KeyedStore, matching_tags, review, run_jobs
+from recgpt.eval.explain_judge import matching_tags, review
 from recgpt.eval.harness import UserResult
+from recgpt.eval.runs import KeyedStore, run_jobs
 from recgpt.schema.state import DimensionVerdict, Judgement
 from recgpt.schema.subgraphs import JudgeInput
 
