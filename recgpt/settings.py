@@ -56,8 +56,19 @@ class Settings(BaseSettings):
 
     retriever: str = Field(
         default="chroma",
-        description=("Retrieval backend: `chroma` (persistent index under home/chroma) or a `pkg.module:callable` "
-                     "taking a Dataset and returning a Retriever (see recgpt.tools.retrieval)."),
+        description=("Retrieval backend: `chroma` (persistent index under home/chroma), `collaborative` (the tag's "
+                     "semantic similarity mixed with SASRec's next-item score for the user; model under home/collab) or a "
+                     "`pkg.module:callable` taking a Dataset and returning a Retriever (see recgpt.tools.retrieval)."),
+    )
+    retrieval_beta: float = Field(
+        default=0.5, ge=0.0, le=1.0,
+        description=("`collaborative` retriever: weight of the semantic term (1 = Chroma's order among the candidates, "
+                     "0 = SASRec's order); tuned on the validation split by `recgpt eval-retrieval`."),
+    )
+    retrieval_depth: int = Field(
+        default=50, ge=1,
+        description=("`collaborative` retriever: candidates per tag from each source (semantic neighbours, items of the "
+                     "tag's nearest category) before the mix re-ranks them; tuned with the beta."),
     )
     plugins: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
@@ -78,6 +89,11 @@ class Settings(BaseSettings):
     @property
     def index_dir(self) -> Path:
         return self.home / "chroma"
+
+    @property
+    def collab_dir(self) -> Path:
+        """Trained collaborative (SASRec) models, one file per dataset content, split and hyper-parameters."""
+        return self.home / "collab"
 
     @property
     def run_dir(self) -> Path:

@@ -89,7 +89,7 @@ def demo(
     from recgpt.data import load_dataset
     from recgpt.render import render_result, usage_totals
     from recgpt.runner import arecommend_many
-    from recgpt.tools.retrieval import CHROMA, chroma_factory, retriever_factory
+    from recgpt.tools.retrieval import CHROMA, COLLABORATIVE, chroma_factory, retriever_factory
     from recgpt.tools.server import ServerConfig, is_healthy, start_server
 
     settings = get_settings()
@@ -105,8 +105,16 @@ def demo(
     try:
         with console.status(f"loading dataset {dataset}"):
             data = load_dataset(dataset)
-        # warm the configured backend before the first user (Chroma builds its index once, with a progress bar)
-        (chroma_factory(show_progress=True) if settings.retriever == CHROMA else retriever_factory())(data)
+        # warm the configured backend before the first user, with progress bars: Chroma builds its index once, the
+        # collaborative retriever also trains its serving (full-split) model once
+        if settings.retriever == CHROMA:
+            chroma_factory(show_progress=True)(data)
+        elif settings.retriever == COLLABORATIVE:
+            from recgpt.tools.collaborative import collaborative_factory
+
+            collaborative_factory(show_progress=True)(data).prepare("full")  # type: ignore[attr-defined]
+        else:
+            retriever_factory()(data)
         rng = random.Random(seed)
         chosen = rng.sample(sorted(data.split_users("full"), key=lambda u: (len(u), u)), users)
         console.print(f"dataset {dataset}: {len(data.users)} users, {len(data.items)} items; showing users {', '.join(chosen)}")

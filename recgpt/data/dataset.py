@@ -86,6 +86,20 @@ class Dataset:
             return list(self.users)
         return [u for u, h in self.users.items() if len(h.interactions) >= MIN_INTERACTIONS_FOR_SPLIT]
 
+    def training_sequences(self, split: Split | str) -> dict[str, list[str]]:
+        """What a model may learn from when it is scored on `split`: every eligible user's item ids before that
+        split's held-out target, oldest first.
+
+        - `test`: all but each user's last interaction (the validation target is in, the test target is not);
+        - `validation`: all but the last two (neither held-out target);
+        - `full`: every interaction of every user (serving: nothing is held out).
+
+        Here, in the data layer beside `example`, so that the baselines (eval) and the collaborative retriever
+        (tools) learn from one definition of "the past" and no model sees a target of the split it is scored on.
+        """
+        split = Split(split)
+        return {user_id: [e.item_id for e in self.example(user_id, split).history] for user_id in self.split_users(split)}
+
     def training_prefix(self, user_id: str) -> tuple[Interaction, ...]:
         """Interactions usable for training and index statistics: before both held-out targets."""
         return self.example(user_id, Split.validation).history

@@ -133,11 +133,13 @@ class Evaluation:
     def top_item(self, result: UserResult, tag: str) -> RetrievedItem | None:
 
         history = tuple(e.item_id for e in self.dataset.example(result.user_id, self.config.split).history)
-        hits = self.index.search_items([tag], 1, set(history), UserSignals(user_id=result.user_id, history_item_ids=history))
+        user = UserSignals(user_id=result.user_id, history_item_ids=history, split=self.config.split)
+        hits = self.index.search_items([tag], 1, set(history), user)
         if not hits or not hits[0]:
             return None
         h = hits[0][0]
-        return RetrievedItem(item_id=h.item_id, title=h.title, category=h.category, distance=h.distance)
+        return RetrievedItem(item_id=h.item_id, title=h.title, category=h.category, distance=h.distance,
+                             semantic=h.semantic, collaborative=h.collaborative, score=h.score)
 
     # -- LLM jobs -----------------------------------------------------------------------------
     def explain_job(self, user: str, item: RetrievedItem, tag: str, mode: str) -> Callable[[], Awaitable[Any]]:

@@ -84,9 +84,12 @@ def config_hash(config: EvalConfig, dataset: Dataset, model: str | None) -> str:
     if config.method == "sasrec":
         payload["sasrec"] = baselines.SASRec().hparams
 
-    retriever = get_settings().retriever.strip()
+    settings = get_settings()
+    retriever = settings.retriever.strip()
     if retriever != "chroma" and config.method in ("category", *LLM_METHODS):  # added later: at its default, hashes stay
         payload["retriever"] = retriever  # another backend ranks other items
+        if retriever == "collaborative":  # and its mix weights rank them differently again
+            payload["retriever"] += f":beta={settings.retrieval_beta}:depth={settings.retrieval_depth}"
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:10]
 
 
@@ -113,7 +116,8 @@ def run_classical(config: EvalConfig, dataset: Dataset, users: list[str], store:
         result, history = base_result(dataset, user_id, config.split, levels)
         if config.method == "category":
             categories = baselines.history_categories(dataset, history)[: config.k_tags]
-            hits = index.search_items(categories, k_max, exclude=set(history)) if categories else []
+            user = UserSignals(user_id=user_id, history_item_ids=tuple(history), split=config.split)
+            hits = index.search_items(categories, k_max, set(history), user) if categories else []
             result.ranked_items = interleave([[h.item_id for h in lst] for lst in hits], k_max)
             result.ranked_categories = categories
             result.tags = categories
@@ -143,7 +147,7 @@ async def answer_with_graph(graph: Any, index: Retriever, config: EvalConfig, da
                "date": None if has_timestamps(dataset) else config.date}
     state = await graph.ainvoke(payload, context=ctx)
     tags = [t.tag for t in state.get("tags", [])]
-    user = UserSignals(user_id=user_id, history_item_ids=tuple(history))
+    user = UserSignals(user_id=user_id, history_item_ids=tuple(history), split=config.split)
     hits = await asyncio.to_thread(index.search_items, tags, max(config.k_items), set(history), user) if tags else []
     result.tags = tags
     result.ranked_items = interleave([[h.item_id for h in lst] for lst in hits], max(config.k_items))

@@ -47,7 +47,7 @@ async def run_expert(config: EvalConfig, dataset: Dataset, users: list[str], sto
         tags = [t for t in (clean_text(x.tag, 70) for x in (output.tags if output else [])) if t]
         result.tags = tags
         if tags:
-            user = UserSignals(user_id=user_id, history_item_ids=tuple(history))
+            user = UserSignals(user_id=user_id, history_item_ids=tuple(history), split=config.split)
             hits = await asyncio.to_thread(index.search_items, tags, k_max, set(history), user)
             cats = await asyncio.to_thread(index.nearest_categories, tags, 1)
             result.ranked_items = interleave([[h.item_id for h in lst] for lst in hits], k_max)

@@ -49,7 +49,9 @@ def make_retrieve_node(factory: RetrieverFactory | None = None) -> RetrieveNode:
         retriever = await asyncio.to_thread(make, dataset)  # may build an index on first use: off the event loop
         queries = [t.tag for t in tags]
         history = list(state.get("history_item_ids", []))
-        user = UserSignals(user_id=str(state.get("user_id") or ""), history_item_ids=tuple(history))
+        # the split says which past the history is: a user-aware retriever scores with the model of that split
+        user = UserSignals(user_id=str(state.get("user_id") or ""), history_item_ids=tuple(history),
+                           split=Split(state.get("split") or Split.full).value)
         hits = await asyncio.to_thread(retriever.search_items, queries, ctx.items_per_tag, set(history), user)
         cats = await asyncio.to_thread(retriever.nearest_categories, queries, 1)
         recommendations = [
@@ -57,7 +59,8 @@ def make_retrieve_node(factory: RetrieverFactory | None = None) -> RetrieveNode:
                 tag=tag,
                 category=c[0].category if c else None,
                 category_distance=c[0].distance if c else None,
-                items=[RetrievedItem(item_id=h.item_id, title=h.title, category=h.category, distance=h.distance)
+                items=[RetrievedItem(item_id=h.item_id, title=h.title, category=h.category, distance=h.distance,
+                                     semantic=h.semantic, collaborative=h.collaborative, score=h.score)
                        for h in item_hits],
             )
             for tag, item_hits, c in zip(tags, hits, cats)

@@ -42,10 +42,17 @@ class FinalTag(ProposedTag):
 
 
 class RetrievedItem(BaseModel):
+    """One item a tag retrieved. `distance` is the tag-to-item text distance (cosine); a user-aware retriever also
+    fills the terms it ranked by (each in [0, 1] within the tag's candidates) and their mix, so that a trace (Studio)
+    shows why an item came first: `score = beta · semantic + (1 − beta) · collaborative`. None under Chroma."""
+
     item_id: str
     title: str
     category: str
     distance: float
+    semantic: float | None = None
+    collaborative: float | None = None
+    score: float | None = None
 
 
 class TagRecommendation(BaseModel):

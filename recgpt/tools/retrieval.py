@@ -3,7 +3,8 @@
 The graph's retrieve node and the evaluations ask a `Retriever` (a protocol: `search_items`,
 `nearest_categories`), never Chroma directly, so that another backend (a vector service, a
 user-aware ranker, an in-memory fake in the unit tests) plugs in without touching them. Which one
-is used is a setting: `RECGPT_RETRIEVER` is `chroma` (the default) or `pkg.module:callable`,
+is used is a setting: `RECGPT_RETRIEVER` is `chroma` (the default), `collaborative` (semantic similarity mixed with
+SASRec's next-item score for the user: `recgpt.tools.collaborative`) or `pkg.module:callable`,
 resolved by `retriever_factory` into a `RetrieverFactory` (Dataset -> Retriever); `build_graph`
 takes such a factory too.
 
@@ -35,10 +36,20 @@ BATCH = 256
 
 @dataclass(frozen=True)
 class ItemHit:
+    """One retrieved item. `distance`: how far its text is from the query (Chroma: cosine distance; smaller is closer).
+
+    The hit list's order is the ranking. Chroma ranks by `distance` alone; a user-aware backend that mixes signals
+    also fills the terms it ranked by, so that a trace shows why an item came first: `semantic` and `collaborative`
+    (each min-max normalised to [0, 1] within the query's candidates) and `score`, their mix (higher is better).
+    Backends that rank by distance alone leave them None."""
+
     item_id: str
     title: str
     category: str
     distance: float
+    semantic: float | None = None
+    collaborative: float | None = None
+    score: float | None = None
 
 
 @dataclass(frozen=True)
@@ -49,13 +60,16 @@ class CategoryHit:
 
 @dataclass(frozen=True)
 class UserSignals:
-    """Who the items are retrieved for, beyond the `exclude` set.
+    """Who the items are retrieved for, beyond the `exclude` set: for user-aware scoring (the collaborative
+    retriever re-ranks by the user's history); backends may ignore it, Chroma does.
 
-    Reserved for user-aware scoring (re-ranking by the user's history): callers that know the user pass it now,
-    so that a backend which uses it needs no change at the call sites. Backends may ignore it; Chroma does."""
+    `split` says which past the user is at: `full` when serving (the whole history), `test`/`validation` when an
+    evaluation holds a target out. A backend that learns from other users' histories must learn from that split's
+    training sequences only, or it would have seen the targets it is scored on."""
 
     user_id: str
     history_item_ids: tuple[str, ...] = ()
+    split: str = "full"
 
 
 @runtime_checkable
@@ -193,6 +207,7 @@ ChromaRetriever = CatalogueIndex
 """The Chroma implementation of `Retriever`, under the name that says so."""
 
 CHROMA = "chroma"
+COLLABORATIVE = "collaborative"
 
 
 def chroma_factory(index_dir: Path | None = None, show_progress: bool = False) -> RetrieverFactory:
@@ -212,20 +227,27 @@ def chroma_factory(index_dir: Path | None = None, show_progress: bool = False) -
 def retriever_factory(spec: str | None = None) -> RetrieverFactory:
     """Resolve a retriever setting into a factory; `spec=None` reads RECGPT_RETRIEVER.
 
-    `chroma` is the built-in backend; `pkg.module:callable` names a callable taking a `Dataset` and returning a
+    `chroma` and `collaborative` (with RECGPT_RETRIEVAL_BETA / RECGPT_RETRIEVAL_DEPTH) are built in;
+    `pkg.module:callable` names a callable taking a `Dataset` and returning a
     `Retriever` (a class bound to a dataset qualifies). It is imported now, so a bad setting fails when the graph
     or evaluation is built, before any LLM call is spent; what it returns is checked at each call. The working
     directory is importable, as for plug-ins (RECGPT_PLUGINS)."""
-    if spec is None:
-        from recgpt.settings import get_settings
+    from recgpt.settings import get_settings
 
+    if spec is None:
         spec = get_settings().retriever
     spec = spec.strip()
     if spec == CHROMA:
         return chroma_factory()
+    if spec == COLLABORATIVE:
+        from recgpt.tools.collaborative import collaborative_factory  # here: it imports this module
+
+        settings = get_settings()
+        return collaborative_factory(settings.retrieval_beta, settings.retrieval_depth)
     module_name, _, attr = spec.partition(":")
     if not module_name or not attr:
-        raise RecGPTError(f"retriever {spec!r} must be {CHROMA!r} or look like pkg.module:callable (RECGPT_RETRIEVER)")
+        raise RecGPTError(f"retriever {spec!r} must be {CHROMA!r}, {COLLABORATIVE!r} or look like pkg.module:callable "
+                          "(RECGPT_RETRIEVER)")
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
     try:

@@ -84,7 +84,7 @@ def test_a_retriever_injected_through_build_graph_is_the_one_asked(
     [(queries, k, exclude, user)] = SentinelRetriever.made[0].asked
     assert queries == [t.tag for t in out["tags"]] and k == Context(**CTX).items_per_tag
     assert exclude == {"p1", "n1", "p2"}  # the history before the test target
-    assert user == UserSignals(user_id="u1", history_item_ids=("p1", "n1", "p2"))  # in history order
+    assert user == UserSignals(user_id="u1", history_item_ids=("p1", "n1", "p2"), split="test")  # in history order, its split
     assert out["recommendations"] and all(
         r.category == "Sentinel > Shelf" and [i.item_id for i in r.items] == ["sentinel"] for r in out["recommendations"])
 
@@ -111,8 +111,8 @@ def test_retriever_factory_resolves_an_import_path(small_dataset_dir: Path, isol
 
 
 @pytest.mark.parametrize(("spec", "message"), [
-    ("tests.unit.fakes", "must be 'chroma' or look like pkg.module:callable"),
-    ("", "must be 'chroma' or look like pkg.module:callable"),
+    ("tests.unit.fakes", "must be 'chroma', 'collaborative' or look like pkg.module:callable"),
+    ("", "must be 'chroma', 'collaborative' or look like pkg.module:callable"),
     ("no_such_module_xyz:make", "cannot import no_such_module_xyz"),
     ("tests.unit.fakes:Nothing", "has no 'Nothing'"),
     ("tests.unit.fakes:DEAD_ENDPOINT", "is a str, not a callable"),
