@@ -74,6 +74,59 @@ def eval_command(
     console.print(f"report {md_path}" + (f", plot {png}" if png else "") + f"; per-user results {store}")
 
 
+def _numbers(option: str, text: str, kind: type) -> list:  # noqa: ANN001 - int or float
+    try:
+        values = [kind(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise RecGPTError(f"{option} must be comma-separated {kind.__name__}s (got {text!r})") from None
+    if not values:
+        raise RecGPTError(f"{option} needs at least one value")
+    return sorted(set(values))
+
+
+@app.command("eval-retrieval", epilog="Tag sources: history (the user's 10 most frequent history categories), oracle_leaf "
+             "(the target's full category path), oracle_l2 (its first two levels). Items per user interleave the per-tag "
+             "lists, as `recgpt eval` does. The collaborative model (SASRec on the split's training sequences) is trained "
+             "once per split and cached under $RECGPT_HOME/collab.")
+def eval_retrieval_command(
+    dataset: str = typer.Option("office", help="office, movielens, or a JSONL dataset folder."),
+    split: str = typer.Option("validation", help="validation (tune beta and depth here) or test (report the chosen pair)."),
+    users: int = typer.Option(200, min=1, help="Users sampled from the split (the `recgpt eval` sample at this seed)."),
+    seed: int = typer.Option(0, min=0, help="Seed of the user sample."),
+    betas: str = typer.Option("0,0.1,0.2,0.3,0.5,0.7,1", help="Comma-separated semantic weights of the collaborative retriever, each in [0, 1]."),
+    depths: str = typer.Option("30,50,100,200", help="Comma-separated candidate depths per tag and source."),
+    k: int = typer.Option(10, min=1, help="History categories used as tags, and K of cat HR@K."),
+    k_items: str = typer.Option("10,30", help="Comma-separated K values for item HR@K / NDCG@K."),
+    sources: str = typer.Option("history,oracle_leaf,oracle_l2", help="Comma-separated tag sources."),
+    out: Path = typer.Option(Path("reports"), help="Report folder."),
+) -> None:
+    """Retrieval alone, no LLM: item HR@K and cat HR@K of fixed tag sources through Chroma and through the
+    collaborative retriever (semantic x SASRec mix) over a beta x depth grid, beside SASRec alone."""
+    from recgpt.eval.retrieval_eval import SOURCES, RetrievalEvalConfig, run_retrieval_eval, write_retrieval_report
+
+    if split not in ("validation", "test"):
+        raise RecGPTError(f"--split must be validation or test (got {split!r})")
+    beta_values = _numbers("--betas", betas, float)
+    if any(not 0.0 <= b <= 1.0 for b in beta_values):
+        raise RecGPTError(f"--betas must lie within [0, 1] (got {betas!r})")
+    depth_values = _numbers("--depths", depths, int)
+    if any(d < 1 for d in depth_values):
+        raise RecGPTError(f"--depths must be positive (got {depths!r})")
+    chosen = [s.strip() for s in sources.split(",") if s.strip()]
+    if not chosen or any(s not in SOURCES for s in chosen):
+        raise RecGPTError(f"--sources must list some of {', '.join(SOURCES)} (got {sources!r})")
+    config = RetrievalEvalConfig(dataset=dataset, split=split, users=users, seed=seed, betas=beta_values,  # type: ignore[arg-type]
+                                 depths=depth_values, k_tags=k, k_items=_numbers("--k-items", k_items, int), sources=chosen)
+    result = run_retrieval_eval(config, get_settings().home)
+    md, _, png = write_retrieval_report(result, out)
+    best = result["best"]
+    if best:
+        console.print(f"best on {best['source']} tags: beta {best['beta']:g}, depth {best['depth']}: item HR@10 "
+                      f"{best['metrics']['item_hr@10']:.3f}, HR@30 {best['metrics']['item_hr@30']:.3f}; SASRec alone "
+                      f"{result['sasrec']['metrics']['item_hr@10']:.3f} / {result['sasrec']['metrics']['item_hr@30']:.3f}")
+    console.print(f"report {md}" + (f", plot {png}" if png else ""))
+
+
 @app.command("eval-explain")
 def eval_explain_command(
     dataset: str = typer.Option("office", help="office, movielens, or a JSONL dataset folder."),

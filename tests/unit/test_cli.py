@@ -18,7 +18,7 @@ def recgpt(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_every_command_has_help() -> None:
-    for args in ([], ["serve"], ["recommend"], ["demo"], ["eval"], ["model"], ["model", "prepare"], ["stats", "context"]):
+    for args in ([], ["serve"], ["recommend"], ["demo"], ["eval"], ["eval-retrieval"], ["model"], ["model", "prepare"], ["stats", "context"]):
         result = recgpt(*args, "--help")
         assert result.returncode == 0 and "Usage" in result.stdout, (args, result.stderr)
 
