@@ -85,7 +85,7 @@ class CollaborativeRetriever:
         self._ids: list[str] = list(dataset.items)
         self._position = {item_id: n for n, item_id in enumerate(self._ids)}
         self._vectors: np.ndarray | None = item_vectors  # rows aligned with `dataset.items`; None: loaded at first use
-        self._under: dict[str, list[str]] = {}
+        self._under: dict[str, np.ndarray] = {}
         self._queries: dict[str, np.ndarray] = {}
         self._lock = threading.Lock()  # the query-vector cache
         self._vectors_lock = threading.Lock()  # the item vectors, loaded once
@@ -107,10 +107,12 @@ class CollaborativeRetriever:
         query_vectors = self._query_vectors(queries)
         item_vectors = self._item_vectors()
         collaborative = np.asarray(model.score(history, self._ids), dtype=np.float64)  # one forward pass per call
+        excluded = np.zeros(len(self._ids), dtype=bool)
+        excluded[[self._position[i] for i in exclude if i in self._position]] = True
         out: list[list[ItemHit]] = []
-        for n, query in enumerate(queries):
+        for n in range(len(queries)):
             nearest = categories[n][0].category if n < len(categories) and categories[n] else ""
-            candidates = self._candidates(semantic_hits[n] if n < len(semantic_hits) else [], nearest, exclude,
+            candidates = self._candidates(semantic_hits[n] if n < len(semantic_hits) else [], nearest, excluded,
                                           collaborative, depth)
             if not candidates:
                 out.append([])
@@ -139,24 +141,28 @@ class CollaborativeRetriever:
         return self.model_for(split)
 
     # -- internals -----------------------------------------------------------------------------------------------
-    def _candidates(self, semantic_hits: list[ItemHit], category: str, exclude: set[str], collaborative: np.ndarray,
+    def _candidates(self, semantic_hits: list[ItemHit], category: str, excluded: np.ndarray, collaborative: np.ndarray,
                     depth: int) -> list[str]:
-        """Semantic candidates first (in their order), then the category's best `depth` by collaborative score."""
-        chosen = [h.item_id for h in semantic_hits if h.item_id in self._position and h.item_id not in exclude][:depth]
+        """Semantic candidates first (in their order), then the category's best `depth` by collaborative score
+        (`excluded`: a mask over the catalogue of the items never to return)."""
+        chosen = [h.item_id for h in semantic_hits if h.item_id in self._position and not excluded[self._position[h.item_id]]]
+        chosen = chosen[:depth]
         seen = set(chosen)
-        in_category = [i for i in self._items_under(category) if i not in exclude]
-        in_category.sort(key=lambda i: -collaborative[self._position[i]])
-        chosen += [i for i in in_category[:depth] if i not in seen]
+        inside = self._positions_under(category)
+        inside = inside[~excluded[inside]]
+        best = inside[np.argsort(-collaborative[inside], kind="stable")[:depth]]
+        chosen += [self._ids[p] for p in best if self._ids[p] not in seen]
         return chosen
 
-    def _items_under(self, category: str) -> list[str]:
-        """Items whose category path is `category` or below it (`A > B` covers `A > B` and `A > B > C`)."""
-        if not category:
-            return []
+    def _positions_under(self, category: str) -> np.ndarray:
+        """Catalogue positions of the items whose category path is `category` or below it (`A > B` covers `A > B`
+        and `A > B > C`)."""
         if category not in self._under:
             prefix = category + " > "
-            self._under[category] = [i for i, item in self.dataset.items.items()
-                                     if item.category == category or item.category.startswith(prefix)]
+            self._under[category] = np.asarray(
+                [n for n, i in enumerate(self._ids) if category and (self.dataset.items[i].category == category
+                                                                      or self.dataset.items[i].category.startswith(prefix))],
+                dtype=np.int64)
         return self._under[category]
 
     def _query_vectors(self, queries: list[str]) -> np.ndarray:
