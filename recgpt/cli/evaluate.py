@@ -93,7 +93,7 @@ def eval_retrieval_command(
     split: str = typer.Option("validation", help="validation (tune beta and depth here) or test (report the chosen pair)."),
     users: int = typer.Option(200, min=1, help="Users sampled from the split (the `recgpt eval` sample at this seed)."),
     seed: int = typer.Option(0, min=0, help="Seed of the user sample."),
-    betas: str = typer.Option("0,0.1,0.2,0.3,0.5,0.7,1", help="Comma-separated semantic weights of the collaborative retriever, each in [0, 1]."),
+    betas: str = typer.Option("0,0.05,0.1,0.2,0.3,0.4,0.5,0.7,0.9,1", help="Comma-separated semantic weights of the collaborative retriever, each in [0, 1]."),
     depths: str = typer.Option("30,50,100,200", help="Comma-separated candidate depths per tag and source."),
     k: int = typer.Option(10, min=1, help="History categories used as tags, and K of cat HR@K."),
     k_items: str = typer.Option("10,30", help="Comma-separated K values for item HR@K / NDCG@K."),

@@ -54,6 +54,20 @@ def minmax(values: Sequence[float]) -> list[float]:
     return [(max(v, low) - low) / (high - low) if not np.isnan(v) else 0.0 for v in values]
 
 
+_NONE = np.zeros(0, dtype=np.int64)
+
+
+def _items_under_each_path(dataset: Dataset, ids: list[str]) -> dict[str, np.ndarray]:
+    """Every category path prefix of the catalogue ('A', 'A > B', ...) -> the positions (in `ids`) of the items at or
+    below it: one pass over the catalogue, so that a tag's category items are a lookup."""
+    under: dict[str, list[int]] = {}
+    for position, item_id in enumerate(ids):
+        path = dataset.items[item_id].category_path
+        for level in range(1, len(path) + 1):
+            under.setdefault(" > ".join(path[:level]), []).append(position)
+    return {category: np.asarray(positions, dtype=np.int64) for category, positions in under.items()}
+
+
 def _default_embedder(texts: list[str]) -> np.ndarray:
     from recgpt.tools.embeddings import embed  # here: loading MiniLM is only needed once something is scored
 
@@ -85,7 +99,7 @@ class CollaborativeRetriever:
         self._ids: list[str] = list(dataset.items)
         self._position = {item_id: n for n, item_id in enumerate(self._ids)}
         self._vectors: np.ndarray | None = item_vectors  # rows aligned with `dataset.items`; None: loaded at first use
-        self._under: dict[str, np.ndarray] = {}
+        self._under = _items_under_each_path(dataset, self._ids)
         self._queries: dict[str, np.ndarray] = {}
         self._lock = threading.Lock()  # the query-vector cache
         self._vectors_lock = threading.Lock()  # the item vectors, loaded once
@@ -157,13 +171,7 @@ class CollaborativeRetriever:
     def _positions_under(self, category: str) -> np.ndarray:
         """Catalogue positions of the items whose category path is `category` or below it (`A > B` covers `A > B`
         and `A > B > C`)."""
-        if category not in self._under:
-            prefix = category + " > "
-            self._under[category] = np.asarray(
-                [n for n, i in enumerate(self._ids) if category and (self.dataset.items[i].category == category
-                                                                      or self.dataset.items[i].category.startswith(prefix))],
-                dtype=np.int64)
-        return self._under[category]
+        return self._under.get(category, _NONE)
 
     def _query_vectors(self, queries: list[str]) -> np.ndarray:
         with self._lock:

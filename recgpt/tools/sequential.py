@@ -63,6 +63,20 @@ class _SASRecNet(nn.Module):
         return self.norm(h) @ self.item_emb.weight.T  # tied output embedding
 
 
+def training_threads() -> int:
+    """Torch threads for training now: the cores that other processes leave free (1-minute load average), at least one.
+
+    torch's intra-op threads spin-wait for each other, so with a core taken by another process (a vLLM server, a test
+    suite) two threads are far slower than one: on Office, 2 cores, beside a vLLM server, 93 s per epoch on 2 threads
+    against 10 s on 1. On an idle machine all of torch's threads are used."""
+    threads = torch.get_num_threads()
+    try:
+        busy = os.getloadavg()[0]
+    except OSError:  # not on every platform
+        return threads
+    return max(1, min(threads, (os.cpu_count() or threads) - int(busy + 0.5)))
+
+
 class SASRec:
     """SASRec (Kang & McAuley 2018): a causal self-attention next-item model, trained on CPU with
     full-softmax cross-entropy at every position of the training sequences (left-padded).
@@ -79,6 +93,7 @@ class SASRec:
         self.show_progress = show_progress
         self.losses: list[float] = []
         self.train_seconds: float = 0.0
+        self.train_threads: int = 0
         self.items: list[str] = []
         self.index: dict[str, int] = {}
         self.maxlen: int = 0
@@ -93,6 +108,15 @@ class SASRec:
         return _SASRecNet(len(self.items), hp["dim"], hp["layers"], hp["heads"], self.maxlen, hp["dropout"])
 
     def fit(self, sequences: dict[str, list[str]]) -> SASRec:
+        threads = torch.get_num_threads()
+        self.train_threads = training_threads()
+        torch.set_num_threads(self.train_threads)
+        try:
+            return self._fit(sequences)
+        finally:
+            torch.set_num_threads(threads)
+
+    def _fit(self, sequences: dict[str, list[str]]) -> SASRec:
         hp = self.hparams
         started = time.perf_counter()
         torch.manual_seed(hp["seed"])
@@ -175,7 +199,8 @@ class SASRec:
         net = self._trained()
         path.parent.mkdir(parents=True, exist_ok=True)
         payload = {"format": FORMAT_VERSION, "hparams": dict(self.hparams), "items": list(self.items), "maxlen": self.maxlen,
-                   "losses": list(self.losses), "train_seconds": self.train_seconds, "state_dict": net.state_dict()}
+                   "losses": list(self.losses), "train_seconds": self.train_seconds, "train_threads": self.train_threads,
+                   "state_dict": net.state_dict()}
         handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         os.close(handle)
         try:
@@ -198,6 +223,7 @@ class SASRec:
         model.maxlen = int(payload["maxlen"])
         model.losses = list(payload["losses"])
         model.train_seconds = float(payload.get("train_seconds", 0.0))
+        model.train_threads = int(payload.get("train_threads", 0))
         model.net = model._build_net()
         model.net.load_state_dict(payload["state_dict"])
         model.net.eval()
