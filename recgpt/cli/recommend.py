@@ -60,7 +60,11 @@ def recommend(
 
     plugins = configured_plugins([*get_settings().plugins, *plugin])  # a bad plug-in -> one line, before any LLM call
     check_endpoint(ctx)
-    load_dataset(dataset).user(user)  # unknown user -> one clear line before any LLM call
+    data = load_dataset(dataset)
+    data.user(user)  # unknown user -> one clear line before any LLM call
+    from recgpt.tools.retrieval import prepare_retriever
+
+    prepare_retriever(data, split, show_progress=not as_json)  # index / collaborative model: once, with progress bars
     started = time.perf_counter()
     situation = dict(date=date, weather=weather, trend=trend)
     with console.status(f"running the agent graph for user {user}" + (f" on thread {thread}" if thread else "")):
@@ -89,7 +93,7 @@ def demo(
     from recgpt.data import load_dataset
     from recgpt.render import render_result, usage_totals
     from recgpt.runner import arecommend_many
-    from recgpt.tools.retrieval import CHROMA, COLLABORATIVE, chroma_factory, retriever_factory
+    from recgpt.tools.retrieval import prepare_retriever
     from recgpt.tools.server import ServerConfig, is_healthy, start_server
 
     settings = get_settings()
@@ -107,14 +111,7 @@ def demo(
             data = load_dataset(dataset)
         # warm the configured backend before the first user, with progress bars: Chroma builds its index once, the
         # collaborative retriever also trains its serving (full-split) model once
-        if settings.retriever == CHROMA:
-            chroma_factory(show_progress=True)(data)
-        elif settings.retriever == COLLABORATIVE:
-            from recgpt.tools.collaborative import collaborative_factory
-
-            collaborative_factory(show_progress=True)(data).prepare("full")  # type: ignore[attr-defined]
-        else:
-            retriever_factory()(data)
+        prepare_retriever(data, "full")
         rng = random.Random(seed)
         chosen = rng.sample(sorted(data.split_users("full"), key=lambda u: (len(u), u)), users)
         console.print(f"dataset {dataset}: {len(data.users)} users, {len(data.items)} items; showing users {', '.join(chosen)}")

@@ -43,7 +43,7 @@ from recgpt.render import usage_totals
 from recgpt.services.endpoints import endpoint_of, served_model_identity
 from recgpt.settings import get_settings
 from recgpt.tools.llm import ENDPOINT_DOWN
-from recgpt.tools.retrieval import Retriever, UserSignals, get_retriever, retriever_factory
+from recgpt.tools.retrieval import Retriever, UserSignals, get_retriever, prepare_retriever, retriever_factory
 
 
 def sample_users(dataset: Dataset, split: str, n: int, seed: int) -> list[str]:
@@ -86,7 +86,8 @@ def config_hash(config: EvalConfig, dataset: Dataset, model: str | None) -> str:
 
     settings = get_settings()
     retriever = settings.retriever.strip()
-    if retriever != "chroma" and config.method in ("category", *LLM_METHODS):  # added later: at its default, hashes stay
+    # The setting was added later: under `chroma` (the default then) results keep the keys they were stored under.
+    if retriever != "chroma" and config.method in ("category", *LLM_METHODS):
         payload["retriever"] = retriever  # another backend ranks other items
         if retriever == "collaborative":  # and its mix weights rank them differently again
             payload["retriever"] += f":beta={settings.retrieval_beta}:depth={settings.retrieval_depth}"
@@ -191,6 +192,8 @@ def run_eval(config: EvalConfig, home: Path, show_progress: bool = True) -> tupl
         if endpoint.assembler is not None:  # hybrid: results depend on the adaptor's weights, key them by its content
             model += f"+adaptor:{endpoint.assembler.adaptor_fingerprint}"
     store = ResultStore(home / "eval" / f"{config.method}-{config_hash(config, dataset, model)}.jsonl")
+    if config.method in ("category", *LLM_METHODS):  # they retrieve: build the index / collaborative model visibly
+        prepare_retriever(dataset, config.split, show_progress)
     if config.method == "recgpt":
         asyncio.run(run_recgpt(config, dataset, users, store, show_progress))
     elif config.method == "expert":

@@ -149,11 +149,6 @@ class CollaborativeRetriever:
         """The semantic retriever's: which category a tag names does not depend on the user."""
         return self.semantic.nearest_categories(queries, k)
 
-    # -- preparation ---------------------------------------------------------------------------------------------
-    def prepare(self, split: str = "full") -> SASRec:
-        """Load (or train, once) the model of `split` now, e.g. before serving, instead of at the first request."""
-        return self.model_for(split)
-
     # -- internals -----------------------------------------------------------------------------------------------
     def _candidates(self, semantic_hits: list[ItemHit], category: str, excluded: np.ndarray, collaborative: np.ndarray,
                     depth: int) -> list[str]:

@@ -3,8 +3,9 @@
 The graph's retrieve node and the evaluations ask a `Retriever` (a protocol: `search_items`,
 `nearest_categories`), never Chroma directly, so that another backend (a vector service, a
 user-aware ranker, an in-memory fake in the unit tests) plugs in without touching them. Which one
-is used is a setting: `RECGPT_RETRIEVER` is `chroma` (the default), `collaborative` (semantic similarity mixed with
-SASRec's next-item score for the user: `recgpt.tools.collaborative`) or `pkg.module:callable`,
+is used is a setting: `RECGPT_RETRIEVER` is `collaborative` (the default: semantic similarity mixed with SASRec's
+next-item score for the user, `recgpt.tools.collaborative`), `chroma` (semantic similarity alone) or
+`pkg.module:callable`,
 resolved by `retriever_factory` into a `RetrieverFactory` (Dataset -> Retriever); `build_graph`
 takes such a factory too.
 
@@ -97,7 +98,8 @@ is expensive to build should cache it per dataset, as the Chroma one does."""
 
 
 class CatalogueIndex:
-    """Chroma-backed retrieval over one dataset's catalogue: the default `Retriever`.
+    """Chroma-backed retrieval over one dataset's catalogue: `RECGPT_RETRIEVER=chroma`, and the semantic side of the
+    default `collaborative` retriever.
 
     Get it through `get_index` (or `chroma_factory`), not by constructing it: opening the same Chroma folder twice
     in a process breaks Chroma's client (see `get_index`)."""
@@ -272,6 +274,25 @@ def retriever_factory(spec: str | None = None) -> RetrieverFactory:
         return retriever
 
     return checked
+
+
+def prepare_retriever(dataset: Dataset, split: str = "full", show_progress: bool = True) -> None:
+    """Build what the configured retriever needs for `split` now, with progress bars, instead of inside the first
+    user's retrieval: the Chroma index (seconds to a minute, once per catalogue) and, for `collaborative`, the SASRec
+    model of that split (minutes, once per dataset content and split; cached under RECGPT_HOME/collab). The graph's
+    retrieval then finds both in this process's caches. A custom backend (`pkg.module:callable`) is just made."""
+    from recgpt.settings import get_settings
+
+    settings = get_settings()
+    spec = settings.retriever.strip()
+    if spec in (CHROMA, COLLABORATIVE):
+        chroma_factory(show_progress=show_progress)(dataset)
+    if spec == COLLABORATIVE:
+        from recgpt.tools.sequential import collaborative_model
+
+        collaborative_model(dataset, split, settings.collab_dir, show_progress=show_progress)
+    if spec not in (CHROMA, COLLABORATIVE):
+        retriever_factory(spec)(dataset)
 
 
 def get_retriever(dataset: Dataset) -> Retriever:

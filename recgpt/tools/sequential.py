@@ -203,6 +203,7 @@ class SASRec:
                    "state_dict": net.state_dict()}
         handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         os.close(handle)
+        os.chmod(temp, 0o644)  # mkstemp's 0600 would hide the cache from other users of the machine
         try:
             torch.save(payload, temp)
             os.replace(temp, path)
