@@ -40,6 +40,7 @@ from recgpt.eval.runs import (
 from recgpt.graph import build_graph
 from recgpt.prompts import arbiter, expert, planner, shared
 from recgpt.render import usage_totals
+from recgpt.runner import check_endpoint
 from recgpt.services.endpoints import endpoint_of, served_model_identity
 from recgpt.settings import get_settings
 from recgpt.tools.llm import ENDPOINT_DOWN
@@ -192,7 +193,12 @@ def run_eval(config: EvalConfig, home: Path, show_progress: bool = True) -> tupl
         if endpoint.assembler is not None:  # hybrid: results depend on the adaptor's weights, key them by its content
             model += f"+adaptor:{endpoint.assembler.adaptor_fingerprint}"
     store = ResultStore(home / "eval" / f"{config.method}-{config_hash(config, dataset, model)}.jsonl")
-    if config.method in ("category", *LLM_METHODS):  # they retrieve: build the index / collaborative model visibly
+    done = store.load()
+    if config.method in ("category", *LLM_METHODS) and any(u not in done or done[u].error for u in users):
+        # they retrieve: build the index / collaborative model now, visibly, rather than inside the first user's
+        # retrieval; an LLM method checks its endpoint first, so a server that is down fails in seconds, not minutes
+        if config.method in LLM_METHODS:
+            check_endpoint(recgpt_context(config))
         prepare_retriever(dataset, config.split, show_progress)
     if config.method == "recgpt":
         asyncio.run(run_recgpt(config, dataset, users, store, show_progress))
