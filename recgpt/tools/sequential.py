@@ -6,7 +6,7 @@ similarity, and tools may not import eval. `recgpt.eval.baselines.SASRec` is thi
 
 `collaborative_model` is the cache: one trained model per (dataset content, split, hyper-parameters), saved as a
 `.pt` file beside the Chroma index (`$RECGPT_HOME/collab/`) and loaded by every later process, so that the graph
-pays the training (about a minute on Office, 2 CPU cores) once, not per run. It learns from
+pays the training (Office: 142 s on 2 idle CPU cores, 195-270 s on one) once, not per run. It learns from
 `Dataset.training_sequences(split)`: for `test` and `validation` only the interactions before that split's
 held-out target, for `full` (serving) everything; a model scored on a split never saw that split's targets.
 """
