@@ -17,12 +17,15 @@ venv:
 demo: venv
 	$(RECGPT) demo
 
-## Runs the whole test suite, slow integration tests against a real vLLM server included.
+## Runs the whole test suite, slow integration tests against a real vLLM server included, after the layer
+## contracts of pyproject.toml (`lint-imports`: an import against the layers fails here, before any test runs).
 test: venv
+	$(VENV)/bin/lint-imports
 	$(VENV)/bin/python -m pytest
 
 ## Unit tests only (no server).
 test-fast: venv
+	$(VENV)/bin/lint-imports
 	$(VENV)/bin/python -m pytest -m "not slow"
 
 serve: venv

@@ -19,7 +19,7 @@ from __future__ import annotations
 from pydantic import BaseModel, Field
 
 from recgpt.graph.plugins import ExpertPlugin, TagFilterPlugin
-from recgpt.graph.state import FinalTag, RecState
+from recgpt.schema.state import FinalTag, RecState
 
 BLOCKED_WORDS = frozenset({"knife", "knives", "weapon", "gun", "cigarette", "vape", "alcohol"})
 

@@ -6,6 +6,7 @@ Stable surface (documented with runnable snippets in docs/api.md)::
     from recgpt import recommend, recommend_many, stream         # sync: one user, a batch, node updates
     from recgpt import arecommend, arecommend_many, astream      # the same, async
     from recgpt import ExpertPlugin, TagFilterPlugin             # plug-in agent nodes
+    from recgpt import Retriever, UserSignals, ItemHit, CategoryHit  # a retrieval backend: build_graph(retriever=...)
 """
 
 from __future__ import annotations
@@ -14,13 +15,14 @@ from typing import Any
 
 __version__ = "0.1.0"
 RUNNER = ("recommend", "recommend_many", "stream", "arecommend", "arecommend_many", "astream")
-__all__ = ["Context", "build_graph", *RUNNER, "ExpertPlugin", "TagFilterPlugin", "__version__"]
+RETRIEVAL = ("Retriever", "RetrieverFactory", "UserSignals", "ItemHit", "CategoryHit")
+__all__ = ["Context", "build_graph", *RUNNER, "ExpertPlugin", "TagFilterPlugin", *RETRIEVAL, "__version__"]
 
 
 def __getattr__(name: str) -> Any:
     # Lazy: `import recgpt` stays cheap and free of import cycles.
     if name == "Context":
-        from recgpt.graph.context import Context
+        from recgpt.schema.context import Context
 
         return Context
     if name == "build_graph":
@@ -35,4 +37,8 @@ def __getattr__(name: str) -> Any:
         from recgpt.graph import plugins
 
         return getattr(plugins, name)
+    if name in RETRIEVAL:
+        from recgpt.tools import retrieval
+
+        return getattr(retrieval, name)
     raise AttributeError(name)

@@ -11,6 +11,8 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from recgpt.schema.state import result_keys
+
 
 def to_jsonable(value: Any) -> Any:
     if isinstance(value, BaseModel):
@@ -23,9 +25,7 @@ def to_jsonable(value: Any) -> Any:
 
 
 def result_json(state: dict[str, Any]) -> str:
-    keys = ["user_id", "dataset", "split", "context_stats", "personas", "tag_pool", "tags", "recommendations",
-            "explanations", "judgements", "calls", "timings", "flags"]
-    return json.dumps({k: to_jsonable(state.get(k)) for k in keys}, indent=2, ensure_ascii=False)
+    return json.dumps({k: to_jsonable(state.get(k)) for k in result_keys()}, indent=2, ensure_ascii=False)
 
 
 def usage_totals(state: dict[str, Any]) -> dict[str, float]:

@@ -9,7 +9,9 @@ from typing import Any, Literal
 
 from recgpt.errors import EndpointError, RecGPTError
 from recgpt.graph import Context, build_graph
+from recgpt.graph.persistence import sqlite_saver
 from recgpt.settings import get_settings
+from recgpt.tools.retrieval import RetrieverFactory
 from recgpt.tools.server import is_healthy
 
 RunStatus = Literal["new", "resumed", "finished earlier"]
@@ -111,20 +113,20 @@ def default_checkpoint_db() -> Path:
 
 async def arecommend_durable(user_id: str, thread: str, dataset: str = "office", split: str = "full",
                              ctx: Context | None = None, db_path: Path | None = None, plugins: list[Any] | None = None,
-                             **situation: Any) -> tuple[dict[str, Any], RunStatus]:
+                             retriever: RetrieverFactory | None = None, **situation: Any) -> tuple[dict[str, Any], RunStatus]:
     """Run one user on a durable thread (SQLite checkpointer): a run killed mid-flight resumes where it stopped.
 
     Checkpoints are written synchronously after every step, and every finished task's writes as it finishes, so
     the experts that completed before a SIGKILL are not asked again. A thread holds one user's run: the same
     thread id again returns a finished run as it was (use a new id for a fresh run), resumes an unfinished one,
     and refuses another user or dataset. The runtime Context is not part of the checkpoint: a resumed run uses
-    the options it is resumed with.
+    the options it is resumed with. `plugins` and `retriever` are passed to `build_graph` (the other entry points
+    take a built graph instead: `graph=build_graph(retriever=...)`).
     """
-    from recgpt.graph.persistence import sqlite_saver
 
     ctx = ctx or Context()
     async with sqlite_saver(Path(db_path or default_checkpoint_db())) as saver:
-        graph = build_graph(checkpointer=saver, plugins=plugins)
+        graph = build_graph(checkpointer=saver, plugins=plugins, retriever=retriever)
         config = {"configurable": {"thread_id": thread}}
         snapshot = await graph.aget_state(config)
         stored = snapshot.values or {}

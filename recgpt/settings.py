@@ -1,7 +1,7 @@
 """Process-wide settings (paths, endpoint) read from the environment with the RECGPT_ prefix.
 
 Per-run knobs of the agent graph (K personas, M tags, N final tags, temperatures) live in
-`recgpt.graph.context.Context`, the graph's runtime context, not here.
+`recgpt.schema.context.Context`, the graph's runtime context, not here.
 """
 
 from __future__ import annotations
@@ -54,6 +54,11 @@ class Settings(BaseSettings):
                      "at once, so without a bound a large batch makes every request slow enough to time out."),
     )
 
+    retriever: str = Field(
+        default="chroma",
+        description=("Retrieval backend: `chroma` (persistent index under home/chroma) or a `pkg.module:callable` "
+                     "taking a Dataset and returning a Retriever (see recgpt.tools.retrieval)."),
+    )
     plugins: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
         description="Plug-in agent nodes as comma-separated `pkg.module:obj` import paths (see recgpt.graph.plugins).",

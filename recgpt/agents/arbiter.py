@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-import time
 from functools import lru_cache
 from typing import Any, Literal
 
 from langgraph.runtime import Runtime
 from pydantic import BaseModel, Field, create_model
 
-from recgpt.agents.common import endpoint_of, messages
-from recgpt.graph.context import Context
-from recgpt.graph.state import FinalTag, NodeTiming, ProposedTag, RecState
+from recgpt.agents.common import AgentCall, messages
 from recgpt.prompts.arbiter import ARBITER_INSTRUCTIONS
+from recgpt.schema.context import Context
+from recgpt.schema.state import FinalTag, ProposedTag, RecState
 from recgpt.text_fields import english_text
-from recgpt.tools.llm import AGENT_FAILURES, acall_structured, call_of, chat_model, failure_flag
+from recgpt.tools.llm import failure_flag
 
 
 @lru_cache(maxsize=64)
@@ -77,28 +76,18 @@ def select(pool: list[ProposedTag], chosen: list[int], n: int) -> tuple[list[Fin
 
 async def arbiter_node(state: RecState, runtime: Runtime[Context]) -> dict[str, Any]:
     ctx = runtime.context
-    started = time.perf_counter()
     pool = dedupe_pool(state.get("tag_pool", []))
-    timing = lambda: [NodeTiming(node="arbiter", seconds=time.perf_counter() - started)]  # noqa: E731
-    if not pool:
-        return {"tags": [], "flags": ["no_tags: every expert failed, nothing to arbitrate"], "timings": timing()}
+    run = AgentCall("arbiter", ctx)
     n = min(ctx.num_tags, len(pool))
-    if len(pool) <= ctx.num_tags:
-        tags, _ = select(pool, [], n)
-        return {"tags": tags, "timings": timing()}
+    if len(pool) <= ctx.num_tags:  # nothing to choose: no call
+        if not pool:
+            run.flags.append("no_tags: every expert failed, nothing to arbitrate")
+        return run.update(tags=select(pool, [], n)[0])
     listing = "\n".join(f"{i}: {t.tag} — {t.persona}" for i, t in enumerate(pool, start=1))
-    endpoint = endpoint_of(ctx)
-    model = chat_model(endpoint, ctx.arbiter_temperature, 6 * n + 90, ctx.seed)
     prompt = messages(state["shared_prefix"], ARBITER_INSTRUCTIONS.format(pool=listing, n=n))
-    flags: list[str] = []
-    try:
-        output, call = await acall_structured(model, prompt, arbiter_schema(n, len(pool)), "arbiter",
-                                              endpoint.base_url, ctx.schema_attempts)
-        tags, filled = select(pool, list(output.selected), n)
-        if filled:
-            flags.append("arbiter_repeated_choices: filled the rest round-robin from the pool")
-    except AGENT_FAILURES as exc:
-        call = call_of(exc, "arbiter")
-        tags, _ = select(pool, [], n)
-        flags.append(failure_flag("arbiter", exc) + f"; kept the first {n} tags round-robin across personas")
-    return {"tags": tags, "calls": [call], "flags": flags, "timings": timing()}
+    output = await run.ask("arbiter", prompt, arbiter_schema(n, len(pool)), ctx.arbiter_temperature, 6 * n + 90, ctx.seed,
+                           flag=lambda exc: failure_flag("arbiter", exc) + f"; kept the first {n} tags round-robin across personas")
+    tags, filled = select(pool, list(output.selected) if output is not None else [], n)
+    if output is not None and filled:
+        run.flags.append("arbiter_repeated_choices: filled the rest round-robin from the pool")
+    return run.update(tags=tags)

@@ -1,78 +1,22 @@
-"""Helpers every LLM agent shares: endpoint resolution and message layout."""
+"""Helpers every LLM agent shares: message layout, text clean-up, and `AgentCall`, a node's LLM call with its
+accounting (calls, flags, timing), so that nodes hold their logic and not the bookkeeping."""
 
 from __future__ import annotations
 
-from functools import lru_cache
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, TypeVar
 
-import httpx
 from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
+from pydantic import BaseModel
 
-from recgpt.errors import EndpointError
-from recgpt.graph.context import Context
-from recgpt.tools.llm import Endpoint
+from recgpt.schema.calls import LLMCall
+from recgpt.schema.context import Context
+from recgpt.schema.state import NodeTiming
+from recgpt.services.endpoints import endpoint_of
+from recgpt.tools.llm import AGENT_FAILURES, Endpoint, acall_structured, call_of, chat_model, failure_flag
 
-
-@lru_cache(maxsize=16)
-def _first_served_model(base_url: str, api_key: str) -> str:
-    try:
-        response = httpx.get(base_url.rstrip("/") + "/models", headers={"Authorization": f"Bearer {api_key}"}, timeout=10.0)
-        response.raise_for_status()
-        models = [m["id"] for m in response.json().get("data", [])]
-    except (httpx.HTTPError, ValueError, KeyError) as exc:
-        raise EndpointError(
-            f"LLM endpoint {base_url} unreachable ({type(exc).__name__}); start one with `recgpt serve` or set RECGPT_BASE_URL"
-        ) from None
-    if not models:
-        raise EndpointError(f"LLM endpoint {base_url} serves no model")
-    return models[0]
-
-
-def served_model_identity(base_url: str, model: str, api_key: str = "EMPTY") -> str:
-    """What the server actually serves under `model`: its weights folder (`root`) and, when that folder
-    is on this machine, the size and mtime of every weight file. Served names stay fixed
-    ('recgpt-policy') across base, SFT and GRPO policies, so results are keyed by this instead."""
-    from pathlib import Path
-
-    try:
-        response = httpx.get(base_url.rstrip("/") + "/models", headers={"Authorization": f"Bearer {api_key}"}, timeout=10.0)
-        response.raise_for_status()
-        roots = [m.get("root") or m["id"] for m in response.json().get("data", []) if m.get("id") == model]
-    except (httpx.HTTPError, ValueError, KeyError):
-        return model
-    if not roots:
-        return model
-    folder = Path(str(roots[0]))
-    weights = sorted(folder.glob("*.safetensors")) if folder.is_dir() else []
-    stamp = ",".join(f"{w.name}:{w.stat().st_size}:{int(w.stat().st_mtime)}" for w in weights)
-    return f"{model}@{folder}" + (f"[{stamp}]" if stamp else "")
-
-
-@lru_cache(maxsize=16)
-def _bind_hybrid(base_url: str, model: str, adaptor_dir: str, api_key: str) -> None:
-    from pathlib import Path
-
-    from recgpt.tools import hybrid
-
-    hybrid.register(base_url, model, Path(adaptor_dir) if adaptor_dir else None, api_key)
-
-
-def endpoint_of(ctx: Context) -> Endpoint:
-    """The policy endpoint; in hybrid compression also binds (once) the entity adaptor that its calls use."""
-    model = ctx.model or _first_served_model(ctx.base_url, ctx.api_key)
-    if ctx.compression == "hybrid":
-        _bind_hybrid(ctx.base_url, model, ctx.adaptor_dir, ctx.api_key)
-    return Endpoint(base_url=ctx.base_url, model=model, api_key=ctx.api_key,
-                    timeout_s=ctx.request_timeout_s, max_retries=ctx.max_retries)
-
-
-def judge_endpoint_of(ctx: Context) -> Endpoint:
-    """The judge may run on another endpoint/model than the policy (e.g. a larger model)."""
-    if not ctx.judge_base_url and not ctx.judge_model:
-        return endpoint_of(ctx)
-    base_url = ctx.judge_base_url or ctx.base_url
-    model = ctx.judge_model or (ctx.model if base_url == ctx.base_url and ctx.model else _first_served_model(base_url, ctx.api_key))
-    return Endpoint(base_url=base_url, model=model, api_key=ctx.api_key,
-                    timeout_s=ctx.request_timeout_s, max_retries=ctx.max_retries)
+S = TypeVar("S", bound=BaseModel)
 
 
 def messages(shared_prefix: str, instructions: str) -> list[BaseMessage]:
@@ -82,3 +26,42 @@ def messages(shared_prefix: str, instructions: str) -> list[BaseMessage]:
 
 def clean_text(text: str, limit: int) -> str:
     return " ".join(text.split())[:limit].strip()
+
+
+@dataclass
+class AgentCall:
+    """One node's LLM work and its accounting: timing from construction, every call and flag collected.
+
+    `ask` makes one structured call. An agent failure (by default `AGENT_FAILURES`) is recorded (its call and a flag)
+    and `ask` returns None, so the node picks its fallback and nothing is lost; other errors propagate (e.g. to the
+    node's RetryPolicy). `update(**outputs)` is the node's return value: outputs + calls, flags and timing.
+    """
+
+    node: str
+    ctx: Context
+    endpoint: Endpoint | None = None
+    """None: the policy endpoint of `ctx` (the judge passes its own)."""
+    calls: list[LLMCall] = field(default_factory=list)
+    flags: list[str] = field(default_factory=list)
+    error: BaseException | None = None
+    started: float = field(default_factory=time.perf_counter)
+
+    async def ask(self, agent: str, prompt: list[BaseMessage], schema: type[S], temperature: float, max_tokens: int,
+                  seed: int | None = None, *, failures: tuple[type[BaseException], ...] = AGENT_FAILURES,
+                  flag: Callable[[BaseException], str] | None = None) -> S | None:
+        if self.endpoint is None:  # resolved on the first call: a node that makes none contacts no server
+            self.endpoint = endpoint_of(self.ctx)
+        model = chat_model(self.endpoint, temperature, max_tokens, seed)
+        try:
+            output, call = await acall_structured(model, prompt, schema, agent, self.endpoint.base_url, self.ctx.schema_attempts)
+        except failures as exc:
+            self.calls.append(call_of(exc, agent))
+            self.flags.append(flag(exc) if flag else failure_flag(agent, exc))
+            self.error = exc
+            return None
+        self.calls.append(call)
+        return output
+
+    def update(self, **outputs: Any) -> dict[str, Any]:
+        return {**outputs, "calls": self.calls, "flags": self.flags,
+                "timings": [NodeTiming(node=self.node, seconds=time.perf_counter() - self.started)]}

@@ -2,21 +2,28 @@
 
 from __future__ import annotations
 
-import time
 from functools import lru_cache
 from typing import Any
 
 from langgraph.runtime import Runtime
 from pydantic import BaseModel, Field, create_model
 
-from recgpt.agents.common import clean_text, endpoint_of, messages
-from recgpt.graph.context import Context
-from recgpt.graph.state import ExpertTask, NodeTiming, ProposedTag
+from recgpt.agents.common import AgentCall, clean_text, messages
 from recgpt.prompts.expert import EXPERT_INSTRUCTIONS
+from recgpt.schema.context import Context
+from recgpt.schema.state import ExpertTask, Persona, ProposedTag
 from recgpt.text_fields import clip_sentence, english_text, tag_text
-from recgpt.tools.llm import AGENT_FAILURES, acall_structured, call_of, chat_model, failure_flag
 
 TOKENS_PER_TAG = 70
+
+TRAINING_PERSONA = Persona(name="the user as the whole history shows", focus="what this user is likely to need next")
+"""The persona of the trained policy's prompt: one history-wide persona (one derived from the future would leak the
+target). `recgpt train` builds its prompts with it and `recgpt eval --method expert` asks exactly that prompt."""
+
+
+def training_expert_instructions(m: int) -> str:
+    """The expert's instructions for the training persona: shared by training prompts and `eval --method expert`."""
+    return EXPERT_INSTRUCTIONS.format(persona_name=TRAINING_PERSONA.name, persona_focus=TRAINING_PERSONA.focus, m=m)
 
 
 RATIONALE_CHARS = 60
@@ -43,24 +50,18 @@ async def propose_tags(shared_prefix: str, instructions: str, schema: type[BaseM
     Shared by the persona experts and plug-in experts (`recgpt.graph.plugins.ExpertPlugin`). `schema` must have a
     `tags` list whose items carry `tag` (and optionally `rationale`).
     """
-    started = time.perf_counter()
-    endpoint = endpoint_of(ctx)
-    model = chat_model(endpoint, temperature, TOKENS_PER_TAG * ctx.tags_per_expert + 60,
-                       None if ctx.seed is None else ctx.seed + seed_offset)
-    timing = lambda: [NodeTiming(node=agent, seconds=time.perf_counter() - started)]  # noqa: E731
-    try:
-        output, call = await acall_structured(model, messages(shared_prefix, instructions), schema, agent,
-                                              endpoint.base_url, ctx.schema_attempts)
-    except AGENT_FAILURES as exc:
-        # One expert failing must not sink the run: its persona contributes no tags, flagged.
-        return {"calls": [call_of(exc, agent)], "flags": [failure_flag(agent, exc)], "timings": timing()}
+    run = AgentCall(agent, ctx)
+    output = await run.ask(agent, messages(shared_prefix, instructions), schema, temperature,
+                           TOKENS_PER_TAG * ctx.tags_per_expert + 60, None if ctx.seed is None else ctx.seed + seed_offset)
+    if output is None:  # one expert failing must not sink the run: its persona contributes no tags, flagged
+        return run.update()
     tags = [
         ProposedTag(tag=clean_text(t.tag, 70), rationale=clip_sentence(getattr(t, "rationale", "") or "", RATIONALE_CHARS),
                     persona_index=persona_index, persona=persona)
         for t in getattr(output, "tags", [])
         if clean_text(t.tag, 70)
     ]
-    return {"tag_pool": tags, "calls": [call], "timings": timing()}
+    return run.update(tag_pool=tags)
 
 
 async def expert_node(task: ExpertTask, runtime: Runtime[Context]) -> dict[str, Any]:

@@ -6,41 +6,17 @@ situation; in 'meta' mode it gets the guideline the Style Planner wrote for this
 
 from __future__ import annotations
 
-import operator
-import time
-from typing import Annotated, Any
+from typing import Any
 
 from langgraph.runtime import Runtime
 from pydantic import BaseModel, field_validator
-from typing_extensions import TypedDict
 
-from recgpt.agents.common import clean_text, endpoint_of, messages
-from recgpt.graph.context import Context
-from recgpt.graph.state import Accounting, FinalTag, ItemExplanation, NodeTiming, RetrievedItem, StyleGuideline
+from recgpt.agents.common import AgentCall, clean_text, messages
 from recgpt.prompts.explainer import ITEM_BLOCK, STYLE_INSTRUCTIONS, TEMPLATE_GUIDELINE, WRITER_INSTRUCTIONS
+from recgpt.schema.context import Context
+from recgpt.schema.state import ItemExplanation, StyleGuideline
+from recgpt.schema.subgraphs import ExplainInput, ExplainState
 from recgpt.text_fields import clip_sentence, english_text
-from recgpt.tools.llm import AGENT_FAILURES, acall_structured, call_of, chat_model, failure_flag
-
-
-class ExplainInput(TypedDict):
-    """The payload of one `Send` to the explanation subgraph: one item for one user."""
-
-    shared_prefix: str
-    situation: str
-    tag: FinalTag
-    item: RetrievedItem
-
-
-class ExplainOutput(Accounting, total=False):
-    """What the subgraph hands back to the main graph (all appended through its reducers)."""
-
-    explanations: Annotated[list[ItemExplanation], operator.add]
-
-
-class ExplainState(ExplainInput, ExplainOutput, total=False):
-    guideline: StyleGuideline | None
-    style_error: str | None
-
 
 EXPLANATION_CHARS = 240
 """30 words fit; a longer answer is cut by the server at this bound, then clipped back to its last whole sentence."""
@@ -72,46 +48,31 @@ def item_block(task: ExplainInput) -> str:
     return ITEM_BLOCK.format(title=clean_text(item.title, 200), category=item.category, tag=task["tag"].tag)
 
 
-def _timing(name: str, started: float) -> list[NodeTiming]:
-    return [NodeTiming(node=name, seconds=time.perf_counter() - started)]
-
-
 async def style_node(state: ExplainState, runtime: Runtime[Context]) -> dict[str, Any]:
     """Stage 1: a style guideline for this user, item and situation."""
     ctx = runtime.context
-    started = time.perf_counter()
-    endpoint = endpoint_of(ctx)
-    model = chat_model(endpoint, ctx.style_temperature, 120)
+    run = AgentCall("style", ctx)
     prompt = messages(state["shared_prefix"], STYLE_INSTRUCTIONS.format(item_block=item_block(state), situation=state["situation"]))
-    agent = f"style[{state['item'].item_id}]"
-    try:
-        guideline, call = await acall_structured(model, prompt, StyleGuideline, agent, endpoint.base_url, ctx.schema_attempts)
-        return {"guideline": guideline, "calls": [call], "timings": _timing("style", started)}
-    except AGENT_FAILURES as exc:
-        # The writer still runs, on the template guideline; the explanation is flagged.
-        return {"guideline": None, "style_error": str(exc), "calls": [call_of(exc, agent)],
-                "flags": [failure_flag(agent, exc)], "timings": _timing("style", started)}
+    guideline = await run.ask(f"style[{state['item'].item_id}]", prompt, StyleGuideline, ctx.style_temperature, 120)
+    if guideline is None:  # the writer still runs, on the template guideline; the explanation is flagged
+        return run.update(guideline=None, style_error=str(run.error))
+    return run.update(guideline=guideline)
 
 
 async def write_node(state: ExplainState, runtime: Runtime[Context]) -> dict[str, Any]:
     """Stage 2: the explanation, conditioned on the guideline (or the V1 template)."""
     ctx = runtime.context
-    started = time.perf_counter()
+    run = AgentCall("explain", ctx)
     mode = "template" if ctx.explanation_mode == "template" else "meta"
     guideline = state.get("guideline")
     style = guideline.model_dump() if guideline is not None else TEMPLATE_GUIDELINE
-    endpoint = endpoint_of(ctx)
-    model = chat_model(endpoint, ctx.explanation_temperature, 100)
     prompt = messages(state["shared_prefix"], WRITER_INSTRUCTIONS.format(item_block=item_block(state), **style))
-    item, agent = state["item"], f"explain[{state['item'].item_id}]"
+    item = state["item"]
     base = dict(item_id=item.item_id, title=item.title, category=item.category, tag=state["tag"].tag, mode=mode, guideline=guideline)
-    try:
-        output, call = await acall_structured(model, prompt, ExplanationOutput, agent, endpoint.base_url, ctx.schema_attempts)
-    except AGENT_FAILURES as exc:
-        explanation = ItemExplanation(**base, error=str(exc))
-        return {"explanations": [explanation], "calls": [call_of(exc, agent)], "flags": [failure_flag(agent, exc)],
-                "timings": _timing("explain", started)}
+    output = await run.ask(f"explain[{item.item_id}]", prompt, ExplanationOutput, ctx.explanation_temperature, 100)
+    if output is None:
+        return run.update(explanations=[ItemExplanation(**base, error=str(run.error))])
     error = state.get("style_error")
     explanation = ItemExplanation(**base, text=clip_sentence(output.explanation, EXPLANATION_CHARS),
                                   error=f"style guideline failed, template used: {error}" if error else None)
-    return {"explanations": [explanation], "calls": [call], "timings": _timing("explain", started)}
+    return run.update(explanations=[explanation])

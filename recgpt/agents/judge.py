@@ -7,18 +7,13 @@ a pure function makes the judge's aggregate behaviour testable and auditable.
 
 from __future__ import annotations
 
-import operator
 import re
-import time
-from typing import Annotated, Any, Literal
+from typing import Any
 
 from langgraph.runtime import Runtime
 from pydantic import BaseModel, Field
-from typing_extensions import TypedDict
 
-from recgpt.agents.common import clean_text, judge_endpoint_of, messages
-from recgpt.graph.context import Context
-from recgpt.graph.state import Accounting, DimensionVerdict, Grade, Judgement, NodeTiming, Overall
+from recgpt.agents.common import AgentCall, clean_text, messages
 from recgpt.prompts.judge import (
     DIMENSION_INSTRUCTIONS,
     EXPLANATION_DIMENSIONS,
@@ -27,9 +22,10 @@ from recgpt.prompts.judge import (
     TAG_DIMENSIONS,
     TAG_TARGET,
 )
-from recgpt.tools.llm import AGENT_FAILURES, acall_structured, call_of, chat_model, failure_flag
-
-TargetKind = Literal["tag", "explanation"]
+from recgpt.schema.context import Context
+from recgpt.schema.state import DimensionVerdict, Grade, Judgement, Overall
+from recgpt.schema.subgraphs import DimensionTask, JudgeInput, JudgeState, TargetKind
+from recgpt.services.endpoints import judge_endpoint_of
 
 INJECTION_PATTERN = re.compile(
     r"ignore (all |any |the |previous |prior |above )*(instructions|rubric|rules|criteria)"
@@ -42,29 +38,6 @@ INJECTION_PATTERN = re.compile(
 
 def dimensions_of(kind: TargetKind) -> dict[str, str]:
     return TAG_DIMENSIONS if kind == "tag" else EXPLANATION_DIMENSIONS
-
-
-class JudgeInput(TypedDict):
-    """The payload of one `Send` to the judge subgraph: one tag or one explanation of one user."""
-
-    shared_prefix: str
-    target_kind: TargetKind
-    target_id: str
-    text: str
-    title: str
-    category: str
-
-
-class JudgeOutput(Accounting, total=False):
-    judgements: Annotated[list[Judgement], operator.add]
-
-
-class JudgeState(JudgeInput, JudgeOutput, total=False):
-    verdicts: Annotated[list[DimensionVerdict], operator.add]
-
-
-class DimensionTask(JudgeInput):
-    dimension: str
 
 
 class VerdictOutput(BaseModel):
@@ -102,27 +75,17 @@ def target_block(task: JudgeInput) -> str:
     return EXPLANATION_TARGET.format(title=clean_text(task["title"], 200), category=task["category"], text=text)
 
 
-def _timing(name: str, started: float) -> list[NodeTiming]:
-    return [NodeTiming(node=name, seconds=time.perf_counter() - started)]
-
-
 async def dimension_node(task: DimensionTask, runtime: Runtime[Context]) -> dict[str, Any]:
     """One sub-evaluator: one dimension of one target."""
     ctx = runtime.context
-    started = time.perf_counter()
+    run = AgentCall("judge_dimension", ctx, endpoint=judge_endpoint_of(ctx))
     dimension = task["dimension"]
     question = dimensions_of(task["target_kind"])[dimension]
-    endpoint = judge_endpoint_of(ctx)
-    model = chat_model(endpoint, ctx.judge_temperature, 60)
     prompt = messages(task["shared_prefix"], target_block(task) + "\n" + DIMENSION_INSTRUCTIONS.format(dimension=dimension, question=question))
-    agent = f"judge[{task['target_kind']}:{dimension}]"
-    try:
-        output, call = await acall_structured(model, prompt, VerdictOutput, agent, endpoint.base_url, ctx.schema_attempts)
-    except AGENT_FAILURES as exc:
-        return {"verdicts": [DimensionVerdict(dimension=dimension, grade=None, reason=str(exc)[:200])],
-                "calls": [call_of(exc, agent)], "flags": [failure_flag(agent, exc)], "timings": _timing("judge_dimension", started)}
-    verdict = DimensionVerdict(dimension=dimension, grade=output.grade, reason=clean_text(output.reason, 160))
-    return {"verdicts": [verdict], "calls": [call], "timings": _timing("judge_dimension", started)}
+    output = await run.ask(f"judge[{task['target_kind']}:{dimension}]", prompt, VerdictOutput, ctx.judge_temperature, 60)
+    if output is None:
+        return run.update(verdicts=[DimensionVerdict(dimension=dimension, grade=None, reason=str(run.error)[:200])])
+    return run.update(verdicts=[DimensionVerdict(dimension=dimension, grade=output.grade, reason=clean_text(output.reason, 160))])
 
 
 def guard_verdicts(task: JudgeInput, verdicts: list[DimensionVerdict], enabled: bool) -> tuple[list[DimensionVerdict], list[str]]:
@@ -153,22 +116,16 @@ async def review_node(state: JudgeState, runtime: Runtime[Context]) -> dict[str,
 async def single_judge_node(state: JudgeState, runtime: Runtime[Context]) -> dict[str, Any]:
     """RecGPT-V1 baseline: one call grades every dimension at once."""
     ctx = runtime.context
-    started = time.perf_counter()
-    endpoint = judge_endpoint_of(ctx)
-    model = chat_model(endpoint, ctx.judge_temperature, 110)
+    run = AgentCall("judge_single", ctx, endpoint=judge_endpoint_of(ctx))
     names = ", ".join(dimensions_of(state["target_kind"]))
     prompt = messages(state["shared_prefix"], target_block(state) + "\n" + SINGLE_JUDGE_INSTRUCTIONS.format(dimensions=names))
-    agent = f"judge[{state['target_kind']}:single]"
     base = dict(target_kind=state["target_kind"], target_id=state["target_id"], mode="single")
-    try:
-        output, call = await acall_structured(model, prompt, SingleVerdictOutput, agent, endpoint.base_url, ctx.schema_attempts)
-    except AGENT_FAILURES as exc:
-        judgement = Judgement(**base, overall=None, reason=str(exc)[:200], flags=["judge_failed"])
-        return {"judgements": [judgement], "calls": [call_of(exc, agent)], "flags": [failure_flag(agent, exc)],
-                "timings": _timing("judge_single", started)}
+    output = await run.ask(f"judge[{state['target_kind']}:single]", prompt, SingleVerdictOutput, ctx.judge_temperature, 110)
+    if output is None:
+        return run.update(judgements=[Judgement(**base, overall=None, reason=str(run.error)[:200], flags=["judge_failed"])])
     overall: Overall = output.rating
     flags: list[str] = []
     if ctx.judge_injection_guard and injection_suspected(state["text"], state.get("title", "")):
         overall, flags = "Bad", ["injection_suspected"]
     judgement = Judgement(**base, overall=overall, reason=clean_text(output.reason, 200), flags=flags)
-    return {"judgements": [judgement], "calls": [call], "timings": _timing("judge_single", started)}
+    return run.update(judgements=[judgement])

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections import Counter
 from functools import lru_cache
 from typing import Any
@@ -10,13 +9,13 @@ from typing import Any
 from langgraph.runtime import Runtime
 from pydantic import BaseModel, Field, create_model
 
-from recgpt.agents.common import endpoint_of, messages
+from recgpt.agents.common import AgentCall, messages
 from recgpt.errors import InvalidModelOutput
-from recgpt.graph.context import Context
-from recgpt.graph.state import NodeTiming, Persona, RecState
 from recgpt.prompts.planner import PLANNER_INSTRUCTIONS
+from recgpt.schema.context import Context
+from recgpt.schema.state import Persona, RecState
 from recgpt.text_fields import to_english_text
-from recgpt.tools.llm import LLMRequestRejected, acall_structured, call_of, chat_model
+from recgpt.tools.llm import LLMRequestRejected
 
 TOKENS_PER_PERSONA = 120
 
@@ -39,21 +38,11 @@ def fallback_personas(state: RecState) -> list[Persona]:
 
 async def planner_node(state: RecState, runtime: Runtime[Context]) -> dict[str, Any]:
     ctx = runtime.context
-    started = time.perf_counter()
-    endpoint = endpoint_of(ctx)
-    model = chat_model(endpoint, ctx.planner_temperature, TOKENS_PER_PERSONA * ctx.num_personas + 60, ctx.seed)
+    run = AgentCall("planner", ctx)
     prompt = messages(state["shared_prefix"], PLANNER_INSTRUCTIONS.format(k=ctx.num_personas))
-    try:
-        output, call = await acall_structured(model, prompt, planner_schema(ctx.num_personas), "planner",
-                                              endpoint.base_url, ctx.schema_attempts)
-        personas = list(output.personas)[: ctx.num_personas]
-        flags: list[str] = []
-    except (InvalidModelOutput, LLMRequestRejected) as exc:
-        call, personas = call_of(exc, "planner"), fallback_personas(state)
-        flags = [f"planner_failed: {exc}"]
-    return {
-        "personas": personas,
-        "calls": [call],
-        "flags": flags,
-        "timings": [NodeTiming(node="planner", seconds=time.perf_counter() - started)],
-    }
+    # An unreachable endpoint is not caught: the node's RetryPolicy retries it, then the run fails clearly.
+    output = await run.ask("planner", prompt, planner_schema(ctx.num_personas), ctx.planner_temperature,
+                           TOKENS_PER_PERSONA * ctx.num_personas + 60, ctx.seed,
+                           failures=(InvalidModelOutput, LLMRequestRejected), flag=lambda exc: f"planner_failed: {exc}")
+    personas = list(output.personas)[: ctx.num_personas] if output is not None else fallback_personas(state)
+    return run.update(personas=personas)

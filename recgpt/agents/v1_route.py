@@ -10,12 +10,13 @@ from langgraph.runtime import Runtime
 from pydantic import BaseModel, Field, create_model
 from typing_extensions import TypedDict
 
-from recgpt.agents.common import clean_text, endpoint_of
+from recgpt.agents.common import clean_text
 from recgpt.agents.expert import TOKENS_PER_TAG, expert_schema
 from recgpt.errors import InvalidModelOutput
-from recgpt.graph.context import Context
-from recgpt.graph.state import NodeTiming, ProposedTag
 from recgpt.prompts.v1 import MINING_INSTRUCTIONS, ROUTE_HEADER, ROUTES, TAG_INSTRUCTIONS
+from recgpt.schema.context import Context
+from recgpt.schema.state import NodeTiming, ProposedTag
+from recgpt.services.endpoints import endpoint_of
 from recgpt.tools.llm import LLMRequestRejected, acall_structured, call_of, chat_model
 
 INTERESTS_PER_ROUTE = 3

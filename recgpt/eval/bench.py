@@ -22,18 +22,16 @@ from typing import Any, Literal
 import httpx
 from pydantic import BaseModel, Field
 
+from recgpt import plots
 from recgpt.data import Dataset, Split, load_dataset
-from recgpt.eval.harness import (
-    EvalConfig,
-    UserResult,
-    _base_result,
-    _progress_bar,
-    answer_with_graph,
-    levels_of,
-    recgpt_context,
-    sample_users,
-)
-from recgpt.tools.llm import LLMCall
+from recgpt.eval.harness import answer_with_graph, sample_users
+from recgpt.eval.report import per_user_metrics, write_report_files
+from recgpt.eval.runs import EvalConfig, UserResult, base_result, levels_of, progress_bar, recgpt_context
+from recgpt.graph import build_graph
+from recgpt.graph.v1 import build_v1_graph
+from recgpt.runner import check_endpoint
+from recgpt.schema.calls import LLMCall
+from recgpt.tools.retrieval import get_retriever
 
 Pipeline = Literal["v1", "v2"]
 SERVER_COUNTERS = {
@@ -106,20 +104,18 @@ class UserRun(BaseModel):
 
 async def run_phase(graph: Any, config: BenchConfig, dataset: Dataset, users: list[str], concurrency: int, label: str,
                     show_progress: bool) -> dict[str, Any]:
-    from recgpt.settings import get_settings
-    from recgpt.tools.retrieval import get_index
 
     eval_config = EvalConfig(dataset=config.dataset, split=config.split, users=len(users), seed=config.seed, k_tags=config.k_tags,
                              k_items=config.k_items, date=config.date)
     ctx = recgpt_context(eval_config)
-    index = get_index(dataset, get_settings().index_dir)
+    index = get_retriever(dataset)
     levels = levels_of(dataset)
     gate = asyncio.Semaphore(concurrency)
 
     async def one(user_id: str) -> UserRun:
         async with gate:
             started = time.perf_counter()
-            result, history = _base_result(dataset, user_id, config.split, levels)
+            result, history = base_result(dataset, user_id, config.split, levels)
             state = await answer_with_graph(graph, index, eval_config, dataset, ctx, user_id, history, result)
             wall = time.perf_counter() - started
             result.wall_s = wall
@@ -129,7 +125,7 @@ async def run_phase(graph: Any, config: BenchConfig, dataset: Dataset, users: li
     before = await asyncio.to_thread(scrape_metrics, ctx.base_url)
     started = time.perf_counter()
     runs: list[UserRun] = []
-    with _progress_bar(show_progress) as progress:
+    with progress_bar(show_progress) as progress:
         task = progress.add_task(label, total=len(users))
         for finished in asyncio.as_completed([one(u) for u in users]):
             runs.append(await finished)
@@ -146,7 +142,6 @@ def _mean(values: list[float]) -> float:
 
 def summarise_phase(runs: list[UserRun], server: dict[str, float], elapsed: float, eval_config: EvalConfig,
                     levels: tuple[str, ...]) -> dict[str, Any]:
-    from recgpt.eval.report import per_user_metrics
 
     n = max(1, len(runs))
     rows = [per_user_metrics(r.result, eval_config, levels) for r in runs]
@@ -180,9 +175,6 @@ def summarise_phase(runs: list[UserRun], server: dict[str, float], elapsed: floa
 
 
 async def run_bench(config: BenchConfig, show_progress: bool = True) -> dict[str, Any]:
-    from recgpt.graph import build_graph
-    from recgpt.graph.v1 import build_v1_graph
-    from recgpt.runner import check_endpoint
 
     dataset = load_dataset(config.dataset)
     Split(config.split)
@@ -273,38 +265,29 @@ def markdown(result: dict[str, Any], model: str) -> str:
 
 
 def plot(result: dict[str, Any], path: Path) -> Path | None:
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
+    if not plots.available():
         return None
     pipelines = list(result["pipelines"])
-    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
-    phases = ["serial", "saturated"]
-    width = 0.8 / max(1, len(pipelines))
-    for i, p in enumerate(pipelines):
-        values = [result["pipelines"][p].get(ph, {}).get("users_per_min", 0.0) for ph in phases]
-        left.bar([x + i * width for x in range(len(phases))], values, width, label=p.upper())
-    left.set_xticks([x + width * (len(pipelines) - 1) / 2 for x in range(len(phases))], phases)
-    left.set_title("users per minute")
-    left.legend()
-    keys = [("sent", "prompt_tokens_sent_per_user"), ("computed", "prompt_tokens_computed_per_user"), ("completion", "completion_tokens_per_user")]
-    for i, p in enumerate(pipelines):
-        values = [result["pipelines"][p]["saturated"][k] for _, k in keys]
-        right.bar([x + i * width for x in range(len(keys))], values, width, label=p.upper())
-    right.set_xticks([x + width * (len(pipelines) - 1) / 2 for x in range(len(keys))], [n for n, _ in keys])
-    right.set_title("tokens per user (saturated phase)")
-    right.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    with plots.figure(path, 1, 2, size=(11, 4.2)) as (_, (left, right)):
+        phases = ["serial", "saturated"]
+        width = 0.8 / max(1, len(pipelines))
+        for i, p in enumerate(pipelines):
+            values = [result["pipelines"][p].get(ph, {}).get("users_per_min", 0.0) for ph in phases]
+            left.bar([x + i * width for x in range(len(phases))], values, width, label=p.upper())
+        left.set_xticks([x + width * (len(pipelines) - 1) / 2 for x in range(len(phases))], phases)
+        left.set_title("users per minute")
+        left.legend()
+        keys = [("sent", "prompt_tokens_sent_per_user"), ("computed", "prompt_tokens_computed_per_user"), ("completion", "completion_tokens_per_user")]
+        for i, p in enumerate(pipelines):
+            values = [result["pipelines"][p]["saturated"][k] for _, k in keys]
+            right.bar([x + i * width for x in range(len(keys))], values, width, label=p.upper())
+        right.set_xticks([x + width * (len(pipelines) - 1) / 2 for x in range(len(keys))], [n for n, _ in keys])
+        right.set_title("tokens per user (saturated phase)")
+        right.legend()
     return path
 
 
 def write_bench_report(result: dict[str, Any], out_dir: Path, model: str) -> tuple[Path, Path, Path | None]:
-    from recgpt.eval.report import write_report_files
 
     stem = out_dir / f"bench-{Path(result['config']['dataset']).name}-{result['config']['split']}"
     return write_report_files(stem, result, model, markdown, plot)

@@ -18,8 +18,8 @@ from typing import Any
 from rich.progress import track
 
 from recgpt.data import Split, load_dataset
-from recgpt.graph.context import Context
 from recgpt.prompts.shared import SYSTEM_PREFIX
+from recgpt.schema.context import Context
 from recgpt.tools.compression import CompressionConfig, compress_history, raw_history_text
 from recgpt.tools.environment import build_environment
 from recgpt.tools.tokens import TokenCounter

@@ -21,6 +21,12 @@ from typing import Any
 
 import httpx
 
+from recgpt import plots
+from recgpt.agents.expert import training_expert_instructions
+from recgpt.data import load_dataset
+from recgpt.services.prefix import recommendation_date, render_prefix
+from recgpt.tools.compression import raw_history_text
+from recgpt.tools.environment import build_environment
 from recgpt.tools.hybrid import HybridAssembler, encode_tensor
 
 
@@ -34,11 +40,6 @@ def _quantiles(values: list[float]) -> dict[str, float]:
 
 def user_prompts(dataset_name: str, split: str, users: list[str], max_items: int, date: str) -> list[dict[str, Any]]:
     """Each user's expert prompt (training persona, as `eval --method expert` sends it) in text and hybrid form."""
-    from recgpt.data import load_dataset
-    from recgpt.graph.nodes import recommendation_date, render_prefix
-    from recgpt.tools.compression import raw_history_text
-    from recgpt.tools.environment import build_environment
-    from recgpt.training.datasets import training_expert_instructions
 
     dataset = load_dataset(dataset_name)
     rows = []
@@ -165,24 +166,18 @@ def markdown(result: dict[str, Any], model: str) -> str:
 
 
 def plot(result: dict[str, Any], path: Path) -> Path | None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    if not plots.available():
+        return None
     t = result["tokens"]
-    fig, ax = plt.subplots(figsize=(6, 3.5))
-    names = ["raw history", "text history", "hybrid history", "text prefix", "hybrid prefix"]
-    keys = ["raw_history_tokens", "text_history_tokens", "hybrid_history_tokens", "text_prefix_tokens", "hybrid_prefix_tokens"]
-    names = [n for n, k in zip(names, keys) if k in t]
-    keys = [k for k in keys if k in t]
-    ax.bar(names, [t[k]["median"] for k in keys], color=["#999", "#4477aa", "#ee6677", "#88aadd", "#ffaabb"][: len(keys)], label="median")
-    ax.tick_params(axis="x", labelrotation=20)
-    ax.scatter(names, [t[k]["p90"] for k in keys], color="black", zorder=3, label="p90")
-    ax.set_ylabel("context tokens per user")
-    ax.set_title("History context: raw vs text vs hybrid")
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    with plots.figure(path, size=(6, 3.5), dpi=120) as (_, ax):
+        names = ["raw history", "text history", "hybrid history", "text prefix", "hybrid prefix"]
+        keys = ["raw_history_tokens", "text_history_tokens", "hybrid_history_tokens", "text_prefix_tokens", "hybrid_prefix_tokens"]
+        names = [n for n, k in zip(names, keys) if k in t]
+        keys = [k for k in keys if k in t]
+        ax.bar(names, [t[k]["median"] for k in keys], color=["#999", "#4477aa", "#ee6677", "#88aadd", "#ffaabb"][: len(keys)], label="median")
+        ax.tick_params(axis="x", labelrotation=20)
+        ax.scatter(names, [t[k]["p90"] for k in keys], color="black", zorder=3, label="p90")
+        ax.set_ylabel("context tokens per user")
+        ax.set_title("History context: raw vs text vs hybrid")
+        ax.legend()
     return path

@@ -25,8 +25,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from recgpt import plots
 from recgpt.data import Split, load_dataset
 from recgpt.errors import RecGPTError
+from recgpt.eval.report import write_report_files
 from recgpt.graph import Context, build_graph
 
 Outcome = Literal["ok", "flagged", "error", "unhandled"]
@@ -177,28 +179,19 @@ def markdown(result: dict[str, Any], model: str) -> str:
 
 
 def plot(result: dict[str, Any], path: Path) -> Path | None:
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
+    if not plots.available():
         return None
-    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
-    done = sorted(r["started_s"] + r["latency_s"] for r in result["records"])
-    left.step(done, range(1, len(done) + 1), where="post")
-    left.set_xlabel("seconds"), left.set_ylabel("users finished"), left.set_title("throughput")
-    t, m = zip(*result["memory_samples"]) if result["memory_samples"] else ((), ())
-    right.plot(t, m)
-    right.set_xlabel("seconds"), right.set_ylabel("RSS MiB"), right.set_title("client memory")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    with plots.figure(path, 1, 2, size=(11, 4)) as (_, (left, right)):
+        done = sorted(r["started_s"] + r["latency_s"] for r in result["records"])
+        left.step(done, range(1, len(done) + 1), where="post")
+        left.set_xlabel("seconds"), left.set_ylabel("users finished"), left.set_title("throughput")
+        t, m = zip(*result["memory_samples"]) if result["memory_samples"] else ((), ())
+        right.plot(t, m)
+        right.set_xlabel("seconds"), right.set_ylabel("RSS MiB"), right.set_title("client memory")
     return path
 
 
 def write_load_report(result: dict[str, Any], out_dir: Path, model: str) -> tuple[Path, Path, Path | None]:
-    from recgpt.eval.report import write_report_files
 
     stem = out_dir / f"load-{Path(result['config']['dataset']).name}"
     return write_report_files(stem, result, model, markdown, plot)

@@ -29,9 +29,11 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from recgpt import plots
 from recgpt.data import load_dataset
-from recgpt.eval.harness import EvalConfig, UserResult, levels_of, run_eval
+from recgpt.eval.harness import run_eval
 from recgpt.eval.report import summarise
+from recgpt.eval.runs import EvalConfig, UserResult, levels_of
 from recgpt.eval.tag_copies import copy_shares
 from recgpt.settings import get_settings
 from recgpt.tools.model_prep import REGISTRY, prepare_model, registry_entry
@@ -124,7 +126,7 @@ def measure_model(name: str, config: ModelBenchConfig, show_progress: bool = Tru
     phases: dict[str, Any] = {}
     try:
         with _with_endpoint(server.base_url):
-            from recgpt.agents.common import served_model_identity
+            from recgpt.services.endpoints import served_model_identity
 
             identity = served_model_identity(server.base_url, server.served_name)
             for phase, method, users, k in (("expert", "expert", config.expert_users, config.expert_k),
@@ -262,12 +264,7 @@ def markdown(result: dict[str, Any], model: str) -> str:
 
 
 def plot(result: dict[str, Any], path: Path) -> Path | None:
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
+    if not plots.available():
         return None
     cfg, names = result["config"], list(result["models"])
     panels = [
@@ -276,18 +273,15 @@ def plot(result: dict[str, Any], path: Path) -> Path | None:
         ("completion tokens / user", [("policy", "expert.completion_tokens_per_user"), ("graph", "graph.completion_tokens_per_user")]),
         ("full graph throughput", [("users/min", "graph.users_per_min")]),
     ]
-    fig, axes = plt.subplots(1, len(panels), figsize=(13, 4))
-    width = 0.8 / len(names)
-    for ax, (title, bars) in zip(axes, panels):
-        for i, name in enumerate(names):
-            values = [_lookup(result["models"][name], p) or 0.0 for _, p in bars]
-            ax.bar([x + i * width for x in range(len(bars))], values, width, label=name)
-        ax.set_xticks([x + width * (len(names) - 1) / 2 for x in range(len(bars))], [b for b, _ in bars])
-        ax.set_title(title)
-    axes[0].legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    with plots.figure(path, 1, len(panels), size=(13, 4)) as (_, axes):
+        width = 0.8 / len(names)
+        for ax, (title, bars) in zip(axes, panels):
+            for i, name in enumerate(names):
+                values = [_lookup(result["models"][name], p) or 0.0 for _, p in bars]
+                ax.bar([x + i * width for x in range(len(bars))], values, width, label=name)
+            ax.set_xticks([x + width * (len(names) - 1) / 2 for x in range(len(bars))], [b for b, _ in bars])
+            ax.set_title(title)
+        axes[0].legend()
     return path
 
 

@@ -12,23 +12,22 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from recgpt.agents.common import clean_text, endpoint_of, messages
-from recgpt.agents.expert import TOKENS_PER_TAG, expert_schema
+from recgpt.agents.common import clean_text, messages
+from recgpt.agents.expert import TOKENS_PER_TAG, expert_schema, training_expert_instructions
 from recgpt.data import Dataset
 from recgpt.errors import InvalidModelOutput
-from recgpt.eval.harness import EvalConfig, ResultStore, UserResult, _run_llm_method, has_timestamps
 from recgpt.eval.metrics import interleave
-from recgpt.graph.nodes import build_shared_prefix
+from recgpt.eval.runs import EvalConfig, ResultStore, UserResult, has_timestamps, run_llm_method
+from recgpt.services.endpoints import endpoint_of
+from recgpt.services.prefix import build_shared_prefix
 from recgpt.tools.llm import LLMRequestRejected, acall_structured, call_of, chat_model
-from recgpt.training.datasets import training_expert_instructions
+from recgpt.tools.retrieval import UserSignals, get_retriever
 
 
 async def run_expert(config: EvalConfig, dataset: Dataset, users: list[str], store: ResultStore,
                      show_progress: bool = True) -> None:
-    from recgpt.settings import get_settings
-    from recgpt.tools.retrieval import get_index
 
-    index = get_index(dataset, get_settings().index_dir)
+    index = get_retriever(dataset)
     k_max = max(config.k_items)
     m = config.k_tags
     has_time = has_timestamps(dataset)
@@ -48,7 +47,8 @@ async def run_expert(config: EvalConfig, dataset: Dataset, users: list[str], sto
         tags = [t for t in (clean_text(x.tag, 70) for x in (output.tags if output else [])) if t]
         result.tags = tags
         if tags:
-            hits = await asyncio.to_thread(index.search_items, tags, k_max, set(history))
+            user = UserSignals(user_id=user_id, history_item_ids=tuple(history))
+            hits = await asyncio.to_thread(index.search_items, tags, k_max, set(history), user)
             cats = await asyncio.to_thread(index.nearest_categories, tags, 1)
             result.ranked_items = interleave([[h.item_id for h in lst] for lst in hits], k_max)
             result.ranked_categories = [c[0].category if c else "" for c in cats]
@@ -57,4 +57,4 @@ async def run_expert(config: EvalConfig, dataset: Dataset, users: list[str], sto
         result.prompt_tokens = call.prompt_tokens
         result.completion_tokens = call.completion_tokens
 
-    await _run_llm_method(config, dataset, users, store, answer, show_progress)
+    await run_llm_method(config, dataset, users, store, answer, show_progress)

@@ -8,8 +8,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from recgpt.eval.harness import CLASSICAL, EvalConfig, UserResult
+from recgpt import plots
 from recgpt.eval.metrics import category_hit_at_k, exclusive_recall, hit_at_k, ndcg_at_k, path_at_level
+from recgpt.eval.runs import CLASSICAL, EvalConfig, UserResult
 
 DEFINITIONS = """\
 - **cat HR@K (level)**: 1 when any of the method's first K categories shares a label with the held-out
@@ -181,26 +182,18 @@ def _markdown(config: EvalConfig, reports: dict[str, Any], metric_names: list[st
 
 
 def _plot(path: Path, reports: dict[str, Any], metric_names: list[str]) -> Path | None:
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
+    if not plots.available():
         return None
     methods = list(reports)
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5), sharey=True)
-    width = 0.8 / max(1, len(methods))
-    for ax, key, title in ((axes[0], "metrics", "all users"), (axes[1], "new_interest_metrics", "new-interest slice")):
-        for i, method in enumerate(methods):
-            values = [reports[method][key].get(m, 0.0) for m in metric_names]
-            ax.bar([x + i * width for x in range(len(metric_names))], values, width, label=method)
-        ax.set_xticks([x + width * (len(methods) - 1) / 2 for x in range(len(metric_names))])
-        ax.set_xticklabels(metric_names, rotation=30, ha="right", fontsize=8)
-        ax.set_title(title)
-    axes[0].set_ylabel("score")
-    axes[0].legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    with plots.figure(path, 1, 2, size=(12, 4.5), sharey=True) as (_, axes):
+        width = 0.8 / max(1, len(methods))
+        for ax, key, title in ((axes[0], "metrics", "all users"), (axes[1], "new_interest_metrics", "new-interest slice")):
+            for i, method in enumerate(methods):
+                values = [reports[method][key].get(m, 0.0) for m in metric_names]
+                ax.bar([x + i * width for x in range(len(metric_names))], values, width, label=method)
+            ax.set_xticks([x + width * (len(methods) - 1) / 2 for x in range(len(metric_names))])
+            ax.set_xticklabels(metric_names, rotation=30, ha="right", fontsize=8)
+            ax.set_title(title)
+        axes[0].set_ylabel("score")
+        axes[0].legend(fontsize=8)
     return path

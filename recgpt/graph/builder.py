@@ -16,16 +16,11 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.runtime import get_runtime
 from langgraph.types import Send
 
-from recgpt.agents.arbiter import arbiter_node
-from recgpt.agents.expert import expert_node
-from recgpt.agents.planner import planner_node
-from recgpt.graph.context import MAX_PERSONAS, Context
-from recgpt.graph.explain import build_explain_subgraph
-from recgpt.graph.judge import build_judge_subgraph
-from recgpt.graph.nodes import compress_node, retrieve_node
+from recgpt.graph.core import CORE_NODES
 from recgpt.graph.plugins import ExpertPlugin, Plugin, TagFilterPlugin, configured_plugins, validate
-from recgpt.graph.retry import LLM_RETRY
-from recgpt.graph.state import RecInput, RecState
+from recgpt.schema.context import MAX_PERSONAS, Context
+from recgpt.schema.state import RecInput, RecState
+from recgpt.tools.retrieval import RetrieverFactory
 
 
 def fan_out_experts(state: RecState, plugin_experts: Sequence[str] = ()) -> list[Send]:
@@ -70,27 +65,25 @@ def fan_out_judges(state: RecState) -> list[Send] | str:
     return sends or END
 
 
-def build_graph(checkpointer=None, plugins: Sequence[Plugin] | None = None):  # -> CompiledStateGraph
+def build_graph(checkpointer=None, plugins: Sequence[Plugin] | None = None,
+                retriever: RetrieverFactory | None = None):  # -> CompiledStateGraph
     """The compiled graph. `plugins=None` loads the configured plug-ins (RECGPT_PLUGINS and the `recgpt.agents`
-    entry points); pass a list (possibly empty) to choose them explicitly."""
+    entry points); pass a list (possibly empty) to choose them explicitly. `retriever=None` uses the configured
+    retrieval backend (RECGPT_RETRIEVER, Chroma by default); pass a factory (Dataset -> Retriever) to use another,
+    e.g. an in-memory one in tests (see recgpt.tools.retrieval)."""
     plugins = configured_plugins() if plugins is None else validate(plugins)
     experts = [p for p in plugins if isinstance(p, ExpertPlugin)]
     filters = [p for p in plugins if isinstance(p, TagFilterPlugin)]
     expert_names = [p.name for p in experts]
     builder = StateGraph(RecState, context_schema=Context, input_schema=RecInput)
-    builder.add_node("compress", compress_node)
-    builder.add_node("planner", planner_node, retry_policy=LLM_RETRY)
-    builder.add_node("expert", expert_node)
+    for name, make in CORE_NODES.items():
+        node, options = make(retriever)
+        builder.add_node(name, node, **options)
     for offset, plugin in enumerate(experts):
         # persona indices after the planner's (at most MAX_PERSONAS) keep the arbiter's round-robin order stable
         builder.add_node(plugin.name, plugin.node(MAX_PERSONAS + offset))
-    builder.add_node("arbiter", arbiter_node)
     for plugin in filters:
         builder.add_node(plugin.name, plugin.node())
-    builder.add_node("retrieve", retrieve_node)
-    builder.add_node("explain", build_explain_subgraph())
-    builder.add_node("explained", lambda state: {})  # join: runs once after every explanation finished
-    builder.add_node("judge", build_judge_subgraph())
     builder.add_edge(START, "compress")
     builder.add_edge("compress", "planner")
     builder.add_conditional_edges("planner", partial(fan_out_experts, plugin_experts=expert_names), ["expert", *expert_names])

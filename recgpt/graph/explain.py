@@ -11,8 +11,9 @@ from functools import lru_cache
 from langgraph.graph import END, START, StateGraph
 from langgraph.runtime import get_runtime
 
-from recgpt.agents.explainer import ExplainInput, ExplainOutput, ExplainState, style_node, write_node
-from recgpt.graph.context import Context
+from recgpt.agents.explainer import style_node, write_node
+from recgpt.schema.context import Context
+from recgpt.schema.subgraphs import ExplainInput, ExplainOutput, ExplainState
 
 
 def route_style(state: ExplainState) -> str:

@@ -13,16 +13,9 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.runtime import get_runtime
 from langgraph.types import Send
 
-from recgpt.agents.judge import (
-    JudgeInput,
-    JudgeOutput,
-    JudgeState,
-    dimension_node,
-    dimensions_of,
-    review_node,
-    single_judge_node,
-)
-from recgpt.graph.context import Context
+from recgpt.agents.judge import dimension_node, dimensions_of, review_node, single_judge_node
+from recgpt.schema.context import Context
+from recgpt.schema.subgraphs import JudgeInput, JudgeOutput, JudgeState
 
 
 def fan_out_dimensions(state: JudgeState) -> list[Send] | str:

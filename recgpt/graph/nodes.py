@@ -1,103 +1,23 @@
-"""The graph's non-LLM nodes: context compression (the shared prefix) and retrieval."""
+"""The graph's non-LLM nodes: context compression (the shared prefix) and retrieval.
+
+The retrieve node is made per graph (`make_retrieve_node`) around a `RetrieverFactory`, so that the backend is
+chosen where the graph is built (`build_graph(retriever=...)`, else RECGPT_RETRIEVER), not hard-wired to Chroma."""
 
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from langgraph.runtime import Runtime
 
-from recgpt.agents.common import endpoint_of
-from recgpt.data import Dataset, Split, load_dataset
-from recgpt.data.records import Interaction
+from recgpt.data import Split, load_dataset
 from recgpt.errors import RecGPTError
-from recgpt.graph.context import Context
-from recgpt.graph.state import ContextStats, NodeTiming, RecState, RetrievedItem, TagRecommendation
-from recgpt.prompts.shared import SYSTEM_PREFIX
-from recgpt.settings import get_settings
-from recgpt.tools.compression import CompressionConfig, compress_history
-from recgpt.tools.entities import entity_titles
-from recgpt.tools.environment import Environment, build_environment
-from recgpt.tools.retrieval import get_index
-from recgpt.tools.tokens import ServerTokenCounter
-
-
-def recommendation_date(state: RecState | dict[str, Any], history: tuple[Interaction, ...]) -> dt.date:
-    """The caller's date; else the day after the last history event when timestamps exist; else today.
-
-    Never the target's date: that would leak when the held-out interaction happened.
-    """
-    if state.get("date"):
-        try:
-            return dt.date.fromisoformat(str(state["date"]))
-        except ValueError:
-            raise RecGPTError(f"date {state['date']!r} is not YYYY-MM-DD") from None
-    stamps = [e.timestamp for e in history if e.timestamp is not None]
-    if stamps:
-        return dt.datetime.fromtimestamp(max(stamps), tz=dt.timezone.utc).date() + dt.timedelta(days=1)
-    return dt.date.today()
-
-
-def render_prefix(dataset: Dataset, history: tuple[Interaction, ...], profile: str, env: Environment,
-                  max_items: int, entities: bool = False) -> tuple[str, Any]:
-    compressed = compress_history(history, dataset.items, CompressionConfig(max_items=max_items, entities=entities))
-    text = SYSTEM_PREFIX.format(profile=profile, environment=env.describe(), n_events=compressed.n_events,
-                                history=compressed.text)
-    return text, compressed
-
-
-def _count_tokens(ctx: Context, text: str) -> tuple[int | None, str | None]:
-    if ctx.compression == "hybrid":  # counted as the model reads it: each entity is one position
-        from recgpt.tools import hybrid
-
-        endpoint = endpoint_of(ctx)  # binds the adaptor; its errors (no adaptor, wrong model, flag missing) surface here
-        assembler = hybrid.assembler_for(endpoint.base_url, endpoint.model)
-        assert assembler is not None
-        return assembler.count_tokens(text), "hybrid: served tokenizer + 1 per entity"
-    try:
-        endpoint = endpoint_of(ctx)
-        counter = ServerTokenCounter(endpoint.base_url, endpoint.model, endpoint.api_key)
-        return counter.count(text), counter.source
-    except Exception:  # noqa: BLE001 - endpoints without /tokenize: count is simply unknown
-        return None, None
-
-
-async def build_shared_prefix(ctx: Context, user_id: str, dataset_name: str = "office", split: str = "full",
-                              date: str | None = None, weather: str | None = None, trend: str | None = None) -> dict[str, Any]:
-    """The one prompt prefix every agent of a run shares, within the token budget (plus its stats and flags).
-
-    Also used outside the graph (e.g. by the judge evaluation) so that every consumer sees the
-    exact context the agents saw.
-    """
-    dataset = load_dataset(dataset_name)
-    example = dataset.example(str(user_id), split)
-    when = recommendation_date({"date": date}, example.history)  # type: ignore[typeddict-item]
-    env = build_environment(when, country=ctx.country, weather=weather, trend=trend)
-    profile = example.user.profile.describe()
-    flags: list[str] = []
-    if not example.history:
-        flags.append("empty_history: no behaviour; personas rest on profile and situation only")
-    max_items = ctx.max_history_items
-    while True:
-        prefix, compressed = render_prefix(dataset, example.history, profile, env, max_items, ctx.compression == "hybrid")
-        tokens, source = await asyncio.to_thread(_count_tokens, ctx, prefix)
-        if tokens is None or tokens <= ctx.max_context_tokens or max_items <= 1:
-            break
-        max_items = max(1, max_items // 2)
-    if tokens is not None and tokens > ctx.max_context_tokens:
-        flags.append(f"context_over_budget: {tokens} tokens > {ctx.max_context_tokens} even with 1 listed item")
-    if compressed.truncated:
-        flags.append(f"history_truncated: {compressed.n_summarised_events} older interactions summarised as category counts")
-    stats = ContextStats(
-        n_events=compressed.n_events, n_distinct_items=compressed.n_distinct_items,
-        n_listed_items=compressed.n_listed_items, n_summarised_events=compressed.n_summarised_events,
-        prefix_tokens=tokens, token_source=source, environment=env.describe(),
-        compression=ctx.compression, n_entities=len(entity_titles(prefix)),
-    )
-    return {"shared_prefix": prefix, "context_stats": stats, "history_item_ids": [e.item_id for e in example.history],
-            "flags": flags}
+from recgpt.schema.context import Context
+from recgpt.schema.state import NodeTiming, RecState, RetrievedItem, TagRecommendation
+from recgpt.services.prefix import build_shared_prefix
+from recgpt.tools.retrieval import RetrieverFactory, UserSignals, retriever_factory
 
 
 async def compress_node(state: RecState, runtime: Runtime[Context]) -> dict[str, Any]:
@@ -110,25 +30,39 @@ async def compress_node(state: RecState, runtime: Runtime[Context]) -> dict[str,
     return {**out, "timings": [NodeTiming(node="compress", seconds=time.perf_counter() - started)]}
 
 
-async def retrieve_node(state: RecState, runtime: Runtime[Context]) -> dict[str, Any]:
-    """Each final tag -> nearest category and top items, never an item already in the history."""
-    ctx = runtime.context
-    started = time.perf_counter()
-    tags = state.get("tags", [])
-    dataset = load_dataset(state.get("dataset") or "office")
-    index = await asyncio.to_thread(get_index, dataset, get_settings().index_dir)
-    queries = [t.tag for t in tags]
-    exclude = set(state.get("history_item_ids", []))
-    hits = await asyncio.to_thread(index.search_items, queries, ctx.items_per_tag, exclude)
-    cats = await asyncio.to_thread(index.nearest_categories, queries, 1)
-    recommendations = [
-        TagRecommendation(
-            tag=tag,
-            category=c[0].category if c else None,
-            category_distance=c[0].distance if c else None,
-            items=[RetrievedItem(item_id=h.item_id, title=h.title, category=h.category, distance=h.distance) for h in item_hits],
-        )
-        for tag, item_hits, c in zip(tags, hits, cats)
-    ]
-    return {"recommendations": recommendations,
-            "timings": [NodeTiming(node="retrieve", seconds=time.perf_counter() - started)]}
+RetrieveNode = Callable[[RecState, Runtime[Context]], Awaitable[dict[str, Any]]]
+
+
+def make_retrieve_node(factory: RetrieverFactory | None = None) -> RetrieveNode:
+    """The retrieve node, asking the retriever that `factory` makes for the run's dataset.
+
+    `factory=None` resolves the configured one (RECGPT_RETRIEVER) now, so a bad setting fails when the graph is
+    built rather than after a run's LLM calls."""
+    make = factory or retriever_factory()
+
+    async def retrieve_node(state: RecState, runtime: Runtime[Context]) -> dict[str, Any]:
+        """Each final tag -> nearest category and top items, never an item already in the history."""
+        ctx = runtime.context
+        started = time.perf_counter()
+        tags = state.get("tags", [])
+        dataset = load_dataset(state.get("dataset") or "office")
+        retriever = await asyncio.to_thread(make, dataset)  # may build an index on first use: off the event loop
+        queries = [t.tag for t in tags]
+        history = list(state.get("history_item_ids", []))
+        user = UserSignals(user_id=str(state.get("user_id") or ""), history_item_ids=tuple(history))
+        hits = await asyncio.to_thread(retriever.search_items, queries, ctx.items_per_tag, set(history), user)
+        cats = await asyncio.to_thread(retriever.nearest_categories, queries, 1)
+        recommendations = [
+            TagRecommendation(
+                tag=tag,
+                category=c[0].category if c else None,
+                category_distance=c[0].distance if c else None,
+                items=[RetrievedItem(item_id=h.item_id, title=h.title, category=h.category, distance=h.distance)
+                       for h in item_hits],
+            )
+            for tag, item_hits, c in zip(tags, hits, cats)
+        ]
+        return {"recommendations": recommendations,
+                "timings": [NodeTiming(node="retrieve", seconds=time.perf_counter() - started)]}
+
+    return retrieve_node

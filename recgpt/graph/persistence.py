@@ -9,15 +9,40 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any, get_args, get_type_hints
 
 from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
+from pydantic import BaseModel
+from typing_extensions import is_typeddict
 
-from recgpt.graph import state
-from recgpt.tools.llm import LLMCall
+from recgpt.schema.state import ExpertTask, RecState
+from recgpt.schema.subgraphs import DimensionTask, ExplainState, JudgeState
 
-STATE_MODELS = (state.Persona, state.ProposedTag, state.FinalTag, state.RetrievedItem, state.TagRecommendation,
-                state.ContextStats, state.NodeTiming, state.StyleGuideline, state.ItemExplanation,
-                state.DimensionVerdict, state.Judgement, LLMCall)
+
+def models_in(*types: Any) -> tuple[type[BaseModel], ...]:
+    """Every pydantic model reachable from `types`: TypedDict fields, generic arguments, nested model fields."""
+    found: dict[type[BaseModel], None] = {}
+
+    def visit(tp: Any) -> None:
+        if isinstance(tp, type) and issubclass(tp, BaseModel):
+            if tp in found:
+                return
+            found[tp] = None
+            for field in tp.model_fields.values():
+                visit(field.annotation)
+        elif is_typeddict(tp):
+            for hint in get_type_hints(tp).values():
+                visit(hint)
+        for arg in get_args(tp):
+            visit(arg)
+
+    for tp in types:
+        visit(tp)
+    return tuple(found)
+
+
+STATE_MODELS = models_in(RecState, ExpertTask, ExplainState, JudgeState, DimensionTask)
+"""Derived from the state types, so a model added to the state is checkpointable without another list to edit."""
 
 
 def serializer() -> JsonPlusSerializer:

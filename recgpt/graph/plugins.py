@@ -37,12 +37,14 @@ from typing import Any, Union
 from langgraph.runtime import Runtime
 from pydantic import BaseModel
 
+from recgpt.agents.expert import expert_schema, propose_tags
 from recgpt.errors import RecGPTError
-from recgpt.graph.context import Context
-from recgpt.graph.state import FinalTag, NodeTiming, RecState
+from recgpt.graph.core import CORE_NODES
+from recgpt.schema.context import Context
+from recgpt.schema.state import FinalTag, NodeTiming, RecState
+from recgpt.settings import get_settings
 
 ENTRY_POINT_GROUP = "recgpt.agents"
-CORE_NODES = frozenset({"compress", "planner", "expert", "arbiter", "retrieve", "explain", "explained", "judge"})
 _NAME = re.compile(r"^[a-z][a-z0-9_]{1,39}$")
 
 TagRule = Callable[[list[FinalTag], RecState], Union[list[FinalTag], Awaitable[list[FinalTag]]]]
@@ -80,8 +82,6 @@ class ExpertPlugin:
             raise PluginError(f"expert plug-in {self.name!r}: its output schema needs a `tags` field")
 
     def node(self, persona_index: int) -> Callable[[dict[str, Any], Runtime[Context]], Awaitable[dict[str, Any]]]:
-        from recgpt.agents.expert import expert_schema, propose_tags
-
         async def plugin_expert(task: dict[str, Any], runtime: Runtime[Context]) -> dict[str, Any]:
             ctx = runtime.context
             schema = self.output_schema or expert_schema(ctx.tags_per_expert)
@@ -166,8 +166,6 @@ def load_plugin(spec: str) -> list[Plugin]:
 
 def configured_plugins(specs: Sequence[str] | None = None) -> list[Plugin]:
     """Plug-ins from import paths (default: RECGPT_PLUGINS) and from the `recgpt.agents` entry points."""
-    from recgpt.settings import get_settings
-
     specs = list(get_settings().plugins if specs is None else specs)
     plugins: list[Plugin] = []
     for spec in specs:

@@ -18,11 +18,12 @@ from langgraph.types import Send
 
 from recgpt.agents.arbiter import round_robin
 from recgpt.agents.v1_route import route_node
-from recgpt.graph.context import Context
-from recgpt.graph.nodes import compress_node, retrieve_node
+from recgpt.graph.nodes import compress_node, make_retrieve_node
 from recgpt.graph.retry import LLM_RETRY
-from recgpt.graph.state import FinalTag, ProposedTag, RecInput, RecState
 from recgpt.prompts.v1 import ROUTES
+from recgpt.schema.context import Context
+from recgpt.schema.state import FinalTag, ProposedTag, RecInput, RecState
+from recgpt.tools.retrieval import RetrieverFactory
 
 
 class V1State(RecState, total=False):
@@ -54,12 +55,14 @@ def union_node(state: V1State, runtime: Runtime[Context]) -> dict[str, Any]:
     return {"tags": tags, "route_duplicate_rate": duplicate_rate}
 
 
-def build_v1_graph(checkpointer=None):  # -> CompiledStateGraph
+def build_v1_graph(checkpointer=None, retriever: RetrieverFactory | None = None):  # -> CompiledStateGraph
+    """The compiled V1 baseline. `retriever` as in `build_graph`: None is the configured backend, so that a
+    V1-vs-V2 comparison retrieves alike."""
     builder = StateGraph(V1State, context_schema=Context, input_schema=RecInput)
     builder.add_node("compress", compress_node)
     builder.add_node("route", route_node, retry_policy=LLM_RETRY)
     builder.add_node("union", union_node)
-    builder.add_node("retrieve", retrieve_node)
+    builder.add_node("retrieve", make_retrieve_node(retriever))
     builder.add_edge(START, "compress")
     builder.add_conditional_edges("compress", fan_out_routes, ["route"])
     builder.add_edge("route", "union")

@@ -3,12 +3,12 @@
 In `compression=hybrid` the compressed history names every listed item as an entity marker
 `⟦title⟧` instead of a quoted title. The prefix stays a string, so every agent, the checkpointer
 and Studio handle it unchanged; only the transport differs. When an agent's messages carry
-markers and its endpoint has an adaptor registered, `HybridAssembler` renders the messages with the
-model's own chat template, embeds every text token with the model's input-embedding matrix, puts
-the adaptor's vector `z = adaptor(MiniLM(title))` at each marker's single position, and the call
-goes to `/v1/completions` as `prompt_embeds` (the server needs `--enable-prompt-embeds`).
-An endpoint without an adaptor (e.g. a judge on another model) gets the markers back as quoted
-titles: exactly the text-mode prompt.
+markers and its endpoint is hybrid (it carries an assembler, from `load_assembler`), `HybridAssembler`
+renders the messages with the model's own chat template, embeds every text token with the model's
+input-embedding matrix, puts the adaptor's vector `z = adaptor(MiniLM(title))` at each marker's
+single position, and the call goes to `/v1/completions` as `prompt_embeds` (the server needs `--enable-prompt-embeds`).
+A text endpoint (e.g. a judge on another model) gets the markers back as quoted titles: exactly the
+text-mode prompt.
 
 Why completions with a full embedding tensor, not chat `prompt_embeds` content parts: vLLM joins
 chat content parts with newlines (and without `--interleave-mm-strings` moves them to the front),
@@ -126,10 +126,7 @@ class HybridAssembler:
         return encode_tensor(tensor.to(self.wire_dtype)), int(tensor.shape[0])
 
 
-# --- which endpoint reads hybrid prompts -------------------------------------------------------
-
-_REGISTRY: dict[tuple[str, str], tuple[Path, Path]] = {}
-_REGISTRY_LOCK = threading.Lock()
+# --- the assembler of a served model -----------------------------------------------------------
 
 
 def default_adaptor_dir(model_dir: Path) -> Path:
@@ -178,22 +175,15 @@ def check_accepts_embeds(base_url: str, model: str, hidden_size: int, api_key: s
         raise RecGPTError(f"{base_url} does not accept prompt embeddings: HTTP {response.status_code}{hint}")
 
 
-def register(base_url: str, model: str, adaptor_dir: Path | None, api_key: str = "EMPTY") -> HybridAssembler:
-    """Bind an adaptor to an endpoint's model (checked against the served weights and the server's
-    prompt-embeds flag); returns its assembler."""
+def load_assembler(base_url: str, model: str, adaptor_dir: Path | None, api_key: str = "EMPTY") -> HybridAssembler:
+    """The assembler for the model an endpoint serves: the adaptor in `adaptor_dir` (default: the one trained for the
+    served weights), checked against those weights and the server's prompt-embeds flag. Loaded objects are cached;
+    nothing is recorded about the endpoint: whoever calls it carries the assembler (`Endpoint.assembler`)."""
     model_dir = served_model_dir(base_url, model, api_key)
     folder = adaptor_dir or default_adaptor_dir(model_dir)
     assembler = _assembler(str(folder), str(model_dir))
     check_accepts_embeds(base_url, model, int(assembler.embedding.shape[1]), api_key)
-    with _REGISTRY_LOCK:
-        _REGISTRY[(base_url, model)] = (folder, model_dir)
     return assembler
-
-
-def assembler_for(base_url: str, model: str) -> HybridAssembler | None:
-    with _REGISTRY_LOCK:
-        bound = _REGISTRY.get((base_url, model))
-    return None if bound is None else _assembler(str(bound[0]), str(bound[1]))
 
 
 def message_dicts(messages: Sequence[Any]) -> list[dict[str, str]]:

@@ -18,16 +18,24 @@ import asyncio
 import json
 import time
 import weakref
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import httpx
 import openai
 import pydantic
 from langchain_core.messages import BaseMessage
 from langchain_openai import ChatOpenAI
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from recgpt.errors import EndpointError, InvalidModelOutput, RecGPTError
+from recgpt.schema.calls import LLMCall
+
+if TYPE_CHECKING:
+    from recgpt.tools.hybrid import HybridAssembler
+else:
+    # `recgpt.tools.hybrid` imports torch and transformers (seconds); text-mode runs, agents and the CLI never need
+    # them, so this module does not import it. At run time the field below is validated as `Any`.
+    HybridAssembler = Any
 
 S = TypeVar("S", bound=BaseModel)
 
@@ -36,26 +44,29 @@ class LLMRequestRejected(RecGPTError):
     """The endpoint refused the request itself (HTTP 4xx other than 429)."""
 
 
-class LLMCall(BaseModel):
-    """Accounting for one agent call (all its attempts), stored in graph state."""
-
-    agent: str
-    ok: bool
-    attempts: int
-    latency_s: float
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    finish_reason: str | None = None
-    error: str | None = None
-    started_at: float = Field(default=0.0, description="Wall clock (epoch s) when the call began; with latency_s, its interval.")
 
 
 class Endpoint(BaseModel):
+    """An OpenAI-compatible endpoint and how prompts reach it: as text, or (`compression="hybrid"`) with entity
+    markers sent as prompt embeddings built by `assembler` (see `recgpt.tools.hybrid`)."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
     base_url: str
     model: str
     api_key: str = "EMPTY"
     timeout_s: float = 120.0
     max_retries: int = 2
+    compression: Literal["text", "hybrid"] = "text"
+    assembler: HybridAssembler | None = Field(default=None, exclude=True, repr=False)
+
+    @model_validator(mode="after")
+    def _assembler_iff_hybrid(self) -> Endpoint:
+        if self.compression == "hybrid" and self.assembler is None:
+            raise ValueError("a hybrid endpoint needs an assembler (recgpt.tools.hybrid.load_assembler)")
+        if self.compression == "text" and self.assembler is not None:
+            raise ValueError("a text endpoint takes no assembler")
+        return self
 
 
 _CLIENTS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient] = weakref.WeakKeyDictionary()
@@ -80,14 +91,22 @@ def _loop_client() -> httpx.AsyncClient | None:
     return client
 
 
-def chat_model(endpoint: Endpoint, temperature: float, max_tokens: int, seed: int | None = None) -> ChatOpenAI:
+class EndpointChat(ChatOpenAI):
+    """A ChatOpenAI that keeps the `Endpoint` it was built for, so the call path reads the endpoint's compression
+    mode (and hybrid assembler) from the model it is given. Excluded from langchain/pydantic serialization."""
+
+    endpoint: Endpoint = Field(exclude=True, repr=False)
+
+
+def chat_model(endpoint: Endpoint, temperature: float, max_tokens: int, seed: int | None = None) -> EndpointChat:
     kwargs: dict[str, Any] = {}
     if seed is not None:
         kwargs["seed"] = seed
     client = _loop_client()
     if client is not None:
         kwargs["http_async_client"] = client
-    return ChatOpenAI(
+    return EndpointChat(
+        endpoint=endpoint,
         base_url=endpoint.base_url,
         api_key=endpoint.api_key,
         model=endpoint.model,
@@ -148,7 +167,7 @@ async def acall_structured(
     Raises `EndpointError` (transport), `LLMRequestRejected` (4xx) or `InvalidModelOutput`
     (every attempt broke the schema); every exception carries the accounting in `.call`.
     """
-    sample = _sampler(model, messages, schema, base_url)
+    sample = _sampler(model, messages, schema)
     prompt_tokens = completion_tokens = 0
     errors: list[str] = []
     finish: str | None = None
@@ -201,24 +220,24 @@ async def acall_structured(
     raise failure
 
 
-def _sampler(model: ChatOpenAI, messages: list[BaseMessage], schema: type[S], base_url: str):
+def _sampler(model: ChatOpenAI, messages: list[BaseMessage], schema: type[S]):
     """One structured sample per call of the returned coroutine function, as langchain's
     `include_raw` dict. Messages carrying hybrid entity markers go out as prompt embeddings when
-    the endpoint has an adaptor (`recgpt.tools.hybrid`), else as the equivalent text prompt."""
+    the model's endpoint is hybrid (its assembler, `recgpt.tools.hybrid`), else as the equivalent text prompt."""
     from recgpt.tools.entities import as_text, has_entities
 
     if has_entities(str(m.content) for m in messages):
-        from recgpt.tools import hybrid
-
-        assembler = hybrid.assembler_for(base_url, model.model_name)
+        assembler = model.endpoint.assembler if isinstance(model, EndpointChat) else None
         if assembler is not None:
+            from recgpt.tools import hybrid
+
             return lambda: _sample_with_embeds(model, assembler, hybrid.message_dicts(messages), schema)
         messages = [m.model_copy(update={"content": as_text(str(m.content))}) for m in messages]
     runnable = model.with_structured_output(schema, method="json_schema", include_raw=True, strict=True)
     return lambda: runnable.ainvoke(messages)
 
 
-async def _sample_with_embeds(model: ChatOpenAI, assembler: Any, messages: list[dict[str, str]], schema: type[S]) -> dict[str, Any]:
+async def _sample_with_embeds(model: ChatOpenAI, assembler: HybridAssembler, messages: list[dict[str, str]], schema: type[S]) -> dict[str, Any]:
     """`/v1/completions` with `prompt_embeds` and the schema as `response_format`; same result shape as langchain's."""
     from types import SimpleNamespace
 

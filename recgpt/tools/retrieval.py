@@ -1,21 +1,33 @@
-"""Tag -> catalogue items and tag -> nearest category, through persistent Chroma collections.
+"""Retrieval: tag -> catalogue items and tag -> nearest category, behind the `Retriever` seam.
 
-Two collections per dataset, keyed by the dataset's content hash so that a changed catalogue
-gets a fresh index: `items` (title + category path of every item) and `categories` (every
-distinct category path). Built once, reused across processes.
+The graph's retrieve node and the evaluations ask a `Retriever` (a protocol: `search_items`,
+`nearest_categories`), never Chroma directly, so that another backend (a vector service, a
+user-aware ranker, an in-memory fake in the unit tests) plugs in without touching them. Which one
+is used is a setting: `RECGPT_RETRIEVER` is `chroma` (the default) or `pkg.module:callable`,
+resolved by `retriever_factory` into a `RetrieverFactory` (Dataset -> Retriever); `build_graph`
+takes such a factory too.
+
+The Chroma implementation, `CatalogueIndex` (alias `ChromaRetriever`), keeps two persistent
+collections per dataset, keyed by the dataset's content hash so that a changed catalogue gets a
+fresh index: `items` (title + category path of every item) and `categories` (every distinct
+category path). Built once, reused across processes.
 """
 
 from __future__ import annotations
 
+import importlib
+import os
+import sys
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol, cast, runtime_checkable
 
-import chromadb
-from chromadb.config import Settings as ChromaSettings
 from rich.progress import Progress
 
 from recgpt.data.dataset import Dataset
+from recgpt.errors import RecGPTError
 from recgpt.tools.embeddings import embedding_function
 
 BATCH = 256
@@ -35,10 +47,52 @@ class CategoryHit:
     distance: float
 
 
+@dataclass(frozen=True)
+class UserSignals:
+    """Who the items are retrieved for, beyond the `exclude` set.
+
+    Reserved for user-aware scoring (re-ranking by the user's history): callers that know the user pass it now,
+    so that a backend which uses it needs no change at the call sites. Backends may ignore it; Chroma does."""
+
+    user_id: str
+    history_item_ids: tuple[str, ...] = ()
+
+
+@runtime_checkable
+class Retriever(Protocol):
+    """Retrieval over one dataset's catalogue: the seam between the graph/evaluations and a search backend.
+
+    A retriever is bound to the dataset its factory was called with; item ids, titles and category paths in its
+    hits are that dataset's. Smaller `distance` means closer (Chroma: cosine distance); callers only rely on the
+    order of the hits, not on the scale. Methods are synchronous and may block (the graph calls them in a worker
+    thread) and must be safe to call from several threads at once."""
+
+    def search_items(self, queries: list[str], k: int, exclude: set[str] = frozenset(),
+                     user: UserSignals | None = None) -> list[list[ItemHit]]:
+        """Per query (in order), its top `k` items, best first, none of them in `exclude` (the user's history)."""
+        ...
+
+    def nearest_categories(self, queries: list[str], k: int = 1) -> list[list[CategoryHit]]:
+        """Per query (in order), its `k` nearest category paths of the catalogue, best first."""
+        ...
+
+
+RetrieverFactory = Callable[[Dataset], Retriever]
+"""Makes the retriever of a dataset. Called once per graph run (and per evaluation), so a factory whose retriever
+is expensive to build should cache it per dataset, as the Chroma one does."""
+
+
 class CatalogueIndex:
-    """Chroma-backed retrieval over one dataset's catalogue."""
+    """Chroma-backed retrieval over one dataset's catalogue: the default `Retriever`.
+
+    Get it through `get_index` (or `chroma_factory`), not by constructing it: opening the same Chroma folder twice
+    in a process breaks Chroma's client (see `get_index`)."""
 
     def __init__(self, dataset: Dataset, index_dir: Path, show_progress: bool = False) -> None:
+        # Imported here: only the Chroma backend needs chromadb, and `import recgpt.graph` stays free of it.
+        import chromadb
+        from chromadb.config import Settings as ChromaSettings
+
         self.dataset = dataset
         index_dir.mkdir(parents=True, exist_ok=True)
         self._client = chromadb.PersistentClient(
@@ -74,8 +128,12 @@ class CatalogueIndex:
                 self.categories.upsert(ids=chunk, documents=chunk)
                 progress.advance(task, len(chunk))
 
-    def search_items(self, queries: list[str], k: int, exclude: set[str] = frozenset()) -> list[list[ItemHit]]:
-        """Top-k items per query, skipping `exclude` (the user's history)."""
+    def search_items(self, queries: list[str], k: int, exclude: set[str] = frozenset(),
+                     user: UserSignals | None = None) -> list[list[ItemHit]]:
+        """Top-k items per query, skipping `exclude` (the user's history).
+
+        `user` is accepted for the `Retriever` protocol and ignored: the ranking is the query's embedding distance
+        alone (the same for every user)."""
         if not queries:
             return []
         total = self.items.count()
@@ -94,6 +152,7 @@ class CatalogueIndex:
         return out
 
     def nearest_categories(self, queries: list[str], k: int = 1) -> list[list[CategoryHit]]:
+        """The k nearest category paths per query, by cosine distance."""
         if not queries or self.categories.count() == 0:
             return [[] for _ in queries]
         result = self.categories.query(
@@ -119,9 +178,80 @@ def get_index(dataset: Dataset, index_dir: Path, show_progress: bool = False) ->
 
     Locked: the retrieval node calls this from worker threads, and concurrent first runs (a load test, a batch)
     would otherwise open the same Chroma folder several times at once, which Chroma's client does not survive
-    (`KeyError` on its path, half-initialised Rust bindings; found by `recgpt load`)."""
+    (`KeyError` on its path, half-initialised Rust bindings; found by `recgpt load`).
+
+    Chroma-specific: code that only searches asks `get_retriever` (whatever backend is configured); this stays for
+    building the Chroma index ahead of time with a progress bar (`recgpt demo`)."""
     key = (dataset.name, dataset.content_hash(), str(index_dir))
     with _CACHE_LOCK:
         if key not in _CACHE:
             _CACHE[key] = CatalogueIndex(dataset, index_dir, show_progress=show_progress)
         return _CACHE[key]
+
+
+ChromaRetriever = CatalogueIndex
+"""The Chroma implementation of `Retriever`, under the name that says so."""
+
+CHROMA = "chroma"
+
+
+def chroma_factory(index_dir: Path | None = None, show_progress: bool = False) -> RetrieverFactory:
+    """The Chroma `RetrieverFactory`: one cached `CatalogueIndex` per dataset (see `get_index`).
+
+    `index_dir=None` means the configured one (`$RECGPT_HOME/chroma`), read when a retriever is made, not when the
+    factory is: a graph built at import time (Studio) still follows RECGPT_HOME set later."""
+
+    def make(dataset: Dataset) -> Retriever:
+        from recgpt.settings import get_settings
+
+        return get_index(dataset, index_dir or get_settings().index_dir, show_progress=show_progress)
+
+    return make
+
+
+def retriever_factory(spec: str | None = None) -> RetrieverFactory:
+    """Resolve a retriever setting into a factory; `spec=None` reads RECGPT_RETRIEVER.
+
+    `chroma` is the built-in backend; `pkg.module:callable` names a callable taking a `Dataset` and returning a
+    `Retriever` (a class bound to a dataset qualifies). It is imported now, so a bad setting fails when the graph
+    or evaluation is built, before any LLM call is spent; what it returns is checked at each call. The working
+    directory is importable, as for plug-ins (RECGPT_PLUGINS)."""
+    if spec is None:
+        from recgpt.settings import get_settings
+
+        spec = get_settings().retriever
+    spec = spec.strip()
+    if spec == CHROMA:
+        return chroma_factory()
+    module_name, _, attr = spec.partition(":")
+    if not module_name or not attr:
+        raise RecGPTError(f"retriever {spec!r} must be {CHROMA!r} or look like pkg.module:callable (RECGPT_RETRIEVER)")
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    try:
+        module = importlib.import_module(module_name)
+    except Exception as exc:
+        reason = " ".join(str(exc).split())  # one line, whatever the import error printed
+        raise RecGPTError(f"retriever {spec!r}: cannot import {module_name} ({type(exc).__name__}: {reason})") from None
+    target: object = module
+    for part in attr.split("."):
+        if not hasattr(target, part):
+            raise RecGPTError(f"retriever {spec!r}: {module_name} has no {attr!r}")
+        target = getattr(target, part)
+    if not callable(target):
+        raise RecGPTError(f"retriever {spec!r}: {attr!r} is a {type(target).__name__}, not a callable taking a Dataset")
+    make = cast(Callable[[Dataset], object], target)
+
+    def checked(dataset: Dataset) -> Retriever:
+        retriever = make(dataset)
+        if not isinstance(retriever, Retriever):
+            raise RecGPTError(f"retriever {spec!r} returned a {type(retriever).__name__!r}, not a Retriever "
+                              "(needs search_items and nearest_categories)")
+        return retriever
+
+    return checked
+
+
+def get_retriever(dataset: Dataset) -> Retriever:
+    """The configured retriever (RECGPT_RETRIEVER) of a dataset: what evaluations and training rewards use."""
+    return retriever_factory()(dataset)

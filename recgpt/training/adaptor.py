@@ -20,7 +20,7 @@ import json
 import math
 import random
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -31,27 +31,7 @@ from recgpt.errors import RecGPTError
 from recgpt.tools.adaptor import AdaptorConfig, EntityAdaptor, ModelIdentity
 from recgpt.tools.entities import entity
 from recgpt.tools.hybrid import HybridAssembler, HybridPrompt, assemble
-
-
-@dataclass
-class AdaptorTrainConfig:
-    """`recgpt train adaptor` settings (every field is a CLI option)."""
-
-    model: str = field(metadata={"help": "The frozen LLM's Hugging Face directory (the one vLLM serves)."})
-    output_dir: Path = field(metadata={"help": "Run directory: config, metrics, the adaptor (in `adaptor/`)."})
-    dataset: str = field(default="office", metadata={"help": "Catalogue and training prefixes to learn from."})
-    hidden_dim: int = field(default=1024, metadata={"help": "Adaptor hidden width."})
-    perception_entities: int = field(default=800, metadata={"help": "Catalogue entities for self-perception training."})
-    heldout_entities: int = field(default=200, metadata={"help": "Entities never trained on: self-perception accuracy."})
-    distill_users: int = field(default=48, metadata={"help": "Training-prefix expert prompts with frozen-LLM full-text targets (0 = off)."})
-    distill_max_items: int = field(default=20, metadata={"help": "History items listed in a distillation prompt."})
-    distill_max_new_tokens: int = field(default=96, metadata={"help": "Length of the frozen LLM's greedy answer used as target."})
-    epochs: int = field(default=2, metadata={"help": "Passes over all examples."})
-    batch_size: int = field(default=16, metadata={"help": "Self-perception examples per step (distillation: 1 per step)."})
-    learning_rate: float = field(default=1e-3, metadata={"help": "AdamW learning rate."})
-    seed: int = field(default=0, metadata={"help": "Entity split, shuffling and initialisation seed."})
-    tags_per_expert: int = field(default=5, metadata={"help": "M of the distillation expert prompts."})
-
+from recgpt.training.configs import AdaptorTrainConfig
 
 QUESTIONS = {
     "category": "Which product category does this item belong to?",

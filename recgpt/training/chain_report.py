@@ -13,6 +13,8 @@ import statistics
 from pathlib import Path
 from typing import Any
 
+from recgpt import plots
+
 STAGES = ("base", "sft", "grpo-sum", "grpo-crs")
 PAPER_HR30 = {"base": 23.08, "sft": 29.20, "grpo-sum": 27.38, "grpo-crs": 32.60}
 CURVE_KEYS = ("rewards/{shaping}/mean", "rewards/r_acc/mean", "rewards/r_align/mean", "rewards/r_div/mean", "rewards/r_len/mean",
@@ -175,12 +177,7 @@ def markdown(summary: dict[str, Any]) -> str:
 
 
 def plot(summary: dict[str, Any], path: Path) -> Path | None:
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
+    if not plots.available():
         return None
     runs = {n: summary["training"][n] for n in ("grpo-sum", "grpo-crs") if n in summary["training"]}
     if not runs:
@@ -188,25 +185,22 @@ def plot(summary: dict[str, Any], path: Path) -> Path | None:
     panels = [("shaped reward", lambda n: f"rewards/{n.split('-')[1]}/mean"), ("R_acc", lambda n: "rewards/r_acc/mean"),
               ("R_align", lambda n: "rewards/r_align/mean"), ("gate pass: all three", None), ("KL", lambda n: "kl"),
               ("grad norm", lambda n: "grad_norm")]
-    fig, axes = plt.subplots(2, 3, figsize=(13, 7))
-    for ax, (title, key_of) in zip(axes.flat, panels):
-        for name, run in runs.items():
-            if key_of is None:
-                for gate in ("align", "div", "len"):
-                    pts = run["curves"].get(f"rewards/gate_{gate}/mean", [])
+    with plots.figure(path, 2, 3, size=(13, 7)) as (_, axes):
+        for ax, (title, key_of) in zip(axes.flat, panels):
+            for name, run in runs.items():
+                if key_of is None:
+                    for gate in ("align", "div", "len"):
+                        pts = run["curves"].get(f"rewards/gate_{gate}/mean", [])
+                        if pts:
+                            ax.plot(*zip(*pts), label=f"{name} {gate}")
+                else:
+                    pts = run["curves"].get(key_of(name), [])
                     if pts:
-                        ax.plot(*zip(*pts), label=f"{name} {gate}")
-            else:
-                pts = run["curves"].get(key_of(name), [])
-                if pts:
-                    ax.plot(*zip(*pts), marker=".", label=name)
-        ax.set_title(title)
-        ax.set_xlabel("step")
-        if ax.get_legend_handles_labels()[0]:
-            ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+                        ax.plot(*zip(*pts), marker=".", label=name)
+            ax.set_title(title)
+            ax.set_xlabel("step")
+            if ax.get_legend_handles_labels()[0]:
+                ax.legend(fontsize=7)
     return path
 
 

@@ -14,15 +14,11 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from recgpt.agents.expert import training_expert_instructions
 from recgpt.data.dataset import Dataset, Split
 from recgpt.data.records import Interaction, Item
-from recgpt.graph.nodes import recommendation_date, render_prefix
-from recgpt.graph.state import Persona
-from recgpt.prompts.expert import EXPERT_INSTRUCTIONS
+from recgpt.services.prefix import recommendation_date, render_prefix
 from recgpt.tools.environment import build_environment
-
-TRAINING_PERSONA = Persona(name="the user as the whole history shows", focus="what this user is likely to need next")
-"""SFT prompts use one history-wide persona: a persona derived from the future would leak the target."""
 
 _WORD = re.compile(r"[A-Za-z][A-Za-z'&-]*")
 
@@ -80,11 +76,6 @@ def target_tags(dataset: Dataset, cut: TrainingCut, m: int) -> list[str]:
     while len(tags) < m:  # tiny catalogues: numbered variants keep the schema's exact count
         add(f"{tags[0] if tags else 'popular item'} option {len(tags) + 1}")
     return tags
-
-
-def training_expert_instructions(m: int) -> str:
-    """The expert's instructions for the training persona: shared by training prompts and `eval --method expert`."""
-    return EXPERT_INSTRUCTIONS.format(persona_name=TRAINING_PERSONA.name, persona_focus=TRAINING_PERSONA.focus, m=m)
 
 
 def expert_prompt(dataset: Dataset, cut: TrainingCut, m: int, country: str = "US", max_items: int = 40,

@@ -10,45 +10,15 @@ gate pass rate, KL and gradient norm per step to `<output_dir>/metrics.json`.
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from recgpt.data import load_dataset
 from recgpt.eval.metrics import path_at_level
+from recgpt.training.configs import RM_MAX_LENGTH, GRPORunConfig
 from recgpt.training.datasets import expert_prompt, future_categories, training_cuts
 from recgpt.training.grpo_rewards import TagRewards
 from recgpt.training.runs import finish_run, latest_checkpoint, start_run
-
-
-@dataclass(kw_only=True)
-class GRPORunConfig:
-    """Every knob of a GRPO run (written to `<output_dir>/run_config.json`)."""
-
-    model: str = field(metadata={"help": "Starting policy (the SFT output, merged) — also the KL reference."})
-    output_dir: Path = field(metadata={"help": "Run directory."})
-    shaping: str = field(default="crs", metadata={"help": "crs (gated accuracy) or sum (weighted sum baseline)."})
-    reward_model: str | None = field(default=None, metadata={"help": "Judge-as-a-Reward model dir for R_align (None: R_align = 1, gate always open)."})
-    level: str = field(default="l2", metadata={"help": "Category level of R_acc: l2 or leaf (Office), genre (MovieLens)."})
-    dataset: str = field(default="office", metadata={"help": "Dataset of the prompts."})
-    max_users: int | None = field(default=256, metadata={"help": "Training users sampled for prompts (None = all)."})
-    future: int = field(default=3, metadata={"help": "Next interactions whose categories R_acc rewards."})
-    tags_per_expert: int = field(default=5, metadata={"help": "M tags asked for in each prompt."})
-    num_generations: int = field(default=4, metadata={"help": "Group size G (samples per prompt)."})
-    max_completion_length: int = field(default=256, metadata={"help": "Completion token limit."})
-    temperature: float = field(default=0.8, metadata={"help": "Sampling temperature of the rollouts (the experts' serving temperature)."})
-    beta: float = field(default=0.04, metadata={"help": "KL coefficient to the reference (the starting model)."})
-    loss_type: str = field(default="grpo", metadata={"help": "grpo | dapo | dr_grpo | bnpo (TRL loss_type)."})
-    scale_rewards: str = field(default="group", metadata={"help": "Advantage scaling: group | batch | none."})
-    epsilon: float = field(default=0.2, metadata={"help": "PPO-style clip range."})
-    learning_rate: float = field(default=1e-5, metadata={"help": "Optimiser learning rate."})
-    batch_size: int = field(default=4, metadata={"help": "Per-device batch (completions); a multiple of num_generations."})
-    grad_accum: int = field(default=1, metadata={"help": "Gradient accumulation steps."})
-    max_steps: int = field(default=50, metadata={"help": "Optimiser steps."})
-    logging_steps: int = field(default=1, metadata={"help": "Log every N steps."})
-    save_steps: int = field(default=25, metadata={"help": "Checkpoint every N steps."})
-    seed: int = field(default=0, metadata={"help": "Seed."})
-    use_cpu: bool = field(default=True, metadata={"help": "Force CPU."})
 
 
 def build_grpo_rows(config: GRPORunConfig) -> list[dict[str, Any]]:
@@ -62,13 +32,13 @@ def build_grpo_rows(config: GRPORunConfig) -> list[dict[str, Any]]:
 
 
 def real_tag_rewards(config: GRPORunConfig) -> TagRewards:
-    """The rewards on real components: Chroma nearest category (R_acc), MiniLM embeddings (R_div) and
-    the trained reward model (R_align = sigmoid(score) on prompt + answer, as it was trained)."""
-    from recgpt.settings import get_settings
+    """The rewards on real components: the configured retriever's nearest category (R_acc; Chroma by default),
+    MiniLM embeddings (R_div) and the trained reward model (R_align = sigmoid(score) on prompt + answer, as it was
+    trained)."""
     from recgpt.tools.embeddings import embed
-    from recgpt.tools.retrieval import get_index
+    from recgpt.tools.retrieval import get_retriever
 
-    index = get_index(load_dataset(config.dataset), get_settings().index_dir)
+    index = get_retriever(load_dataset(config.dataset))
 
     def map_categories(tags: list[str]) -> list[frozenset[str]]:
         return [path_at_level(hits[0].category, config.level) if hits else frozenset() for hits in index.nearest_categories(tags, 1)]
@@ -77,7 +47,7 @@ def real_tag_rewards(config: GRPORunConfig) -> TagRewards:
         import torch
 
         from recgpt.training.reward_model import score_texts
-        from recgpt.training.reward_train import RM_MAX_LENGTH, load_reward_model
+        from recgpt.training.reward_train import load_reward_model
 
         model, tokenizer = load_reward_model(config.reward_model)
 

@@ -15,33 +15,15 @@ import asyncio
 import hashlib
 import json
 import random
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from recgpt.data import load_dataset
+from recgpt.training.configs import RewardDataConfig
 from recgpt.training.datasets import expert_prompt, training_cuts
 from recgpt.training.grpo_rewards import completion_text, parse_tags
 from recgpt.training.reward_model import GradedSample, RewardGroup
-
-
-@dataclass(kw_only=True)
-class RewardDataConfig:
-    """Every knob of a reward-data run (written next to the groups file)."""
-
-    output: Path = field(metadata={"help": "JSONL of reward groups (one RewardGroup per line)."})
-    dataset: str = field(default="office", metadata={"help": "Dataset whose training prefixes give the prompts."})
-    max_users: int = field(default=24, metadata={"help": "Prompts (training users) sampled."})
-    samples: int = field(default=4, metadata={"help": "G: policy answers sampled per prompt (the group)."})
-    tags_per_expert: int = field(default=5, metadata={"help": "M tags per answer (as in SFT/GRPO)."})
-    temperature: float = field(default=1.0, metadata={"help": "Sampling temperature of the policy answers."})
-    judge_mode: str = field(default="agent", metadata={"help": "agent (per-dimension evaluators + Senior Reviewer) or single."})
-    future: int = field(default=3, metadata={"help": "Cut position (as in SFT): the prompt's history ends before these."})
-    seed: int = field(default=1, metadata={"help": "Seed of the user sample (differs from SFT's 0 by default)."})
-    shuffled_negatives: int = field(default=0, metadata={"help": (
-        "In-batch negatives per group: judged answers of other users (seeded derangement) graded Bad by construction. "
-        "Gives the listwise loss a user-relevance signal when the judge grades (nearly) everything alike.")})
-    concurrency: int = field(default=16, metadata={"help": "LLM calls in flight."})
 
 
 def _store_path(config: RewardDataConfig) -> Path:
@@ -51,14 +33,15 @@ def _store_path(config: RewardDataConfig) -> Path:
 
 
 async def _collect(config: RewardDataConfig, show_progress: bool) -> dict[str, Any]:
-    from recgpt.agents.common import endpoint_of, messages
+    from recgpt.agents.common import messages
     from recgpt.agents.expert import TOKENS_PER_TAG, expert_schema
-    from recgpt.agents.judge import JudgeInput
     from recgpt.errors import InvalidModelOutput
-    from recgpt.eval.explain_judge import KeyedStore, run_jobs
-    from recgpt.graph.context import Context
+    from recgpt.eval.runs import KeyedStore, run_jobs
     from recgpt.graph.judge import build_judge_subgraph
     from recgpt.runner import check_endpoint
+    from recgpt.schema.context import Context
+    from recgpt.schema.subgraphs import JudgeInput
+    from recgpt.services.endpoints import endpoint_of
     from recgpt.tools.llm import LLMRequestRejected, acall_structured, chat_model
 
     data = load_dataset(config.dataset)

@@ -10,36 +10,12 @@ from __future__ import annotations
 
 import json
 import random
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from recgpt.training.configs import RewardRunConfig
 from recgpt.training.reward_model import RewardGroup
 from recgpt.training.runs import finish_run, latest_checkpoint, start_run
-
-RM_MAX_LENGTH = 768
-"""Token window of the reward model. Inputs are cut from the *left*: the answer and the expert's
-instructions (at the end) are always seen; only the oldest history lines can fall outside."""
-
-
-@dataclass(kw_only=True)
-class RewardRunConfig:
-    """Every knob of a reward-model run (written to `<output_dir>/run_config.json`)."""
-
-    model: str = field(metadata={"help": "Base causal LM whose trunk gets the scalar value head."})
-    groups: Path = field(metadata={"help": "Reward groups JSONL from `recgpt train reward-data`."})
-    output_dir: Path = field(metadata={"help": "Run directory."})
-    loss_type: str = field(default="listwise", metadata={"help": "listwise (S > A > B within a group) or pointwise (BCE to 1/.5/0)."})
-    held_out: float = field(default=0.25, metadata={"help": "Share of groups held out for ranking accuracy."})
-    epochs: float = field(default=2.0, metadata={"help": "Passes over the training groups."})
-    learning_rate: float = field(default=2e-5, metadata={"help": "Learning rate (full fine-tuning of trunk + head)."})
-    groups_per_batch: int = field(default=1, metadata={"help": "Groups per optimiser step (each group is G texts)."})
-    max_length: int = field(default=RM_MAX_LENGTH, metadata={"help": "Token window (left-truncated)."})
-    logging_steps: int = field(default=5, metadata={"help": "Log every N steps."})
-    save_steps: int = field(default=100, metadata={"help": "Checkpoint every N steps."})
-    seed: int = field(default=0, metadata={"help": "Seed of the split and of training."})
-    use_cpu: bool = field(default=True, metadata={"help": "Force CPU."})
-    dtype: str = field(default="float32", metadata={"help": "Training dtype: float32 (CPU), bfloat16 or auto (the checkpoint's) on GPUs."})
 
 
 def load_groups(path: Path) -> list[RewardGroup]:

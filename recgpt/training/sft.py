@@ -7,37 +7,13 @@ The run directory holds the config, the trainer's checkpoints (resume is automat
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from recgpt.data import load_dataset
+from recgpt.training.configs import SFTRunConfig
 from recgpt.training.datasets import sft_example, training_cuts
 from recgpt.training.runs import finish_run, latest_checkpoint, start_run
-
-
-@dataclass(kw_only=True)
-class SFTRunConfig:
-    """Every knob of an SFT run (written to `<output_dir>/run_config.json`)."""
-
-    model: str = field(metadata={"help": "HF model directory (the prepared default model, or any causal LM)."})
-    output_dir: Path = field(metadata={"help": "Run directory: checkpoints, logs, final adapter/model."})
-    dataset: str = field(default="office", metadata={"help": "office, movielens or a JSONL dataset folder."})
-    max_users: int | None = field(default=None, metadata={"help": "Subsample of training users (None = all)."})
-    future: int = field(default=3, metadata={"help": "Next interactions of the training prefix used as targets."})
-    tags_per_expert: int = field(default=5, metadata={"help": "M: tags in each target completion."})
-    epochs: float = field(default=1.0, metadata={"help": "Passes over the examples."})
-    max_steps: int = field(default=-1, metadata={"help": "Stop after this many optimiser steps (-1 = epochs decide)."})
-    learning_rate: float = field(default=2e-4, metadata={"help": "2e-4 suits LoRA; use ~2e-5 for full fine-tuning."})
-    batch_size: int = field(default=4, metadata={"help": "Per-device batch size."})
-    grad_accum: int = field(default=4, metadata={"help": "Gradient accumulation steps (GPU: raise batch_size instead)."})
-    max_length: int = field(default=2048, metadata={"help": "Token limit of prompt + completion."})
-    lora_r: int = field(default=16, metadata={"help": "LoRA rank; 0 = full fine-tuning."})
-    lora_alpha: int = field(default=32, metadata={"help": "LoRA alpha."})
-    logging_steps: int = field(default=10, metadata={"help": "Log every N steps."})
-    save_steps: int = field(default=100, metadata={"help": "Checkpoint every N steps (resume point)."})
-    seed: int = field(default=0, metadata={"help": "Seed of sampling and training."})
-    use_cpu: bool = field(default=True, metadata={"help": "Force CPU (False on GPU machines)."})
 
 
 def build_sft_rows(config: SFTRunConfig) -> list[dict[str, Any]]:

@@ -50,7 +50,7 @@ def test_template_explanations_and_single_judge(vllm_server: str) -> None:
 
 
 def test_judge_fails_an_injected_explanation_on_the_real_server(vllm_server: str) -> None:
-    from recgpt.graph.nodes import build_shared_prefix
+    from recgpt.services.prefix import build_shared_prefix
 
     ctx = Context(judge_mode="agent")
     prefix = asyncio.run(build_shared_prefix(ctx, "5", "office", "test"))["shared_prefix"]

@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from recgpt.graph.context import Context
+from recgpt.schema.context import Context
 from recgpt.tools.adaptor import AdaptorConfig, EntityAdaptor, ModelIdentity
 from recgpt.tools.entities import entity
 from recgpt.tools.hybrid import HybridAssembler, encode_tensor
@@ -81,7 +81,7 @@ def test_recommend_with_hybrid_compression_end_to_end(vllm_server: str, model_di
     assert ok and all(c["prompt_tokens"] >= stats["prefix_tokens"] for c in ok)  # the server read the hybrid prefix
     assert not any("endpoint_unavailable" in f or "rejected" in f for f in state["flags"]), state["flags"]
 
-    from recgpt.graph.nodes import build_shared_prefix
+    from recgpt.services.prefix import build_shared_prefix
 
     text = asyncio.run(build_shared_prefix(Context(base_url=vllm_server), "3", "office", "test"))
     assert text["context_stats"].n_listed_items == stats["n_listed_items"]

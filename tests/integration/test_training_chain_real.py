@@ -49,8 +49,8 @@ def _free_port() -> int:
 
 
 def test_sft_policy_is_exported_served_and_evaluated(model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from recgpt.agents.common import served_model_identity
     from recgpt.eval.harness import EvalConfig, run_eval
+    from recgpt.services.endpoints import served_model_identity
     from recgpt.tools.server import ServerConfig, start_server
     from recgpt.training.export import export_model
     from recgpt.training.sft import SFTRunConfig, run_sft

@@ -1,10 +1,13 @@
-"""The fake LLM layer of graph-logic unit tests (tests/integration covers the real one)."""
+"""The fake LLM layer and the in-memory retriever of graph-logic unit tests (tests/integration covers the real ones)."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
-from recgpt.tools.llm import LLMCall
+from recgpt.data.dataset import Dataset
+from recgpt.schema.calls import LLMCall
+from recgpt.tools.retrieval import CategoryHit, ItemHit, UserSignals
 
 DEAD_ENDPOINT = "http://127.0.0.1:9/v1"  # nothing listens on the discard port
 
@@ -45,3 +48,44 @@ class FakeLLM:
             data = {"selected": [2, 2, 1, 5, 7], "reason": "best"}
         call = LLMCall(agent=agent, ok=True, attempts=1, latency_s=0.01, prompt_tokens=100, completion_tokens=10)
         return schema.model_validate(data), call
+
+
+def _tokens(text: str) -> set[str]:
+    """Lower-cased words, a plural "s" dropped (so "lamp" meets "Lamps")."""
+    return {w[:-1] if len(w) > 3 and w.endswith("s") else w for w in re.findall(r"[a-z0-9]+", text.lower())}
+
+
+def _distance(query: set[str], text: str) -> float:
+    """1 - the share of the query's words found in `text`: 0 is every word, 1 is none."""
+    return 1.0 - len(query & _tokens(text)) / len(query) if query else 1.0
+
+
+class FakeRetriever:
+    """An in-memory `Retriever` over one dataset, for graph tests without Chroma or embeddings.
+
+    Deterministic: items rank by the share of the query's words in their title + category path (ties by item id),
+    categories likewise among `dataset.categories()`. Like a vector index it always answers k hits when the
+    catalogue has them, however poor the match. Records what it was asked (`queries`, `users`)."""
+
+    def __init__(self, dataset: Dataset) -> None:
+        self.dataset = dataset
+        self.queries: list[str] = []
+        self.users: list[UserSignals | None] = []
+
+    def search_items(self, queries: list[str], k: int, exclude: set[str] = frozenset(),
+                     user: UserSignals | None = None) -> list[list[ItemHit]]:
+        self.queries += queries
+        self.users.append(user)
+        out: list[list[ItemHit]] = []
+        for query in queries:
+            words = _tokens(query)
+            ranked = sorted((_distance(words, f"{item.title} {item.category}"), item.item_id)
+                            for item in self.dataset.items.values() if item.item_id not in exclude)
+            out.append([ItemHit(item_id=i, title=self.dataset.items[i].title, category=self.dataset.items[i].category,
+                                distance=d) for d, i in ranked[:k]])
+        return out
+
+    def nearest_categories(self, queries: list[str], k: int = 1) -> list[list[CategoryHit]]:
+        categories = self.dataset.categories()
+        return [[CategoryHit(category=c, distance=d) for d, c in sorted((_distance(_tokens(q), c), c) for c in categories)[:k]]
+                for q in queries]

@@ -6,7 +6,7 @@ from pydantic import ValidationError
 from recgpt.agents.arbiter import arbiter_schema, dedupe_pool, round_robin, select
 from recgpt.agents.expert import expert_schema
 from recgpt.agents.planner import planner_schema
-from recgpt.graph.state import ProposedTag
+from recgpt.schema.state import ProposedTag
 
 
 def tag(text: str, persona: int) -> ProposedTag:

@@ -74,13 +74,13 @@ def test_classical_eval_resumes_without_redoing_users(small_dataset_dir: Path, i
     kept = store.read_text().splitlines()[:-1]
     store.write_text("\n".join(kept) + "\n")
     calls: list[str] = []
-    real = harness._base_result
+    real = harness.base_result
 
     def spy(dataset, user_id, split, levels):  # noqa: ANN001, ANN202
         calls.append(user_id)
         return real(dataset, user_id, split, levels)
 
-    monkeypatch.setattr(harness, "_base_result", spy)
+    monkeypatch.setattr(harness, "base_result", spy)
     _, resumed, _ = run_eval(config, isolated_home, show_progress=False)
     assert len(calls) == 1 and len(resumed) == 2 and store.read_text().count("\n") == lines_before
     summary = summarise(config, resumed, ("l2", "leaf"))
@@ -92,8 +92,8 @@ def test_a_smaller_run_reads_the_users_a_larger_run_already_scored(small_dataset
     larger = EvalConfig(dataset=str(small_dataset_dir), split="test", users=2, method="popularity", k_tags=2, k_items=[1, 2])
     _, scored, store = run_eval(larger, isolated_home, show_progress=False)
     calls: list[str] = []
-    real = harness._base_result
-    monkeypatch.setattr(harness, "_base_result", lambda *a: calls.append(a[1]) or real(*a))
+    real = harness.base_result
+    monkeypatch.setattr(harness, "base_result", lambda *a: calls.append(a[1]) or real(*a))
     _, smaller, same_store = run_eval(larger.model_copy(update={"users": 1}), isolated_home, show_progress=False)
     assert same_store == store and calls == []
     assert [r.user_id for r in smaller] == harness.sample_users(load_jsonl(small_dataset_dir), "test", 1, 0)

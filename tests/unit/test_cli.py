@@ -69,10 +69,10 @@ def test_usage_errors_exit_non_zero() -> None:
 def test_default_model_dir_is_a_path_for_serve_and_demo(isolated_home) -> None:
     """Regression: a second `_default_model_dir` returning str once shadowed this one, and `recgpt serve`
     / `recgpt demo` crashed joining paths."""
-    from recgpt import app
+    from recgpt.cli.common import default_model_folder
     from recgpt.tools.model_prep import default_model_dir
 
-    path = app._default_model_dir(prepare=False)
+    path = default_model_folder(prepare=False)
     assert isinstance(path, Path) and path == default_model_dir(isolated_home / "models")
     assert isinstance(path / "config.json", Path)
 

@@ -7,11 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from recgpt.agents.judge import JudgeInput
 from recgpt.errors import EndpointError, RecGPTError
-from recgpt.eval.explain_judge import KeyedStore, matching_tags, review, run_jobs
+from recgpt.eval.explain_judge import matching_tags, review
 from recgpt.eval.harness import UserResult
-from recgpt.graph.state import DimensionVerdict, Judgement
+from recgpt.eval.runs import KeyedStore, run_jobs
+from recgpt.schema.state import DimensionVerdict, Judgement
+from recgpt.schema.subgraphs import JudgeInput
 
 
 def test_matching_tags_compares_the_tag_category_with_the_target_at_the_level() -> None:

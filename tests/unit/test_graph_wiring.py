@@ -10,12 +10,12 @@ import pytest
 
 from recgpt.errors import EndpointError, InvalidModelOutput
 from recgpt.graph import Context, build_graph
-from tests.unit.fakes import DEAD_ENDPOINT, FakeLLM  # noqa: E402
+from tests.unit.fakes import DEAD_ENDPOINT, FakeLLM, FakeRetriever  # noqa: E402
 
 
 def run(dataset: Path, user: str = "u1", ctx: Context | None = None) -> dict[str, Any]:
     ctx = ctx or Context(base_url=DEAD_ENDPOINT, model="fake", explanation_mode="off")
-    graph = build_graph()
+    graph = build_graph(retriever=FakeRetriever)
     return asyncio.run(graph.ainvoke({"user_id": user, "dataset": str(dataset), "split": "test"}, context=ctx))
 
 
@@ -121,7 +121,7 @@ def test_endpoint_errors_are_retried_by_the_node_then_raised(fake_llm: FakeLLM, 
 
 def test_empty_history_user_is_flagged_not_crashed(fake_llm: FakeLLM, small_dataset_dir: Path, isolated_home: Path) -> None:
     ctx = Context(base_url=DEAD_ENDPOINT, model="fake")
-    out = asyncio.run(build_graph().ainvoke({"user_id": "u3", "dataset": str(small_dataset_dir), "split": "full"}, context=ctx))
+    out = asyncio.run(build_graph(retriever=FakeRetriever).ainvoke({"user_id": "u3", "dataset": str(small_dataset_dir), "split": "full"}, context=ctx))
     assert any(f.startswith("empty_history") for f in out["flags"])
     assert "new user" in out["shared_prefix"] and out["recommendations"]
 
@@ -162,5 +162,5 @@ def test_eval_redoes_a_user_whose_answer_the_endpoint_degraded(
 
     result = UserResult(user_id="u1", target_item="n2", target_labels={}, new_interest={})
     with pytest.raises(EndpointError, match="1 agent call"):
-        asyncio.run(answer_with_graph(build_graph(plugins=[]), NoIndex(), config, load_dataset(str(small_dataset_dir)),
+        asyncio.run(answer_with_graph(build_graph(plugins=[], retriever=FakeRetriever), NoIndex(), config, load_dataset(str(small_dataset_dir)),
                                       ctx, "u1", [], result))

@@ -147,8 +147,98 @@ def test_distillation_targets_are_the_frozen_models_own_answers(tiny_model: Path
     assert len((tmp_path / "run" / "distill_targets.jsonl").read_text().splitlines()) == len(rows)
 
 
+@pytest.fixture
+def no_cached_assemblers():
+    from recgpt.services import endpoints
+
+    endpoints._hybrid_assembler.cache_clear()
+    yield
+    endpoints._hybrid_assembler.cache_clear()
+
+
+def test_text_endpoint_loads_nothing_and_hybrid_endpoint_carries_its_assembler(monkeypatch: pytest.MonkeyPatch,
+                                                                               no_cached_assemblers: None) -> None:
+    from recgpt.schema.context import Context
+    from recgpt.services.endpoints import endpoint_of, judge_endpoint_of
+    from recgpt.tools import hybrid
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a text endpoint loaded an assembler")
+
+    monkeypatch.setattr(hybrid, "load_assembler", refuse)
+    text_ctx = Context(base_url="http://127.0.0.1:9/v1", model="m")
+    for endpoint in (endpoint_of(text_ctx), judge_endpoint_of(text_ctx)):
+        assert endpoint.compression == "text" and endpoint.assembler is None
+
+    loads: list[tuple] = []
+    sentinel = object()
+
+    def load(*args: object) -> object:
+        loads.append(args)
+        return sentinel
+
+    monkeypatch.setattr(hybrid, "load_assembler", load)
+    ctx = Context(base_url="http://127.0.0.1:9/v1", model="m", api_key="k", compression="hybrid", adaptor_dir="/adaptors/a")
+    endpoint = endpoint_of(ctx)
+    assert endpoint.compression == "hybrid" and endpoint.assembler is sentinel
+    assert endpoint_of(ctx).assembler is sentinel and loads == [("http://127.0.0.1:9/v1", "m", Path("/adaptors/a"), "k")]
+    assert "assembler" not in endpoint.model_dump() and "assembler" not in repr(endpoint)
+    assert judge_endpoint_of(ctx).assembler is sentinel  # the judge is the policy's own endpoint: it reads hybrid prompts
+    assert judge_endpoint_of(Context(**{**vars(ctx), "judge_model": "m"})).assembler is sentinel
+    for judge in (Context(**{**vars(ctx), "judge_model": "bigger"}), Context(**{**vars(ctx), "judge_base_url": "http://judge/v1", "judge_model": "m"})):
+        assert judge_endpoint_of(judge).compression == "text" and judge_endpoint_of(judge).assembler is None
+
+
+def test_endpoint_requires_an_assembler_exactly_when_hybrid() -> None:
+    from recgpt.tools.llm import Endpoint
+
+    with pytest.raises(ValueError, match="needs an assembler"):
+        Endpoint(base_url="u", model="m", compression="hybrid")
+    with pytest.raises(ValueError, match="takes no assembler"):
+        Endpoint(base_url="u", model="m", assembler=object())
+    with pytest.raises(ValueError, match="compression"):
+        Endpoint(base_url="u", model="m", compression="zip")
+
+
+def test_llm_call_takes_the_assembler_from_its_endpoint(monkeypatch: pytest.MonkeyPatch) -> None:
+    import asyncio
+    from types import SimpleNamespace
+
+    from langchain_core.messages import HumanMessage, SystemMessage
+    from pydantic import BaseModel
+
+    from recgpt.tools import llm
+
+    class Out(BaseModel):
+        tags: list[str]
+
+    raw = SimpleNamespace(usage_metadata={"input_tokens": 5, "output_tokens": 2}, response_metadata={"finish_reason": "stop"})
+    sent: list[tuple[str, object, object]] = []
+
+    async def with_embeds(model: object, assembler: object, messages: list[dict[str, str]], schema: type) -> dict:
+        sent.append(("embeds", assembler, messages))
+        return {"raw": raw, "parsed": Out(tags=["pens"]), "parsing_error": None}
+
+    class TextRunnable:
+        async def ainvoke(self, messages: list) -> dict:
+            sent.append(("text", None, [str(m.content) for m in messages]))
+            return {"raw": raw, "parsed": Out(tags=["pens"]), "parsing_error": None}
+
+    monkeypatch.setattr(llm, "_sample_with_embeds", with_embeds)
+    monkeypatch.setattr(llm.EndpointChat, "with_structured_output", lambda self, *a, **k: TextRunnable())
+    messages = [SystemMessage(content=f"history {entity('gel pens')}"), HumanMessage(content="tags")]
+    assembler = object()
+    for endpoint in (llm.Endpoint(base_url="http://127.0.0.1:9/v1", model="m", compression="hybrid", assembler=assembler),
+                     llm.Endpoint(base_url="http://127.0.0.1:9/v1", model="m")):
+        out, call = asyncio.run(llm.acall_structured(llm.chat_model(endpoint, 0.0, 20), messages, Out, "expert", endpoint.base_url))
+        assert out.tags == ["pens"] and call.ok
+    assert sent[0] == ("embeds", assembler, [{"role": "system", "content": f"history {entity('gel pens')}"},
+                                             {"role": "user", "content": "tags"}])
+    assert sent[1] == ("text", None, ['history "gel pens"', "tags"])  # a text endpoint gets the text-mode prompt
+
+
 def test_context_validates_compression() -> None:
-    from recgpt.graph.context import Context
+    from recgpt.schema.context import Context
 
     with pytest.raises(ValueError, match="compression"):
         Context(compression="zip")

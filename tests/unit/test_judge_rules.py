@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from recgpt.agents.judge import JudgeInput, guard_verdicts, injection_suspected, senior_review
-from recgpt.graph.state import DimensionVerdict
+from recgpt.agents.judge import guard_verdicts, injection_suspected, senior_review
+from recgpt.schema.state import DimensionVerdict
+from recgpt.schema.subgraphs import JudgeInput
 
 
 def verdicts(*grades: str | None) -> list[DimensionVerdict]:

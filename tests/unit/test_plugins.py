@@ -16,14 +16,14 @@ from recgpt.errors import InvalidModelOutput
 from recgpt.graph import Context, build_graph
 from recgpt.graph import plugins as plugin_module
 from recgpt.graph.plugins import ExpertPlugin, PluginError, TagFilterPlugin, configured_plugins, load_plugin
-from recgpt.graph.state import FinalTag
-from tests.unit.fakes import DEAD_ENDPOINT, FakeLLM
+from recgpt.schema.state import FinalTag
+from tests.unit.fakes import DEAD_ENDPOINT, FakeLLM, FakeRetriever
 
 CTX = dict(base_url=DEAD_ENDPOINT, model="fake", explanation_mode="off")
 
 
 def run(dataset: Path, plugin_list: list[Any], **ctx: Any) -> dict[str, Any]:
-    graph = build_graph(plugins=plugin_list)
+    graph = build_graph(plugins=plugin_list, retriever=FakeRetriever)
     return asyncio.run(graph.ainvoke({"user_id": "u1", "dataset": str(dataset), "split": "test"},
                                      context=Context(**{**CTX, **ctx})))
 
@@ -140,7 +140,7 @@ def test_plugins_from_the_environment_and_entry_points(monkeypatch: pytest.Monke
 def test_sync_api_and_stream_show_every_node(fake_llm: FakeLLM, small_dataset_dir: Path, isolated_home: Path,
                                               monkeypatch: pytest.MonkeyPatch) -> None:
     ctx = Context(**CTX)
-    graph = build_graph(plugins=plugins())
+    graph = build_graph(plugins=plugins(), retriever=FakeRetriever)
     state = recommend("u1", str(small_dataset_dir), "test", ctx, graph=graph)
     assert len(state["tags"]) == 5 and state["recommendations"]
     seen = [node for node, _ in stream("u1", str(small_dataset_dir), "test", ctx, graph=graph)]
@@ -155,7 +155,7 @@ def test_stream_reraises_a_failure_in_the_caller(isolated_home: Path, small_data
     from recgpt.errors import UnknownUserError
 
     with pytest.raises(UnknownUserError):
-        list(stream("nobody", str(small_dataset_dir), "test", Context(**CTX), graph=build_graph(plugins=[])))
+        list(stream("nobody", str(small_dataset_dir), "test", Context(**CTX), graph=build_graph(plugins=[], retriever=FakeRetriever)))
 
 
 def test_writing_an_agent_page_snippets_define_valid_plugins() -> None:

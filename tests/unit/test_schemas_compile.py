@@ -19,8 +19,8 @@ from recgpt.agents.expert import expert_schema  # noqa: E402
 from recgpt.agents.explainer import ExplanationOutput  # noqa: E402
 from recgpt.agents.judge import SingleVerdictOutput, VerdictOutput  # noqa: E402
 from recgpt.agents.planner import planner_schema  # noqa: E402
-from recgpt.graph.context import MAX_PERSONAS  # noqa: E402
-from recgpt.graph.state import StyleGuideline  # noqa: E402
+from recgpt.schema.context import MAX_PERSONAS  # noqa: E402
+from recgpt.schema.state import StyleGuideline  # noqa: E402
 
 SCHEMAS: list[type[BaseModel]] = [
     *(planner_schema(k) for k in range(1, MAX_PERSONAS + 1)), *(expert_schema(m) for m in range(1, 11)),

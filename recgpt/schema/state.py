@@ -7,13 +7,13 @@ on Python 3.11 (and Studio renders these as the input/output forms).
 from __future__ import annotations
 
 import operator
-from typing import Annotated, Literal
+from typing import Annotated, Literal, get_type_hints
 
 from pydantic import BaseModel, Field
 from typing_extensions import TypedDict
 
+from recgpt.schema.calls import LLMCall
 from recgpt.text_fields import english_text
-from recgpt.tools.llm import LLMCall
 
 
 class Persona(BaseModel):
@@ -153,10 +153,14 @@ class ExpertTask(TypedDict):
     shared_prefix: str
 
 
+INTERNAL = "internal"
+"""Marks a state field (`Annotated[T, INTERNAL]`) that nodes pass along but a caller's result leaves out."""
+
+
 class RecState(RecInput, total=False):
-    shared_prefix: str
+    shared_prefix: Annotated[str, INTERNAL]
     context_stats: ContextStats
-    history_item_ids: list[str]
+    history_item_ids: Annotated[list[str], INTERNAL]
     personas: list[Persona]
     tag_pool: Annotated[list[ProposedTag], operator.add]
     tags: list[FinalTag]
@@ -166,3 +170,10 @@ class RecState(RecInput, total=False):
     calls: Annotated[list[LLMCall], operator.add]
     timings: Annotated[list[NodeTiming], operator.add]
     flags: Annotated[list[str], operator.add]
+
+
+def result_keys() -> tuple[str, ...]:
+    """The keys of a recommendation result (`recgpt recommend --json`, the API's dict), in state order: every
+    `RecState` field not marked INTERNAL, so a new state field reaches results without a hand-kept list."""
+    hints = get_type_hints(RecState, include_extras=True)
+    return tuple(k for k, hint in hints.items() if INTERNAL not in getattr(hint, "__metadata__", ()))

@@ -1,0 +1,1 @@
+"""The `recgpt` command line, one module per command group; `recgpt.app` assembles them."""

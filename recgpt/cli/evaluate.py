@@ -1,0 +1,231 @@
+"""`recgpt eval`, `eval-explain`, `bench`, `bench-models`, `load`: the measurements that write reports."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from recgpt.cli.common import console, context_overrides, run_context
+from recgpt.errors import RecGPTError
+from recgpt.settings import get_settings
+
+app = typer.Typer()
+
+
+@app.command("eval")
+def eval_command(
+    method: str = typer.Option("recgpt", help="recgpt (the full graph), expert (the policy alone: one expert call with the training persona), popularity, category, itemknn or sasrec."),
+    dataset: str = typer.Option("office", help="office, movielens, or a JSONL dataset folder."),
+    split: str = typer.Option("test", help="validation (tuning) or test (reports)."),
+    users: int = typer.Option(200, min=1, help="Users sampled from the split (the same for every method at a seed)."),
+    seed: int = typer.Option(0, min=0, help="Seed of the user sample (and of SASRec)."),
+    k: int = typer.Option(10, min=1, help="K tags / categories for tag HR@K (recgpt keeps K final tags)."),
+    k_items: str = typer.Option("10,30", help="Comma-separated K values for item HR@K / NDCG@K."),
+    concurrency: int = typer.Option(8, min=1, help="Users in flight at once against the LLM server (recgpt)."),
+    out: Path = typer.Option(Path("reports"), help="Report folder."),
+    compression: str = typer.Option("text", help="recgpt/expert: text, or hybrid (entity soft tokens; server with --prompt-embeds)."),
+    adaptor: Optional[Path] = typer.Option(None, help="Entity adaptor folder for --compression hybrid (default: the served model's)."),
+    set_: list[str] = typer.Option([], "--set", help=(
+        "recgpt/expert: override a runtime Context field, FIELD=VALUE (repeatable), e.g. --set expert_temperature=0.3. "
+        "Tune on --split validation; the override is part of the results key and the report.")),
+) -> None:
+    """Run one method over sampled users, resumably; write its report and the side-by-side comparison."""
+    from dataclasses import asdict
+
+    from recgpt.data import load_dataset
+    from recgpt.eval.harness import METHODS, EvalConfig, levels_of, recgpt_context, run_eval
+    from recgpt.eval.report import summarise, write_comparison, write_method_report
+
+    if method not in METHODS:
+        raise RecGPTError(f"--method must be one of {', '.join(METHODS)} (got {method!r})")
+    if split not in ("validation", "test"):
+        raise RecGPTError(f"--split must be validation or test (got {split!r})")
+    try:
+        ks = sorted({int(x) for x in k_items.split(",") if x.strip()})
+    except ValueError:
+        raise RecGPTError(f"--k-items must be comma-separated integers (got {k_items!r})") from None
+    if compression not in ("text", "hybrid"):
+        raise RecGPTError(f"--compression must be text or hybrid (got {compression!r})")
+    context: dict = {}
+    if compression == "hybrid":  # text stays out of the context overrides: earlier results keep their keys
+        context = {"compression": "hybrid", "adaptor_dir": str(adaptor or "")}
+    context.update(context_overrides(set_))
+    config = EvalConfig(dataset=dataset, split=split, users=users, seed=seed, method=method, k_tags=k,  # type: ignore[arg-type]
+                        k_items=ks, concurrency=concurrency, context=context)
+    settings = get_settings()
+    config, results, store = run_eval(config, settings.home)
+    data = load_dataset(dataset)
+    summary = summarise(config, results, levels_of(data))
+    provenance: dict = {"dataset_hash": data.content_hash()}
+    if method in ("recgpt", "expert"):
+        from recgpt.services.endpoints import endpoint_of, served_model_identity
+
+        ctx = recgpt_context(config)
+        endpoint = endpoint_of(ctx)
+        provenance["model"] = served_model_identity(endpoint.base_url, endpoint.model, endpoint.api_key)
+        provenance["context"] = {k2: v for k2, v in asdict(ctx).items() if k2 not in ("api_key",)}
+    write_method_report(config, summary, store, out, provenance)
+    md_path, _, png = write_comparison(config, out)
+    metrics = ", ".join(f"{name} {value:.3f}" for name, value in summary["metrics"].items())
+    console.print(f"{method}: {summary['users_scored']} users scored ({summary['users_failed']} failed): {metrics}")
+    console.print(f"report {md_path}" + (f", plot {png}" if png else "") + f"; per-user results {store}")
+
+
+@app.command("eval-explain")
+def eval_explain_command(
+    dataset: str = typer.Option("office", help="office, movielens, or a JSONL dataset folder."),
+    split: str = typer.Option("test", help="validation (tuning) or test (reports)."),
+    users: int = typer.Option(100, min=1, help="Users whose explanations are generated and judged."),
+    source_users: int = typer.Option(200, min=1, help="Users of the `recgpt eval --method recgpt` run whose tags are judged (run/resumed first)."),
+    seed: int = typer.Option(0, min=0, help="Seed of the user sample and of the in-batch shuffle."),
+    k: int = typer.Option(10, min=1, help="K of that recgpt run (tags per user)."),
+    diversity_items: int = typer.Option(8, min=1, help="Items explained for several users each (diversity)."),
+    users_per_item: int = typer.Option(4, min=1, help="Users per diversity item."),
+    injection_samples: int = typer.Option(20, min=0, help="Clean explanations re-judged with injected text (x2: in the explanation, in the title)."),
+    concurrency: int = typer.Option(16, min=1, help="LLM calls in flight at once."),
+    out: Path = typer.Option(Path("reports"), help="Report folder."),
+) -> None:
+    """Explanation diversity (template vs meta-prompting), judge accuracy/F1 (Agent-as-a-Judge vs single call)
+    against in-batch-shuffled labels, and the judge's prompt-injection flip rate; resumable."""
+    from recgpt.eval.explain_judge import ExplainJudgeConfig, run_explain_judge, write_report
+
+    if split not in ("validation", "test"):
+        raise RecGPTError(f"--split must be validation or test (got {split!r})")
+    try:
+        config = ExplainJudgeConfig(dataset=dataset, split=split, users=users, source_users=source_users, seed=seed,  # type: ignore[arg-type]
+                                    k_tags=k, diversity_items=diversity_items, users_per_item=users_per_item,
+                                    injection_samples=injection_samples, concurrency=concurrency)
+    except ValueError as exc:
+        raise RecGPTError(f"invalid option: {exc.errors()[0]['loc'][0]}: {exc.errors()[0]['msg']}") from None  # type: ignore[attr-defined]
+    summary = run_explain_judge(config, get_settings().home)
+    json_path, md_path, png = write_report(summary, out)
+    div, agr = summary["diversity"], summary["agreement"]
+    console.print(f"diversity template {div['template']['rouge_l_diversity']} vs meta {div['meta']['rouge_l_diversity']}; "
+                  f"explanation judge F1 agent {agr['explanations']['agent']['not_bad_is_positive']['f1']:.3f} vs single "
+                  f"{agr['explanations']['single']['not_bad_is_positive']['f1']:.3f}")
+    console.print(f"report {md_path}" + (f", plot {png}" if png else ""))
+
+
+@app.command("bench", epilog="Figures: calls/user and sent/user (client usage); computed/user = prompt tokens minus "
+             "prefix-cache hits (server /metrics); cache hit rate; completion/user (server); wall/user; users/min per phase; "
+             "server e2e/user (queue+prefill+decode summed over the user's requests); LLM-busy/user (time any of the user's "
+             "calls was in flight); overhead = wall - LLM-busy (ours); V1 dup rate (candidate tags another route already "
+             "proposed); quality = cat HR@K (L2, leaf) and item HR@K as `recgpt eval` computes them.")
+def bench_command(
+    dataset: str = typer.Option("office", help="office, movielens, or a JSONL dataset folder."),
+    split: str = typer.Option("test", help="validation or test."),
+    users: int = typer.Option(50, min=1, help="Users of the saturated phase (throughput, tokens and quality)."),
+    serial_users: int = typer.Option(5, min=0, help="Other users run one at a time (latency; users/min at concurrency 1)."),
+    saturation: int = typer.Option(16, min=1, help="Users in flight in the saturated phase."),
+    k: int = typer.Option(10, min=1, help="K: final tags per user (both pipelines) and K of cat HR@K."),
+    seed: int = typer.Option(0, min=0, help="Seed of the user sample."),
+    pipelines: str = typer.Option("v1,v2", help="Comma-separated: v1 (multi-route baseline), v2 (planner/experts/arbiter)."),
+    out: Path = typer.Option(Path("reports"), help="Report folder."),
+) -> None:
+    """RecGPT-V1 multi-route vs V2 on the same users, server and concurrency: tokens sent and computed (prefix cache),
+    completion tokens, users/min serially and at saturation, server time vs our overhead, and tag/item HR@K."""
+    import asyncio as _asyncio
+
+    from recgpt.eval.bench import BenchConfig, run_bench, write_bench_report
+    from recgpt.eval.harness import EvalConfig, recgpt_context
+    from recgpt.services.endpoints import endpoint_of, served_model_identity
+
+    chosen = [p.strip() for p in pipelines.split(",") if p.strip()]
+    if not chosen or any(p not in ("v1", "v2") for p in chosen):
+        raise RecGPTError(f"--pipelines must list v1 and/or v2 (got {pipelines!r})")
+    if split not in ("validation", "test"):
+        raise RecGPTError(f"--split must be validation or test (got {split!r})")
+    config = BenchConfig(dataset=dataset, split=split, users=users, serial_users=serial_users, saturation=saturation,  # type: ignore[arg-type]
+                         k_tags=k, seed=seed, pipelines=chosen)  # type: ignore[arg-type]
+    result = _asyncio.run(run_bench(config))
+    endpoint = endpoint_of(recgpt_context(EvalConfig(dataset=dataset, k_tags=k)))
+    md, _, png = write_bench_report(result, out, served_model_identity(endpoint.base_url, endpoint.model, endpoint.api_key))
+    r = result.get("ratios") or {}
+    if r:
+        console.print(f"V2/V1 prefill computed {r['v2_over_v1_prefill_computed']:.2f}, users/min at saturation "
+                      f"{r['v2_over_v1_users_per_min_saturated']:.2f}x, V2 overhead {r['v2_overhead_share_saturated']:.1%}")
+    console.print(f"report {md}" + (f", plot {png}" if png else ""))
+
+
+@app.command("bench-models")
+def bench_models_command(
+    models: str = typer.Option("qwen2.5-coder-0.5b,smollm2-135m", help="Comma-separated registry names (`recgpt model list`)."),
+    dataset: str = typer.Option("office", help="office, movielens, or a JSONL dataset folder."),
+    split: str = typer.Option("test", help="validation or test."),
+    expert_users: int = typer.Option(200, min=1, help="Users of the policy-alone phase (`eval --method expert`)."),
+    expert_k: int = typer.Option(5, min=1, help="Tags of the policy-alone phase."),
+    graph_users: int = typer.Option(200, min=1, help="Users of the full-graph phase (`eval --method recgpt`)."),
+    graph_k: int = typer.Option(10, min=1, help="Final tags of the full graph."),
+    concurrency: int = typer.Option(16, min=1, help="Users in flight (saturation)."),
+    seed: int = typer.Option(0, min=0, help="Seed of the user sample (the `recgpt eval` sample)."),
+    port: int = typer.Option(8000, min=1, max=65535, help="Port of the server each model gets in turn (must be free)."),
+    out: Path = typer.Option(Path("reports"), help="Report folder."),
+) -> None:
+    """The registry's models side by side: quality (policy alone, full graph), schema validity, copied tags, tokens,
+    users/min at saturation, server start and memory; one server at a time, resumable per user and per model."""
+    from recgpt.eval.model_bench import ModelBenchConfig, run_model_bench, write_model_bench_report
+
+    names = [m.strip() for m in models.split(",") if m.strip()]
+    if split not in ("validation", "test"):
+        raise RecGPTError(f"--split must be validation or test (got {split!r})")
+    if not names:
+        raise RecGPTError("--models must name at least one registry model")
+    config = ModelBenchConfig(models=names, dataset=dataset, split=split, expert_users=expert_users,  # type: ignore[arg-type]
+                              expert_k=expert_k, graph_users=graph_users, graph_k=graph_k, seed=seed,
+                              concurrency=concurrency, port=port)
+
+    def done(name: str, figures: dict) -> None:  # noqa: ANN001
+        g = figures["graph"]
+        console.print(f"{name}: full graph cat HR@{graph_k} {g['metrics']}, {g['users_per_min']:.2f} users/min")
+
+    result = run_model_bench(config, get_settings().home / "bench-models" / f"{Path(dataset).name}-{split}", on_model=done)
+    md, _, png = write_model_bench_report(result, out)
+    console.print(f"default by these data: {result['decision']['chosen']} ({result['decision']['reason']})")
+    console.print(f"report {md}" + (f", plot {png}" if png else ""))
+
+
+@app.command("load")
+def load_command(
+    concurrency: int = typer.Option(64, min=1, help="User graphs in flight at once."),
+    duration: float = typer.Option(300.0, min=1.0, help="Seconds during which new users start; the runs in flight then finish."),
+    dataset: str = typer.Option("office", help="office, movielens, or a JSONL dataset folder."),
+    split: str = typer.Option("test", help="full, validation or test."),
+    k: Optional[int] = typer.Option(None, help="Personas (default 3)."),
+    m: Optional[int] = typer.Option(None, help="Tags per expert (default 4)."),
+    n: Optional[int] = typer.Option(None, help="Final tags (default 5)."),
+    explanations: str = typer.Option("off", help="meta, template or off."),
+    judge: str = typer.Option("off", help="agent, single or off."),
+    seed: int = typer.Option(0, min=0, help="Seed of the user order."),
+    out: Path = typer.Option(Path("reports"), help="Report folder."),
+) -> None:
+    """Sustained load: outcomes of every run (ok / flagged / error / unhandled; lost must be 0), latency p50/p95/p99,
+    users per minute and client memory over time, written to reports/load-<dataset>.md/.json/.png."""
+    from recgpt.eval.load import LoadConfig, run_load, write_load_report
+    from recgpt.runner import check_endpoint
+    from recgpt.services.endpoints import endpoint_of, served_model_identity
+
+    if split not in ("full", "validation", "test"):
+        raise RecGPTError(f"--split must be full, validation or test (got {split!r})")
+    try:
+        ctx = run_context(k, m, n, explanations, judge)
+        config = LoadConfig(dataset=dataset, split=split, concurrency=concurrency, duration_s=duration, seed=seed)  # type: ignore[arg-type]
+    except ValueError as exc:
+        raise RecGPTError(str(exc).splitlines()[0]) from None
+    check_endpoint(ctx)
+    counts: dict[str, int] = {}
+    with console.status("load: starting") as status:
+        def progress(record) -> None:  # noqa: ANN001
+            counts[record.outcome] = counts.get(record.outcome, 0) + 1
+            status.update("load: " + ", ".join(f"{key} {value}" for key, value in sorted(counts.items())))
+
+        result = asyncio.run(run_load(config, ctx, progress=progress))
+    endpoint = endpoint_of(ctx)
+    md, _, png = write_load_report(result, out, served_model_identity(endpoint.base_url, endpoint.model, endpoint.api_key))
+    lat = result["latency_s"]
+    console.print(f"{result['finished']} runs ({result['outcomes']}), lost {result['lost']}, p50 {lat['p50'] or 0:.1f} s, "
+                  f"p95 {lat['p95'] or 0:.1f} s; report {md}")
+    if result["outcomes"]["unhandled"] or result["lost"]:
+        raise RecGPTError(f"load: {result['outcomes']['unhandled']} unhandled exceptions, {result['lost']} lost runs (see {md})")

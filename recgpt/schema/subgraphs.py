@@ -1,0 +1,59 @@
+"""State of the two subgraphs (explanations, judge): what one `Send` carries in, what flows back out.
+
+Here, below the agents and the graph, so that agent nodes and the wiring that compiles them read one definition.
+"""
+
+from __future__ import annotations
+
+import operator
+from typing import Annotated, Literal
+
+from typing_extensions import TypedDict
+
+from recgpt.schema.state import Accounting, DimensionVerdict, FinalTag, ItemExplanation, Judgement, RetrievedItem, StyleGuideline
+
+
+class ExplainInput(TypedDict):
+    """The payload of one `Send` to the explanation subgraph: one item for one user."""
+
+    shared_prefix: str
+    situation: str
+    tag: FinalTag
+    item: RetrievedItem
+
+
+class ExplainOutput(Accounting, total=False):
+    """What the subgraph hands back to the main graph (all appended through its reducers)."""
+
+    explanations: Annotated[list[ItemExplanation], operator.add]
+
+
+class ExplainState(ExplainInput, ExplainOutput, total=False):
+    guideline: StyleGuideline | None
+    style_error: str | None
+
+
+TargetKind = Literal["tag", "explanation"]
+
+
+class JudgeInput(TypedDict):
+    """The payload of one `Send` to the judge subgraph: one tag or one explanation of one user."""
+
+    shared_prefix: str
+    target_kind: TargetKind
+    target_id: str
+    text: str
+    title: str
+    category: str
+
+
+class JudgeOutput(Accounting, total=False):
+    judgements: Annotated[list[Judgement], operator.add]
+
+
+class JudgeState(JudgeInput, JudgeOutput, total=False):
+    verdicts: Annotated[list[DimensionVerdict], operator.add]
+
+
+class DimensionTask(JudgeInput):
+    dimension: str

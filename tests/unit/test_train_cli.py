@@ -1,0 +1,101 @@
+"""`recgpt train ...` options come from the config dataclasses (`recgpt/training/configs.py`): every field is an
+option carrying the field's help, the option names of the hand-written CLI are kept, and a command runs the config
+built from them."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import pytest
+import typer
+import typer.main
+from typer.testing import CliRunner
+
+from recgpt.errors import RecGPTError
+from recgpt.training import cli
+from recgpt.training.configs import AdaptorTrainConfig, GRPORunConfig, RewardDataConfig, RewardRunConfig, SFTRunConfig
+
+# command -> (config, the fields whose option has another name: the CLI's names from before the options were generated)
+COMMANDS: dict[str, tuple[type, dict[str, str]]] = {
+    "sft": (SFTRunConfig, {"output_dir": "out", "use_cpu": "cpu"}),
+    "reward-data": (RewardDataConfig, {"output": "out", "judge_mode": "judge"}),
+    "reward": (RewardRunConfig, {"output_dir": "out", "loss_type": "loss", "use_cpu": "cpu"}),
+    "grpo": (GRPORunConfig, {"output_dir": "out", "use_cpu": "cpu"}),
+    "adaptor": (AdaptorTrainConfig, {"output_dir": "out"}),
+}
+
+
+def _options(command: str) -> dict[str, Any]:
+    group = typer.main.get_command(cli.train_cli)
+    return {p.name: p for p in group.commands[command].params}  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("command", sorted(COMMANDS))
+def test_every_config_field_is_an_option_with_its_help(command: str) -> None:
+    config_cls, renamed = COMMANDS[command]
+    options = _options(command)
+    fields = dataclasses.fields(config_cls)
+    assert set(options) == {renamed.get(f.name, f.name) for f in fields}  # no option declared beside the config
+    for f in fields:
+        option = options[renamed.get(f.name, f.name)]
+        assert f.metadata["help"] and option.help.startswith(f.metadata["help"]), (command, f.name)
+
+
+def test_option_names_and_defaults_of_the_hand_written_cli_are_kept() -> None:
+    sft = _options("sft")
+    assert sft["out"].required and sft["out"].opts == ["--out"]
+    assert sft["model"].default is None and not sft["model"].required
+    assert sft["cpu"].opts == ["--cpu"] and sft["cpu"].secondary_opts == ["--no-cpu"] and sft["cpu"].default is True
+    assert sft["grad_accum"].opts == ["--grad-accum"] and sft["grad_accum"].default == 4
+    assert _options("reward")["loss"].opts == ["--loss"] and _options("reward")["loss"].default == "listwise"
+    assert _options("reward-data")["judge"].opts == ["--judge"] and _options("reward-data")["max_users"].default == 24
+    assert _options("grpo")["model"].required and _options("grpo")["max_users"].default == 256
+    assert _options("adaptor")["out"].default is None and not _options("adaptor")["out"].required
+    assert "--out" in CliRunner().invoke(cli.train_cli, ["sft", "--help"], terminal_width=200).output
+
+
+def test_a_command_runs_the_config_built_from_its_options(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from recgpt.tools import model_prep
+    from recgpt.training import sft
+
+    resolved, ran = [], []
+    monkeypatch.setattr(model_prep, "resolve_model", lambda value, models_dir: resolved.append(value) or tmp_path / "base")
+    monkeypatch.setattr(sft, "run_sft", lambda config: ran.append(config) or tmp_path / "final")
+    result = CliRunner().invoke(cli.train_cli, ["sft", "--out", str(tmp_path / "run"), "--no-cpu", "--grad-accum", "2", "--lora-alpha", "8"])
+    assert result.exit_code == 0, result.output
+    assert resolved == [None]  # no --model: the default policy model
+    assert ran == [SFTRunConfig(model=str(tmp_path / "base"), output_dir=tmp_path / "run", grad_accum=2, lora_alpha=8, use_cpu=False)]
+
+
+def test_a_choice_is_checked_before_the_model_is_prepared(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from recgpt.tools import model_prep
+
+    monkeypatch.setattr(model_prep, "resolve_model", lambda *a: pytest.fail("model prepared before the check"))
+    result = CliRunner().invoke(cli.train_cli, ["grpo", "--model", "m", "--out", str(tmp_path), "--shaping", "max"])
+    assert isinstance(result.exception, RecGPTError) and str(result.exception) == "--shaping must be crs or sum (got 'max')"
+
+
+def test_options_from_keeps_cli_only_options() -> None:
+    @dataclasses.dataclass(kw_only=True)
+    class Toy:
+        size: int = dataclasses.field(default=3, metadata={"help": "How many."})
+        names: list[str] = dataclasses.field(default_factory=list, metadata={"help": "Which."})
+        path: Path = dataclasses.field(metadata={"help": "Where."})
+
+    seen = []
+    app = typer.Typer()
+
+    @app.command()
+    @cli.options_from(Toy, path=cli.CliField(name="to", convert=Path.resolve, note="Resolved."))
+    def toy(config: Toy, dry_run: bool = typer.Option(False, help="CLI only.")) -> None:
+        seen.append((config, dry_run))
+
+    result = CliRunner().invoke(app, ["--to", "x", "--size", "5", "--dry-run"])
+    assert result.exit_code == 0, result.output
+    assert seen == [(Toy(size=5, path=Path("x").resolve()), True)]
+    options = {p.name: p for p in typer.main.get_command(app).params}
+    assert options["to"].help == "Where. Resolved." and options["dry_run"].help == "CLI only."
+    with pytest.raises(TypeError, match="no field"):
+        cli.options_from(Toy, nope=cli.CliField())
