@@ -36,8 +36,9 @@ def eval_command(
     from dataclasses import asdict
 
     from recgpt.data import load_dataset
-    from recgpt.eval.harness import METHODS, EvalConfig, levels_of, recgpt_context, run_eval
+    from recgpt.eval.harness import run_eval
     from recgpt.eval.report import summarise, write_comparison, write_method_report
+    from recgpt.eval.runs import METHODS, EvalConfig, levels_of, recgpt_context
 
     if method not in METHODS:
         raise RecGPTError(f"--method must be one of {', '.join(METHODS)} (got {method!r})")
@@ -183,7 +184,7 @@ def bench_command(
     import asyncio as _asyncio
 
     from recgpt.eval.bench import BenchConfig, run_bench, write_bench_report
-    from recgpt.eval.harness import EvalConfig, recgpt_context
+    from recgpt.eval.runs import EvalConfig, recgpt_context
     from recgpt.services.endpoints import endpoint_of, served_model_identity
 
     chosen = [p.strip() for p in pipelines.split(",") if p.strip()]
