@@ -25,10 +25,18 @@ TAG_CHARS = r"A-Za-z0-9 '&/+.-"
 """A tag is words, not a path: no '>' (category-path separator), ':', ',' or quotes."""
 
 
-def english_text(max_chars: int, min_chars: int = 1, description: str = "") -> object:
+def english_text(max_chars: int, min_chars: int = 1, description: str = "", sentence: bool = False) -> object:
     """A printable-ASCII string of `min_chars`..`max_chars` characters that starts with a letter or digit
-    (a small model otherwise opens names with pasted separators such as ', ')."""
-    body = f"[A-Za-z0-9]{_bounded(f'[{PRINTABLE_ASCII}]', max(min_chars - 1, 0), max_chars - 1)}"
+    (a small model otherwise opens names with pasted separators such as ', ').
+
+    `sentence=True` also makes it end with '.', '!' or '?': the grammar then forces the model to close its
+    sentence within the bound (seen without it: an "explanation" that was the item title and its id).
+    """
+    if sentence:
+        middle = _bounded(f"[{PRINTABLE_ASCII}]", max(min_chars - 2, 0), max_chars - 2)
+        body = f"[A-Za-z0-9]{middle}[.!?]"
+    else:
+        body = f"[A-Za-z0-9]{_bounded(f'[{PRINTABLE_ASCII}]', max(min_chars - 1, 0), max_chars - 1)}"
     pattern = rf"^({body})?$" if min_chars == 0 else rf"^{body}$"
     return Annotated[str, Field(pattern=pattern, description=description)]
 

@@ -27,7 +27,8 @@ MAX_EXPLANATION_WORDS = 40
 
 
 class ExplanationOutput(BaseModel):
-    explanation: english_text(EXPLANATION_CHARS, min_chars=20, description="One sentence, 8 to 30 words.")  # type: ignore[valid-type]
+    explanation: english_text(EXPLANATION_CHARS, min_chars=20, sentence=True,
+                                           description="One sentence, 8 to 30 words.")  # type: ignore[valid-type]
 
     @field_validator("explanation")
     @classmethod
@@ -41,6 +42,18 @@ class ExplanationOutput(BaseModel):
             head = " ".join(words[:MAX_EXPLANATION_WORDS])
             return clip_sentence(head, len(head))
         return text
+
+
+TITLE_COPY_NEW_WORDS = 5
+"""An explanation that adds fewer words than this to the item's title is the title restated, not a reason."""
+
+
+def restates_title(text: str, title: str) -> bool:
+    """True when `text` is the item title (maybe with its id or a few words) rather than an explanation."""
+    def words(value: str) -> list[str]:
+        return [w.strip(".,!?()[]'").lower() for w in value.split() if w.strip(".,!?()[]'")]
+    title_words = set(words(title))
+    return len(title_words) >= 3 and sum(w not in title_words and not w.isdigit() for w in words(text)) < TITLE_COPY_NEW_WORDS
 
 
 def item_block(task: ExplainInput) -> str:
@@ -72,7 +85,10 @@ async def write_node(state: ExplainState, runtime: Runtime[Context]) -> dict[str
     output = await run.ask(f"explain[{item.item_id}]", prompt, ExplanationOutput, ctx.explanation_temperature, 100)
     if output is None:
         return run.update(explanations=[ItemExplanation(**base, error=str(run.error))])
-    error = state.get("style_error")
-    explanation = ItemExplanation(**base, text=clip_sentence(output.explanation, EXPLANATION_CHARS),
-                                  error=f"style guideline failed, template used: {error}" if error else None)
+    text = clip_sentence(output.explanation, EXPLANATION_CHARS)
+    problems = [f"style guideline failed, template used: {state['style_error']}"] if state.get("style_error") else []
+    if restates_title(text, item.title):  # kept, so that nothing is lost, but flagged: it explains nothing
+        problems.append("the explanation restates the item title")
+        run.flags.append(f"explain[{item.item_id}]: the explanation restates the item title")
+    explanation = ItemExplanation(**base, text=text, error="; ".join(problems) or None)
     return run.update(explanations=[explanation])

@@ -44,10 +44,30 @@ def test_a_long_explanation_is_clipped_to_its_word_bound_and_a_title_is_rejected
 
     from recgpt.agents.explainer import MAX_EXPLANATION_WORDS, ExplanationOutput
 
-    long = "This paper suits your printer. " + " ".join(["so use it a lot"] * 9)  # 45 words, under 240 chars
+    long = "This paper suits your printer. " + " ".join(["so use it a lot"] * 9) + "."  # 45 words, under 240 chars
     kept = ExplanationOutput(explanation=long).explanation
     assert len(kept.split()) <= MAX_EXPLANATION_WORDS
     assert kept.startswith("This paper suits your printer.")
     assert kept.endswith((".", "..."))
     with pytest.raises(ValidationError, match="at least 8 words"):
-        ExplanationOutput(explanation="HP Photo Paper Glossy")
+        ExplanationOutput(explanation="HP Photo Paper Glossy, 50 sheets.")
+
+
+class Closed(BaseModel):
+    text: english_text(30, min_chars=5, sentence=True)  # type: ignore[valid-type]
+
+
+def test_a_sentence_field_must_close_its_sentence() -> None:
+    assert Closed(text="Fits your desk.").text == "Fits your desk."
+    for bad in ("Fits your desk", "Fits your desk (1781586)", "x" * 30 + "."):
+        with pytest.raises(ValidationError):
+            Closed(text=bad)
+
+
+def test_an_explanation_that_restates_the_title_is_recognised() -> None:
+    from recgpt.agents.explainer import restates_title
+
+    title = "The Paper Mate InkJoy 700 RT Retractable Medium Point Advanced Ink Pens, 4 Colored Ink White Body Pens"
+    assert restates_title(title + " (1781586).", title)
+    assert restates_title("Paper Mate InkJoy 700 RT Retractable Pens for you.", title)
+    assert not restates_title("These InkJoy pens glide smoothly, so your weekly planning notes stay neat and colourful.", title)
