@@ -14,6 +14,13 @@ from rich.text import Text
 from recgpt.schema.state import result_keys
 
 
+def _terms(item: Any) -> str:
+    """The user-aware retriever's score terms of an item, when it ranked by them."""
+    if item.score is None:
+        return ""
+    return f"  (score {item.score:.2f}: semantic {item.semantic:.2f}, collaborative {item.collaborative:.2f})"
+
+
 def to_jsonable(value: Any) -> Any:
     if isinstance(value, BaseModel):
         return value.model_dump(mode="json")
@@ -57,14 +64,14 @@ def render_result(console: Console, state: dict[str, Any], seconds: float | None
     recs = Table(title="Tags (Decision Arbiter) → catalogue items", show_lines=True, expand=True)
     recs.add_column("rank", width=4)
     recs.add_column("tag / rationale", ratio=2)
-    recs.add_column("nearest category", ratio=1)
+    recs.add_column("category (grounded / nearest)", ratio=1)
     recs.add_column("items (not in history)", ratio=2)
     for rec in state.get("recommendations", []):
         recs.add_row(
             str(rec.tag.rank),
             Text.assemble((rec.tag.tag, "bold"), "\n", (rec.tag.rationale, "dim")),
-            rec.category or "-",
-            "\n".join(f"• {item.title[:70]}  [{item.category.split(' > ')[-1]}]" for item in rec.items) or "-",
+            Text.assemble(rec.category or "-", ("\ngrounded" if rec.tag.category else "\nnearest to the tag", "dim")),
+            "\n".join(f"• {item.title[:70]}  [{item.category.split(' > ')[-1]}]" + _terms(item) for item in rec.items) or "-",
         )
     parts.append(recs)
     verdicts = {(j.target_kind, j.target_id): j for j in state.get("judgements", [])}

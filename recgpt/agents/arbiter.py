@@ -83,7 +83,8 @@ async def arbiter_node(state: RecState, runtime: Runtime[Context]) -> dict[str, 
         if not pool:
             run.flags.append("no_tags: every expert failed, nothing to arbitrate")
         return run.update(tags=select(pool, [], n)[0])
-    listing = "\n".join(f"{i}: {t.tag} — {t.persona}" for i, t in enumerate(pool, start=1))
+    listing = "\n".join(f"{i}: {t.tag}{f' [{t.category}]' if t.category else ''} — {t.persona}"
+                        for i, t in enumerate(pool, start=1))
     prompt = messages(state["shared_prefix"], ARBITER_INSTRUCTIONS.format(pool=listing, n=n))
     output = await run.ask("arbiter", prompt, arbiter_schema(n, len(pool)), ctx.arbiter_temperature, 6 * n + 90, ctx.seed,
                            flag=lambda exc: failure_flag("arbiter", exc) + f"; kept the first {n} tags round-robin across personas")

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Any
+from typing import Any, Literal
 
 from langgraph.runtime import Runtime
 from pydantic import BaseModel, Field, create_model
 
 from recgpt.agents.common import AgentCall, clean_text, messages
-from recgpt.prompts.expert import EXPERT_INSTRUCTIONS
+from recgpt.data import load_dataset
+from recgpt.prompts.expert import EXPERT_INSTRUCTIONS, GROUNDING_INSTRUCTION
 from recgpt.schema.context import Context
 from recgpt.schema.state import ExpertTask, Persona, ProposedTag
 from recgpt.text_fields import clip_sentence, english_text, tag_text
+from recgpt.tools.grounding import CategoryVocabulary, category_vocabulary
 
 TOKENS_PER_TAG = 70
 
@@ -21,9 +23,14 @@ TRAINING_PERSONA = Persona(name="the user as the whole history shows", focus="wh
 target). `recgpt train` builds its prompts with it and `recgpt eval --method expert` asks exactly that prompt."""
 
 
-def training_expert_instructions(m: int) -> str:
+def expert_instructions(persona_name: str, persona_focus: str, m: int, grounded: bool = False) -> str:
+    text = EXPERT_INSTRUCTIONS.format(persona_name=persona_name, persona_focus=persona_focus, m=m)
+    return text + ("\n" + GROUNDING_INSTRUCTION if grounded else "")
+
+
+def training_expert_instructions(m: int, grounded: bool = False) -> str:
     """The expert's instructions for the training persona: shared by training prompts and `eval --method expert`."""
-    return EXPERT_INSTRUCTIONS.format(persona_name=TRAINING_PERSONA.name, persona_focus=TRAINING_PERSONA.focus, m=m)
+    return expert_instructions(TRAINING_PERSONA.name, TRAINING_PERSONA.focus, m, grounded)
 
 
 RATIONALE_CHARS = 60
@@ -37,18 +44,46 @@ class ExpertTag(BaseModel):
     rationale: english_text(RATIONALE_CHARS, min_chars=0, description="A few words citing history or situation.")  # type: ignore[valid-type]
 
 
-@lru_cache(maxsize=16)
-def expert_schema(m: int) -> type[BaseModel]:
-    return create_model("ExpertOutput", tags=(list[ExpertTag], Field(min_length=m, max_length=m)),
+@lru_cache(maxsize=32)
+def grounded_tag_model(categories: tuple[str, ...]) -> type[BaseModel]:
+    """`ExpertTag` with a `category` first, one of `categories` (an enum the server's grammar enforces).
+
+    The category comes before the tag, so the free text is written knowing the category it must fit."""
+    return create_model(
+        "GroundedExpertTag",
+        category=(Literal[categories], Field(description="One category name from the catalogue list.")),  # type: ignore[valid-type]
+        tag=(ExpertTag.model_fields["tag"].annotation, ExpertTag.model_fields["tag"]),
+        rationale=(ExpertTag.model_fields["rationale"].annotation, ExpertTag.model_fields["rationale"]),
+        __doc__=ExpertTag.__doc__,
+    )
+
+
+@lru_cache(maxsize=32)
+def expert_schema(m: int, categories: tuple[str, ...] | None = None) -> type[BaseModel]:
+    """Exactly m tags; with `categories` (a grounded run) each tag also names one of them."""
+    tag_model = grounded_tag_model(categories) if categories else ExpertTag
+    return create_model("ExpertOutput", tags=(list[tag_model], Field(min_length=m, max_length=m)),  # type: ignore[valid-type]
                         __doc__="Interest tags for one persona.")
 
 
+def vocabulary_of(ctx: Context, dataset_name: str | None) -> CategoryVocabulary | None:
+    """The run's category vocabulary (None when grounding is off)."""
+    if ctx.grounding == "off":
+        return None
+    return category_vocabulary(load_dataset(dataset_name or "office"), ctx.grounding)
+
+
+def grounded_expert_schema(m: int, vocabulary: CategoryVocabulary | None) -> type[BaseModel]:
+    return expert_schema(m, vocabulary.labels if vocabulary is not None else None)
+
+
 async def propose_tags(shared_prefix: str, instructions: str, schema: type[BaseModel], agent: str, persona_index: int,
-                       persona: str, ctx: Context, temperature: float, seed_offset: int) -> dict[str, Any]:
+                       persona: str, ctx: Context, temperature: float, seed_offset: int,
+                       vocabulary: CategoryVocabulary | None = None) -> dict[str, Any]:
     """One expert-style call: shared prefix + instructions -> `tag_pool` entries (or a flagged failure).
 
     Shared by the persona experts and plug-in experts (`recgpt.graph.plugins.ExpertPlugin`). `schema` must have a
-    `tags` list whose items carry `tag` (and optionally `rationale`).
+    `tags` list whose items carry `tag` (and optionally `rationale`, and `category`: a label of `vocabulary`).
     """
     run = AgentCall(agent, ctx)
     output = await run.ask(agent, messages(shared_prefix, instructions), schema, temperature,
@@ -57,7 +92,8 @@ async def propose_tags(shared_prefix: str, instructions: str, schema: type[BaseM
         return run.update()
     tags = [
         ProposedTag(tag=clean_text(t.tag, 70), rationale=clip_sentence(getattr(t, "rationale", "") or "", RATIONALE_CHARS),
-                    persona_index=persona_index, persona=persona)
+                    persona_index=persona_index, persona=persona,
+                    category=vocabulary.path_of(getattr(t, "category", "")) if vocabulary is not None else None)
         for t in getattr(output, "tags", [])
         if clean_text(t.tag, 70)
     ]
@@ -67,6 +103,7 @@ async def propose_tags(shared_prefix: str, instructions: str, schema: type[BaseM
 async def expert_node(task: ExpertTask, runtime: Runtime[Context]) -> dict[str, Any]:
     ctx = runtime.context
     persona, index = task["persona"], task["persona_index"]
-    instructions = EXPERT_INSTRUCTIONS.format(persona_name=persona.name, persona_focus=persona.focus, m=ctx.tags_per_expert)
-    return await propose_tags(task["shared_prefix"], instructions, expert_schema(ctx.tags_per_expert), f"expert[{index}]",
-                              index, persona.name, ctx, ctx.expert_temperature, 1 + index)
+    vocabulary = vocabulary_of(ctx, task.get("dataset"))
+    instructions = expert_instructions(persona.name, persona.focus, ctx.tags_per_expert, vocabulary is not None)
+    return await propose_tags(task["shared_prefix"], instructions, grounded_expert_schema(ctx.tags_per_expert, vocabulary),
+                              f"expert[{index}]", index, persona.name, ctx, ctx.expert_temperature, 1 + index, vocabulary)

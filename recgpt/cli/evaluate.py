@@ -17,7 +17,9 @@ app = typer.Typer()
 
 @app.command("eval")
 def eval_command(
-    method: str = typer.Option("recgpt", help="recgpt (the full graph), expert (the policy alone: one expert call with the training persona), popularity, category, itemknn or sasrec."),
+    method: str = typer.Option("recgpt", help=(
+        "recgpt (the full graph), expert (the policy alone: one expert call with the training persona), popularity, "
+        "category, itemknn, sasrec, or blend (SASRec and recgpt merged under --quota; runs or resumes both).")),
     dataset: str = typer.Option("office", help="office, movielens, or a JSONL dataset folder."),
     split: str = typer.Option("test", help="validation (tuning) or test (reports)."),
     users: int = typer.Option(200, min=1, help="Users sampled from the split (the same for every method at a seed)."),
@@ -31,13 +33,17 @@ def eval_command(
     set_: list[str] = typer.Option([], "--set", help=(
         "recgpt/expert: override a runtime Context field, FIELD=VALUE (repeatable), e.g. --set expert_temperature=0.3. "
         "Tune on --split validation; the override is part of the results key and the report.")),
+    quota: str = typer.Option("auto", help=(
+        "blend: the LLM channel's share of the K slots, in [0, 1]; auto = tuned on validation (grid 0..1 by item "
+        "HR@10), read back from the validation blend report in --out when the split is test.")),
 ) -> None:
     """Run one method over sampled users, resumably; write its report and the side-by-side comparison."""
     from dataclasses import asdict
 
     from recgpt.data import load_dataset
-    from recgpt.eval.harness import run_eval
-    from recgpt.eval.report import summarise, write_comparison, write_method_report
+    from recgpt.eval.blend import quota_label, tuned_quota
+    from recgpt.eval.harness import run_blend, run_eval
+    from recgpt.eval.report import report_slug, summarise, write_comparison, write_method_report
     from recgpt.eval.runs import METHODS, EvalConfig, levels_of, recgpt_context
 
     if method not in METHODS:
@@ -54,25 +60,53 @@ def eval_command(
     if compression == "hybrid":  # text stays out of the context overrides: earlier results keep their keys
         context = {"compression": "hybrid", "adaptor_dir": str(adaptor or "")}
     context.update(context_overrides(set_))
+    fixed = _quota(quota) if method == "blend" else None
+    if method == "blend" and fixed is None and split == "test":
+        fixed = tuned_quota(out, report_slug(dataset))
     config = EvalConfig(dataset=dataset, split=split, users=users, seed=seed, method=method, k_tags=k,  # type: ignore[arg-type]
-                        k_items=ks, concurrency=concurrency, context=context)
+                        k_items=ks, concurrency=concurrency, context=context, quota=fixed)
     settings = get_settings()
-    config, results, store = run_eval(config, settings.home)
+    name = method
+    blend_info: dict = {}
+    if method == "blend":
+        results, store, blend_info = run_blend(config, settings.home)
+        name = "blend" if quota == "auto" else quota_label(blend_info["quota"])
+        if quota == "auto" and split == "test":
+            blend_info["quota_source"] = f"tuned on validation ({out / f'eval-{report_slug(dataset)}-validation-blend.json'})"
+    else:
+        config, results, store = run_eval(config, settings.home)
     data = load_dataset(dataset)
     summary = summarise(config, results, levels_of(data))
     provenance: dict = {"dataset_hash": data.content_hash()}
-    if method in ("recgpt", "expert"):
+    if blend_info:
+        provenance["blend"] = blend_info
+    if method in ("recgpt", "expert", "blend"):
         from recgpt.services.endpoints import endpoint_of, served_model_identity
 
         ctx = recgpt_context(config)
         endpoint = endpoint_of(ctx)
         provenance["model"] = served_model_identity(endpoint.base_url, endpoint.model, endpoint.api_key)
         provenance["context"] = {k2: v for k2, v in asdict(ctx).items() if k2 not in ("api_key",)}
-    write_method_report(config, summary, store, out, provenance)
+    write_method_report(config, summary, store, out, provenance, name)
     md_path, _, png = write_comparison(config, out)
-    metrics = ", ".join(f"{name} {value:.3f}" for name, value in summary["metrics"].items())
-    console.print(f"{method}: {summary['users_scored']} users scored ({summary['users_failed']} failed): {metrics}")
+    metrics = ", ".join(f"{metric} {value:.3f}" for metric, value in summary["metrics"].items())
+    if blend_info:
+        console.print(f"blend quota {blend_info['quota']:.2f} ({blend_info['quota_source']})")
+    console.print(f"{name}: {summary['users_scored']} users scored ({summary['users_failed']} failed): {metrics}")
     console.print(f"report {md_path}" + (f", plot {png}" if png else "") + f"; per-user results {store}")
+
+
+def _quota(text: str) -> float | None:
+    """`--quota`: None for auto, else a share in [0, 1]."""
+    if text.strip().lower() == "auto":
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        raise RecGPTError(f"--quota must be auto or a number in [0, 1] (got {text!r})") from None
+    if not 0.0 <= value <= 1.0:
+        raise RecGPTError(f"--quota must be within [0, 1] (got {value})")
+    return value
 
 
 def _numbers(option: str, text: str, kind: type) -> list:  # noqa: ANN001 - int or float

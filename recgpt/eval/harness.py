@@ -21,11 +21,13 @@ from recgpt.agents.arbiter import arbiter_schema
 from recgpt.agents.expert import expert_schema
 from recgpt.agents.planner import planner_schema
 from recgpt.data import Dataset, Split, load_dataset
-from recgpt.errors import EndpointError
+from recgpt.errors import EndpointError, RecGPTError
 from recgpt.eval import baselines
-from recgpt.eval.metrics import interleave
+from recgpt.eval.blend import QUOTA_GRID, blend, describe, sweep
+from recgpt.eval.metrics import hit_at_k, interleave
 from recgpt.eval.policy import run_expert
 from recgpt.eval.runs import (
+    CEILINGS,
     LLM_METHODS,
     EvalConfig,
     ResultStore,
@@ -43,8 +45,9 @@ from recgpt.render import usage_totals
 from recgpt.runner import check_endpoint
 from recgpt.services.endpoints import endpoint_of, served_model_identity
 from recgpt.settings import get_settings
+from recgpt.tools.grounding import category_vocabulary
 from recgpt.tools.llm import ENDPOINT_DOWN
-from recgpt.tools.retrieval import Retriever, UserSignals, get_retriever, prepare_retriever, retriever_factory
+from recgpt.tools.retrieval import Retriever, UserSignals, get_retriever, prepare_retriever, retriever_factory, search
 
 
 def sample_users(dataset: Dataset, split: str, n: int, seed: int) -> list[str]:
@@ -71,7 +74,9 @@ def config_hash(config: EvalConfig, dataset: Dataset, model: str | None) -> str:
     """Key of a per-user results store. The user count is not in it: a user's answer does not depend on how many
     others were sampled, so a 100-user run reads the users it shares with an earlier 200-user run (with seed-sampled
     users, the smaller sample is the larger one's prefix whenever `random.sample` takes the same path for both)."""
-    payload: dict[str, Any] = {"config": config.model_dump(exclude={"concurrency", "users"}), "data": dataset.content_hash()}
+    # `quota` (blend only) joined the config later: left out when unset, so that earlier results keep their keys
+    dump = config.model_dump(exclude={"concurrency", "users"} | ({"quota"} if config.quota is None else set()))
+    payload: dict[str, Any] = {"config": dump, "data": dataset.content_hash()}
     if config.method in LLM_METHODS:
         from dataclasses import asdict
 
@@ -82,13 +87,18 @@ def config_hash(config: EvalConfig, dataset: Dataset, model: str | None) -> str:
             if ctx.get(added_later) == default:  # fields added after results were stored: at their default, hashes stay
                 ctx.pop(added_later)
         payload.update(context=ctx, model=model, prompts=prompts_fingerprint())
+        if ctx.get("grounding", "off") != "off":  # the enum and the listed categories change answers too
+            vocabulary = category_vocabulary(dataset, ctx["grounding"])
+            payload["vocabulary"] = hashlib.sha256(json.dumps([vocabulary.labels, vocabulary.paths]).encode()).hexdigest()[:12]
     if config.method == "sasrec":
         payload["sasrec"] = baselines.SASRec().hparams
+    if config.method in ("category", *CEILINGS):
+        payload["category_tags"] = "grounded"  # since grounding: each category tag searches inside its category
 
     settings = get_settings()
     retriever = settings.retriever.strip()
     # The setting was added later: under `chroma` (the default then) results keep the keys they were stored under.
-    if retriever != "chroma" and config.method in ("category", *LLM_METHODS):
+    if retriever != "chroma" and config.method in ("category", *CEILINGS, *LLM_METHODS):
         payload["retriever"] = retriever  # another backend ranks other items
         if retriever == "collaborative":  # and its mix weights rank them differently again
             payload["retriever"] += f":beta={settings.retrieval_beta}:depth={settings.retrieval_depth}"
@@ -105,7 +115,7 @@ def run_classical(config: EvalConfig, dataset: Dataset, users: list[str], store:
         return
     k_max = max(config.k_items)
     train = baselines.training_sequences(dataset, config.split)
-    index = get_retriever(dataset) if config.method == "category" else None
+    index = get_retriever(dataset) if config.method in ("category", *CEILINGS) else None
     model: Any = None
     if config.method == "popularity":
         model = baselines.Popularity().fit(train)
@@ -116,10 +126,15 @@ def run_classical(config: EvalConfig, dataset: Dataset, users: list[str], store:
     for user_id in iter_progress(todo, f"{config.method} on {len(todo)} users", show_progress):
         started = time.perf_counter()
         result, history = base_result(dataset, user_id, config.split, levels)
-        if config.method == "category":
-            categories = baselines.history_categories(dataset, history)[: config.k_tags]
+        if config.method in ("category", *CEILINGS):
+            if config.method == "category":
+                categories = baselines.history_categories(dataset, history)[: config.k_tags]
+            else:  # a ceiling: the target's own category, at the method's level (the only use of the target)
+                path = dataset.items[result.target_item].category_path
+                categories = [" > ".join(path[: None if config.method == "oracle_leaf" else 2])] if path else []
             user = UserSignals(user_id=user_id, history_item_ids=tuple(history), split=config.split)
-            hits = index.search_items(categories, k_max, set(history), user) if categories else []
+            # category paths as tags, each grounded in itself: the same retrieval a grounded recgpt tag gets
+            hits = search(index, categories, k_max, set(history), user, categories) if categories else []
             result.ranked_items = interleave([[h.item_id for h in lst] for lst in hits], k_max)
             result.ranked_categories = categories
             result.tags = categories
@@ -148,9 +163,11 @@ async def answer_with_graph(graph: Any, index: Retriever, config: EvalConfig, da
     payload = {"user_id": user_id, "dataset": config.dataset, "split": config.split,
                "date": None if has_timestamps(dataset) else config.date}
     state = await graph.ainvoke(payload, context=ctx)
-    tags = [t.tag for t in state.get("tags", [])]
+    final = state.get("tags", [])
+    tags = [t.tag for t in final]
     user = UserSignals(user_id=user_id, history_item_ids=tuple(history), split=config.split)
-    hits = await asyncio.to_thread(index.search_items, tags, max(config.k_items), set(history), user) if tags else []
+    hits = await asyncio.to_thread(search, index, tags, max(config.k_items), set(history), user,
+                                   [t.category for t in final]) if tags else []
     result.tags = tags
     result.ranked_items = interleave([[h.item_id for h in lst] for lst in hits], max(config.k_items))
     result.ranked_categories = [r.category or "" for r in state.get("recommendations", [])]
@@ -179,8 +196,42 @@ async def run_recgpt(config: EvalConfig, dataset: Dataset, users: list[str], sto
     await run_llm_method(config, dataset, users, store, answer, show_progress)
 
 
+def run_blend(config: EvalConfig, home: Path, show_progress: bool = True) -> tuple[list[UserResult], Path, dict[str, Any]]:
+    """SASRec and recgpt (each run or resumed for the same users, split and K) blended under the config's quota, or
+    under the quota that maximises item HR@10 here (`quota=None`: validation only). Returns the per-user results,
+    their store and the quota's description."""
+    if config.quota is None and config.split != "validation":
+        raise RecGPTError("the blend's quota is tuned on the validation split only: pass a quota for test")
+    dataset = load_dataset(config.dataset)
+    _, classical, _ = run_eval(config.model_copy(update={"method": "sasrec", "quota": None, "context": {}}), home, show_progress)
+    _, llm, _ = run_eval(config.model_copy(update={"method": "recgpt", "quota": None}), home, show_progress)
+    by_user = {r.user_id: r for r in llm if r.error is None}
+    pairs = [(c, by_user[c.user_id]) for c in classical if c.error is None and c.user_id in by_user]
+    if len(pairs) < len(classical):
+        raise RecGPTError(f"the blend needs both channels for every user: {len(classical) - len(pairs)} of "
+                          f"{len(classical)} users have no recgpt result (rerun `recgpt eval --method recgpt`)")
+    k_max = max(config.k_items)
+    grid = None
+    quota = config.quota
+    if quota is None:
+        hits = {q: [hit_at_k(blend(c.ranked_items, r.ranked_items, q, k_max), c.target_item, 10) for c, r in pairs]
+                for q in QUOTA_GRID}
+        quota, grid = sweep(hits)
+    results = []
+    for c, r in pairs:
+        items = blend(c.ranked_items, r.ranked_items, quota, k_max)
+        results.append(c.model_copy(update={"ranked_items": items, "ranked_categories": _categories_of(dataset, items, config.k_tags),
+                                            "tags": r.tags, "flags": r.flags, "llm_calls": r.llm_calls}))
+    store = ResultStore(home / "eval" / f"blend-{config_hash(config.model_copy(update={'quota': quota}), dataset, None)}.jsonl")
+    store.path.write_text("".join(result.model_dump_json() + "\n" for result in results))  # derived: rewritten whole
+    return results, store.path, describe(quota, "fixed" if config.quota is not None else "tuned on this split", grid)
+
+
 def run_eval(config: EvalConfig, home: Path, show_progress: bool = True) -> tuple[EvalConfig, list[UserResult], Path]:
     """Run (or resume) one method; return the per-user results in sampled-user order."""
+    if config.method == "blend":
+        results, path, _ = run_blend(config, home, show_progress)
+        return config, results, path
     dataset = load_dataset(config.dataset)
     Split(config.split)
     users = sample_users(dataset, config.split, config.users, config.seed)
@@ -194,7 +245,7 @@ def run_eval(config: EvalConfig, home: Path, show_progress: bool = True) -> tupl
             model += f"+adaptor:{endpoint.assembler.adaptor_fingerprint}"
     store = ResultStore(home / "eval" / f"{config.method}-{config_hash(config, dataset, model)}.jsonl")
     done = store.load()
-    if config.method in ("category", *LLM_METHODS) and any(u not in done or done[u].error for u in users):
+    if config.method in ("category", *CEILINGS, *LLM_METHODS) and any(u not in done or done[u].error for u in users):
         # they retrieve: build the index / collaborative model now, visibly, rather than inside the first user's
         # retrieval; an LLM method checks its endpoint first, so a server that is down fails in seconds, not minutes
         if config.method in LLM_METHODS:

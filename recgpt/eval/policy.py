@@ -13,15 +13,16 @@ import asyncio
 from typing import Any
 
 from recgpt.agents.common import clean_text, messages
-from recgpt.agents.expert import TOKENS_PER_TAG, expert_schema, training_expert_instructions
+from recgpt.agents.expert import TOKENS_PER_TAG, grounded_expert_schema, training_expert_instructions
 from recgpt.data import Dataset
 from recgpt.errors import InvalidModelOutput
 from recgpt.eval.metrics import interleave
 from recgpt.eval.runs import EvalConfig, ResultStore, UserResult, has_timestamps, run_llm_method
 from recgpt.services.endpoints import endpoint_of
 from recgpt.services.prefix import build_shared_prefix
+from recgpt.tools.grounding import category_vocabulary
 from recgpt.tools.llm import LLMRequestRejected, acall_structured, call_of, chat_model
-from recgpt.tools.retrieval import UserSignals, get_retriever
+from recgpt.tools.retrieval import UserSignals, get_retriever, search
 
 
 async def run_expert(config: EvalConfig, dataset: Dataset, users: list[str], store: ResultStore,
@@ -33,25 +34,28 @@ async def run_expert(config: EvalConfig, dataset: Dataset, users: list[str], sto
     has_time = has_timestamps(dataset)
 
     async def answer(ctx: Any, user_id: str, history: list[str], result: UserResult) -> None:
+        vocabulary = category_vocabulary(dataset, ctx.grounding) if ctx.grounding != "off" else None
         shared = await build_shared_prefix(ctx, user_id, config.dataset, config.split, None if has_time else config.date)
         endpoint = endpoint_of(ctx)
         model = chat_model(endpoint, ctx.expert_temperature, TOKENS_PER_TAG * m + 60, ctx.seed)
         result.flags = list(shared["flags"])
         try:
-            output, call = await acall_structured(model, messages(shared["shared_prefix"], training_expert_instructions(m)),
-                                                  expert_schema(m), "expert", endpoint.base_url, ctx.schema_attempts)
+            output, call = await acall_structured(model, messages(shared["shared_prefix"], training_expert_instructions(m, vocabulary is not None)),
+                                                  grounded_expert_schema(m, vocabulary), "expert", endpoint.base_url, ctx.schema_attempts)
         except (InvalidModelOutput, LLMRequestRejected) as exc:
             call = call_of(exc, "expert")
             result.flags.append(f"expert_failed: {exc}")  # scored as a user with no tags, never dropped
             output = None
-        tags = [t for t in (clean_text(x.tag, 70) for x in (output.tags if output else [])) if t]
+        proposed = [x for x in (output.tags if output else []) if clean_text(x.tag, 70)]
+        tags = [clean_text(x.tag, 70) for x in proposed]
+        grounded = [vocabulary.path_of(x.category) if vocabulary is not None else None for x in proposed]
         result.tags = tags
         if tags:
             user = UserSignals(user_id=user_id, history_item_ids=tuple(history), split=config.split)
-            hits = await asyncio.to_thread(index.search_items, tags, k_max, set(history), user)
+            hits = await asyncio.to_thread(search, index, tags, k_max, set(history), user, grounded)
             cats = await asyncio.to_thread(index.nearest_categories, tags, 1)
             result.ranked_items = interleave([[h.item_id for h in lst] for lst in hits], k_max)
-            result.ranked_categories = [c[0].category if c else "" for c in cats]
+            result.ranked_categories = [g or (c[0].category if c else "") for g, c in zip(grounded, cats)]
         result.llm_calls = 1
         result.first_try_valid_calls = int(output is not None and call.attempts == 1)
         result.prompt_tokens = call.prompt_tokens

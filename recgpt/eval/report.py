@@ -26,6 +26,12 @@ DEFINITIONS = """\
 - **exclusive recall** (item HR@K): share of all targets that recgpt hits and no classical channel hits
   at the same K; and the share of recgpt's hits that are exclusive.
 - **tag diversity**: mean pairwise cosine distance of a user's tag embeddings (MiniLM).
+- **blend** / **blend@Q**: SASRec's and recgpt's item lists merged under a quota, the LLM channel's share of the
+  K slots (deduplicated; `recgpt.eval.blend`); `blend` at the quota tuned on validation, `blend@Q` at a fixed one.
+- **retrieval ceilings** (`oracle_leaf`, `oracle_l2`): the held-out target's own category (full path / first two
+  levels) as the one grounded tag, through the same retriever. They read the target, so they are bounds, not
+  recommenders: what retrieval makes of a perfect tag. `category` (the user's history categories as grounded tags)
+  is the ceiling of tags that only repeat the history. Neither counts as a channel in exclusive recall.
 """
 
 
@@ -90,9 +96,10 @@ def summarise(config: EvalConfig, results: list[UserResult], levels: tuple[str, 
 
 
 def write_method_report(config: EvalConfig, summary: dict[str, Any], store: Path, out_dir: Path,
-                        provenance: dict[str, Any]) -> Path:
+                        provenance: dict[str, Any], name: str | None = None) -> Path:
+    """`eval-<dataset>-<split>-<name>.json`; `name` defaults to the method (a fixed-quota blend: `blend@0.30`)."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / f"eval-{_slug(config.dataset)}-{config.split}-{config.method}.json"
+    path = out_dir / f"eval-{_slug(config.dataset)}-{config.split}-{name or config.method}.json"
     payload = {"config": config.model_dump(), "comparison_key": config.comparison_key(), "results_file": str(store.name),
                **provenance, **summary}
     path.write_text(json.dumps(payload, indent=2))
@@ -103,11 +110,19 @@ def _slug(name: str) -> str:
     return Path(name).name if "/" in name else name
 
 
+report_slug = _slug
+"""The dataset's part of a report's file name (a JSONL folder: its last component)."""
+
+METHOD_ORDER: tuple[str, ...] = ("popularity", "category", "itemknn", "sasrec", "recgpt", "expert", "blend",
+                                 "oracle_leaf", "oracle_l2")
+
+
 def write_comparison(config: EvalConfig, out_dir: Path) -> tuple[Path, Path, Path | None]:
     """Side-by-side table of every method report with the same comparison key."""
     stem = f"eval-{_slug(config.dataset)}-{config.split}"
     reports = {}
-    for method in ("popularity", "category", "itemknn", "sasrec", "recgpt", "expert"):
+    fixed_blends = sorted(p.stem.removeprefix(f"{stem}-") for p in out_dir.glob(f"{stem}-blend@*.json"))
+    for method in (*METHOD_ORDER, *fixed_blends):
         path = out_dir / f"{stem}-{method}.json"
         if path.is_file():
             data = json.loads(path.read_text())

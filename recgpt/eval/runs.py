@@ -21,8 +21,11 @@ from recgpt.runner import check_endpoint
 from recgpt.schema.context import Context
 from recgpt.tools.jsonl import append_line
 
-Method = Literal["popularity", "category", "itemknn", "sasrec", "recgpt", "expert"]
-METHODS: tuple[str, ...] = ("popularity", "category", "itemknn", "sasrec", "recgpt", "expert")
+Method = Literal["popularity", "category", "itemknn", "sasrec", "recgpt", "expert", "blend", "oracle_leaf", "oracle_l2"]
+METHODS: tuple[str, ...] = ("popularity", "category", "itemknn", "sasrec", "recgpt", "expert", "blend", "oracle_leaf", "oracle_l2")
+CEILINGS: tuple[str, ...] = ("oracle_leaf", "oracle_l2")
+"""Retrieval ceilings, not recommenders: the held-out target's own category (full path / first two levels) as the one
+grounded tag, through the same retriever as recgpt's tags. They read the target by design; never a channel."""
 LLM_METHODS: tuple[str, ...] = ("recgpt", "expert")
 """`expert` is one Distributed Expert call with the training persona: the policy `recgpt train` optimises, alone."""
 CLASSICAL: tuple[str, ...] = ("popularity", "category", "itemknn", "sasrec")
@@ -46,6 +49,8 @@ class EvalConfig(BaseModel):
     concurrency: int = Field(default=8, ge=1)
     date: str = Field(default="2026-11-25", description="Situation date for datasets without timestamps (fixed: reproducible).")
     context: dict[str, Any] = Field(default_factory=dict, description="recgpt runtime Context overrides.")
+    quota: float | None = Field(default=None, ge=0.0, le=1.0, description=(
+        "blend: the LLM channel's share of the K slots; None = tuned over a grid (validation only)."))
 
     def comparison_key(self) -> dict[str, Any]:
         return {"dataset": self.dataset, "split": self.split, "users": self.users, "seed": self.seed,

@@ -27,10 +27,12 @@ def fan_out_experts(state: RecState, plugin_experts: Sequence[str] = ()) -> list
     """One `Send` per persona, plus one per plug-in expert; every expert gets the same shared prefix
     (prefix-cache friendly). Plug-in experts run even when the planner produced no persona."""
     sends = [
-        Send("expert", {"persona": persona, "persona_index": index, "shared_prefix": state["shared_prefix"]})
+        Send("expert", {"persona": persona, "persona_index": index, "shared_prefix": state["shared_prefix"],
+                        "dataset": state.get("dataset") or "office"})
         for index, persona in enumerate(state.get("personas", []))
     ]
-    return sends + [Send(name, {"shared_prefix": state["shared_prefix"]}) for name in plugin_experts]
+    return sends + [Send(name, {"shared_prefix": state["shared_prefix"], "dataset": state.get("dataset") or "office"})
+                    for name in plugin_experts]
 
 
 def fan_out_explanations(state: RecState) -> list[Send] | str:

@@ -17,7 +17,7 @@ from recgpt.errors import RecGPTError
 from recgpt.schema.context import Context
 from recgpt.schema.state import NodeTiming, RecState, RetrievedItem, TagRecommendation
 from recgpt.services.prefix import build_shared_prefix
-from recgpt.tools.retrieval import RetrieverFactory, UserSignals, retriever_factory
+from recgpt.tools.retrieval import CategoryHit, RetrieverFactory, UserSignals, retriever_factory, search
 
 
 async def compress_node(state: RecState, runtime: Runtime[Context]) -> dict[str, Any]:
@@ -52,8 +52,13 @@ def make_retrieve_node(factory: RetrieverFactory | None = None) -> RetrieveNode:
         # the split says which past the history is: a user-aware retriever scores with the model of that split
         user = UserSignals(user_id=str(state.get("user_id") or ""), history_item_ids=tuple(history),
                            split=Split(state.get("split") or Split.full).value)
-        hits = await asyncio.to_thread(retriever.search_items, queries, ctx.items_per_tag, set(history), user)
-        cats = await asyncio.to_thread(retriever.nearest_categories, queries, 1)
+        grounded = [t.category for t in tags]  # a grounded tag searches inside its category, which is its category
+        hits = await asyncio.to_thread(search, retriever, queries, ctx.items_per_tag, set(history), user, grounded)
+        free = [n for n, c in enumerate(grounded) if not c]
+        nearest = await asyncio.to_thread(retriever.nearest_categories, [queries[n] for n in free], 1) if free else []
+        cats: list[list[CategoryHit]] = [[CategoryHit(category=c, distance=0.0)] if c else [] for c in grounded]
+        for n, hit in zip(free, nearest):
+            cats[n] = hit
         recommendations = [
             TagRecommendation(
                 tag=tag,

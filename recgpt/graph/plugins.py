@@ -37,9 +37,10 @@ from typing import Any, Union
 from langgraph.runtime import Runtime
 from pydantic import BaseModel
 
-from recgpt.agents.expert import expert_schema, propose_tags
+from recgpt.agents.expert import grounded_expert_schema, propose_tags, vocabulary_of
 from recgpt.errors import RecGPTError
 from recgpt.graph.core import CORE_NODES
+from recgpt.prompts.expert import GROUNDING_INSTRUCTION
 from recgpt.schema.context import Context
 from recgpt.schema.state import FinalTag, NodeTiming, RecState
 from recgpt.settings import get_settings
@@ -84,10 +85,15 @@ class ExpertPlugin:
     def node(self, persona_index: int) -> Callable[[dict[str, Any], Runtime[Context]], Awaitable[dict[str, Any]]]:
         async def plugin_expert(task: dict[str, Any], runtime: Runtime[Context]) -> dict[str, Any]:
             ctx = runtime.context
-            schema = self.output_schema or expert_schema(ctx.tags_per_expert)
+            # grounded like the persona experts, unless the plug-in brings its own schema (then its tags are free text,
+            # or carry `category` labels of the run's vocabulary if the schema has that field)
+            vocabulary = vocabulary_of(ctx, task.get("dataset"))
+            schema = self.output_schema or grounded_expert_schema(ctx.tags_per_expert, vocabulary)
             instructions = self.instructions.replace("{m}", str(ctx.tags_per_expert))
+            if vocabulary is not None and self.output_schema is None:
+                instructions += "\n" + GROUNDING_INSTRUCTION
             return await propose_tags(task["shared_prefix"], instructions, schema, self.name, persona_index, self.name,
-                                      ctx, self.temperature, 1 + persona_index)
+                                      ctx, self.temperature, 1 + persona_index, vocabulary)
 
         plugin_expert.__name__ = self.name
         return plugin_expert

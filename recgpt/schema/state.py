@@ -10,7 +10,7 @@ import operator
 from typing import Annotated, Literal, get_type_hints
 
 from pydantic import BaseModel, Field
-from typing_extensions import TypedDict
+from typing_extensions import NotRequired, TypedDict
 
 from recgpt.schema.calls import LLMCall
 from recgpt.text_fields import english_text
@@ -33,6 +33,8 @@ class ProposedTag(BaseModel):
     rationale: str
     persona_index: int
     persona: str
+    category: str | None = None
+    """Grounded runs: the catalogue category path the expert chose for the tag (None: free text only)."""
 
 
 class FinalTag(ProposedTag):
@@ -158,6 +160,7 @@ class ExpertTask(TypedDict):
     persona: Persona
     persona_index: int
     shared_prefix: str
+    dataset: NotRequired[str]
 
 
 INTERNAL = "internal"

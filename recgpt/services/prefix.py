@@ -14,13 +14,14 @@ from typing import Any
 from recgpt.data import Dataset, load_dataset
 from recgpt.data.records import Interaction
 from recgpt.errors import RecGPTError
-from recgpt.prompts.shared import SYSTEM_PREFIX
+from recgpt.prompts.shared import CATALOGUE_BLOCK, SYSTEM_PREFIX
 from recgpt.schema.context import Context
 from recgpt.schema.state import ContextStats
 from recgpt.services.endpoints import endpoint_of
 from recgpt.tools.compression import CompressionConfig, compress_history
 from recgpt.tools.entities import entity_titles
 from recgpt.tools.environment import Environment, build_environment
+from recgpt.tools.grounding import category_vocabulary
 from recgpt.tools.tokens import ServerTokenCounter
 
 
@@ -41,11 +42,23 @@ def recommendation_date(state: Mapping[str, Any], history: tuple[Interaction, ..
 
 
 def render_prefix(dataset: Dataset, history: tuple[Interaction, ...], profile: str, env: Environment,
-                  max_items: int, entities: bool = False) -> tuple[str, Any]:
+                  max_items: int, entities: bool = False, catalogue: str = "") -> tuple[str, Any]:
+    """The shared prefix: fixed instructions, the catalogue block (`catalogue_block`, or ""), then the user context."""
     compressed = compress_history(history, dataset.items, CompressionConfig(max_items=max_items, entities=entities))
     text = SYSTEM_PREFIX.format(profile=profile, environment=env.describe(), n_events=compressed.n_events,
-                                history=compressed.text)
+                                history=compressed.text, catalogue=catalogue)
     return text, compressed
+
+
+def catalogue_block(dataset: Dataset, ctx: Context) -> str:
+    """The category list grounded runs show (same bytes for every user), or "" when grounding is off or the
+    vocabulary is longer than `ctx.grounding_list_max` (then only the schema's enum carries it)."""
+    if ctx.grounding == "off":
+        return ""
+    vocabulary = category_vocabulary(dataset, ctx.grounding)
+    if len(vocabulary) > ctx.grounding_list_max:
+        return ""
+    return CATALOGUE_BLOCK.format(categories=vocabulary.prompt_block())
 
 
 def _count_tokens(ctx: Context, text: str) -> tuple[int | None, str | None]:
@@ -83,6 +96,10 @@ async def build_shared_prefix(ctx: Context, user_id: str, dataset_name: str = "o
         if tokens is None or tokens <= ctx.max_context_tokens or max_items <= 1:
             break
         max_items = max(1, max_items // 2)
+    catalogue = catalogue_block(dataset, ctx)
+    if catalogue:  # the budget bounds the user's part; the shop-wide list is the same cached prefix for every user
+        prefix, compressed = render_prefix(dataset, example.history, profile, env, max_items, ctx.compression == "hybrid",
+                                           catalogue)
     if tokens is not None and tokens > ctx.max_context_tokens:
         flags.append(f"context_over_budget: {tokens} tokens > {ctx.max_context_tokens} even with 1 listed item")
     if compressed.truncated:

@@ -28,7 +28,16 @@ from typing import Any
 import numpy as np
 
 from recgpt.data.dataset import Dataset
-from recgpt.tools.retrieval import CatalogueIndex, CategoryHit, ItemHit, Retriever, RetrieverFactory, UserSignals, chroma_factory
+from recgpt.tools.retrieval import (
+    CatalogueIndex,
+    CategoryHit,
+    ItemHit,
+    Retriever,
+    RetrieverFactory,
+    UserSignals,
+    chroma_factory,
+    search,
+)
 from recgpt.tools.sequential import SASRec, collaborative_model
 
 logger = logging.getLogger(__name__)
@@ -106,18 +115,27 @@ class CollaborativeRetriever:
 
     # -- the Retriever protocol ----------------------------------------------------------------------------------
     def search_items(self, queries: list[str], k: int, exclude: set[str] = frozenset(),
-                     user: UserSignals | None = None) -> list[list[ItemHit]]:
+                     user: UserSignals | None = None,
+                     categories: Sequence[str | None] | None = None) -> list[list[ItemHit]]:
         """Per query its top `k` items by the mixed score, best first, none in `exclude`; semantic order without a
-        user the model knows."""
+        user the model knows. A grounded query (its entry in `categories`) takes its candidates inside its category:
+        the semantic neighbours within it and the category's best by the collaborative score."""
         if not queries:
             return []
+        grounded = [c if c and c in self._under else None for c in (categories or [None] * len(queries))]
         history = list(user.history_item_ids) if user is not None else []
         model = self.model_for(user.split) if user is not None and history else None
         if model is None or not model.knows_any(history):
-            return self.semantic.search_items(queries, k, exclude, user)
+            return search(self.semantic, queries, k, exclude, user, grounded)
         depth = max(self.depth, k)
+        # as measured (`recgpt eval-retrieval`): the semantic neighbours come from the whole catalogue, the grounded
+        # category only replaces the tag's nearest category as the second candidate source
         semantic_hits = self.semantic.search_items(queries, depth, exclude, user)
-        categories = self.semantic.nearest_categories(queries, 1)
+        free = [n for n, c in enumerate(grounded) if c is None]
+        nearest_free = self.semantic.nearest_categories([queries[n] for n in free], 1) if free else []
+        categories = [[CategoryHit(category=c, distance=0.0)] if c else [] for c in grounded]
+        for n, hit in zip(free, nearest_free):
+            categories[n] = hit
         query_vectors = self._query_vectors(queries)
         item_vectors = self._item_vectors()
         collaborative = np.asarray(model.score(history, self._ids), dtype=np.float64)  # one forward pass per call

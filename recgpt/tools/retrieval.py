@@ -18,11 +18,13 @@ category path). Built once, reused across processes.
 from __future__ import annotations
 
 import importlib
+import inspect
 import os
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Protocol, cast, runtime_checkable
 
@@ -83,13 +85,35 @@ class Retriever(Protocol):
     thread) and must be safe to call from several threads at once."""
 
     def search_items(self, queries: list[str], k: int, exclude: set[str] = frozenset(),
-                     user: UserSignals | None = None) -> list[list[ItemHit]]:
-        """Per query (in order), its top `k` items, best first, none of them in `exclude` (the user's history)."""
+                     user: UserSignals | None = None,
+                     categories: Sequence[str | None] | None = None) -> list[list[ItemHit]]:
+        """Per query (in order), its top `k` items, best first, none of them in `exclude` (the user's history).
+
+        `categories` (grounded tags): per query, the catalogue category path it was grounded in, or None; a
+        backend searches inside it (the path or below). Callers pass it through `search`, which leaves it out for a
+        backend whose `search_items` predates it."""
         ...
 
     def nearest_categories(self, queries: list[str], k: int = 1) -> list[list[CategoryHit]]:
         """Per query (in order), its `k` nearest category paths of the catalogue, best first."""
         ...
+
+
+def search(retriever: Retriever, queries: list[str], k: int, exclude: set[str], user: UserSignals | None,
+           categories: Sequence[str | None] | None = None) -> list[list[ItemHit]]:
+    """`retriever.search_items`, with `categories` only when some query is grounded and the backend takes them (a
+    plug-in retriever written before grounding keeps working: its tags are then searched as free text)."""
+    if categories and any(categories) and _takes_categories(type(retriever)):
+        return retriever.search_items(queries, k, exclude, user, categories=categories)
+    return retriever.search_items(queries, k, exclude, user)
+
+
+@lru_cache(maxsize=64)
+def _takes_categories(kind: type) -> bool:
+    try:
+        return "categories" in inspect.signature(kind.search_items).parameters
+    except (TypeError, ValueError):
+        return False
 
 
 RetrieverFactory = Callable[[Dataset], Retriever]
@@ -110,6 +134,8 @@ class CatalogueIndex:
         from chromadb.config import Settings as ChromaSettings
 
         self.dataset = dataset
+        self._leaf_paths: list[str] | None = None
+        self._sizes: dict[str, int] | None = None
         index_dir.mkdir(parents=True, exist_ok=True)
         self._client = chromadb.PersistentClient(
             path=str(index_dir), settings=ChromaSettings(anonymized_telemetry=False)
@@ -145,18 +171,43 @@ class CatalogueIndex:
                 progress.advance(task, len(chunk))
 
     def search_items(self, queries: list[str], k: int, exclude: set[str] = frozenset(),
-                     user: UserSignals | None = None) -> list[list[ItemHit]]:
-        """Top-k items per query, skipping `exclude` (the user's history).
+                     user: UserSignals | None = None,
+                     categories: Sequence[str | None] | None = None) -> list[list[ItemHit]]:
+        """Top-k items per query, skipping `exclude` (the user's history); a grounded query (its entry in
+        `categories`) only among the items at or below its category path.
 
         `user` is accepted for the `Retriever` protocol and ignored: the ranking is the query's embedding distance
         alone (the same for every user)."""
         if not queries:
             return []
-        total = self.items.count()
-        n = min(total, k + len(exclude & self.dataset.items.keys()))
+        grounded = list(categories or [None] * len(queries))
+        free = [n for n, c in enumerate(grounded) if not c or not self._leaves_under(c)]
+        out: list[list[ItemHit]] = [[] for _ in queries]
+        if free:  # one batched query for every ungrounded tag
+            for n, hits in zip(free, self._query([queries[n] for n in free], k, exclude, None)):
+                out[n] = hits
+        for n, category in enumerate(grounded):
+            if n not in free:
+                hits = self._query([queries[n]], k, exclude, self._leaves_under(str(category)))[0]
+                if len(hits) < k:  # a small category (or one the history exhausts): the nearest items elsewhere fill up
+                    seen = {h.item_id for h in hits}
+                    hits += [h for h in self._query([queries[n]], k, exclude | seen, None)[0] if h.item_id not in seen]
+                out[n] = hits[:k]
+        return out
+
+    def _leaves_under(self, category: str) -> list[str]:
+        """The item category strings at or below `category` (a path, or a prefix of paths)."""
+        if self._leaf_paths is None:
+            self._leaf_paths = sorted({item.category for item in self.dataset.items.values()})
+        return [c for c in self._leaf_paths if c == category or c.startswith(category + " > ")]
+
+    def _query(self, queries: list[str], k: int, exclude: set[str], leaves: list[str] | None) -> list[list[ItemHit]]:
+        where = {"category": {"$in": leaves}} if leaves else None
+        pool = self.items.count() if where is None else sum(self._category_sizes().get(c, 0) for c in leaves or [])
+        n = min(pool, k + len(exclude & self.dataset.items.keys()))
         if n == 0:
             return [[] for _ in queries]
-        result = self.items.query(query_texts=queries, n_results=n, include=["metadatas", "distances"])
+        result = self.items.query(query_texts=queries, n_results=n, where=where, include=["metadatas", "distances"])
         out: list[list[ItemHit]] = []
         for ids, metas, dists in zip(result["ids"], result["metadatas"], result["distances"]):
             hits = [
@@ -166,6 +217,14 @@ class CatalogueIndex:
             ]
             out.append(hits[:k])
         return out
+
+    def _category_sizes(self) -> dict[str, int]:
+        if self._sizes is None:
+            sizes: dict[str, int] = {}
+            for item in self.dataset.items.values():
+                sizes[item.category] = sizes.get(item.category, 0) + 1
+            self._sizes = sizes
+        return self._sizes
 
     def nearest_categories(self, queries: list[str], k: int = 1) -> list[list[CategoryHit]]:
         """The k nearest category paths per query, by cosine distance."""

@@ -35,6 +35,10 @@ class FakeLLM:
             index = agent.split("[")[1].rstrip("]") if "[" in agent else agent  # plug-in experts: their name
             words = ["gel pens", "desk lamp", "notebook paper", "office chair"]
             data = {"tags": [{"tag": f"{w} {index}", "rationale": "because"} for w in words]}
+            labels = _category_labels(schema)
+            for tag in data["tags"]:  # a grounded schema: the label sharing most words with the tag (else the first)
+                if labels:
+                    tag["category"] = max(labels, key=lambda label: (len(_tokens(label) & _tokens(tag["tag"])), -labels.index(label)))
         elif "tone" in fields:
             data = {"tone": "warm", "audience": "students", "emotional_angle": "pride", "rhetorical_device": "question",
                     "seasonal_framing": "back to school"}
@@ -48,6 +52,19 @@ class FakeLLM:
             data = {"selected": [2, 2, 1, 5, 7], "reason": "best"}
         call = LLMCall(agent=agent, ok=True, attempts=1, latency_s=0.01, prompt_tokens=100, completion_tokens=10)
         return schema.model_validate(data), call
+
+
+def _under(path: str, category: str | None) -> bool:
+    return not category or path == category or path.startswith(category + " > ")
+
+
+def _category_labels(schema: type) -> list[str]:
+    """The enum of a grounded expert schema's `category` field ([] when the schema is not grounded)."""
+    from typing import get_args
+
+    tag_model = get_args(schema.model_fields["tags"].annotation)[0]
+    field = getattr(tag_model, "model_fields", {}).get("category")
+    return list(get_args(field.annotation)) if field is not None else []
 
 
 def _tokens(text: str) -> set[str]:
@@ -71,16 +88,20 @@ class FakeRetriever:
         self.dataset = dataset
         self.queries: list[str] = []
         self.users: list[UserSignals | None] = []
+        self.categories: list[str | None] = []
 
     def search_items(self, queries: list[str], k: int, exclude: set[str] = frozenset(),
-                     user: UserSignals | None = None) -> list[list[ItemHit]]:
+                     user: UserSignals | None = None, categories: list[str | None] | None = None) -> list[list[ItemHit]]:
         self.queries += queries
         self.users.append(user)
+        grounded = list(categories or [None] * len(queries))
+        self.categories += grounded
         out: list[list[ItemHit]] = []
-        for query in queries:
+        for query, category in zip(queries, grounded):
             words = _tokens(query)
-            ranked = sorted((_distance(words, f"{item.title} {item.category}"), item.item_id)
+            ranked = sorted((not _under(item.category, category), _distance(words, f"{item.title} {item.category}"), item.item_id)
                             for item in self.dataset.items.values() if item.item_id not in exclude)
+            ranked = [(d, i) for _, d, i in ranked]  # the grounded category's items first, then the rest (as Chroma fills)
             out.append([ItemHit(item_id=i, title=self.dataset.items[i].title, category=self.dataset.items[i].category,
                                 distance=d) for d, i in ranked[:k]])
         return out

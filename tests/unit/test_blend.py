@@ -1,0 +1,48 @@
+"""The blended channel: quota slots, deduplication, a dry channel, and the quota's tuning and lookup."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from recgpt.errors import RecGPTError
+from recgpt.eval.blend import blend, quota_label, sweep, tuned_quota
+
+
+def test_the_quota_owns_its_share_of_every_prefix() -> None:
+    classical = [f"s{i}" for i in range(10)]
+    llm = [f"l{i}" for i in range(10)]
+    merged = blend(classical, llm, 0.3, 10)
+    assert merged == ["s0", "s1", "s2", "l0", "s3", "s4", "l1", "s5", "s6", "l2"]  # slots 4, 7, 10
+    assert blend(classical, llm, 0.0, 10) == classical
+    assert blend(classical, llm, 1.0, 10) == llm
+    assert blend(classical, llm, 0.5, 4) == ["s0", "l0", "s1", "l1"]
+
+
+def test_an_item_both_channels_rank_is_placed_once_and_the_next_one_takes_the_slot() -> None:
+    merged = blend(["a", "b", "c", "d"], ["b", "x", "a", "y"], 0.5, 4)
+    assert merged == ["a", "b", "c", "x"]  # llm "b" at slot 2, so classical skips its own "b"; llm slot 4 is "x"
+    assert len(merged) == len(set(merged))
+
+
+def test_a_dry_channel_gives_its_slots_to_the_other() -> None:
+    assert blend(["a", "b", "c"], [], 0.5, 3) == ["a", "b", "c"]
+    assert blend([], ["x", "y"], 0.3, 3) == ["x", "y"]
+    assert blend(["a"], ["a"], 0.5, 5) == ["a"]
+    with pytest.raises(ValueError, match="quota"):
+        blend(["a"], ["b"], 1.5, 2)
+
+
+def test_the_tuned_quota_is_the_best_and_ties_go_to_the_smaller() -> None:
+    best, grid = sweep({0.0: [0, 1], 0.3: [1, 1], 0.6: [1, 1], 1.0: [0, 0]})
+    assert best == 0.3 and grid == {"0.0": 0.5, "0.3": 1.0, "0.6": 1.0, "1.0": 0.0}
+
+
+def test_test_reads_the_quota_validation_chose(tmp_path: Path) -> None:
+    with pytest.raises(RecGPTError, match="--method blend --split validation"):
+        tuned_quota(tmp_path, "office")
+    (tmp_path / "eval-office-validation-blend.json").write_text(json.dumps({"blend": {"quota": 0.4}}))
+    assert tuned_quota(tmp_path, "office") == 0.4
+    assert quota_label(0.3) == "blend@0.30"

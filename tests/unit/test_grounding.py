@@ -1,0 +1,117 @@
+"""Grounded tags: the vocabulary is the catalogue's, the schema only admits it, and the graph searches inside it."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from recgpt.agents.expert import grounded_expert_schema
+from recgpt.data import load_dataset
+from recgpt.graph import Context, build_graph
+from recgpt.schema.context import Context as RunContext
+from recgpt.services.prefix import build_shared_prefix
+from recgpt.tools.grounding import CategoryVocabulary, category_vocabulary, label_paths
+from tests.conftest import write_jsonl
+from tests.unit.fakes import DEAD_ENDPOINT, FakeLLM, FakeRetriever
+
+
+def test_the_vocabulary_is_the_catalogue_s_leaves_with_unique_short_labels(small_dataset_dir: Path) -> None:
+    dataset = load_dataset(str(small_dataset_dir))
+    leaf = category_vocabulary(dataset, "leaf")
+    assert set(leaf.paths) == {item.category for item in dataset.items.values()}
+    assert leaf.labels == ("Chairs", "Lamps", "Notebooks", "Notes", "Pens")
+    assert all(leaf.path_of(label) == path for label, path in zip(leaf.labels, leaf.paths))
+    assert leaf.path_of("Office > Writing > Pens") is None  # a path is not a label
+    l2 = category_vocabulary(dataset, "l2")
+    assert l2.paths == ("Office > Furniture", "Office > Paper", "Office > Writing")
+    with pytest.raises(ValueError, match="grounding level"):
+        category_vocabulary(dataset, "genre")
+
+
+def test_inner_nodes_are_not_offered_and_repeated_names_are_disambiguated(tmp_path: Path) -> None:
+    folder = tmp_path / "shop"
+    folder.mkdir()
+    items = [{"item_id": "a", "title": "A4 paper", "category_path": ["Office", "Paper"]},
+             {"item_id": "b", "title": "Generic office thing", "category_path": ["Office"]},  # an inner node
+             {"item_id": "c", "title": "Ink refill", "category_path": ["Office", "Pens", "Refills"]},
+             {"item_id": "d", "title": "Blade refill", "category_path": ["Office", "Cutters", "Refills"]}]
+    write_jsonl(folder / "items.jsonl", items)
+    write_jsonl(folder / "histories.jsonl", [{"user_id": "u", "interactions": [{"item_id": "a"}, {"item_id": "c"}]}])
+    vocabulary = category_vocabulary(load_dataset(str(folder)), "leaf")
+    assert "Office" not in vocabulary.paths
+    assert set(vocabulary.labels) == {"Paper", "Pens / Refills", "Cutters / Refills"}
+    assert label_paths(["A > B", "C > B", "D > C > B"]) == ["A / B", "C > B", "D > C > B"]
+    with pytest.raises(ValueError, match="unique"):
+        CategoryVocabulary(level="leaf", labels=("x", "x"), paths=("a", "b"))
+
+
+def test_the_grounded_schema_admits_only_the_vocabulary(small_dataset_dir: Path) -> None:
+    vocabulary = category_vocabulary(load_dataset(str(small_dataset_dir)), "leaf")
+    schema = grounded_expert_schema(2, vocabulary)
+    tags = schema.model_json_schema()["$defs"]["GroundedExpertTag"]
+    assert tags["properties"]["category"]["enum"] == list(vocabulary.labels)
+    assert list(tags["properties"])[0] == "category"  # chosen before the free text is written
+    ok = {"tags": [{"category": "Pens", "tag": "gel pens", "rationale": "writes a lot"},
+                   {"category": "Lamps", "tag": "desk lamp", "rationale": "evening work"}]}
+    assert schema.model_validate(ok).tags[0].category == "Pens"
+    with pytest.raises(ValidationError):
+        schema.model_validate({"tags": [{**ok["tags"][0], "category": "Books"}, ok["tags"][1]]})
+    assert grounded_expert_schema(2, None).model_json_schema()["$defs"]["ExpertTag"]["properties"].keys() == {"tag", "rationale"}
+
+
+def test_a_huge_vocabulary_compiles_in_the_server_grammar_engine() -> None:
+    xgr = pytest.importorskip("xgrammar")
+    import json
+
+    labels = tuple(f"Category {n:04d} Supplies" for n in range(5000))
+    vocabulary = CategoryVocabulary(level="leaf", labels=labels, paths=tuple(f"Shop > Dept {n % 50} > {label}" for n, label in enumerate(labels)))
+    schema = grounded_expert_schema(5, vocabulary)
+    compiler = xgr.GrammarCompiler(xgr.TokenizerInfo([chr(i) for i in range(32, 127)] + ['{"', '":', "Category", " Supplies"]))
+    started = time.perf_counter()
+    compiled = compiler.compile_json_schema(json.dumps(schema.model_json_schema()))
+    assert compiled is not None and time.perf_counter() - started < 120
+
+
+def test_the_catalogue_list_precedes_the_user_context_and_is_the_same_for_every_user(small_dataset_dir: Path) -> None:
+    ctx = RunContext(base_url=DEAD_ENDPOINT, model="fake")
+    first = asyncio.run(build_shared_prefix(ctx, "u1", str(small_dataset_dir), "test"))["shared_prefix"]
+    second = asyncio.run(build_shared_prefix(ctx, "u2", str(small_dataset_dir), "test"))["shared_prefix"]
+    opening = "<user_context>\nProfile"
+    head = first[: first.index(opening)]
+    assert "<catalogue_categories>" in head and "Pens" in head and head == second[: second.index(opening)]
+    for off in (RunContext(base_url=DEAD_ENDPOINT, model="fake", grounding="off"),
+                RunContext(base_url=DEAD_ENDPOINT, model="fake", grounding_list_max=3)):  # too long to list: enum only
+        assert "<catalogue_categories>" not in asyncio.run(build_shared_prefix(off, "u1", str(small_dataset_dir), "test"))["shared_prefix"]
+    with pytest.raises(ValueError, match="grounding"):
+        RunContext(grounding="genre")
+
+
+def test_grounded_tags_carry_their_category_into_retrieval(fake_llm: FakeLLM, small_dataset_dir: Path,
+                                                           isolated_home: Path) -> None:
+    made: list[FakeRetriever] = []
+
+    def factory(dataset):  # noqa: ANN001, ANN202
+        made.append(FakeRetriever(dataset))
+        return made[-1]
+
+    graph = build_graph(plugins=[], retriever=factory)
+    ctx = Context(base_url=DEAD_ENDPOINT, model="fake", explanation_mode="off")
+    out = asyncio.run(graph.ainvoke({"user_id": "u1", "dataset": str(small_dataset_dir), "split": "test"}, context=ctx))
+    paths = set(category_vocabulary(load_dataset(str(small_dataset_dir)), "leaf").paths)
+    assert out["tags"] and all(t.category in paths for t in out["tags"])
+    assert made[0].categories == [t.category for t in out["tags"]]  # the retriever was asked inside each category
+    dataset = load_dataset(str(small_dataset_dir))
+    history = set(out["history_item_ids"])
+    for rec in out["recommendations"]:
+        assert rec.category == rec.tag.category
+        inside = [i for i in dataset.items.values() if i.category == rec.category and i.item_id not in history]
+        # the category's own items first; one the history exhausts (the pens of u1) is filled from elsewhere
+        assert rec.items and [i.item_id for i in rec.items[: len(inside)]] == [i.item_id for i in inside][: len(rec.items)] \
+            if inside else rec.items
+    ungrounded = Context(base_url=DEAD_ENDPOINT, model="fake", explanation_mode="off", grounding="off")
+    out = asyncio.run(graph.ainvoke({"user_id": "u1", "dataset": str(small_dataset_dir), "split": "test"}, context=ungrounded))
+    assert all(t.category is None for t in out["tags"]) and all(r.category for r in out["recommendations"])
