@@ -275,6 +275,35 @@ def bench_models_command(
     console.print(f"report {md}" + (f", plot {png}" if png else ""))
 
 
+@app.command("bench-grounding")
+def bench_grounding_command(
+    datasets: str = typer.Option("movielens,office", help="Comma-separated datasets whose leaf vocabularies are measured."),
+    sizes: str = typer.Option("1000,3000,10000", help="Comma-separated sizes of synthetic (bring-your-own scale) vocabularies."),
+    repeats: int = typer.Option(3, min=1, help="Warm requests per vocabulary (median reported)."),
+    out: Path = typer.Option(Path("reports"), help="Report folder."),
+) -> None:
+    """Grammar-compile and first-token cost of the grounded expert schema as the category vocabulary grows (a server
+    must be running: `recgpt serve`)."""
+    from recgpt.eval.grounding_cost import GroundingCostConfig, run_grounding_cost, write_grounding_cost_report
+    from recgpt.runner import check_endpoint
+    from recgpt.schema.context import Context
+    from recgpt.services.endpoints import endpoint_of, served_model_identity
+
+    ctx = Context()
+    check_endpoint(ctx)
+    endpoint = endpoint_of(ctx)
+    identity = served_model_identity(endpoint.base_url, endpoint.model, endpoint.api_key)
+    folder = Path(identity.split("@", 1)[1].split("[", 1)[0]) if "@" in identity else None
+    config = GroundingCostConfig(datasets=[d.strip() for d in datasets.split(",") if d.strip()],
+                                 synthetic_sizes=_numbers("--sizes", sizes, int), repeats=repeats)
+    result = run_grounding_cost(config, endpoint.base_url, endpoint.model, folder)
+    md, _, png = write_grounding_cost_report(result, identity, out)
+    for row in result["rows"]:
+        console.print(f"{row['vocabulary']}: {row['categories']} categories, first request {row['first_request_ttft_s']:.2f} s "
+                      f"to the first token, warm {row['warm_ttft_s']:.2f} s")
+    console.print(f"report {md}" + (f", plot {png}" if png else ""))
+
+
 @app.command("load")
 def load_command(
     concurrency: int = typer.Option(64, min=1, help="User graphs in flight at once."),

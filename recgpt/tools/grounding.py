@@ -5,9 +5,13 @@ Why: a tag written as free text and mapped afterwards to its nearest category la
 from this vocabulary under the JSON schema (vLLM compiles the enum into the decoding grammar, so an invalid
 category cannot be sampled), and retrieval searches inside that category.
 
-Labels are what the model reads and writes: a category's last path component (short, few tokens); when two paths
-share it, the parent is prefixed ('Paper / Labels'), then the whole path. `path_of` maps a label back to the
-catalogue path. Levels:
+The enum's values are the category paths themselves ('Office & School Supplies > Paper > Copy Paper'): decoding a
+path under the grammar chooses the top level first, then a child of it, and so on, so the schema is hierarchical by
+construction. Measured on 16 Office validation users (Qwen2.5-Coder-0.5B, expert alone, K=5): short leaf-name labels
+sent a small model to whichever label began like the shop's name (every tag grounded in 'Office Desks': cat HR@5 L2
+.000), while full paths reached .44 (free text mapped to its nearest category: .175 on 40 users).
+
+Levels:
 
 - `leaf`: the tree's leaves, the items' full category paths that no other path extends (Office: 2xx; MovieLens:
   19 genres);
@@ -20,7 +24,6 @@ per-user context and vLLM's prefix cache computes it once for all users.
 from __future__ import annotations
 
 import threading
-from collections import Counter
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -53,12 +56,12 @@ class CategoryVocabulary:
         return self._by_label.get(label)
 
     def prompt_block(self) -> str:
-        """The vocabulary as the prompt lists it: one line per parent path, its labels after a colon."""
+        """The vocabulary as the prompt lists it, compactly: one line per parent path, `- parent > child | child`."""
         groups: dict[str, list[str]] = {}
-        for label, path in zip(self.labels, self.paths):
-            parent = PATH_SEPARATOR.join(path.split(PATH_SEPARATOR)[:-1]) or "(top level)"
-            groups.setdefault(parent, []).append(label)
-        return "\n".join(f"- {parent}: {' | '.join(labels)}" for parent, labels in groups.items())
+        for label in self.labels:
+            parent, _, last = label.rpartition(PATH_SEPARATOR)
+            groups.setdefault(parent, []).append(last)
+        return "\n".join(f"- {parent + PATH_SEPARATOR if parent else ''}{' | '.join(children)}" for parent, children in groups.items())
 
 
 def _paths(dataset: Dataset, level: str) -> list[str]:
@@ -72,25 +75,6 @@ def _paths(dataset: Dataset, level: str) -> list[str]:
     return sorted(paths - inner)
 
 
-def label_paths(paths: list[str]) -> list[str]:
-    """Unique short labels for `paths`: the last component; the last two where that repeats; else the path."""
-    def tail(path: str, n: int) -> str:
-        return " / ".join(path.split(PATH_SEPARATOR)[-n:])
-
-    labels = [tail(p, 1) for p in paths]
-    for n in (2, None):
-        counts = Counter(labels)
-        labels = [(tail(p, n) if n else p) if counts[label] > 1 else label for p, label in zip(paths, labels)]
-    if len(set(labels)) != len(labels):  # two paths that differ only in separators' spacing: number them
-        seen: Counter[str] = Counter()
-        unique = []
-        for label in labels:
-            seen[label] += 1
-            unique.append(label if seen[label] == 1 else f"{label} ({seen[label]})")
-        labels = unique
-    return labels
-
-
 _CACHE: dict[tuple[str, str, str], CategoryVocabulary] = {}
 _LOCK = threading.Lock()
 
@@ -101,5 +85,5 @@ def category_vocabulary(dataset: Dataset, level: str = "leaf") -> CategoryVocabu
     with _LOCK:
         if key not in _CACHE:
             paths = _paths(dataset, level)
-            _CACHE[key] = CategoryVocabulary(level=level, labels=tuple(label_paths(paths)), paths=tuple(paths))
+            _CACHE[key] = CategoryVocabulary(level=level, labels=tuple(paths), paths=tuple(paths))
         return _CACHE[key]

@@ -17,7 +17,9 @@ from pathlib import Path
 
 import pytest
 
+from recgpt.data import load_dataset
 from recgpt.settings import get_settings
+from recgpt.tools.grounding import category_vocabulary
 from recgpt.tools.model_prep import DEFAULT_MODEL, MARKER, REGISTRY, model_dir
 from recgpt.tools.server import is_healthy
 from tests.conftest import SHARED_DATA
@@ -77,9 +79,12 @@ def test_default_model_recommends_for_a_real_office_user_in_english(default_serv
     assert Path(served["model"]).name == REGISTRY[DEFAULT_MODEL].folder
     assert payload["personas"] and all(ENGLISH.match(p["name"]) for p in payload["personas"])
     assert payload["tags"], payload.get("flags")
+    leaves = set(category_vocabulary(load_dataset("office"), "leaf").paths)
     for tag in payload["tags"]:
         assert ">" not in tag["tag"] and ":" not in tag["tag"] and ENGLISH.match(tag["tag"] + tag["rationale"])
+        assert tag["category"] in leaves  # grounded (on by default) in a catalogue leaf
     assert payload["recommendations"] and all(rec["items"] for rec in payload["recommendations"])
+    assert all(rec["category"] == rec["tag"]["category"] for rec in payload["recommendations"])
     explained = [e for e in payload["explanations"] if e["text"]]
     assert explained, payload.get("flags")
     for explanation in explained:

@@ -14,7 +14,7 @@ from recgpt.data import load_dataset
 from recgpt.graph import Context, build_graph
 from recgpt.schema.context import Context as RunContext
 from recgpt.services.prefix import build_shared_prefix
-from recgpt.tools.grounding import CategoryVocabulary, category_vocabulary, label_paths
+from recgpt.tools.grounding import CategoryVocabulary, category_vocabulary
 from tests.conftest import write_jsonl
 from tests.unit.fakes import DEAD_ENDPOINT, FakeLLM, FakeRetriever
 
@@ -23,16 +23,17 @@ def test_the_vocabulary_is_the_catalogue_s_leaves_with_unique_short_labels(small
     dataset = load_dataset(str(small_dataset_dir))
     leaf = category_vocabulary(dataset, "leaf")
     assert set(leaf.paths) == {item.category for item in dataset.items.values()}
-    assert leaf.labels == ("Chairs", "Lamps", "Notebooks", "Notes", "Pens")
+    assert leaf.labels == leaf.paths == ("Office > Furniture > Chairs", "Office > Furniture > Lamps", "Office > Paper > Notebooks",
+                                         "Office > Paper > Notes", "Office > Writing > Pens")
     assert all(leaf.path_of(label) == path for label, path in zip(leaf.labels, leaf.paths))
-    assert leaf.path_of("Office > Writing > Pens") is None  # a path is not a label
+    assert leaf.path_of("Pens") is None and leaf.path_of("Office > Writing") is None
     l2 = category_vocabulary(dataset, "l2")
     assert l2.paths == ("Office > Furniture", "Office > Paper", "Office > Writing")
     with pytest.raises(ValueError, match="grounding level"):
         category_vocabulary(dataset, "genre")
 
 
-def test_inner_nodes_are_not_offered_and_repeated_names_are_disambiguated(tmp_path: Path) -> None:
+def test_inner_nodes_are_not_offered(tmp_path: Path) -> None:
     folder = tmp_path / "shop"
     folder.mkdir()
     items = [{"item_id": "a", "title": "A4 paper", "category_path": ["Office", "Paper"]},
@@ -43,8 +44,8 @@ def test_inner_nodes_are_not_offered_and_repeated_names_are_disambiguated(tmp_pa
     write_jsonl(folder / "histories.jsonl", [{"user_id": "u", "interactions": [{"item_id": "a"}, {"item_id": "c"}]}])
     vocabulary = category_vocabulary(load_dataset(str(folder)), "leaf")
     assert "Office" not in vocabulary.paths
-    assert set(vocabulary.labels) == {"Paper", "Pens / Refills", "Cutters / Refills"}
-    assert label_paths(["A > B", "C > B", "D > C > B"]) == ["A / B", "C > B", "D > C > B"]
+    assert set(vocabulary.labels) == {"Office > Paper", "Office > Pens > Refills", "Office > Cutters > Refills"}
+    assert vocabulary.prompt_block().splitlines() == ["- Office > Cutters > Refills", "- Office > Paper", "- Office > Pens > Refills"]
     with pytest.raises(ValueError, match="unique"):
         CategoryVocabulary(level="leaf", labels=("x", "x"), paths=("a", "b"))
 
@@ -55,9 +56,9 @@ def test_the_grounded_schema_admits_only_the_vocabulary(small_dataset_dir: Path)
     tags = schema.model_json_schema()["$defs"]["GroundedExpertTag"]
     assert tags["properties"]["category"]["enum"] == list(vocabulary.labels)
     assert list(tags["properties"])[0] == "category"  # chosen before the free text is written
-    ok = {"tags": [{"category": "Pens", "tag": "gel pens", "rationale": "writes a lot"},
-                   {"category": "Lamps", "tag": "desk lamp", "rationale": "evening work"}]}
-    assert schema.model_validate(ok).tags[0].category == "Pens"
+    ok = {"tags": [{"category": "Office > Writing > Pens", "tag": "gel pens", "rationale": "writes a lot"},
+                   {"category": "Office > Furniture > Lamps", "tag": "desk lamp", "rationale": "evening work"}]}
+    assert schema.model_validate(ok).tags[0].category == "Office > Writing > Pens"
     with pytest.raises(ValidationError):
         schema.model_validate({"tags": [{**ok["tags"][0], "category": "Books"}, ok["tags"][1]]})
     assert grounded_expert_schema(2, None).model_json_schema()["$defs"]["ExpertTag"]["properties"].keys() == {"tag", "rationale"}
@@ -82,7 +83,7 @@ def test_the_catalogue_list_precedes_the_user_context_and_is_the_same_for_every_
     second = asyncio.run(build_shared_prefix(ctx, "u2", str(small_dataset_dir), "test"))["shared_prefix"]
     opening = "<user_context>\nProfile"
     head = first[: first.index(opening)]
-    assert "<catalogue_categories>" in head and "Pens" in head and head == second[: second.index(opening)]
+    assert "<catalogue_categories>" in head and "- Office > Writing > Pens" in head and head == second[: second.index(opening)]
     for off in (RunContext(base_url=DEAD_ENDPOINT, model="fake", grounding="off"),
                 RunContext(base_url=DEAD_ENDPOINT, model="fake", grounding_list_max=3)):  # too long to list: enum only
         assert "<catalogue_categories>" not in asyncio.run(build_shared_prefix(off, "u1", str(small_dataset_dir), "test"))["shared_prefix"]
