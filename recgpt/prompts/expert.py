@@ -8,4 +8,4 @@ Write each tag the way a shopper types a search: one product type plus one modif
 Do not paste a category path or an item title from the history, and do not name a brand. Each tag names a different product type.
 For each tag add a rationale of at most 8 words that cites the history or the situation."""
 
-GROUNDING_INSTRUCTION = """Give each tag first its category: the catalogue category (from the list of categories) the product belongs to; then the tag, which names a product inside that category."""
+GROUNDING_INSTRUCTION = """Give each tag first its category: the shop's category path the product belongs to, from the broad department down to the specific product category; then the tag, which names a product inside that category."""

@@ -48,9 +48,11 @@ class Context:
         "Grounded tags: each expert tag carries a catalogue category chosen under the schema from the dataset's own "
         "vocabulary ('leaf': full category paths; 'l2': first two levels), and retrieval searches inside it; 'off': "
         "free-text tags mapped to their nearest category afterwards.")})
-    grounding_list_max: int = field(default=400, metadata={"description": (
-        "Largest vocabulary also listed in the prompt (before the user context, cached once for all users); a "
-        "larger one is carried by the schema's enum alone.")})
+    grounding_list_max: int = field(default=0, metadata={"description": (
+        "Largest vocabulary also listed in the prompt (before the user context, prefix-cached for all users); 0 = "
+        "never, the schema's enum alone carries it. 0 by measurement: on 16 Office validation users the enum alone "
+        "scored cat HR@5 L2 .50 / leaf .19 with 810 prompt tokens, the listed leaves .44 / .13-.19 with 3,446, and "
+        "the longer context cut the CPU server's decode throughput.")})
 
     max_history_items: int = field(default=40, metadata={"description": "Distinct history items listed by title; older ones are summarised."})
     max_context_tokens: int = field(default=3000, metadata={"description": "Token budget of the compressed context; compression tightens until it fits."})

@@ -78,13 +78,14 @@ def test_a_huge_vocabulary_compiles_in_the_server_grammar_engine() -> None:
 
 
 def test_the_catalogue_list_precedes_the_user_context_and_is_the_same_for_every_user(small_dataset_dir: Path) -> None:
-    ctx = RunContext(base_url=DEAD_ENDPOINT, model="fake")
+    ctx = RunContext(base_url=DEAD_ENDPOINT, model="fake", grounding_list_max=100)
     first = asyncio.run(build_shared_prefix(ctx, "u1", str(small_dataset_dir), "test"))["shared_prefix"]
     second = asyncio.run(build_shared_prefix(ctx, "u2", str(small_dataset_dir), "test"))["shared_prefix"]
     opening = "<user_context>\nProfile"
     head = first[: first.index(opening)]
     assert "<catalogue_categories>" in head and "- Office > Writing > Pens" in head and head == second[: second.index(opening)]
     for off in (RunContext(base_url=DEAD_ENDPOINT, model="fake", grounding="off"),
+                RunContext(base_url=DEAD_ENDPOINT, model="fake"),  # the default: the enum alone
                 RunContext(base_url=DEAD_ENDPOINT, model="fake", grounding_list_max=3)):  # too long to list: enum only
         assert "<catalogue_categories>" not in asyncio.run(build_shared_prefix(off, "u1", str(small_dataset_dir), "test"))["shared_prefix"]
     with pytest.raises(ValueError, match="grounding"):
