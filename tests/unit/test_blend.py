@@ -46,3 +46,13 @@ def test_test_reads_the_quota_validation_chose(tmp_path: Path) -> None:
     (tmp_path / "eval-office-validation-blend.json").write_text(json.dumps({"blend": {"quota": 0.4}}))
     assert tuned_quota(tmp_path, "office") == 0.4
     assert quota_label(0.3) == "blend@0.30"
+
+
+def test_the_cli_refuses_a_bad_quota_in_one_line() -> None:
+    from typer.testing import CliRunner
+
+    from recgpt.app import cli
+
+    for bad, message in (("1.5", "--quota must be within [0, 1] (got 1.5)"), ("lots", "--quota must be auto or a number in [0, 1] (got 'lots')")):
+        result = CliRunner().invoke(cli, ["eval", "--method", "blend", "--quota", bad])
+        assert isinstance(result.exception, RecGPTError) and str(result.exception) == message
