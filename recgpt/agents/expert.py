@@ -73,6 +73,13 @@ def vocabulary_of(ctx: Context, dataset_name: str | None) -> CategoryVocabulary 
     return category_vocabulary(load_dataset(dataset_name or "office"), ctx.grounding)
 
 
+def expert_max_tokens(m: int, vocabulary: CategoryVocabulary | None) -> int:
+    """Completion budget of one expert call: ~70 tokens a tag, plus its category path when grounded (a path is
+    written whole; ~1 token per 3 characters of the longest one)."""
+    per_tag = TOKENS_PER_TAG + (vocabulary.longest_chars // 3 + 6 if vocabulary is not None else 0)
+    return per_tag * m + 60
+
+
 def grounded_expert_schema(m: int, vocabulary: CategoryVocabulary | None) -> type[BaseModel]:
     return expert_schema(m, vocabulary.labels if vocabulary is not None else None)
 
@@ -87,7 +94,7 @@ async def propose_tags(shared_prefix: str, instructions: str, schema: type[BaseM
     """
     run = AgentCall(agent, ctx)
     output = await run.ask(agent, messages(shared_prefix, instructions), schema, temperature,
-                           TOKENS_PER_TAG * ctx.tags_per_expert + 60, None if ctx.seed is None else ctx.seed + seed_offset)
+                           expert_max_tokens(ctx.tags_per_expert, vocabulary), None if ctx.seed is None else ctx.seed + seed_offset)
     if output is None:  # one expert failing must not sink the run: its persona contributes no tags, flagged
         return run.update()
     tags = [

@@ -13,7 +13,7 @@ import asyncio
 from typing import Any
 
 from recgpt.agents.common import clean_text, messages
-from recgpt.agents.expert import TOKENS_PER_TAG, grounded_expert_schema, training_expert_instructions
+from recgpt.agents.expert import expert_max_tokens, grounded_expert_schema, training_expert_instructions
 from recgpt.data import Dataset
 from recgpt.errors import InvalidModelOutput
 from recgpt.eval.metrics import interleave
@@ -37,7 +37,7 @@ async def run_expert(config: EvalConfig, dataset: Dataset, users: list[str], sto
         vocabulary = category_vocabulary(dataset, ctx.grounding) if ctx.grounding != "off" else None
         shared = await build_shared_prefix(ctx, user_id, config.dataset, config.split, None if has_time else config.date)
         endpoint = endpoint_of(ctx)
-        model = chat_model(endpoint, ctx.expert_temperature, TOKENS_PER_TAG * m + 60, ctx.seed)
+        model = chat_model(endpoint, ctx.expert_temperature, expert_max_tokens(m, vocabulary), ctx.seed)
         result.flags = list(shared["flags"])
         try:
             output, call = await acall_structured(model, messages(shared["shared_prefix"], training_expert_instructions(m, vocabulary is not None)),

@@ -51,6 +51,10 @@ class CategoryVocabulary:
     def __len__(self) -> int:
         return len(self.labels)
 
+    @property
+    def longest_chars(self) -> int:
+        return max((len(label) for label in self.labels), default=0)
+
     def path_of(self, label: str) -> str | None:
         """The catalogue path a label names (None for a label outside the vocabulary)."""
         return self._by_label.get(label)
