@@ -54,6 +54,7 @@ class FaultProxy:
         self._thread.start()
         self._client: httpx.AsyncClient | None = None
         self._writers: set[asyncio.StreamWriter] = set()
+        self._dead = False
 
     @property
     def base_url(self) -> str:
@@ -63,6 +64,8 @@ class FaultProxy:
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout=30)
 
     def up(self) -> FaultProxy:
+        self._dead = False
+
         async def start() -> None:
             if self._client is None:
                 self._client = httpx.AsyncClient(timeout=None)
@@ -114,6 +117,9 @@ class FaultProxy:
         return "pass"
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self._dead:  # accepted in the instant between a `die` and the listening socket's close
+            writer.transport.abort()
+            return
         self._writers.add(writer)
         try:
             while True:
@@ -130,6 +136,7 @@ class FaultProxy:
                     writer.transport.abort()
                     return
                 if fault == "die":
+                    self._dead = True  # a connection accepted while closing is dropped too (see `_handle`)
                     if self._server is not None:
                         self._server.close()
                         self._server = None

@@ -119,12 +119,14 @@ def test_answers_slower_than_the_timeout_are_bounded_and_flagged(proxy: FaultPro
 
 def test_server_killed_mid_run_gives_a_flagged_partial_result_fast(proxy: FaultProxy) -> None:
     proxy.add(EXPERT, "die", times=1)  # the first expert request kills the "server"; nothing listens after it
-    state, wall = run(context(proxy, max_retries=1))
+    # a deployment's request timeout bounds a connection the dying server left hanging (seen once in a full run:
+    # 305 s, the default 300 s timeout plus the rest; alone the test takes ~15 s)
+    state, wall = run(context(proxy, max_retries=1, request_timeout_s=90))
     accounted(state)
     assert state["personas"], "the planner's finished work is kept"
     assert all(not c.ok and "unreachable" in (c.error or "") for c in state["calls"] if c.agent.startswith("expert["))
     assert state["tags"] == [] and any(f.startswith("no_tags") for f in state["flags"])
-    assert wall < 300
+    assert wall < 300, (wall, [(t.node, round(t.seconds, 1)) for t in state.get("timings", [])])
 
 
 def test_server_down_at_start_is_one_clear_error(proxy: FaultProxy) -> None:
