@@ -56,3 +56,41 @@ def test_the_cli_refuses_a_bad_quota_in_one_line() -> None:
     for bad, message in (("1.5", "--quota must be within [0, 1] (got 1.5)"), ("lots", "--quota must be auto or a number in [0, 1] (got 'lots')")):
         result = CliRunner().invoke(cli, ["eval", "--method", "blend", "--quota", bad])
         assert isinstance(result.exception, RecGPTError) and str(result.exception) == message
+
+
+def _result(user: str, target: str, items: list[str]):  # noqa: ANN202
+    from recgpt.eval.runs import UserResult
+
+    return UserResult(user_id=user, target_item=target, target_labels={"l2": [], "leaf": []}, new_interest={},
+                      ranked_items=items, tags=["t"] if user else [])
+
+
+def test_run_blend_merges_both_stored_channels_tunes_on_validation_and_refuses_gaps(
+        small_dataset_dir: Path, isolated_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from recgpt.eval import harness
+    from recgpt.eval.runs import EvalConfig
+
+    channels = {"sasrec": [_result("u1", "n2", ["d1", "c1", "n2"]), _result("u2", "p2", ["n1", "n2", "c1"])],
+                "recgpt": [_result("u1", "n2", ["n2", "d1"]), _result("u2", "p2", ["p2", "n1"])]}
+    asked: list[tuple[str, dict]] = []
+
+    def fake_run_eval(config: EvalConfig, home: Path, show_progress: bool = True):  # noqa: ANN202
+        asked.append((config.method, config.context))
+        return config, channels[config.method], home / f"{config.method}.jsonl"
+
+    monkeypatch.setattr(harness, "run_eval", fake_run_eval)
+    config = EvalConfig(dataset=str(small_dataset_dir), split="validation", users=2, method="blend", k_items=[1, 2],
+                        context={"num_personas": 2})
+    results, path, info = harness.run_blend(config, isolated_home, show_progress=False)
+    assert asked == [("sasrec", {}), ("recgpt", {"num_personas": 2})]  # SASRec's key ignores LLM context overrides
+    # at K=2 the LLM channel gets a slot from quota 0.5 on, and its items are the targets: 0.5 is the smallest best
+    assert info["quota_source"] == "tuned on this split" and info["quota"] == 0.5
+    assert info["grid"]["0.4"] == 0.0 and info["grid"]["0.5"] == info["grid"]["1.0"] == 1.0
+    assert [r.ranked_items for r in results] == [["d1", "n2"], ["n1", "p2"]]
+    assert [r.tags for r in results] == [["t"], ["t"]]  # the LLM channel's tags travel with the blend
+    assert path.is_file() and len(path.read_text().splitlines()) == 2
+    with pytest.raises(RecGPTError, match="tuned on the validation split only"):
+        harness.run_blend(config.model_copy(update={"split": "test"}), isolated_home, show_progress=False)
+    channels["recgpt"] = channels["recgpt"][:1]
+    with pytest.raises(RecGPTError, match="1 of 2 users have no recgpt result"):
+        harness.run_blend(config.model_copy(update={"quota": 0.3}), isolated_home, show_progress=False)
