@@ -33,6 +33,7 @@ from recgpt.eval.runs import (
     ResultStore,
     UserResult,
     base_result,
+    categories_of,
     has_timestamps,
     iter_progress,
     levels_of,
@@ -140,20 +141,9 @@ def run_classical(config: EvalConfig, dataset: Dataset, users: list[str], store:
             result.tags = categories
         else:
             result.ranked_items = model.recommend(history, k_max)
-            result.ranked_categories = _categories_of(dataset, result.ranked_items, config.k_tags)
+            result.ranked_categories = categories_of(dataset, result.ranked_items, config.k_tags)
         result.wall_s = time.perf_counter() - started
         store.append(result)
-
-
-def _categories_of(dataset: Dataset, items: list[str], k: int) -> list[str]:
-    out: list[str] = []
-    for item_id in items:
-        category = dataset.items[item_id].category
-        if category and category not in out:
-            out.append(category)
-            if len(out) >= k:
-                break
-    return out
 
 
 async def answer_with_graph(graph: Any, index: Retriever, config: EvalConfig, dataset: Dataset, ctx: Any, user_id: str,
@@ -220,7 +210,7 @@ def run_blend(config: EvalConfig, home: Path, show_progress: bool = True) -> tup
     results = []
     for c, r in pairs:
         items = blend(c.ranked_items, r.ranked_items, quota, k_max)
-        results.append(c.model_copy(update={"ranked_items": items, "ranked_categories": _categories_of(dataset, items, config.k_tags),
+        results.append(c.model_copy(update={"ranked_items": items, "ranked_categories": categories_of(dataset, items, config.k_tags),
                                             "tags": r.tags, "flags": r.flags, "llm_calls": r.llm_calls}))
     store = ResultStore(home / "eval" / f"blend-{config_hash(config.model_copy(update={'quota': quota}), dataset, None)}.jsonl")
     store.path.write_text("".join(result.model_dump_json() + "\n" for result in results))  # derived: rewritten whole

@@ -53,7 +53,7 @@ async def run_expert(config: EvalConfig, dataset: Dataset, users: list[str], sto
         if tags:
             user = UserSignals(user_id=user_id, history_item_ids=tuple(history), split=config.split)
             hits = await asyncio.to_thread(search, index, tags, k_max, set(history), user, grounded)
-            cats = await asyncio.to_thread(index.nearest_categories, tags, 1)
+            cats = await asyncio.to_thread(index.nearest_categories, tags, 1) if None in grounded else [[]] * len(tags)
             result.ranked_items = interleave([[h.item_id for h in lst] for lst in hits], k_max)
             result.ranked_categories = [g or (c[0].category if c else "") for g, c in zip(grounded, cats)]
         result.llm_calls = 1

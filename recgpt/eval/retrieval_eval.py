@@ -31,7 +31,7 @@ from recgpt.eval.baselines import history_categories
 from recgpt.eval.harness import sample_users
 from recgpt.eval.metrics import interleave
 from recgpt.eval.report import summarise, write_report_files
-from recgpt.eval.runs import EvalConfig, UserResult, base_result, iter_progress, levels_of
+from recgpt.eval.runs import EvalConfig, UserResult, base_result, categories_of, iter_progress, levels_of
 from recgpt.tools.collaborative import CollaborativeRetriever, Embedder, catalogue_vectors
 from recgpt.tools.retrieval import CategoryHit, ItemHit, Retriever, UserSignals, get_index
 from recgpt.tools.sequential import SASRec, collaborative_model, model_path, training_threads
@@ -181,7 +181,7 @@ def _run(config: RetrievalEvalConfig, home: Path, show_progress: bool, semantic:
         base, history = base_result(dataset, user_id, config.split, levels)
         signals = UserSignals(user_id=user_id, history_item_ids=tuple(history), split=config.split)
         ranked = model.recommend(history, k_max)
-        sasrec_results.append(base.model_copy(update={"ranked_items": ranked, "ranked_categories": _categories_of(dataset, ranked, config.k_tags)}))
+        sasrec_results.append(base.model_copy(update={"ranked_items": ranked, "ranked_categories": categories_of(dataset, ranked, config.k_tags)}))
         for source in config.sources:
             tags = tags_of(source, dataset, history, base.target_item, config.k_tags)
             categories = [c[0].category if c else "" for c in memo.nearest_categories(tags, 1)] if tags else []
@@ -212,18 +212,6 @@ def _run(config: RetrievalEvalConfig, home: Path, show_progress: bool, semantic:
         "rows": rows, "sasrec": sasrec_row, "best": best,
         "sasrec_report": _sasrec_report(config),
     }
-
-
-def _categories_of(dataset: Dataset, items: list[str], k: int) -> list[str]:
-    """Distinct categories of ranked items: how `recgpt eval` scores cat HR@K for the classical methods."""
-    out: list[str] = []
-    for item_id in items:
-        category = dataset.items[item_id].category
-        if category and category not in out:
-            out.append(category)
-            if len(out) >= k:
-                break
-    return out
 
 
 def _row(source: str, retriever: str, beta: float | None, depth: int | None, summary: dict[str, Any]) -> dict[str, Any]:

@@ -75,6 +75,18 @@ class UserResult(BaseModel):
     error: str | None = None
 
 
+def categories_of(dataset: Dataset, items: list[str], k: int) -> list[str]:
+    """The first `k` distinct categories of ranked items: how a method without tags gets its cat HR@K."""
+    out: list[str] = []
+    for item_id in items:
+        category = dataset.items[item_id].category
+        if category and category not in out:
+            out.append(category)
+            if len(out) >= k:
+                break
+    return out
+
+
 def recgpt_context(config: EvalConfig) -> Context:
     # Tag/item metrics do not depend on explanations or the judge: both off (see `recgpt eval-explain`).
     overrides = {"num_tags": config.k_tags, "tags_per_expert": 5, "explanation_mode": "off", "judge_mode": "off", **config.context}
