@@ -36,10 +36,15 @@ DEFINITIONS = """\
 
 
 def model_label(identity: str | None) -> str:
-    """The weights folder's name from a served-model identity (`name@/path/Folder[files]`), else the identity."""
-    if not identity or "@" not in identity:
-        return identity or "unknown"
-    return Path(identity.split("@", 1)[1].split("[", 1)[0]).name
+    """The weights folder's name from a served-model identity (`name@/path/Folder[files]<dtype>`), else the identity;
+    a non-float32 dtype follows in brackets: "Qwen2.5-Coder-0.5B (bfloat16)"."""
+    if not identity:
+        return "unknown"
+    dtype = ""
+    if identity.endswith(">") and "<" in identity:
+        identity, dtype = identity[: identity.rindex("<")], identity[identity.rindex("<") + 1 : -1]
+    name = Path(identity.split("@", 1)[1].split("[", 1)[0]).name if "@" in identity else identity
+    return f"{name} ({dtype})" if dtype else name
 
 
 def write_report_files(stem: Path, result: dict[str, Any], model: str, markdown: Callable[[dict[str, Any], str], str],

@@ -33,21 +33,31 @@ def _first_served_model(base_url: str, api_key: str) -> str:
 def served_model_identity(base_url: str, model: str, api_key: str = "EMPTY") -> str:
     """What the server actually serves under `model`: its weights folder (`root`) and, when that folder
     is on this machine, the size and mtime of every weight file. Served names stay fixed
-    ('recgpt-policy') across base, SFT and GRPO policies, so results are keyed by this instead."""
+    ('recgpt-policy') across base, SFT and GRPO policies, so results are keyed by this instead.
+
+    A server recgpt started records its dtype; any dtype but float32 (the former default, so that float32 results
+    keep their keys) is appended as `<bfloat16>`: bf16 and float32 sample different answers. A server recgpt did not
+    start is keyed by its weights alone."""
     from pathlib import Path
+
+    from recgpt.settings import get_settings
+    from recgpt.tools.server import recorded_dtype
+
+    dtype = recorded_dtype(get_settings().run_dir, base_url)
+    suffix = f"<{dtype}>" if dtype and dtype != "float32" else ""
 
     try:
         response = httpx.get(base_url.rstrip("/") + "/models", headers={"Authorization": f"Bearer {api_key}"}, timeout=10.0)
         response.raise_for_status()
         roots = [m.get("root") or m["id"] for m in response.json().get("data", []) if m.get("id") == model]
     except (httpx.HTTPError, ValueError, KeyError):
-        return model
+        return model + suffix
     if not roots:
-        return model
+        return model + suffix
     folder = Path(str(roots[0]))
     weights = sorted(folder.glob("*.safetensors")) if folder.is_dir() else []
     stamp = ",".join(f"{w.name}:{w.stat().st_size}:{int(w.stat().st_mtime)}" for w in weights)
-    return f"{model}@{folder}" + (f"[{stamp}]" if stamp else "")
+    return f"{model}@{folder}" + (f"[{stamp}]" if stamp else "") + suffix
 
 
 @lru_cache(maxsize=16)
