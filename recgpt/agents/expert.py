@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field, create_model
 from recgpt.agents.common import AgentCall, clean_text, messages
 from recgpt.data import load_dataset
 from recgpt.prompts.expert import EXPERT_INSTRUCTIONS, GROUNDING_INSTRUCTION
+from recgpt.prompts.explore import EXPLORE_INSTRUCTION
 from recgpt.schema.context import Context
 from recgpt.schema.state import ExpertTask, Persona, ProposedTag
 from recgpt.text_fields import clip_sentence, english_text, tag_text
@@ -107,10 +108,29 @@ async def propose_tags(shared_prefix: str, instructions: str, schema: type[BaseM
     return run.update(tag_pool=tags)
 
 
+def explores(ctx: Context, persona_index: int) -> bool:
+    """The last `explore_experts` of the K persona experts explore (only grounded runs can)."""
+    return ctx.grounding != "off" and persona_index >= ctx.num_personas - ctx.explore_experts
+
+
+def unexplored(vocabulary: CategoryVocabulary, dataset_name: str | None, history_item_ids: list[str]) -> CategoryVocabulary:
+    """`vocabulary` without the categories of the history's items (a history item under a vocabulary path removes
+    that path). The whole vocabulary when nothing would be left."""
+    dataset = load_dataset(dataset_name or "office")
+    seen = {dataset.items[i].category for i in history_item_ids if i in dataset.items}
+    keep = [n for n, path in enumerate(vocabulary.paths) if not any(c == path or c.startswith(path + " > ") for c in seen if c)]
+    if not keep or len(keep) == len(vocabulary.paths):
+        return vocabulary
+    return vocabulary.subset(keep)
+
+
 async def expert_node(task: ExpertTask, runtime: Runtime[Context]) -> dict[str, Any]:
     ctx = runtime.context
     persona, index = task["persona"], task["persona_index"]
     vocabulary = vocabulary_of(ctx, task.get("dataset"))
     instructions = expert_instructions(persona.name, persona.focus, ctx.tags_per_expert, vocabulary is not None)
+    if vocabulary is not None and explores(ctx, index):
+        vocabulary = unexplored(vocabulary, task.get("dataset"), task.get("history_item_ids", []))
+        instructions += "\n" + EXPLORE_INSTRUCTION
     return await propose_tags(task["shared_prefix"], instructions, grounded_expert_schema(ctx.tags_per_expert, vocabulary),
                               f"expert[{index}]", index, persona.name, ctx, ctx.expert_temperature, 1 + index, vocabulary)

@@ -41,7 +41,7 @@ from recgpt.eval.runs import (
     run_llm_method,
 )
 from recgpt.graph import build_graph
-from recgpt.prompts import arbiter, expert, planner, shared
+from recgpt.prompts import arbiter, expert, explore, planner, shared
 from recgpt.render import usage_totals
 from recgpt.runner import check_endpoint
 from recgpt.services.endpoints import endpoint_of, served_model_identity
@@ -84,10 +84,12 @@ def config_hash(config: EvalConfig, dataset: Dataset, model: str | None) -> str:
         ctx = asdict(recgpt_context(config))
         for volatile in ("base_url", "api_key", "request_timeout_s", "max_retries", *TAG_IRRELEVANT_CONTEXT):
             ctx.pop(volatile, None)
-        for added_later, default in (("compression", "text"), ("adaptor_dir", "")):
+        for added_later, default in (("compression", "text"), ("adaptor_dir", ""), ("explore_experts", 0)):
             if ctx.get(added_later) == default:  # fields added after results were stored: at their default, hashes stay
                 ctx.pop(added_later)
         payload.update(context=ctx, model=model, prompts=prompts_fingerprint())
+        if ctx.get("explore_experts"):  # the explorers' instruction, only where it is used (earlier keys stay)
+            payload["explore_prompt"] = hashlib.sha256(inspect.getsource(explore).encode()).hexdigest()[:12]
         if ctx.get("grounding", "off") != "off":  # the enum and the listed categories change answers too
             vocabulary = category_vocabulary(dataset, ctx["grounding"])
             payload["vocabulary"] = hashlib.sha256(json.dumps([vocabulary.labels, vocabulary.paths]).encode()).hexdigest()[:12]

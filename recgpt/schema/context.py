@@ -54,6 +54,11 @@ class Context:
         "scored cat HR@5 L2 .50 / leaf .19 with 810 prompt tokens, the listed leaves .44 / .13-.19 with 3,446, and "
         "the longer context cut the CPU server's decode throughput.")})
 
+    explore_experts: int = field(default=0, metadata={"description": (
+        "How many of the K experts (the last ones) explore: grounded in the catalogue's categories the user's history "
+        "lacks (their enum leaves those out, so the server enforces it), asked for needs the history does not show "
+        "yet. 0 = none. Needs grounding.")})
+
     max_history_items: int = field(default=40, metadata={"description": "Distinct history items listed by title; older ones are summarised."})
     max_context_tokens: int = field(default=3000, metadata={"description": "Token budget of the compressed context; compression tightens until it fits."})
     country: str = field(default="US", metadata={"description": "Holiday/festival locale (ISO country code)."})
@@ -94,6 +99,8 @@ class Context:
             raise ValueError(f"Context.explain_items_per_tag must be in 0..5, got {self.explain_items_per_tag}")
         if not 0 <= self.judge_tau_tags <= 4 or not 0 <= self.judge_tau_explanations <= 7:
             raise ValueError("Context.judge_tau_tags must be in 0..4 and judge_tau_explanations in 0..7")
+        if not 0 <= self.explore_experts <= self.num_personas:
+            raise ValueError(f"Context.explore_experts must be in 0..num_personas ({self.num_personas}), got {self.explore_experts}")
         if self.num_personas > MAX_PERSONAS or self.tags_per_expert > 10 or self.num_tags > 20:
             raise ValueError("Context: K <= 8, M <= 10 and N <= 20 keep prompts and schemas bounded")
 

@@ -161,6 +161,8 @@ class ExpertTask(TypedDict):
     persona_index: int
     shared_prefix: str
     dataset: NotRequired[str]
+    history_item_ids: NotRequired[list[str]]
+    """The user's history: an exploring expert leaves its categories out of its enum."""
 
 
 INTERNAL = "internal"

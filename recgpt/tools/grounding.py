@@ -55,6 +55,10 @@ class CategoryVocabulary:
     def longest_chars(self) -> int:
         return max((len(label) for label in self.labels), default=0)
 
+    def subset(self, keep: list[int]) -> CategoryVocabulary:
+        """The vocabulary restricted to the entries at positions `keep` (in vocabulary order)."""
+        return CategoryVocabulary(self.level, tuple(self.labels[n] for n in keep), tuple(self.paths[n] for n in keep))
+
     def path_of(self, label: str) -> str | None:
         """The catalogue path a label names (None for a label outside the vocabulary)."""
         return self._by_label.get(label)

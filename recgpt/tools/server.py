@@ -22,7 +22,6 @@ import httpx
 
 from recgpt.errors import ServerError
 
-
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 
 

@@ -117,3 +117,35 @@ def test_grounded_tags_carry_their_category_into_retrieval(fake_llm: FakeLLM, sm
     ungrounded = Context(base_url=DEAD_ENDPOINT, model="fake", explanation_mode="off", grounding="off")
     out = asyncio.run(graph.ainvoke({"user_id": "u1", "dataset": str(small_dataset_dir), "split": "test"}, context=ungrounded))
     assert all(t.category is None for t in out["tags"]) and all(r.category for r in out["recommendations"])
+
+
+def test_exploring_experts_are_the_last_ones_and_need_grounding() -> None:
+    from recgpt.agents.expert import explores
+
+    ctx = RunContext(base_url=DEAD_ENDPOINT, num_personas=3, explore_experts=2)
+    assert [explores(ctx, i) for i in range(3)] == [False, True, True]
+    assert not any(explores(RunContext(base_url=DEAD_ENDPOINT, num_personas=3, explore_experts=2, grounding="off"), i) for i in range(3))
+    with pytest.raises(ValueError, match="explore_experts must be in 0..num_personas \\(3\\), got 4"):
+        RunContext(base_url=DEAD_ENDPOINT, num_personas=3, explore_experts=4)
+
+
+def test_an_exploring_expert_is_offered_only_categories_the_history_lacks(fake_llm: FakeLLM, small_dataset_dir: Path,
+                                                                         isolated_home: Path) -> None:
+    from recgpt.agents.expert import unexplored
+
+    dataset = load_dataset(str(small_dataset_dir))
+    vocabulary = category_vocabulary(dataset, "leaf")
+    some = list(dataset.items)[:2]
+    rest = unexplored(vocabulary, str(small_dataset_dir), some)
+    assert set(rest.paths) == set(vocabulary.paths) - {dataset.items[i].category for i in some}
+    assert unexplored(vocabulary, str(small_dataset_dir), list(dataset.items)) == vocabulary  # nothing left: all offered
+
+    graph = build_graph(plugins=[], retriever=FakeRetriever)
+    ctx = Context(base_url=DEAD_ENDPOINT, model="fake", explanation_mode="off", num_personas=3, explore_experts=1,
+                  tags_per_expert=4, num_tags=5)
+    out = asyncio.run(graph.ainvoke({"user_id": "u1", "dataset": str(small_dataset_dir), "split": "test"}, context=ctx))
+    seen = {dataset.items[i].category for i in out["history_item_ids"]}
+    explorer = [t for t in out["tag_pool"] if t.persona_index == 2]
+    assert explorer and all(t.category not in seen for t in explorer)
+    # the same fake, unconstrained, grounds the first expert's pen tags in the history's own pen category
+    assert any(t.category in seen for t in out["tag_pool"] if t.persona_index == 0)
