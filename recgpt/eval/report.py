@@ -127,7 +127,8 @@ def write_comparison(config: EvalConfig, out_dir: Path) -> tuple[Path, Path, Pat
     stem = f"eval-{_slug(config.dataset)}-{config.split}"
     reports = {}
     fixed_blends = sorted(p.stem.removeprefix(f"{stem}-") for p in out_dir.glob(f"{stem}-blend@*.json"))
-    for method in (*METHOD_ORDER, *fixed_blends):
+    at = METHOD_ORDER.index("blend") + 1  # fixed-quota blends beside the tuned one, before the ceilings
+    for method in (*METHOD_ORDER[:at], *fixed_blends, *METHOD_ORDER[at:]):
         path = out_dir / f"{stem}-{method}.json"
         if path.is_file():
             data = json.loads(path.read_text())
