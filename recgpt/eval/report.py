@@ -14,13 +14,15 @@ from recgpt.eval.runs import CLASSICAL, EvalConfig, UserResult
 
 DEFINITIONS = """\
 - **cat HR@K (level)**: 1 when any of the method's first K categories shares a label with the held-out
-  target's category at that level. recgpt's categories come from its K final tags, each mapped to the
-  nearest catalogue category (Chroma, MiniLM); the classical methods' from the distinct categories of
-  their ranked items; the category baseline's from the user's most frequent history categories.
+  target's category at that level. recgpt's categories are its K final tags' own: the catalogue category each
+  grounded tag carries (with grounding off, the tag's nearest category by MiniLM); the classical methods' and the
+  blend's are the distinct categories of their ranked items; the category baseline's the user's most frequent
+  history categories.
   Levels: Office `l2` = first two path levels, `leaf` = full path; MovieLens `genre`.
 - **item HR@K** (= Recall@K with one target) and **NDCG@K**: the target item among the first K items
   ranked over the *full* catalogue (no sampled negatives), history items excluded. recgpt ranks items by
-  interleaving its tags' retrieval lists (best tag first).
+  interleaving its tags' retrieval lists (best tag first; each list from the configured retriever, by default
+  `collaborative`: the tag's category and semantic neighbours, ordered by SASRec at beta 0).
 - **new-interest slice**: users whose target category (at the first level listed) never occurs in their
   history.
 - **exclusive recall** (item HR@K): share of all targets that recgpt hits and no classical channel hits
