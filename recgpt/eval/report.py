@@ -44,7 +44,7 @@ def model_label(identity: str | None) -> str:
         return "unknown"
     dtype = ""
     if identity.endswith(">") and "<" in identity:
-        identity, dtype = identity[: identity.rindex("<")], identity[identity.rindex("<") + 1 : -1]
+        identity, _, dtype = identity[:-1].rpartition("<")
     name = Path(identity.split("@", 1)[1].split("[", 1)[0]).name if "@" in identity else identity
     return f"{name} ({dtype})" if dtype else name
 

@@ -17,6 +17,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlparse
 
 import httpx
 
@@ -219,8 +220,6 @@ def wait_until_healthy(handle: ServerHandle, timeout: float) -> None:
 
 def recorded_dtype(run_dir: Path, base_url: str) -> str | None:
     """The dtype of the server recgpt started at `base_url`'s port (None for a server it did not start)."""
-    from urllib.parse import urlparse
-
     port = urlparse(base_url).port
     path = _pid_file(run_dir, port) if port else None
     if path is None or not path.is_file():

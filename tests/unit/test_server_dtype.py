@@ -35,13 +35,10 @@ def test_recorded_dtype_reads_the_servers_own_record(tmp_path: Path) -> None:
     assert server.recorded_dtype(tmp_path, "http://127.0.0.1:8125/v1") is None
 
 
-def test_the_results_key_carries_a_non_float32_dtype(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_results_key_carries_a_non_float32_dtype(isolated_home: Path) -> None:
     from recgpt.services import endpoints
-
-    monkeypatch.setenv("RECGPT_HOME", str(tmp_path))
     from recgpt.settings import get_settings
 
-    get_settings.cache_clear()
     run_dir = get_settings().run_dir
     run_dir.mkdir(parents=True, exist_ok=True)
     url = "http://127.0.0.1:1/v1"  # nothing listens: the identity falls back to the served name
@@ -50,7 +47,6 @@ def test_the_results_key_carries_a_non_float32_dtype(tmp_path: Path, monkeypatch
     assert endpoints.served_model_identity(url, "recgpt-policy") == "recgpt-policy"  # float32 keeps its old keys
     (run_dir / "vllm-1.json").write_text(json.dumps({"pid": 1, "port": 1, "dtype": "bfloat16"}))
     assert endpoints.served_model_identity(url, "recgpt-policy") == "recgpt-policy<bfloat16>"
-    get_settings.cache_clear()
 
 
 def test_reports_name_the_dtype_beside_the_weights() -> None:
