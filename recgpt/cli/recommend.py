@@ -88,6 +88,7 @@ def demo(
     seed: int = typer.Option(7, min=0, help="Seed of the user sample."),
     keep_server: bool = typer.Option(False, help="Leave a server that the demo started running."),
     model: Optional[str] = typer.Option(None, help="Registry name or model folder the demo serves when it starts a server (default: the default policy model)."),
+    policy: str = typer.Option("trained", help="For a registry model: trained (the policy recgpt ships for it, merged on first use; the base when none ships) or base (the untrained model)."),
 ) -> None:
     """Prepare model, data, index and server as needed, then show recommendations for real users."""
     from recgpt.data import load_dataset
@@ -102,7 +103,7 @@ def demo(
     handle = None
     if not is_healthy(ctx.base_url):
         port = int(ctx.base_url.rsplit(":", 1)[-1].split("/")[0])
-        config = ServerConfig(model_dir=model_folder(model), port=port)
+        config = ServerConfig(model_dir=model_folder(model, policy=policy), port=port)
         with console.status(f"starting vLLM with {config.model_dir.name} on {config.base_url}"):
             handle = start_server(config, settings.run_dir)
         console.print(f"vLLM up at {config.base_url}")

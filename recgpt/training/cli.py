@@ -155,6 +155,36 @@ def train_export(
     console.print(f"exported to {export_model(trained, out)}; serve with `recgpt serve --model {out}`")
 
 
+@train_cli.command("ship")
+def train_ship(
+    adapter: Path = typer.Argument(..., help="A LoRA training output (the `final` folder of an SFT or GRPO run)."),
+    base: str = typer.Option(None, help="Registry name of the base the adapter was trained on (default: the default model)."),
+    name: str = typer.Option(..., help="The policy's name in its card, e.g. office-grpo-crs."),
+    metrics: Optional[Path] = typer.Option(None, help="A JSON file of the policy's measured metrics, copied into the card."),
+    out: Optional[Path] = typer.Option(None, help="Where to write it (default: recgpt/policies/<base>, what serve uses)."),
+) -> None:
+    """Ship a trained LoRA adapter as the default policy of its base: adapter, sha256, base identity, configs, data hash."""
+    import json
+
+    from recgpt.data import load_dataset
+    from recgpt.settings import get_settings
+    from recgpt.tools.model_prep import DEFAULT_MODEL, model_dir
+    from recgpt.tools.policy import POLICIES_DIR, ship_policy
+
+    base_name = base or DEFAULT_MODEL
+    if not adapter.is_dir():
+        raise RecGPTError(f"{adapter} is not a directory")
+    configs = {}
+    for run_config in sorted(adapter.parent.parent.glob("*/run_config.json")):  # the chain's stages beside this run
+        configs[run_config.parent.name] = json.loads(run_config.read_text())
+    own = adapter.parent / "run_config.json"
+    dataset = json.loads(own.read_text()).get("dataset", "office") if own.is_file() else "office"
+    card = ship_policy(adapter, model_dir(get_settings().models_dir, base_name), out or POLICIES_DIR / base_name, name,
+                       training=configs, data_hash=f"{dataset}:{load_dataset(dataset).content_hash()}",
+                       metrics=json.loads(metrics.read_text()) if metrics else {})
+    console.print(f"shipped {card.name} ({card.adapter_bytes / 2**20:.1f} MiB, sha256 {card.adapter_sha256[:12]}…) for {base_name}")
+
+
 @train_cli.command("report")
 def train_report(
     runs: Path = typer.Option(..., help="The chain's run folder (RUNS of scripts/train_chain.sh)."),

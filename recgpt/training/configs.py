@@ -21,6 +21,9 @@ class SFTRunConfig:
     max_users: int | None = field(default=None, metadata={"help": "Subsample of training users (None = all)."})
     future: int = field(default=3, metadata={"help": "Next interactions of the training prefix used as targets."})
     tags_per_expert: int = field(default=5, metadata={"help": "M: tags in each target completion."})
+    grounding: str = field(default="leaf", metadata={"help": (
+        "Category grounding of prompts and answers, as served (Context.grounding): leaf, l2 or off."),
+        "choices": ("leaf", "l2", "off")})
     epochs: float = field(default=1.0, metadata={"help": "Passes over the examples."})
     max_steps: int = field(default=-1, metadata={"help": "Stop after this many optimiser steps (-1 = epochs decide)."})
     learning_rate: float = field(default=2e-4, metadata={"help": "2e-4 suits LoRA; use ~2e-5 for full fine-tuning."})
@@ -39,7 +42,9 @@ class SFTRunConfig:
 class GRPORunConfig:
     """Every knob of a GRPO run (written to `<output_dir>/run_config.json`)."""
 
-    model: str = field(metadata={"help": "Starting policy (the SFT output, merged) — also the KL reference."})
+    model: str = field(metadata={"help": (
+        "Starting policy, also the KL reference: an SFT LoRA output (its `final` folder: GRPO trains that adapter further, "
+        "so the result is one shippable adapter on the base) or a plain model folder.")})
     output_dir: Path = field(metadata={"help": "Run directory."})
     shaping: str = field(default="crs", metadata={"help": "crs (gated accuracy) or sum (weighted sum baseline).",
                                                            "choices": ("crs", "sum")})
@@ -49,6 +54,9 @@ class GRPORunConfig:
     max_users: int | None = field(default=256, metadata={"help": "Training users sampled for prompts (None = all)."})
     future: int = field(default=3, metadata={"help": "Next interactions whose categories R_acc rewards."})
     tags_per_expert: int = field(default=5, metadata={"help": "M tags asked for in each prompt."})
+    grounding: str = field(default="leaf", metadata={"help": (
+        "Category grounding of prompts and answers, as served (Context.grounding): leaf, l2 or off."),
+        "choices": ("leaf", "l2", "off")})
     num_generations: int = field(default=4, metadata={"help": "Group size G (samples per prompt)."})
     max_completion_length: int = field(default=256, metadata={"help": "Completion token limit."})
     temperature: float = field(default=0.8, metadata={"help": "Sampling temperature of the rollouts (the experts' serving temperature)."})
@@ -56,6 +64,8 @@ class GRPORunConfig:
     loss_type: str = field(default="grpo", metadata={"help": "grpo | dapo | dr_grpo | bnpo (TRL loss_type)."})
     scale_rewards: str = field(default="group", metadata={"help": "Advantage scaling: group | batch | none."})
     epsilon: float = field(default=0.2, metadata={"help": "PPO-style clip range."})
+    lora_r: int = field(default=0, metadata={"help": "LoRA rank for a plain starting model (0: full fine-tuning); an adapter start keeps its own."})
+    lora_alpha: int = field(default=32, metadata={"help": "LoRA alpha (with --lora-r)."})
     learning_rate: float = field(default=1e-5, metadata={"help": "Optimiser learning rate."})
     batch_size: int = field(default=4, metadata={"help": "Per-device batch (completions); a multiple of num_generations."})
     grad_accum: int = field(default=1, metadata={"help": "Gradient accumulation steps."})
@@ -101,6 +111,9 @@ class RewardDataConfig:
     max_users: int = field(default=24, metadata={"help": "Prompts (training users) sampled."})
     samples: int = field(default=4, metadata={"help": "G: policy answers sampled per prompt (the group)."})
     tags_per_expert: int = field(default=5, metadata={"help": "M tags per answer (as in SFT/GRPO)."})
+    grounding: str = field(default="leaf", metadata={"help": (
+        "Category grounding of prompts and answers, as served (Context.grounding): leaf, l2 or off."),
+        "choices": ("leaf", "l2", "off")})
     temperature: float = field(default=1.0, metadata={"help": "Sampling temperature of the policy answers."})
     judge_mode: str = field(default="agent", metadata={"help": "agent (per-dimension evaluators + Senior Reviewer) or single.",
                                                                 "choices": ("agent", "single")})

@@ -16,7 +16,7 @@ from typing import Any
 from recgpt.data import load_dataset
 from recgpt.eval.metrics import path_at_level
 from recgpt.training.configs import RM_MAX_LENGTH, GRPORunConfig
-from recgpt.training.datasets import expert_prompt, future_categories, training_cuts
+from recgpt.training.datasets import expert_prompt, future_categories, grounding_vocabulary, training_cuts
 from recgpt.training.grpo_rewards import TagRewards
 from recgpt.training.runs import finish_run, latest_checkpoint, start_run
 
@@ -26,7 +26,8 @@ def build_grpo_rows(config: GRPORunConfig) -> list[dict[str, Any]]:
     cuts = training_cuts(data, future=config.future)
     if config.max_users is not None and config.max_users < len(cuts):
         cuts = random.Random(config.seed).sample(cuts, config.max_users)
-    return [{"prompt": expert_prompt(data, cut, config.tags_per_expert),
+    vocabulary = grounding_vocabulary(data, config.grounding)
+    return [{"prompt": expert_prompt(data, cut, config.tags_per_expert, vocabulary=vocabulary),
              "target_categories": sorted(set().union(*(path_at_level(c, config.level) for c in future_categories(data, cut))))}
             for cut in cuts]
 
@@ -40,8 +41,14 @@ def real_tag_rewards(config: GRPORunConfig) -> TagRewards:
 
     index = get_retriever(load_dataset(config.dataset))
 
+    vocabulary = grounding_vocabulary(load_dataset(config.dataset), config.grounding)
+
     def map_categories(tags: list[str]) -> list[frozenset[str]]:
         return [path_at_level(hits[0].category, config.level) if hits else frozenset() for hits in index.nearest_categories(tags, 1)]
+
+    def ground(label: str) -> frozenset[str] | None:  # a grounded answer's category, as retrieval would use it
+        path = vocabulary.path_of(label) if vocabulary is not None else None
+        return path_at_level(path, config.level) if path else None
 
     if config.reward_model:
         import torch
@@ -58,7 +65,22 @@ def real_tag_rewards(config: GRPORunConfig) -> TagRewards:
         def align(prompts: list[str], answers: list[str]) -> list[float]:
             return [1.0] * len(answers)
 
-    return TagRewards(map_categories=map_categories, embed=embed, align=align)
+    return TagRewards(map_categories=map_categories, embed=embed, align=align, ground=ground)
+
+
+def starting_policy(config: GRPORunConfig) -> tuple[Any, Any]:
+    """(model for `GRPOTrainer`, its `peft_config`). An SFT LoRA output is loaded with its adapter trainable: GRPO
+    goes on training it (TRL keeps a frozen copy as the KL reference), so the result stays one adapter on the base."""
+    if (Path(config.model) / "adapter_config.json").is_file():
+        from peft import AutoPeftModelForCausalLM
+
+        return AutoPeftModelForCausalLM.from_pretrained(config.model, is_trainable=True), None
+    if config.lora_r > 0:
+        from peft import LoraConfig
+
+        return config.model, LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha, target_modules="all-linear",
+                                        task_type="CAUSAL_LM")
+    return config.model, None
 
 
 def run_grpo(config: GRPORunConfig, rewards: TagRewards, rows: list[dict[str, Any]] | None = None) -> Path:
@@ -78,8 +100,9 @@ def run_grpo(config: GRPORunConfig, rewards: TagRewards, rows: list[dict[str, An
         reward_weights=weights, bf16=False,
     )
     tokenizer = AutoTokenizer.from_pretrained(config.model)
-    trainer = GRPOTrainer(model=config.model, reward_funcs=funcs, args=args, train_dataset=HFDataset.from_list(rows),
-                          processing_class=tokenizer)
+    model, peft_config = starting_policy(config)
+    trainer = GRPOTrainer(model=model, reward_funcs=funcs, args=args, train_dataset=HFDataset.from_list(rows),
+                          processing_class=tokenizer, peft_config=peft_config)
     resumed_from = latest_checkpoint(out)
     trainer.train(resume_from_checkpoint=resumed_from)
     return finish_run(out, trainer, tokenizer, resumed_from, prompts=len(rows))

@@ -24,6 +24,8 @@ CategoryMapper = Callable[[list[str]], list[frozenset[str]]]
 Embedder = Callable[[list[str]], np.ndarray]
 AlignScorer = Callable[[list[str], list[str]], list[float]]
 """(prompts as text, completions as text) -> reward-model reward in [0, 1]."""
+CategoryGrounder = Callable[[str], "frozenset[str] | None"]
+"""A grounded answer's category label -> its label set at R_acc's level (None: not a vocabulary label)."""
 
 
 def completion_text(completion: Any) -> str:
@@ -34,6 +36,7 @@ def completion_text(completion: Any) -> str:
 
 
 _TAG_FIELD = re.compile(r'"tag"\s*:\s*"((?:[^"\\]|\\.){1,120})"')
+_CATEGORY_FIELD = re.compile(r'"category"\s*:\s*"((?:[^"\\]|\\.){1,300})"')
 
 
 def parse_tags(text: str) -> list[str]:
@@ -54,6 +57,23 @@ def parse_tags(text: str) -> list[str]:
     return [m.strip() for m in _TAG_FIELD.findall(text) if m.strip()]
 
 
+def parse_categories(text: str) -> list[str | None]:
+    """The `category` each tag of `parse_tags(text)` names in a grounded answer (None where it names none)."""
+    try:
+        data = json.loads(text)
+        if isinstance(data, dict) and isinstance(data.get("tags"), list):
+            return [str(t.get("category") or "") or None if isinstance(t, dict) else None
+                    for t in data["tags"] if str(t.get("tag", "") if isinstance(t, dict) else t).strip()]
+    except ValueError:
+        pass
+    categories: list[str | None] = []
+    for entry in re.split(r"\}\s*,\s*\{", text):  # broken JSON: pair fields within each tag object
+        if _TAG_FIELD.search(entry):
+            found = _CATEGORY_FIELD.search(entry)
+            categories.append(found.group(1) if found else None)
+    return categories
+
+
 @dataclass
 class TagRewards:
     """Computes every part once per batch and serves them as named TRL reward functions."""
@@ -61,6 +81,8 @@ class TagRewards:
     map_categories: CategoryMapper
     embed: Embedder
     align: AlignScorer
+    ground: CategoryGrounder | None = None
+    """Grounded answers: each tag's named category counts for R_acc (nearest-category mapping where it names none)."""
     gates: Gates = field(default_factory=Gates)
     weights: SumWeights = field(default_factory=SumWeights)
     _cache: dict[tuple[str, ...], list[TagRewardParts]] = field(default_factory=dict, repr=False)
@@ -78,10 +100,17 @@ class TagRewards:
             if not tags:
                 out.append(TagRewardParts(acc=0.0, align=0.0, div=0.0, len=0.0))
                 continue
-            out.append(TagRewardParts(acc=r_acc(self.map_categories(tags), targets), align=float(align),
+            out.append(TagRewardParts(acc=r_acc(self.tag_categories(text, tags), targets), align=float(align),
                                       div=r_div(self.embed(tags)), len=r_len(tags)))
         self._cache = {key: out}  # one batch at a time: the component functions reuse it
         return out
+
+    def tag_categories(self, text: str, tags: list[str]) -> list[frozenset[str]]:
+        named = parse_categories(text) if self.ground is not None else []
+        grounded = [self.ground(c) if c and self.ground is not None else None for c in named] if len(named) == len(tags) else [None] * len(tags)
+        missing = [t for t, g in zip(tags, grounded) if g is None]
+        mapped = iter(self.map_categories(missing) if missing else [])
+        return [g if g is not None else next(mapped) for g in grounded]
 
     def functions(self, shaping: str) -> tuple[list[Callable[..., list[float]]], list[float]]:
         """(reward_funcs, reward_weights) for `GRPOTrainer`: the shaped reward first, then the logged parts."""

@@ -21,7 +21,7 @@ from typing import Any
 
 from recgpt.data import load_dataset
 from recgpt.training.configs import RewardDataConfig
-from recgpt.training.datasets import expert_prompt, training_cuts
+from recgpt.training.datasets import expert_prompt, grounding_vocabulary, training_cuts
 from recgpt.training.grpo_rewards import completion_text, parse_tags
 from recgpt.training.reward_model import GradedSample, RewardGroup
 
@@ -34,7 +34,7 @@ def _store_path(config: RewardDataConfig) -> Path:
 
 async def _collect(config: RewardDataConfig, show_progress: bool) -> dict[str, Any]:
     from recgpt.agents.common import messages
-    from recgpt.agents.expert import TOKENS_PER_TAG, expert_schema
+    from recgpt.agents.expert import expert_max_tokens, grounded_expert_schema
     from recgpt.errors import InvalidModelOutput
     from recgpt.eval.runs import KeyedStore, run_jobs
     from recgpt.graph.judge import build_judge_subgraph
@@ -50,7 +50,8 @@ async def _collect(config: RewardDataConfig, show_progress: bool) -> dict[str, A
     ctx = Context(judge_mode=config.judge_mode)  # type: ignore[arg-type]
     store = KeyedStore(_store_path(config))
     m = config.tags_per_expert
-    prompts = {cut.user_id: expert_prompt(data, cut, m) for cut in cuts}
+    vocabulary = grounding_vocabulary(data, config.grounding)
+    prompts = {cut.user_id: expert_prompt(data, cut, m, vocabulary=vocabulary) for cut in cuts}
     pending = [f"sample:{u}:{i}" for u in prompts for i in range(config.samples) if f"sample:{u}:{i}" not in store]
     pending += [f"judge:{u}:{i}" for u in prompts for i in range(config.samples)
                 if (store.values.get(f"sample:{u}:{i}") or {}).get("answer") and f"judge:{u}:{i}" not in store]
@@ -62,10 +63,10 @@ async def _collect(config: RewardDataConfig, show_progress: bool) -> dict[str, A
     def sample_job(user: str, index: int):
         async def job() -> Any:
             assert endpoint is not None
-            model = chat_model(endpoint, config.temperature, TOKENS_PER_TAG * m + 60, None)
+            model = chat_model(endpoint, config.temperature, expert_max_tokens(m, vocabulary), None)
             msgs = messages(prompts[user][0]["content"], prompts[user][1]["content"])
             try:
-                output, _ = await acall_structured(model, msgs, expert_schema(m), "expert", endpoint.base_url, ctx.schema_attempts)
+                output, _ = await acall_structured(model, msgs, grounded_expert_schema(m, vocabulary), "expert", endpoint.base_url, ctx.schema_attempts)
             except (InvalidModelOutput, LLMRequestRejected) as exc:  # recorded and counted, the run goes on
                 return {"answer": None, "error": str(exc)[:200]}
             return {"answer": output.model_dump_json()}

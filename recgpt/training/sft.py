@@ -12,7 +12,7 @@ from typing import Any
 
 from recgpt.data import load_dataset
 from recgpt.training.configs import SFTRunConfig
-from recgpt.training.datasets import sft_example, training_cuts
+from recgpt.training.datasets import grounding_vocabulary, sft_example, training_cuts
 from recgpt.training.runs import finish_run, latest_checkpoint, start_run
 
 
@@ -21,7 +21,8 @@ def build_sft_rows(config: SFTRunConfig) -> list[dict[str, Any]]:
     cuts = training_cuts(data, future=config.future)
     if config.max_users is not None and config.max_users < len(cuts):
         cuts = random.Random(config.seed).sample(cuts, config.max_users)
-    return [sft_example(data, cut, config.tags_per_expert) for cut in cuts]
+    vocabulary = grounding_vocabulary(data, config.grounding)
+    return [sft_example(data, cut, config.tags_per_expert, vocabulary=vocabulary) for cut in cuts]
 
 
 def run_sft(config: SFTRunConfig, rows: list[dict[str, Any]] | None = None) -> Path:

@@ -83,3 +83,10 @@ def test_a_bad_plugin_is_one_clear_line_before_any_llm_call() -> None:
     assert result.returncode == 1 and "Traceback" not in result.stderr
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "no_such_module_xyz:plugins" in lines[0] and "cannot import" in lines[0]
+
+
+def test_an_unknown_policy_is_one_clear_line(isolated_home) -> None:
+    result = recgpt("serve", "--policy", "best", "--port", "8931")
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].endswith("--policy must be one of trained, base (got 'best')")

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from recgpt.training.grpo import GRPORunConfig, run_grpo
-from recgpt.training.grpo_rewards import TagRewards
+from recgpt.training.grpo_rewards import TagRewards, completion_text
 from tests.unit.test_sft import tiny_model_dir
 
 pytestmark = pytest.mark.timeout(600)
@@ -29,3 +29,33 @@ def test_grpo_runs_and_logs_every_component(tmp_path: Path) -> None:
     for name in ("crs", "r_acc", "r_align", "r_div", "r_len", "gate_align", "gate_div", "gate_len"):
         assert f"rewards/{name}/mean" in keys, sorted(keys)
     assert "kl" in keys and "grad_norm" in keys
+
+
+class LengthRewards(TagRewards):
+    """A reward the tiny random model's rollouts differ on (their tags never parse): the completion's length."""
+
+    def functions(self, shaping: str):  # type: ignore[override]
+        def length(prompts, completions, **_):  # type: ignore[no-untyped-def]
+            return [float(len(completion_text(c))) for c in completions]
+
+        return [length], [1.0]
+
+
+def test_grpo_from_an_sft_adapter_trains_that_adapter_and_returns_one(tmp_path: Path) -> None:
+    """Shipping needs one adapter on the base: GRPO started from an SFT LoRA output continues that adapter."""
+    from safetensors.torch import load_file
+
+    from recgpt.training.sft import SFTRunConfig, run_sft
+    from tests.unit.test_sft import rows as sft_rows
+
+    model = tiny_model_dir(tmp_path / "model")
+    sft = run_sft(SFTRunConfig(model=str(model), output_dir=tmp_path / "sft", epochs=1, batch_size=4, grad_accum=1, max_length=64,
+                               lora_r=4, lora_alpha=8, save_steps=100), sft_rows(4))
+    rows = [{"prompt": [{"role": "user", "content": "history pens tags"}], "target_categories": ["Pens"]} for _ in range(4)]
+    config = GRPORunConfig(model=str(sft), output_dir=tmp_path / "grpo", num_generations=2, max_completion_length=8,
+                           batch_size=2, max_steps=2, save_steps=2, beta=0.04, learning_rate=1e-2)
+    final = run_grpo(config, LengthRewards(map_categories=lambda tags: [], embed=lambda tags: np.eye(len(tags), 4),
+                                           align=lambda prompts, texts: [1.0] * len(texts)), rows)
+    assert (final / "adapter_config.json").is_file() and not (final / "config.json").is_file()
+    before, after = load_file(sft / "adapter_model.safetensors"), load_file(final / "adapter_model.safetensors")
+    assert before.keys() == after.keys() and any(not (before[k] == after[k]).all() for k in before)

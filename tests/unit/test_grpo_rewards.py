@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from recgpt.training.grpo_rewards import TagRewards, parse_tags
+from recgpt.training.grpo_rewards import TagRewards, parse_categories, parse_tags
 from recgpt.training.rewards import Gates
 
 
@@ -31,6 +31,19 @@ def test_parse_tags() -> None:
     # unconstrained rollouts: the tag fields are read even when the JSON around them is broken
     assert parse_tags('{"tags":[{"tag":"gel pens","rationale":"x},{"tag":"desk lamp"') == ["gel pens", "desk lamp"]
     assert parse_tags('{"tags": ["gel pens", "desk lamp"]}') == ["gel pens", "desk lamp"]
+
+
+def test_a_grounded_answer_is_scored_by_the_categories_it_names() -> None:
+    grounded = json.dumps({"tags": [{"category": "Writing > Pens", "tag": "mystery gadget for you and me today", "rationale": "r"},
+                                    {"category": "not a label", "tag": "recycled copy paper for the home office printer"}]})
+    assert parse_categories(grounded) == ["Writing > Pens", "not a label"]
+    assert parse_categories('{"tags":[{"category":"A","tag":"x","rationale":"y},{"tag":"z"') == ["A", None]  # broken JSON
+    r = rewards()
+    r.ground = lambda label: frozenset({label.rpartition(" > ")[2]}) if label.startswith("Writing") else None
+    values = {f.__name__: f([[{"role": "user", "content": "p"}]], [[{"role": "assistant", "content": grounded}]],
+                            target_categories=[["Pens", "Paper"]]) for f in r.functions("crs")[0]}
+    # the first tag's text maps to "Other", but it names Pens: counted; the second names no label: mapped to Paper
+    assert values["r_acc"] == [1.0]
 
 
 def test_crs_functions_and_logged_parts() -> None:

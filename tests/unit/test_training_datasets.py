@@ -5,9 +5,18 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from recgpt.agents.expert import grounded_expert_schema
 from recgpt.data.dataset import Split
 from recgpt.data.jsonl import load_jsonl
-from recgpt.training.datasets import future_categories, sft_example, target_tag, target_tags, training_cuts
+from recgpt.training.datasets import (
+    future_categories,
+    grounding_vocabulary,
+    label_of,
+    sft_example,
+    target_tag,
+    target_tags,
+    training_cuts,
+)
 
 
 def test_cuts_stop_before_both_held_out_targets(small_dataset_dir: Path) -> None:
@@ -51,3 +60,34 @@ def test_target_tag_drops_brand_and_numbers_and_adds_the_leaf(small_dataset_dir:
     assert target_tag(desk) == "sturdy wooden organizer trays"  # leaf head word appended when missing
     cut = training_cuts(data, future=1, min_context=1)[0]
     assert len(target_tags(data, cut, 6)) == 6
+
+
+def test_grounded_sft_example_is_what_the_served_grounded_schema_accepts(small_dataset_dir: Path) -> None:
+    data = load_jsonl(small_dataset_dir)
+    vocabulary = grounding_vocabulary(data, "leaf")
+    assert vocabulary is not None and grounding_vocabulary(data, "off") is None
+    schema = grounded_expert_schema(4, vocabulary)
+    for cut in training_cuts(data, future=1, min_context=1):
+        example = sft_example(data, cut, m=4, vocabulary=vocabulary)
+        answer = schema.model_validate_json(example["completion"][0]["content"])  # the grammar's enum and patterns
+        categories = [t.category for t in answer.tags]
+        assert set(categories) <= set(vocabulary.labels)
+        newest = data.items[cut.future[-1].item_id]
+        if label_of(vocabulary, newest) is not None:  # the first tag is the next item's, in its own category
+            assert categories[0] == label_of(vocabulary, newest) and answer.tags[0].tag == target_tag(newest)
+        assert "category" in example["prompt"][1]["content"]  # the grounded expert's instructions
+        for split in (Split.validation, Split.test):
+            target = data.items[data.example(cut.user_id, split).target.item_id]
+            if target.item_id not in {e.item_id for e in cut.context + cut.future}:
+                assert target.title not in json.dumps(example)
+
+
+def test_padding_names_new_categories_before_repeating(small_dataset_dir: Path) -> None:
+    data = load_jsonl(small_dataset_dir)
+    vocabulary = grounding_vocabulary(data, "leaf")
+    assert vocabulary is not None
+    m = min(3, len(vocabulary))
+    for cut in training_cuts(data, future=1, min_context=1):
+        tags = json.loads(sft_example(data, cut, m=m, vocabulary=vocabulary)["completion"][0]["content"])["tags"]
+        padded = [t["category"] for t in tags[1:]]  # after the next item's own tag, every pad is a new category
+        assert len(set(padded)) == len(padded) and "option" not in json.dumps(tags)

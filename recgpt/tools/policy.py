@@ -1,0 +1,187 @@
+"""The trained policy recgpt ships: a LoRA adapter per base model, merged into that base on first use.
+
+`recgpt train ship` writes `recgpt/policies/<base registry name>/` (the adapter, its sha256, the exact base it was
+trained on, the training config, the data hash and the metrics); `recgpt model prepare` and `recgpt serve` merge it
+into the prepared base (`<models_dir>/<base folder>-policy-<adapter sha8>`), and vLLM serves the merged folder like
+any model. Merging rather than serving a vLLM LoRA module keeps the served model one plain folder (same server
+flags, prefix caching and structured outputs as the base, no LoRA kernels on CPU) at the cost of one merge
+(seconds) per machine.
+
+An adapter only means something on the weights it was trained on: the base's registry name and GGUF sha256 are
+checked against the card before any merge, and a mismatch is refused in one line.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, ValidationError
+
+from recgpt.errors import RecGPTError
+from recgpt.tools.model_prep import MARKER, is_prepared, prepare_model, registry_entry
+
+POLICIES_DIR = Path(__file__).resolve().parents[1] / "policies"
+ADAPTER_FILE = "adapter_model.safetensors"
+CARD_FILE = "policy.json"
+MAX_ADAPTER_BYTES = 32 * 1024 * 1024
+Policy = Literal["trained", "base"]
+POLICIES: tuple[str, ...] = ("trained", "base")
+
+
+class PolicyError(RecGPTError):
+    """A shipped policy that cannot be used: missing, corrupt, too large, or for another base model."""
+
+
+class BaseIdentity(BaseModel):
+    """The weights an adapter was trained on: the registry name and the GGUF sha256 the base was converted from."""
+
+    name: str
+    gguf_sha256: str
+
+
+class PolicyCard(BaseModel):
+    """`policy.json`: what a shipped adapter is and how it was made."""
+
+    name: str = Field(description="The policy's name, e.g. 'office-grpo-crs'.")
+    base: BaseIdentity
+    adapter_sha256: str
+    adapter_bytes: int
+    lora: dict[str, Any] = Field(description="rank, alpha and target modules of the adapter.")
+    training: dict[str, Any] = Field(default_factory=dict, description="The run configs of each training stage.")
+    data_hash: str = Field(description="Content hash of the dataset the policy was trained on.")
+    metrics: dict[str, Any] = Field(default_factory=dict)
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def base_identity(base_dir: Path) -> BaseIdentity | None:
+    """The identity a prepared registry model records (None for a folder recgpt did not prepare)."""
+    try:
+        marker = json.loads((base_dir / MARKER).read_text())
+        return BaseIdentity(name=marker["name"], gguf_sha256=marker["gguf_sha256"])
+    except (OSError, ValueError, KeyError, ValidationError):
+        return None
+
+
+def shipped_policy(base_name: str, policies_dir: Path = POLICIES_DIR) -> Path | None:
+    """The folder of the policy shipped for registry model `base_name` (None when none ships)."""
+    folder = policies_dir / base_name
+    return folder if (folder / CARD_FILE).is_file() else None
+
+
+def load_card(policy_dir: Path) -> PolicyCard:
+    try:
+        return PolicyCard.model_validate_json((policy_dir / CARD_FILE).read_text())
+    except (OSError, ValidationError) as exc:
+        raise PolicyError(f"{policy_dir / CARD_FILE} is not a policy card: {str(exc).splitlines()[0]}") from exc
+
+
+def verify_policy(policy_dir: Path, base_dir: Path) -> PolicyCard:
+    """The card of `policy_dir` after checking the adapter's bytes and that `base_dir` holds the base it was trained on."""
+    card = load_card(policy_dir)
+    adapter = policy_dir / ADAPTER_FILE
+    if not adapter.is_file() or sha256_of(adapter) != card.adapter_sha256:
+        raise PolicyError(f"{adapter} is missing or does not match the sha256 in its card ({card.adapter_sha256[:12]}…)")
+    found = base_identity(base_dir)
+    if found != card.base:
+        what = f"{found.name} (GGUF sha256 {found.gguf_sha256[:12]}…)" if found else "not a model recgpt prepared"
+        raise PolicyError(f"policy {card.name!r} was trained on {card.base.name} (GGUF sha256 {card.base.gguf_sha256[:12]}…); "
+                          f"{base_dir} is {what}")
+    return card
+
+
+def merge_policy(policy_dir: Path, base_dir: Path, out_dir: Path) -> Path:
+    """Merge the adapter into the base's weights and write a servable folder (weights, tokenizer, marker)."""
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    card = verify_policy(policy_dir, base_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=out_dir.parent, prefix=f".{out_dir.name}.staging-") as tmp_name:
+        staging = Path(tmp_name) / "model"
+        base = AutoModelForCausalLM.from_pretrained(str(base_dir), dtype=torch.float32)  # merge exactly, then store bf16
+        merged = PeftModel.from_pretrained(base, str(policy_dir)).merge_and_unload()
+        merged.to(torch.bfloat16).save_pretrained(str(staging), safe_serialization=True)
+        AutoTokenizer.from_pretrained(str(base_dir)).save_pretrained(str(staging))
+        marker = json.loads((base_dir / MARKER).read_text())
+        marker["policy"] = {"name": card.name, "adapter_sha256": card.adapter_sha256, "source": str(policy_dir)}
+        (staging / MARKER).write_text(json.dumps(marker, indent=2))
+        if out_dir.exists():
+            shutil.rmtree(out_dir)
+        staging.rename(out_dir)
+    return out_dir
+
+
+def policy_folder(models_dir: Path, base_name: str, card: PolicyCard) -> Path:
+    return models_dir / f"{registry_entry(base_name).folder}-policy-{card.adapter_sha256[:8]}"
+
+
+def prepare_policy(models_dir: Path, base_name: str, policies_dir: Path = POLICIES_DIR, force: bool = False) -> Path | None:
+    """The merged trained policy of registry model `base_name`, prepared (base and merge) on first use; None when no
+    policy ships for that base."""
+    shipped = shipped_policy(base_name, policies_dir)
+    if shipped is None:
+        return None
+    card = load_card(shipped)
+    target = policy_folder(models_dir, base_name, card)
+    if is_prepared(target) and not force:
+        return target
+    base = prepare_model(models_dir, base_name)
+    return merge_policy(shipped, base, target)
+
+
+def ship_policy(adapter_dir: Path, base_dir: Path, out_dir: Path, name: str, training: dict[str, Any], data_hash: str,
+                metrics: dict[str, Any]) -> PolicyCard:
+    """Copy a trained LoRA adapter (a PEFT output folder) into `out_dir` with its card; refuses an adapter over 32 MiB
+    and a base recgpt did not prepare (its identity could not be checked later)."""
+    adapter = adapter_dir / ADAPTER_FILE
+    config_path = adapter_dir / "adapter_config.json"
+    if not adapter.is_file() or not config_path.is_file():
+        raise PolicyError(f"{adapter_dir} is not a LoRA adapter folder (needs {ADAPTER_FILE} and adapter_config.json)")
+    size = adapter.stat().st_size
+    if size > MAX_ADAPTER_BYTES:
+        raise PolicyError(f"{adapter} is {size / 2**20:.1f} MiB; a shipped adapter must be at most 32 MiB (lower the rank "
+                          "or the target modules)")
+    base = base_identity(base_dir)
+    if base is None:
+        raise PolicyError(f"{base_dir} is not a model recgpt prepared; ship adapters trained on a registry model")
+    config = json.loads(config_path.read_text())
+    trained_on = Path(str(config.get("base_model_name_or_path") or ""))
+    if str(trained_on) not in ("", ".") and trained_on.is_dir() and trained_on.resolve() != base_dir.resolve():
+        raise PolicyError(f"{adapter_dir} was trained on {trained_on}, not on {base_dir}")
+    card = PolicyCard(name=name, base=base, adapter_sha256=sha256_of(adapter), adapter_bytes=size,
+                      lora={"r": config.get("r"), "alpha": config.get("lora_alpha"),
+                            "target_modules": sorted(config.get("target_modules") or [])},
+                      training=training, data_hash=data_hash, metrics=metrics)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(adapter, out_dir / ADAPTER_FILE)
+    config["base_model_name_or_path"] = base.name  # the training machine's path means nothing elsewhere
+    (out_dir / "adapter_config.json").write_text(json.dumps(config, indent=2))
+    (out_dir / CARD_FILE).write_text(card.model_dump_json(indent=2))
+    return card
+
+
+def resolve_policy(base_name: str, policy: str, models_dir: Path, policies_dir: Path = POLICIES_DIR) -> tuple[Path, str]:
+    """(folder to serve, what it is) for registry model `base_name` under `--policy`: the merged trained policy
+    when one ships, else the base (the description says so)."""
+    if policy not in POLICIES:
+        raise PolicyError(f"--policy must be one of {', '.join(POLICIES)} (got {policy!r})")
+    shipped = shipped_policy(base_name, policies_dir) if policy == "trained" else None
+    if shipped is not None:
+        merged = prepare_policy(models_dir, base_name, policies_dir)
+        assert merged is not None
+        return merged, f"trained policy {load_card(shipped).name}"
+    what = f"base {base_name}" + (" (no trained policy ships for it)" if policy == "trained" else "")
+    return prepare_model(models_dir, base_name), what

@@ -1,0 +1,113 @@
+"""The shipped trained policy: card, identity refusal, the merge into a servable folder, `--policy` resolution.
+
+A tiny random model stands in for the base (the real one is 1 GB); the LoRA adapter has random non-zero weights so
+that a merge that dropped it would be seen.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from peft import LoraConfig, get_peft_model
+from transformers import AutoModelForCausalLM
+
+from recgpt.tools import policy as policy_module
+from recgpt.tools.model_prep import MARKER
+from recgpt.tools.policy import (
+    PolicyError,
+    load_card,
+    merge_policy,
+    resolve_policy,
+    ship_policy,
+    verify_policy,
+)
+from tests.unit.test_sft import tiny_model_dir
+
+BASE = "smollm2-135m"  # a registry name; its weights are the tiny model's in these tests
+
+
+def prepared_base(path: Path, gguf_sha256: str = "ab" * 32) -> Path:
+    tiny_model_dir(path)
+    (path / MARKER).write_text(json.dumps({"name": BASE, "gguf_sha256": gguf_sha256, "dtype": "bfloat16"}))
+    return path
+
+
+def trained_adapter(base: Path, out: Path) -> Path:
+    model = get_peft_model(AutoModelForCausalLM.from_pretrained(base),
+                           LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], init_lora_weights=False))
+    model.save_pretrained(out)
+    return out
+
+
+@pytest.fixture()
+def shipped(tmp_path: Path) -> tuple[Path, Path]:
+    base = prepared_base(tmp_path / "base")
+    adapter = trained_adapter(base, tmp_path / "run" / "final")
+    policy_dir = tmp_path / "policies" / BASE
+    card = ship_policy(adapter, base, policy_dir, "office-test", training={"sft": {"lora_r": 4}}, data_hash="office:123",
+                       metrics={"cat_hr": 0.5})
+    assert card.lora["r"] == 4 and card.lora["target_modules"] == ["q_proj", "v_proj"] and card.base.name == BASE
+    assert load_card(policy_dir) == card
+    assert json.loads((policy_dir / "adapter_config.json").read_text())["base_model_name_or_path"] == BASE
+    return base, policy_dir
+
+
+def test_merge_writes_a_servable_folder_with_the_adapter_in_its_weights(shipped: tuple[Path, Path], tmp_path: Path) -> None:
+    base, policy_dir = shipped
+    out = merge_policy(policy_dir, base, tmp_path / "models" / "merged")
+    assert (out / "config.json").is_file() and list(out.glob("*.safetensors")) and (out / "tokenizer.json").is_file()
+    marker = json.loads((out / MARKER).read_text())
+    assert marker["name"] == BASE and marker["policy"]["name"] == "office-test"
+    ids = torch.tensor([[3, 6, 7, 2]])
+    merged = AutoModelForCausalLM.from_pretrained(out, dtype=torch.float32)(ids).logits
+    untrained = AutoModelForCausalLM.from_pretrained(base)(ids).logits
+    assert not torch.allclose(merged, untrained, atol=1e-3)
+    assert not list(out.parent.glob(".*staging*"))  # the staging folder is gone
+
+
+def test_an_adapter_is_refused_on_another_base_and_when_tampered(shipped: tuple[Path, Path], tmp_path: Path) -> None:
+    _, policy_dir = shipped
+    other = prepared_base(tmp_path / "other", gguf_sha256="cd" * 32)
+    with pytest.raises(PolicyError, match=r"was trained on smollm2-135m \(GGUF sha256 abababababab…\); .* is smollm2-135m \(GGUF sha256 cdcd"):
+        verify_policy(policy_dir, other)
+    bare = tiny_model_dir(tmp_path / "bare")
+    with pytest.raises(PolicyError, match="not a model recgpt prepared"):
+        verify_policy(policy_dir, bare)
+    (policy_dir / "adapter_model.safetensors").write_bytes(b"not the trained weights")
+    with pytest.raises(PolicyError, match="does not match the sha256"):
+        verify_policy(policy_dir, shipped[0])
+
+
+def test_shipping_refuses_large_adapters_and_unprepared_bases(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    base = prepared_base(tmp_path / "base")
+    adapter = trained_adapter(base, tmp_path / "adapter")
+    monkeypatch.setattr(policy_module, "MAX_ADAPTER_BYTES", 100)
+    with pytest.raises(PolicyError, match="at most 32 MiB"):
+        ship_policy(adapter, base, tmp_path / "out", "x", {}, "h", {})
+    monkeypatch.undo()
+    with pytest.raises(PolicyError, match="not a model recgpt prepared"):
+        ship_policy(adapter, tiny_model_dir(tmp_path / "bare"), tmp_path / "out", "x", {}, "h", {})
+    other = prepared_base(tmp_path / "other")
+    with pytest.raises(PolicyError, match="was trained on .*base, not on .*other"):
+        ship_policy(adapter, other, tmp_path / "out", "x", {}, "h", {})
+    with pytest.raises(PolicyError, match="not a LoRA adapter folder"):
+        ship_policy(base, base, tmp_path / "out", "x", {}, "h", {})
+
+
+def test_policy_resolution_trained_base_and_none_shipped(shipped: tuple[Path, Path], tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    base, policy_dir = shipped
+    monkeypatch.setattr(policy_module, "prepare_model", lambda models_dir, name: base)
+    models = tmp_path / "models"
+    folder, what = resolve_policy(BASE, "trained", models, policy_dir.parent)
+    assert folder.parent == models and folder.name.endswith(load_card(policy_dir).adapter_sha256[:8]) and "office-test" in what
+    again, _ = resolve_policy(BASE, "trained", models, policy_dir.parent)  # prepared once, reused
+    assert again == folder
+    assert resolve_policy(BASE, "base", models, policy_dir.parent) == (base, f"base {BASE}")
+    folder, what = resolve_policy(BASE, "trained", models, tmp_path / "no-policies")
+    assert folder == base and "no trained policy ships" in what
+    with pytest.raises(PolicyError, match="--policy must be one of trained, base"):
+        resolve_policy(BASE, "best", models, policy_dir.parent)
