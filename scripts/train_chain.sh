@@ -1,25 +1,26 @@
 #!/usr/bin/env bash
-# The training chain of issue 5, end to end on the default model:
-#   base eval -> reward data (judge-graded policy samples) -> SFT -> export -> reward models (listwise,
-#   pointwise) -> GRPO-SUM and GRPO-CRS from the SFT model -> export -> serve + eval each -> report.
-# Every step resumes (run directories / result stores), so a killed chain is rerun as is.
-# Sizes default to what 2 CPU cores finish in about two hours; on a GPU raise them and pass --no-cpu
-# (TRAIN_FLAGS=--no-cpu) and serve with --dtype bfloat16.
+# The training chain that produces the shipped policy, end to end on the default model and the grounded expert task:
+#   base eval -> reward data (judge-graded policy samples) -> SFT (LoRA) -> reward models (listwise, pointwise) ->
+#   GRPO-SUM and GRPO-CRS, each continuing the SFT adapter -> export (merge) -> serve + eval each -> ship the CRS
+#   adapter as the default policy (recgpt/policies/<base>) -> report.
+# Every step resumes (run directories, checkpoints, result stores), so a killed chain is rerun as is: on 2 CPU cores it
+# spans several sessions. On a GPU pass TRAIN_FLAGS=--no-cpu; the sizes below are the issue's minimums.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RECGPT=${RECGPT:-.venv/bin/recgpt}
 RUNS=${RUNS:-${RECGPT_HOME:-$HOME/.cache/recgpt}/train/office-chain}
-EVAL_USERS=${EVAL_USERS:-100}      # Office test users per stage (same users, seed 0, for every stage)
+EVAL_USERS=${EVAL_USERS:-200}      # Office test users per stage (same users, seed 0, for every stage)
+VAL_USERS=${VAL_USERS:-100}        # Office validation users: the SFT's validation cat HR
 K=${K:-5}                          # tags per expert answer = K of cat HR@K
-RD_USERS=${RD_USERS:-24}           # reward-data prompts; G=4 answers each, judged by the agent judge
-SFT_USERS=${SFT_USERS:-64}         # SFT examples (training-prefix cuts)
-GRPO_USERS=${GRPO_USERS:-64}       # GRPO prompt pool
-GRPO_STEPS=${GRPO_STEPS:-6}       # GRPO optimiser steps (batch = 1 prompt x G=4 on CPU)
+RD_USERS=${RD_USERS:-96}           # reward-data prompts; G=4 answers each, judged by the agent judge
+SFT_USERS=${SFT_USERS:-2000}       # SFT examples (training-prefix cuts, one per training user)
+LORA_R=${LORA_R:-8}                # all-linear LoRA rank 8 on the 0.5B: 17.6 MB of float32 adapter (r=16 is 35 MB > 32 MiB)
+GRPO_USERS=${GRPO_USERS:-256}      # GRPO prompt pool
+GRPO_STEPS=${GRPO_STEPS:-50}       # GRPO optimiser steps (batch = 1 prompt x G=4 on CPU)
 GRPO_BATCH=${GRPO_BATCH:-4}        # completions per step (a multiple of G=4)
 RM_EPOCHS=${RM_EPOCHS:-1}          # reward-model passes over the training groups
 TRAIN_FLAGS=${TRAIN_FLAGS:-}
-# The committed reports/training-chain-office.* was made on smollm2-135m; BASE_MODEL=qwen2.5-coder-0.5b trains the current default.
-BASE_MODEL=${BASE_MODEL:-smollm2-135m}
+BASE_MODEL=${BASE_MODEL:-qwen2.5-coder-0.5b}
 mkdir -p "$RUNS"
 TIMES="$RUNS/stage_times.tsv"
 
@@ -32,6 +33,7 @@ stage() {  # stage NAME COMMAND...: run once (skipped when already timed), recor
 }
 serve() { $RECGPT serve --stop >/dev/null; $RECGPT serve --background "$@"; }
 evaluate() { $RECGPT eval --method expert --users "$EVAL_USERS" --k "$K" --concurrency 16 --out "reports/training/$1"; }
+validate() { $RECGPT eval --method expert --split validation --users "$VAL_USERS" --k "$K" --concurrency 16 --out "reports/training/$1-validation"; }
 eval_stage() {  # eval_stage NAME [--model DIR]: serve that policy, then evaluate it (once)
   local name=$1; shift
   if grep -q "^eval-$name	" "$TIMES" 2>/dev/null; then echo "== eval-$name: done (skipped)"; return; fi
@@ -39,23 +41,27 @@ eval_stage() {  # eval_stage NAME [--model DIR]: serve that policy, then evaluat
   stage "eval-$name" evaluate "$name"
 }
 
-if ! grep -q "^reward-data	" "$TIMES" 2>/dev/null || ! grep -q "^eval-base	" "$TIMES" 2>/dev/null; then serve --model "$BASE_MODEL"; fi
+if ! grep -q "^reward-data	" "$TIMES" 2>/dev/null || ! grep -q "^eval-base	" "$TIMES" 2>/dev/null; then serve --model "$BASE_MODEL" --policy base; fi
 stage eval-base evaluate base
+stage val-base validate base
 stage reward-data $RECGPT train reward-data --out "$RUNS/reward-groups.jsonl" --max-users "$RD_USERS" --samples 4 --tags-per-expert "$K" --shuffled-negatives 2
 $RECGPT serve --stop
-stage sft $RECGPT train sft --model "$BASE_MODEL" --out "$RUNS/sft" --max-users "$SFT_USERS" --tags-per-expert "$K" --batch-size 4 --grad-accum 1 --learning-rate 5e-4 $TRAIN_FLAGS
+stage sft $RECGPT train sft --model "$BASE_MODEL" --out "$RUNS/sft" --max-users "$SFT_USERS" --tags-per-expert "$K" \
+  --lora-r "$LORA_R" --lora-alpha $((2 * LORA_R)) --batch-size 4 --grad-accum 4 --learning-rate 2e-4 --save-steps 10 $TRAIN_FLAGS
 stage export-sft $RECGPT train export "$RUNS/sft/final" --out "$RUNS/sft-model"
 stage reward-listwise $RECGPT train reward --groups "$RUNS/reward-groups.jsonl" --model "$BASE_MODEL" --out "$RUNS/rm-listwise" --loss listwise --epochs "$RM_EPOCHS" $TRAIN_FLAGS
 for shaping in sum crs; do
-  stage "grpo-$shaping" $RECGPT train grpo --model "$RUNS/sft-model" --out "$RUNS/grpo-$shaping" --shaping $shaping \
+  stage "grpo-$shaping" $RECGPT train grpo --model "$RUNS/sft/final" --out "$RUNS/grpo-$shaping" --shaping $shaping \
     --reward-model "$RUNS/rm-listwise/final" --max-users "$GRPO_USERS" --max-steps "$GRPO_STEPS" --batch-size "$GRPO_BATCH" \
     --num-generations 4 --max-completion-length 192 --tags-per-expert "$K" $TRAIN_FLAGS
   stage "export-grpo-$shaping" $RECGPT train export "$RUNS/grpo-$shaping/final" --out "$RUNS/grpo-$shaping-model"
 done
 for s in sft grpo-sum grpo-crs; do
   eval_stage "$s" --model "$RUNS/$s-model"
+  if [ "$s" = sft ]; then stage val-sft validate sft; fi
 done
 $RECGPT serve --stop
+stage ship $RECGPT train ship "$RUNS/grpo-crs/final" --base "$BASE_MODEL" --name office-grpo-crs
 # the pointwise baseline reward model is only compared (held-out ranking accuracy), never used by GRPO
 stage reward-pointwise $RECGPT train reward --groups "$RUNS/reward-groups.jsonl" --model "$BASE_MODEL" --out "$RUNS/rm-pointwise" --loss pointwise --epochs "$RM_EPOCHS" $TRAIN_FLAGS
 $RECGPT train report --runs "$RUNS" --out reports

@@ -210,31 +210,34 @@ def bench_command(
     saturation: int = typer.Option(16, min=1, help="Users in flight in the saturated phase."),
     k: int = typer.Option(10, min=1, help="K: final tags per user (both pipelines) and K of cat HR@K."),
     seed: int = typer.Option(0, min=0, help="Seed of the user sample."),
-    pipelines: str = typer.Option("v1,v2", help="Comma-separated: v1 (multi-route baseline), v2 (planner/experts/arbiter)."),
+    setup: str = typer.Option("architecture,paper", help=(
+        "Comma-separated comparisons: architecture (V1's routes read V2's compressed context) and/or paper (each V1 route "
+        "re-reads the raw history, as the paper's whole-system comparison). V2 runs once for both.")),
+    hybrid: bool = typer.Option(False, help="Paper setup: also V2 with hybrid compression (needs `recgpt serve --prompt-embeds` and a trained adaptor)."),
     out: Path = typer.Option(Path("reports"), help="Report folder."),
 ) -> None:
     """RecGPT-V1 multi-route vs V2 on the same users, server and concurrency: tokens sent and computed (prefix cache),
     completion tokens, users/min serially and at saturation, server time vs our overhead, and tag/item HR@K."""
     import asyncio as _asyncio
 
-    from recgpt.eval.bench import BenchConfig, run_bench, write_bench_report
+    from recgpt.eval.bench import BenchConfig, pipelines_for, run_bench, write_bench_report
     from recgpt.eval.runs import EvalConfig, recgpt_context
     from recgpt.services.endpoints import endpoint_of, served_model_identity
 
-    chosen = [p.strip() for p in pipelines.split(",") if p.strip()]
-    if not chosen or any(p not in ("v1", "v2") for p in chosen):
-        raise RecGPTError(f"--pipelines must list v1 and/or v2 (got {pipelines!r})")
+    setups = [p.strip() for p in setup.split(",") if p.strip()]
+    if not setups or any(p not in ("architecture", "paper") for p in setups):
+        raise RecGPTError(f"--setup must list architecture and/or paper (got {setup!r})")
+    chosen = pipelines_for(setups, hybrid)
     if split not in ("validation", "test"):
         raise RecGPTError(f"--split must be validation or test (got {split!r})")
     config = BenchConfig(dataset=dataset, split=split, users=users, serial_users=serial_users, saturation=saturation,  # type: ignore[arg-type]
-                         k_tags=k, seed=seed, pipelines=chosen)  # type: ignore[arg-type]
+                         k_tags=k, seed=seed, pipelines=chosen, setups=setups)  # type: ignore[arg-type]
     result = _asyncio.run(run_bench(config))
     endpoint = endpoint_of(recgpt_context(EvalConfig(dataset=dataset, k_tags=k)))
     md, _, png = write_bench_report(result, out, served_model_identity(endpoint.base_url, endpoint.model, endpoint.api_key))
-    r = result.get("ratios") or {}
-    if r:
-        console.print(f"V2/V1 prefill computed {r['v2_over_v1_prefill_computed']:.2f}, users/min at saturation "
-                      f"{r['v2_over_v1_users_per_min_saturated']:.2f}x, V2 overhead {r['v2_overhead_share_saturated']:.1%}")
+    for name, r in (result.get("comparisons") or {}).items():
+        console.print(f"{name}: {r['candidate']}/{r['baseline']} prefill computed {r['v2_over_v1_prefill_computed']:.2f}, users/min at "
+                      f"saturation {r['v2_over_v1_users_per_min_saturated']:.2f}x, {r['candidate']} overhead {r['v2_overhead_share_saturated']:.1%}")
     console.print(f"report {md}" + (f", plot {png}" if png else ""))
 
 

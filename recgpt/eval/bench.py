@@ -1,6 +1,12 @@
 """`recgpt bench`: RecGPT-V1 (multi-route) vs V2 (planner/experts/arbiter) on the same users, server
 and concurrency, in one run.
 
+Two setups, run together by default:
+- `architecture`: V1's routes read V2's compressed context (`v1` against `v2`): the architecture alone;
+- `paper`: as the paper compared the whole systems, V1's routes each re-read the user's raw history (`v1-raw`: every
+  interaction, title and category, bounded by the model's window) against V2's compressed context (`v2`, shared by
+  both setups and run once), and with `--hybrid` V2's hybrid compression too (`v2-hybrid`).
+
 For each pipeline, two phases on disjoint user sets (so that no phase reuses another's prefix cache):
 `serial` runs users one at a time (latency, users/min at concurrency 1), `saturated` runs `saturation`
 users at once (throughput, tokens, quality). Around each phase the server's Prometheus `/metrics` are
@@ -14,6 +20,7 @@ retrieval, graph bookkeeping).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import statistics
 import time
 from pathlib import Path
@@ -33,7 +40,19 @@ from recgpt.runner import check_endpoint
 from recgpt.schema.calls import LLMCall
 from recgpt.tools.retrieval import get_retriever
 
-Pipeline = Literal["v1", "v2"]
+Pipeline = Literal["v1", "v1-raw", "v2", "v2-hybrid"]
+Setup = Literal["architecture", "paper"]
+PIPELINE_GRAPH: dict[str, str] = {"v1": "v1", "v1-raw": "v1", "v2": "v2", "v2-hybrid": "v2"}
+PIPELINE_CONTEXT: dict[str, dict[str, str]] = {"v1-raw": {"v1_history": "raw"}, "v2-hybrid": {"compression": "hybrid"}}
+"""What each pipeline changes in the run's Context (the others run it as it is)."""
+SETUP_PAIRS: dict[str, tuple[str, str]] = {"architecture": ("v1", "v2"), "paper": ("v1-raw", "v2"), "paper-hybrid": ("v1-raw", "v2-hybrid")}
+"""(baseline, candidate) of each comparison the report states goals for."""
+
+
+def pipelines_for(setups: list[str], hybrid: bool = False) -> list[str]:
+    """The pipelines the setups need, each once, in report order."""
+    wanted = [p for setup in setups for p in SETUP_PAIRS[setup]] + (["v2-hybrid"] if hybrid and "paper" in setups else [])
+    return [p for p in ("v1", "v1-raw", "v2", "v2-hybrid") if p in wanted]
 SERVER_COUNTERS = {
     "prompt_tokens": "vllm:prompt_tokens_total",
     "generation_tokens": "vllm:generation_tokens_total",
@@ -45,11 +64,20 @@ SERVER_COUNTERS = {
     "prefill_s": "vllm:request_prefill_time_seconds_sum",
     "decode_s": "vllm:request_decode_time_seconds_sum",
 }
+SETUP_NOTES = {
+    "architecture": "V1's three routes read V2's compressed context: the architectures alone, on the same input.",
+    "paper": ("As the paper compared the whole systems: each V1 route re-reads the user's raw history (every interaction "
+              "with its title and category, up to the model's window, oldest dropped first) behind its own role prompt; "
+              "V2 reads one compressed context shared by all its agents."),
+    "paper-hybrid": "The paper setup with V2's hybrid compression (one adaptor soft token per listed title).",
+}
 FIGURES = """\
 - calls/user: LLM calls per user (client). sent/user: prompt tokens sent (client usage).
 - computed/user: prompt tokens the server actually computed = prompt tokens - prefix-cache hits (server /metrics).
 - cache hit: prefix-cache hits / prompt tokens (server). completion/user: generated tokens (server).
 - wall/user: mean seconds from a user's start to its result. users/min: users finished per minute of phase wall time.
+- server busy/user: seconds the engine had at least one request running (its `num_requests_running` gauge,
+  sampled every 0.25 s) per user: accelerator time, without our gaps and without counting batched requests twice.
 - server e2e/user: summed request latency on the server per user (queue + prefill + decode; parallel calls add up).
 - LLM-busy/user: seconds at least one of the user's calls was in flight (client). overhead: wall - LLM-busy, ours.
 - dup rate (V1): share of candidate tags another route had already proposed.
@@ -67,6 +95,7 @@ class BenchConfig(BaseModel):
     k_tags: int = Field(default=10, ge=1)
     k_items: list[int] = Field(default_factory=lambda: [10, 30])
     pipelines: list[Pipeline] = Field(default_factory=lambda: ["v1", "v2"])
+    setups: list[Setup] = Field(default_factory=lambda: ["architecture"], description="The comparisons reported.")
     date: str = "2026-11-25"
 
 
@@ -95,6 +124,39 @@ def busy_seconds(calls: list[LLMCall]) -> float:
     return total
 
 
+RUNNING_GAUGE = "vllm:num_requests_running"
+
+
+class BusySampler:
+    """Server busy time: the seconds during which the engine had at least one request running, from its
+    `num_requests_running` gauge read every `interval` s. Unlike users/min it does not count our own gaps, and unlike
+    summed request latencies it does not count batched requests twice: the closest figure to accelerator time."""
+
+    def __init__(self, base_url: str, interval: float = 0.25) -> None:
+        self.url = base_url.rstrip("/").removesuffix("/v1") + "/metrics"
+        self.interval = interval
+        self.busy_s = 0.0
+
+    def running(self) -> float:
+        from prometheus_client.parser import text_string_to_metric_families
+
+        text = httpx.get(self.url, timeout=5.0).text
+        return sum(float(s.value) for f in text_string_to_metric_families(text) for s in f.samples if s.name == RUNNING_GAUGE)
+
+    async def run(self) -> None:
+        last = time.perf_counter()
+        while True:
+            try:
+                running = await asyncio.to_thread(self.running)
+            except (httpx.HTTPError, ValueError):
+                running = 0.0
+            now = time.perf_counter()
+            if running > 0:
+                self.busy_s += now - last
+            last = now
+            await asyncio.sleep(self.interval)
+
+
 class UserRun(BaseModel):
     result: UserResult
     wall_s: float
@@ -103,11 +165,11 @@ class UserRun(BaseModel):
 
 
 async def run_phase(graph: Any, config: BenchConfig, dataset: Dataset, users: list[str], concurrency: int, label: str,
-                    show_progress: bool) -> dict[str, Any]:
+                    show_progress: bool, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
 
     eval_config = EvalConfig(dataset=config.dataset, split=config.split, users=len(users), seed=config.seed, k_tags=config.k_tags,
                              k_items=config.k_items, date=config.date)
-    ctx = recgpt_context(eval_config)
+    ctx = dataclasses.replace(recgpt_context(eval_config), **(overrides or {}))
     index = get_retriever(dataset)
     levels = levels_of(dataset)
     gate = asyncio.Semaphore(concurrency)
@@ -125,14 +187,20 @@ async def run_phase(graph: Any, config: BenchConfig, dataset: Dataset, users: li
     before = await asyncio.to_thread(scrape_metrics, ctx.base_url)
     started = time.perf_counter()
     runs: list[UserRun] = []
-    with progress_bar(show_progress) as progress:
-        task = progress.add_task(label, total=len(users))
-        for finished in asyncio.as_completed([one(u) for u in users]):
-            runs.append(await finished)
-            progress.advance(task)
+    busy = BusySampler(ctx.base_url)
+    sampler = asyncio.create_task(busy.run())
+    try:
+        with progress_bar(show_progress) as progress:
+            task = progress.add_task(label, total=len(users))
+            for finished in asyncio.as_completed([one(u) for u in users]):
+                runs.append(await finished)
+                progress.advance(task)
+    finally:
+        sampler.cancel()
     elapsed = time.perf_counter() - started
     after = await asyncio.to_thread(scrape_metrics, ctx.base_url)
     server = {k: after[k] - before[k] for k in SERVER_COUNTERS}
+    server["busy_s"] = busy.busy_s
     return summarise_phase(runs, server, elapsed, eval_config, levels)
 
 
@@ -160,6 +228,7 @@ def summarise_phase(runs: list[UserRun], server: dict[str, float], elapsed: floa
         "server_requests_per_user": server["requests"] / n,
         "server_e2e_s_per_user": server["e2e_s"] / n, "server_queue_s_per_user": server["queue_s"] / n,
         "server_prefill_s_per_user": server["prefill_s"] / n, "server_decode_s_per_user": server["decode_s"] / n,
+        "server_busy_s_per_user": server.get("busy_s", 0.0) / n,
         "wall_s_per_user": wall / n, "llm_busy_s_per_user": busy / n,
         "overhead_s_per_user": (wall - busy) / n, "overhead_share": (wall - busy) / wall if wall else 0.0,
         "route_duplicate_rate": _mean(dups) if dups else None,
@@ -183,23 +252,33 @@ async def run_bench(config: BenchConfig, show_progress: bool = True) -> dict[str
     ctx = recgpt_context(EvalConfig(dataset=config.dataset, k_tags=config.k_tags))
     check_endpoint(ctx)
     graphs = {"v1": build_v1_graph(), "v2": build_graph()}
+    if "v2-hybrid" in config.pipelines:
+        from recgpt.services.endpoints import endpoint_of
+
+        endpoint_of(dataclasses.replace(ctx, compression="hybrid"))  # no adaptor or no --prompt-embeds: one line, before any user
     out: dict[str, Any] = {"config": config.model_dump(), "context": {k: v for k, v in vars(ctx).items() if k != "api_key"},
                            "pipelines": {}}
     for pipeline in config.pipelines:
         phases: dict[str, Any] = {}
+        graph, overrides = graphs[PIPELINE_GRAPH[pipeline]], PIPELINE_CONTEXT.get(pipeline, {})
         if serial:
-            phases["serial"] = await run_phase(graphs[pipeline], config, dataset, serial, 1, f"{pipeline} serial ({len(serial)} users)", show_progress)
-        phases["saturated"] = await run_phase(graphs[pipeline], config, dataset, saturated, config.saturation,
-                                              f"{pipeline} saturated ({len(saturated)} users, {config.saturation} in flight)", show_progress)
+            phases["serial"] = await run_phase(graph, config, dataset, serial, 1, f"{pipeline} serial ({len(serial)} users)",
+                                               show_progress, overrides)
+        phases["saturated"] = await run_phase(graph, config, dataset, saturated, config.saturation,
+                                              f"{pipeline} saturated ({len(saturated)} users, {config.saturation} in flight)",
+                                              show_progress, overrides)
         out["pipelines"][pipeline] = phases
-    out["ratios"] = ratios(out["pipelines"])
+    out["comparisons"] = {name: ratios(out["pipelines"], *pair) for name, pair in SETUP_PAIRS.items()
+                          if set(pair) <= set(out["pipelines"])}
+    out["ratios"] = out["comparisons"].get("architecture") or next(iter(out["comparisons"].values()), {})
     return out
 
 
-def ratios(pipelines: dict[str, Any]) -> dict[str, Any]:
-    if not {"v1", "v2"} <= set(pipelines):
+def ratios(pipelines: dict[str, Any], baseline: str = "v1", candidate: str = "v2") -> dict[str, Any]:
+    """The goals of one comparison (keys say V2/V1: candidate over baseline)."""
+    if not {baseline, candidate} <= set(pipelines):
         return {}
-    v1, v2 = pipelines["v1"]["saturated"], pipelines["v2"]["saturated"]
+    v1, v2 = pipelines[baseline]["saturated"], pipelines[candidate]["saturated"]
 
     def ratio(a: float, b: float) -> float | None:
         return a / b if b else None
@@ -212,14 +291,19 @@ def ratios(pipelines: dict[str, Any]) -> dict[str, Any]:
         "v2_over_v1_users_per_min_saturated": throughput, "goal_throughput_at_least_2.5": throughput is not None and throughput >= 2.5,
         "v2_minus_v1_quality": quality, "goal_quality_not_worse": all(d >= 0 for k, d in quality.items() if k.startswith("cat_hr")),
         "v2_overhead_share_saturated": v2["overhead_share"], "goal_overhead_below_5pct": v2["overhead_share"] < 0.05,
-        "v2_over_v1_users_per_min_serial": ratio(pipelines["v2"].get("serial", {}).get("users_per_min", 0.0),
-                                                 pipelines["v1"].get("serial", {}).get("users_per_min", 0.0)),
+        "v2_over_v1_users_per_min_serial": ratio(pipelines[candidate].get("serial", {}).get("users_per_min", 0.0),
+                                                 pipelines[baseline].get("serial", {}).get("users_per_min", 0.0)),
+        "v2_over_v1_server_busy_s": ratio(v2.get("server_busy_s_per_user", 0.0), v1.get("server_busy_s_per_user", 0.0)),
+        "v2_over_v1_completion_tokens": ratio(v2["completion_tokens_per_user"], v1["completion_tokens_per_user"])
+        if "completion_tokens_per_user" in v1 and "completion_tokens_per_user" in v2 else None,
+        "baseline": baseline, "candidate": candidate,
     }
 
 
 ROWS = (("calls/user", "calls_per_user", 2), ("sent/user", "prompt_tokens_sent_per_user", 0), ("computed/user", "prompt_tokens_computed_per_user", 0),
         ("cache hit", "prefix_cache_hit_rate", 3), ("completion/user", "completion_tokens_per_user", 0), ("wall/user s", "wall_s_per_user", 1),
-        ("users/min", "users_per_min", 2), ("server e2e/user s", "server_e2e_s_per_user", 1), ("LLM-busy/user s", "llm_busy_s_per_user", 1),
+        ("users/min", "users_per_min", 2), ("server busy/user s", "server_busy_s_per_user", 2),
+        ("server e2e/user s", "server_e2e_s_per_user", 1), ("LLM-busy/user s", "llm_busy_s_per_user", 1),
         ("overhead/user s", "overhead_s_per_user", 2), ("overhead share", "overhead_share", 3), ("dup rate", "route_duplicate_rate", 3),
         ("failed / flagged users", None, 0))
 
@@ -227,7 +311,7 @@ ROWS = (("calls/user", "calls_per_user", 2), ("sent/user", "prompt_tokens_sent_p
 def markdown(result: dict[str, Any], model: str) -> str:
     cfg = result["config"]
     columns = [(p, phase) for p, phases in result["pipelines"].items() for phase in phases]
-    lines = [f"# Benchmark: RecGPT-V1 multi-route vs V2, {cfg['dataset']} {cfg['split']}", "",
+    lines = [f"# Benchmark: RecGPT-V1 multi-route vs V2, {Path(cfg['dataset']).name} {cfg['split']}", "",
              f"Same server (`{model}`), same users (seed {cfg['seed']}): saturated phase {cfg['users']} users with "
              f"{cfg['saturation']} in flight; serial phase {cfg['serial_users']} other users one at a time. K={cfg['k_tags']}.", "",
              "| figure | " + " | ".join(f"{p} {phase}" for p, phase in columns) + " |", "|---|" + "---:|" * len(columns)]
@@ -246,21 +330,30 @@ def markdown(result: dict[str, Any], model: str) -> str:
               "|---|" + "---:|" * len(quality_names)]
     for p, phases in result["pipelines"].items():
         lines.append(f"| {p} | " + " | ".join(f"{phases['saturated']['quality'][q]:.3f}" for q in quality_names) + " |")
-    r = result.get("ratios") or {}
-    if r:
+    comparisons = result.get("comparisons") or ({"architecture": result["ratios"]} if result.get("ratios") else {})
+    for name, r in comparisons.items():
+        if not r:
+            continue
+
         def fmt(v: float | None) -> str:
             return "—" if v is None else f"{v:.2f}"
 
-        lines += ["", "## Goals (V2 against V1, saturated phase)", "",
-                  f"- prefill computed per user V2/V1 = **{fmt(r['v2_over_v1_prefill_computed'])}** (goal ≤ 0.40: {'met' if r['goal_prefill_at_most_0.40'] else 'not met'})",
-                  f"- users/min V2/V1 = **{fmt(r['v2_over_v1_users_per_min_saturated'])}** at saturation (goal ≥ 2.5: "
+        base, cand = r.get("baseline", "v1"), r.get("candidate", "v2")
+        lines += ["", f"## Goals, {name} setup ({cand} against {base}, saturated phase)", "", SETUP_NOTES.get(name, ""), "",
+                  f"- prefill computed per user {cand}/{base} = **{fmt(r['v2_over_v1_prefill_computed'])}** (goal ≤ 0.40: {'met' if r['goal_prefill_at_most_0.40'] else 'not met'})",
+                  f"- users/min {cand}/{base} = **{fmt(r['v2_over_v1_users_per_min_saturated'])}** at saturation (goal ≥ 2.5: "
                   f"{'met' if r['goal_throughput_at_least_2.5'] else 'not met'}); {fmt(r['v2_over_v1_users_per_min_serial'])} serially",
-                  "- quality V2 − V1: " + ", ".join(f"{k} {v:+.3f}" for k, v in r["v2_minus_v1_quality"].items())
+                  f"- server busy seconds per user {cand}/{base} = {fmt(r.get('v2_over_v1_server_busy_s'))}; completion tokens per user "
+                  f"{cand}/{base} = {fmt(r.get('v2_over_v1_completion_tokens'))}",
+                  f"- quality {cand} − {base}: " + ", ".join(f"{k} {v:+.3f}" for k, v in r["v2_minus_v1_quality"].items())
                   + f" (goal: not worse on cat HR: {'met' if r['goal_quality_not_worse'] else 'not met'})",
-                  f"- V2 orchestration overhead {r['v2_overhead_share_saturated']:.1%} of wall time (goal < 5%: "
+                  f"- {cand} orchestration overhead {r['v2_overhead_share_saturated']:.1%} of wall time (goal < 5%: "
                   f"{'met' if r['goal_overhead_below_5pct'] else 'not met'})"]
+    setups = ",".join(cfg.get("setups") or ["architecture"])
+    hybrid = " --hybrid" if "v2-hybrid" in result["pipelines"] else ""
     lines += ["", "## Figures", "", FIGURES, "## Reproduce", "",
-              f"    recgpt bench --users {cfg['users']} --serial-users {cfg['serial_users']} --saturation {cfg['saturation']} --k {cfg['k_tags']}", ""]
+              f"    recgpt bench --dataset {cfg['dataset']} --split {cfg['split']} --setup {setups}{hybrid} --users {cfg['users']} "
+              f"--serial-users {cfg['serial_users']} --saturation {cfg['saturation']} --k {cfg['k_tags']}", ""]
     return "\n".join(lines)
 
 
@@ -268,7 +361,7 @@ def plot(result: dict[str, Any], path: Path) -> Path | None:
     if not plots.available():
         return None
     pipelines = list(result["pipelines"])
-    with plots.figure(path, 1, 2, size=(11, 4.2)) as (_, (left, right)):
+    with plots.figure(path, 1, 3, size=(16, 4.2)) as (_, (left, right, busy)):
         phases = ["serial", "saturated"]
         width = 0.8 / max(1, len(pipelines))
         for i, p in enumerate(pipelines):
@@ -284,6 +377,12 @@ def plot(result: dict[str, Any], path: Path) -> Path | None:
         right.set_xticks([x + width * (len(pipelines) - 1) / 2 for x in range(len(keys))], [n for n, _ in keys])
         right.set_title("tokens per user (saturated phase)")
         right.legend()
+        for i, p in enumerate(pipelines):
+            values = [result["pipelines"][p].get(ph, {}).get("server_busy_s_per_user", 0.0) for ph in phases]
+            busy.bar([x + i * width for x in range(len(phases))], values, width, label=p.upper())
+        busy.set_xticks([x + width * (len(pipelines) - 1) / 2 for x in range(len(phases))], phases)
+        busy.set_title("server busy seconds per user")
+        busy.legend()
     return path
 
 

@@ -84,7 +84,8 @@ def config_hash(config: EvalConfig, dataset: Dataset, model: str | None) -> str:
         ctx = asdict(recgpt_context(config))
         for volatile in ("base_url", "api_key", "request_timeout_s", "max_retries", *TAG_IRRELEVANT_CONTEXT):
             ctx.pop(volatile, None)
-        for added_later, default in (("compression", "text"), ("adaptor_dir", ""), ("explore_experts", 0)):
+        for added_later, default in (("compression", "text"), ("adaptor_dir", ""), ("explore_experts", 0),
+                                         ("v1_history", "compressed"), ("raw_history_tokens", 6000)):
             if ctx.get(added_later) == default:  # fields added after results were stored: at their default, hashes stay
                 ctx.pop(added_later)
         payload.update(context=ctx, model=model, prompts=prompts_fingerprint())

@@ -2,6 +2,9 @@
 
 compress -(Send × route)-> route [mine interests -> predict tags, full context each] -> union -> retrieve -> END
 
+`compress` builds V2's compressed context, or with `Context.v1_history = 'raw'` the paper's V1 context: the whole raw
+history (every interaction, title and category, bounded by the model's window, oldest dropped first).
+
 Routes are independent: each re-reads the whole context behind its own role prompt. `union` merges
 their tags round-robin (route order), drops exact duplicates and records the cross-route duplicate
 rate (share of candidate tags that another route had already proposed).
@@ -10,6 +13,7 @@ rate (share of candidate tags that another route had already proposed).
 from __future__ import annotations
 
 import operator
+import time
 from typing import Annotated, Any
 
 from langgraph.graph import END, START, StateGraph
@@ -18,17 +22,32 @@ from langgraph.types import Send
 
 from recgpt.agents.arbiter import round_robin
 from recgpt.agents.v1_route import route_node
+from recgpt.data import Split
+from recgpt.errors import RecGPTError
 from recgpt.graph.nodes import compress_node, make_retrieve_node
 from recgpt.graph.retry import LLM_RETRY
 from recgpt.prompts.v1 import ROUTES
 from recgpt.schema.context import Context
-from recgpt.schema.state import FinalTag, ProposedTag, RecInput, RecState
+from recgpt.schema.state import FinalTag, NodeTiming, ProposedTag, RecInput, RecState
+from recgpt.services.prefix import build_raw_prefix
 from recgpt.tools.retrieval import RetrieverFactory
 
 
 class V1State(RecState, total=False):
     route_duplicate_rate: float
     route_candidates: Annotated[list[int], operator.add]
+
+
+async def v1_compress_node(state: RecState, runtime: Runtime[Context]) -> dict[str, Any]:
+    """V2's compressed context, or V1's raw history (`Context.v1_history`)."""
+    if runtime.context.v1_history != "raw":
+        return await compress_node(state, runtime)
+    started = time.perf_counter()
+    if not state.get("user_id"):
+        raise RecGPTError("input needs a user_id")
+    out = await build_raw_prefix(runtime.context, str(state["user_id"]), state.get("dataset") or "office",
+                                 state.get("split") or Split.full, state.get("date"), state.get("weather"), state.get("trend"))
+    return {**out, "timings": [NodeTiming(node="compress", seconds=time.perf_counter() - started)]}
 
 
 def fan_out_routes(state: RecState) -> list[Send]:
@@ -59,7 +78,7 @@ def build_v1_graph(checkpointer=None, retriever: RetrieverFactory | None = None)
     """The compiled V1 baseline. `retriever` as in `build_graph`: None is the configured backend, so that a
     V1-vs-V2 comparison retrieves alike."""
     builder = StateGraph(V1State, context_schema=Context, input_schema=RecInput)
-    builder.add_node("compress", compress_node)
+    builder.add_node("compress", v1_compress_node)
     builder.add_node("route", route_node, retry_policy=LLM_RETRY)
     builder.add_node("union", union_node)
     builder.add_node("retrieve", make_retrieve_node(retriever))

@@ -61,6 +61,12 @@ class Context:
 
     max_history_items: int = field(default=40, metadata={"description": "Distinct history items listed by title; older ones are summarised."})
     max_context_tokens: int = field(default=3000, metadata={"description": "Token budget of the compressed context; compression tightens until it fits."})
+    v1_history: str = field(default="compressed", metadata={"description": (
+        "The RecGPT-V1 baseline's context ('recgpt bench'): 'compressed' (V2's shared context: the architecture "
+        "comparison) or 'raw' (every interaction, title and category, no summary, newest first, truncated oldest-first "
+        "to raw_history_tokens: the paper's whole-system comparison, each route re-reading it).")})
+    raw_history_tokens: int = field(default=6000, metadata={"description": (
+        "Token bound of the raw V1 context: the served model's 8,192-token window less the route prompts and answers.")})
     country: str = field(default="US", metadata={"description": "Holiday/festival locale (ISO country code)."})
     compression: str = field(default="text", metadata={"description": (
         "How the history reaches the LLM: 'text' (quoted titles) or 'hybrid' (one adaptor soft token per item title, "
@@ -88,11 +94,13 @@ class Context:
 
     def __post_init__(self) -> None:
         for name, low in (("num_personas", 1), ("tags_per_expert", 1), ("num_tags", 1), ("items_per_tag", 1),
-                          ("schema_attempts", 1), ("max_history_items", 1), ("max_context_tokens", 200)):
+                          ("schema_attempts", 1), ("max_history_items", 1), ("max_context_tokens", 200),
+                          ("raw_history_tokens", 200)):
             if getattr(self, name) < low:
                 raise ValueError(f"Context.{name} must be >= {low}, got {getattr(self, name)}")
         for name, allowed in (("explanation_mode", ("meta", "template", "off")), ("judge_mode", ("agent", "single", "off")),
-                              ("compression", ("text", "hybrid")), ("grounding", ("leaf", "l2", "off"))):
+                              ("compression", ("text", "hybrid")), ("grounding", ("leaf", "l2", "off")),
+                              ("v1_history", ("compressed", "raw"))):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"Context.{name} must be one of {', '.join(allowed)}, got {getattr(self, name)!r}")
         if not 0 <= self.explain_items_per_tag <= 5:

@@ -76,7 +76,7 @@ class ContextStats(BaseModel):
     prefix_tokens: int | None = Field(description="Tokens of the shared system prefix (served tokenizer).")
     token_source: str | None = None
     environment: str
-    compression: str = Field(default="text", description="'text', or 'hybrid' (each listed title is one soft token).")
+    compression: str = Field(default="text", description="'text', 'hybrid' (each listed title is one soft token), or 'raw' (V1's uncompressed history).")
     n_entities: int = Field(default=0, description="Entity soft tokens in the prefix (hybrid only).")
 
 

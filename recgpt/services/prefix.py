@@ -112,3 +112,59 @@ async def build_shared_prefix(ctx: Context, user_id: str, dataset_name: str = "o
     )
     return {"shared_prefix": prefix, "context_stats": stats, "history_item_ids": [e.item_id for e in example.history],
             "flags": flags}
+
+
+RAW_CHARS_PER_TOKEN = 3
+RAW_ESTIMATE = "estimate: 3 characters per token (no tokenizer reachable)"
+"""English text runs ~4 characters per token on Qwen's tokenizer; 3 errs on the short side, so the bound holds."""
+
+
+async def build_raw_prefix(ctx: Context, user_id: str, dataset_name: str = "office", split: str = "full",
+                           date: str | None = None, weather: str | None = None, trend: str | None = None) -> dict[str, Any]:
+    """RecGPT-V1's raw context (`Context.v1_history = 'raw'`): V2's frame around every interaction of the history,
+    uncompressed, within `ctx.raw_history_tokens`; the oldest interactions are dropped first (binary search on how
+    many of the newest fit, counted by the served tokenizer), with a flag saying how many."""
+    from recgpt.prompts.v1 import RAW_SYSTEM_PREFIX
+    from recgpt.tools.compression import raw_history
+
+    dataset = load_dataset(dataset_name)
+    example = dataset.example(str(user_id), split)
+    when = recommendation_date({"date": date}, example.history)  # type: ignore[typeddict-item]
+    env = build_environment(when, country=ctx.country, weather=weather, trend=trend)
+    profile = example.user.profile.describe()
+
+    def render(keep: int) -> tuple[str, Any]:
+        history = raw_history(example.history, dataset.items, keep)
+        return RAW_SYSTEM_PREFIX.format(profile=profile, environment=env.describe(), n_events=history.n_events,
+                                        history=history.text, catalogue=""), history
+
+    def count(text: str) -> tuple[int, str]:  # the bound must hold even where the server cannot count
+        tokens, source = _count_tokens(ctx, text)
+        return (tokens, source or "") if tokens is not None else (-(-len(text) // RAW_CHARS_PER_TOKEN), RAW_ESTIMATE)
+
+    n = len(example.history)
+    prefix, history = render(n)
+    tokens, source = await asyncio.to_thread(count, prefix)
+    if tokens > ctx.raw_history_tokens and n > 1:
+        low, high = 1, n - 1  # the most newest interactions that fit
+        while low < high:
+            middle = (low + high + 1) // 2
+            if (await asyncio.to_thread(count, render(middle)[0]))[0] <= ctx.raw_history_tokens:
+                low = middle
+            else:
+                high = middle - 1
+        prefix, history = render(low)
+        tokens, source = await asyncio.to_thread(count, prefix)
+    flags = [] if example.history else ["empty_history: no behaviour; personas rest on profile and situation only"]
+    if history.truncated:
+        flags.append(f"history_truncated: the {history.n_summarised_events} oldest interactions dropped to fit the raw "
+                     f"context in {ctx.raw_history_tokens} tokens")
+    if tokens > ctx.raw_history_tokens:
+        flags.append(f"context_over_budget: {tokens} tokens > {ctx.raw_history_tokens} even with 1 listed interaction")
+    stats = ContextStats(
+        n_events=history.n_events, n_distinct_items=history.n_distinct_items, n_listed_items=history.n_listed_items,
+        n_summarised_events=history.n_summarised_events, prefix_tokens=tokens, token_source=source,
+        environment=env.describe(), compression="raw", n_entities=0,
+    )
+    return {"shared_prefix": prefix, "context_stats": stats, "history_item_ids": [e.item_id for e in example.history],
+            "flags": flags}

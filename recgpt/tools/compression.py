@@ -125,3 +125,28 @@ def _bucket_rank(label: str) -> int:
 def raw_history_text(events: Sequence[Interaction], items: dict[str, Item]) -> str:
     """The uncompressed baseline: one line per interaction, title and category path, no dedupe."""
     return "\n".join(f"{e.action}: {items[e.item_id].title} | {items[e.item_id].category}" for e in events)
+
+
+def raw_history(events: Sequence[Interaction], items: dict[str, Item], keep: int | None = None,
+                max_title_chars: int = 80) -> CompressedHistory:
+    """RecGPT-V1's raw context: every interaction, newest first, one line each (date or position, action, quoted
+    title, category path), no deduplication and no summary. `keep` lists only the newest `keep` interactions: the
+    older ones are dropped (counted in `n_summarised_events`), never summarised."""
+    if not events:
+        return CompressedHistory(text="(no behaviour history: a new user)", n_events=0, n_distinct_items=0,
+                                 n_listed_items=0, n_summarised_events=0)
+    shown = list(events)[-keep:] if keep is not None else list(events)
+    lines = []
+    for position, event in enumerate(reversed(shown), start=1):
+        item = items[event.item_id]
+        when = (_date_of(event.timestamp) if event.timestamp is not None else f"#{position}")
+        action = event.action if event.rating is None else f"{event.action} {event.rating:g}/5"
+        lines.append(f'- {when} · {action} · "{clean_title(item.title, max_title_chars)}" · {item.category or "uncategorised"}')
+    return CompressedHistory(text="\n".join(lines), n_events=len(events), n_distinct_items=len({e.item_id for e in events}),
+                             n_listed_items=len({e.item_id for e in shown}), n_summarised_events=len(events) - len(shown))
+
+
+def _date_of(timestamp: int) -> str:
+    import datetime as dt
+
+    return dt.datetime.fromtimestamp(timestamp, tz=dt.timezone.utc).date().isoformat()

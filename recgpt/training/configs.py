@@ -36,6 +36,9 @@ class SFTRunConfig:
     save_steps: int = field(default=100, metadata={"help": "Checkpoint every N steps (resume point)."})
     seed: int = field(default=0, metadata={"help": "Seed of sampling and training."})
     use_cpu: bool = field(default=True, metadata={"help": "Force CPU (False on GPU machines)."})
+    precision: str = field(default="auto", metadata={"help": (
+        "Mixed precision of the forward/backward: auto (bfloat16 where the CPU or GPU has native bf16, else float32), "
+        "bfloat16 or float32. LoRA weights and optimiser state stay float32."), "choices": ("auto", "bfloat16", "float32")})
 
 
 @dataclass(kw_only=True)

@@ -25,6 +25,19 @@ def build_sft_rows(config: SFTRunConfig) -> list[dict[str, Any]]:
     return [sft_example(data, cut, config.tags_per_expert, vocabulary=vocabulary) for cut in cuts]
 
 
+def use_bf16(precision: str, use_cpu: bool) -> bool:
+    """bf16 autocast: on CPUs with AVX512-BF16/AMX-BF16 (as vLLM's auto dtype), on GPUs that support it."""
+    if precision != "auto":
+        return precision == "bfloat16"
+    if use_cpu:
+        from recgpt.tools.server import default_dtype
+
+        return default_dtype() == "bfloat16"
+    import torch
+
+    return bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported())
+
+
 def run_sft(config: SFTRunConfig, rows: list[dict[str, Any]] | None = None) -> Path:
     """Train; returns the directory of the final adapter (LoRA) or model (full)."""
     from datasets import Dataset as HFDataset
@@ -39,7 +52,7 @@ def run_sft(config: SFTRunConfig, rows: list[dict[str, Any]] | None = None) -> P
         per_device_train_batch_size=config.batch_size, gradient_accumulation_steps=config.grad_accum,
         max_length=config.max_length, completion_only_loss=True, packing=False, logging_steps=config.logging_steps,
         save_steps=config.save_steps, save_total_limit=2, seed=config.seed, use_cpu=config.use_cpu, report_to=[],
-        bf16=False,
+        bf16=use_bf16(config.precision, config.use_cpu),
     )
     peft_config = None
     if config.lora_r > 0:

@@ -96,3 +96,29 @@ def test_ratios_state_each_goal() -> None:
     assert not worse["goal_prefill_at_most_0.40"] and not worse["goal_throughput_at_least_2.5"]
     assert not worse["goal_quality_not_worse"] and not worse["goal_overhead_below_5pct"]
     assert ratios({"v2": {"saturated": phase(1, 1, 1, 0)}}) == {}
+
+
+def test_setups_choose_their_pipelines_and_each_comparison_states_its_goals() -> None:
+    from recgpt.eval.bench import markdown, pipelines_for
+
+    assert pipelines_for(["architecture"]) == ["v1", "v2"]
+    assert pipelines_for(["paper"]) == ["v1-raw", "v2"]
+    assert pipelines_for(["architecture", "paper"], hybrid=True) == ["v1", "v1-raw", "v2", "v2-hybrid"]
+    assert pipelines_for(["architecture"], hybrid=True) == ["v1", "v2"]  # hybrid belongs to the paper setup
+
+    def phase(computed: float, upm: float) -> dict[str, Any]:
+        return {"prompt_tokens_computed_per_user": computed, "users_per_min": upm, "overhead_share": 0.01, "server_busy_s_per_user": upm,
+                "completion_tokens_per_user": 100.0, "quality": {"cat_hr@10_l2": 0.1}}
+
+    pipelines = {"v1": {"saturated": phase(2000, 1.0)}, "v1-raw": {"saturated": phase(9000, 0.5)}, "v2": {"saturated": phase(1000, 1.5)}}
+    paper = ratios(pipelines, "v1-raw", "v2")
+    assert paper["v2_over_v1_prefill_computed"] == pytest.approx(1000 / 9000) and paper["goal_prefill_at_most_0.40"]
+    assert paper["v2_over_v1_users_per_min_saturated"] == pytest.approx(3.0) and paper["baseline"] == "v1-raw"
+    result = {"config": {"dataset": "movielens", "split": "test", "seed": 0, "users": 2, "serial_users": 0, "saturation": 2,
+                         "k_tags": 3, "setups": ["architecture", "paper"]},
+              "pipelines": {k: {"saturated": {**v["saturated"], "calls_per_user": 1, "failed_users": 0, "flagged_users": 0}}
+                            for k, v in pipelines.items()},
+              "comparisons": {"architecture": ratios(pipelines), "paper": paper}}
+    md = markdown(result, "m")
+    assert "## Goals, architecture setup (v2 against v1" in md and "## Goals, paper setup (v2 against v1-raw" in md
+    assert "prefill computed per user v2/v1-raw = **0.11** (goal ≤ 0.40: met)" in md and "--setup architecture,paper" in md
