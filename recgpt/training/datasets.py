@@ -53,6 +53,10 @@ def training_cuts(dataset: Dataset, future: int = 3, min_context: int = 2, users
     return cuts
 
 
+def _stem(word: str) -> str:
+    return word.lower().removesuffix("es") if word.lower().endswith(("ches", "shes", "xes", "sses")) else word.lower().removesuffix("s")
+
+
 def target_tag(item: Item, max_words: int = 9) -> str:
     """A searchable 'modifier + product' tag from an item: title words (the leading brand-like word
     dropped, no numbers/sizes), then the leaf category if its head word is missing; lowercase."""
@@ -61,7 +65,7 @@ def target_tag(item: Item, max_words: int = 9) -> str:
         words = words[1:]
     words = words[:max_words]
     leaf = item.category_path[-1] if item.category_path else ""
-    if leaf and leaf.split()[-1].lower() not in {w.lower() for w in words}:
+    if leaf and _stem(leaf.split()[-1]) not in {_stem(w) for w in words}:  # "sharpener" already names "Sharpeners"
         words = words[: max_words - len(leaf.split())] + leaf.split()
     while len(" ".join(words)) > TAG_CHARS_MAX and len(words) > 1:  # within the served schema's bound
         words = words[1:] if len(words) > 2 else words[:-1]
