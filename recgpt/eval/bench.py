@@ -162,6 +162,22 @@ class UserRun(BaseModel):
     wall_s: float
     busy_s: float
     duplicate_rate: float | None = None
+    tokens_by_role: dict[str, list[int]] = Field(default_factory=dict, description="role -> [prompt, completion] tokens.")
+
+
+def agent_role(agent: str) -> str:
+    """An agent's role without its index or route ('expert[2]' -> 'expert', 'v1[season]:mine' -> 'v1:mine')."""
+    head, _, tail = agent.partition(":")
+    return head.split("[", 1)[0] + (f":{tail}" if tail else "")
+
+
+def tokens_by_role(calls: list[LLMCall]) -> dict[str, list[int]]:
+    out: dict[str, list[int]] = {}
+    for call in calls:
+        entry = out.setdefault(agent_role(call.agent), [0, 0])
+        entry[0] += call.prompt_tokens
+        entry[1] += call.completion_tokens
+    return out
 
 
 async def run_phase(graph: Any, config: BenchConfig, dataset: Dataset, users: list[str], concurrency: int, label: str,
@@ -182,7 +198,7 @@ async def run_phase(graph: Any, config: BenchConfig, dataset: Dataset, users: li
             wall = time.perf_counter() - started
             result.wall_s = wall
             return UserRun(result=result, wall_s=wall, busy_s=busy_seconds(state.get("calls", [])),
-                           duplicate_rate=state.get("route_duplicate_rate"))
+                           duplicate_rate=state.get("route_duplicate_rate"), tokens_by_role=tokens_by_role(state.get("calls", [])))
 
     before = await asyncio.to_thread(scrape_metrics, ctx.base_url)
     started = time.perf_counter()
@@ -232,6 +248,10 @@ def summarise_phase(runs: list[UserRun], server: dict[str, float], elapsed: floa
         "wall_s_per_user": wall / n, "llm_busy_s_per_user": busy / n,
         "overhead_s_per_user": (wall - busy) / n, "overhead_share": (wall - busy) / wall if wall else 0.0,
         "route_duplicate_rate": _mean(dups) if dups else None,
+        # where the decode goes: mean prompt / completion tokens per user of each agent role (client usage)
+        "tokens_per_user_by_role": {role: {"prompt": sum(r.tokens_by_role.get(role, [0, 0])[0] for r in runs) / n,
+                                           "completion": sum(r.tokens_by_role.get(role, [0, 0])[1] for r in runs) / n}
+                                    for role in sorted({role for r in runs for role in r.tokens_by_role})},
         "failed_users": sum(1 for r in runs if not r.result.tags), "flagged_users": sum(1 for r in runs if r.result.flags),
         "quality": {name: _mean([row[name] for row in rows]) for name in (rows[0] if rows else {})},
         # the client's view per user (the server's counters are per phase: computed tokens have no per-user split)
@@ -325,6 +345,16 @@ def markdown(result: dict[str, Any], model: str) -> str:
                 v = r.get(key)
                 cells.append("—" if v is None else f"{v:.{digits}f}")
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    roles = sorted({role for phases in result["pipelines"].values() for role in phases["saturated"].get("tokens_per_user_by_role", {})})
+    if roles:
+        lines += ["", "## Tokens per user by agent role (saturated phase, prompt / completion)", "",
+                  "| role | " + " | ".join(result["pipelines"]) + " |", "|---|" + "---:|" * len(result["pipelines"])]
+        for role in roles:
+            cells = []
+            for phases in result["pipelines"].values():
+                t = phases["saturated"].get("tokens_per_user_by_role", {}).get(role)
+                cells.append(f"{t['prompt']:.0f} / {t['completion']:.0f}" if t else "—")
+            lines.append(f"| {role} | " + " | ".join(cells) + " |")
     quality_names = list(next(iter(result["pipelines"].values()))["saturated"]["quality"])
     lines += ["", "## Quality (saturated phase users)", "", "| pipeline | " + " | ".join(quality_names) + " |",
               "|---|" + "---:|" * len(quality_names)]

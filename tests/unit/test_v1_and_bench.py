@@ -122,3 +122,13 @@ def test_setups_choose_their_pipelines_and_each_comparison_states_its_goals() ->
     md = markdown(result, "m")
     assert "## Goals, architecture setup (v2 against v1" in md and "## Goals, paper setup (v2 against v1-raw" in md
     assert "prefill computed per user v2/v1-raw = **0.11** (goal ≤ 0.40: met)" in md and "--setup architecture,paper" in md
+
+
+def test_tokens_are_accounted_per_agent_role() -> None:
+    from recgpt.eval.bench import agent_role, tokens_by_role
+
+    assert agent_role("expert[2]") == "expert" and agent_role("v1[season]:mine") == "v1:mine" and agent_role("planner") == "planner"
+    calls = [LLMCall(agent="expert[0]", ok=True, attempts=1, latency_s=1, prompt_tokens=100, completion_tokens=40),
+             LLMCall(agent="expert[1]", ok=True, attempts=1, latency_s=1, prompt_tokens=110, completion_tokens=50),
+             LLMCall(agent="arbiter", ok=True, attempts=1, latency_s=1, prompt_tokens=300, completion_tokens=20)]
+    assert tokens_by_role(calls) == {"expert": [210, 90], "arbiter": [300, 20]}
