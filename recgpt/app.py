@@ -11,14 +11,14 @@ import sys
 
 import typer
 
-from recgpt.cli import batch, evaluate, models, recommend, stats
+from recgpt.cli import batch, evaluate, index, models, recommend, stats
 from recgpt.cli.common import err_console
 from recgpt.errors import RecGPTError
 from recgpt.training.cli import train_cli
 
 cli = typer.Typer(help="RecGPT-V2: LLM intent reasoning for recommendation, on a vLLM-served model.",
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
-for group in (models.app, recommend.app, evaluate.app, stats.app, batch.app):
+for group in (models.app, recommend.app, evaluate.app, stats.app, batch.app, index.app):
     cli.add_typer(group)
 cli.add_typer(train_cli, name="train")
 

@@ -54,6 +54,13 @@ class Settings(BaseSettings):
                      "at once, so without a bound a large batch makes every request slow enough to time out."),
     )
 
+    chroma_url: str = Field(
+        default="",
+        description=("A Chroma server (http://host:port) holding the catalogue index, instead of the embedded one under "
+                     "home/chroma: what many batch workers share (`recgpt index serve` starts one). The first process to "
+                     "find the index missing builds it; the build is idempotent (upserts keyed by item id), so two "
+                     "builders racing write the same index."),
+    )
     retriever: str = Field(
         default="collaborative",
         description=("Retrieval backend: `collaborative` (the default: the tag's semantic similarity mixed with SASRec's "

@@ -128,7 +128,7 @@ class CatalogueIndex:
     Get it through `get_index` (or `chroma_factory`), not by constructing it: opening the same Chroma folder twice
     in a process breaks Chroma's client (see `get_index`)."""
 
-    def __init__(self, dataset: Dataset, index_dir: Path, show_progress: bool = False) -> None:
+    def __init__(self, dataset: Dataset, index_dir: Path, show_progress: bool = False, server_url: str = "") -> None:
         # Imported here: only the Chroma backend needs chromadb, and `import recgpt.graph` stays free of it.
         import chromadb
         from chromadb.config import Settings as ChromaSettings
@@ -136,10 +136,17 @@ class CatalogueIndex:
         self.dataset = dataset
         self._leaf_paths: list[str] | None = None
         self._sizes: dict[str, int] | None = None
-        index_dir.mkdir(parents=True, exist_ok=True)
-        self._client = chromadb.PersistentClient(
-            path=str(index_dir), settings=ChromaSettings(anonymized_telemetry=False)
-        )
+        if server_url:  # a Chroma server shared by many processes (`recgpt index serve`)
+            from urllib.parse import urlparse
+
+            url = urlparse(server_url)
+            self._client = chromadb.HttpClient(host=url.hostname or "127.0.0.1", port=url.port or 8000, ssl=url.scheme == "https",
+                                               settings=ChromaSettings(anonymized_telemetry=False))
+        else:
+            index_dir.mkdir(parents=True, exist_ok=True)
+            self._client = chromadb.PersistentClient(
+                path=str(index_dir), settings=ChromaSettings(anonymized_telemetry=False)
+            )
         key = f"{_safe(dataset.name)}-{dataset.content_hash()}"
         self.items = self._collection(f"items-{key}")
         self.categories = self._collection(f"cats-{key}")
@@ -248,7 +255,7 @@ _CACHE: dict[tuple[str, str, str], CatalogueIndex] = {}
 _CACHE_LOCK = threading.Lock()
 
 
-def get_index(dataset: Dataset, index_dir: Path, show_progress: bool = False) -> CatalogueIndex:
+def get_index(dataset: Dataset, index_dir: Path, show_progress: bool = False, server_url: str = "") -> CatalogueIndex:
     """One index object per (dataset, content, folder) per process.
 
     Locked: the retrieval node calls this from worker threads, and concurrent first runs (a load test, a batch)
@@ -257,10 +264,10 @@ def get_index(dataset: Dataset, index_dir: Path, show_progress: bool = False) ->
 
     Chroma-specific: code that only searches asks `get_retriever` (whatever backend is configured); this stays for
     building the Chroma index ahead of time with a progress bar (`recgpt demo`)."""
-    key = (dataset.name, dataset.content_hash(), str(index_dir))
+    key = (dataset.name, dataset.content_hash(), server_url or str(index_dir))
     with _CACHE_LOCK:
         if key not in _CACHE:
-            _CACHE[key] = CatalogueIndex(dataset, index_dir, show_progress=show_progress)
+            _CACHE[key] = CatalogueIndex(dataset, index_dir, show_progress=show_progress, server_url=server_url)
         return _CACHE[key]
 
 
@@ -280,7 +287,8 @@ def chroma_factory(index_dir: Path | None = None, show_progress: bool = False) -
     def make(dataset: Dataset) -> Retriever:
         from recgpt.settings import get_settings
 
-        return get_index(dataset, index_dir or get_settings().index_dir, show_progress=show_progress)
+        settings = get_settings()
+        return get_index(dataset, index_dir or settings.index_dir, show_progress=show_progress, server_url=settings.chroma_url)
 
     return make
 
