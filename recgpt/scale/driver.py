@@ -75,12 +75,16 @@ def _collab_files(dataset: str, split: str) -> dict[str, bytes]:
 class _ShippedWorker(BatchWorker):
     """A worker that first writes the driver's artefacts into its own cache (no-op where they already are)."""
 
-    def __init__(self, dataset: str, split: str, context: dict[str, Any], collab: dict[str, bytes]) -> None:
+    def __init__(self, dataset: str, split: str, context: dict[str, Any], collab: list[Any]) -> None:
+        import ray
+
         from recgpt.settings import get_settings
 
+        # `collab` is [ObjectRef]: nested, so Ray passes the reference and the bytes are fetched here, on this node
+        files: dict[str, bytes] = ray.get(collab[0]) if collab else {}
         folder = get_settings().collab_dir
         folder.mkdir(parents=True, exist_ok=True)
-        for name, blob in collab.items():
+        for name, blob in files.items():
             target = folder / name
             if not target.is_file():
                 staging = target.with_suffix(target.suffix + f".{id(self)}.tmp")
@@ -113,7 +117,7 @@ def run_batch(config: BatchConfig, on_progress: Any = None) -> BatchStats:
         collab = ray.put(_collab_files(config.dataset, config.split))
         actor = ray.remote(_ShippedWorker).options(max_restarts=-1, max_task_retries=0, max_concurrency=config.per_worker,
                                                    num_cpus=1 if not config.ray_address else 0.5)
-        workers = [actor.remote(config.dataset, config.split, config.context, collab) for _ in range(config.workers)]
+        workers = [actor.remote(config.dataset, config.split, config.context, [collab]) for _ in range(config.workers)]
         in_flight: dict[Any, tuple[str, str, int]] = {}  # ref -> (user, endpoint, worker index)
         load = [0] * len(workers)
         attempts: dict[str, int] = {}

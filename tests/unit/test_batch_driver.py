@@ -21,7 +21,7 @@ BAD = "http://127.0.0.1:9/v1"
 class StandInWorker:
     """Answers like a worker; on BAD it reports an endpoint failure; user 'die' kills its process once."""
 
-    def __init__(self, dataset: str, split: str, context: dict[str, Any], collab: dict[str, bytes]) -> None:
+    def __init__(self, dataset: str, split: str, context: dict[str, Any], collab: list[Any]) -> None:
         self.marker = Path(context["marker"])
 
     async def run(self, user_id: str, endpoint: str) -> dict[str, Any]:
