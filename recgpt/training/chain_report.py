@@ -62,6 +62,9 @@ def summarise_chain(runs: Path, reports: Path, dataset: str = "office", split: s
             out["stages"][stage] = {k: report.get(k) for k in (
                 "metrics", "new_interest_metrics", "users_scored", "users_failed", "flagged_users", "new_interest_users",
                 "tags_per_user", "tag_diversity", "completion_tokens_per_user", "prompt_tokens_per_user", "model", "config")}
+    if out["stages"]:
+        metrics = list(next(iter(out["stages"].values()))["metrics"] or {})
+        out["differences"] = stage_differences(reports, dataset, split, metrics)
     data_summary = _read_json(runs / "reward-groups.summary.json")
     if data_summary:
         out["training"]["reward_data"] = data_summary
@@ -85,6 +88,37 @@ def summarise_chain(runs: Path, reports: Path, dataset: str = "office", split: s
             shaping = name.split("-", 1)[1]
             entry["curves"] = {key.format(shaping=shaping): curve(history, key.format(shaping=shaping)) for key in CURVE_KEYS}
         out["training"][name] = entry
+    return out
+
+
+PAIRS = (("crs", "grpo-crs", "grpo-sum"), ("crs-base", "grpo-crs", "base"), ("sft-base", "sft", "base"), ("crs-sft", "grpo-crs", "sft"))
+
+
+def paired_difference(a: dict[str, dict[str, float]], b: dict[str, dict[str, float]], metric: str,
+                      users: list[str] | None = None) -> dict[str, float] | None:
+    """Mean of a − b over the users both scored, with the standard error of that mean (paired: the same users, so
+    the user-to-user spread cancels) and the ratio of the difference to its error."""
+    common = [u for u in (users or a) if u in a and u in b and metric in a[u] and metric in b[u]]
+    if len(common) < 2:
+        return None
+    diffs = [a[u][metric] - b[u][metric] for u in common]
+    mean = statistics.fmean(diffs)
+    se = statistics.stdev(diffs) / len(diffs) ** 0.5
+    return {"users": len(common), "difference": mean, "standard_error": se, "z": mean / se if se else 0.0}
+
+
+def stage_differences(reports: Path, dataset: str, split: str, metrics: list[str]) -> dict[str, dict[str, Any]]:
+    """CRS − SUM, CRS − base, SFT − base and CRS − SFT per metric, on all users and on the new-interest slice."""
+    hits = {}
+    for stage in STAGES:
+        report = _read_json(reports / "training" / stage / f"eval-{dataset}-{split}-expert.json")
+        if report is not None and report.get("per_user_hits"):
+            hits[stage] = report["per_user_hits"]
+    out: dict[str, dict[str, Any]] = {}
+    for name, first, second in PAIRS:
+        if first in hits and second in hits:
+            out[name] = {"stages": [first, second],
+                         "all": {m: paired_difference(hits[first], hits[second], m) for m in metrics}}
     return out
 
 
@@ -122,6 +156,17 @@ def markdown(summary: dict[str, Any]) -> str:
                   "| stage | users | " + " | ".join(metric_names) + " |", "|---|---:|" + "---:|" * len(metric_names)]
         for stage, s in stages.items():
             lines.append(f"| {stage} | {s['new_interest_users']} | " + " | ".join(_fmt(s['new_interest_metrics'].get(m)) for m in metric_names) + " |")
+        differences = summary.get("differences") or {}
+        if differences:
+            lines += ["", "Paired differences (the same users; ± one standard error of the mean difference; |z| ≥ 2 is "
+                      "outside the noise):", "", "| difference | " + " | ".join(metric_names) + " |",
+                      "|---|" + "---:|" * len(metric_names)]
+            for name, d in differences.items():
+                cells = []
+                for m in metric_names:
+                    v = d["all"].get(m)
+                    cells.append("—" if v is None else f"{v['difference']:+.3f} ± {v['standard_error']:.3f} (z {v['z']:+.1f})")
+                lines.append(f"| {d['stages'][0]} − {d['stages'][1]} | " + " | ".join(cells) + " |")
         n = cfg["users"]
         se = (0.15 * 0.85 / n) ** 0.5 if n else 0.0
         lines += ["", f"Noise: with {n} users a hit rate near 0.15 has a binomial standard error of about {se:.3f}, so "

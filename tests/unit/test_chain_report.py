@@ -53,3 +53,25 @@ def test_first_and_last_windows_never_share_a_log() -> None:
     assert _first_last([(1, 2.0), (2, 1.0)]) == (2.0, 1.0)
     first, last = _first_last([(i, float(i)) for i in range(1, 8)])
     assert (first, last) == (2.0, 6.0)
+
+
+def test_paired_differences_are_reported_against_their_noise(tmp_path: Path) -> None:
+    from recgpt.training.chain_report import paired_difference
+
+    base = {f"u{i}": {"hr": float(i % 2 == 0)} for i in range(100)}           # 50 hits
+    crs = {f"u{i}": {"hr": float(i % 2 == 0 or i % 5 == 1)} for i in range(100)}  # + the 10 odd users with i % 5 == 1
+    d = paired_difference(crs, base, "hr")
+    assert d is not None and d["users"] == 100 and d["difference"] == 0.10
+    assert 0.02 < d["standard_error"] < 0.04 and d["z"] > 2
+    assert paired_difference({"u1": {"hr": 1.0}}, base, "hr") is None  # one shared user: no spread to measure
+
+    reports = tmp_path / "reports"
+    for stage, hits in (("base", base), ("grpo-crs", crs), ("grpo-sum", base)):
+        path = reports / "training" / stage / "eval-office-test-expert.json"
+        _stage_report(path, 0.5)
+        report = json.loads(path.read_text())
+        report["per_user_hits"] = {u: {"cat_hr@5_l2": h["hr"], "item_hr@30": 0.0} for u, h in hits.items()}
+        path.write_text(json.dumps(report))
+    (tmp_path / "runs").mkdir()
+    md, _, _ = write_chain_report(tmp_path / "runs", reports)
+    assert "| grpo-crs − grpo-sum | +0.100 ± 0.030 (z +3.3) | +0.000 ± 0.000 (z +0.0) |" in md.read_text()
