@@ -31,6 +31,8 @@ def model_folder(model: str | Path | None = None, prepare: bool = True, policy: 
             folder, what = resolve_policy(name, policy, settings.models_dir)
         console.print(f"serving the {what}")
         return folder
+    if prepare and name in REGISTRY and policy == "trained":
+        console.print(f"[dim]no trained policy ships for {name} yet: serving the base model[/]")
     target = resolve_model(model, settings.models_dir, prepare=False)
     if prepare and not is_prepared(target) and not Path(str(model or "")).is_dir():
         with console.status(f"preparing {target.name} (first run only)"):
