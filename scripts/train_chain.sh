@@ -8,7 +8,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RECGPT=${RECGPT:-.venv/bin/recgpt}
-RUNS=${RUNS:-${RECGPT_HOME:-$HOME/.cache/recgpt}/train/office-chain}
+RUNS=${RUNS:-${RECGPT_HOME:-$HOME/.cache/recgpt}/train/office-grounded-chain}  # office-chain held the SmolLM2 chain
 EVAL_USERS=${EVAL_USERS:-200}      # Office test users per stage (same users, seed 0, for every stage)
 VAL_USERS=${VAL_USERS:-100}        # Office validation users: the SFT's validation cat HR
 K=${K:-5}                          # tags per expert answer = K of cat HR@K
