@@ -47,7 +47,7 @@ stage val-base validate base
 stage reward-data $RECGPT train reward-data --out "$RUNS/reward-groups.jsonl" --max-users "$RD_USERS" --samples 4 --tags-per-expert "$K" --shuffled-negatives 2
 $RECGPT serve --stop
 stage sft $RECGPT train sft --model "$BASE_MODEL" --out "$RUNS/sft" --max-users "$SFT_USERS" --tags-per-expert "$K" \
-  --lora-r "$LORA_R" --lora-alpha $((2 * LORA_R)) --batch-size 4 --grad-accum 4 --learning-rate 2e-4 --save-steps 10 $TRAIN_FLAGS
+  --lora-r "$LORA_R" --lora-alpha $((2 * LORA_R)) --batch-size 4 --grad-accum 4 --learning-rate 2e-4 --save-steps 5 $TRAIN_FLAGS
 stage export-sft $RECGPT train export "$RUNS/sft/final" --out "$RUNS/sft-model"
 stage reward-listwise $RECGPT train reward --groups "$RUNS/reward-groups.jsonl" --model "$BASE_MODEL" --out "$RUNS/rm-listwise" --loss listwise --epochs "$RM_EPOCHS" $TRAIN_FLAGS
 for shaping in sum crs; do
