@@ -387,32 +387,29 @@ def markdown(result: dict[str, Any], model: str) -> str:
     return "\n".join(lines)
 
 
+def _grouped_bars(ax: Any, pipelines: list[str], groups: list[str], value: Any, title: str) -> None:
+    """One bar per pipeline in each group (`value(pipeline, group)`), groups side by side."""
+    width = 0.8 / max(1, len(pipelines))
+    for i, p in enumerate(pipelines):
+        ax.bar([x + i * width for x in range(len(groups))], [value(p, g) for g in groups], width, label=p.upper())
+    ax.set_xticks([x + width * (len(pipelines) - 1) / 2 for x in range(len(groups))], groups)
+    ax.set_title(title)
+    ax.legend()
+
+
 def plot(result: dict[str, Any], path: Path) -> Path | None:
     if not plots.available():
         return None
     pipelines = list(result["pipelines"])
+    phases = ["serial", "saturated"]
+    keys = [("sent", "prompt_tokens_sent_per_user"), ("computed", "prompt_tokens_computed_per_user"), ("completion", "completion_tokens_per_user")]
     with plots.figure(path, 1, 3, size=(16, 4.2)) as (_, (left, right, busy)):
-        phases = ["serial", "saturated"]
-        width = 0.8 / max(1, len(pipelines))
-        for i, p in enumerate(pipelines):
-            values = [result["pipelines"][p].get(ph, {}).get("users_per_min", 0.0) for ph in phases]
-            left.bar([x + i * width for x in range(len(phases))], values, width, label=p.upper())
-        left.set_xticks([x + width * (len(pipelines) - 1) / 2 for x in range(len(phases))], phases)
-        left.set_title("users per minute")
-        left.legend()
-        keys = [("sent", "prompt_tokens_sent_per_user"), ("computed", "prompt_tokens_computed_per_user"), ("completion", "completion_tokens_per_user")]
-        for i, p in enumerate(pipelines):
-            values = [result["pipelines"][p]["saturated"][k] for _, k in keys]
-            right.bar([x + i * width for x in range(len(keys))], values, width, label=p.upper())
-        right.set_xticks([x + width * (len(pipelines) - 1) / 2 for x in range(len(keys))], [n for n, _ in keys])
-        right.set_title("tokens per user (saturated phase)")
-        right.legend()
-        for i, p in enumerate(pipelines):
-            values = [result["pipelines"][p].get(ph, {}).get("server_busy_s_per_user", 0.0) for ph in phases]
-            busy.bar([x + i * width for x in range(len(phases))], values, width, label=p.upper())
-        busy.set_xticks([x + width * (len(pipelines) - 1) / 2 for x in range(len(phases))], phases)
-        busy.set_title("server busy seconds per user")
-        busy.legend()
+        _grouped_bars(left, pipelines, phases, lambda p, ph: result["pipelines"][p].get(ph, {}).get("users_per_min", 0.0),
+                      "users per minute")
+        _grouped_bars(right, pipelines, [n for n, _ in keys],
+                      lambda p, name: result["pipelines"][p]["saturated"][dict(keys)[name]], "tokens per user (saturated phase)")
+        _grouped_bars(busy, pipelines, phases,
+                      lambda p, ph: result["pipelines"][p].get(ph, {}).get("server_busy_s_per_user", 0.0), "server busy seconds per user")
     return path
 
 

@@ -20,14 +20,19 @@ from recgpt.services.prefix import build_shared_prefix
 from recgpt.tools.retrieval import CategoryHit, RetrieverFactory, UserSignals, retriever_factory, search
 
 
-async def compress_node(state: RecState, runtime: Runtime[Context]) -> dict[str, Any]:
-    """Build the one prompt prefix every agent of this run shares, within the token budget."""
+async def build_context(state: RecState, runtime: Runtime[Context], build: Any = build_shared_prefix) -> dict[str, Any]:
+    """The state update of a context node: `build` (a `build_shared_prefix`-like coroutine) for the run's user, timed."""
     started = time.perf_counter()
     if not state.get("user_id"):
         raise RecGPTError("input needs a user_id")
-    out = await build_shared_prefix(runtime.context, str(state["user_id"]), state.get("dataset") or "office",
-                                    state.get("split") or Split.full, state.get("date"), state.get("weather"), state.get("trend"))
+    out = await build(runtime.context, str(state["user_id"]), state.get("dataset") or "office",
+                      state.get("split") or Split.full, state.get("date"), state.get("weather"), state.get("trend"))
     return {**out, "timings": [NodeTiming(node="compress", seconds=time.perf_counter() - started)]}
+
+
+async def compress_node(state: RecState, runtime: Runtime[Context]) -> dict[str, Any]:
+    """Build the one prompt prefix every agent of this run shares, within the token budget."""
+    return await build_context(state, runtime)
 
 
 RetrieveNode = Callable[[RecState, Runtime[Context]], Awaitable[dict[str, Any]]]

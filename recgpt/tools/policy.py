@@ -13,7 +13,6 @@ checked against the card before any merge, and a mismatch is refused in one line
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 import tempfile
@@ -23,7 +22,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field, ValidationError
 
 from recgpt.errors import RecGPTError
-from recgpt.tools.model_prep import MARKER, is_prepared, prepare_model, registry_entry
+from recgpt.tools.model_prep import MARKER, is_prepared, prepare_model, registry_entry, sha256_of
 
 POLICIES_DIR = Path(__file__).resolve().parents[1] / "policies"
 ADAPTER_FILE = "adapter_model.safetensors"
@@ -55,14 +54,6 @@ class PolicyCard(BaseModel):
     training: dict[str, Any] = Field(default_factory=dict, description="The run configs of each training stage.")
     data_hash: str = Field(description="Content hash of the dataset the policy was trained on.")
     metrics: dict[str, Any] = Field(default_factory=dict)
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def base_identity(base_dir: Path) -> BaseIdentity | None:
