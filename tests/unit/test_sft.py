@@ -53,6 +53,30 @@ def test_sft_trains_and_writes_a_run_directory(lora_r: int, tmp_path: Path) -> N
     assert metrics["resumed_from"].endswith("checkpoint-16") and metrics["global_step"] == 20
 
 
+def test_exported_rows_train_elsewhere_from_the_config_file_alone(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The GPU path: `--export-rows` writes the examples and a config; `python -m recgpt.training.sft CONFIG k=v`
+    trains on them (fields overridden by type), resuming like any run."""
+    from recgpt.training import sft
+
+    model = tiny_model_dir(tmp_path / "model")
+    config = SFTRunConfig(model="unused-here", output_dir=tmp_path / "nowhere", max_length=64, lora_r=4, lora_alpha=8)
+    monkeypatch.setattr(sft, "build_sft_rows", lambda c: rows(8))  # instead of a dataset's cuts
+    written = sft.export_rows(config, tmp_path / "ship" / "rows.jsonl")
+    assert written["rows"] == 8 and len(written["sha256"]) == 64
+    exported = json.loads(Path(written["config"]).read_text())
+    assert exported["rows_file"] == "rows.jsonl" and exported["lora_r"] == 4
+    monkeypatch.undo()  # from here the rows come from the exported file
+    code = sft.main([written["config"], f"model={model}", f"output_dir={tmp_path / 'gpu-run'}", "use_cpu=true",
+                     "batch_size=4", "grad_accum=1", "learning_rate=5e-3", "max_steps=2", "precision=float32"])
+    assert code == 0 and (tmp_path / "gpu-run" / "final" / "adapter_config.json").is_file()
+    used = json.loads((tmp_path / "gpu-run" / "run_config.json").read_text())
+    assert used["batch_size"] == 4 and used["learning_rate"] == 5e-3 and used["use_cpu"] is True
+    assert used["rows_file"] == str(tmp_path / "ship" / "rows.jsonl")
+    assert sft.main([written["config"], "no_such_field=1"]) == 2
+    with pytest.raises(ValueError, match="true or false"):
+        sft.main([written["config"], "use_cpu=maybe"])
+
+
 def test_export_merges_a_lora_adapter_into_a_plain_model(tmp_path: Path) -> None:
     import torch
     from transformers import AutoModelForCausalLM
