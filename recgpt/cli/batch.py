@@ -64,3 +64,47 @@ def batch_command(
     console.print(f"{stats.done} users written to {out} ({stats.skipped} already there, {stats.failed} failed), "
                   f"{stats.endpoint_retries} endpoint retries, {stats.requeued_after_worker_death} users requeued after a worker died; per endpoint "
                   + ", ".join(f"{u}: {int(s['done'])} done, {int(s['failures'])} failures" for u, s in stats.endpoints.items()))
+
+
+@app.command("batch-report")
+def batch_report_command(
+    users: int = typer.Option(40, min=1, help="Users sampled from the split (seed 0), the same for every worker count."),
+    dataset: str = typer.Option("office", help="office, movielens, or a JSONL dataset folder."),
+    split: str = typer.Option("full", help="full, validation or test."),
+    workers: str = typer.Option("1,2", help="Worker counts to compare, comma-separated."),
+    endpoint: list[str] = typer.Option([], help="An OpenAI-compatible endpoint; repeat for many (default: RECGPT_BASE_URL)."),
+    in_flight: int = typer.Option(8, min=1, help="Users in flight in all, split evenly across workers and endpoints."),
+    explanations: str = typer.Option("off", help="off, template or meta."),
+    set_: list[str] = typer.Option([], "--set", help="Context override FIELD=VALUE (repeatable)."),
+    scratch: Path = typer.Option(Path("/tmp/recgpt-batch-report"), help="Where each run's shards go (emptied per run)."),
+    out: Path = typer.Option(Path("reports"), help="Folder of batch-<dataset>.md/.json/.png."),
+) -> None:
+    """Users/min of `recgpt batch` with 1, 2, ... Ray workers, per-endpoint load and failures: a report under reports/."""
+    import shlex
+    import sys
+
+    from recgpt.eval.report import model_label
+    from recgpt.scale.driver import load_users
+    from recgpt.scale.report import run_scaling, write_batch_report
+    from recgpt.schema.context import Context
+    from recgpt.services.endpoints import served_model_identity
+    from recgpt.settings import get_settings
+
+    try:
+        counts = [int(w) for w in workers.split(",") if w.strip()]
+    except ValueError:
+        raise RecGPTError(f"--workers must be comma-separated integers (got {workers!r})") from None
+    if not counts or min(counts) < 1:
+        raise RecGPTError(f"--workers must list positive integers (got {workers!r})")
+    if explanations not in ("off", "template", "meta"):
+        raise RecGPTError(f"--explanations must be off, template or meta (got {explanations!r})")
+    overrides = {"explanation_mode": explanations, **context_overrides(set_)}
+    Context(**overrides)
+    endpoints = endpoint or [get_settings().base_url]
+    model = model_label(served_model_identity(endpoints[0], "", get_settings().api_key))
+    chosen = load_users(dataset, split, users, None)
+    result = run_scaling(chosen, counts, endpoints, scratch, dataset, split, in_flight, overrides,
+                         on_progress=lambda s: console.print(f"  {s.done}/{len(chosen)} users, {s.users_per_min():.2f}/min", end="\r"))
+    command = "recgpt " + shlex.join(sys.argv[1:])
+    md, _, png = write_batch_report(result, out / f"batch-{Path(dataset).name}", model, command)
+    console.print(f"report: {md}" + (f", {png}" if png else ""))

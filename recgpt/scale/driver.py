@@ -5,7 +5,8 @@
   so that no worker ever trains it (workers on other machines included).
 - Users go one at a time to the worker with the fewest in flight (at most `per_worker` each), on the endpoint the
   `EndpointPool` picks; a result comes back to the driver, which writes it (exactly once) and frees the slots.
-- A worker that dies loses only its in-flight users: they go back to the queue and Ray restarts the actor. A user
+- A worker that dies loses only its in-flight users: they go back to the queue and Ray restarts the actor, which gets
+  no users until it answers a probe (so nothing is sent to a dead process and bounced back). A user
   whose endpoint failed goes back to the queue too, and that endpoint sits out its cool-down.
 """
 
@@ -52,9 +53,46 @@ class BatchStats:
     started: float = field(default_factory=time.perf_counter)
     endpoints: dict[str, dict[str, float]] = field(default_factory=dict)
 
+    finished: float | None = None
+    first_done: float | None = None  # when the first user was written: start-up (Ray, workers' graphs) lies before it
+
+    def elapsed_s(self) -> float:
+        return (self.finished or time.perf_counter()) - self.started
+
     def users_per_min(self) -> float:
-        elapsed = time.perf_counter() - self.started
+        elapsed = self.elapsed_s()
         return self.done / elapsed * 60 if elapsed > 0 else 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"done": self.done, "skipped": self.skipped, "failed": self.failed, "endpoint_retries": self.endpoint_retries,
+                "requeued_after_worker_death": self.requeued_after_worker_death, "wall_s": round(self.elapsed_s(), 3),
+                "users_per_min": round(self.users_per_min(), 3), "startup_s": round(self.startup_s(), 3),
+                "steady_users_per_min": round(self.steady_users_per_min(), 3), "endpoints": self.endpoints}
+
+    def startup_s(self) -> float:
+        return (self.first_done - self.started) if self.first_done is not None else self.elapsed_s()
+
+    def steady_users_per_min(self) -> float:
+        """Users per minute after the first result (start-up excluded): what a long run approaches."""
+        if self.first_done is None or self.done < 2:
+            return 0.0
+        span = (self.finished or time.perf_counter()) - self.first_done
+        return (self.done - 1) / span * 60 if span > 0 else 0.0
+
+
+RUNS_FILE = "runs.jsonl"
+"""One line per `run_batch` call in the output folder: its config and counts (shards are `part-*`, so it is never read
+as output)."""
+
+
+def _log_run(config: BatchConfig, stats: BatchStats) -> None:
+    import json
+
+    entry = {"finished_at": time.strftime("%Y-%m-%dT%H:%M:%S"), "workers": config.workers, "per_worker": config.per_worker,
+             "per_endpoint": config.per_endpoint, "users": len(config.users), **stats.as_dict()}
+    config.out.mkdir(parents=True, exist_ok=True)
+    with (config.out / RUNS_FILE).open("a") as handle:
+        handle.write(json.dumps(entry) + "\n")
 
 
 def _collab_files(dataset: str, split: str) -> dict[str, bytes]:
@@ -105,6 +143,8 @@ def run_batch(config: BatchConfig, on_progress: Any = None) -> BatchStats:
     pending = deque(u for u in dict.fromkeys(config.users) if u not in finished)
     stats.skipped = len(config.users) - len(pending)
     if not pending:
+        stats.finished = time.perf_counter()
+        _log_run(config, stats)
         return stats
     prepare_retriever(load_dataset(config.dataset), config.split)  # once, here: workers load it
     pool = EndpointPool(config.endpoints, config.per_endpoint, config.cooldown_s)
@@ -119,22 +159,34 @@ def run_batch(config: BatchConfig, on_progress: Any = None) -> BatchStats:
                                                    num_cpus=1 if not config.ray_address else 0.5)
         workers = [actor.remote(config.dataset, config.split, config.context, [collab]) for _ in range(config.workers)]
         in_flight: dict[Any, tuple[str, str, int]] = {}  # ref -> (user, endpoint, worker index)
+        restarting: dict[Any, int] = {}  # probe ref -> index of a worker that died: no users for it until the probe answers
         load = [0] * len(workers)
         attempts: dict[str, int] = {}
-        while pending or in_flight:
-            while pending and pool.capacity() > 0 and min(load) < config.per_worker:
+        while pending or in_flight or restarting:
+            down = set(restarting.values())
+            while pending and pool.capacity() > 0:
+                ready_workers = [i for i in range(len(workers)) if i not in down and load[i] < config.per_worker]
+                if not ready_workers:
+                    break
                 endpoint = pool.acquire()
                 if endpoint is None:
                     break
                 user = pending.popleft()
-                index = min(range(len(workers)), key=load.__getitem__)
+                index = min(ready_workers, key=load.__getitem__)
                 in_flight[workers[index].run.remote(user, endpoint)] = (user, endpoint, index)
                 load[index] += 1
-            if not in_flight:  # every endpoint is down: wait for the first to come back
+            if not in_flight and not restarting:  # every endpoint is down: wait for the first to come back
                 time.sleep(min(max(pool.next_retry_in(), 0.1), 5.0))
                 continue
-            ready, _ = ray.wait(list(in_flight), num_returns=1, timeout=5.0)
+            ready, _ = ray.wait([*in_flight, *restarting], num_returns=1, timeout=5.0)
             for ref in ready:
+                if ref in restarting:  # a restarted worker answered (or is still down: probe again)
+                    index = restarting.pop(ref)
+                    try:
+                        ray.get(ref)
+                    except (ray.exceptions.RayActorError, ray.exceptions.WorkerCrashedError):
+                        restarting[workers[index].pid.remote()] = index
+                    continue
                 user, endpoint, index = in_flight.pop(ref)
                 load[index] -= 1
                 try:
@@ -143,6 +195,8 @@ def run_batch(config: BatchConfig, on_progress: Any = None) -> BatchStats:
                     stats.requeued_after_worker_death += 1  # the user never finished: run it again (on the restarted actor or another)
                     pool.release(endpoint, ok=None)
                     pending.appendleft(user)
+                    if index not in restarting.values():
+                        restarting[workers[index].pid.remote()] = index  # Ray restarts the actor; users resume once it answers
                     continue
                 if record["status"] == ENDPOINT_FAILED:
                     pool.release(endpoint, ok=False)
@@ -157,15 +211,19 @@ def run_batch(config: BatchConfig, on_progress: Any = None) -> BatchStats:
                     pool.release(endpoint, ok=True)
                 writer.write(record)
                 stats.done += 1
+                if stats.first_done is None:
+                    stats.first_done = time.perf_counter()
                 stats.failed += record["status"] != "ok"
             stats.endpoints = pool.summary()
             if on_progress is not None:
                 on_progress(stats)
     finally:
         writer.close()
+        stats.finished = time.perf_counter()
+        stats.endpoints = pool.summary()
+        _log_run(config, stats)  # also for a run that stops on an error: its counts so far
         if started_ray:
             ray.shutdown()
-    stats.endpoints = pool.summary()
     return stats
 
 

@@ -2,7 +2,8 @@
 
 A user's whole graph run goes to one endpoint (its agents then share that server's prefix cache). An endpoint that
 fails a user is taken out of rotation for `cooldown_s`, then tried again; the user goes back to the queue and runs on
-another endpoint. Pure Python (no Ray), driven by the batch driver only.
+another endpoint. Each further failure in a row doubles the cool-down (up to `MAX_BACKOFF` times it), so an endpoint
+that stays down costs a few probe users, not a steady stream of failures; its first success resets it. Pure Python (no Ray), driven by the batch driver only.
 """
 
 from __future__ import annotations
@@ -11,6 +12,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+MAX_BACKOFF = 8
+"""The longest cool-down, in multiples of `cooldown_s`."""
+
 
 @dataclass
 class EndpointState:
@@ -18,6 +22,7 @@ class EndpointState:
     in_flight: int = 0
     done: int = 0
     failures: int = 0
+    failures_in_a_row: int = 0
     down_until: float = 0.0
 
     def available(self, now: float, bound: int) -> bool:
@@ -56,9 +61,11 @@ class EndpointPool:
         state.in_flight = max(0, state.in_flight - 1)
         if ok:
             state.done += 1
+            state.failures_in_a_row = 0
         elif ok is False:
             state.failures += 1
-            state.down_until = self.clock() + self.cooldown_s
+            state.failures_in_a_row += 1
+            state.down_until = self.clock() + self.cooldown_s * min(2 ** (state.failures_in_a_row - 1), MAX_BACKOFF)
 
     def capacity(self) -> int:
         """Users that could start now."""

@@ -36,6 +36,16 @@ def test_a_failing_endpoint_sits_out_its_cooldown_then_returns() -> None:
     assert {pool.acquire() for _ in range(3)} == {"b"}  # all traffic on the healthy one
     clock.now = 31
     assert pool.acquire() == "a"  # back in rotation
+    pool.release("a", ok=False)  # failing again at once: the cool-down doubles
+    clock.now = 31 + 59
+    assert pool.summary()["a"]["up"] == 0.0
+    clock.now = 31 + 61
+    assert pool.acquire() == "a"
+    pool.release("a", ok=True)  # a success resets the back-off
+    assert pool.acquire() == "a"
+    pool.release("a", ok=False)
+    clock.now = 31 + 61 + 31
+    assert pool.summary()["a"]["up"] == 1.0
     pool.release("b", ok=None)  # a worker died: neither done nor the endpoint's fault
     assert pool.summary()["b"] == {"in_flight": 2, "done": 0, "failures": 0, "up": 1.0}
 
