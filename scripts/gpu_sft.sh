@@ -56,7 +56,7 @@ EOF
     sha256sum /tmp/base-model/model.safetensors | tee "$out/base-model.sha256"
     gunzip -kf .gpu/rows.jsonl.gz
     python3 -m recgpt.training.sft .gpu/rows.jsonl.config.json model=/tmp/base-model output_dir=/tmp/sft-run use_cpu=false \
-      batch_size=16 grad_accum=1 save_steps=100000 logging_steps=5 precision=${PRECISION:-bfloat16} 2>&1 | tail -20
+      batch_size=16 grad_accum=1 save_steps=100000 logging_steps=5 precision=${PRECISION:-float32} 2>&1 | tail -20
     cp /tmp/sft-run/final/adapter_config.json /tmp/sft-run/metrics.json /tmp/sft-run/run_config.json "$out/"
     split -b 15M -d -a 1 /tmp/sft-run/final/adapter_model.safetensors "$out/adapter_model.safetensors.part"
     sha256sum /tmp/sft-run/final/adapter_model.safetensors | tee "$out/adapter.sha256"

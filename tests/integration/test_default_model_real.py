@@ -21,6 +21,7 @@ from recgpt.data import load_dataset
 from recgpt.settings import get_settings
 from recgpt.tools.grounding import category_vocabulary
 from recgpt.tools.model_prep import DEFAULT_MODEL, MARKER, REGISTRY, model_dir
+from recgpt.tools.policy import load_card, policy_folder, shipped_policy
 from recgpt.tools.server import is_healthy
 from tests.conftest import SHARED_DATA
 
@@ -76,7 +77,12 @@ def test_default_model_recommends_for_a_real_office_user_in_english(default_serv
     assert result.returncode == 0, result.stderr[-2000:]
     payload = json.loads(result.stdout)
     served = json.loads(Path(get_settings().run_dir / f"vllm-{default_server.rsplit(':', 1)[1].split('/')[0]}.json").read_text())
-    assert Path(served["model"]).name == REGISTRY[DEFAULT_MODEL].folder
+    shipped = shipped_policy(DEFAULT_MODEL)
+    expected = (policy_folder(get_settings().models_dir, DEFAULT_MODEL, load_card(shipped)).name if shipped is not None
+                else REGISTRY[DEFAULT_MODEL].folder)
+    assert Path(served["model"]).name == expected  # the trained policy, merged, when one ships (it does: office-sft)
+    if shipped is not None:
+        assert json.loads((Path(served["model"]) / MARKER).read_text())["policy"]["adapter_sha256"] == load_card(shipped).adapter_sha256
     assert payload["personas"] and all(ENGLISH.match(p["name"]) for p in payload["personas"])
     assert payload["tags"], payload.get("flags")
     leaves = set(category_vocabulary(load_dataset("office"), "leaf").paths)
