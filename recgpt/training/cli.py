@@ -207,6 +207,34 @@ def train_report(
     console.print(f"report {md}" + (f", plot {png}" if png else ""))
 
 
+@train_cli.command("stage-report")
+def train_stage_report(
+    run: Path = typer.Option(..., help="The stage's run folder (its metrics.json and run_config.json)."),
+    baseline: Path = typer.Option(..., help="`recgpt eval --out` folder of the starting policy."),
+    candidate: Path = typer.Option(..., help="`recgpt eval --out` folder of the trained policy (same users, split, K)."),
+    stage: str = typer.Option("sft", help="The stage's name in the report."),
+    dataset: str = typer.Option("office", help="Dataset of the evals."),
+    split: str = typer.Option("validation", help="Split of the evals (validation: where a stage is judged)."),
+    methods: str = typer.Option("recgpt,blend", help="Comma-separated eval methods to compare."),
+    out: Path = typer.Option(Path("reports"), help="Report folder: training-<stage>-<dataset>-<split>.md/.json/.png."),
+) -> None:
+    """A training stage against its starting policy on validation: loss curve, paired metric differences ± SE."""
+    import shlex
+    import sys
+
+    from recgpt.training.stage_report import summarise_stage, write_stage_report
+
+    for folder in (run, baseline, candidate):
+        if not folder.is_dir():
+            raise RecGPTError(f"{folder} is not a directory")
+    try:
+        summary = summarise_stage(run, baseline, candidate, dataset, split, tuple(m.strip() for m in methods.split(",") if m.strip()), stage)
+    except FileNotFoundError as exc:
+        raise RecGPTError(str(exc)) from None
+    md, _, png = write_stage_report(summary, out / f"training-{stage}-{dataset}-{split}", "recgpt " + shlex.join(sys.argv[1:]))
+    console.print(f"report {md}" + (f", plot {png}" if png else ""))
+
+
 @train_cli.command("adaptor")
 @options_from(AdaptorTrainConfig, model=MODEL, output_dir=CliField(name="out", default=None, note=(
     "Default: RECGPT_HOME/adaptors/<model folder>-run, with the adaptor copied to the default place the "
