@@ -87,7 +87,7 @@ def batch_report_command(
     from recgpt.scale.driver import load_users
     from recgpt.scale.report import run_scaling, write_batch_report
     from recgpt.schema.context import Context
-    from recgpt.services.endpoints import served_model_identity
+    from recgpt.services.endpoints import endpoint_of, served_model_identity
     from recgpt.settings import get_settings
 
     try:
@@ -101,10 +101,15 @@ def batch_report_command(
     overrides = {"explanation_mode": explanations, **context_overrides(set_)}
     Context(**overrides)
     endpoints = endpoint or [get_settings().base_url]
-    model = model_label(served_model_identity(endpoints[0], "", get_settings().api_key))
-    chosen = load_users(dataset, split, users, None)
-    result = run_scaling(chosen, counts, endpoints, scratch, dataset, split, in_flight, overrides,
-                         on_progress=lambda s: console.print(f"  {s.done}/{len(chosen)} users, {s.users_per_min():.2f}/min", end="\r"))
+    served = endpoint_of(Context(**{**overrides, "base_url": endpoints[0]}))
+    model = model_label(served_model_identity(served.base_url, served.model, served.api_key))
+    # disjoint users per worker count: no row may read the prefix cache another row warmed with the same prompts
+    chosen = load_users(dataset, split, users * len(counts), None)
+    samples = [chosen[i * users:(i + 1) * users] for i in range(len(counts))]
+    if any(len(sample) < users for sample in samples):
+        raise RecGPTError(f"the split has {len(chosen)} users, fewer than --users {users} x {len(counts)} worker counts")
+    result = run_scaling(samples, counts, endpoints, scratch, dataset, split, in_flight, overrides,
+                         on_progress=lambda s: console.print(f"  {s.done}/{users} users, {s.users_per_min():.2f}/min", end="\r"))
     command = "recgpt " + shlex.join(sys.argv[1:])
     md, _, png = write_batch_report(result, out / f"batch-{Path(dataset).name}", model, command)
     console.print(f"report: {md}" + (f", {png}" if png else ""))

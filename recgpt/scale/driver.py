@@ -54,7 +54,7 @@ class BatchStats:
     endpoints: dict[str, dict[str, float]] = field(default_factory=dict)
 
     finished: float | None = None
-    first_done: float | None = None  # when the first user was written: start-up (Ray, workers' graphs) lies before it
+    ready: float | None = None  # when every worker had built its graph and retriever: start-up lies before it
 
     def elapsed_s(self) -> float:
         return (self.finished or time.perf_counter()) - self.started
@@ -67,17 +67,18 @@ class BatchStats:
         return {"done": self.done, "skipped": self.skipped, "failed": self.failed, "endpoint_retries": self.endpoint_retries,
                 "requeued_after_worker_death": self.requeued_after_worker_death, "wall_s": round(self.elapsed_s(), 3),
                 "users_per_min": round(self.users_per_min(), 3), "startup_s": round(self.startup_s(), 3),
-                "steady_users_per_min": round(self.steady_users_per_min(), 3), "endpoints": self.endpoints}
+                "served_users_per_min": round(self.served_users_per_min(), 3), "endpoints": self.endpoints}
 
     def startup_s(self) -> float:
-        return (self.first_done - self.started) if self.first_done is not None else self.elapsed_s()
+        return (self.ready - self.started) if self.ready is not None else self.elapsed_s()
 
-    def steady_users_per_min(self) -> float:
-        """Users per minute after the first result (start-up excluded): what a long run approaches."""
-        if self.first_done is None or self.done < 2:
+    def served_users_per_min(self) -> float:
+        """Users per minute once the workers were up (Ray and the workers' start-up excluded, the pipeline's fill
+        included): what a run of many users approaches from below."""
+        if self.ready is None:
             return 0.0
-        span = (self.finished or time.perf_counter()) - self.first_done
-        return (self.done - 1) / span * 60 if span > 0 else 0.0
+        span = (self.finished or time.perf_counter()) - self.ready
+        return self.done / span * 60 if span > 0 else 0.0
 
 
 RUNS_FILE = "runs.jsonl"
@@ -158,6 +159,11 @@ def run_batch(config: BatchConfig, on_progress: Any = None) -> BatchStats:
         actor = ray.remote(_ShippedWorker).options(max_restarts=-1, max_task_retries=0, max_concurrency=config.per_worker,
                                                    num_cpus=1 if not config.ray_address else 0.5)
         workers = [actor.remote(config.dataset, config.split, config.context, [collab]) for _ in range(config.workers)]
+        try:
+            ray.get([worker.pid.remote() for worker in workers])  # every worker has built its graph: start-up ends here
+        except ray.exceptions.RayActorError as exc:  # its constructor failed (a bad dataset, say): no user can run
+            raise RecGPTError(f"a batch worker could not start: {str(exc).splitlines()[0]}") from None
+        stats.ready = time.perf_counter()
         in_flight: dict[Any, tuple[str, str, int]] = {}  # ref -> (user, endpoint, worker index)
         restarting: dict[Any, int] = {}  # probe ref -> index of a worker that died: no users for it until the probe answers
         load = [0] * len(workers)
@@ -211,8 +217,6 @@ def run_batch(config: BatchConfig, on_progress: Any = None) -> BatchStats:
                     pool.release(endpoint, ok=True)
                 writer.write(record)
                 stats.done += 1
-                if stats.first_done is None:
-                    stats.first_done = time.perf_counter()
                 stats.failed += record["status"] != "ok"
             stats.endpoints = pool.summary()
             if on_progress is not None:

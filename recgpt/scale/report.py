@@ -1,8 +1,9 @@
 """`recgpt batch-report`: the same users through `recgpt batch` with 1, 2, ... Ray workers; throughput, per-endpoint
 load and failures, written as markdown + JSON + PNG.
 
-Each worker count runs into its own fresh output folder (nothing is resumed) against the same endpoints, with the same
-total number of users in flight (`in_flight`, split evenly across the workers), so the rows differ only in how the
+Each worker count runs its own users (disjoint samples of the same size: a row must not read the prefix cache that an
+earlier row warmed with the same prompts) into a fresh output folder against the same endpoints, with the same total
+number of users in flight (`in_flight`, split evenly across the workers), so the rows differ only in how the
 orchestration is spread over processes. On one machine whose single vLLM engine does all the LLM work, the engine is
 the bottleneck and more workers cannot raise throughput much; the report says so rather than hide it.
 """
@@ -18,13 +19,16 @@ from recgpt import plots
 from recgpt.scale.driver import BatchConfig, run_batch
 
 
-def run_scaling(users: list[str], workers: list[int], endpoints: list[str], scratch: Path, dataset: str = "office",
+def run_scaling(samples: list[list[str]], workers: list[int], endpoints: list[str], scratch: Path, dataset: str = "office",
                 split: str = "full", in_flight: int = 8, context: dict[str, Any] | None = None,
                 on_progress: Any = None) -> dict[str, Any]:
-    """One fresh batch run per worker count; returns the rows and the exact configuration."""
+    """One fresh batch run per worker count, `samples[i]` the users of `workers[i]`; returns the rows and the exact
+    configuration."""
+    if len(samples) != len(workers):
+        raise ValueError("one user sample per worker count")
     rows: list[dict[str, Any]] = []
     per_endpoint = max(1, -(-in_flight // len(endpoints)))
-    for count in workers:
+    for count, users in zip(workers, samples):
         out = scratch / f"workers-{count}"
         shutil.rmtree(out, ignore_errors=True)
         config = BatchConfig(dataset=dataset, split=split, users=users, out=out, endpoints=endpoints,
@@ -33,13 +37,13 @@ def run_scaling(users: list[str], workers: list[int], endpoints: list[str], scra
         stats = run_batch(config, on_progress=on_progress)
         records = [json.loads(line) for shard in sorted(out.glob("part-*.jsonl")) for line in shard.read_text().splitlines()]
         ok = [r for r in records if r["status"] == "ok"]
-        rows.append({"workers": count, "per_worker": config.per_worker, "per_endpoint": per_endpoint, **stats.as_dict(),
+        rows.append({"workers": count, "users": users, "per_worker": config.per_worker, "per_endpoint": per_endpoint, **stats.as_dict(),
                      "users_written": len(records), "distinct_users": len({r["user_id"] for r in records}),
                      "llm_calls_per_user": _mean([r["llm_calls"] for r in ok]),
                      "prompt_tokens_per_user": _mean([r["prompt_tokens"] for r in ok]),
                      "completion_tokens_per_user": _mean([r["completion_tokens"] for r in ok]),
                      "user_wall_s_mean": _mean([r["wall_s"] for r in ok])})
-    return {"dataset": dataset, "split": split, "users": len(users), "endpoints": endpoints, "in_flight": in_flight,
+    return {"dataset": dataset, "split": split, "users": len(samples[0]), "endpoints": endpoints, "in_flight": in_flight,
             "context": context or {}, "rows": rows}
 
 
@@ -56,13 +60,14 @@ def markdown(result: dict[str, Any], model: str, command: str) -> str:
     lines = [f"# Batch on Ray: {result['users']} {result['dataset']} users, 1 machine", "",
              f"> Model: **{model}**, one vLLM-CPU engine on this 2-core machine. Endpoints: "
              + ", ".join(f"`{e}`" for e in result["endpoints"]) + f". {result['in_flight']} users in flight in all, "
-             "split evenly across the workers; each worker count runs the same users into a fresh folder.", "",
-             "| workers | per worker | wall s | start-up s | users/min | steady users/min | users/hour | LLM calls/user | "
+             "split evenly across the workers; each worker count runs its own users (disjoint samples, seed 0) into a fresh "
+             "folder, so that no row reads the prefix cache another warmed.", "",
+             "| workers | per worker | wall s | start-up s | users/min, whole run | users/min after start-up | users/hour after start-up | LLM calls/user | "
              "prompt tok/user | completion tok/user | user wall s | written | failed | endpoint retries | requeued |",
              "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
         lines.append(f"| {r['workers']} | {r['per_worker']} | {_f(r['wall_s'], 1)} | {_f(r['startup_s'], 1)} | "
-                     f"{_f(r['users_per_min'])} | {_f(r['steady_users_per_min'])} | {_f(r['steady_users_per_min'] * 60, 0)} | "
+                     f"{_f(r['users_per_min'])} | {_f(r['served_users_per_min'])} | {_f(r['served_users_per_min'] * 60, 0)} | "
                      f"{_f(r['llm_calls_per_user'], 1)} | {_f(r['prompt_tokens_per_user'], 0)} | "
                      f"{_f(r['completion_tokens_per_user'], 0)} | {_f(r['user_wall_s_mean'], 1)} | {r['distinct_users']}/{r['users_written']} | "
                      f"{r['failed']} | {r['endpoint_retries']} | {r['requeued_after_worker_death']} |")
@@ -72,12 +77,13 @@ def markdown(result: dict[str, Any], model: str, command: str) -> str:
             lines.append(f"| {r['workers']} | `{url}` | {int(s['done'])} | {int(s['failures'])} |")
     lines += ["", "## Reading it", "",
               "- **wall s**: the whole run for all users, Ray start-up, workers' graph and retriever loading included; "
-              "**start-up s** is the part before the first user was written.",
-              "- **steady users/min**: users after the first, per minute after it (what a long run approaches); "
-              "**users/hour** is that times 60, for one vLLM engine (the cost model of `docs/scale.md` starts from it).",
+              "**start-up s** is the part before every worker was ready.",
+              "- **users/min after start-up**: users per minute from the moment the workers were ready (the pipeline's "
+              "fill included, so a longer run does a little better); **users/hour** is that times 60, for one vLLM "
+              "engine (the cost model of `docs/scale.md` starts from it).",
               "- **written**: distinct users / records (equal: every user exactly once).",
-              "- Both endpoints may reach the same engine (a loopback proxy stands in for a second replica where two "
-              "engines do not fit on the machine): then the endpoint split shows the balancing, not extra capacity.",
+              *(["- Endpoints that reach the same engine (a loopback proxy standing in for a second replica) show the "
+                 "balancing, not extra capacity."] if len(result["endpoints"]) > 1 else []),
               "", "## Configuration", "", "```json", json.dumps({k: v for k, v in result.items() if k != "rows"}, indent=2),
               "```", "", "## Reproduce", "", f"    {command}", ""]
     return "\n".join(lines)
@@ -89,7 +95,7 @@ def plot(result: dict[str, Any], path: Path) -> Path | None:
     rows = result["rows"]
     labels = [str(r["workers"]) for r in rows]
     with plots.figure(path, 1, 2, size=(10, 3.6)) as (_, (left, right)):
-        left.bar(labels, [r["steady_users_per_min"] for r in rows], color="tab:blue", label="steady")
+        left.bar(labels, [r["served_users_per_min"] for r in rows], color="tab:blue", label="after start-up")
         left.plot(labels, [r["users_per_min"] for r in rows], "o-", color="tab:orange", label="whole run")
         left.set_xlabel("Ray workers")
         left.set_ylabel("users / min")

@@ -84,3 +84,24 @@ def test_shards_resume_and_never_overwrite(fmt: str, tmp_path: Path) -> None:
 def test_a_torn_last_line_is_not_a_done_user(tmp_path: Path) -> None:
     (tmp_path / "part-00000.jsonl").write_text(json.dumps({"user_id": "u1"}) + "\n" + '{"user_id": "u2", "ta')
     assert done_users(tmp_path) == {"u1"}
+
+
+def test_the_batch_report_names_the_model_and_counts_every_user_once(tmp_path: Path) -> None:
+    from recgpt.scale.report import write_batch_report
+
+    def row(workers: int, steady: float) -> dict:
+        return {"workers": workers, "users": ["u1", "u2"], "per_worker": 8 // workers, "per_endpoint": 8, "done": 2,
+                "skipped": 0, "failed": 0, "endpoint_retries": 1, "requeued_after_worker_death": 0, "wall_s": 60.0,
+                "users_per_min": 2.0, "startup_s": 20.0, "served_users_per_min": steady, "users_written": 2,
+                "distinct_users": 2, "llm_calls_per_user": 4.0, "prompt_tokens_per_user": 3000.0,
+                "completion_tokens_per_user": 600.0, "user_wall_s_mean": 30.0,
+                "endpoints": {"http://a/v1": {"done": 2, "failures": 1, "in_flight": 0, "up": 1.0}}}
+
+    result = {"dataset": "office", "split": "full", "users": 2, "endpoints": ["http://a/v1"], "in_flight": 8,
+              "context": {}, "rows": [row(1, 3.0), row(2, 4.5)]}
+    md, js, png = write_batch_report(result, tmp_path / "batch-office", "Qwen-policy (bfloat16)", "recgpt batch-report")
+    text = md.read_text()
+    assert "**Qwen-policy (bfloat16)**" in text and "| 2 | 4 | 60.0 | 20.0 | 2.00 | 4.50 | 270 |" in text
+    assert "| 1 | `http://a/v1` | 2 | 1 |" in text and "    recgpt batch-report" in text
+    assert json.loads(js.read_text())["model"] == "Qwen-policy (bfloat16)"
+    assert png is None or png.stat().st_size > 0
