@@ -46,6 +46,21 @@ stage eval-base evaluate base
 stage val-base validate base
 stage reward-data $RECGPT train reward-data --out "$RUNS/reward-groups.jsonl" --max-users "$RD_USERS" --samples 4 --tags-per-expert "$K" --shuffled-negatives 2
 $RECGPT serve --stop
+# The SFT stage of the shipped policy (office-sft) trained on a GPU box (scripts/gpu_sft.sh, README "SFT on a bare GPU
+# box"); a fresh machine restores it from the repository instead of spending ~8 CPU hours on it (SFT_FROM_SHIPPED=0 retrains).
+if [ "${SFT_FROM_SHIPPED:-1}" = 1 ] && [ ! -d "$RUNS/sft/final" ] && grep -q '"name": "office-sft"' "recgpt/policies/$BASE_MODEL/policy.json" 2>/dev/null; then
+  echo "== sft: restored from recgpt/policies/$BASE_MODEL (office-sft)"
+  mkdir -p "$RUNS/sft/final"
+  cp "recgpt/policies/$BASE_MODEL/adapter_model.safetensors" "recgpt/policies/$BASE_MODEL/adapter_config.json" "$RUNS/sft/final/"
+  cp reports/training/sft-grounded/run/metrics.json reports/training/sft-grounded/run/run_config.json "$RUNS/sft/"
+  base_dir=$(.venv/bin/python -c "from recgpt.settings import get_settings; from recgpt.tools.model_prep import prepare_model; print(prepare_model(get_settings().models_dir, '$BASE_MODEL'))")
+  .venv/bin/python - "$RUNS/sft/final/adapter_config.json" "$base_dir" <<'EOF_PY'
+import json, sys
+config = json.load(open(sys.argv[1])); config["base_model_name_or_path"] = sys.argv[2]
+json.dump(config, open(sys.argv[1], "w"), indent=2)
+EOF_PY
+  grep -q "^sft	" "$TIMES" 2>/dev/null || printf 'sft\t261\n' >> "$TIMES"  # the H200 run's training time
+fi
 stage sft $RECGPT train sft --model "$BASE_MODEL" --out "$RUNS/sft" --max-users "$SFT_USERS" --tags-per-expert "$K" \
   --lora-r "$LORA_R" --lora-alpha $((2 * LORA_R)) --batch-size 4 --grad-accum 4 --learning-rate 2e-4 --save-steps 5 $TRAIN_FLAGS
 stage export-sft $RECGPT train export "$RUNS/sft/final" --out "$RUNS/sft-model"
