@@ -81,6 +81,9 @@ class BatchStats:
         return self.done / span * 60 if span > 0 else 0.0
 
 
+MAX_PROBES = 20
+"""Probes (each waits for Ray's restart of the actor) before a dead worker is given up for the rest of the run."""
+
 RUNS_FILE = "runs.jsonl"
 """One line per `run_batch` call in the output folder: its config and counts (shards are `part-*`, so it is never read
 as output)."""
@@ -168,8 +171,10 @@ def run_batch(config: BatchConfig, on_progress: Any = None) -> BatchStats:
         restarting: dict[Any, int] = {}  # probe ref -> index of a worker that died: no users for it until the probe answers
         load = [0] * len(workers)
         attempts: dict[str, int] = {}
-        while pending or in_flight or restarting:
-            down = set(restarting.values())
+        probes: dict[int, int] = {}  # worker index -> probes that found it still down
+        lost: set[int] = set()  # workers that never came back: out of the rotation for good
+        while pending or in_flight:  # a worker still restarting when every user is written is no reason to wait
+            down = set(restarting.values()) | lost
             while pending and pool.capacity() > 0:
                 ready_workers = [i for i in range(len(workers)) if i not in down and load[i] < config.per_worker]
                 if not ready_workers:
@@ -190,8 +195,16 @@ def run_batch(config: BatchConfig, on_progress: Any = None) -> BatchStats:
                     index = restarting.pop(ref)
                     try:
                         ray.get(ref)
+                        probes.pop(index, None)
                     except (ray.exceptions.RayActorError, ray.exceptions.WorkerCrashedError):
-                        restarting[workers[index].pid.remote()] = index
+                        probes[index] = probes.get(index, 0) + 1
+                        if probes[index] < MAX_PROBES:
+                            restarting[workers[index].pid.remote()] = index
+                        else:
+                            lost.add(index)
+                            if len(lost) == len(workers):
+                                raise RecGPTError(f"every batch worker died and none came back after {MAX_PROBES} probes; "
+                                                  "rerun the same command to resume") from None
                     continue
                 user, endpoint, index = in_flight.pop(ref)
                 load[index] -= 1
