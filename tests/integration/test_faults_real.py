@@ -138,6 +138,8 @@ def test_server_down_at_start_is_one_clear_error(proxy: FaultProxy) -> None:
     with pytest.raises(EndpointError, match="unreachable"):
         run(ctx)
     assert time.perf_counter() - started < 60  # the planner's node retry and the client's, with backoff: bounded
-    proxy.up()  # and the same graph works once the server is back
+    proxy.up()  # and the same graph works once the server is back: every call reaches it
     state, _ = run(ctx)
-    assert state["tags"]
+    recovered(state)  # (the tiny model may still cut an answer, a flagged invalid output: seen once in a full run)
+    assert any(c.agent == "planner" for c in state["calls"])
+    assert state["tags"] or any(f.startswith("no_tags") for f in state["flags"])
