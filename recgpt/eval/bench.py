@@ -112,6 +112,24 @@ def scrape_metrics(base_url: str) -> dict[str, float]:
     return {key: totals.get(name, 0.0) for key, name in SERVER_COUNTERS.items()}
 
 
+def wait_until_idle(base_url: str, timeout_s: float = 300.0, interval: float = 0.5) -> bool:
+    """Wait until the server runs and queues no request (its gauges), so a phase's counters hold only its own traffic
+    (another client's leftover requests would be counted as ours); False if it was still busy after `timeout_s`."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    root = base_url.rstrip("/").removesuffix("/v1")
+    deadline = time.monotonic() + timeout_s
+    while True:
+        text = httpx.get(root + "/metrics", timeout=10.0).text
+        load = sum(float(sample.value) for family in text_string_to_metric_families(text) for sample in family.samples
+                   if sample.name in (RUNNING_GAUGE, "vllm:num_requests_waiting"))
+        if load == 0:
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(interval)
+
+
 def busy_seconds(calls: list[LLMCall]) -> float:
     """Length of the union of the calls' [start, start + latency] intervals."""
     spans = sorted((c.started_at, c.started_at + c.latency_s) for c in calls if c.started_at > 0)
@@ -200,6 +218,7 @@ async def run_phase(graph: Any, config: BenchConfig, dataset: Dataset, users: li
             return UserRun(result=result, wall_s=wall, busy_s=busy_seconds(state.get("calls", [])),
                            duplicate_rate=state.get("route_duplicate_rate"), tokens_by_role=tokens_by_role(state.get("calls", [])))
 
+    idle = await asyncio.to_thread(wait_until_idle, ctx.base_url)
     before = await asyncio.to_thread(scrape_metrics, ctx.base_url)
     started = time.perf_counter()
     runs: list[UserRun] = []
@@ -217,7 +236,9 @@ async def run_phase(graph: Any, config: BenchConfig, dataset: Dataset, users: li
     after = await asyncio.to_thread(scrape_metrics, ctx.base_url)
     server = {k: after[k] - before[k] for k in SERVER_COUNTERS}
     server["busy_s"] = busy.busy_s
-    return summarise_phase(runs, server, elapsed, eval_config, levels)
+    phase = summarise_phase(runs, server, elapsed, eval_config, levels)
+    phase["server_idle_at_start"] = idle
+    return phase
 
 
 def _mean(values: list[float]) -> float:

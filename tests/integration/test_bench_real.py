@@ -19,6 +19,7 @@ def test_bench_reads_server_tokens_and_prefix_cache_for_both_pipelines(vllm_serv
     assert set(result["comparisons"]) == {"architecture", "paper"} and result["comparisons"]["paper"]["baseline"] == "v1-raw"
     for phases in (v1, v2, result["pipelines"]["v1-raw"]):
         for phase in phases.values():
+            assert phase["server_idle_at_start"]  # no earlier test's leftover requests in the counters
             # the server saw what the client sent (same prompts, every attempt counted on both sides)
             assert phase["prompt_tokens_server_per_user"] == pytest.approx(phase["prompt_tokens_sent_per_user"], rel=0.05)
             assert 0 < phase["prompt_tokens_computed_per_user"] <= phase["prompt_tokens_server_per_user"]
