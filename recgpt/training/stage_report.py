@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from recgpt import plots
+from recgpt.eval.report import write_report_files
 from recgpt.training.chain_report import curve, paired_difference
 
 METRICS = ("cat_hr@10_l2", "cat_hr@10_leaf", "item_hr@10", "item_hr@30", "item_hr@50")
@@ -122,9 +123,5 @@ def plot(summary: dict[str, Any], path: Path) -> Path | None:
 
 
 def write_stage_report(summary: dict[str, Any], stem: Path, command: str) -> tuple[Path, Path, Path | None]:
-    stem.parent.mkdir(parents=True, exist_ok=True)
-    json_path = stem.with_suffix(".json")
-    json_path.write_text(json.dumps({**summary, "command": command}, indent=2, default=str))
-    md_path = stem.with_suffix(".md")
-    md_path.write_text(markdown(summary, command))
-    return md_path, json_path, plot(summary, stem.with_suffix(".png"))
+    model = _model_name(next(iter(summary["methods"].values()), {}).get("candidate_model"))
+    return write_report_files(stem, {**summary, "command": command}, model, lambda result, _: markdown(result, command), plot)
