@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from recgpt import plots
-from recgpt.eval.report import write_report_files
+from recgpt.eval.report import model_label, write_report_files
 from recgpt.training.chain_report import curve, paired_difference
 
 METRICS = ("cat_hr@10_l2", "cat_hr@10_leaf", "item_hr@10", "item_hr@30", "item_hr@50")
@@ -64,8 +64,8 @@ def markdown(summary: dict[str, Any], command: str) -> str:
     config = summary["run_config"]
     loss = summary["loss"]
     lines = [f"# Training stage `{summary['stage']}` against its starting policy: {summary['dataset']} {summary['split']}", "",
-             f"> Candidate: **{_model_name(next(iter(summary['methods'].values()))['candidate_model'])}**; baseline: "
-             f"**{_model_name(next(iter(summary['methods'].values()))['baseline_model'])}**.", "",
+             f"> Candidate: **{model_label(next(iter(summary['methods'].values()))['candidate_model'])}**; baseline: "
+             f"**{model_label(next(iter(summary['methods'].values()))['baseline_model'])}**.", "",
              f"Run: {summary['examples'] or config.get('max_users')} examples, {summary['global_step']} optimiser steps "
              f"(batch {config.get('batch_size')} × accumulation {config.get('grad_accum')}), LoRA rank {config.get('lora_r')} "
              f"(alpha {config.get('lora_alpha')}), learning rate {config.get('learning_rate')}, precision {config.get('precision')}, "
@@ -93,12 +93,6 @@ def markdown(summary: dict[str, Any], command: str) -> str:
     return "\n".join(lines)
 
 
-def _model_name(identity: str | None) -> str:
-    if not identity:
-        return "unknown"
-    return Path(identity.split("@", 1)[-1].split("[", 1)[0]).name
-
-
 def plot(summary: dict[str, Any], path: Path) -> Path | None:
     if not plots.available():
         return None
@@ -123,5 +117,5 @@ def plot(summary: dict[str, Any], path: Path) -> Path | None:
 
 
 def write_stage_report(summary: dict[str, Any], stem: Path, command: str) -> tuple[Path, Path, Path | None]:
-    model = _model_name(next(iter(summary["methods"].values()), {}).get("candidate_model"))
+    model = model_label(next(iter(summary["methods"].values()), {}).get("candidate_model"))
     return write_report_files(stem, {**summary, "command": command}, model, lambda result, _: markdown(result, command), plot)
