@@ -68,7 +68,7 @@ def batch_command(
 
 @app.command("batch-report")
 def batch_report_command(
-    users: int = typer.Option(40, min=1, help="Users sampled from the split (seed 0), the same for every worker count."),
+    users: int = typer.Option(40, min=1, help="Users per worker count: each count runs its own disjoint sample (seed 0), so none reads another's prefix cache."),
     dataset: str = typer.Option("office", help="office, movielens, or a JSONL dataset folder."),
     split: str = typer.Option("full", help="full, validation or test."),
     workers: str = typer.Option("1,2", help="Worker counts to compare, comma-separated."),
@@ -99,7 +99,6 @@ def batch_report_command(
     if explanations not in ("off", "template", "meta"):
         raise RecGPTError(f"--explanations must be off, template or meta (got {explanations!r})")
     overrides = {"explanation_mode": explanations, **context_overrides(set_)}
-    Context(**overrides)
     endpoints = endpoint or [get_settings().base_url]
     served = endpoint_of(Context(**{**overrides, "base_url": endpoints[0]}))
     model = model_label(served_model_identity(served.base_url, served.model, served.api_key))
