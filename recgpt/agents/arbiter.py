@@ -9,27 +9,28 @@ from langgraph.runtime import Runtime
 from pydantic import BaseModel, Field, create_model
 
 from recgpt.agents.common import AgentCall, messages
-from recgpt.prompts.arbiter import ARBITER_INSTRUCTIONS
+from recgpt.prompts.arbiter import ARBITER_INSTRUCTIONS, REASON_INSTRUCTION
 from recgpt.schema.context import Context
 from recgpt.schema.state import FinalTag, ProposedTag, RecState
 from recgpt.text_fields import english_text
 from recgpt.tools.llm import failure_flag
 
+REASON_CHARS = 100
+
 
 @lru_cache(maxsize=64)
-def arbiter_schema(n: int, pool_size: int) -> type[BaseModel]:
-    """Exactly n candidate numbers in 1..pool_size (server-enforced) and a one-sentence reason.
+def arbiter_schema(n: int, pool_size: int, reason_chars: int = REASON_CHARS) -> type[BaseModel]:
+    """Exactly n candidate numbers in 1..pool_size (server-enforced) and a one-sentence reason (none when
+    `reason_chars` is 0: a decode cut, `Context.arbiter_reason_chars`).
 
     The numbers are an `enum`, not `minimum`/`maximum`: grammar backends enforce enums exactly,
     while unbounded integer digits let a tiny model write one number until max_tokens.
     """
     number = Literal[tuple(range(1, pool_size + 1))]  # type: ignore[valid-type]
-    return create_model(
-        "ArbiterOutput",
-        selected=(list[number], Field(min_length=n, max_length=n)),
-        reason=(english_text(100, min_chars=0), ...),
-        __doc__="Selected candidate numbers, best first.",
-    )
+    fields: dict[str, Any] = {"selected": (list[number], Field(min_length=n, max_length=n))}
+    if reason_chars:
+        fields["reason"] = (english_text(reason_chars, min_chars=0), ...)
+    return create_model("ArbiterOutput", **fields, __doc__="Selected candidate numbers, best first.")
 
 
 def dedupe_pool(pool: list[ProposedTag]) -> list[ProposedTag]:
@@ -85,8 +86,10 @@ async def arbiter_node(state: RecState, runtime: Runtime[Context]) -> dict[str, 
         return run.update(tags=select(pool, [], n)[0])
     listing = "\n".join(f"{i}: {t.tag}{f' [{t.category}]' if t.category else ''} — {t.persona}"
                         for i, t in enumerate(pool, start=1))
-    prompt = messages(state["shared_prefix"], ARBITER_INSTRUCTIONS.format(pool=listing, n=n))
-    output = await run.ask("arbiter", prompt, arbiter_schema(n, len(pool)), ctx.arbiter_temperature, 6 * n + 90, ctx.seed,
+    reason = ctx.arbiter_reason_chars
+    prompt = messages(state["shared_prefix"], ARBITER_INSTRUCTIONS.format(pool=listing, n=n, reason=REASON_INSTRUCTION if reason else ""))
+    output = await run.ask("arbiter", prompt, arbiter_schema(n, len(pool), reason), ctx.arbiter_temperature,
+                           6 * n + 30 + reason * 3 // 5, ctx.seed,
                            flag=lambda exc: failure_flag("arbiter", exc) + f"; kept the first {n} tags round-robin across personas")
     tags, filled = select(pool, list(output.selected) if output is not None else [], n)
     if output is not None and filled:

@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field, create_model
 
 from recgpt.agents.common import AgentCall, clean_text, messages
 from recgpt.data import load_dataset
-from recgpt.prompts.expert import EXPERT_INSTRUCTIONS, GROUNDING_INSTRUCTION
+from recgpt.prompts.expert import EXPERT_INSTRUCTIONS, GROUNDING_INSTRUCTION, RATIONALE_INSTRUCTION
 from recgpt.prompts.explore import EXPLORE_INSTRUCTION
 from recgpt.schema.context import Context
 from recgpt.schema.state import ExpertTask, Persona, ProposedTag
@@ -24,9 +24,9 @@ TRAINING_PERSONA = Persona(name="the user as the whole history shows", focus="wh
 target). `recgpt train` builds its prompts with it and `recgpt eval --method expert` asks exactly that prompt."""
 
 
-def expert_instructions(persona_name: str, persona_focus: str, m: int, grounded: bool = False) -> str:
+def expert_instructions(persona_name: str, persona_focus: str, m: int, grounded: bool = False, rationale: bool = True) -> str:
     text = EXPERT_INSTRUCTIONS.format(persona_name=persona_name, persona_focus=persona_focus, m=m)
-    return text + ("\n" + GROUNDING_INSTRUCTION if grounded else "")
+    return text + ("\n" + RATIONALE_INSTRUCTION if rationale else "") + ("\n" + GROUNDING_INSTRUCTION if grounded else "")
 
 
 def training_expert_instructions(m: int, grounded: bool = False) -> str:
@@ -46,24 +46,29 @@ class ExpertTag(BaseModel):
 
 
 @lru_cache(maxsize=32)
-def grounded_tag_model(categories: tuple[str, ...]) -> type[BaseModel]:
-    """`ExpertTag` with a `category` first, one of `categories` (an enum the server's grammar enforces).
+def tag_model(categories: tuple[str, ...] | None = None, rationale_chars: int = RATIONALE_CHARS) -> type[BaseModel]:
+    """One tag of the expert's answer: `ExpertTag`, with a `category` first when `categories` is given (an enum the
+    server's grammar enforces: the free text is then written knowing the category it must fit), and without its
+    rationale when `rationale_chars` is 0 (a decode cut: `Context.expert_rationale_chars`)."""
+    if categories is None and rationale_chars == RATIONALE_CHARS:
+        return ExpertTag
+    fields: dict[str, Any] = {}
+    if categories:
+        fields["category"] = (Literal[categories], Field(description="One category name from the catalogue list."))  # type: ignore[valid-type]
+    fields["tag"] = (ExpertTag.model_fields["tag"].annotation, ExpertTag.model_fields["tag"])
+    if rationale_chars:
+        fields["rationale"] = (english_text(rationale_chars, min_chars=0, description="A few words citing history or situation."), ...)
+    return create_model("GroundedExpertTag" if categories else "ExpertTag", **fields, __doc__=ExpertTag.__doc__)
 
-    The category comes before the tag, so the free text is written knowing the category it must fit."""
-    return create_model(
-        "GroundedExpertTag",
-        category=(Literal[categories], Field(description="One category name from the catalogue list.")),  # type: ignore[valid-type]
-        tag=(ExpertTag.model_fields["tag"].annotation, ExpertTag.model_fields["tag"]),
-        rationale=(ExpertTag.model_fields["rationale"].annotation, ExpertTag.model_fields["rationale"]),
-        __doc__=ExpertTag.__doc__,
-    )
+
+def grounded_tag_model(categories: tuple[str, ...]) -> type[BaseModel]:
+    return tag_model(categories)
 
 
 @lru_cache(maxsize=32)
-def expert_schema(m: int, categories: tuple[str, ...] | None = None) -> type[BaseModel]:
+def expert_schema(m: int, categories: tuple[str, ...] | None = None, rationale_chars: int = RATIONALE_CHARS) -> type[BaseModel]:
     """Exactly m tags; with `categories` (a grounded run) each tag also names one of them."""
-    tag_model = grounded_tag_model(categories) if categories else ExpertTag
-    return create_model("ExpertOutput", tags=(list[tag_model], Field(min_length=m, max_length=m)),  # type: ignore[valid-type]
+    return create_model("ExpertOutput", tags=(list[tag_model(categories, rationale_chars)], Field(min_length=m, max_length=m)),  # type: ignore[misc]
                         __doc__="Interest tags for one persona.")
 
 
@@ -74,15 +79,15 @@ def vocabulary_of(ctx: Context, dataset_name: str | None) -> CategoryVocabulary 
     return category_vocabulary(load_dataset(dataset_name or "office"), ctx.grounding)
 
 
-def expert_max_tokens(m: int, vocabulary: CategoryVocabulary | None) -> int:
-    """Completion budget of one expert call: ~70 tokens a tag, plus its category path when grounded (a path is
-    written whole; ~1 token per 3 characters of the longest one)."""
-    per_tag = TOKENS_PER_TAG + (vocabulary.longest_chars // 3 + 6 if vocabulary is not None else 0)
+def expert_max_tokens(m: int, vocabulary: CategoryVocabulary | None, rationale_chars: int = RATIONALE_CHARS) -> int:
+    """Completion budget of one expert call: ~70 tokens a tag (less ~1 token per 2 characters of rationale not asked
+    for), plus its category path when grounded (a path is written whole; ~1 token per 3 characters of the longest one)."""
+    per_tag = TOKENS_PER_TAG - (RATIONALE_CHARS - rationale_chars) // 2 + (vocabulary.longest_chars // 3 + 6 if vocabulary is not None else 0)
     return per_tag * m + 60
 
 
-def grounded_expert_schema(m: int, vocabulary: CategoryVocabulary | None) -> type[BaseModel]:
-    return expert_schema(m, vocabulary.labels if vocabulary is not None else None)
+def grounded_expert_schema(m: int, vocabulary: CategoryVocabulary | None, rationale_chars: int = RATIONALE_CHARS) -> type[BaseModel]:
+    return expert_schema(m, vocabulary.labels if vocabulary is not None else None, rationale_chars)
 
 
 async def propose_tags(shared_prefix: str, instructions: str, schema: type[BaseModel], agent: str, persona_index: int,
@@ -95,7 +100,7 @@ async def propose_tags(shared_prefix: str, instructions: str, schema: type[BaseM
     """
     run = AgentCall(agent, ctx)
     output = await run.ask(agent, messages(shared_prefix, instructions), schema, temperature,
-                           expert_max_tokens(ctx.tags_per_expert, vocabulary), None if ctx.seed is None else ctx.seed + seed_offset)
+                           expert_max_tokens(ctx.tags_per_expert, vocabulary, rationale_chars_of(schema)), None if ctx.seed is None else ctx.seed + seed_offset)
     if output is None:  # one expert failing must not sink the run: its persona contributes no tags, flagged
         return run.update()
     tags = [
@@ -106,6 +111,12 @@ async def propose_tags(shared_prefix: str, instructions: str, schema: type[BaseM
         if clean_text(t.tag, 70)
     ]
     return run.update(tag_pool=tags)
+
+
+def rationale_chars_of(schema: type[BaseModel]) -> int:
+    """The rationale bound of an expert schema's tags (0: no rationale field), for its completion budget."""
+    item = schema.model_fields["tags"].annotation.__args__[0]  # type: ignore[union-attr]
+    return RATIONALE_CHARS if "rationale" in item.model_fields else 0
 
 
 def explores(ctx: Context, persona_index: int) -> bool:
@@ -128,9 +139,11 @@ async def expert_node(task: ExpertTask, runtime: Runtime[Context]) -> dict[str, 
     ctx = runtime.context
     persona, index = task["persona"], task["persona_index"]
     vocabulary = vocabulary_of(ctx, task.get("dataset"))
-    instructions = expert_instructions(persona.name, persona.focus, ctx.tags_per_expert, vocabulary is not None)
+    instructions = expert_instructions(persona.name, persona.focus, ctx.tags_per_expert, vocabulary is not None,
+                                       rationale=ctx.expert_rationale_chars > 0)
     if vocabulary is not None and explores(ctx, index):
         vocabulary = unexplored(vocabulary, task.get("dataset"), task.get("history_item_ids", []))
         instructions += "\n" + EXPLORE_INSTRUCTION
-    return await propose_tags(task["shared_prefix"], instructions, grounded_expert_schema(ctx.tags_per_expert, vocabulary),
+    schema = grounded_expert_schema(ctx.tags_per_expert, vocabulary, ctx.expert_rationale_chars)
+    return await propose_tags(task["shared_prefix"], instructions, schema,
                               f"expert[{index}]", index, persona.name, ctx, ctx.expert_temperature, 1 + index, vocabulary)

@@ -278,6 +278,43 @@ def bench_models_command(
     console.print(f"report {md}" + (f", plot {png}" if png else ""))
 
 
+@app.command("bench-decode")
+def bench_decode_command(
+    dataset: str = typer.Option("movielens", help="office, movielens, or a JSONL dataset folder."),
+    split: str = typer.Option("validation", help="validation (choose the cuts here) or test."),
+    users: int = typer.Option(100, min=2, help="Users sampled from the split (the same for every variant)."),
+    seed: int = typer.Option(0, min=0, help="Seed of the user sample."),
+    k: int = typer.Option(10, min=1, help="Final tags per user and K of cat HR@K."),
+    concurrency: int = typer.Option(16, min=1, help="Users in flight against the LLM server."),
+    variants: str = typer.Option("shipped,no-rationale,no-reason,both", help="Comma-separated variants (see the report)."),
+    out: Path = typer.Option(Path("reports"), help="Report folder."),
+) -> None:
+    """Cuts of V2's generated text (expert rationales, the arbiter's reason) against quality: completion tokens per
+    user and cat/item HR of each variant on the same users, paired differences against the shipped text. Resumable
+    (each variant is a `recgpt eval` run); a server must be running (`recgpt serve`)."""
+    from recgpt.eval.decode_cuts import VARIANTS, DecodeCutsConfig, markdown, plot, run_decode_cuts
+    from recgpt.eval.report import model_label, report_slug, write_report_files
+    from recgpt.eval.runs import EvalConfig, recgpt_context
+    from recgpt.services.endpoints import endpoint_of, served_model_identity
+
+    if split not in ("validation", "test"):
+        raise RecGPTError(f"--split must be validation or test (got {split!r})")
+    names = [v.strip() for v in variants.split(",") if v.strip()]
+    unknown = [v for v in names if v not in VARIANTS]
+    if unknown or "shipped" not in names:
+        raise RecGPTError(f"--variants must include shipped and name only {', '.join(VARIANTS)} (got {variants!r})")
+    config = DecodeCutsConfig(dataset=dataset, split=split, users=users, seed=seed, k=k, concurrency=concurrency,  # type: ignore[arg-type]
+                              variants=names)
+    result = run_decode_cuts(config, get_settings().home)
+    endpoint = endpoint_of(recgpt_context(EvalConfig(dataset=dataset)))
+    identity = served_model_identity(endpoint.base_url, endpoint.model, endpoint.api_key)
+    md, _, png = write_report_files(out / f"decode-cuts-{report_slug(dataset)}-{split}", result, model_label(identity), markdown, plot)
+    for name, row in result["variants"].items():
+        console.print(f"{name}: {row.get('completion_tokens_per_user', 0):.0f} completion tokens/user, "
+                      + ", ".join(f"{m} {v:.3f}" for m, v in row["metrics"].items() if m.startswith("cat_hr")))
+    console.print(f"report {md}" + (f", plot {png}" if png else ""))
+
+
 @app.command("bench-grounding")
 def bench_grounding_command(
     datasets: str = typer.Option("movielens,office", help="Comma-separated datasets whose leaf vocabularies are measured."),

@@ -7,6 +7,7 @@ top of a ranked list; an empty list scores 0; a K larger than the list uses the 
 from __future__ import annotations
 
 import math
+import statistics
 from collections.abc import Iterable, Sequence
 from itertools import combinations
 
@@ -128,3 +129,16 @@ def exclusive_recall(llm_hits: Sequence[bool], classical_hits: Sequence[Sequence
     exclusive = sum(1 for u in range(n) if llm_hits[u] and not any(ch[u] for ch in classical_hits))
     hits = sum(1 for h in llm_hits if h)
     return exclusive / n, (exclusive / hits if hits else 0.0)
+
+
+def paired_difference(a: dict[str, dict[str, float]], b: dict[str, dict[str, float]], metric: str,
+                      users: list[str] | None = None) -> dict[str, float] | None:
+    """Mean of a − b over the users both scored, with the standard error of that mean (paired: the same users, so
+    the user-to-user spread cancels) and the ratio of the difference to its error."""
+    common = [u for u in (users or a) if u in a and u in b and metric in a[u] and metric in b[u]]
+    if len(common) < 2:
+        return None
+    diffs = [a[u][metric] - b[u][metric] for u in common]
+    mean = statistics.fmean(diffs)
+    se = statistics.stdev(diffs) / len(diffs) ** 0.5
+    return {"users": len(common), "difference": mean, "standard_error": se, "z": mean / se if se else 0.0}

@@ -4,4 +4,6 @@ ARBITER_INSTRUCTIONS = """Role: Decision Arbiter.
 The experts proposed these candidate interest tags (number: tag — persona):
 {pool}
 Select the {n} best candidates by number. Judge them jointly: relevance to the history and the situation, consistency with the profile, specificity, validity as a product search, and no redundancy (do not select two tags that mean the same thing).
-Return the numbers of the selected candidates, best first, and one sentence explaining the selection."""
+Return the numbers of the selected candidates, best first{reason}."""
+
+REASON_INSTRUCTION = ", and one sentence explaining the selection"

@@ -31,6 +31,10 @@ class Context:
 
     num_personas: int = field(default=3, metadata={"description": "K: personas the Global Planner produces (one expert each)."})
     tags_per_expert: int = field(default=4, metadata={"description": "M: tags each Distributed Expert proposes."})
+    expert_rationale_chars: int = field(default=60, metadata={"description": (
+        "Bound of each expert tag's rationale (0..60 characters; 0: no rationale field, a decode cut).")})
+    arbiter_reason_chars: int = field(default=100, metadata={"description": (
+        "Bound of the arbiter's one-sentence reason (0..100 characters; 0: no reason field, a decode cut).")})
     num_tags: int = field(default=5, metadata={"description": "N: tags the Decision Arbiter keeps."})
     items_per_tag: int = field(default=3, metadata={"description": "Catalogue items retrieved per final tag."})
 
@@ -103,6 +107,8 @@ class Context:
                               ("v1_history", ("compressed", "raw"))):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"Context.{name} must be one of {', '.join(allowed)}, got {getattr(self, name)!r}")
+        if not 0 <= self.expert_rationale_chars <= 60 or not 0 <= self.arbiter_reason_chars <= 100:
+            raise ValueError("Context.expert_rationale_chars must be in 0..60 and arbiter_reason_chars in 0..100")
         if not 0 <= self.explain_items_per_tag <= 5:
             raise ValueError(f"Context.explain_items_per_tag must be in 0..5, got {self.explain_items_per_tag}")
         if not 0 <= self.judge_tau_tags <= 4 or not 0 <= self.judge_tau_explanations <= 7:

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from recgpt import plots
+from recgpt.eval.metrics import paired_difference
 
 STAGES = ("base", "sft", "grpo-sum", "grpo-crs")
 PAPER_HR30 = {"base": 23.08, "sft": 29.20, "grpo-sum": 27.38, "grpo-crs": 32.60}
@@ -92,19 +93,6 @@ def summarise_chain(runs: Path, reports: Path, dataset: str = "office", split: s
 
 
 PAIRS = (("crs", "grpo-crs", "grpo-sum"), ("crs-base", "grpo-crs", "base"), ("sft-base", "sft", "base"), ("crs-sft", "grpo-crs", "sft"))
-
-
-def paired_difference(a: dict[str, dict[str, float]], b: dict[str, dict[str, float]], metric: str,
-                      users: list[str] | None = None) -> dict[str, float] | None:
-    """Mean of a − b over the users both scored, with the standard error of that mean (paired: the same users, so
-    the user-to-user spread cancels) and the ratio of the difference to its error."""
-    common = [u for u in (users or a) if u in a and u in b and metric in a[u] and metric in b[u]]
-    if len(common) < 2:
-        return None
-    diffs = [a[u][metric] - b[u][metric] for u in common]
-    mean = statistics.fmean(diffs)
-    se = statistics.stdev(diffs) / len(diffs) ** 0.5
-    return {"users": len(common), "difference": mean, "standard_error": se, "z": mean / se if se else 0.0}
 
 
 def stage_differences(reports: Path, dataset: str, split: str, metrics: list[str]) -> dict[str, dict[str, Any]]:

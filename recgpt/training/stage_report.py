@@ -13,8 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from recgpt import plots
+from recgpt.eval.metrics import paired_difference
 from recgpt.eval.report import model_label, write_report_files
-from recgpt.training.chain_report import curve, paired_difference
+from recgpt.training.chain_report import curve
 
 METRICS = ("cat_hr@10_l2", "cat_hr@10_leaf", "item_hr@10", "item_hr@30", "item_hr@50")
 

@@ -48,6 +48,19 @@ def test_arbiter_schema_limits_numbers_to_the_pool() -> None:
     assert selected["items"]["enum"] == list(range(1, 13))
 
 
+def test_decode_cuts_drop_the_rationale_and_the_reason_from_schema_prompt_and_budget() -> None:
+    from recgpt.agents.expert import expert_instructions, expert_max_tokens, rationale_chars_of
+
+    cut = expert_schema(4, ("Office Products > Pens",), 0)
+    item = cut.model_json_schema()["$defs"]["GroundedExpertTag"]
+    assert set(item["properties"]) == {"category", "tag"} and item["required"] == ["category", "tag"]
+    assert rationale_chars_of(cut) == 0 and rationale_chars_of(expert_schema(4)) == 60
+    assert expert_max_tokens(4, None, 0) < expert_max_tokens(4, None)
+    assert "rationale" not in expert_instructions("p", "f", 4, rationale=False) and "rationale" in expert_instructions("p", "f", 4)
+    assert set(arbiter_schema(5, 12, 0).model_json_schema()["properties"]) == {"selected"}
+    assert set(arbiter_schema(5, 12).model_json_schema()["properties"]) == {"selected", "reason"}
+
+
 def test_dedupe_is_case_and_space_insensitive() -> None:
     pool = [tag("Gel Pens", 0), tag("gel  pens", 1), tag("desk lamp", 1)]
     assert [t.tag for t in dedupe_pool(pool)] == ["Gel Pens", "desk lamp"]

@@ -56,7 +56,7 @@ def test_first_and_last_windows_never_share_a_log() -> None:
 
 
 def test_paired_differences_are_reported_against_their_noise(tmp_path: Path) -> None:
-    from recgpt.training.chain_report import paired_difference
+    from recgpt.eval.metrics import paired_difference
 
     base = {f"u{i}": {"hr": float(i % 2 == 0)} for i in range(100)}           # 50 hits
     crs = {f"u{i}": {"hr": float(i % 2 == 0 or i % 5 == 1)} for i in range(100)}  # + the 10 odd users with i % 5 == 1

@@ -86,6 +86,13 @@ def test_full_run_fans_out_one_expert_per_persona(fake_llm: FakeLLM, small_datas
     assert {t.node for t in out["timings"]} >= {"compress", "planner", "arbiter", "retrieve"}
 
 
+def test_decode_cuts_run_the_whole_graph_without_rationales(fake_llm: FakeLLM, small_dataset_dir: Path, isolated_home: Path) -> None:
+    ctx = Context(base_url=DEAD_ENDPOINT, model="fake", explanation_mode="off", expert_rationale_chars=0, arbiter_reason_chars=0)
+    out = run(small_dataset_dir, ctx=ctx)
+    assert len(out["tag_pool"]) == 12 and len(out["tags"]) == 5
+    assert all(t.rationale == "" for t in out["tags"]) and all(t.category for t in out["tags"])
+
+
 def test_one_failing_expert_leaves_a_flagged_partial_result(fake_llm: FakeLLM, small_dataset_dir: Path, isolated_home: Path) -> None:
     fake_llm.fail["expert[1]"] = InvalidModelOutput("expert[1]: invalid model output after 2 attempts")
     out = run(small_dataset_dir)
@@ -131,6 +138,8 @@ def test_context_validates_its_bounds() -> None:
         Context(num_personas=0)
     with pytest.raises(ValueError, match="K <= 8"):
         Context(num_personas=9)
+    with pytest.raises(ValueError, match="expert_rationale_chars"):
+        Context(expert_rationale_chars=61)
 
 
 def test_an_endpoint_failure_after_the_planner_keeps_the_finished_work(
