@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field, create_model
 
 from recgpt.agents.common import AgentCall, messages
 from recgpt.errors import InvalidModelOutput
-from recgpt.prompts.planner import PLANNER_INSTRUCTIONS
+from recgpt.prompts.planner import EVIDENCE_INSTRUCTION, PLANNER_INSTRUCTIONS
 from recgpt.schema.context import Context
 from recgpt.schema.state import Persona, RecState
 from recgpt.text_fields import to_english_text
@@ -20,11 +20,19 @@ from recgpt.tools.llm import LLMRequestRejected
 TOKENS_PER_PERSONA = 120
 
 
+EVIDENCE_TOKENS = 40
+
+
 @lru_cache(maxsize=16)
-def planner_schema(k: int) -> type[BaseModel]:
-    """`{"personas": [Persona × k]}`; the exact count is enforced by the server's JSON schema."""
+def planner_schema(k: int, evidence: bool = True) -> type[BaseModel]:
+    """`{"personas": [Persona × k]}`; the exact count is enforced by the server's JSON schema. Without `evidence` (a
+    decode cut, `Context.planner_evidence`) a persona is its name and focus: the experts read nothing else."""
+    persona: type[BaseModel] = Persona
+    if not evidence:
+        persona = create_model("Persona", name=(Persona.model_fields["name"].annotation, Persona.model_fields["name"]),
+                               focus=(Persona.model_fields["focus"].annotation, Persona.model_fields["focus"]), __doc__=Persona.__doc__)
     return create_model(
-        "PlannerOutput", personas=(list[Persona], Field(min_length=k, max_length=k)), __doc__="Personas of the user."
+        "PlannerOutput", personas=(list[persona], Field(min_length=k, max_length=k)), __doc__="Personas of the user."  # type: ignore[valid-type]
     )
 
 
@@ -39,10 +47,12 @@ def fallback_personas(state: RecState) -> list[Persona]:
 async def planner_node(state: RecState, runtime: Runtime[Context]) -> dict[str, Any]:
     ctx = runtime.context
     run = AgentCall("planner", ctx)
-    prompt = messages(state["shared_prefix"], PLANNER_INSTRUCTIONS.format(k=ctx.num_personas))
+    evidence = ctx.planner_evidence
+    prompt = messages(state["shared_prefix"], PLANNER_INSTRUCTIONS.format(k=ctx.num_personas, evidence=EVIDENCE_INSTRUCTION if evidence else ""))
     # An unreachable endpoint is not caught: the node's RetryPolicy retries it, then the run fails clearly.
-    output = await run.ask("planner", prompt, planner_schema(ctx.num_personas), ctx.planner_temperature,
-                           TOKENS_PER_PERSONA * ctx.num_personas + 60, ctx.seed,
-                           failures=(InvalidModelOutput, LLMRequestRejected), flag=lambda exc: f"planner_failed: {exc}")
-    personas = list(output.personas)[: ctx.num_personas] if output is not None else fallback_personas(state)
+    output = await run.ask("planner", prompt, planner_schema(ctx.num_personas, evidence),
+                           ctx.planner_temperature, (TOKENS_PER_PERSONA - (0 if evidence else EVIDENCE_TOKENS)) * ctx.num_personas + 60,
+                           ctx.seed, failures=(InvalidModelOutput, LLMRequestRejected), flag=lambda exc: f"planner_failed: {exc}")
+    personas = ([Persona.model_validate(p.model_dump()) for p in output.personas][: ctx.num_personas] if output is not None
+                else fallback_personas(state))
     return run.update(personas=personas)

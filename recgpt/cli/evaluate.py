@@ -286,7 +286,7 @@ def bench_decode_command(
     seed: int = typer.Option(0, min=0, help="Seed of the user sample."),
     k: int = typer.Option(10, min=1, help="Final tags per user and K of cat HR@K."),
     concurrency: int = typer.Option(16, min=1, help="Users in flight against the LLM server."),
-    variants: str = typer.Option("shipped,no-rationale,no-reason,both", help="Comma-separated variants (see the report)."),
+    variants: str = typer.Option("shipped,no-evidence,no-rationale,no-reason,all", help="Comma-separated variants (see the report)."),
     out: Path = typer.Option(Path("reports"), help="Report folder."),
 ) -> None:
     """Cuts of V2's generated text (expert rationales, the arbiter's reason) against quality: completion tokens per

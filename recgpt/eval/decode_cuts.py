@@ -3,11 +3,12 @@
 On CPU servers decode dominates a user's cost (V2 generated about 1,079 completion tokens per user on the 135M
 default), so its output length matters as much as its prompt. Each variant is a set of runtime `Context` overrides:
 
-- `shipped`: the defaults as they were before the cuts (a 60-character rationale per expert tag, a 100-character
-  reason from the arbiter), written out so the row does not move when the defaults do;
+- `shipped`: the text as it was before the cuts (up to 2 evidence words per persona, a 60-character rationale per
+  expert tag, a 100-character reason from the arbiter), written out so the row does not move when the defaults do;
+- `no-evidence`: the planner writes each persona's name and focus only (the experts never read the evidence);
 - `no-rationale`: the experts write tags (and categories) only;
 - `no-reason`: the arbiter returns its numbers only;
-- `both`: both cuts.
+- `all`: the three cuts together.
 
 The arbiter is already skipped when the pool holds at most N tags, in every variant. Each variant is a resumable
 `recgpt eval --method recgpt` run on the same sampled users (validation: the cuts are chosen here, never on test),
@@ -27,11 +28,12 @@ from recgpt.eval.metrics import paired_difference
 from recgpt.eval.report import summarise
 from recgpt.eval.runs import EvalConfig, levels_of
 
-VARIANTS: dict[str, dict[str, int]] = {
-    "shipped": {"expert_rationale_chars": 60, "arbiter_reason_chars": 100},
-    "no-rationale": {"expert_rationale_chars": 0, "arbiter_reason_chars": 100},
-    "no-reason": {"expert_rationale_chars": 60, "arbiter_reason_chars": 0},
-    "both": {"expert_rationale_chars": 0, "arbiter_reason_chars": 0},
+VARIANTS: dict[str, dict[str, int | bool]] = {
+    "shipped": {"planner_evidence": True, "expert_rationale_chars": 60, "arbiter_reason_chars": 100},
+    "no-evidence": {"planner_evidence": False, "expert_rationale_chars": 60, "arbiter_reason_chars": 100},
+    "no-rationale": {"planner_evidence": True, "expert_rationale_chars": 0, "arbiter_reason_chars": 100},
+    "no-reason": {"planner_evidence": True, "expert_rationale_chars": 60, "arbiter_reason_chars": 0},
+    "all": {"planner_evidence": False, "expert_rationale_chars": 0, "arbiter_reason_chars": 0},
 }
 BASELINE = "shipped"
 

@@ -31,6 +31,9 @@ class Context:
 
     num_personas: int = field(default=3, metadata={"description": "K: personas the Global Planner produces (one expert each)."})
     tags_per_expert: int = field(default=4, metadata={"description": "M: tags each Distributed Expert proposes."})
+    planner_evidence: bool = field(default=True, metadata={"description": (
+        "Whether each persona lists up to 2 history words as evidence (False: name and focus only, a decode cut; the "
+        "experts read name and focus alone).")})
     expert_rationale_chars: int = field(default=60, metadata={"description": (
         "Bound of each expert tag's rationale (0..60 characters; 0: no rationale field, a decode cut).")})
     arbiter_reason_chars: int = field(default=100, metadata={"description": (

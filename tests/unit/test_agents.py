@@ -58,6 +58,8 @@ def test_decode_cuts_drop_the_rationale_and_the_reason_from_schema_prompt_and_bu
     assert expert_max_tokens(4, None, 0) < expert_max_tokens(4, None)
     assert "rationale" not in expert_instructions("p", "f", 4, rationale=False) and "rationale" in expert_instructions("p", "f", 4)
     assert set(arbiter_schema(5, 12, 0).model_json_schema()["properties"]) == {"selected"}
+    brief = planner_schema(3, evidence=False).model_json_schema()["$defs"]["Persona"]
+    assert set(brief["properties"]) == {"name", "focus"} and "evidence" in planner_schema(3).model_json_schema()["$defs"]["Persona"]["properties"]
     assert set(arbiter_schema(5, 12).model_json_schema()["properties"]) == {"selected", "reason"}
 
 

@@ -87,8 +87,10 @@ def test_full_run_fans_out_one_expert_per_persona(fake_llm: FakeLLM, small_datas
 
 
 def test_decode_cuts_run_the_whole_graph_without_rationales(fake_llm: FakeLLM, small_dataset_dir: Path, isolated_home: Path) -> None:
-    ctx = Context(base_url=DEAD_ENDPOINT, model="fake", explanation_mode="off", expert_rationale_chars=0, arbiter_reason_chars=0)
+    ctx = Context(base_url=DEAD_ENDPOINT, model="fake", explanation_mode="off", expert_rationale_chars=0, arbiter_reason_chars=0,
+                  planner_evidence=False)
     out = run(small_dataset_dir, ctx=ctx)
+    assert len(out["personas"]) == 3 and all(p.evidence == [] for p in out["personas"])
     assert len(out["tag_pool"]) == 12 and len(out["tags"]) == 5
     assert all(t.rationale == "" for t in out["tags"]) and all(t.category for t in out["tags"])
 

@@ -122,6 +122,19 @@ def test_setups_choose_their_pipelines_and_each_comparison_states_its_goals() ->
     md = markdown(result, "m")
     assert "## Goals, architecture setup (v2 against v1" in md and "## Goals, paper setup (v2 against v1-raw" in md
     assert "prefill computed per user v2/v1-raw = **0.11** (goal ≤ 0.40: met)" in md and "--setup architecture,paper" in md
+    assert "users/min v2/v1 = **1.50** at saturation (goal ≥ 2.5: not met by 1.00)" in md  # how far from the goal
+    assert "what limits users/min" in md
+
+
+def test_the_limit_note_splits_engine_time_into_prefill_and_decode() -> None:
+    from recgpt.eval.bench import goal_verdict, limit_note
+
+    assert goal_verdict(0.52, 0.40, at_most=True) == "not met by 0.12" and goal_verdict(3.0, 2.5, at_most=False) == "met"
+    assert goal_verdict(None, 2.5, at_most=False) == "not measured"
+    v1 = {"server_prefill_s_per_user": 30.0, "server_decode_s_per_user": 10.0, "completion_tokens_per_user": 900}
+    v2 = {"server_prefill_s_per_user": 5.0, "server_decode_s_per_user": 15.0, "completion_tokens_per_user": 700}
+    note = limit_note(v1, v2, "v1-raw", "v2")
+    assert "75% prefill / 25% decode for v1-raw" in note and "25% / 75% for v2" in note and "v2 generates 700" in note
 
 
 def test_tokens_are_accounted_per_agent_role() -> None:
