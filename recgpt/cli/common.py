@@ -14,6 +14,17 @@ console = Console()
 err_console = Console(stderr=True)
 
 
+def warn_policy_domain(ctx: Context, dataset: str) -> None:
+    """One warning line on stderr when the served policy was trained on another dataset than this run's."""
+    from recgpt.services.endpoints import endpoint_of, served_model_identity
+    from recgpt.tools.policy import domain_warning
+
+    endpoint = endpoint_of(ctx)
+    warning = domain_warning(served_model_identity(endpoint.base_url, endpoint.model, endpoint.api_key), dataset)
+    if warning:
+        err_console.print(f"warning: {warning}", style="yellow", soft_wrap=True)
+
+
 def model_folder(model: str | Path | None = None, prepare: bool = True, policy: str = "trained") -> Path:
     """The folder `--model` names (registry name or folder; None: the default), prepared on first use.
 

@@ -8,7 +8,7 @@ from typing import Optional
 
 import typer
 
-from recgpt.cli.common import console, context_overrides, run_context
+from recgpt.cli.common import console, context_overrides, run_context, warn_policy_domain
 from recgpt.errors import RecGPTError
 from recgpt.settings import get_settings
 
@@ -66,6 +66,8 @@ def eval_command(
     config = EvalConfig(dataset=dataset, split=split, users=users, seed=seed, method=method, k_tags=k,  # type: ignore[arg-type]
                         k_items=ks, concurrency=concurrency, context=context, quota=fixed)
     settings = get_settings()
+    if method in ("recgpt", "expert", "blend"):
+        warn_policy_domain(recgpt_context(config), dataset)
     name = method
     blend_info: dict = {}
     if method == "blend":
@@ -232,6 +234,7 @@ def bench_command(
         raise RecGPTError(f"--split must be validation or test (got {split!r})")
     config = BenchConfig(dataset=dataset, split=split, users=users, serial_users=serial_users, saturation=saturation,  # type: ignore[arg-type]
                          k_tags=k, seed=seed, pipelines=chosen, setups=setups)  # type: ignore[arg-type]
+    warn_policy_domain(recgpt_context(EvalConfig(dataset=dataset, k_tags=k)), dataset)
     result = _asyncio.run(run_bench(config))
     endpoint = endpoint_of(recgpt_context(EvalConfig(dataset=dataset, k_tags=k)))
     md, _, png = write_bench_report(result, out, served_model_identity(endpoint.base_url, endpoint.model, endpoint.api_key))
@@ -305,6 +308,7 @@ def bench_decode_command(
         raise RecGPTError(f"--variants must include shipped and name only {', '.join(VARIANTS)} (got {variants!r})")
     config = DecodeCutsConfig(dataset=dataset, split=split, users=users, seed=seed, k=k, concurrency=concurrency,  # type: ignore[arg-type]
                               variants=names)
+    warn_policy_domain(recgpt_context(EvalConfig(dataset=dataset)), dataset)
     result = run_decode_cuts(config, get_settings().home)
     endpoint = endpoint_of(recgpt_context(EvalConfig(dataset=dataset)))
     identity = served_model_identity(endpoint.base_url, endpoint.model, endpoint.api_key)

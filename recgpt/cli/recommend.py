@@ -10,7 +10,7 @@ from typing import Optional
 
 import typer
 
-from recgpt.cli.common import console, err_console, model_folder, run_context
+from recgpt.cli.common import console, err_console, model_folder, run_context, warn_policy_domain
 from recgpt.errors import RecGPTError
 from recgpt.graph import build_graph
 from recgpt.schema.context import Context
@@ -62,6 +62,7 @@ def recommend(
     check_endpoint(ctx)
     data = load_dataset(dataset)
     data.user(user)  # unknown user -> one clear line before any LLM call
+    warn_policy_domain(ctx, dataset)
     from recgpt.tools.retrieval import prepare_retriever
 
     prepare_retriever(data, split, show_progress=not as_json)  # index / collaborative model: once, with progress bars

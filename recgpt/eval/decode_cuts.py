@@ -80,12 +80,13 @@ def markdown(result: dict[str, Any], model: str) -> str:
              f"> Model: **{model}**.", "",
              f"{cfg['users']} sampled {cfg['split']} users (seed {cfg['seed']}), the same for every variant; K={k} final tags; "
              f"{cfg['concurrency']} users in flight. Each variant is a `recgpt eval --method recgpt` run with the overrides shown.", "",
-             "| variant | overrides | completion/user | prompt/user | calls/user | " + " | ".join(cat + ["item_hr@10"]) + " | wall/user s |",
-             "|---|---|---:|---:|---:|" + "---:|" * (len(cat) + 1) + "---:|"]
+             "| variant | overrides | completion/user | prompt/user | calls/user | tags/user | " + " | ".join(cat + ["item_hr@10"])
+             + " | wall/user s |",
+             "|---|---|---:|---:|---:|---:|" + "---:|" * (len(cat) + 1) + "---:|"]
     for name, row in result["variants"].items():
         overrides = ", ".join(f"{k2}={v}" for k2, v in row["overrides"].items())
         lines.append(f"| {name} | {overrides} | {row.get('completion_tokens_per_user', 0):.0f} | {row.get('prompt_tokens_per_user', 0):.0f} | "
-                     f"{row.get('llm_calls_per_user', 0):.2f} | " + " | ".join(f"{row['metrics'].get(m, 0):.3f}" for m in cat + ["item_hr@10"])
+                     f"{row.get('llm_calls_per_user', 0):.2f} | {row.get('tags_per_user', 0):.1f} | " + " | ".join(f"{row['metrics'].get(m, 0):.3f}" for m in cat + ["item_hr@10"])
                      + f" | {row.get('wall_s_per_user', 0):.1f} |")
     base = result["variants"].get(BASELINE, {})
     lines += ["", f"## Against `{BASELINE}` (paired per user: difference ± standard error)", "",
@@ -97,7 +98,7 @@ def markdown(result: dict[str, Any], model: str) -> str:
         share = saved / base["completion_tokens_per_user"] if base.get("completion_tokens_per_user") else 0.0
         lines.append(f"| {name} | {saved:.0f} ({share:.0%}) | " + " | ".join(_fmt(diffs.get(m)) for m in cat + ["item_hr@10"]) + " |")
     lines += ["", "A cut is kept when it saves tokens and no quality difference is beyond about two standard errors below zero.",
-              "", "## Reproduce", "", "    recgpt serve --background",
+              "", "## Reproduce", "", "    recgpt serve --background    # with --policy base when the model above is the untrained one",
               f"    recgpt bench-decode --dataset {cfg['dataset']} --split {cfg['split']} --users {cfg['users']} --seed {cfg['seed']} "
               f"--k {k} --concurrency {cfg['concurrency']}", ""]
     return "\n".join(lines)

@@ -71,6 +71,35 @@ def shipped_policy(base_name: str, policies_dir: Path = POLICIES_DIR) -> Path | 
     return folder if (folder / CARD_FILE).is_file() else None
 
 
+def trained_on(identity: str, policies_dir: Path = POLICIES_DIR) -> tuple[str, str] | None:
+    """(policy name, training dataset) of a shipped policy a served-model identity names (its merged folder ends in
+    `-policy-<adapter sha8>`); None for base weights or a policy that does not ship here."""
+    marker = identity.partition("-policy-")[2][:8]
+    if len(marker) < 8:
+        return None
+    for card_file in sorted(policies_dir.glob(f"*/{CARD_FILE}")):
+        try:
+            card = PolicyCard.model_validate_json(card_file.read_text())
+        except (OSError, ValidationError):
+            continue
+        if card.adapter_sha256.startswith(marker):
+            dataset = next((stage.get("dataset") for stage in card.training.values() if isinstance(stage, dict) and stage.get("dataset")), None)
+            return (card.name, str(dataset)) if dataset else None
+    return None
+
+
+def domain_warning(identity: str, dataset: str, policies_dir: Path = POLICIES_DIR) -> str | None:
+    """One line when the served policy was trained on another dataset than the run's: a shipped adapter learns its
+    catalogue's tag style (the Office policy repeats one tag across MovieLens genres), so say so rather than let a
+    user read its answers as the model's best."""
+    trained = trained_on(identity, policies_dir)
+    if trained is None or Path(trained[1]).name == Path(dataset).name:
+        return None
+    name, source = trained
+    return (f"the served policy {name} was trained on {source}, not {Path(dataset).name}: serve the untrained weights "
+            f"(`recgpt serve --policy base`) or train a policy on this dataset (scripts/train_chain.sh)")
+
+
 def load_card(policy_dir: Path) -> PolicyCard:
     try:
         return PolicyCard.model_validate_json((policy_dir / CARD_FILE).read_text())

@@ -111,3 +111,16 @@ def test_policy_resolution_trained_base_and_none_shipped(shipped: tuple[Path, Pa
     assert folder == base and "no trained policy ships" in what
     with pytest.raises(PolicyError, match="--policy must be one of trained, base"):
         resolve_policy(BASE, "best", models, policy_dir.parent)
+
+
+def test_a_policy_served_off_its_training_dataset_is_named_in_one_warning() -> None:
+    from recgpt.tools.policy import POLICIES_DIR, domain_warning, load_card, trained_on
+
+    card = load_card(POLICIES_DIR / "qwen2.5-coder-0.5b")  # the shipped policy: trained on Office
+    identity = f"recgpt-policy@/models/Qwen2.5-Coder-0.5B-Instruct-policy-{card.adapter_sha256[:8]}[model.safetensors:1:2]<bfloat16>"
+    assert trained_on(identity) == (card.name, "office")
+    assert domain_warning(identity, "office") is None and domain_warning(identity, "/data/office") is None
+    warning = domain_warning(identity, "movielens")
+    assert warning is not None and "trained on office, not movielens" in warning and "--policy base" in warning
+    assert domain_warning("recgpt-policy@/models/Qwen2.5-Coder-0.5B-Instruct[model.safetensors:1:2]", "movielens") is None
+    assert domain_warning("recgpt-policy@/models/X-policy-00000000[w:1:2]", "movielens") is None  # not shipped here
