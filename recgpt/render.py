@@ -69,7 +69,7 @@ def render_result(console: Console, state: dict[str, Any], seconds: float | None
     for rec in state.get("recommendations", []):
         recs.add_row(
             str(rec.tag.rank),
-            Text.assemble((rec.tag.tag, "bold"), "\n", (rec.tag.rationale, "dim")),
+            Text.assemble((rec.tag.tag, "bold"), *(("\n", (rec.tag.rationale, "dim")) if rec.tag.rationale else ())),
             Text.assemble(rec.category or "-", ("\ngrounded" if rec.tag.category else "\nnearest to the tag", "dim")),
             "\n".join(f"• {item.title[:70]}  [{item.category.split(' > ')[-1]}]" + _terms(item) for item in rec.items) or "-",
         )

@@ -73,7 +73,7 @@ def test_the_default_model_is_prepared_from_its_packages_and_verified(default_se
 @pytest.mark.skipif(not SHARED_DATA.is_dir(), reason="shared data folder absent")
 def test_default_model_recommends_for_a_real_office_user_in_english(default_server: str) -> None:
     env = dict(os.environ, RECGPT_BASE_URL=default_server)
-    result = _recgpt("recommend", "--user", "17", "--split", "test", "--n", "3", "--json", env=env)  # 3 tags: 6 explanation calls
+    result = _recgpt("recommend", "--user", "17", "--split", "test", "--n", "3", "--rationales", "--json", env=env)  # 3 tags: 6 explanation calls
     assert result.returncode == 0, result.stderr[-2000:]
     payload = json.loads(result.stdout)
     served = json.loads(Path(get_settings().run_dir / f"vllm-{default_server.rsplit(':', 1)[1].split('/')[0]}.json").read_text())
