@@ -32,7 +32,7 @@ from pydantic import BaseModel, Field
 from recgpt import plots
 from recgpt.data import Dataset, Split, load_dataset
 from recgpt.eval.harness import answer_with_graph, sample_users
-from recgpt.eval.report import per_user_metrics, write_report_files
+from recgpt.eval.report import model_label, per_user_metrics, write_report_files
 from recgpt.eval.runs import EvalConfig, UserResult, base_result, levels_of, progress_bar, recgpt_context
 from recgpt.graph import build_graph
 from recgpt.graph.v1 import build_v1_graph
@@ -370,15 +370,17 @@ def limit_note(v1: dict[str, Any], v2: dict[str, Any], base: str, cand: str) -> 
     (p1, d1), (p2, d2) = split(v1), split(v2)
     completion = (f"{cand} generates {v2.get('completion_tokens_per_user', 0):.0f} completion tokens per user, "
                   f"{base} {v1.get('completion_tokens_per_user', 0):.0f}")
-    return (f"what limits users/min: the engine's request time is {p1:.0%} prefill / {d1:.0%} decode for {base} and "
-            f"{p2:.0%} / {d2:.0%} for {cand}; {completion}. A prefill cut moves users/min only as far as the time it saves "
-            "is prefill, and decode steps are shared by every running request.")
+    return (f"what limits users/min: vLLM's per-request timers put {p1:.0%} of request time in prefill and {d1:.0%} in "
+            f"decode for {base}, {p2:.0%} / {d2:.0%} for {cand} (batched, a request in decode also waits while other "
+            f"requests' prefill chunks run, so decode's share is an upper bound); {completion}. A prefill cut moves "
+            "users/min only as far as the time it saves is prefill; the rest follows the decode steps each user needs.")
 
 
 def markdown(result: dict[str, Any], model: str) -> str:
     cfg = result["config"]
     columns = [(p, phase) for p, phases in result["pipelines"].items() for phase in phases]
     lines = [f"# Benchmark: RecGPT-V1 multi-route vs V2, {Path(cfg['dataset']).name} {cfg['split']}", "",
+             f"> Model: **{model_label(model)}**", "",
              f"Same server (`{model}`), same users (seed {cfg['seed']}): saturated phase {cfg['users']} users with "
              f"{cfg['saturation']} in flight; serial phase {cfg['serial_users']} other users one at a time. K={cfg['k_tags']}.", "",
              "| figure | " + " | ".join(f"{p} {phase}" for p, phase in columns) + " |", "|---|" + "---:|" * len(columns)]
