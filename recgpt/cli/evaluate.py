@@ -292,7 +292,7 @@ def bench_decode_command(
     variants: str = typer.Option("shipped,no-evidence,no-rationale,no-reason,all", help="Comma-separated variants (see the report)."),
     out: Path = typer.Option(Path("reports"), help="Report folder."),
 ) -> None:
-    """Cuts of V2's generated text (expert rationales, the arbiter's reason) against quality: completion tokens per
+    """Cuts of V2's generated text (persona evidence, expert rationales, the arbiter's reason) against quality: completion tokens per
     user and cat/item HR of each variant on the same users, paired differences against the shipped text. Resumable
     (each variant is a `recgpt eval` run); a server must be running (`recgpt serve`)."""
     from recgpt.eval.decode_cuts import VARIANTS, DecodeCutsConfig, markdown, plot, run_decode_cuts
