@@ -17,7 +17,8 @@ from recgpt.schema.state import ExpertTask, Persona, ProposedTag
 from recgpt.text_fields import clip_sentence, english_text, tag_text
 from recgpt.tools.grounding import CategoryVocabulary, category_vocabulary
 
-TOKENS_PER_TAG = 70
+TOKENS_PER_TAG = 40
+"""Completion tokens of one tag and its JSON keys, without rationale or category (`expert_max_tokens`)."""
 
 TRAINING_PERSONA = Persona(name="the user as the whole history shows", focus="what this user is likely to need next")
 """The persona of the trained policy's prompt: one history-wide persona (one derived from the future would leak the
@@ -80,9 +81,10 @@ def vocabulary_of(ctx: Context, dataset_name: str | None) -> CategoryVocabulary 
 
 
 def expert_max_tokens(m: int, vocabulary: CategoryVocabulary | None, rationale_chars: int = RATIONALE_CHARS) -> int:
-    """Completion budget of one expert call: ~70 tokens a tag (less ~1 token per 2 characters of rationale not asked
-    for), plus its category path when grounded (a path is written whole; ~1 token per 3 characters of the longest one)."""
-    per_tag = TOKENS_PER_TAG - (RATIONALE_CHARS - rationale_chars) // 2 + (vocabulary.longest_chars // 3 + 6 if vocabulary is not None else 0)
+    """Completion budget of one expert call: ~40 tokens a tag with its JSON keys, ~1 token per 2 characters of
+    rationale when one is asked for (70 a tag with the 60-character rationale), plus its category path when grounded
+    (a path is written whole; ~1 token per 3 characters of the longest one)."""
+    per_tag = TOKENS_PER_TAG + rationale_chars // 2 + (vocabulary.longest_chars // 3 + 6 if vocabulary is not None else 0)
     return per_tag * m + 60
 
 

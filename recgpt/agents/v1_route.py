@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field, create_model
 from typing_extensions import TypedDict
 
 from recgpt.agents.common import clean_text
-from recgpt.agents.expert import TOKENS_PER_TAG, expert_schema
+from recgpt.agents.expert import expert_max_tokens, expert_schema
 from recgpt.errors import InvalidModelOutput
 from recgpt.prompts.v1 import MINING_INSTRUCTIONS, ROUTE_HEADER, ROUTES, TAG_INSTRUCTIONS
 from recgpt.schema.context import Context
@@ -53,7 +53,7 @@ async def route_node(task: RouteTask, runtime: Runtime[Context]) -> dict[str, An
                                              interests_schema(INTERESTS_PER_ROUTE), f"v1[{route}]:mine", endpoint.base_url, ctx.schema_attempts)
         calls.append(call)
         interests = "\n".join(f"- {clean_text(i, 80)}" for i in mined.interests)
-        predictor = chat_model(endpoint, ctx.expert_temperature, TOKENS_PER_TAG * ctx.tags_per_expert + 60)
+        predictor = chat_model(endpoint, ctx.expert_temperature, expert_max_tokens(ctx.tags_per_expert, None))
         prompt = [system, HumanMessage(content=TAG_INSTRUCTIONS.format(route=route, interests=interests, m=ctx.tags_per_expert))]
         output, call = await acall_structured(predictor, prompt, expert_schema(ctx.tags_per_expert), f"v1[{route}]:predict",
                                               endpoint.base_url, ctx.schema_attempts)

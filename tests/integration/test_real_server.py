@@ -106,7 +106,7 @@ def test_huge_history_is_compressed_within_budget(vllm_server: str, tmp_path: Pa
 
 def test_output_cut_by_max_tokens_is_retried_then_flagged(vllm_server: str, small_dataset_dir: Path,
                                                           monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(expert, "TOKENS_PER_TAG", 0)  # max_tokens = 60: the JSON for 4 tags cannot fit
+    monkeypatch.setattr(expert, "expert_max_tokens", lambda *args, **kwargs: 24)  # the JSON for 4 tags cannot fit
     ctx = Context(tags_per_expert=4, schema_attempts=2)
     state = asyncio.run(build_graph().ainvoke({"user_id": "u1", "dataset": str(small_dataset_dir), "split": "test"}, context=ctx))
     expert_calls = [c for c in state["calls"] if c.agent.startswith("expert")]

@@ -55,7 +55,7 @@ def test_decode_cuts_drop_the_rationale_and_the_reason_from_schema_prompt_and_bu
     item = cut.model_json_schema()["$defs"]["GroundedExpertTag"]
     assert set(item["properties"]) == {"category", "tag"} and item["required"] == ["category", "tag"]
     assert rationale_chars_of(cut) == 0 and rationale_chars_of(expert_schema(4)) == 60
-    assert expert_max_tokens(4, None, 0) < expert_max_tokens(4, None)
+    assert expert_max_tokens(4, None, 0) == 40 * 4 + 60 and expert_max_tokens(4, None) == 70 * 4 + 60  # the V1 routes keep 70 a tag
     assert "rationale" not in expert_instructions("p", "f", 4, rationale=False) and "rationale" in expert_instructions("p", "f", 4)
     assert set(arbiter_schema(5, 12, 0).model_json_schema()["properties"]) == {"selected"}
     brief = planner_schema(3, evidence=False).model_json_schema()["$defs"]["Persona"]
