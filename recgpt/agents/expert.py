@@ -62,10 +62,6 @@ def tag_model(categories: tuple[str, ...] | None = None, rationale_chars: int = 
     return create_model("GroundedExpertTag" if categories else "ExpertTag", **fields, __doc__=ExpertTag.__doc__)
 
 
-def grounded_tag_model(categories: tuple[str, ...]) -> type[BaseModel]:
-    return tag_model(categories)
-
-
 @lru_cache(maxsize=32)
 def expert_schema(m: int, categories: tuple[str, ...] | None = None, rationale_chars: int = RATIONALE_CHARS) -> type[BaseModel]:
     """Exactly m tags; with `categories` (a grounded run) each tag also names one of them."""
