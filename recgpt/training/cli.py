@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import inspect
+import json
 import typing
 from pathlib import Path
 from typing import Any, Callable, Optional
@@ -90,6 +91,20 @@ def _base_model(model: Optional[str]) -> str:
         return str(resolve_model(model, get_settings().models_dir))
 
 
+def _starting_policy(model: Optional[str]) -> str:
+    """GRPO's `--model`: a LoRA adapter folder (an SFT run's `final`, trained further) or what `_base_model` takes.
+    An adapter whose recorded base folder is gone fails here, in one line, instead of deep inside PEFT."""
+    path = Path(model).expanduser() if model else None
+    if path is not None and (path / "adapter_config.json").is_file():
+        base = json.loads((path / "adapter_config.json").read_text()).get("base_model_name_or_path", "")
+        if not (Path(base) / "config.json").is_file():
+            raise typer.BadParameter(f"the adapter {path} names base model {base!r}, which is not a model folder here: "
+                                     "point its adapter_config.json base_model_name_or_path at the prepared base "
+                                     "(scripts/train_chain.sh does this when it restores the shipped SFT adapter)")
+        return str(path)
+    return _base_model(model)
+
+
 OUT = CliField(name="out", note="Rerun with the same --out to resume.")
 CPU = CliField(name="cpu")
 MODEL = CliField(default=None, convert=_base_model,
@@ -139,7 +154,7 @@ def train_reward(config: RewardRunConfig) -> None:
 
 
 @train_cli.command("grpo")
-@options_from(GRPORunConfig, model=CliField(convert=_base_model, note="An exported SFT model: a folder or a registry name."),
+@options_from(GRPORunConfig, model=CliField(convert=_starting_policy, note="An exported SFT model: a folder or a registry name."),
               output_dir=OUT, use_cpu=CPU)
 def train_grpo(config: GRPORunConfig) -> None:
     """GRPO (TRL GRPOTrainer) with the CRS or SUM tag reward; every component and gate pass rate is logged."""

@@ -121,8 +121,10 @@ class RewardDataConfig:
         "Category grounding of prompts and answers, as served (Context.grounding): leaf, l2 or off."),
         "choices": ("leaf", "l2", "off")})
     temperature: float = field(default=1.0, metadata={"help": "Sampling temperature of the policy answers."})
-    judge_mode: str = field(default="agent", metadata={"help": "agent (per-dimension evaluators + Senior Reviewer) or single.",
-                                                                "choices": ("agent", "single")})
+    judge_mode: str = field(default="agent", metadata={"help": (
+        "agent (per-dimension evaluators + Senior Reviewer), single (one call), or rules (the categories of the cut's "
+        "next interactions: the fallback when the LLM judge cannot separate users; see recgpt/training/rule_judge.py)."),
+        "choices": ("agent", "single", "rules")})
     future: int = field(default=3, metadata={"help": "Cut position (as in SFT): the prompt's history ends before these."})
     seed: int = field(default=1, metadata={"help": "Seed of the user sample (differs from SFT's 0 by default)."})
     shuffled_negatives: int = field(default=0, metadata={"help": (

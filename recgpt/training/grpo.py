@@ -9,6 +9,7 @@ gate pass rate, KL and gradient norm per step to `<output_dir>/metrics.json`.
 
 from __future__ import annotations
 
+import json
 import random
 from pathlib import Path
 from typing import Any
@@ -68,6 +69,16 @@ def real_tag_rewards(config: GRPORunConfig) -> TagRewards:
     return TagRewards(map_categories=map_categories, embed=embed, align=align, ground=ground)
 
 
+def tokenizer_source(model: str | Path) -> str:
+    """Where the starting policy's tokenizer lives: the folder itself, or an adapter's base model (an SFT run's
+    `final` holds the adapter weights only)."""
+    folder = Path(model)
+    adapter = folder / "adapter_config.json"
+    if adapter.is_file() and not (folder / "tokenizer_config.json").is_file():
+        return str(json.loads(adapter.read_text())["base_model_name_or_path"])
+    return str(model)
+
+
 def starting_policy(config: GRPORunConfig) -> tuple[Any, Any]:
     """(model for `GRPOTrainer`, its `peft_config`). An SFT LoRA output is loaded with its adapter trainable: GRPO
     goes on training it (TRL keeps a frozen copy as the KL reference), so the result stays one adapter on the base."""
@@ -99,7 +110,7 @@ def run_grpo(config: GRPORunConfig, rewards: TagRewards, rows: list[dict[str, An
         save_steps=config.save_steps, save_total_limit=2, seed=config.seed, use_cpu=config.use_cpu, report_to=[],
         reward_weights=weights, bf16=False,
     )
-    tokenizer = AutoTokenizer.from_pretrained(config.model)
+    tokenizer = AutoTokenizer.from_pretrained(tokenizer_source(config.model))
     model, peft_config = starting_policy(config)
     trainer = GRPOTrainer(model=model, reward_funcs=funcs, args=args, train_dataset=HFDataset.from_list(rows),
                           processing_class=tokenizer, peft_config=peft_config)

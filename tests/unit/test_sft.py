@@ -97,3 +97,37 @@ def test_export_merges_a_lora_adapter_into_a_plain_model(tmp_path: Path) -> None
     assert not torch.allclose(merged(ids).logits, base(ids).logits)  # the adapter's update is in the weights
     with pytest.raises(RecGPTError):
         export_model(tmp_path / "nothing", tmp_path / "x")
+
+
+def test_an_interrupted_lora_run_resumes_from_its_checkpoint_to_the_same_weights(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A run killed mid-training (here: interrupted at step 6, after the step-4 checkpoint) is rerun with the same
+    command: it resumes at step 4, not at 0, and ends where an uninterrupted run ends."""
+    from safetensors.torch import load_file
+    from trl import SFTTrainer
+
+    model = tiny_model_dir(tmp_path / "model")
+
+    def config(run: str) -> SFTRunConfig:
+        return SFTRunConfig(model=str(model), output_dir=tmp_path / run, epochs=4, learning_rate=5e-3, batch_size=4,
+                            grad_accum=1, max_length=64, lora_r=4, lora_alpha=8, logging_steps=2, save_steps=4)
+
+    reference = run_sft(config("whole"), rows(16))
+    original_step = SFTTrainer.training_step
+
+    def interrupted_step(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if self.state.global_step == 6:
+            raise KeyboardInterrupt("killed")
+        return original_step(self, *args, **kwargs)
+
+    monkeypatch.setattr(SFTTrainer, "training_step", interrupted_step)
+    with pytest.raises(KeyboardInterrupt):
+        run_sft(config("cut"), rows(16))
+    assert not (tmp_path / "cut" / "final").exists() and (tmp_path / "cut" / "checkpoint-4").is_dir()
+    monkeypatch.setattr(SFTTrainer, "training_step", original_step)
+    final = run_sft(config("cut"), rows(16))
+    metrics = json.loads((tmp_path / "cut" / "metrics.json").read_text())
+    assert metrics["resumed_from"].endswith("checkpoint-4") and metrics["global_step"] == 16
+    resumed, whole = load_file(final / "adapter_model.safetensors"), load_file(reference / "adapter_model.safetensors")
+    assert resumed.keys() == whole.keys()
+    for key in whole:
+        assert (resumed[key] - whole[key]).abs().max() < 1e-5, key

@@ -102,3 +102,26 @@ def test_options_from_keeps_cli_only_options() -> None:
     assert options["to"].help == "Where. Resolved." and options["dry_run"].help == "CLI only."
     with pytest.raises(TypeError, match="no field"):
         cli.options_from(Toy, nope=cli.CliField())
+
+
+def test_grpo_starts_from_an_sft_adapter_folder_and_names_a_missing_base(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """`train grpo --model` takes an SFT run's `final` (adapter files only, no config.json): the chain passes exactly that."""
+    import json
+
+    from recgpt.training import grpo
+
+    base = tmp_path / "base"
+    base.mkdir()
+    (base / "config.json").write_text("{}")
+    adapter = tmp_path / "sft" / "final"
+    adapter.mkdir(parents=True)
+    (adapter / "adapter_config.json").write_text(json.dumps({"base_model_name_or_path": str(base)}))
+    ran = []
+    monkeypatch.setattr(grpo, "real_tag_rewards", lambda config: None)
+    monkeypatch.setattr(grpo, "run_grpo", lambda config, rewards: ran.append(config) or tmp_path / "final")
+    result = CliRunner().invoke(cli.train_cli, ["grpo", "--model", str(adapter), "--out", str(tmp_path / "run")])
+    assert result.exit_code == 0, result.output
+    assert ran[0].model == str(adapter) and grpo.tokenizer_source(adapter) == str(base)
+    (adapter / "adapter_config.json").write_text(json.dumps({"base_model_name_or_path": "/gone/base-model"}))
+    result = CliRunner().invoke(cli.train_cli, ["grpo", "--model", str(adapter), "--out", str(tmp_path / "run")], terminal_width=400)
+    assert result.exit_code != 0 and "names base model '/gone/base-model', which is not a model folder here" in result.output
