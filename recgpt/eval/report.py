@@ -85,6 +85,7 @@ def summarise(config: EvalConfig, results: list[UserResult], levels: tuple[str, 
     summary: dict[str, Any] = {
         "method": config.method, "users_sampled": config.users, "users_scored": len(ok),
         "users_failed": len(results) - len(ok), "new_interest_users": len(new), "slice_level": slice_level,
+        "new_interest_user_ids": [r.user_id for r in ok if r.new_interest.get(slice_level)],  # paired slice differences
         "metrics": metrics, "new_interest_metrics": slice_metrics,
         "per_user_hits": {r.user_id: row for r, row in zip(ok, rows)},
         "flagged_users": sum(1 for r in ok if r.flags),

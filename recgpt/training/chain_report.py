@@ -97,16 +97,21 @@ PAIRS = (("crs", "grpo-crs", "grpo-sum"), ("crs-base", "grpo-crs", "base"), ("sf
 
 def stage_differences(reports: Path, dataset: str, split: str, metrics: list[str]) -> dict[str, dict[str, Any]]:
     """CRS − SUM, CRS − base, SFT − base and CRS − SFT per metric, on all users and on the new-interest slice."""
-    hits = {}
+    hits, sliced = {}, {}
     for stage in STAGES:
         report = _read_json(reports / "training" / stage / f"eval-{dataset}-{split}-expert.json")
         if report is not None and report.get("per_user_hits"):
             hits[stage] = report["per_user_hits"]
+            sliced[stage] = report.get("new_interest_user_ids")
     out: dict[str, dict[str, Any]] = {}
     for name, first, second in PAIRS:
         if first in hits and second in hits:
             out[name] = {"stages": [first, second],
                          "all": {m: paired_difference(hits[first], hits[second], m) for m in metrics}}
+            # the slice depends on the user and target only, so both stages' lists agree; older reports lack it
+            users = sliced[first] if sliced[first] is not None else sliced[second]
+            if users is not None:
+                out[name]["new_interest"] = {m: paired_difference(hits[first], hits[second], m, users) for m in metrics}
     return out
 
 
@@ -123,9 +128,19 @@ def _first_last(points: list[tuple[int, float]], n: int = 3) -> tuple[float | No
     return first, (_mean(values[-n:]) if len(values) > n else None)
 
 
+def served_folder(identity: str | None) -> str | None:
+    """The served weights' folder name from an eval report's model identity (`name@/path/folder[file:size:mtime]`)."""
+    if not identity or "@" not in identity:
+        return identity
+    return Path(identity.split("@", 1)[1].split("[", 1)[0]).name or None
+
+
 def markdown(summary: dict[str, Any]) -> str:
     stages = summary["stages"]
     lines = ["# Training chain on Office: base → SFT → GRPO-SUM → GRPO-CRS", ""]
+    if stages:
+        served = ", ".join(f"{stage} `{served_folder(s.get('model'))}`" for stage, s in stages.items())
+        lines += [f"> Model: every stage serves the same base with its own weights merged in. Served folders: {served}.", ""]
     any_stage = next(iter(stages.values()), None)
     if any_stage:
         cfg = any_stage["config"]
@@ -155,6 +170,16 @@ def markdown(summary: dict[str, Any]) -> str:
                     v = d["all"].get(m)
                     cells.append("—" if v is None else f"{v['difference']:+.3f} ± {v['standard_error']:.3f} (z {v['z']:+.1f})")
                 lines.append(f"| {d['stages'][0]} − {d['stages'][1]} | " + " | ".join(cells) + " |")
+            sliced = {name: d for name, d in differences.items() if d.get("new_interest")}
+            if sliced:
+                lines += ["", "The same on the new-interest slice:", "", "| difference | " + " | ".join(metric_names) + " |",
+                          "|---|" + "---:|" * len(metric_names)]
+                for name, d in sliced.items():
+                    cells = []
+                    for m in metric_names:
+                        v = d["new_interest"].get(m)
+                        cells.append("—" if v is None else f"{v['difference']:+.3f} ± {v['standard_error']:.3f} (z {v['z']:+.1f})")
+                    lines.append(f"| {d['stages'][0]} − {d['stages'][1]} | " + " | ".join(cells) + " |")
         n = cfg["users"]
         se = (0.15 * 0.85 / n) ** 0.5 if n else 0.0
         lines += ["", f"Noise: with {n} users a hit rate near 0.15 has a binomial standard error of about {se:.3f}, so "

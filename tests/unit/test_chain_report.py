@@ -71,7 +71,13 @@ def test_paired_differences_are_reported_against_their_noise(tmp_path: Path) -> 
         _stage_report(path, 0.5)
         report = json.loads(path.read_text())
         report["per_user_hits"] = {u: {"cat_hr@5_l2": h["hr"], "item_hr@30": 0.0} for u, h in hits.items()}
+        report["new_interest_user_ids"] = [f"u{i}" for i in range(20)]  # CRS adds u1 and u11 (u6, u16 hit already): +2/20
+        report["model"] = f"recgpt-policy@/models/{stage}-model[model.safetensors:1:2]"
         path.write_text(json.dumps(report))
     (tmp_path / "runs").mkdir()
     md, _, _ = write_chain_report(tmp_path / "runs", reports)
-    assert "| grpo-crs − grpo-sum | +0.100 ± 0.030 (z +3.3) | +0.000 ± 0.000 (z +0.0) |" in md.read_text()
+    text = md.read_text()
+    assert "| grpo-crs − grpo-sum | +0.100 ± 0.030 (z +3.3) | +0.000 ± 0.000 (z +0.0) |" in text
+    slice_table = text.split("The same on the new-interest slice:")[1]
+    assert "| grpo-crs − grpo-sum | +0.100 ± 0.069 (z +1.5) |" in slice_table
+    assert "Served folders: base `base-model`, grpo-sum `grpo-sum-model`, grpo-crs `grpo-crs-model`." in text
