@@ -18,6 +18,23 @@ Write a style guideline for the explanation of this item to this user: the tone,
 one rhetorical device, and a seasonal or festival framing that fits the situation (or "none" if nothing fits).
 Each field is a few words. Do not write the explanation itself."""
 
+SAMPLED_STYLE_INSTRUCTIONS = """Role: Style Planner for a one-sentence product recommendation shown to this user.
+{item_block}
+Situation: {situation}
+The explanation will use a {tone} tone and this rhetorical device: {rhetorical_device}.
+Complete its style guideline from this user's history and situation: who the audience is (this user, in a few words
+that only fit them), the emotional angle that would move this user toward this item, and a seasonal or festival framing
+that fits the situation (or "none" if nothing fits). Each field is a few words. Do not write the explanation itself."""
+
+TONES = ("warm", "playful", "confident", "matter-of-fact", "enthusiastic", "calm and reassuring", "witty", "encouraging",
+         "curious", "brisk and practical")
+"""Tones the sampled style stage draws from (`Context.style_sampling`)."""
+
+RHETORICAL_DEVICES = ("a question to the reader", "a vivid image of the item in use", "a contrast with what they use now",
+                      "a short before-and-after", "a direct promise", "a nod to their recent purchases",
+                      "an everyday scenario", "a light exaggeration", "a simple comparison", "a call to action")
+"""Rhetorical devices the sampled style stage draws from."""
+
 WRITER_INSTRUCTIONS = """Role: Explanation Writer.
 {item_block}
 Style guideline: tone: {tone}; audience: {audience}; emotional angle: {emotional_angle}; rhetorical device: {rhetorical_device}; seasonal framing: {seasonal_framing}.

@@ -91,6 +91,10 @@ class Context:
         "instruction: 1 call/item) or 'off'.")})
     explain_items_per_tag: int = field(default=1, metadata={"description": "Top retrieved items per tag that get an explanation."})
     style_temperature: float = field(default=0.9, metadata={"description": "Sampling temperature of the style planner."})
+    style_sampling: bool = field(default=True, metadata={"description": (
+        "Meta-prompting draws the guideline's tone and rhetorical device from fixed lists, seeded by this user's context "
+        "and the item (reproducible, different across users); the planner writes the audience, emotional angle and "
+        "seasonal framing. False: the planner writes all five (small models then converge on one style).")})
     explanation_temperature: float = field(default=0.7, metadata={"description": "Sampling temperature of the explanation writer."})
 
     judge_mode: str = field(default="off", metadata={"description": (

@@ -95,6 +95,15 @@ class StyleGuideline(BaseModel):
     seasonal_framing: english_text(50)  # type: ignore[valid-type]
 
 
+class PlannedStyle(BaseModel):
+    """What the Style Planner writes when tone and rhetorical device are sampled from the user context
+    (`Context.style_sampling`): the fields that need the user's history and situation."""
+
+    audience: english_text(40)  # type: ignore[valid-type]
+    emotional_angle: english_text(40)  # type: ignore[valid-type]
+    seasonal_framing: english_text(50)  # type: ignore[valid-type]
+
+
 class ItemExplanation(BaseModel):
     """An explanation of one recommended item (empty `text` + `error` when generation failed)."""
 

@@ -42,6 +42,8 @@ class FakeLLM:
         elif "tone" in fields:
             data = {"tone": "warm", "audience": "students", "emotional_angle": "pride", "rhetorical_device": "question",
                     "seasonal_framing": "back to school"}
+        elif "audience" in fields:  # the planner's part of a sampled style guideline
+            data = {"audience": "students", "emotional_angle": "pride", "seasonal_framing": "back to school"}
         elif "explanation" in fields:
             data = {"explanation": f"A practical pick for your desk, written by {agent}."}
         elif "grade" in fields:

@@ -70,3 +70,14 @@ def test_run_jobs_keeps_finished_work_when_the_endpoint_fails(tmp_path: Path) ->
     assert KeyedStore(store.path).values == {"done": 0, "ok": 2}
     asyncio.run(run_jobs(store, {"bad": job("bad", False)}, "phase", 2, show_progress=False))
     assert KeyedStore(store.path).values["bad"] == 3
+
+
+def test_diversity_gap_is_paired_over_items_and_needs_two() -> None:
+    from recgpt.eval.explain_judge import item_difference, served_name
+
+    diversity = {"meta": {"per_item": [0.8, 0.7, 0.9]}, "template": {"per_item": [0.6, 0.7, 0.8]}, "meta-unsampled": {"per_item": [0.5]}}
+    gap = item_difference(diversity, "meta", "template")
+    assert gap is not None and gap["items"] == 3 and abs(gap["difference"] - 0.1) < 1e-9
+    assert abs(gap["standard_error"] - 0.1 / 3 ** 0.5) < 1e-9  # diffs .2, 0, .1: stdev .1
+    assert item_difference(diversity, "meta", "meta-unsampled") is None  # different item counts: not paired
+    assert served_name("recgpt-policy@/m/Qwen-policy-9b5a[model.safetensors:1:2]") == "Qwen-policy-9b5a"

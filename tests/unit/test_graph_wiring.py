@@ -10,6 +10,7 @@ import pytest
 
 from recgpt.errors import EndpointError, InvalidModelOutput
 from recgpt.graph import Context, build_graph
+from recgpt.prompts.explainer import RHETORICAL_DEVICES, TONES
 from tests.unit.fakes import DEAD_ENDPOINT, FakeLLM, FakeRetriever  # noqa: E402
 
 
@@ -33,7 +34,10 @@ def test_meta_explanations_and_agent_judge_run_inside_the_main_graph(
     out = run(small_dataset_dir, ctx=ctx)
     explained = [r.items[0].item_id for r in out["recommendations"]]
     assert sorted(e.item_id for e in out["explanations"]) == sorted(explained)
-    assert all(e.mode == "meta" and e.guideline is not None and e.guideline.tone == "warm" and e.text for e in out["explanations"])
+    # the served style stage: tone and device drawn from the user context, the rest written by the planner
+    assert all(e.mode == "meta" and e.guideline is not None and e.guideline.tone in TONES
+               and e.guideline.rhetorical_device in RHETORICAL_DEVICES and e.guideline.audience == "students" and e.text
+               for e in out["explanations"])
     assert fake_llm.calls.count("style[" + explained[0] + "]") >= 1
     tags = [j for j in out["judgements"] if j.target_kind == "tag"]
     expls = [j for j in out["judgements"] if j.target_kind == "explanation"]
@@ -42,6 +46,21 @@ def test_meta_explanations_and_agent_judge_run_inside_the_main_graph(
     # clarity neutral: 6 positives >= tau 5 -> Superior; every dimension recorded in rubric order
     assert all([v.dimension for v in j.verdicts][:3] == ["relevance", "factuality", "clarity"] for j in expls)
     assert all(j.overall == "Superior" for j in expls)
+
+
+def test_unsampled_meta_lets_the_planner_write_every_field(fake_llm: FakeLLM, small_dataset_dir: Path, isolated_home: Path) -> None:
+    ctx = Context(base_url=DEAD_ENDPOINT, model="fake", explanation_mode="meta", style_sampling=False)
+    out = run(small_dataset_dir, ctx=ctx)
+    assert out["explanations"] and all(e.guideline is not None and e.guideline.tone == "warm" for e in out["explanations"])
+
+
+def test_sampled_style_is_reproducible_per_context_and_spreads_across_users() -> None:
+    from recgpt.agents.explainer import sampled_style
+
+    assert sampled_style("history of user 1", "item9") == sampled_style("history of user 1", "item9")
+    draws = {tuple(sampled_style(f"history of user {n}", "item9").values()) for n in range(40)}
+    assert len(draws) >= 20  # 100 combinations: 40 users almost never collapse onto few of them
+    assert {d[0] for d in draws} <= set(TONES) and {d[1] for d in draws} <= set(RHETORICAL_DEVICES)
 
 
 def test_template_mode_skips_the_style_stage_and_single_judge_makes_one_call(

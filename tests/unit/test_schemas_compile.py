@@ -20,11 +20,11 @@ from recgpt.agents.explainer import ExplanationOutput  # noqa: E402
 from recgpt.agents.judge import SingleVerdictOutput, VerdictOutput  # noqa: E402
 from recgpt.agents.planner import planner_schema  # noqa: E402
 from recgpt.schema.context import MAX_PERSONAS  # noqa: E402
-from recgpt.schema.state import StyleGuideline  # noqa: E402
+from recgpt.schema.state import PlannedStyle, StyleGuideline  # noqa: E402
 
 SCHEMAS: list[type[BaseModel]] = [
     *(planner_schema(k) for k in range(1, MAX_PERSONAS + 1)), *(expert_schema(m) for m in range(1, 11)),
-    arbiter_schema(5, 12), arbiter_schema(20, 80), v1_route.interests_schema(v1_route.INTERESTS_PER_ROUTE), ExplanationOutput, StyleGuideline, VerdictOutput, SingleVerdictOutput,
+    arbiter_schema(5, 12), arbiter_schema(20, 80), v1_route.interests_schema(v1_route.INTERESTS_PER_ROUTE), ExplanationOutput, StyleGuideline, PlannedStyle, VerdictOutput, SingleVerdictOutput,
     *(getattr(v1_route, name) for name in dir(v1_route)
       if isinstance(getattr(v1_route, name), type) and issubclass(getattr(v1_route, name), BaseModel)
       and getattr(v1_route, name) is not BaseModel and getattr(v1_route, name).__module__ == v1_route.__name__),
