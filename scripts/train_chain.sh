@@ -10,6 +10,7 @@ cd "$(dirname "$0")/.."
 RECGPT=${RECGPT:-.venv/bin/recgpt}
 RUNS=${RUNS:-${RECGPT_HOME:-$HOME/.cache/recgpt}/train/office-grounded-chain}  # office-chain held the SmolLM2 chain
 EVAL_USERS=${EVAL_USERS:-200}      # Office test users per stage (same users, seed 0, for every stage)
+VAL_USERS=${VAL_USERS:-100}        # Office validation users: which policy ships is decided here, never on test
 K=${K:-5}                          # tags per expert answer = K of cat HR@K
 RD_USERS=${RD_USERS:-128}          # reward-data prompts; G=4 answers each
 JUDGE=${JUDGE:-rules}              # reward-data judge: the served 0.5B judge is at chance on Office (reports/explain-judge-office-test.md),
@@ -36,6 +37,7 @@ stage() {  # stage NAME COMMAND...: run once (skipped when already timed), recor
 }
 serve() { $RECGPT serve --stop >/dev/null; $RECGPT serve --background "$@"; }
 evaluate() { $RECGPT eval --method expert --users "$EVAL_USERS" --k "$K" --concurrency 16 --out "reports/training/$1"; }
+validate() { $RECGPT eval --method expert --split validation --users "$VAL_USERS" --k "$K" --concurrency 16 --out "reports/training/$1-validation"; }
 eval_stage() {  # eval_stage NAME [--model DIR]: serve that policy, then evaluate it (once)
   local name=$1; shift
   if grep -q "^eval-$name	" "$TIMES" 2>/dev/null; then echo "== eval-$name: done (skipped)"; return; fi
@@ -70,6 +72,7 @@ stage export-sft $RECGPT train export "$RUNS/sft/final" --out "$RUNS/sft-model"
 # served: the SFT policy (its eval, and the samples the reward model learns to grade: GRPO starts from this policy)
 if ! grep -q "^eval-sft	" "$TIMES" 2>/dev/null || ! grep -q "^reward-data	" "$TIMES" 2>/dev/null; then serve --model "$RUNS/sft-model"; fi
 stage eval-sft evaluate sft
+stage val-sft validate sft
 stage reward-data $RECGPT train reward-data --out "$RUNS/reward-groups.jsonl" --max-users "$RD_USERS" --samples 4 \
   --tags-per-expert "$K" --judge "$JUDGE" --concurrency 8
 eval_stage base --model "$BASE_MODEL" --policy base
@@ -82,9 +85,24 @@ for shaping in crs sum; do
     --num-generations 4 --max-completion-length "$GRPO_TOKENS" --tags-per-expert "$K" --save-steps 5 $TRAIN_FLAGS
   stage "export-grpo-$shaping" $RECGPT train export "$RUNS/grpo-$shaping/final" --out "$RUNS/grpo-$shaping-model"
   eval_stage "grpo-$shaping" --model "$RUNS/grpo-$shaping-model"
+  if [ "$shaping" = crs ]; then stage val-grpo-crs validate grpo-crs; fi
 done
 $RECGPT serve --stop
-stage ship $RECGPT train ship "$RUNS/grpo-crs/final" --base "$BASE_MODEL" --name office-grpo-crs
+# GRPO-CRS replaces the shipped SFT policy only if it is not worse on validation cat HR@K (L2); test never decides
+ship_crs() {
+  .venv/bin/python - "reports/training/sft-validation/eval-office-validation-expert.json" \
+    "reports/training/grpo-crs-validation/eval-office-validation-expert.json" "$K" <<'EOF_PY'
+import json, sys
+sft, crs = (json.load(open(p))["metrics"][f"cat_hr@{sys.argv[3]}_l2"] for p in sys.argv[1:3])
+print(f"validation cat_hr@{sys.argv[3]}_l2: sft {sft:.3f}, grpo-crs {crs:.3f}")
+sys.exit(0 if crs >= sft else 1)
+EOF_PY
+}
+if ship_crs; then
+  stage ship $RECGPT train ship "$RUNS/grpo-crs/final" --base "$BASE_MODEL" --name office-grpo-crs
+else
+  echo "== ship: GRPO-CRS is worse than SFT on validation; office-sft stays the shipped policy"
+fi
 # the pointwise baseline reward model is only compared (held-out ranking accuracy), never used by GRPO
 stage reward-pointwise $RECGPT train reward --groups "$RUNS/reward-groups.jsonl" --model "$RM_MODEL" --out "$RUNS/rm-pointwise" --loss pointwise --epochs "$RM_EPOCHS" $TRAIN_FLAGS
 $RECGPT train report --runs "$RUNS" --out reports
