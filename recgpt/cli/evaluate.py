@@ -175,6 +175,9 @@ def eval_explain_command(
     diversity_items: int = typer.Option(8, min=1, help="Items explained for several users each (diversity)."),
     users_per_item: int = typer.Option(4, min=1, help="Users per diversity item."),
     injection_samples: int = typer.Option(20, min=0, help="Clean explanations re-judged with injected text (x2: in the explanation, in the title)."),
+    diversity_only: bool = typer.Option(False, "--diversity-only", help=(
+        "Only the diversity explanations, no judge calls: the cheap check for tuning the style stage on validation "
+        "(writes explain-diversity-<dataset>-<split>.*).")),
     concurrency: int = typer.Option(16, min=1, help="LLM calls in flight at once."),
     out: Path = typer.Option(Path("reports"), help="Report folder."),
 ) -> None:
@@ -187,15 +190,15 @@ def eval_explain_command(
     try:
         config = ExplainJudgeConfig(dataset=dataset, split=split, users=users, source_users=source_users, seed=seed,  # type: ignore[arg-type]
                                     k_tags=k, diversity_items=diversity_items, users_per_item=users_per_item,
-                                    injection_samples=injection_samples, concurrency=concurrency)
+                                    injection_samples=injection_samples, diversity_only=diversity_only, concurrency=concurrency)
     except ValueError as exc:
         raise RecGPTError(f"invalid option: {exc.errors()[0]['loc'][0]}: {exc.errors()[0]['msg']}") from None  # type: ignore[attr-defined]
     summary = run_explain_judge(config, get_settings().home)
     json_path, md_path, png = write_report(summary, out)
-    div, agr = summary["diversity"], summary["agreement"]
-    console.print(f"diversity template {div['template']['rouge_l_diversity']} vs meta {div['meta']['rouge_l_diversity']}; "
-                  f"explanation judge F1 agent {agr['explanations']['agent']['not_bad_is_positive']['f1']:.3f} vs single "
-                  f"{agr['explanations']['single']['not_bad_is_positive']['f1']:.3f}")
+    div, agr = summary["diversity"], summary.get("agreement")
+    console.print("diversity " + ", ".join(f"{mode} {d['rouge_l_diversity'] or 0:.3f}" for mode, d in div.items())
+                  + ("" if agr is None else f"; explanation judge F1 agent {agr['explanations']['agent']['not_bad_is_positive']['f1']:.3f}"
+                     f" vs single {agr['explanations']['single']['not_bad_is_positive']['f1']:.3f}"))
     console.print(f"report {md_path}" + (f", plot {png}" if png else ""))
 
 

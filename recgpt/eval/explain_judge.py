@@ -75,6 +75,9 @@ class ExplainJudgeConfig(BaseModel):
     diversity_items: int = 8
     users_per_item: int = 4
     injection_samples: int = 20
+    diversity_only: bool = Field(default=False, description=(
+        "Only the diversity explanations (template / meta-unsampled / meta): the cheap check for tuning the style "
+        "stage on validation; no judge calls."))
     concurrency: int = Field(default=16, ge=1)
     date: str = "2026-11-25"
 
@@ -211,7 +214,7 @@ class Evaluation:
                 diversity_pairs.append((owners[j], owners[(j + step * d) % len(owners)], item))
 
         explain_jobs: dict[str, Callable[[], Awaitable[Any]]] = {}
-        for user, (item, tag) in owned.items():
+        for user, (item, tag) in ({} if cfg.diversity_only else owned).items():
             explain_jobs[ekey("meta", user, item, tag)] = self.explain_job(user, item, tag, "meta")
         for _, user, item in diversity_pairs:
             tag = by_user[user].tags[0]
@@ -221,6 +224,35 @@ class Evaluation:
 
         def explanation(mode: str, user: str, item: RetrievedItem, tag: str) -> ItemExplanation:
             return ItemExplanation.model_validate(self.store.values[ekey(mode, user, item, tag)])
+
+        def diversity_of(mode: str) -> dict[str, Any]:
+            per_item: list[float] = []
+            texts_all: list[str] = []
+            for j in range(d):
+                item = owned[owners[j]][0]
+                texts = [explanation(mode, u, item, by_user[u].tags[0]).text for o, u, it in diversity_pairs if o == owners[j]]
+                texts = [t for t in texts if t]
+                texts_all += texts
+                value = pairwise_diversity(texts)
+                if value is not None:
+                    per_item.append(value)
+            return {
+                "rouge_l_diversity": statistics.fmean(per_item) if per_item else None, "per_item": per_item,
+                "distinct_2": distinct_n(texts_all, 2),
+                "mean_words": statistics.fmean(len(t.split()) for t in texts_all) if texts_all else 0.0,
+                "items": len(per_item), "explanations": len(texts_all),
+                "examples": texts_all[:3],
+            }
+
+        diversity = {mode: diversity_of(mode) for mode in DIVERSITY_MODES}
+        failed_explanations = sum(1 for k, v in self.store.values.items() if k.startswith("expl|") and not v.get("text"))
+        summary: dict[str, Any] = {
+            "config": cfg.model_dump(), "model": self.model, "data_hash": self.dataset.content_hash(),
+            "store": str(self.store.path), "source_eval_users": len(results), "diversity": diversity,
+            "failed_explanations": failed_explanations,
+            "tau": {"tags": self.ctx.judge_tau_tags, "explanations": self.ctx.judge_tau_explanations}}
+        if cfg.diversity_only:
+            return summary
 
         expl_pos = [(u, explanation("meta", u, item, tag)) for u, (item, tag) in owned.items()
                     if explanation("meta", u, item, tag).text]
@@ -297,33 +329,7 @@ class Evaluation:
                         "n": n, "flip_rate": flips / n if n else 0.0,
                         "superior_rate_clean": clean_sup / n if n else 0.0, "superior_rate_injected": inj_sup / n if n else 0.0}
 
-        diversity: dict[str, Any] = {}
-        for mode in DIVERSITY_MODES:
-            per_item: list[float] = []
-            texts_all: list[str] = []
-            for j in range(d):
-                item = owned[owners[j]][0]
-                texts = [explanation(mode, u, item, by_user[u].tags[0]).text for o, u, it in diversity_pairs if o == owners[j]]
-                texts = [t for t in texts if t]
-                texts_all += texts
-                value = pairwise_diversity(texts)
-                if value is not None:
-                    per_item.append(value)
-            diversity[mode] = {
-                "rouge_l_diversity": statistics.fmean(per_item) if per_item else None, "per_item": per_item,
-                "distinct_2": distinct_n(texts_all, 2),
-                "mean_words": statistics.fmean(len(t.split()) for t in texts_all) if texts_all else 0.0,
-                "items": len(per_item), "explanations": len(texts_all),
-                "examples": texts_all[:3],
-            }
-        failed_explanations = sum(1 for k, v in self.store.values.items() if k.startswith("expl|") and not v.get("text"))
-        return {
-            "config": cfg.model_dump(), "model": self.model, "data_hash": self.dataset.content_hash(),
-            "store": str(self.store.path), "source_eval_users": len(results),
-            "diversity": diversity, "agreement": agreement, "injection": injection,
-            "failed_explanations": failed_explanations,
-            "tau": {"tags": self.ctx.judge_tau_tags, "explanations": self.ctx.judge_tau_explanations},
-        }
+        return {**summary, "agreement": agreement, "injection": injection}
 
     def _dimension_rates(self, tasks: dict[str, Any]) -> dict[str, dict[str, float]]:
         """Share of positive grades per dimension, for positives and negatives (agent judge)."""
@@ -367,11 +373,13 @@ def _fmt(value: Any) -> str:
 def write_report(summary: dict[str, Any], out_dir: Path) -> tuple[Path, Path, Path | None]:
     """reports/explain-judge-<dataset>-<split>.{json,md,png}."""
     cfg = summary["config"]
-    stem = out_dir / f"explain-judge-{cfg['dataset']}-{cfg['split']}"
+    kind = "explain-diversity" if cfg.get("diversity_only") else "explain-judge"
+    stem = out_dir / f"{kind}-{cfg['dataset']}-{cfg['split']}"
     out_dir.mkdir(parents=True, exist_ok=True)
     json_path = stem.with_suffix(".json")
     json_path.write_text(json.dumps(summary, indent=2, default=str) + "\n")
-    div, agr, inj = summary["diversity"], summary["agreement"], summary["injection"]
+    div = summary["diversity"]
+    agr, inj = summary.get("agreement"), summary.get("injection")
     lines = [
         f"# Explanations and judges — {cfg['dataset']} / {cfg['split']}",
         "",
@@ -403,8 +411,13 @@ def write_report(summary: dict[str, Any], out_dir: Path) -> tuple[Path, Path, Pa
         if gap is not None:
             lines.append(f"- {first} − {second}: {gap['difference']:+.3f} ± {gap['standard_error']:.3f} "
                          f"(paired over {gap['items']} items; ± one standard error)")
-    lines += ["", "Examples (meta): " + " / ".join(f"“{t}”" for t in div["meta"]["examples"][:2]), "",
-              "## Judge agreement with automatic labels (in-batch shuffling)", "",
+    lines += ["", "Examples (meta): " + " / ".join(f"“{t}”" for t in div["meta"]["examples"][:2]), ""]
+    if agr is None or inj is None:  # --diversity-only
+        lines += [f"Failed explanation calls (flagged, kept in the store): {summary['failed_explanations']}.", ""]
+        md_path = stem.with_suffix(".md")
+        md_path.write_text("\n".join(lines) + "\n")
+        return json_path, md_path, _plot(stem.with_suffix(".png"), summary)
+    lines += ["## Judge agreement with automatic labels (in-batch shuffling)", "",
               "Prediction 'positive' = the judge's overall verdict is not Bad (Superior or Average); the last columns use "
               "'positive' = Superior only. Abstentions (every evaluator failed) count as negative predictions.", "",
               "| target | judge | n+ / n- | accuracy | precision | recall | F1 | F1 (Superior only) | S/A/B on positives | S/A/B on negatives |",
@@ -456,7 +469,7 @@ def _plot(path: Path, summary: dict[str, Any]) -> Path | None:
         axes[0].set_title("Explanation diversity (1 - ROUGE-L)")
         axes[0].set_ylim(0, 1)
         labels, values = [], []
-        for kind in ("tags", "explanations"):
+        for kind in ("tags", "explanations") if summary.get("agreement") else ():
             for mode in ("agent", "single"):
                 labels.append(f"{kind[:4]}\n{mode}")
                 values.append(summary["agreement"][kind][mode]["not_bad_is_positive"]["f1"])

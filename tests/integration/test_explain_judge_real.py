@@ -9,6 +9,7 @@ import pytest
 from recgpt.agents.arbiter import dedupe_pool
 from recgpt.graph import Context, build_graph
 from recgpt.graph.judge import build_judge_subgraph
+from recgpt.prompts.explainer import RHETORICAL_DEVICES, TONES
 from recgpt.runner import arecommend_many
 from tests.conftest import SHARED_DATA
 
@@ -27,6 +28,7 @@ def test_meta_explanations_and_agent_judge_for_real_users(vllm_server: str) -> N
             assert (e.text and e.mode == "meta") or e.error, e
             if e.error is None:
                 assert e.guideline is not None and 8 <= len(e.text.split()) <= 45
+                assert e.guideline.tone in TONES and e.guideline.rhetorical_device in RHETORICAL_DEVICES  # drawn, not written
         judged = {(j.target_kind, j.target_id) for j in state["judgements"]}
         assert {("tag", t.tag) for t in state["tags"]} <= judged
         assert {("explanation", e.item_id) for e in state["explanations"] if e.text} <= judged
@@ -91,3 +93,18 @@ def test_outputs_failing_a_pydantic_validator_are_resampled_then_flagged(vllm_se
     with pytest.raises(InvalidModelOutput, match="failed validation") as caught:
         asyncio.run(probe())
     assert caught.value.call.attempts == 2 and not caught.value.call.ok  # type: ignore[attr-defined]
+
+
+def test_diversity_only_evaluation_writes_all_three_modes_without_judging(vllm_server: str, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from recgpt.eval.explain_judge import DIVERSITY_MODES, ExplainJudgeConfig, run_explain_judge, write_report
+
+    config = ExplainJudgeConfig(split="validation", source_users=4, users=4, k_tags=2, diversity_items=2, users_per_item=2,
+                                diversity_only=True, concurrency=4)
+    summary = run_explain_judge(config, tmp_path, show_progress=False)
+    assert "agreement" not in summary and set(summary["diversity"]) == set(DIVERSITY_MODES)
+    for mode in DIVERSITY_MODES:
+        d = summary["diversity"][mode]
+        assert d["explanations"] + summary["failed_explanations"] >= 1
+        assert all(t.rstrip().endswith((".", "!", "?")) for t in d["examples"])  # explanations end with a full sentence
+    _, md, _ = write_report(summary, tmp_path / "reports")
+    assert md.name == "explain-diversity-office-validation.md" and "Judge agreement" not in md.read_text()
