@@ -105,4 +105,11 @@ else
 fi
 # the pointwise baseline reward model is only compared (held-out ranking accuracy), never used by GRPO
 stage reward-pointwise $RECGPT train reward --groups "$RUNS/reward-groups.jsonl" --model "$RM_MODEL" --out "$RUNS/rm-pointwise" --loss pointwise --epochs "$RM_EPOCHS" $TRAIN_FLAGS
+# the judge on the untrained base weights (the reward-data judge question), then the explanation/judge report on the
+# policy that ships (explanations are written by the served policy)
+if ! grep -q "^judge-base	" "$TIMES" 2>/dev/null; then serve --model "$BASE_MODEL" --policy base; fi
+stage judge-base $RECGPT eval-explain --dataset office --split test --users 100 --out reports/training/judge-base
+if ! grep -q "^explain-report	" "$TIMES" 2>/dev/null; then serve; fi
+stage explain-report $RECGPT eval-explain --dataset office --split test --users 100 --out reports
+$RECGPT serve --stop
 $RECGPT train report --runs "$RUNS" --out reports
