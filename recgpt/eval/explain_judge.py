@@ -49,7 +49,7 @@ from recgpt.prompts import explainer, judge
 from recgpt.schema.context import Context
 from recgpt.schema.state import FinalTag, ItemExplanation, Judgement, RetrievedItem
 from recgpt.schema.subgraphs import JudgeInput
-from recgpt.services.endpoints import endpoint_of
+from recgpt.services.endpoints import endpoint_of, served_model_identity
 from recgpt.services.prefix import build_shared_prefix
 from recgpt.tools.retrieval import UserSignals, get_retriever
 
@@ -120,7 +120,9 @@ class Evaluation:
         self.source = EvalConfig(dataset=config.dataset, split=config.split, users=config.source_users, seed=config.seed,
                                  method="recgpt", k_tags=config.k_tags, concurrency=config.concurrency, date=config.date)
         self.ctx: Context = recgpt_context(self.source)
-        self.model = endpoint_of(self.ctx).model
+        endpoint = endpoint_of(self.ctx)
+        # the served weights, not the served name ('recgpt-policy' for base, SFT and GRPO alike): it keys the store
+        self.model = served_model_identity(endpoint.base_url, endpoint.model, endpoint.api_key)
         self.index = get_retriever(self.dataset)
         digest = config_hash(config, self.dataset.content_hash(), self.model)
         self.store = KeyedStore(home / "eval" / f"explain-judge-{digest}.jsonl")
