@@ -354,6 +354,14 @@ def run_explain_judge(config: ExplainJudgeConfig, home: Path, show_progress: boo
     return asyncio.run(evaluation.run())
 
 
+def reproduce_command(cfg: dict[str, Any]) -> str:
+    """The `recgpt eval-explain` line that reruns this configuration (against the same served policy)."""
+    line = (f"recgpt eval-explain --dataset {cfg['dataset']} --split {cfg['split']} --users {cfg['users']} "
+            f"--source-users {cfg['source_users']} --k {cfg['k_tags']} --diversity-items {cfg['diversity_items']} "
+            f"--users-per-item {cfg['users_per_item']}")
+    return line + (" --diversity-only" if cfg.get("diversity_only") else f" --injection-samples {cfg['injection_samples']}")
+
+
 def served_name(identity: str) -> str:
     """The served folder's name from a model identity (`name@/path/folder[file:size:mtime]`)."""
     return Path(identity.split("@", 1)[-1].split("[", 1)[0]).name or identity
@@ -388,7 +396,7 @@ def write_report(summary: dict[str, Any], out_dir: Path) -> tuple[Path, Path, Pa
         f"> Model: **{served_name(summary['model'])}** (`{summary['model']}`)",
         "",
         f"Data `{summary['data_hash']}` · seed {cfg['seed']} · "
-        f"reproduce: `recgpt eval-explain --dataset {cfg['dataset']} --split {cfg['split']} --users {cfg['users']}`",
+        f"reproduce: `{reproduce_command(cfg)}`",
         "",
         f"Tags come from `recgpt eval --method recgpt --users {cfg['source_users']}` (K={cfg['k_tags']}) on the same users; "
         f"explanations are written for the top catalogue item of each user's first tag. Senior Reviewer tau: "
