@@ -14,8 +14,10 @@ from recgpt.prompts.expert import EXPERT_INSTRUCTIONS, GROUNDING_INSTRUCTION, RA
 from recgpt.prompts.explore import EXPLORE_INSTRUCTION
 from recgpt.schema.context import Context
 from recgpt.schema.state import ExpertTask, Persona, ProposedTag
+from recgpt.services.endpoints import expert_endpoint_of
 from recgpt.text_fields import clip_sentence, english_text, tag_text
 from recgpt.tools.grounding import CategoryVocabulary, category_vocabulary
+from recgpt.tools.llm import Endpoint
 
 TOKENS_PER_TAG = 40
 """Completion tokens of one tag and its JSON keys, without rationale or category (`expert_max_tokens`)."""
@@ -90,13 +92,14 @@ def grounded_expert_schema(m: int, vocabulary: CategoryVocabulary | None, ration
 
 async def propose_tags(shared_prefix: str, instructions: str, schema: type[BaseModel], agent: str, persona_index: int,
                        persona: str, ctx: Context, temperature: float, seed_offset: int,
-                       vocabulary: CategoryVocabulary | None = None) -> dict[str, Any]:
+                       vocabulary: CategoryVocabulary | None = None, endpoint: Endpoint | None = None) -> dict[str, Any]:
     """One expert-style call: shared prefix + instructions -> `tag_pool` entries (or a flagged failure).
 
     Shared by the persona experts and plug-in experts (`recgpt.graph.plugins.ExpertPlugin`). `schema` must have a
     `tags` list whose items carry `tag` (and optionally `rationale`, and `category`: a label of `vocabulary`).
+    `endpoint`: None is the policy endpoint (plug-in experts); the persona experts pass `expert_endpoint_of(ctx)`.
     """
-    run = AgentCall(agent, ctx)
+    run = AgentCall(agent, ctx, endpoint=endpoint)
     output = await run.ask(agent, messages(shared_prefix, instructions), schema, temperature,
                            expert_max_tokens(ctx.tags_per_expert, vocabulary, rationale_chars_of(schema)), None if ctx.seed is None else ctx.seed + seed_offset)
     if output is None:  # one expert failing must not sink the run: its persona contributes no tags, flagged
@@ -143,5 +146,5 @@ async def expert_node(task: ExpertTask, runtime: Runtime[Context]) -> dict[str, 
         vocabulary = unexplored(vocabulary, task.get("dataset"), task.get("history_item_ids", []))
         instructions += "\n" + EXPLORE_INSTRUCTION
     schema = grounded_expert_schema(ctx.tags_per_expert, vocabulary, ctx.expert_rationale_chars)
-    return await propose_tags(task["shared_prefix"], instructions, schema,
-                              f"expert[{index}]", index, persona.name, ctx, ctx.expert_temperature, 1 + index, vocabulary)
+    return await propose_tags(task["shared_prefix"], instructions, schema, f"expert[{index}]", index, persona.name, ctx,
+                              ctx.expert_temperature, 1 + index, vocabulary, endpoint=expert_endpoint_of(ctx))

@@ -51,6 +51,32 @@ def model_folder(model: str | Path | None = None, prepare: bool = True, policy: 
     return target
 
 
+def expert_policy(model: str | None) -> tuple[Path, dict[str, str], int]:
+    """`--policy expert`: (base folder, the LoRA module serving the experts, max LoRA rank)."""
+    from recgpt.services.endpoints import EXPERT_ADAPTER
+    from recgpt.tools.model_prep import DEFAULT_MODEL, REGISTRY
+    from recgpt.tools.policy import PolicyError, expert_adapter, lora_rank_limit
+
+    name = model or DEFAULT_MODEL
+    if name not in REGISTRY:
+        raise PolicyError(f"--policy expert needs a registry model (one recgpt ships a policy for), not {name!r}")
+    with console.status(f"preparing {name} and checking its shipped adapter (first run only)"):
+        found = expert_adapter(get_settings().models_dir, name)
+    if found is None:
+        raise PolicyError(f"no trained policy ships for {name}: serve it with --policy base")
+    base, adapter, card = found
+    console.print(f"serving the base {name} for every agent and the trained policy {card.name} for the experts "
+                  f"(LoRA module {EXPERT_ADAPTER})")
+    return base, {EXPERT_ADAPTER: str(adapter)}, lora_rank_limit(card)
+
+
+def served_weights(model: str | None, policy: str) -> tuple[Path, dict[str, str], int]:
+    """What `serve` and `demo` start vLLM with for `--model`/`--policy`: (model folder, LoRA modules, max LoRA rank)."""
+    if policy == "expert":
+        return expert_policy(model)
+    return model_folder(model, policy=policy), {}, 16
+
+
 def default_model_folder(prepare: bool = True) -> Path:
     return model_folder(None, prepare=prepare, policy="base")  # the tokenizer: the same for base and trained
 

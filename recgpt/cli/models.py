@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from recgpt.cli.common import console, model_folder
+from recgpt.cli.common import console, served_weights
 from recgpt.settings import get_settings
 
 app = typer.Typer()
@@ -66,7 +66,10 @@ def serve(
     port: int = typer.Option(8000, min=1, max=65535, help="Port of the OpenAI-compatible server."),
     eager: bool = typer.Option(True, "--eager/--compiled", help="Eager mode starts in ~30 s; compiled takes ~90 s."),
     prompt_embeds: bool = typer.Option(False, help="Accept prompt embeddings (hybrid context compression)."),
-    policy: str = typer.Option("trained", help="For a registry model: trained (the policy recgpt ships for it, merged on first use; the base when none ships) or base (the untrained model)."),
+    policy: str = typer.Option("trained", help=(
+        "For a registry model: trained (the policy recgpt ships for it, merged on first use, serving every agent; the "
+        "base when none ships), expert (the base serves every agent, the shipped adapter only the Distributed Experts, "
+        "as a vLLM LoRA module) or base (the untrained model).")),
     dtype: str = typer.Option("auto", help="auto, float32, bfloat16 or float16. auto: bfloat16 on CPUs with AVX512-BF16/AMX-BF16 (2.1x faster here), float32 elsewhere."),
     background: bool = typer.Option(False, help="Return once healthy and leave the server running."),
     stop: bool = typer.Option(False, "--stop", help="Stop the server recgpt started on --port, then exit."),
@@ -79,8 +82,9 @@ def serve(
         stopped = stop_server(settings.run_dir, port)
         console.print(f"stopped the server on port {port}" if stopped else f"no recgpt server recorded on port {port}")
         return
-    config = ServerConfig(model_dir=model_folder(model, policy=policy), port=port, eager=eager,
-                          enable_prompt_embeds=prompt_embeds, dtype=dtype)
+    folder, lora, rank = served_weights(model, policy)
+    config = ServerConfig(model_dir=folder, port=port, eager=eager, enable_prompt_embeds=prompt_embeds, dtype=dtype,
+                          lora_modules=lora, max_lora_rank=rank)
     with console.status(f"starting vLLM on {config.base_url} (log: {settings.run_dir}/vllm-{port}.log)"):
         handle = start_server(config, settings.run_dir)
     console.print(f"vLLM serving [bold]{config.served_name}[/] from {config.model_dir} at {config.base_url}")

@@ -11,7 +11,7 @@ from typing import Optional
 
 import typer
 
-from recgpt.cli.common import console, err_console, model_folder, run_context, warn_policy_domain
+from recgpt.cli.common import console, err_console, run_context, served_weights, warn_policy_domain
 from recgpt.errors import RecGPTError
 from recgpt.graph import build_graph
 from recgpt.schema.context import Context
@@ -95,7 +95,9 @@ def demo(
     seed: int = typer.Option(7, min=0, help="Seed of the user sample."),
     keep_server: bool = typer.Option(False, help="Leave a server that the demo started running."),
     model: Optional[str] = typer.Option(None, help="Registry name or model folder the demo serves when it starts a server (default: the default policy model)."),
-    policy: str = typer.Option("trained", help="For a registry model: trained (the policy recgpt ships for it, merged on first use; the base when none ships) or base (the untrained model)."),
+    policy: str = typer.Option("trained", help=(
+        "For a registry model: trained (the shipped policy merged, serving every agent; the base when none ships), "
+        "expert (the base serves every agent, the shipped adapter only the experts, as a vLLM LoRA module) or base.")),
 ) -> None:
     """Prepare model, data, index and server as needed, then show recommendations for real users."""
     from recgpt.data import load_dataset
@@ -110,7 +112,8 @@ def demo(
     handle = None
     if not is_healthy(ctx.base_url):
         port = int(ctx.base_url.rsplit(":", 1)[-1].split("/")[0])
-        config = ServerConfig(model_dir=model_folder(model, policy=policy), port=port)
+        folder, lora, rank = served_weights(model, policy)
+        config = ServerConfig(model_dir=folder, port=port, lora_modules=lora, max_lora_rank=rank)
         with console.status(f"starting vLLM with {config.model_dir.name} on {config.base_url}"):
             handle = start_server(config, settings.run_dir)
         console.print(f"vLLM up at {config.base_url}")

@@ -42,6 +42,10 @@ def model_label(identity: str | None) -> str:
     a non-float32 dtype follows in brackets: "Qwen2.5-Coder-0.5B (bfloat16)"."""
     if not identity:
         return "unknown"
+    identity, *modules = identity.split("+")  # LoRA modules served beside the base: `+name@/path/adapter[files]`
+    if modules:
+        adapters = ", ".join(f"{m.split('@', 1)[0]} = {Path(m.split('@', 1)[1].split('[', 1)[0]).name}" for m in modules if "@" in m)
+        return f"{model_label(identity)} + LoRA {adapters}"
     dtype = ""
     if identity.endswith(">") and "<" in identity:
         identity, _, dtype = identity[:-1].rpartition("<")

@@ -101,6 +101,9 @@ class Context:
         "Judge of tags and explanations: 'agent' (one evaluator per dimension + Senior Reviewer), 'single' "
         "(RecGPT-V1 one-call judge) or 'off'. Off by default: it is an offline evaluator/reward source, ~4-7 calls per target.")})
     judge_base_url: str = field(default="", metadata={"description": "Judge endpoint; empty = the policy's endpoint."})
+    expert_model: str = field(default="auto", metadata={"description": (
+        "Served model of the Distributed Experts: 'auto' = the trained expert adapter when the endpoint serves one "
+        "(`recgpt serve --policy expert`), else the policy's model; or an explicit served name.")})
     judge_model: str = field(default="", metadata={"description": "Judge model; empty = the policy's model (or the judge endpoint's first)."})
     judge_temperature: float = field(default=0.0, metadata={"description": "Sampling temperature of the judges."})
     judge_tau_tags: int = field(default=3, metadata={"description": "Senior Reviewer: positive tag dimensions (of 4) needed for Superior."})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from functools import lru_cache
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import httpx
@@ -38,8 +39,6 @@ def served_model_identity(base_url: str, model: str, api_key: str = "EMPTY") -> 
     A server recgpt started records its dtype; any dtype but float32 (the former default, so that float32 results
     keep their keys) is appended as `<bfloat16>`: bf16 and float32 sample different answers. A server recgpt did not
     start is keyed by its weights alone."""
-    from pathlib import Path
-
     from recgpt.settings import get_settings
     from recgpt.tools.server import recorded_dtype
 
@@ -49,15 +48,23 @@ def served_model_identity(base_url: str, model: str, api_key: str = "EMPTY") -> 
     try:
         response = httpx.get(base_url.rstrip("/") + "/models", headers={"Authorization": f"Bearer {api_key}"}, timeout=10.0)
         response.raise_for_status()
-        roots = [m.get("root") or m["id"] for m in response.json().get("data", []) if m.get("id") == model]
+        data = response.json().get("data", [])
+        roots = [m.get("root") or m["id"] for m in data if m.get("id") == model]
     except (httpx.HTTPError, ValueError, KeyError):
         return model + suffix
     if not roots:
         return model + suffix
-    folder = Path(str(roots[0]))
+    # LoRA modules served beside this model change what the experts answer: they are part of its identity
+    adapters = [(m["id"], m.get("root") or "") for m in data if m.get("parent") == model and m.get("id") != model]
+    return weights_identity(model, Path(str(roots[0]))) + suffix + "".join(
+        "+" + weights_identity(name, Path(str(root))) for name, root in sorted(adapters))
+
+
+def weights_identity(name: str, folder: Path) -> str:
+    """`name@folder[file:size:mtime,...]` for the folder's safetensors files (just `name@folder` when it is not here)."""
     weights = sorted(folder.glob("*.safetensors")) if folder.is_dir() else []
     stamp = ",".join(f"{w.name}:{w.stat().st_size}:{int(w.stat().st_mtime)}" for w in weights)
-    return f"{model}@{folder}" + (f"[{stamp}]" if stamp else "") + suffix
+    return f"{name}@{folder}" + (f"[{stamp}]" if stamp else "")
 
 
 @lru_cache(maxsize=16)
@@ -78,6 +85,35 @@ def endpoint_of(ctx: Context) -> Endpoint:
     return Endpoint(base_url=ctx.base_url, model=model, api_key=ctx.api_key,
                     timeout_s=ctx.request_timeout_s, max_retries=ctx.max_retries,
                     compression="hybrid" if assembler is not None else "text", assembler=assembler)
+
+
+EXPERT_ADAPTER = "recgpt-expert"
+"""Served name of the trained expert adapter when it is served as a LoRA module beside the base."""
+
+
+@lru_cache(maxsize=16)
+def _serves(base_url: str, name: str, api_key: str) -> bool:
+    """Whether the endpoint lists `name` (asked once per process and endpoint: `expert_endpoint_of` runs per call)."""
+    try:
+        response = httpx.get(base_url.rstrip("/") + "/models", headers={"Authorization": f"Bearer {api_key}"}, timeout=10.0)
+        response.raise_for_status()
+        return any(m.get("id") == name for m in response.json().get("data", []))
+    except (httpx.HTTPError, ValueError, KeyError):
+        return False  # the policy endpoint's own call then reports the unreachable server in one line
+
+
+def expert_endpoint_of(ctx: Context) -> Endpoint:
+    """The Distributed Experts' endpoint: the trained expert adapter where one is served beside the base (the
+    policy was trained on the expert's task alone; as planner, arbiter, explainer or judge it is worse than the
+    base), else the policy endpoint. Hybrid prompts stay on the policy model (its entity adaptor is the base's)."""
+    policy = endpoint_of(ctx)
+    name = ctx.expert_model
+    if name in ("", "auto"):
+        if ctx.compression == "hybrid" or not _serves(ctx.base_url, EXPERT_ADAPTER, ctx.api_key):
+            return policy
+        name = EXPERT_ADAPTER
+    return Endpoint(base_url=ctx.base_url, model=name, api_key=ctx.api_key, timeout_s=ctx.request_timeout_s,
+                    max_retries=ctx.max_retries)
 
 
 def judge_endpoint_of(ctx: Context) -> Endpoint:

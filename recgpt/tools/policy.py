@@ -29,7 +29,11 @@ ADAPTER_FILE = "adapter_model.safetensors"
 CARD_FILE = "policy.json"
 MAX_ADAPTER_BYTES = 32 * 1024 * 1024
 Policy = Literal["trained", "base"]
-POLICIES: tuple[str, ...] = ("trained", "base")
+POLICIES: tuple[str, ...] = ("trained", "expert", "base")
+"""trained: the shipped adapter merged into the base, serving every agent; expert: the base serves every agent and the
+adapter (a vLLM LoRA module) only the Distributed Experts, the task it was trained on; base: the untrained model."""
+LORA_RANKS = (8, 16, 32, 64, 128, 256, 320, 512)
+"""The max LoRA ranks vLLM accepts (`--max-lora-rank`)."""
 
 
 class PolicyError(RecGPTError):
@@ -73,16 +77,16 @@ def shipped_policy(base_name: str, policies_dir: Path = POLICIES_DIR) -> Path | 
 
 def trained_on(identity: str, policies_dir: Path = POLICIES_DIR) -> tuple[str, str] | None:
     """(policy name, training dataset) of a shipped policy a served-model identity names (its merged folder ends in
-    `-policy-<adapter sha8>`); None for base weights or a policy that does not ship here."""
+    `-policy-<adapter sha8>`, or the policy folder is served as a LoRA module: `+name@<policy folder>`); None for base
+    weights or a policy that does not ship here."""
     marker = identity.partition("-policy-")[2][:8]
-    if len(marker) < 8:
-        return None
     for card_file in sorted(policies_dir.glob(f"*/{CARD_FILE}")):
         try:
             card = PolicyCard.model_validate_json(card_file.read_text())
         except (OSError, ValidationError):
             continue
-        if card.adapter_sha256.startswith(marker):
+        as_module = f"@{card_file.parent.resolve()}" in identity or f"@{card_file.parent}" in identity
+        if (len(marker) == 8 and card.adapter_sha256.startswith(marker)) or as_module:
             dataset = next((stage.get("dataset") for stage in card.training.values() if isinstance(stage, dict) and stage.get("dataset")), None)
             return (card.name, str(dataset)) if dataset else None
     return None
@@ -160,6 +164,22 @@ def prepare_policy(models_dir: Path, base_name: str, policies_dir: Path = POLICI
         return target
     base = prepare_model(models_dir, base_name)
     return merge_policy(shipped, base, target)
+
+
+def expert_adapter(models_dir: Path, base_name: str, policies_dir: Path = POLICIES_DIR) -> tuple[Path, Path, PolicyCard] | None:
+    """(prepared base folder, shipped adapter folder, its card) for serving the adapter as the experts' LoRA module;
+    None when no policy ships for `base_name`. The adapter is checked against the base first (one-line refusal)."""
+    shipped = shipped_policy(base_name, policies_dir)
+    if shipped is None:
+        return None
+    base = prepare_model(models_dir, base_name)
+    return base, shipped, verify_policy(shipped, base)
+
+
+def lora_rank_limit(card: PolicyCard) -> int:
+    """The smallest `--max-lora-rank` vLLM accepts that fits the adapter's rank."""
+    rank = int(card.lora.get("r", 8))
+    return next((r for r in LORA_RANKS if r >= rank), LORA_RANKS[-1])
 
 
 def ship_policy(adapter_dir: Path, base_dir: Path, out_dir: Path, name: str, training: dict[str, Any], data_hash: str,

@@ -65,6 +65,9 @@ class ServerConfig:
     max_num_seqs: int = 64
     dtype: str = "auto"
     """"auto" resolves with `default_dtype()`: bfloat16 where the CPU computes it natively, float32 elsewhere."""
+    lora_modules: dict[str, str] = field(default_factory=dict)
+    """Served name -> LoRA adapter folder, each served beside the base (`recgpt serve --policy expert`)."""
+    max_lora_rank: int = 16
     extra_args: list[str] = field(default_factory=list)
 
     @property
@@ -92,6 +95,9 @@ class ServerConfig:
             cmd.append("--enforce-eager")
         if self.enable_prompt_embeds:
             cmd.append("--enable-prompt-embeds")
+        if self.lora_modules:
+            cmd += ["--enable-lora", "--max-lora-rank", str(self.max_lora_rank), "--max-loras", str(len(self.lora_modules)),
+                    "--lora-modules", *(f"{name}={path}" for name, path in self.lora_modules.items())]
         return cmd + list(self.extra_args)
 
     def environment(self) -> dict[str, str]:

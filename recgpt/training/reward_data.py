@@ -48,7 +48,7 @@ async def _collect(config: RewardDataConfig, show_progress: bool) -> dict[str, A
     from recgpt.runner import check_endpoint
     from recgpt.schema.context import Context
     from recgpt.schema.subgraphs import JudgeInput
-    from recgpt.services.endpoints import endpoint_of
+    from recgpt.services.endpoints import expert_endpoint_of
     from recgpt.tools.llm import LLMRequestRejected, acall_structured, chat_model
 
     data = load_dataset(config.dataset)
@@ -70,7 +70,7 @@ async def _collect(config: RewardDataConfig, show_progress: bool) -> dict[str, A
     endpoint = None
     if pending:  # a finished collection regroups offline (e.g. with another --shuffled-negatives)
         check_endpoint(ctx)
-        endpoint = endpoint_of(ctx)
+        endpoint = expert_endpoint_of(ctx)
 
     def sample_job(user: str, index: int):
         async def job() -> Any:

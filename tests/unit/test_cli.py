@@ -89,4 +89,4 @@ def test_an_unknown_policy_is_one_clear_line(isolated_home) -> None:
     result = recgpt("serve", "--policy", "best", "--port", "8931")
     assert result.returncode == 1 and "Traceback" not in result.stderr
     lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].endswith("--policy must be one of trained, base (got 'best')")
+    assert len(lines) == 1 and lines[0].endswith("--policy must be one of trained, expert, base (got 'best')")

@@ -109,7 +109,7 @@ def test_policy_resolution_trained_base_and_none_shipped(shipped: tuple[Path, Pa
     assert resolve_policy(BASE, "base", models, policy_dir.parent) == (base, f"base {BASE}")
     folder, what = resolve_policy(BASE, "trained", models, tmp_path / "no-policies")
     assert folder == base and "no trained policy ships" in what
-    with pytest.raises(PolicyError, match="--policy must be one of trained, base"):
+    with pytest.raises(PolicyError, match="--policy must be one of trained, expert, base"):
         resolve_policy(BASE, "best", models, policy_dir.parent)
 
 
@@ -124,3 +124,22 @@ def test_a_policy_served_off_its_training_dataset_is_named_in_one_warning() -> N
     assert warning is not None and "trained on office, not movielens" in warning and "--policy base" in warning
     assert domain_warning("recgpt-policy@/models/Qwen2.5-Coder-0.5B-Instruct[model.safetensors:1:2]", "movielens") is None
     assert domain_warning("recgpt-policy@/models/X-policy-00000000[w:1:2]", "movielens") is None  # not shipped here
+
+
+def test_the_expert_adapter_is_verified_and_named_by_its_module_identity(shipped: tuple[Path, Path], tmp_path: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    base, policy_dir = shipped
+    monkeypatch.setattr(policy_module, "prepare_model", lambda models_dir, name: base)
+    found = policy_module.expert_adapter(tmp_path / "models", BASE, policy_dir.parent)
+    assert found is not None and found[0] == base and found[1] == policy_dir and found[2].name == "office-test"
+    assert policy_module.lora_rank_limit(found[2]) == 8  # rank 4 -> vLLM's smallest accepted limit
+    assert policy_module.expert_adapter(tmp_path / "models", "qwen2.5-coder-0.5b", policy_dir.parent) is None
+    identity = f"recgpt-policy@{base}[model.safetensors:1:2]+recgpt-expert@{policy_dir}[adapter_model.safetensors:3:4]"
+    card_training = json.loads((policy_dir / "policy.json").read_text())
+    card_training["training"] = {"sft": {"dataset": "office"}}
+    (policy_dir / "policy.json").write_text(json.dumps(card_training))
+    assert policy_module.trained_on(identity, policy_dir.parent) == ("office-test", "office")
+    assert policy_module.trained_on(f"recgpt-policy@{base}[model.safetensors:1:2]", policy_dir.parent) is None
+    monkeypatch.setattr(policy_module, "prepare_model", lambda models_dir, name: prepared_base(tmp_path / "other", "cd" * 32))
+    with pytest.raises(PolicyError, match="was trained on smollm2-135m"):
+        policy_module.expert_adapter(tmp_path / "models", BASE, policy_dir.parent)

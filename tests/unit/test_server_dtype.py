@@ -53,3 +53,32 @@ def test_reports_name_the_dtype_beside_the_weights() -> None:
     assert model_label("recgpt-policy@/m/Qwen2.5-Coder-0.5B[model.safetensors:1:2]<bfloat16>") == "Qwen2.5-Coder-0.5B (bfloat16)"
     assert model_label("recgpt-policy@/m/Qwen2.5-Coder-0.5B[model.safetensors:1:2]") == "Qwen2.5-Coder-0.5B"
     assert model_label(None) == "unknown"
+
+
+def test_an_expert_adapter_served_beside_the_base_is_part_of_the_identity_and_label(
+        isolated_home: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from recgpt.services import endpoints
+
+    adapter = tmp_path / "policies" / "qwen2.5-coder-0.5b"
+    adapter.mkdir(parents=True)
+    (adapter / "adapter_model.safetensors").write_bytes(b"x" * 10)
+    listing = {"data": [{"id": "recgpt-policy", "root": "/m/Qwen2.5-Coder-0.5B-Instruct", "parent": None},
+                        {"id": "recgpt-expert", "root": str(adapter), "parent": "recgpt-policy"}]}
+
+    class Response:
+        def raise_for_status(self) -> None: ...
+        def json(self) -> dict: return listing
+
+    monkeypatch.setattr(endpoints.httpx, "get", lambda *a, **k: Response())
+    identity = endpoints.served_model_identity("http://127.0.0.1:1/v1", "recgpt-policy")
+    assert identity.startswith("recgpt-policy@/m/Qwen2.5-Coder-0.5B-Instruct+recgpt-expert@" + str(adapter) + "[adapter_model.safetensors:10:")
+    assert model_label(identity) == "Qwen2.5-Coder-0.5B-Instruct + LoRA recgpt-expert = qwen2.5-coder-0.5b"
+    listing["data"] = listing["data"][:1]  # the base alone: no LoRA part, the key results had before
+    assert endpoints.served_model_identity("http://127.0.0.1:1/v1", "recgpt-policy") == "recgpt-policy@/m/Qwen2.5-Coder-0.5B-Instruct"
+
+
+def test_lora_modules_are_passed_to_vllm() -> None:
+    cmd = server.ServerConfig(model_dir=Path("/m"), lora_modules={"recgpt-expert": "/p/adapter"}, max_lora_rank=8, dtype="float32").command()
+    assert cmd[cmd.index("--max-lora-rank") + 1] == "8" and "--enable-lora" in cmd
+    assert cmd[cmd.index("--lora-modules") + 1] == "recgpt-expert=/p/adapter"
+    assert "--enable-lora" not in server.ServerConfig(model_dir=Path("/m"), dtype="float32").command()
