@@ -101,6 +101,9 @@ class RewardRunConfig:
     learning_rate: float = field(default=2e-5, metadata={"help": "Learning rate (full fine-tuning of trunk + head)."})
     groups_per_batch: int = field(default=1, metadata={"help": "Groups per optimiser step (each group is G texts)."})
     max_length: int = field(default=RM_MAX_LENGTH, metadata={"help": "Token window (left-truncated)."})
+    mixed_only: bool = field(default=False, metadata={"help": (
+        "Train only on groups whose samples got different grades (held-out groups are kept whole): a group graded "
+        "alike orders nothing, so the listwise loss learns nothing from it, and on 2 CPU cores it costs a full step.")})
     logging_steps: int = field(default=5, metadata={"help": "Log every N steps."})
     save_steps: int = field(default=100, metadata={"help": "Checkpoint every N steps."})
     seed: int = field(default=0, metadata={"help": "Seed of the split and of training."})

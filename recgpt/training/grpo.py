@@ -58,15 +58,24 @@ def real_tag_rewards(config: GRPORunConfig) -> TagRewards:
         from recgpt.training.reward_train import load_reward_model
 
         model, tokenizer = load_reward_model(config.reward_model)
+        window = reward_window(config.reward_model)
 
         def align(prompts: list[str], answers: list[str]) -> list[float]:
             texts = [p + "\n" + a for p, a in zip(prompts, answers)]
-            return torch.sigmoid(score_texts(model, tokenizer, texts, max_length=RM_MAX_LENGTH)).tolist()
+            return torch.sigmoid(score_texts(model, tokenizer, texts, max_length=window)).tolist()
     else:
         def align(prompts: list[str], answers: list[str]) -> list[float]:
             return [1.0] * len(answers)
 
     return TagRewards(map_categories=map_categories, embed=embed, align=align, ground=ground)
+
+
+def reward_window(reward_model: str | Path) -> int:
+    """The token window the reward model was trained with (its run's config beside `final`): it scores what it saw."""
+    run_config = Path(reward_model).parent / "run_config.json"
+    if run_config.is_file():
+        return int(json.loads(run_config.read_text()).get("max_length", RM_MAX_LENGTH))
+    return RM_MAX_LENGTH
 
 
 def tokenizer_source(model: str | Path) -> str:

@@ -70,6 +70,8 @@ def run_reward(config: RewardRunConfig) -> dict[str, Any]:
 
     out = start_run(config.output_dir, config)
     train, test = split_groups(load_groups(config.groups), config.held_out, config.seed)
+    if config.mixed_only:
+        train = mixed_groups(train)
     model, tokenizer = load_reward_model(config.model, config.dtype)
     before = held_out_ranking_accuracy(model, tokenizer, test, max_length=config.max_length) if test else float("nan")
     args = TrainingArguments(
@@ -93,6 +95,11 @@ def run_reward(config: RewardRunConfig) -> dict[str, Any]:
     return {"final": str(final), **{k: metrics[k] for k in ("train_groups", "held_out_groups", "held_out_pairs", "ranking_accuracy_before",
                                                            "ranking_accuracy_after", "held_out_judge_pairs",
                                                            "ranking_accuracy_after_judge_pairs", "loss_type")}}
+
+
+def mixed_groups(groups: list[RewardGroup]) -> list[RewardGroup]:
+    """The groups whose samples do not all share one grade."""
+    return [g for g in groups if len({s.grade for s in g.samples}) > 1]
 
 
 def judge_only(groups: list[RewardGroup]) -> list[RewardGroup]:

@@ -87,3 +87,38 @@ def test_sft_policy_is_exported_served_and_evaluated(model_dir: Path, tmp_path: 
     finally:
         handle.stop()
         get_settings.cache_clear()
+
+
+def test_an_sft_adapter_serves_the_experts_as_a_lora_module(model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`recgpt serve --policy expert`: the base answers every agent, the adapter (a vLLM LoRA module) the experts."""
+    import asyncio
+
+    from recgpt.graph import Context, build_graph
+    from recgpt.services import endpoints
+    from recgpt.tools.server import ServerConfig, served_models, start_server
+    from recgpt.training.sft import SFTRunConfig, run_sft
+
+    final = run_sft(SFTRunConfig(model=str(model_dir), output_dir=tmp_path / "sft", max_users=2, max_steps=1, batch_size=2,
+                                 grad_accum=1, lora_r=8, lora_alpha=16, save_steps=1000))
+    config = ServerConfig(model_dir=model_dir, port=_free_port(), eager=True, served_name="recgpt-test-base",
+                          lora_modules={endpoints.EXPERT_ADAPTER: str(final)}, max_lora_rank=8)
+    handle = start_server(config, tmp_path / "run", timeout=600)
+    try:
+        assert set(served_models(config.base_url)) == {"recgpt-test-base", endpoints.EXPERT_ADAPTER}
+        monkeypatch.setenv("RECGPT_BASE_URL", config.base_url)
+        monkeypatch.setenv("RECGPT_MODEL", "recgpt-test-base")
+        get_settings.cache_clear()
+        endpoints._serves.cache_clear()
+        ctx = Context(num_personas=2, tags_per_expert=2, num_tags=2, explanation_mode="off")
+        assert endpoints.expert_endpoint_of(ctx).model == endpoints.EXPERT_ADAPTER
+        assert endpoints.endpoint_of(ctx).model == "recgpt-test-base"
+        state = asyncio.run(build_graph().ainvoke({"user_id": "5", "dataset": "office", "split": "test"}, context=ctx))
+        experts = [c for c in state["calls"] if c.agent.startswith("expert[")]
+        assert len(experts) == 2 and all(c.ok for c in experts), experts  # the LoRA module answers under the schema
+        assert state["tags"], state.get("flags")
+        identity = endpoints.served_model_identity(config.base_url, "recgpt-test-base")
+        assert f"+{endpoints.EXPERT_ADAPTER}@{final}" in identity  # results are keyed by the adapter too
+    finally:
+        handle.stop()
+        get_settings.cache_clear()
+        endpoints._serves.cache_clear()

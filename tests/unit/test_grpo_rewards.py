@@ -92,3 +92,15 @@ def test_real_tag_rewards_score_with_the_reward_model(small_dataset_dir, isolate
     config = GRPORunConfig(model="unused", output_dir=tmp_path / "run", dataset=str(small_dataset_dir), reward_model=str(model))
     scores = real_tag_rewards(config).align(["the pens", "the desk"], ["great pens for you", "awful lamp"])
     assert len(scores) == 2 and all(0.0 < s < 1.0 for s in scores)
+
+
+def test_the_reward_model_scores_in_the_window_it_was_trained_with(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import json
+
+    from recgpt.training.configs import RM_MAX_LENGTH
+    from recgpt.training.grpo import reward_window
+
+    (tmp_path / "final").mkdir()
+    assert reward_window(tmp_path / "final") == RM_MAX_LENGTH  # no run config beside it: the default window
+    (tmp_path / "run_config.json").write_text(json.dumps({"max_length": 512}))
+    assert reward_window(tmp_path / "final") == 512

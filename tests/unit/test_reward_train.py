@@ -84,3 +84,12 @@ def test_shuffled_negatives_come_from_other_groups_and_are_bad() -> None:
         assert not any(s.text.startswith(f"a{i}-") for s in negatives)  # never its own answer
     assert [len(g.samples) for g in judge_only(gs)] == [2] * 5
     assert add_shuffled_negatives(gs[:1], 2, seed=0) == 0  # one group has no other user to borrow from
+
+
+def test_mixed_groups_keeps_only_groups_that_order_something() -> None:
+    from recgpt.training.reward_model import GradedSample, RewardGroup
+    from recgpt.training.reward_train import mixed_groups
+
+    alike = RewardGroup(prompt="p", samples=[GradedSample(text="a", grade="Bad"), GradedSample(text="b", grade="Bad")])
+    mixed = RewardGroup(prompt="q", samples=[GradedSample(text="a", grade="Superior"), GradedSample(text="b", grade="Bad")])
+    assert mixed_groups([alike, mixed, alike]) == [mixed]
