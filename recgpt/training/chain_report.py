@@ -26,9 +26,10 @@ SCALE_UP = """\
 - **GRPO**: `--max-steps`, `--batch-size` (prompts per step = batch / G), `--num-generations` (G, the paper uses 8+),
   `--max-completion-length`; on a GPU TRL can generate with vLLM (`use_vllm` in `GRPOConfig`).
 - **Precision/device**: `--no-cpu` (TRAIN_FLAGS), bf16 on GPUs; `recgpt serve --dtype bfloat16`.
-- **Eval**: `EVAL_USERS` (this CPU run: 100 per stage), `--concurrency`.
-- **Policy size**: any HF causal LM via `--model`; the reward data's judge is whatever `RECGPT_BASE_URL`
-  serves when `recgpt train reward-data` runs (serve a larger judge model there for that step).
+- **Eval**: `EVAL_USERS` (200 test users per stage here), `VAL_USERS` (the validation users that decide what ships), `--concurrency`.
+- **Policy size**: any HF causal LM via `--model`; `JUDGE=agent|single` grades reward data with whatever
+  `RECGPT_BASE_URL` serves when `recgpt train reward-data` runs (serve a larger judge model there for that step);
+  `RM_MODEL` picks the reward model's trunk and `RM_FLAGS` its window and data.
 """
 
 
@@ -194,6 +195,11 @@ def markdown(summary: dict[str, Any]) -> str:
                      f"{rd['grades']}, {rd.get('shuffled_negatives', 0)} in-batch negatives (another user's answer, Bad by construction), "
                      f"{rd['failed_samples']} failed samples, judge abstained on {rd['judge_abstained']}; "
                      f"G={rd['config']['samples']}, judge `{rd['config']['judge_mode']}`.")
+        agreement = rd.get("rule_agreement") or {}
+        if agreement.get("samples") and rd["config"]["judge_mode"] != "rules":
+            lines.append(f"  - Against the rule judge (categories of the cut's next interactions): exact agreement "
+                         f"{_fmt(agreement['exact'])}; the judge says Superior on {_fmt(agreement['judge_superior_rate_when_rule_superior'])} "
+                         f"of the rule's Superior samples and on {_fmt(agreement['judge_superior_rate_when_rule_bad'])} of its Bad ones.")
     if "rm-listwise" in training and "rm-pointwise" not in training:
         lines.append("- **Reward model, pointwise baseline**: not run in this chain (the last step of "
                      "`scripts/train_chain.sh`; tested on a tiny model in `tests/unit/test_reward_train.py`).")
