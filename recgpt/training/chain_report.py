@@ -136,6 +136,19 @@ def served_folder(identity: str | None) -> str | None:
     return Path(identity.split("@", 1)[1].split("[", 1)[0]).name or None
 
 
+def difference_rows(differences: Any, users: str, metric_names: list[str]) -> list[str]:
+    """One table row per stage pair: each metric's paired difference ± its standard error (z), over `users`
+    ("all" or "new_interest")."""
+    rows = []
+    for d in differences:
+        cells = []
+        for m in metric_names:
+            v = d[users].get(m)
+            cells.append("—" if v is None else f"{v['difference']:+.3f} ± {v['standard_error']:.3f} (z {v['z']:+.1f})")
+        rows.append(f"| {d['stages'][0]} − {d['stages'][1]} | " + " | ".join(cells) + " |")
+    return rows
+
+
 def markdown(summary: dict[str, Any]) -> str:
     stages = summary["stages"]
     lines = ["# Training chain on Office: base → SFT → GRPO-SUM → GRPO-CRS", ""]
@@ -165,22 +178,12 @@ def markdown(summary: dict[str, Any]) -> str:
             lines += ["", "Paired differences (the same users; ± one standard error of the mean difference; |z| ≥ 2 is "
                       "outside the noise):", "", "| difference | " + " | ".join(metric_names) + " |",
                       "|---|" + "---:|" * len(metric_names)]
-            for name, d in differences.items():
-                cells = []
-                for m in metric_names:
-                    v = d["all"].get(m)
-                    cells.append("—" if v is None else f"{v['difference']:+.3f} ± {v['standard_error']:.3f} (z {v['z']:+.1f})")
-                lines.append(f"| {d['stages'][0]} − {d['stages'][1]} | " + " | ".join(cells) + " |")
-            sliced = {name: d for name, d in differences.items() if d.get("new_interest")}
+            lines += difference_rows(differences.values(), "all", metric_names)
+            sliced = [d for d in differences.values() if d.get("new_interest")]
             if sliced:
                 lines += ["", "The same on the new-interest slice:", "", "| difference | " + " | ".join(metric_names) + " |",
                           "|---|" + "---:|" * len(metric_names)]
-                for name, d in sliced.items():
-                    cells = []
-                    for m in metric_names:
-                        v = d["new_interest"].get(m)
-                        cells.append("—" if v is None else f"{v['difference']:+.3f} ± {v['standard_error']:.3f} (z {v['z']:+.1f})")
-                    lines.append(f"| {d['stages'][0]} − {d['stages'][1]} | " + " | ".join(cells) + " |")
+                lines += difference_rows(sliced, "new_interest", metric_names)
         n = cfg["users"]
         se = (0.15 * 0.85 / n) ** 0.5 if n else 0.0
         lines += ["", f"Noise: with {n} users a hit rate near 0.15 has a binomial standard error of about {se:.3f}, so "
