@@ -43,12 +43,12 @@ def test_reward_data_grades_real_policy_samples_without_held_out_targets(vllm_se
     assert again["grades"] == summary["grades"]
     agreement = summary["rule_agreement"]  # the LLM judge is checked against the rule on every graded sample
     assert agreement["samples"] == graded and sum(agreement["rule_grades"].values()) == graded
-    # the rule judge grades the same stored samples (they do not depend on the judge) without a server call
+    # the rule judge grades the same stored samples (same --out: they do not depend on the judge) without a server call
     monkeypatch.setenv("RECGPT_BASE_URL", "http://127.0.0.1:9/v1")  # nothing listens there
     get_settings.cache_clear()
     try:
-        ruled = build_reward_data(RewardDataConfig(output=tmp_path / "ruled.jsonl", max_users=2, samples=2,
-                                                   judge_mode="rules", concurrency=4), show_progress=False)
+        ruled = build_reward_data(RewardDataConfig(output=out, max_users=2, samples=2, judge_mode="rules", concurrency=4),
+                                  show_progress=False)
     finally:
         monkeypatch.undo()
         get_settings.cache_clear()
