@@ -80,7 +80,9 @@ stage reward-data $RECGPT train reward-data --out "$RUNS/reward-groups.jsonl" --
 eval_stage base --model "$BASE_MODEL" --policy base
 $RECGPT serve --stop
 
+# the pointwise baseline reward model is only compared (held-out ranking accuracy), never used by GRPO; it trains beside the listwise one (~8 min each here)
 stage reward-listwise $RECGPT train reward --groups "$RUNS/reward-groups.jsonl" --model "$RM_MODEL" --out "$RUNS/rm-listwise" --loss listwise --epochs "$RM_EPOCHS" $RM_FLAGS $TRAIN_FLAGS
+stage reward-pointwise $RECGPT train reward --groups "$RUNS/reward-groups.jsonl" --model "$RM_MODEL" --out "$RUNS/rm-pointwise" --loss pointwise --epochs "$RM_EPOCHS" $RM_FLAGS $TRAIN_FLAGS
 for shaping in crs sum; do
   stage "grpo-$shaping" $RECGPT train grpo --model "$RUNS/sft/final" --out "$RUNS/grpo-$shaping" --shaping $shaping \
     --reward-model "$RUNS/rm-listwise/final" --max-users "$GRPO_USERS" --max-steps "$GRPO_STEPS" --batch-size "$GRPO_BATCH" \
@@ -105,8 +107,6 @@ if ship_crs; then
 else
   echo "== ship: GRPO-CRS is worse than SFT on validation; office-sft stays the shipped policy"
 fi
-# the pointwise baseline reward model is only compared (held-out ranking accuracy), never used by GRPO
-stage reward-pointwise $RECGPT train reward --groups "$RUNS/reward-groups.jsonl" --model "$RM_MODEL" --out "$RUNS/rm-pointwise" --loss pointwise --epochs "$RM_EPOCHS" $RM_FLAGS $TRAIN_FLAGS
 # the judge on the untrained base weights (the reward-data judge question), then the explanation/judge report on the
 # policy that ships (explanations are written by the served policy)
 if ! grep -q "^judge-base	" "$TIMES" 2>/dev/null; then serve --model "$BASE_MODEL" --policy base; fi
