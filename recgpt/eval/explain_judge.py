@@ -41,6 +41,7 @@ from recgpt.errors import RecGPTError
 from recgpt.eval.harness import prompts_fingerprint, run_eval
 from recgpt.eval.judge_labels import Labelled, binary_scores, shuffle_label
 from recgpt.eval.metrics import path_at_level
+from recgpt.eval.report import model_label
 from recgpt.eval.runs import EvalConfig, KeyedStore, UserResult, recgpt_context, run_jobs
 from recgpt.eval.text_metrics import distinct_n, pairwise_diversity
 from recgpt.graph.explain import build_explain_subgraph
@@ -362,11 +363,6 @@ def reproduce_command(cfg: dict[str, Any]) -> str:
     return line + (" --diversity-only" if cfg.get("diversity_only") else f" --injection-samples {cfg['injection_samples']}")
 
 
-def served_name(identity: str) -> str:
-    """The served folder's name from a model identity (`name@/path/folder[file:size:mtime]`)."""
-    return Path(identity.split("@", 1)[-1].split("[", 1)[0]).name or identity
-
-
 def item_difference(diversity: dict[str, Any], first: str, second: str) -> dict[str, float] | None:
     """Diversity of mode `first` minus `second`, paired over the items both measured (the same users saw each item)."""
     a, b = (diversity.get(m, {}).get("per_item") for m in (first, second))
@@ -393,7 +389,7 @@ def write_report(summary: dict[str, Any], out_dir: Path) -> tuple[Path, Path, Pa
     lines = [
         f"# Explanations and judges — {cfg['dataset']} / {cfg['split']}",
         "",
-        f"> Model: **{served_name(summary['model'])}** (`{summary['model']}`)",
+        f"> Model: **{model_label(summary['model'])}** (`{summary['model']}`)",
         "",
         f"Data `{summary['data_hash']}` · seed {cfg['seed']} · "
         f"reproduce: `{reproduce_command(cfg)}`",

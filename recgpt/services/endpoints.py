@@ -94,10 +94,10 @@ EXPERT_ADAPTER = "recgpt-expert"
 @lru_cache(maxsize=16)
 def _serves(base_url: str, name: str, api_key: str) -> bool:
     """Whether the endpoint lists `name` (asked once per process and endpoint: `expert_endpoint_of` runs per call)."""
+    from recgpt.tools.server import served_models
+
     try:
-        response = httpx.get(base_url.rstrip("/") + "/models", headers={"Authorization": f"Bearer {api_key}"}, timeout=10.0)
-        response.raise_for_status()
-        return any(m.get("id") == name for m in response.json().get("data", []))
+        return name in served_models(base_url, api_key, timeout=10.0)
     except (httpx.HTTPError, ValueError, KeyError):
         return False  # the policy endpoint's own call then reports the unreachable server in one line
 

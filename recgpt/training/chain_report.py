@@ -15,6 +15,7 @@ from typing import Any
 
 from recgpt import plots
 from recgpt.eval.metrics import paired_difference
+from recgpt.eval.report import model_label
 
 STAGES = ("base", "sft", "grpo-sum", "grpo-crs")
 PAPER_HR30 = {"base": 23.08, "sft": 29.20, "grpo-sum": 27.38, "grpo-crs": 32.60}
@@ -129,13 +130,6 @@ def _first_last(points: list[tuple[int, float]], n: int = 3) -> tuple[float | No
     return first, (_mean(values[-n:]) if len(values) > n else None)
 
 
-def served_folder(identity: str | None) -> str | None:
-    """The served weights' folder name from an eval report's model identity (`name@/path/folder[file:size:mtime]`)."""
-    if not identity or "@" not in identity:
-        return identity
-    return Path(identity.split("@", 1)[1].split("[", 1)[0]).name or None
-
-
 def difference_rows(differences: Any, users: str, metric_names: list[str]) -> list[str]:
     """One table row per stage pair: each metric's paired difference ± its standard error (z), over `users`
     ("all" or "new_interest")."""
@@ -153,7 +147,7 @@ def markdown(summary: dict[str, Any]) -> str:
     stages = summary["stages"]
     lines = ["# Training chain on Office: base → SFT → GRPO-SUM → GRPO-CRS", ""]
     if stages:
-        served = ", ".join(f"{stage} `{served_folder(s.get('model'))}`" for stage, s in stages.items())
+        served = ", ".join(f"{stage} `{model_label(s.get('model'))}`" for stage, s in stages.items())
         lines += [f"> Model: every stage serves the same base with its own weights merged in. Served folders: {served}.", ""]
     any_stage = next(iter(stages.values()), None)
     if any_stage:

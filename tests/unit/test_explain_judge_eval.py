@@ -73,7 +73,8 @@ def test_run_jobs_keeps_finished_work_when_the_endpoint_fails(tmp_path: Path) ->
 
 
 def test_diversity_gap_is_paired_over_items_and_needs_two() -> None:
-    from recgpt.eval.explain_judge import item_difference, served_name
+    from recgpt.eval.explain_judge import item_difference
+    from recgpt.eval.report import model_label as served_name
 
     diversity = {"meta": {"per_item": [0.8, 0.7, 0.9]}, "template": {"per_item": [0.6, 0.7, 0.8]}, "meta-unsampled": {"per_item": [0.5]}}
     gap = item_difference(diversity, "meta", "template")
