@@ -74,10 +74,10 @@ def sampled_style(shared_prefix: str, item_id: str) -> dict[str, str]:
     """Tone and rhetorical device drawn for this user context and item: a seeded draw, so a rerun gives the same style
     and two users of one item (almost always) get different ones.
 
-    Why: asked for all five fields, the small served models write nearly the same guideline for everyone ("friendly",
-    "a general shopper"), and meta-prompting then came out *less* diverse than the fixed V1 template
-    (reports/explain-judge-office-test.md). Drawing the two form fields from the context restores the spread; the
-    planner still writes the fields that need the user's history and situation."""
+    Why: asked for all five fields, SmolLM2-135M wrote nearly the same guideline for everyone and meta-prompting came
+    out *less* diverse than the fixed V1 template (.769 against .861). On the 0.5B SFT policy the draw is neutral on
+    diversity (reports/explain-diversity-office-validation.md: -.001 ± .029 against the planner writing all five); it
+    stays because the planner then answers 3 fields instead of 5, and the spread no longer rests on the model."""
     digest = hashlib.sha256(f"{shared_prefix}\x00{item_id}".encode()).digest()
     return {"tone": TONES[digest[0] % len(TONES)], "rhetorical_device": RHETORICAL_DEVICES[digest[1] % len(RHETORICAL_DEVICES)]}
 

@@ -154,7 +154,7 @@ def train_reward(config: RewardRunConfig) -> None:
 
 
 @train_cli.command("grpo")
-@options_from(GRPORunConfig, model=CliField(convert=_starting_policy, note="An exported SFT model: a folder or a registry name."),
+@options_from(GRPORunConfig, model=CliField(convert=_starting_policy, note="An SFT run's adapter folder, a model folder or a registry name."),
               output_dir=OUT, use_cpu=CPU)
 def train_grpo(config: GRPORunConfig) -> None:
     """GRPO (TRL GRPOTrainer) with the CRS or SUM tag reward; every component and gate pass rate is logged."""
