@@ -4,7 +4,11 @@
 #   pointwise) -> GRPO-CRS and GRPO-SUM, each continuing the SFT adapter -> export (merge) -> serve + eval every stage
 #   (base, SFT, SUM, CRS) -> ship the CRS adapter as the default policy (recgpt/policies/<base>) -> report.
 # Every step resumes (run directories, checkpoints, result stores), so a killed chain is rerun as is: on 2 CPU cores it
-# spans several sessions. On a GPU pass TRAIN_FLAGS=--no-cpu; the sizes below are the issue's minimums.
+# spans several sessions, and each session may be a fresh machine. So what a later stage or the report needs, and is
+# small, lives in the committed LEDGER (reports/training/chain: stage wall times, the graded reward data, each run's
+# config and log history) and the eval reports under reports/training/<stage>/; weights stay machine-local in RUNS and
+# are rebuilt from the ledger only when a stage still to run needs them. On a GPU pass TRAIN_FLAGS=--no-cpu; the sizes
+# below are the issue's minimums.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RECGPT=${RECGPT:-.venv/bin/recgpt}
@@ -25,27 +29,46 @@ GRPO_TOKENS=${GRPO_TOKENS:-256}    # rollout limit: 5 grounded tags with rationa
 RM_EPOCHS=${RM_EPOCHS:-1}          # reward-model passes over the training groups
 RM_FLAGS=${RM_FLAGS:---mixed-only --max-length 512}  # 96 groups x 4 answers x 768 tokens took ~85 s a step here: train on the
                                    # groups that order something, in a 512-token window (answer + instructions + newest history)
+GRPO_LR=${GRPO_LR:-5e-5}          # LoRA wants ~10x the full fine-tuning rate (Schulman et al. 2025, "LoRA without regret");
+                                   # GRPO's 1e-6..5e-6 full-FT rates -> 5e-5 (the 1e-5 default barely moves a rank-8 adapter in 50 steps)
+GRPO_BETA=${GRPO_BETA:-0}          # no KL term (TRL's default since 0.19): with a PEFT start TRL's reference is the adapter-disabled
+                                   # *base*, which would pull GRPO back from SFT, and the reference pass costs a forward per step
 TRAIN_FLAGS=${TRAIN_FLAGS:-}
 BASE_MODEL=${BASE_MODEL:-qwen2.5-coder-0.5b}
-mkdir -p "$RUNS"
-TIMES="$RUNS/stage_times.tsv"
+LEDGER=${LEDGER:-reports/training/chain}
+mkdir -p "$RUNS" "$LEDGER"
+TIMES="$LEDGER/stage_times.tsv"
 
-stage() {  # stage NAME COMMAND...: run once (skipped when already timed), record its wall time
+done_() { grep -q "^$1	" "$TIMES" 2>/dev/null; }
+stage() {  # stage NAME COMMAND...: run once (skipped when the ledger has its time), record its wall time
   local name=$1; shift
-  if grep -q "^$name	" "$TIMES" 2>/dev/null; then echo "== $name: done (skipped)"; return; fi
+  if done_ "$name"; then echo "== $name: done (skipped)"; return; fi
   echo "== $name"; local t0; t0=$(date +%s)
   "$@"
   printf '%s\t%s\n' "$name" "$(( $(date +%s) - t0 ))" >> "$TIMES"
 }
+artifact() {  # artifact NAME PATH COMMAND...: a machine-local output a stage still to run needs; rebuilt when PATH is missing
+  local name=$1 path=$2; shift 2
+  if [ -e "$path" ]; then return; fi
+  if done_ "$name"; then echo "== $name: rebuilding $path on this machine (its time stays the first run's)"; "$@"; else stage "$name" "$@"; fi
+}
+keep() {  # keep RUN: its config and log history into the ledger (the report reads them there), and the sha256 of its
+  # final weights: a run rebuilt on another machine (the listwise reward model, when GRPO-SUM trains a session after
+  # GRPO-CRS) is checked against the first build, so both shapings are known to score with the same reward model
+  mkdir -p "$LEDGER/$1"; cp "$RUNS/$1/metrics.json" "$RUNS/$1/run_config.json" "$LEDGER/$1/"
+  local weights; weights=$(find "$RUNS/$1/final" -maxdepth 1 -name '*.safetensors' | sort)
+  [ -n "$weights" ] || return 0
+  local sums; sums=$(cd "$RUNS/$1/final" && sha256sum -- *.safetensors)
+  if [ -f "$LEDGER/$1/final.sha256" ] && [ "$sums" != "$(cat "$LEDGER/$1/final.sha256")" ]; then
+    echo "warning: $1 rebuilt on this machine with other weights than its first build ($LEDGER/$1/final.sha256); see $LEDGER/$1/rebuilds.sha256" >&2
+    echo "$sums" >> "$LEDGER/$1/rebuilds.sha256"
+  else
+    echo "$sums" > "$LEDGER/$1/final.sha256"
+  fi
+}
 serve() { $RECGPT serve --stop >/dev/null; $RECGPT serve --background "$@"; }
 evaluate() { $RECGPT eval --method expert --users "$EVAL_USERS" --k "$K" --concurrency 16 --out "reports/training/$1"; }
 validate() { $RECGPT eval --method expert --split validation --users "$VAL_USERS" --k "$K" --concurrency 16 --out "reports/training/$1-validation"; }
-eval_stage() {  # eval_stage NAME [--model DIR]: serve that policy, then evaluate it (once)
-  local name=$1; shift
-  if grep -q "^eval-$name	" "$TIMES" 2>/dev/null; then echo "== eval-$name: done (skipped)"; return; fi
-  serve "$@"
-  stage "eval-$name" evaluate "$name"
-}
 
 # The SFT stage of the shipped policy (office-sft) trained on a GPU box (scripts/gpu_sft.sh, README "SFT on a bare GPU
 # box"); a fresh machine restores it from the repository instead of spending ~8 CPU hours on it (SFT_FROM_SHIPPED=0 retrains).
@@ -60,38 +83,49 @@ import json, sys
 config = json.load(open(sys.argv[1])); config["base_model_name_or_path"] = sys.argv[2]
 json.dump(config, open(sys.argv[1], "w"), indent=2)
 EOF_PY
-  printf 'sft\t261\n' >> "$TIMES"  # the H200 run's training time
+  done_ sft || printf 'sft\t261\n' >> "$TIMES"  # the H200 run's training time
 }
 # the commit that shipped office-sft (shipping GRPO-CRS later replaces the files in the working tree)
 SFT_COMMIT=${SFT_COMMIT:-$(git log --reverse --format=%H -S'"name": "office-sft"' -- "recgpt/policies/$BASE_MODEL/policy.json" | head -1)}
-if [ "${SFT_FROM_SHIPPED:-1}" = 1 ] && ! grep -q "^sft	" "$TIMES" 2>/dev/null; then
+if [ "${SFT_FROM_SHIPPED:-1}" = 1 ] && [ ! -e "$RUNS/sft/final/adapter_model.safetensors" ]; then
   echo "== sft: restored from recgpt/policies/$BASE_MODEL at $SFT_COMMIT (office-sft)"; restore_sft
 fi
-stage sft $RECGPT train sft --model "$BASE_MODEL" --out "$RUNS/sft" --max-users "$SFT_USERS" --tags-per-expert "$K" \
+artifact sft "$RUNS/sft/final" $RECGPT train sft --model "$BASE_MODEL" --out "$RUNS/sft" --max-users "$SFT_USERS" --tags-per-expert "$K" \
   --lora-r "$LORA_R" --lora-alpha $((2 * LORA_R)) --batch-size 4 --grad-accum 4 --learning-rate 2e-4 --save-steps 5 $TRAIN_FLAGS
-stage export-sft $RECGPT train export "$RUNS/sft/final" --out "$RUNS/sft-model"
+keep sft
 
 # served: the SFT policy (its eval, and the samples the reward model learns to grade: GRPO starts from this policy)
-if ! grep -q "^eval-sft	" "$TIMES" 2>/dev/null || ! grep -q "^reward-data	" "$TIMES" 2>/dev/null; then serve --model "$RUNS/sft-model"; fi
+if ! done_ eval-sft || ! done_ val-sft || ! done_ reward-data; then
+  artifact export-sft "$RUNS/sft-model" $RECGPT train export "$RUNS/sft/final" --out "$RUNS/sft-model"
+  serve --model "$RUNS/sft-model"
+fi
 stage eval-sft evaluate sft
 stage val-sft validate sft
-stage reward-data $RECGPT train reward-data --out "$RUNS/reward-groups.jsonl" --max-users "$RD_USERS" --samples 4 \
-  --tags-per-expert "$K" --judge "$JUDGE" --concurrency 8
-eval_stage base --model "$BASE_MODEL" --policy base
+collect_reward_data() {
+  $RECGPT train reward-data --out "$RUNS/reward-groups.jsonl" --max-users "$RD_USERS" --samples 4 \
+    --tags-per-expert "$K" --judge "$JUDGE" --concurrency 8
+  cp "$RUNS/reward-groups.jsonl" "$RUNS/reward-groups.summary.json" "$LEDGER/"
+}
+stage reward-data collect_reward_data
+if ! done_ eval-base; then serve --model "$BASE_MODEL" --policy base; fi
+stage eval-base evaluate base
 $RECGPT serve --stop
 
-# the pointwise baseline reward model is only compared (held-out ranking accuracy), never used by GRPO; it trains beside the listwise one (~8 min each here)
-stage reward-listwise $RECGPT train reward --groups "$RUNS/reward-groups.jsonl" --model "$RM_MODEL" --out "$RUNS/rm-listwise" --loss listwise --epochs "$RM_EPOCHS" $RM_FLAGS $TRAIN_FLAGS
-stage reward-pointwise $RECGPT train reward --groups "$RUNS/reward-groups.jsonl" --model "$RM_MODEL" --out "$RUNS/rm-pointwise" --loss pointwise --epochs "$RM_EPOCHS" $RM_FLAGS $TRAIN_FLAGS
-for shaping in crs sum; do
-  stage "grpo-$shaping" $RECGPT train grpo --model "$RUNS/sft/final" --out "$RUNS/grpo-$shaping" --shaping $shaping \
+# reward models on the ledger's graded groups; the pointwise baseline is only compared (held-out ranking accuracy), never
+# used by GRPO
+reward_model() {  # reward_model LOSS
+  $RECGPT train reward --groups "$LEDGER/reward-groups.jsonl" --model "$RM_MODEL" --out "$RUNS/rm-$1" --loss "$1" \
+    --epochs "$RM_EPOCHS" $RM_FLAGS $TRAIN_FLAGS
+  keep "rm-$1"
+}
+if ! done_ grpo-crs || ! done_ grpo-sum; then artifact reward-listwise "$RUNS/rm-listwise/final" reward_model listwise; fi
+grpo() {  # grpo SHAPING
+  $RECGPT train grpo --model "$RUNS/sft/final" --out "$RUNS/grpo-$1" --shaping "$1" \
     --reward-model "$RUNS/rm-listwise/final" --max-users "$GRPO_USERS" --max-steps "$GRPO_STEPS" --batch-size "$GRPO_BATCH" \
-    --num-generations 4 --max-completion-length "$GRPO_TOKENS" --tags-per-expert "$K" --save-steps 5 $TRAIN_FLAGS
-  stage "export-grpo-$shaping" $RECGPT train export "$RUNS/grpo-$shaping/final" --out "$RUNS/grpo-$shaping-model"
-  eval_stage "grpo-$shaping" --model "$RUNS/grpo-$shaping-model"
-  if [ "$shaping" = crs ]; then stage val-grpo-crs validate grpo-crs; fi
-done
-$RECGPT serve --stop
+    --num-generations 4 --max-completion-length "$GRPO_TOKENS" --tags-per-expert "$K" --learning-rate "$GRPO_LR" \
+    --beta "$GRPO_BETA" --save-steps 5 $TRAIN_FLAGS
+  keep "grpo-$1"
+}
 # GRPO-CRS replaces the shipped SFT policy only if it is not worse on validation cat HR@K (L2); test never decides
 ship_crs() {
   .venv/bin/python - "reports/training/sft-validation/eval-office-validation-expert.json" \
@@ -102,16 +136,29 @@ print(f"validation cat_hr@{sys.argv[3]}_l2: sft {sft:.3f}, grpo-crs {crs:.3f}")
 sys.exit(0 if crs >= sft else 1)
 EOF_PY
 }
-if ship_crs; then
-  stage ship $RECGPT train ship "$RUNS/grpo-crs/final" --base "$BASE_MODEL" --name office-grpo-crs
-else
-  echo "== ship: GRPO-CRS is worse than SFT on validation; office-sft stays the shipped policy"
-fi
+for shaping in crs sum; do
+  stage "grpo-$shaping" grpo "$shaping"
+  if ! done_ "eval-grpo-$shaping" || { [ "$shaping" = crs ] && ! done_ val-grpo-crs; }; then
+    artifact "export-grpo-$shaping" "$RUNS/grpo-$shaping-model" $RECGPT train export "$RUNS/grpo-$shaping/final" --out "$RUNS/grpo-$shaping-model"
+    serve --model "$RUNS/grpo-$shaping-model"
+  fi
+  stage "eval-grpo-$shaping" evaluate "grpo-$shaping"
+  if [ "$shaping" = crs ]; then
+    stage val-grpo-crs validate grpo-crs
+    $RECGPT serve --stop
+    if done_ ship; then echo "== ship: done (skipped)"
+    elif ship_crs; then stage ship $RECGPT train ship "$RUNS/grpo-crs/final" --base "$BASE_MODEL" --name office-grpo-crs
+    else echo "== ship: GRPO-CRS is worse than SFT on validation; office-sft stays the shipped policy"; printf 'ship\t0\n' >> "$TIMES"
+    fi
+    stage reward-pointwise reward_model pointwise
+  fi
+done
+$RECGPT serve --stop
 # the judge on the untrained base weights (the reward-data judge question), then the explanation/judge report on the
 # policy that ships (explanations are written by the served policy)
-if ! grep -q "^judge-base	" "$TIMES" 2>/dev/null; then serve --model "$BASE_MODEL" --policy base; fi
+if ! done_ judge-base; then serve --model "$BASE_MODEL" --policy base; fi
 stage judge-base $RECGPT eval-explain --dataset office --split test --users 100 --out reports/training/judge-base
-if ! grep -q "^explain-report	" "$TIMES" 2>/dev/null; then serve; fi
+if ! done_ explain-report; then serve; fi
 stage explain-report $RECGPT eval-explain --dataset office --split test --users 100 --out reports
 $RECGPT serve --stop
-$RECGPT train report --runs "$RUNS" --out reports
+$RECGPT train report --runs "$LEDGER" --out reports

@@ -66,7 +66,9 @@ class GRPORunConfig:
     num_generations: int = field(default=4, metadata={"help": "Group size G (samples per prompt)."})
     max_completion_length: int = field(default=256, metadata={"help": "Completion token limit."})
     temperature: float = field(default=0.8, metadata={"help": "Sampling temperature of the rollouts (the experts' serving temperature)."})
-    beta: float = field(default=0.04, metadata={"help": "KL coefficient to the reference (the starting model)."})
+    beta: float = field(default=0.04, metadata={"help": (
+        "KL coefficient to the reference: the starting model, except for an adapter start, where TRL's reference is the "
+        "adapter-disabled base (0 drops the term and its forward pass; the chain uses 0).")})
     loss_type: str = field(default="grpo", metadata={"help": "grpo | dapo | dr_grpo | bnpo (TRL loss_type)."})
     scale_rewards: str = field(default="group", metadata={"help": "Advantage scaling: group | batch | none."})
     epsilon: float = field(default=0.2, metadata={"help": "PPO-style clip range."})

@@ -90,7 +90,8 @@ def tokenizer_source(model: str | Path) -> str:
 
 def starting_policy(config: GRPORunConfig) -> tuple[Any, Any]:
     """(model for `GRPOTrainer`, its `peft_config`). An SFT LoRA output is loaded with its adapter trainable: GRPO
-    goes on training it (TRL keeps a frozen copy as the KL reference), so the result stays one adapter on the base."""
+    goes on training it, so the result stays one adapter on the base. With beta > 0 TRL's KL reference is then the
+    adapter-disabled base, not the SFT policy, which is why the chain trains with beta 0."""
     if (Path(config.model) / "adapter_config.json").is_file():
         from peft import AutoPeftModelForCausalLM
 
