@@ -13,6 +13,7 @@ needs its own patterns here.
 
 from __future__ import annotations
 
+import re
 from typing import Annotated
 
 from pydantic import Field
@@ -67,13 +68,20 @@ def tag_text(max_chars: int, description: str = "") -> object:
     return Annotated[str, Field(pattern=rf"^[A-Za-z][{TAG_CHARS}]{{1,{max_chars - 1}}}$", description=description)]
 
 
+DANGLING_WORDS = frozenset(("a", "an", "the", "and", "or", "but", "nor", "because", "of", "to", "for", "with", "from",
+                            "into", "onto", "your", "our", "their", "its", "my", "as", "than", "if"))
+"""Words no English sentence ends on. The grammar of a `sentence=True` field makes the model close its text with
+'.', '!' or '?' within the bound, and a small model near the bound closes whatever it was writing ("... because
+it is the." / "... perfect for It!")."""
+
+
 def clip_sentence(text: str, limit: int) -> str:
     """Whitespace-normalised `text` that never ends mid-sentence because of a length bound.
 
     The server cuts a string at the schema's bound wherever the bound falls. A text shorter than
     `limit` was not cut and is kept whole. One that reaches `limit` ends at its last sentence end
     ('.', '!', '?') within the limit; with none in its last two thirds, at the last whole word, closed
-    with an ASCII ellipsis (the text stays English-only ASCII).
+    with an ASCII ellipsis (the text stays English-only ASCII) after the last word that can end a clause.
     """
     text = " ".join(text.split())
     if len(text) < limit:
@@ -84,7 +92,33 @@ def clip_sentence(text: str, limit: int) -> str:
     end = max(head.rfind(mark) for mark in ".!?")
     if end >= limit // 3:
         return head[: end + 1]
-    return head[: limit - 3].rsplit(" ", 1)[0].rstrip(" ,;:-") + "..."
+    words = head[: limit - 3].rsplit(" ", 1)[0].rstrip(" ,;:-").split(" ")
+    while len(words) > 1 and words[-1].lower() in DANGLING_WORDS:  # "... for the..." reads as a fragment
+        words.pop()
+    return " ".join(words).rstrip(" ,;:-") + "..."
+
+
+def ends_on_a_fragment(text: str) -> bool:
+    """True when the final sentence of `text` was closed mid-clause: its last word is an article, conjunction,
+    preposition or possessive, or a capitalised word that does not start the sentence ("... for It!")."""
+    sentences = [s for s in re.split(r"(?<=[.!?])\s+", text.strip()) if s]
+    if not sentences:
+        return False
+    words = sentences[-1].rstrip(".!?").split()
+    if not words:
+        return True
+    last = words[-1].strip("'\",;:()-")
+    return last.lower() in DANGLING_WORDS or (len(words) > 1 and last.lower() in {"it", "this", "that", "you"} and last[:1].isupper())
+
+
+def drop_fragment(text: str, min_words: int) -> str | None:
+    """`text` without a closing fragment: cut back to its last full sentence, or None when fewer than `min_words`
+    words would remain (the caller re-samples)."""
+    if not ends_on_a_fragment(text):
+        return text
+    sentences = [s for s in re.split(r"(?<=[.!?])\s+", text.strip()) if s]
+    kept = " ".join(sentences[:-1])
+    return kept if kept and len(kept.split()) >= min_words and not ends_on_a_fragment(kept) else None
 
 
 def to_english_text(text: str, max_chars: int) -> str:

@@ -25,7 +25,7 @@ from recgpt.prompts.explainer import (
 from recgpt.schema.context import Context
 from recgpt.schema.state import ItemExplanation, PlannedStyle, StyleGuideline
 from recgpt.schema.subgraphs import ExplainInput, ExplainState
-from recgpt.text_fields import clip_sentence, english_text
+from recgpt.text_fields import clip_sentence, drop_fragment, english_text
 
 EXPLANATION_CHARS = 240
 """30 words fit; a longer answer is cut by the server at this bound, then clipped back to its last whole sentence."""
@@ -44,13 +44,17 @@ class ExplanationOutput(BaseModel):
     def _a_sentence_not_a_title(cls, text: str) -> str:
         # Not expressible in the server's JSON schema. Too short is re-sampled like a schema error (a title is
         # not an explanation); too long is clipped back to its last sentence within the bound, not thrown away.
+        # A closing fragment ("... perfect for It!") is cut back to the last full sentence, or re-sampled.
         words = text.split()
         if len(words) < MIN_EXPLANATION_WORDS:
             raise ValueError(f"an explanation has at least {MIN_EXPLANATION_WORDS} words, got {len(words)}")
         if len(words) > MAX_EXPLANATION_WORDS:
             head = " ".join(words[:MAX_EXPLANATION_WORDS])
-            return clip_sentence(head, len(head))
-        return text
+            text = clip_sentence(head, len(head))
+        whole = drop_fragment(text, MIN_EXPLANATION_WORDS)
+        if whole is None:
+            raise ValueError(f"an explanation ends with a full sentence, not a fragment: {text[-40:]!r}")
+        return whole
 
 
 TITLE_COPY_NEW_WORDS = 5

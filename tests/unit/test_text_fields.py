@@ -71,3 +71,28 @@ def test_an_explanation_that_restates_the_title_is_recognised() -> None:
     assert restates_title(title + " (1781586).", title)
     assert restates_title("Paper Mate InkJoy 700 RT Retractable Pens for you.", title)
     assert not restates_title("These InkJoy pens glide smoothly, so your weekly planning notes stay neat and colourful.", title)
+
+
+def test_a_closing_fragment_is_recognised_and_a_full_sentence_is_not() -> None:
+    from recgpt.text_fields import ends_on_a_fragment
+
+    assert ends_on_a_fragment("These folders keep your desk tidy because It!")
+    assert ends_on_a_fragment("A reliable stapler for every report and the.")
+    assert ends_on_a_fragment("Great pens. Perfect for your")
+    assert not ends_on_a_fragment("You will love it!")
+    assert not ends_on_a_fragment("It keeps your desk tidy this winter.")
+    assert not ends_on_a_fragment("Perfect for school. It fits in every bag.")
+
+
+def test_an_explanation_ending_on_a_fragment_is_cut_to_its_last_sentence_or_resampled() -> None:
+    import pytest
+    from pydantic import ValidationError
+
+    from recgpt.agents.explainer import ExplanationOutput
+
+    kept = ExplanationOutput(explanation="These folders keep every project of yours in order at home. Perfect for It!").explanation
+    assert kept == "These folders keep every project of yours in order at home."
+    with pytest.raises(ValidationError, match="full sentence"):
+        ExplanationOutput(explanation="These folders keep every project of yours in order because the.")
+    whole = "These folders keep every project of yours in order, so you will love them!"
+    assert ExplanationOutput(explanation=whole).explanation == whole
