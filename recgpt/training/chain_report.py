@@ -82,7 +82,8 @@ def summarise_chain(runs: Path, reports: Path, dataset: str = "office", split: s
         if name.startswith("rm-"):
             entry.update({k: metrics.get(k) for k in ("ranking_accuracy_before", "ranking_accuracy_after", "held_out_pairs",
                                                       "held_out_groups", "train_groups", "held_out_judge_pairs",
-                                                      "ranking_accuracy_after_judge_pairs")})
+                                                      "ranking_accuracy_after_judge_pairs", "align_offset",
+                                                      "train_score_mean_bad", "train_score_mean_not_bad")})
         if name == "sft":
             entry["loss"] = curve(history, "loss")
             entry["mean_token_accuracy"] = curve(history, "mean_token_accuracy")
@@ -198,8 +199,8 @@ def markdown(summary: dict[str, Any]) -> str:
                          f"{_fmt(agreement['exact'])}; the judge says Superior on {_fmt(agreement['judge_superior_rate_when_rule_superior'])} "
                          f"of the rule's Superior samples and on {_fmt(agreement['judge_superior_rate_when_rule_bad'])} of its Bad ones.")
     if "rm-listwise" in training and "rm-pointwise" not in training:
-        lines.append("- **Reward model, pointwise baseline**: not run in this chain (the last step of "
-                     "`scripts/train_chain.sh`; tested on a tiny model in `tests/unit/test_reward_train.py`).")
+        lines.append("- **Reward model, pointwise baseline**: not run yet in this chain (`scripts/train_chain.sh` trains it "
+                     "after GRPO-CRS; tested on a tiny model in `tests/unit/test_reward_train.py`).")
     for name in ("rm-listwise", "rm-pointwise"):
         if name in training:
             r = training[name]
@@ -208,6 +209,10 @@ def markdown(summary: dict[str, Any]) -> str:
                          f"({r['train_groups']} training groups, {r['global_step']} steps, {_fmt(r['train_runtime_s'], 0)} s); "
                          f"on the judge's own pairs only: {_fmt(r.get('ranking_accuracy_after_judge_pairs'))} "
                          f"({r.get('held_out_judge_pairs')} pairs).")
+            if r.get("align_offset") is not None:
+                lines.append(f"  - Calibration (training groups): mean score of Bad samples {_fmt(r.get('train_score_mean_bad'))}, "
+                             f"of the rest {_fmt(r.get('train_score_mean_not_bad'))}; GRPO's R_align is sigmoid(score − "
+                             f"{_fmt(r['align_offset'])}), so CRS's 0.5 gate asks whether an answer scores above a Bad one.")
     if "sft" in training:
         sft = training["sft"]
         parts = []

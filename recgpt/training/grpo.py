@@ -35,8 +35,8 @@ def build_grpo_rows(config: GRPORunConfig) -> list[dict[str, Any]]:
 
 def real_tag_rewards(config: GRPORunConfig) -> TagRewards:
     """The rewards on real components: the configured retriever's nearest category (R_acc; Chroma by default),
-    MiniLM embeddings (R_div) and the trained reward model (R_align = sigmoid(score) on prompt + answer, as it was
-    trained)."""
+    MiniLM embeddings (R_div) and the trained reward model (R_align = sigmoid(score - its calibration offset) on
+    prompt + answer, in the window it was trained with)."""
     from recgpt.tools.embeddings import embed
     from recgpt.tools.retrieval import get_retriever
 
@@ -59,10 +59,11 @@ def real_tag_rewards(config: GRPORunConfig) -> TagRewards:
 
         model, tokenizer = load_reward_model(config.reward_model)
         window = reward_window(config.reward_model)
+        offset = align_offset(config.reward_model)
 
         def align(prompts: list[str], answers: list[str]) -> list[float]:
             texts = [p + "\n" + a for p, a in zip(prompts, answers)]
-            return torch.sigmoid(score_texts(model, tokenizer, texts, max_length=window)).tolist()
+            return torch.sigmoid(score_texts(model, tokenizer, texts, max_length=window) - offset).tolist()
     else:
         def align(prompts: list[str], answers: list[str]) -> list[float]:
             return [1.0] * len(answers)
@@ -76,6 +77,15 @@ def reward_window(reward_model: str | Path) -> int:
     if run_config.is_file():
         return int(json.loads(run_config.read_text()).get("max_length", RM_MAX_LENGTH))
     return RM_MAX_LENGTH
+
+
+def align_offset(reward_model: str | Path) -> float:
+    """The reward model's calibration (`reward_train.align_calibration`, in its run's metrics beside `final`): R_align
+    is sigmoid(score - offset), so that 0.5 separates Bad from the rest. 0 for a run that did not record one."""
+    metrics = Path(reward_model).parent / "metrics.json"
+    if metrics.is_file():
+        return float(json.loads(metrics.read_text()).get("align_offset") or 0.0)
+    return 0.0
 
 
 def tokenizer_source(model: str | Path) -> str:

@@ -88,13 +88,36 @@ def run_reward(config: RewardRunConfig) -> dict[str, Any]:
     judged = judge_only(test)  # the pairs the judge itself ordered (no in-batch negatives)
     judge_pairs = _ordered_pairs(judged)
     judge_after = held_out_ranking_accuracy(model, tokenizer, judged, max_length=config.max_length) if judge_pairs else float("nan")
-    final = finish_run(out, trainer, tokenizer, resumed_from, train_groups=len(train), held_out_groups=len(test),
+    calibration = align_calibration(model, tokenizer, train, max_length=config.max_length)
+    final = finish_run(out, trainer, tokenizer, resumed_from, train_groups=len(train), held_out_groups=len(test), **calibration,
                        held_out_pairs=_ordered_pairs(test), ranking_accuracy_before=before, ranking_accuracy_after=after,
                        held_out_judge_pairs=judge_pairs, ranking_accuracy_after_judge_pairs=judge_after, loss_type=config.loss_type)
     metrics = json.loads((out / "metrics.json").read_text())
     return {"final": str(final), **{k: metrics[k] for k in ("train_groups", "held_out_groups", "held_out_pairs", "ranking_accuracy_before",
                                                            "ranking_accuracy_after", "held_out_judge_pairs",
                                                            "ranking_accuracy_after_judge_pairs", "loss_type")}}
+
+
+def align_calibration(model: Any, tokenizer: Any, groups: list[RewardGroup], max_length: int) -> dict[str, Any]:
+    """Where the reward model's "not Bad" starts, measured on its *training* groups.
+
+    A listwise loss only orders scores within a group: adding a constant to every score leaves it unchanged, so
+    sigmoid(score) has no fixed meaning and CRS's alignment gate (reward >= 0.5) could pass every answer or none.
+    GRPO therefore scores sigmoid(score - align_offset), with the offset halfway between the mean score of the
+    Bad samples and the mean of the rest: the gate then asks "does the reward model rank this above a Bad
+    answer?". Training groups only, so no held-out pair informs it.
+    """
+    from recgpt.training.reward_model import score_texts
+
+    samples = [(g.prompt + "\n" + s.text, s.grade) for g in groups for s in g.samples]
+    if not samples:
+        return {"align_offset": 0.0}
+    scores = score_texts(model, tokenizer, [text for text, _ in samples], max_length=max_length).tolist()
+    bad = [v for v, (_, grade) in zip(scores, samples) if grade == "Bad"]
+    rest = [v for v, (_, grade) in zip(scores, samples) if grade != "Bad"]
+    offset = (sum(bad) / len(bad) + sum(rest) / len(rest)) / 2 if bad and rest else 0.0
+    return {"align_offset": offset, "train_score_mean_bad": sum(bad) / len(bad) if bad else None,
+            "train_score_mean_not_bad": sum(rest) / len(rest) if rest else None, "calibration_samples": len(samples)}
 
 
 def mixed_groups(groups: list[RewardGroup]) -> list[RewardGroup]:

@@ -104,3 +104,14 @@ def test_the_reward_model_scores_in_the_window_it_was_trained_with(tmp_path) -> 
     assert reward_window(tmp_path / "final") == RM_MAX_LENGTH  # no run config beside it: the default window
     (tmp_path / "run_config.json").write_text(json.dumps({"max_length": 512}))
     assert reward_window(tmp_path / "final") == 512
+
+
+def test_the_reward_model_is_read_through_its_calibration_offset(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import json
+
+    from recgpt.training.grpo import align_offset
+
+    (tmp_path / "final").mkdir()
+    assert align_offset(tmp_path / "final") == 0.0  # a run without a calibration: sigmoid(score) as before
+    (tmp_path / "metrics.json").write_text(json.dumps({"align_offset": -1.25}))
+    assert align_offset(tmp_path / "final") == -1.25

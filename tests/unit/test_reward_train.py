@@ -41,6 +41,25 @@ def test_reward_run_learns_the_order_on_held_out_groups(loss: str, tmp_path: Pat
     assert result["ranking_accuracy_after"] == 1.0, result
     assert (Path(result["final"]) / "config.json").is_file()
     assert json.loads((tmp_path / "run" / "run_config.json").read_text())["loss_type"] == loss
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    # the calibration sits between the training groups' Bad and not-Bad scores (what CRS's 0.5 gate then separates)
+    assert metrics["train_score_mean_bad"] < metrics["align_offset"] < metrics["train_score_mean_not_bad"]
+    assert metrics["calibration_samples"] == 30 * 3
+
+
+def test_align_calibration_is_halfway_between_bad_and_the_rest(monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch
+
+    from recgpt.training import reward_model
+    from recgpt.training.reward_train import align_calibration
+
+    group = RewardGroup.model_validate({"prompt": "p", "samples": [{"text": t, "grade": g} for t, g in (
+        ("s", "Superior"), ("a", "Average"), ("b", "Bad"), ("c", "Bad"))]})
+    fake = {"p\ns": 3.0, "p\na": 1.0, "p\nb": -1.0, "p\nc": -3.0}
+    monkeypatch.setattr(reward_model, "score_texts", lambda model, tok, texts, max_length: torch.tensor([fake[t] for t in texts]))
+    calibration = align_calibration(None, None, [group], max_length=8)
+    assert calibration["align_offset"] == pytest.approx(0.0)  # (mean(-1, -3) + mean(3, 1)) / 2
+    assert calibration["train_score_mean_bad"] == -2.0 and calibration["train_score_mean_not_bad"] == 2.0
 
 
 def test_split_is_by_group_seeded_and_disjoint() -> None:
