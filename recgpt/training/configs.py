@@ -55,6 +55,10 @@ class GRPORunConfig:
     shaping: str = field(default="crs", metadata={"help": "crs (gated accuracy) or sum (weighted sum baseline).",
                                                            "choices": ("crs", "sum")})
     reward_model: str | None = field(default=None, metadata={"help": "Judge-as-a-Reward model dir for R_align (None: R_align = 1, gate always open)."})
+    align_gate: str = field(default="auto", metadata={"help": (
+        "CRS's alignment gate (R_align >= 0.5): on, off, or auto, which keeps it only when the reward model ranks its "
+        "held-out pairs better than chance by one standard error (a reward model at chance would drop accurate "
+        "answers at random)."), "choices": ("auto", "on", "off")})
     level: str = field(default="l2", metadata={"help": "Category level of R_acc: l2 or leaf (Office), genre (MovieLens)."})
     dataset: str = field(default="office", metadata={"help": "Dataset of the prompts."})
     max_users: int | None = field(default=256, metadata={"help": "Training users sampled for prompts (None = all)."})

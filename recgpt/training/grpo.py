@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import random
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ from recgpt.eval.metrics import path_at_level
 from recgpt.training.configs import RM_MAX_LENGTH, GRPORunConfig
 from recgpt.training.datasets import expert_prompt, future_categories, grounding_vocabulary, training_cuts
 from recgpt.training.grpo_rewards import TagRewards
+from recgpt.training.rewards import Gates
 from recgpt.training.runs import finish_run, latest_checkpoint, start_run
 
 
@@ -68,7 +70,31 @@ def real_tag_rewards(config: GRPORunConfig) -> TagRewards:
         def align(prompts: list[str], answers: list[str]) -> list[float]:
             return [1.0] * len(answers)
 
-    return TagRewards(map_categories=map_categories, embed=embed, align=align, ground=ground)
+    gates = Gates() if align_gate_on(config) else Gates(align=0.0)
+    return TagRewards(map_categories=map_categories, embed=embed, align=align, ground=ground, gates=gates)
+
+
+def align_gate_on(config: GRPORunConfig) -> bool:
+    """Whether CRS gates accuracy on R_align: `on`/`off` as asked; `auto` only when the reward model's held-out ranking
+    accuracy (its run's metrics, on training users' held-out groups) beats chance by at least one binomial standard
+    error. Says which, in one line, because it changes what CRS optimises."""
+    import math
+
+    if config.align_gate != "auto":
+        return config.align_gate == "on"
+    if not config.reward_model:
+        return True  # R_align is 1 for every answer: the gate passes them all
+    metrics_path = Path(config.reward_model).parent / "metrics.json"
+    metrics = json.loads(metrics_path.read_text()) if metrics_path.is_file() else {}
+    accuracy, pairs = metrics.get("ranking_accuracy_after"), metrics.get("held_out_pairs") or 0
+    if accuracy is None or not pairs:
+        print(f"CRS alignment gate off: {metrics_path} reports no held-out ranking accuracy")
+        return False
+    margin = math.sqrt(0.25 / pairs)
+    on = accuracy - 0.5 >= margin
+    print(f"CRS alignment gate {'on' if on else 'off'}: the reward model ranks {pairs} held-out pairs at {accuracy:.3f} "
+          f"({'at least' if on else 'less than'} one standard error, {margin:.3f}, above chance)")
+    return on
 
 
 def reward_window(reward_model: str | Path) -> int:
@@ -136,4 +162,4 @@ def run_grpo(config: GRPORunConfig, rewards: TagRewards, rows: list[dict[str, An
                           processing_class=tokenizer, peft_config=peft_config)
     resumed_from = latest_checkpoint(out)
     trainer.train(resume_from_checkpoint=resumed_from)
-    return finish_run(out, trainer, tokenizer, resumed_from, prompts=len(rows))
+    return finish_run(out, trainer, tokenizer, resumed_from, prompts=len(rows), gates=asdict(rewards.gates))

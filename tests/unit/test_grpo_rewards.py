@@ -115,3 +115,21 @@ def test_the_reward_model_is_read_through_its_calibration_offset(tmp_path) -> No
     assert align_offset(tmp_path / "final") == 0.0  # a run without a calibration: sigmoid(score) as before
     (tmp_path / "metrics.json").write_text(json.dumps({"align_offset": -1.25}))
     assert align_offset(tmp_path / "final") == -1.25
+
+
+def test_the_alignment_gate_needs_a_reward_model_better_than_chance(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import json
+
+    from recgpt.training.configs import GRPORunConfig
+    from recgpt.training.grpo import align_gate_on
+
+    (tmp_path / "final").mkdir()
+    config = GRPORunConfig(model="unused", output_dir=tmp_path / "run", reward_model=str(tmp_path / "final"))
+    (tmp_path / "metrics.json").write_text(json.dumps({"ranking_accuracy_after": 0.484, "held_out_pairs": 64}))
+    assert not align_gate_on(config)  # at chance: gating accuracy on it would drop answers at random
+    (tmp_path / "metrics.json").write_text(json.dumps({"ranking_accuracy_after": 0.673, "held_out_pairs": 52}))
+    assert align_gate_on(config)  # .173 above chance, one SE is .069
+    (tmp_path / "metrics.json").write_text(json.dumps({"ranking_accuracy_after": 0.55, "held_out_pairs": 52}))
+    assert not align_gate_on(config)
+    assert align_gate_on(GRPORunConfig(model="unused", output_dir=tmp_path / "run", reward_model=str(tmp_path / "final"), align_gate="on"))
+    assert not align_gate_on(GRPORunConfig(model="unused", output_dir=tmp_path / "run", align_gate="off"))
