@@ -70,6 +70,45 @@ serve() { $RECGPT serve --stop >/dev/null; $RECGPT serve --background "$@"; }
 evaluate() { $RECGPT eval --method expert --users "$EVAL_USERS" --k "$K" --concurrency 16 --out "reports/training/$1"; }
 validate() { $RECGPT eval --method expert --split validation --users "$VAL_USERS" --k "$K" --concurrency 16 --out "reports/training/$1-validation"; }
 
+point_at_base() {  # point_at_base ADAPTER_CONFIG: the adapter's base is this machine's prepared BASE_MODEL folder
+  local base_dir
+  base_dir=$(.venv/bin/python -c "from recgpt.settings import get_settings; from recgpt.tools.model_prep import prepare_model; print(prepare_model(get_settings().models_dir, '$BASE_MODEL'))")
+  .venv/bin/python - "$1" "$base_dir" <<'EOF_PY'
+import json, sys
+config = json.load(open(sys.argv[1])); config["base_model_name_or_path"] = sys.argv[2]
+json.dump(config, open(sys.argv[1], "w"), indent=2)
+EOF_PY
+}
+keep_adapter() {  # keep_adapter RUN: its final LoRA adapter (17.6 MB) into the ledger: one GRPO run takes most of a
+  # session on 2 cores, so the next session evaluates and ships it from there instead of training it again
+  mkdir -p "$LEDGER/$1/final"; cp "$RUNS/$1/final/adapter_model.safetensors" "$RUNS/$1/final/adapter_config.json" "$LEDGER/$1/final/"
+}
+restore_adapter() {  # restore_adapter RUN: a fresh machine gets the run's final adapter back from the ledger
+  if [ -e "$RUNS/$1/final/adapter_model.safetensors" ] || [ ! -e "$LEDGER/$1/final/adapter_model.safetensors" ]; then return; fi
+  echo "== $1: final adapter restored from $LEDGER/$1/final"
+  mkdir -p "$RUNS/$1/final"; cp "$LEDGER/$1/final/"* "$RUNS/$1/final/"; point_at_base "$RUNS/$1/final/adapter_config.json"
+  local sums; sums="$(cd "$LEDGER/$1" && pwd)/final.sha256"
+  [ ! -f "$sums" ] || (cd "$RUNS/$1/final" && sha256sum --quiet -c "$sums")
+}
+keep_checkpoint() {  # keep_checkpoint RUN: the newest checkpoint of an unfinished run into the ledger, without the optimiser
+  # state (35 MB of Adam moments): one GRPO run outlasts a 2-core session, and the next machine resumes from here with
+  # fresh moments (GRPO's learning rate is constant, so nothing else changes)
+  local newest; newest=$(find "$RUNS/$1" -maxdepth 1 -name 'checkpoint-*' 2>/dev/null | sort -t- -k2 -n | tail -1)
+  [ -n "$newest" ] || return 0
+  rm -rf "$LEDGER/$1/checkpoint-"*; mkdir -p "$LEDGER/$1/$(basename "$newest")"
+  cp "$newest"/{adapter_model.safetensors,adapter_config.json,trainer_state.json,rng_state.pth} "$LEDGER/$1/$(basename "$newest")/"
+  echo "kept $newest in $LEDGER/$1 (commit it before this machine goes)"
+}
+restore_checkpoint() {  # restore_checkpoint RUN: a fresh machine resumes an unfinished run from the ledger's checkpoint
+  local kept; kept=$(find "$LEDGER/$1" -maxdepth 1 -name 'checkpoint-*' 2>/dev/null | head -1)
+  if [ -z "$kept" ] || find "$RUNS/$1" -maxdepth 1 -name 'checkpoint-*' 2>/dev/null | grep -q .; then return; fi
+  echo "== $1: resuming from $kept"
+  mkdir -p "$RUNS/$1"; cp -r "$kept" "$RUNS/$1/"; point_at_base "$RUNS/$1/$(basename "$kept")/adapter_config.json"
+}
+if [ "${1:-}" = keep-checkpoints ]; then  # scripts/train_chain.sh keep-checkpoints: before a session ends, mid-GRPO
+  for run in grpo-crs grpo-sum; do done_ "$run" || keep_checkpoint "$run"; done
+  exit 0
+fi
 # The SFT stage of the shipped policy (office-sft) trained on a GPU box (scripts/gpu_sft.sh, README "SFT on a bare GPU
 # box"); a fresh machine restores it from the repository instead of spending ~8 CPU hours on it (SFT_FROM_SHIPPED=0 retrains).
 restore_sft() {
@@ -77,12 +116,7 @@ restore_sft() {
   git show "$SFT_COMMIT:recgpt/policies/$BASE_MODEL/adapter_model.safetensors" > "$RUNS/sft/final/adapter_model.safetensors"
   git show "$SFT_COMMIT:recgpt/policies/$BASE_MODEL/adapter_config.json" > "$RUNS/sft/final/adapter_config.json"
   cp reports/training/sft-grounded/run/metrics.json reports/training/sft-grounded/run/run_config.json "$RUNS/sft/"
-  base_dir=$(.venv/bin/python -c "from recgpt.settings import get_settings; from recgpt.tools.model_prep import prepare_model; print(prepare_model(get_settings().models_dir, '$BASE_MODEL'))")
-  .venv/bin/python - "$RUNS/sft/final/adapter_config.json" "$base_dir" <<'EOF_PY'
-import json, sys
-config = json.load(open(sys.argv[1])); config["base_model_name_or_path"] = sys.argv[2]
-json.dump(config, open(sys.argv[1], "w"), indent=2)
-EOF_PY
+  point_at_base "$RUNS/sft/final/adapter_config.json"
   done_ sft || printf 'sft\t261\n' >> "$TIMES"  # the H200 run's training time
 }
 # the commit that shipped office-sft (shipping GRPO-CRS later replaces the files in the working tree)
@@ -120,11 +154,12 @@ reward_model() {  # reward_model LOSS
 }
 if ! done_ grpo-crs || ! done_ grpo-sum; then artifact reward-listwise "$RUNS/rm-listwise/final" reward_model listwise; fi
 grpo() {  # grpo SHAPING
+  restore_checkpoint "grpo-$1"
   $RECGPT train grpo --model "$RUNS/sft/final" --out "$RUNS/grpo-$1" --shaping "$1" \
     --reward-model "$RUNS/rm-listwise/final" --max-users "$GRPO_USERS" --max-steps "$GRPO_STEPS" --batch-size "$GRPO_BATCH" \
     --num-generations 4 --max-completion-length "$GRPO_TOKENS" --tags-per-expert "$K" --learning-rate "$GRPO_LR" \
     --beta "$GRPO_BETA" --save-steps 5 $TRAIN_FLAGS
-  keep "grpo-$1"
+  keep "grpo-$1"; keep_adapter "grpo-$1"; rm -rf "$LEDGER/grpo-$1/checkpoint-"*
 }
 # GRPO-CRS replaces the shipped SFT policy only if it is not worse on validation cat HR@K (L2); test never decides
 ship_crs() {
@@ -138,6 +173,7 @@ EOF_PY
 }
 for shaping in crs sum; do
   stage "grpo-$shaping" grpo "$shaping"
+  restore_adapter "grpo-$shaping"
   if ! done_ "eval-grpo-$shaping" || { [ "$shaping" = crs ] && ! done_ val-grpo-crs; }; then
     artifact "export-grpo-$shaping" "$RUNS/grpo-$shaping-model" $RECGPT train export "$RUNS/grpo-$shaping/final" --out "$RUNS/grpo-$shaping-model"
     serve --model "$RUNS/grpo-$shaping-model"
@@ -150,10 +186,10 @@ for shaping in crs sum; do
     elif ship_crs; then stage ship $RECGPT train ship "$RUNS/grpo-crs/final" --base "$BASE_MODEL" --name office-grpo-crs
     else echo "== ship: GRPO-CRS is worse than SFT on validation; office-sft stays the shipped policy"; printf 'ship\t0\n' >> "$TIMES"
     fi
-    stage reward-pointwise reward_model pointwise
   fi
 done
 $RECGPT serve --stop
+stage reward-pointwise reward_model pointwise
 # the judge on the untrained base weights (the reward-data judge question), then the explanation/judge report on the
 # policy that ships (explanations are written by the served policy)
 if ! done_ judge-base; then serve --model "$BASE_MODEL" --policy base; fi

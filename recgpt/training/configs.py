@@ -79,6 +79,10 @@ class GRPORunConfig:
     lora_r: int = field(default=0, metadata={"help": "LoRA rank for a plain starting model (0: full fine-tuning); an adapter start keeps its own."})
     lora_alpha: int = field(default=32, metadata={"help": "LoRA alpha (with --lora-r)."})
     learning_rate: float = field(default=1e-5, metadata={"help": "Optimiser learning rate."})
+    lr_schedule: str = field(default="constant", metadata={"help": (
+        "Learning-rate schedule (transformers' lr_scheduler_type). constant: a run resumed from a checkpoint that kept "
+        "only the adapter and trainer state (what the chain's ledger keeps across machines) continues at the same "
+        "rate; linear decays to 0 at max_steps."), "choices": ("constant", "linear", "cosine")})
     batch_size: int = field(default=4, metadata={"help": "Per-device batch (completions); a multiple of num_generations."})
     grad_accum: int = field(default=1, metadata={"help": "Gradient accumulation steps."})
     max_steps: int = field(default=50, metadata={"help": "Optimiser steps."})
@@ -86,6 +90,10 @@ class GRPORunConfig:
     save_steps: int = field(default=25, metadata={"help": "Checkpoint every N steps."})
     seed: int = field(default=0, metadata={"help": "Seed."})
     use_cpu: bool = field(default=True, metadata={"help": "Force CPU."})
+    precision: str = field(default="auto", metadata={"help": (
+        "Autocast of rollouts' scoring forward/backward: auto (bfloat16 where the CPU or GPU has native bf16, else "
+        "float32), bfloat16 or float32. The base keeps its checkpoint dtype; LoRA weights and optimiser state stay "
+        "float32."), "choices": ("auto", "bfloat16", "float32")})
 
 
 RM_MAX_LENGTH = 768

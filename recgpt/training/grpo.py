@@ -145,16 +145,18 @@ def run_grpo(config: GRPORunConfig, rewards: TagRewards, rows: list[dict[str, An
     from transformers import AutoTokenizer
     from trl import GRPOConfig, GRPOTrainer
 
+    from recgpt.training.sft import use_bf16
+
     out = start_run(config.output_dir, config)
     rows = rows if rows is not None else build_grpo_rows(config)
     funcs, weights = rewards.functions(config.shaping)
     args = GRPOConfig(
         output_dir=str(out), num_generations=config.num_generations, max_completion_length=config.max_completion_length,
         temperature=config.temperature, beta=config.beta, loss_type=config.loss_type, scale_rewards=config.scale_rewards,
-        epsilon=config.epsilon, learning_rate=config.learning_rate, per_device_train_batch_size=config.batch_size,
+        epsilon=config.epsilon, learning_rate=config.learning_rate, lr_scheduler_type=config.lr_schedule, per_device_train_batch_size=config.batch_size,
         gradient_accumulation_steps=config.grad_accum, max_steps=config.max_steps, logging_steps=config.logging_steps,
         save_steps=config.save_steps, save_total_limit=2, seed=config.seed, use_cpu=config.use_cpu, report_to=[],
-        reward_weights=weights, bf16=False,
+        reward_weights=weights, bf16=use_bf16(config.precision, config.use_cpu),
     )
     tokenizer = AutoTokenizer.from_pretrained(tokenizer_source(config.model))
     model, peft_config = starting_policy(config)

@@ -59,3 +59,33 @@ def test_grpo_from_an_sft_adapter_trains_that_adapter_and_returns_one(tmp_path: 
     assert (final / "adapter_config.json").is_file() and not (final / "config.json").is_file()
     before, after = load_file(sft / "adapter_model.safetensors"), load_file(final / "adapter_model.safetensors")
     assert before.keys() == after.keys() and any(not (before[k] == after[k]).all() for k in before)
+
+
+def test_a_grpo_run_resumes_on_another_machine_from_the_adapter_and_trainer_state_alone(tmp_path: Path) -> None:
+    """What `scripts/train_chain.sh keep-checkpoints` keeps in the ledger (no optimiser or scheduler state) resumes:
+    the step count and data position come back, and the constant learning rate is the same after the resume."""
+    import shutil
+
+    from recgpt.training.sft import SFTRunConfig, run_sft
+    from tests.unit.test_sft import rows as sft_rows
+
+    model = tiny_model_dir(tmp_path / "model")
+    sft = run_sft(SFTRunConfig(model=str(model), output_dir=tmp_path / "sft", epochs=1, batch_size=4, grad_accum=1, max_length=64,
+                               lora_r=4, lora_alpha=8, save_steps=100), sft_rows(4))
+    rows = [{"prompt": [{"role": "user", "content": f"history pens tags {i}"}], "target_categories": ["Pens"]} for i in range(6)]
+    rewards = LengthRewards(map_categories=lambda tags: [], embed=lambda tags: np.eye(len(tags), 4), align=lambda prompts, texts: [1.0] * len(texts))
+
+    def config(out: Path) -> GRPORunConfig:
+        return GRPORunConfig(model=str(sft), output_dir=out, num_generations=2, max_completion_length=8, batch_size=2,
+                             max_steps=3, save_steps=1, beta=0.0, learning_rate=1e-3)
+
+    run_grpo(config(tmp_path / "first"), rewards, rows)
+    kept = tmp_path / "second" / "checkpoint-2"  # a fresh machine: the kept files only
+    kept.mkdir(parents=True)
+    for name in ("adapter_model.safetensors", "adapter_config.json", "trainer_state.json", "rng_state.pth"):
+        shutil.copy(tmp_path / "first" / "checkpoint-2" / name, kept / name)
+    run_grpo(config(tmp_path / "second"), rewards, rows)
+    metrics = json.loads((tmp_path / "second" / "metrics.json").read_text())
+    assert metrics["global_step"] == 3 and metrics["resumed_from"].endswith("checkpoint-2")
+    rates = [h["learning_rate"] for h in metrics["log_history"] if "learning_rate" in h]
+    assert rates and all(rate == 1e-3 for rate in rates)
