@@ -200,7 +200,7 @@ def markdown(summary: dict[str, Any]) -> str:
                          f"of the rule's Superior samples and on {_fmt(agreement['judge_superior_rate_when_rule_bad'])} of its Bad ones.")
     if "rm-listwise" in training and "rm-pointwise" not in training:
         lines.append("- **Reward model, pointwise baseline**: not run yet in this chain (`scripts/train_chain.sh` trains it "
-                     "after GRPO-CRS; tested on a tiny model in `tests/unit/test_reward_train.py`).")
+                     "after both GRPO runs; tested on a tiny model in `tests/unit/test_reward_train.py`).")
     for name in ("rm-listwise", "rm-pointwise"):
         if name in training:
             r = training[name]
