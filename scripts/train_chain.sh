@@ -17,6 +17,8 @@ EVAL_USERS=${EVAL_USERS:-200}      # Office test users per stage (same users, se
 VAL_USERS=${VAL_USERS:-100}        # Office validation users: which policy ships is decided here, never on test
 K=${K:-5}                          # tags per expert answer = K of cat HR@K
 RD_USERS=${RD_USERS:-128}          # reward-data prompts; G=4 answers each
+RD_NEGATIVES=${RD_NEGATIVES:-1}    # in-batch negatives per group: another user's answer, Bad by construction (the rule grades
+                                   # alone left the listwise model at chance on held-out pairs: .484 on 64)
 JUDGE=${JUDGE:-rules}              # reward-data judge: the served 0.5B judge is at chance on Office (reports/explain-judge-office-test.md),
                                    # so the fallback grades by the categories of the cut's next interactions (agent | single | rules)
 RM_MODEL=${RM_MODEL:-smollm2-135m} # reward-model trunk: full fine-tuning of the 0.5B costs ~20 s a sample on 2 cores, the 135M ~5 s (measured on the SmolLM2 chain; the 0.5B figure scales it by size)
@@ -137,7 +139,7 @@ stage eval-sft evaluate sft
 stage val-sft validate sft
 collect_reward_data() {
   $RECGPT train reward-data --out "$RUNS/reward-groups.jsonl" --max-users "$RD_USERS" --samples 4 \
-    --tags-per-expert "$K" --judge "$JUDGE" --concurrency 8
+    --tags-per-expert "$K" --judge "$JUDGE" --concurrency 8 --shuffled-negatives "$RD_NEGATIVES"
   cp "$RUNS/reward-groups.jsonl" "$RUNS/reward-groups.summary.json" "$LEDGER/"
 }
 stage reward-data collect_reward_data
