@@ -95,14 +95,14 @@ restore_adapter() {  # restore_adapter RUN: a fresh machine gets the run's final
 keep_checkpoint() {  # keep_checkpoint RUN: the newest checkpoint of an unfinished run into the ledger, without the optimiser
   # state (35 MB of Adam moments): one GRPO run outlasts a 2-core session, and the next machine resumes from here with
   # fresh moments (GRPO's learning rate is constant, so nothing else changes)
-  local newest; newest=$(find "$RUNS/$1" -maxdepth 1 -name 'checkpoint-*' 2>/dev/null | sort -t- -k2 -n | tail -1)
+  local newest=""; [ ! -d "$RUNS/$1" ] || newest=$(find "$RUNS/$1" -maxdepth 1 -name 'checkpoint-*' | sort -t- -k2 -n | tail -1)
   [ -n "$newest" ] || return 0
   rm -rf "$LEDGER/$1/checkpoint-"*; mkdir -p "$LEDGER/$1/$(basename "$newest")"
   cp "$newest"/{adapter_model.safetensors,adapter_config.json,trainer_state.json,rng_state.pth} "$LEDGER/$1/$(basename "$newest")/"
   echo "kept $newest in $LEDGER/$1 (commit it before this machine goes)"
 }
 restore_checkpoint() {  # restore_checkpoint RUN: a fresh machine resumes an unfinished run from the ledger's checkpoint
-  local kept; kept=$(find "$LEDGER/$1" -maxdepth 1 -name 'checkpoint-*' 2>/dev/null | head -1)
+  local kept=""; [ ! -d "$LEDGER/$1" ] || kept=$(find "$LEDGER/$1" -maxdepth 1 -name 'checkpoint-*' | head -1)
   if [ -z "$kept" ] || find "$RUNS/$1" -maxdepth 1 -name 'checkpoint-*' 2>/dev/null | grep -q .; then return; fi
   echo "== $1: resuming from $kept"
   mkdir -p "$RUNS/$1"; cp -r "$kept" "$RUNS/$1/"; point_at_base "$RUNS/$1/$(basename "$kept")/adapter_config.json"
