@@ -98,10 +98,14 @@ def clip_sentence(text: str, limit: int) -> str:
     return " ".join(words).rstrip(" ,;:-") + "..."
 
 
+def sentences_of(text: str) -> list[str]:
+    return [s for s in re.split(r"(?<=[.!?])\s+", text.strip()) if s]
+
+
 def ends_on_a_fragment(text: str) -> bool:
     """True when the final sentence of `text` was closed mid-clause: its last word is an article, conjunction,
     preposition or possessive, or a capitalised word that does not start the sentence ("... for It!")."""
-    sentences = [s for s in re.split(r"(?<=[.!?])\s+", text.strip()) if s]
+    sentences = sentences_of(text)
     if not sentences:
         return False
     words = sentences[-1].rstrip(".!?").split()
@@ -116,8 +120,7 @@ def drop_fragment(text: str, min_words: int) -> str | None:
     words would remain (the caller re-samples)."""
     if not ends_on_a_fragment(text):
         return text
-    sentences = [s for s in re.split(r"(?<=[.!?])\s+", text.strip()) if s]
-    kept = " ".join(sentences[:-1])
+    kept = " ".join(sentences_of(text)[:-1])
     return kept if kept and len(kept.split()) >= min_words and not ends_on_a_fragment(kept) else None
 
 

@@ -2,7 +2,7 @@
 CRS or weighted-SUM tag reward (see `grpo_rewards.py`).
 
 Set explicitly, not left to TRL's defaults (which moved between releases): KL coefficient `beta`
-against the reference (the starting SFT model), `loss_type`, `scale_rewards` (advantage scaling),
+against the reference (for an adapter start, TRL's adapter-disabled base: the chain sets it to 0), `loss_type`, `scale_rewards` (advantage scaling),
 the PPO clip `epsilon`, and the group size `num_generations`. TRL logs every reward component,
 gate pass rate, KL and gradient norm per step to `<output_dir>/metrics.json`.
 """
@@ -84,11 +84,10 @@ def align_gate_on(config: GRPORunConfig) -> bool:
         return config.align_gate == "on"
     if not config.reward_model:
         return True  # R_align is 1 for every answer: the gate passes them all
-    metrics_path = Path(config.reward_model).parent / "metrics.json"
-    metrics = json.loads(metrics_path.read_text()) if metrics_path.is_file() else {}
+    metrics = reward_run_file(config.reward_model, "metrics.json")
     accuracy, pairs = metrics.get("ranking_accuracy_after"), metrics.get("held_out_pairs") or 0
     if accuracy is None or not pairs:
-        print(f"CRS alignment gate off: {metrics_path} reports no held-out ranking accuracy")
+        print(f"CRS alignment gate off: {Path(config.reward_model).parent / 'metrics.json'} reports no held-out ranking accuracy")
         return False
     margin = math.sqrt(0.25 / pairs)
     on = accuracy - 0.5 >= margin
@@ -97,21 +96,21 @@ def align_gate_on(config: GRPORunConfig) -> bool:
     return on
 
 
+def reward_run_file(reward_model: str | Path, name: str) -> dict[str, Any]:
+    """A JSON file of the reward model's run (beside its `final` folder); {} when the run did not write it."""
+    path = Path(reward_model).parent / name
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
 def reward_window(reward_model: str | Path) -> int:
-    """The token window the reward model was trained with (its run's config beside `final`): it scores what it saw."""
-    run_config = Path(reward_model).parent / "run_config.json"
-    if run_config.is_file():
-        return int(json.loads(run_config.read_text()).get("max_length", RM_MAX_LENGTH))
-    return RM_MAX_LENGTH
+    """The token window the reward model was trained with (its run's config): it scores what it saw."""
+    return int(reward_run_file(reward_model, "run_config.json").get("max_length", RM_MAX_LENGTH))
 
 
 def align_offset(reward_model: str | Path) -> float:
     """The reward model's calibration (`reward_train.align_calibration`, in its run's metrics beside `final`): R_align
     is sigmoid(score - offset), so that 0.5 separates Bad from the rest. 0 for a run that did not record one."""
-    metrics = Path(reward_model).parent / "metrics.json"
-    if metrics.is_file():
-        return float(json.loads(metrics.read_text()).get("align_offset") or 0.0)
-    return 0.0
+    return float(reward_run_file(reward_model, "metrics.json").get("align_offset") or 0.0)
 
 
 def tokenizer_source(model: str | Path) -> str:
