@@ -80,7 +80,10 @@ def distill_prompts(dataset: Any, users: int, m: int, max_items: int, seed: int)
 def collect_distill_targets(lm: "FrozenLM", tokenizer: Any, prompts: list[dict[str, Any]], max_new_tokens: int,
                             path: Path) -> dict[str, str]:
     """The frozen LLM's own greedy answers to the *text* form of each prompt, generated locally once and stored
-    in `path` (resumable): the targets the hybrid form of the same prompt is trained to reproduce."""
+    in `path` (resumable): the targets the hybrid form of the same prompt is trained to reproduce.
+
+    An empty answer (the model stopped at once) is stored too, so a rerun does not generate it again and the run's
+    metrics can count it; the caller trains only on the non-empty ones."""
     from recgpt.tools.jsonl import append_line
 
     done: dict[str, str] = {}
@@ -96,9 +99,8 @@ def collect_distill_targets(lm: "FrozenLM", tokenizer: Any, prompts: list[dict[s
             generated = lm.model.generate(**ids, max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=tokenizer.pad_token_id
                                           or tokenizer.eos_token_id)
         target = tokenizer.decode(generated[0, ids["input_ids"].shape[1]:], skip_special_tokens=True).strip()
-        if target:
-            append_line(path, json.dumps({"user_id": prompt["user_id"], "target": target}))
-            done[prompt["user_id"]] = target
+        append_line(path, json.dumps({"user_id": prompt["user_id"], "target": target}))
+        done[prompt["user_id"]] = target
     return done
 
 
@@ -199,10 +201,12 @@ def train_adaptor(config: AdaptorTrainConfig) -> Path:
     train_items, heldout_items = split_entities(dataset, config.perception_entities, config.heldout_entities, config.seed)
     examples = [e for item in train_items for e in perception_examples(item)]
     distill: list[Example] = []
+    empty_targets = 0
     if config.distill_users > 0:
         prompts = distill_prompts(dataset, config.distill_users, config.tags_per_expert, config.distill_max_items, config.seed)
         targets = collect_distill_targets(lm, assembler.tokenizer, prompts, config.distill_max_new_tokens, out / "distill_targets.jsonl")
-        distill = [Example(p["hybrid"], targets[p["user_id"]], "distill") for p in prompts if p["user_id"] in targets]
+        distill = [Example(p["hybrid"], targets[p["user_id"]], "distill") for p in prompts if targets.get(p["user_id"])]
+        empty_targets = sum(1 for p in prompts if p["user_id"] in targets and not targets[p["user_id"]])
     titles = sorted({t for e in [*examples, *distill] for t in assembler.render(e.messages).titles})
     h = dict(zip(titles, torch.from_numpy(embed(titles)))) if titles else {}
 
@@ -243,7 +247,8 @@ def train_adaptor(config: AdaptorTrainConfig) -> Path:
     epoch_loss = [_mean([r["loss"] for r in log if r["epoch"] == e]) for e in range(1, config.epochs + 1)]  # every example once per epoch
     metrics = {"self_perception_heldout": {"untrained_adaptor": before, "trained_adaptor": after, "full_text_title": ceiling},
                "epoch_mean_loss": epoch_loss,
-               "examples": {"perception": len(examples), "distill": len(distill), "heldout_entities": len(heldout_items)},
+               "examples": {"perception": len(examples), "distill": len(distill), "distill_empty_targets": empty_targets,
+                            "heldout_entities": len(heldout_items)},
                "steps": len(batches), "train_seconds": time.time() - started, "log": log}
     adaptor.config.trained_on = {"run": str(out), "config": json.loads(json.dumps(asdict(config), default=str)),
                                  "self_perception_heldout_accuracy": after["accuracy"]}

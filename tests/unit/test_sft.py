@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 from tokenizers import Tokenizer, models, pre_tokenizers
 from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
@@ -17,7 +18,7 @@ CHAT_TEMPLATE = ("{% for m in messages %}<|{{ m['role'] }}|> {{ m['content'] }} 
                  "{% if add_generation_prompt %}<|assistant|> {% endif %}")
 
 
-def tiny_model_dir(path: Path) -> Path:
+def tiny_model_dir(path: Path, seed: int = 0) -> Path:
     words = ["<pad>", "<unk>", "<|end|>", "<|system|>", "<|user|>", "<|assistant|>", "history", "pens", "paper", "tags", "{", "}", "gel", "copy"]
     raw = Tokenizer(models.WordLevel(vocab={w: i for i, w in enumerate(words)}, unk_token="<unk>"))
     raw.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
@@ -25,7 +26,10 @@ def tiny_model_dir(path: Path) -> Path:
     tokenizer.chat_template = CHAT_TEMPLATE
     config = LlamaConfig(vocab_size=len(words), hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2,
                          num_key_value_heads=2, max_position_embeddings=256, pad_token_id=0, eos_token_id=2, bos_token_id=None)
-    LlamaForCausalLM(config).save_pretrained(path)
+    with torch.random.fork_rng():  # the same weights whatever ran before: tests that read its greedy answers stay stable
+        torch.manual_seed(seed)
+        model = LlamaForCausalLM(config)
+    model.save_pretrained(path)
     tokenizer.save_pretrained(path)
     return path
 
