@@ -119,7 +119,7 @@ restore_sft() {
   git show "$SFT_COMMIT:recgpt/policies/$BASE_MODEL/adapter_config.json" > "$RUNS/sft/final/adapter_config.json"
   cp reports/training/sft-grounded/run/metrics.json reports/training/sft-grounded/run/run_config.json "$RUNS/sft/"
   point_at_base "$RUNS/sft/final/adapter_config.json"
-  done_ sft || printf 'sft\t261\n' >> "$TIMES"  # the H200 run's training time
+  done_ sft || printf 'sft\t261\tH200 GPU (lent)\n' >> "$TIMES"  # the H200 run's training time
 }
 # the commit that shipped office-sft (shipping GRPO-CRS later replaces the files in the working tree)
 SFT_COMMIT=${SFT_COMMIT:-$(git log --reverse --format=%H -S'"name": "office-sft"' -- "recgpt/policies/$BASE_MODEL/policy.json" | head -1)}

@@ -42,14 +42,19 @@ def _mean(values: list[float]) -> float | None:
     return float(statistics.fmean(values)) if values else None
 
 
-def stage_times(runs: Path) -> dict[str, int]:
-    times: dict[str, int] = {}
+CPU_MACHINE = "2 CPU cores"
+
+
+def stage_times(runs: Path) -> dict[str, dict[str, Any]]:
+    """Wall seconds per finished stage, and where it ran: `stage_times.tsv` rows are `name<TAB>seconds[<TAB>machine]`,
+    the machine column only where a stage ran elsewhere than the 2-core CPU box (the SFT run on a lent GPU)."""
+    times: dict[str, dict[str, Any]] = {}
     path = runs / "stage_times.tsv"
     if path.is_file():
         for line in path.read_text().splitlines():
-            name, _, seconds = line.partition("\t")
+            name, seconds, *machine = line.split("\t")
             if seconds.strip().isdigit():
-                times[name] = int(seconds)
+                times[name] = {"seconds": int(seconds), "machine": (machine[0].strip() if machine else "") or CPU_MACHINE}
     return times
 
 
@@ -235,8 +240,8 @@ def markdown(summary: dict[str, Any]) -> str:
                     parts.append(f"{key.replace('rewards/', '').replace('/mean', '')} {_fmt(first)} → {_fmt(last)}")
             lines.append(f"- **{name.upper()}**: {g['global_step']} steps, {_fmt(g['train_runtime_s'], 0)} s; first → last 3 steps: " + "; ".join(parts) + ".")
     if summary["wall_s"]:
-        lines += ["", "## Wall time per step (2 CPU cores, `scripts/train_chain.sh`)", "", "| step | seconds |", "|---|---:|"]
-        lines += [f"| {name} | {seconds} |" for name, seconds in summary["wall_s"].items()]
+        lines += ["", "## Wall time per step (`scripts/train_chain.sh`)", "", "| step | seconds | machine |", "|---|---:|---|"]
+        lines += [f"| {name} | {t['seconds']} | {t['machine']} |" for name, t in summary["wall_s"].items()]
     lines += ["", "## Scaling the same commands up", "", SCALE_UP, "## Reproduce", "", "    scripts/train_chain.sh",
               "", "(sizes are environment variables at the top of the script; every step resumes).", ""]
     return "\n".join(lines)

@@ -21,7 +21,7 @@ def test_chain_report_tabulates_stages_curves_and_times(tmp_path: Path) -> None:
     runs, reports = tmp_path / "runs", tmp_path / "reports"
     (runs / "grpo-crs").mkdir(parents=True)
     (runs / "rm-listwise").mkdir()
-    (runs / "stage_times.tsv").write_text("eval-base\t1500\nsft\t900\n")
+    (runs / "stage_times.tsv").write_text("eval-base\t1500\nsft\t900\tH200 GPU\n")
     history = [{"step": s, "rewards/crs/mean": 0.1 * s, "rewards/r_acc/mean": 0.2, "kl": 0.01 * s, "grad_norm": 1.0} for s in range(1, 7)]
     history.append({"step": 6, "train_runtime": 321.0})
     (runs / "grpo-crs" / "metrics.json").write_text(json.dumps({"log_history": history, "global_step": 6}))
@@ -33,7 +33,7 @@ def test_chain_report_tabulates_stages_curves_and_times(tmp_path: Path) -> None:
 
     summary = summarise_chain(runs, reports)
     assert list(summary["stages"]) == ["base", "grpo-crs"]
-    assert summary["wall_s"] == {"eval-base": 1500, "sft": 900}
+    assert summary["wall_s"] == {"eval-base": {"seconds": 1500, "machine": "2 CPU cores"}, "sft": {"seconds": 900, "machine": "H200 GPU"}}
     assert summary["training"]["grpo-crs"]["curves"]["rewards/crs/mean"][0] == (1, 0.1)
     assert summary["training"]["grpo-crs"]["train_runtime_s"] == 321.0
 
