@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
 from recgpt.errors import RecGPTError
@@ -20,7 +21,10 @@ def tiny_causal_dir(path: Path) -> Path:
     tokenizer = tiny_tokenizer()
     config = LlamaConfig(vocab_size=len(WORDS), hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2,
                          num_key_value_heads=2, max_position_embeddings=64, pad_token_id=tokenizer.pad_token_id)
-    LlamaForCausalLM(config).save_pretrained(path)
+    with torch.random.fork_rng():  # the same start whatever ran before
+        torch.manual_seed(0)
+        model = LlamaForCausalLM(config)
+    model.save_pretrained(path)
     tokenizer.save_pretrained(path)
     return path
 
