@@ -35,6 +35,8 @@ GRPO_LR=${GRPO_LR:-5e-5}          # LoRA wants ~10x the full fine-tuning rate (S
                                    # GRPO's 1e-6..5e-6 full-FT rates -> 5e-5 (the 1e-5 default barely moves a rank-8 adapter in 50 steps)
 GRPO_BETA=${GRPO_BETA:-0}          # no KL term (TRL's default since 0.19): with a PEFT start TRL's reference is the adapter-disabled
                                    # *base*, which would pull GRPO back from SFT, and the reference pass costs a forward per step
+GRPO_LEN_GATE=${GRPO_LEN_GATE:-0.2}  # CRS's R_len gate: the 10th percentile of Office's own grounded target tags (median 0.5),
+                                   # so the gate rejects answers shorter than the task's targets, not half of the targets
 TRAIN_FLAGS=${TRAIN_FLAGS:-}
 BASE_MODEL=${BASE_MODEL:-qwen2.5-coder-0.5b}
 LEDGER=${LEDGER:-reports/training/chain}
@@ -160,7 +162,7 @@ grpo() {  # grpo SHAPING
   $RECGPT train grpo --model "$RUNS/sft/final" --out "$RUNS/grpo-$1" --shaping "$1" \
     --reward-model "$RUNS/rm-listwise/final" --max-users "$GRPO_USERS" --max-steps "$GRPO_STEPS" --batch-size "$GRPO_BATCH" \
     --num-generations 4 --max-completion-length "$GRPO_TOKENS" --tags-per-expert "$K" --learning-rate "$GRPO_LR" \
-    --beta "$GRPO_BETA" --save-steps 5 $TRAIN_FLAGS
+    --beta "$GRPO_BETA" --len-gate "$GRPO_LEN_GATE" --save-steps 5 $TRAIN_FLAGS
   keep "grpo-$1"; keep_adapter "grpo-$1"; rm -rf "$LEDGER/grpo-$1/checkpoint-"*
 }
 # GRPO-CRS replaces the shipped SFT policy only if it is not worse on validation cat HR@K (L2); test never decides

@@ -59,6 +59,10 @@ class GRPORunConfig:
         "CRS's alignment gate (R_align >= 0.5): on, off, or auto, which keeps it only when the reward model ranks its "
         "held-out pairs better than chance by one standard error (a reward model at chance would drop accurate "
         "answers at random)."), "choices": ("auto", "on", "off")})
+    len_gate: float = field(default=0.5, metadata={"help": (
+        "CRS's length gate tau_l on R_len (the mean per-tag score of the 6-11-word band). 0.5 is the paper's; set it to "
+        "what the task's own target tags reach (Office's grounded targets: median 0.5, 10th percentile 0.2), or the "
+        "gate drops correct answers and rewards padding.")})
     level: str = field(default="l2", metadata={"help": "Category level of R_acc: l2 or leaf (Office), genre (MovieLens)."})
     dataset: str = field(default="office", metadata={"help": "Dataset of the prompts."})
     max_users: int | None = field(default=256, metadata={"help": "Training users sampled for prompts (None = all)."})

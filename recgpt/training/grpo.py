@@ -70,7 +70,7 @@ def real_tag_rewards(config: GRPORunConfig) -> TagRewards:
         def align(prompts: list[str], answers: list[str]) -> list[float]:
             return [1.0] * len(answers)
 
-    gates = Gates() if align_gate_on(config) else Gates(align=0.0)
+    gates = Gates(align=Gates.align if align_gate_on(config) else 0.0, len=config.len_gate)
     return TagRewards(map_categories=map_categories, embed=embed, align=align, ground=ground, gates=gates)
 
 

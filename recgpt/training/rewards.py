@@ -6,7 +6,9 @@ Tags (per sampled answer = a list of tags for one user):
   nearest catalogue category (the mapping is done by the caller, e.g. Chroma);
 - `r_align`: the reward model's score in [0, 1] (computed by the caller);
 - `r_div`: mean pairwise cosine distance of the tags' embeddings;
-- `r_len`: per tag 6-11 words -> 1.0, 4-5 or 12-13 -> 0.5, else 0; averaged over tags;
+- `r_len`: per tag 6-11 words -> 1.0, 4-5 or 12-13 -> 0.5, else 0; averaged over tags. A word is a distinct run of
+  two or more letters: counting whitespace-separated tokens let GRPO reach the band with filler ("board- m- m- m-
+  white- board" is 6 tokens but 2 words), measured in the first 50-step CRS run on Office;
 - Constrained Reward Shaping (CRS): `R_acc * 1[R_align >= tau_a] * 1[R_div >= tau_d] * 1[R_len >= tau_l]`:
   accuracy is the only thing maximised, the others are gates, so the policy cannot trade accuracy
   for an easy secondary reward (the failure of the weighted SUM baseline, also here).
@@ -42,8 +44,17 @@ def r_div(tag_embeddings: np.ndarray) -> float:
     return mean_pairwise_cosine_distance(np.asarray(tag_embeddings, dtype=float))
 
 
+_TAG_WORD = re.compile(r"[^\W\d_]{2,}")
+
+
+def tag_words(tag: str) -> list[str]:
+    """The words a tag's length is measured in: runs of two or more letters, each counted once (case-folded), so
+    single-letter fragments, numbers and repeats add nothing."""
+    return list(dict.fromkeys(w.casefold() for w in _TAG_WORD.findall(tag)))
+
+
 def length_score(tag: str) -> float:
-    words = len(tag.split())
+    words = len(tag_words(tag))
     if 6 <= words <= 11:
         return 1.0
     if words in (4, 5, 12, 13):

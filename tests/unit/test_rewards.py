@@ -37,11 +37,24 @@ def test_r_div() -> None:
 
 @pytest.mark.parametrize(("words", "score"), [(1, 0.0), (3, 0.0), (4, 0.5), (5, 0.5), (6, 1.0), (11, 1.0), (12, 0.5), (13, 0.5), (14, 0.0)])
 def test_length_score_bands(words: int, score: float) -> None:
-    assert length_score(" ".join(["w"] * words)) == score
+    vocabulary = ["gel", "pens", "black", "ink", "fine", "point", "pack", "smooth", "writing", "office", "school", "home", "retractable",
+                  "quick"]
+    assert length_score(" ".join(vocabulary[:words])) == score
 
 
 def test_r_len_averages_tags() -> None:
-    assert r_len(["a b c d e f", "a b c d"]) == 0.75 and r_len([]) == 0.0
+    assert r_len(["aa bb cc dd ee ff", "aa bb cc dd"]) == 0.75 and r_len([]) == 0.0
+
+
+def test_filler_does_not_lengthen_a_tag() -> None:
+    """What the first Office CRS run learned to write to reach the 6-11 band: fragments, repeats and sizes."""
+    from recgpt.training.rewards import tag_words
+
+    assert tag_words("board- m- m- m- white- board") == ["board", "white"]
+    assert tag_words("Photo paper- 8.5 x 11 inch, Photo Paper") == ["photo", "paper", "inch"]
+    assert length_score("magnetic- m- m- m- m- m- m- m- m- m- m- m- m- m- m- m- m- m-") == 0.0
+    assert length_score("l- l- l- ultra-high- resolution photo paper") == 0.5  # ultra, high, resolution, photo, paper
+    assert length_score("ultra fine point black gel pens for office") == 1.0
 
 
 def test_crs_gates_and_sum_baseline() -> None:
