@@ -73,6 +73,7 @@ def summarise_chain(runs: Path, reports: Path, dataset: str = "office", split: s
     if out["stages"]:
         metrics = list(next(iter(out["stages"].values()))["metrics"] or {})
         out["differences"] = stage_differences(reports, dataset, split, metrics)
+    out["discarded"] = discarded_runs(runs, reports, dataset, split)
     data_summary = _read_json(runs / "reward-groups.summary.json")
     if data_summary:
         out["training"]["reward_data"] = data_summary
@@ -97,6 +98,22 @@ def summarise_chain(runs: Path, reports: Path, dataset: str = "office", split: s
             shaping = name.split("-", 1)[1]
             entry["curves"] = {key.format(shaping=shaping): curve(history, key.format(shaping=shaping)) for key in CURVE_KEYS}
         out["training"][name] = entry
+    return out
+
+
+def discarded_runs(runs: Path, reports: Path, dataset: str, split: str) -> dict[str, dict[str, Any]]:
+    """Runs of the ledger that were replaced (a folder `<stage>-<what was wrong>` with a `why.md`): their evals and
+    their paired difference against SFT stay in the report, so a failed attempt is not lost from the record."""
+    out: dict[str, dict[str, Any]] = {}
+    sft = _read_json(reports / "training" / "sft" / f"eval-{dataset}-{split}-expert.json")
+    for why in sorted(runs.glob("*/why.md")):
+        name = why.parent.name
+        report = _read_json(reports / "training" / name / f"eval-{dataset}-{split}-expert.json")
+        entry: dict[str, Any] = {"why": why.read_text().strip(), "metrics": report and report.get("metrics"),
+                                 "tags_per_user": report and report.get("tags_per_user"), "versus_sft": {}}
+        if report and sft and report.get("per_user_hits") and sft.get("per_user_hits"):
+            entry["versus_sft"] = {m: paired_difference(report["per_user_hits"], sft["per_user_hits"], m) for m in report["metrics"]}
+        out[name] = entry
     return out
 
 
@@ -239,6 +256,15 @@ def markdown(summary: dict[str, Any]) -> str:
                     first, last = _first_last(points)
                     parts.append(f"{key.replace('rewards/', '').replace('/mean', '')} {_fmt(first)} → {_fmt(last)}")
             lines.append(f"- **{name.upper()}**: {g['global_step']} steps, {_fmt(g['train_runtime_s'], 0)} s; first → last 3 steps: " + "; ".join(parts) + ".")
+    for name, d in (summary.get("discarded") or {}).items():
+        lines += ["", f"## Discarded run: {name}", "", d["why"]]
+        if d.get("metrics"):
+            names = list(d["metrics"])
+            lines += ["", "| | " + " | ".join(names) + " |", "|---|" + "---:|" * len(names),
+                      f"| {name} | " + " | ".join(_fmt(d["metrics"][m]) for m in names) + " |"]
+            if d["versus_sft"]:
+                lines += [f"| {name} − sft | " + " | ".join(
+                    f"{d['versus_sft'][m]['difference']:+.3f} ± {d['versus_sft'][m]['standard_error']:.3f}" for m in names) + " |"]
     if summary["wall_s"]:
         lines += ["", "## Wall time per step (`scripts/train_chain.sh`)", "", "| step | seconds | machine |", "|---|---:|---|"]
         lines += [f"| {name} | {t['seconds']} | {t['machine']} |" for name, t in summary["wall_s"].items()]

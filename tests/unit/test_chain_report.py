@@ -81,3 +81,21 @@ def test_paired_differences_are_reported_against_their_noise(tmp_path: Path) -> 
     slice_table = text.split("The same on the new-interest slice:")[1]
     assert "| grpo-crs − grpo-sum | +0.100 ± 0.069 (z +1.5) |" in slice_table
     assert "Served folders: base `base-model`, grpo-sum `grpo-sum-model`, grpo-crs `grpo-crs-model`." in text
+
+
+def test_a_discarded_run_keeps_its_reason_and_its_difference_against_sft(tmp_path: Path) -> None:
+    runs, reports = tmp_path / "runs", tmp_path / "reports"
+    (runs / "grpo-crs-tokenlen").mkdir(parents=True)
+    (runs / "grpo-crs-tokenlen" / "why.md").write_text("It learned to pad tags with filler.\n")
+    for stage, hits in (("sft", [1.0, 1.0, 0.0, 1.0]), ("grpo-crs-tokenlen", [0.0, 1.0, 0.0, 0.0])):
+        path = reports / "training" / stage / "eval-office-test-expert.json"
+        _stage_report(path, sum(hits) / 4)
+        report = json.loads(path.read_text())
+        report["per_user_hits"] = {f"u{i}": {"cat_hr@5_l2": h, "item_hr@30": 0.0} for i, h in enumerate(hits)}
+        path.write_text(json.dumps(report))
+    summary = summarise_chain(runs, reports)
+    assert list(summary["stages"]) == ["sft"]  # not a stage of the chain
+    assert summary["discarded"]["grpo-crs-tokenlen"]["versus_sft"]["cat_hr@5_l2"]["difference"] == -0.5
+    text = write_chain_report(runs, reports)[0].read_text()
+    assert "## Discarded run: grpo-crs-tokenlen" in text and "It learned to pad tags with filler." in text
+    assert "| grpo-crs-tokenlen | 0.250 | 0.125 |" in text and "| grpo-crs-tokenlen − sft | -0.500 ± 0.289 |" in text
