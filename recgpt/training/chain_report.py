@@ -109,8 +109,7 @@ def discarded_runs(runs: Path, reports: Path, dataset: str, split: str) -> dict[
     for why in sorted(runs.glob("*/why.md")):
         name = why.parent.name
         report = _read_json(reports / "training" / name / f"eval-{dataset}-{split}-expert.json")
-        entry: dict[str, Any] = {"why": why.read_text().strip(), "metrics": report and report.get("metrics"),
-                                 "tags_per_user": report and report.get("tags_per_user"), "versus_sft": {}}
+        entry: dict[str, Any] = {"why": why.read_text().strip(), "metrics": report and report.get("metrics"), "versus_sft": {}}
         if report and sft and report.get("per_user_hits") and sft.get("per_user_hits"):
             entry["versus_sft"] = {m: paired_difference(report["per_user_hits"], sft["per_user_hits"], m) for m in report["metrics"]}
         out[name] = entry

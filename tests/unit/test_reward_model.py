@@ -6,11 +6,11 @@ import random
 from pathlib import Path
 
 import pytest
-import torch
 from tokenizers import Tokenizer, models, pre_tokenizers
 from transformers import LlamaConfig, LlamaForSequenceClassification, PreTrainedTokenizerFast, TrainingArguments
 
 from recgpt.training.reward_model import GradedRewardTrainer, GroupCollator, RewardGroup, held_out_ranking_accuracy
+from tests.unit.seeding import seeded
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -28,9 +28,7 @@ def tiny_model(tokenizer: PreTrainedTokenizerFast) -> LlamaForSequenceClassifica
     config = LlamaConfig(vocab_size=len(WORDS), hidden_size=32, intermediate_size=64, num_hidden_layers=1,
                          num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=64, num_labels=1,
                          pad_token_id=tokenizer.pad_token_id)
-    with torch.random.fork_rng():  # the same start whatever ran before: the test asserts a perfect held-out order
-        torch.manual_seed(0)
-        return LlamaForSequenceClassification(config)
+    return seeded(lambda: LlamaForSequenceClassification(config))  # the test asserts a perfect held-out order
 
 
 def groups(n: int, seed: int) -> list[dict]:

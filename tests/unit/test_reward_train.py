@@ -6,12 +6,12 @@ import json
 from pathlib import Path
 
 import pytest
-import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
 from recgpt.errors import RecGPTError
 from recgpt.training.reward_model import GroupCollator, RewardGroup
 from recgpt.training.reward_train import RewardRunConfig, load_groups, run_reward, split_groups
+from tests.unit.seeding import seeded
 from tests.unit.test_reward_model import WORDS, groups, tiny_tokenizer
 
 pytestmark = pytest.mark.timeout(300)
@@ -21,10 +21,7 @@ def tiny_causal_dir(path: Path) -> Path:
     tokenizer = tiny_tokenizer()
     config = LlamaConfig(vocab_size=len(WORDS), hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2,
                          num_key_value_heads=2, max_position_embeddings=64, pad_token_id=tokenizer.pad_token_id)
-    with torch.random.fork_rng():  # the same start whatever ran before
-        torch.manual_seed(0)
-        model = LlamaForCausalLM(config)
-    model.save_pretrained(path)
+    seeded(lambda: LlamaForCausalLM(config)).save_pretrained(path)
     tokenizer.save_pretrained(path)
     return path
 

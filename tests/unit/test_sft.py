@@ -6,11 +6,11 @@ import json
 from pathlib import Path
 
 import pytest
-import torch
 from tokenizers import Tokenizer, models, pre_tokenizers
 from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
 from recgpt.training.sft import SFTRunConfig, run_sft
+from tests.unit.seeding import seeded
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -26,10 +26,7 @@ def tiny_model_dir(path: Path, seed: int = 0) -> Path:
     tokenizer.chat_template = CHAT_TEMPLATE
     config = LlamaConfig(vocab_size=len(words), hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2,
                          num_key_value_heads=2, max_position_embeddings=256, pad_token_id=0, eos_token_id=2, bos_token_id=None)
-    with torch.random.fork_rng():  # the same weights whatever ran before: tests that read its greedy answers stay stable
-        torch.manual_seed(seed)
-        model = LlamaForCausalLM(config)
-    model.save_pretrained(path)
+    seeded(lambda: LlamaForCausalLM(config), seed).save_pretrained(path)
     tokenizer.save_pretrained(path)
     return path
 
