@@ -114,6 +114,20 @@ def mean_pairwise_cosine_distance(vectors: np.ndarray) -> float:
     return float(np.mean(distances))
 
 
+def answer_concentration(answers: Sequence[Sequence[str]]) -> dict[str, object]:
+    """How alike the users' answers are: the distinct categories named over all users, and the share of users whose
+    answer names the most-named one. Tag diversity is within one answer and cannot see a policy that gives every user
+    the same answer (GRPO's mode collapse: 10 leaves for 200 users); this can."""
+    counts: dict[str, int] = {}
+    for answer in answers:
+        for category in dict.fromkeys(answer):
+            counts[category] = counts.get(category, 0) + 1
+    if not counts:
+        return {"distinct_categories": 0, "top_category": None, "top_category_user_share": 0.0}
+    top = max(counts, key=lambda c: (counts[c], c))
+    return {"distinct_categories": len(counts), "top_category": top, "top_category_user_share": counts[top] / len(answers)}
+
+
 def exclusive_recall(llm_hits: Sequence[bool], classical_hits: Sequence[Sequence[bool]]) -> tuple[float, float]:
     """(share of all targets hit by the LLM route and by no classical channel,
         share of the LLM route's hits that no classical channel also hit).

@@ -95,11 +95,12 @@ def summarise(config: EvalConfig, results: list[UserResult], levels: tuple[str, 
         "flagged_users": sum(1 for r in ok if r.flags),
     }
     if config.method in ("recgpt", "expert") and ok:
-        from recgpt.eval.metrics import mean_pairwise_cosine_distance
+        from recgpt.eval.metrics import answer_concentration, mean_pairwise_cosine_distance
         from recgpt.tools.embeddings import embed
 
         summary["tags_per_user"] = _mean([len(r.tags) for r in ok])
         summary["tag_diversity"] = _mean([mean_pairwise_cosine_distance(embed(r.tags)) for r in ok if len(r.tags) > 1])
+        summary["answer_concentration"] = answer_concentration([r.ranked_categories for r in ok])
         summary["llm_calls_per_user"] = _mean([r.llm_calls for r in ok])
         summary["prompt_tokens_per_user"] = _mean([r.prompt_tokens for r in ok])
         summary["completion_tokens_per_user"] = _mean([r.completion_tokens for r in ok])
@@ -116,6 +117,14 @@ def write_method_report(config: EvalConfig, summary: dict[str, Any], store: Path
                **provenance, **summary}
     path.write_text(json.dumps(payload, indent=2))
     return path
+
+
+def concentration_line(concentration: dict[str, Any] | None) -> list[str]:
+    """The cross-user sameness of the answers, as one report line (none for reports written before it was measured)."""
+    if not concentration:
+        return []
+    return [f"- categories named over all users: {concentration['distinct_categories']}; the most named, "
+            f"`{concentration['top_category']}`, is in {concentration['top_category_user_share']:.0%} of the answers"]
 
 
 def _slug(name: str) -> str:
@@ -197,6 +206,7 @@ def _markdown(config: EvalConfig, reports: dict[str, Any], metric_names: list[st
         r = reports[llm_method]
         lines += ["", f"## {llm_method} cost and tags", "",
                   f"- tags per user {r.get('tags_per_user', 0):.2f}, tag diversity {r.get('tag_diversity', 0):.3f}",
+                  *concentration_line(r.get("answer_concentration")),
                   f"- LLM calls per user {r.get('llm_calls_per_user', 0):.2f}; prompt tokens {r.get('prompt_tokens_per_user', 0):.0f}, "
                   f"completion tokens {r.get('completion_tokens_per_user', 0):.0f} per user",
                   f"- wall time per user {r.get('wall_s_per_user', 0):.1f} s: latency of one user's graph while other users "

@@ -69,7 +69,8 @@ def summarise_chain(runs: Path, reports: Path, dataset: str = "office", split: s
         if report is not None:
             out["stages"][stage] = {k: report.get(k) for k in (
                 "metrics", "new_interest_metrics", "users_scored", "users_failed", "flagged_users", "new_interest_users",
-                "tags_per_user", "tag_diversity", "completion_tokens_per_user", "prompt_tokens_per_user", "model", "config")}
+                "tags_per_user", "tag_diversity", "answer_concentration", "completion_tokens_per_user", "prompt_tokens_per_user",
+                "model", "config")}
     if out["stages"]:
         metrics = list(next(iter(out["stages"].values()))["metrics"] or {})
         out["differences"] = stage_differences(reports, dataset, split, metrics)
@@ -97,7 +98,15 @@ def summarise_chain(runs: Path, reports: Path, dataset: str = "office", split: s
         if name.startswith("grpo-"):
             shaping = name.split("-", 1)[1]
             entry["curves"] = {key.format(shaping=shaping): curve(history, key.format(shaping=shaping)) for key in CURVE_KEYS}
+            # a run resumed across sessions: train_runtime is the last session's only; the steps' own times add up
+            entry["step_time_total_s"] = sum(float(h["step_time"]) for h in history if "step_time" in h) or None
+            entry["zero_gradient_steps"] = sum(1 for h in history if "grad_norm" in h and float(h["grad_norm"]) == 0.0)
         out["training"][name] = entry
+        wall = out["wall_s"].get(name)
+        if wall and entry.get("step_time_total_s") and entry["step_time_total_s"] > wall["seconds"]:
+            # the TSV times one invocation: a run resumed in a later session shows only that session's part
+            wall["seconds"] = round(entry["step_time_total_s"])
+            wall["machine"] += " (steps summed over sessions)"
     return out
 
 
@@ -109,7 +118,8 @@ def discarded_runs(runs: Path, reports: Path, dataset: str, split: str) -> dict[
     for why in sorted(runs.glob("*/why.md")):
         name = why.parent.name
         report = _read_json(reports / "training" / name / f"eval-{dataset}-{split}-expert.json")
-        entry: dict[str, Any] = {"why": why.read_text().strip(), "metrics": report and report.get("metrics"), "versus_sft": {}}
+        entry: dict[str, Any] = {"why": why.read_text().strip(), "metrics": report and report.get("metrics"), "versus_sft": {},
+                                 "answer_concentration": report and report.get("answer_concentration")}
         if report and sft and report.get("per_user_hits") and sft.get("per_user_hits"):
             entry["versus_sft"] = {m: paired_difference(report["per_user_hits"], sft["per_user_hits"], m) for m in report["metrics"]}
         out[name] = entry
@@ -141,6 +151,12 @@ def stage_differences(reports: Path, dataset: str, split: str, metrics: list[str
 
 def _fmt(value: Any, digits: int = 3) -> str:
     return "—" if value is None else (f"{value:.{digits}f}" if isinstance(value, float) else str(value))
+
+
+def _concentration(concentration: dict[str, Any] | None) -> str:
+    if not concentration:
+        return "— | —"
+    return f"{concentration['distinct_categories']} | {_fmt(concentration['top_category_user_share'], 2)}"
 
 
 def _first_last(points: list[tuple[int, float]], n: int = 3) -> tuple[float | None, float | None]:
@@ -179,11 +195,13 @@ def markdown(summary: dict[str, Any]) -> str:
                   f"K={cfg['k_tags']} tags → nearest category / interleaved item retrieval), on the same {cfg['users']} "
                   f"{cfg['split']} users (seed {cfg['seed']}) for every stage. Leave-last-out: the prompt holds the history "
                   "before the test target; training used training-prefix cuts only.", "",
-                  "| stage | users | " + " | ".join(metric_names) + " | tags/user | tag diversity | completion tok/user | failed / flagged | paper HR@30 |",
-                  "|---|---:|" + "---:|" * len(metric_names) + "---:|---:|---:|---:|---:|"]
+                  "| stage | users | " + " | ".join(metric_names) + " | tags/user | tag diversity | categories named (all users) "
+                  "| users naming the top one | completion tok/user | failed / flagged | paper HR@30 |",
+                  "|---|---:|" + "---:|" * len(metric_names) + "---:|---:|---:|---:|---:|---:|---:|"]
         for stage, s in stages.items():
             lines.append(f"| {stage} | {s['users_scored']} | " + " | ".join(_fmt(s['metrics'].get(m)) for m in metric_names)
-                         + f" | {_fmt(s.get('tags_per_user'), 2)} | {_fmt(s.get('tag_diversity'))} | {_fmt(s.get('completion_tokens_per_user'), 0)}"
+                         + f" | {_fmt(s.get('tags_per_user'), 2)} | {_fmt(s.get('tag_diversity'))}"
+                         + f" | {_concentration(s.get('answer_concentration'))} | {_fmt(s.get('completion_tokens_per_user'), 0)}"
                          + f" | {s['users_failed']} / {s['flagged_users']} | {PAPER_HR30[stage]} |")
         lines += ["", "New-interest slice (target L2 category absent from the history):", "",
                   "| stage | users | " + " | ".join(metric_names) + " |", "|---|---:|" + "---:|" * len(metric_names)]
@@ -221,7 +239,7 @@ def markdown(summary: dict[str, Any]) -> str:
                          f"of the rule's Superior samples and on {_fmt(agreement['judge_superior_rate_when_rule_bad'])} of its Bad ones.")
     if "rm-listwise" in training and "rm-pointwise" not in training:
         lines.append("- **Reward model, pointwise baseline**: not run yet in this chain (`scripts/train_chain.sh` trains it "
-                     "after both GRPO runs; tested on a tiny model in `tests/unit/test_reward_train.py`).")
+                     "after GRPO-CRS; tested on a tiny model in `tests/unit/test_reward_train.py`).")
     for name in ("rm-listwise", "rm-pointwise"):
         if name in training:
             r = training[name]
@@ -252,9 +270,14 @@ def markdown(summary: dict[str, Any]) -> str:
             parts = []
             for key, points in g["curves"].items():
                 if points:
-                    first, last = _first_last(points)
+                    first, last = _first_last(points, n=10)
                     parts.append(f"{key.replace('rewards/', '').replace('/mean', '')} {_fmt(first)} → {_fmt(last)}")
-            lines.append(f"- **{name.upper()}**: {g['global_step']} steps, {_fmt(g['train_runtime_s'], 0)} s; first → last 3 steps: " + "; ".join(parts) + ".")
+            seconds = g.get("step_time_total_s") or g["train_runtime_s"]
+            lines.append(f"- **{name.upper()}**: {g['global_step']} steps, {_fmt(seconds, 0)} s of steps (all sessions), "
+                         f"{g.get('zero_gradient_steps', '?')} steps with zero gradient (all G rollouts scored alike); "
+                         "mean of the first → last 10 steps: " + "; ".join(parts) + ".")
+    if "grpo-crs" in training and "grpo-sum" not in training:
+        lines.append("- **GRPO-SUM**: not run yet in this chain (`scripts/train_chain.sh` runs it last: it never ships).")
     for name, d in (summary.get("discarded") or {}).items():
         lines += ["", f"## Discarded run: {name}", "", d["why"]]
         if d.get("metrics"):
@@ -264,6 +287,10 @@ def markdown(summary: dict[str, Any]) -> str:
             if d["versus_sft"]:
                 lines += [f"| {name} − sft | " + " | ".join(
                     f"{d['versus_sft'][m]['difference']:+.3f} ± {d['versus_sft'][m]['standard_error']:.3f}" for m in names) + " |"]
+        if d.get("answer_concentration"):
+            c = d["answer_concentration"]
+            lines += ["", f"Its test answers named {c['distinct_categories']} categories over all users; "
+                      f"`{c['top_category']}` was in {c['top_category_user_share']:.0%} of them."]
     if summary["wall_s"]:
         lines += ["", "## Wall time per step (`scripts/train_chain.sh`)", "", "| step | seconds | machine |", "|---|---:|---|"]
         lines += [f"| {name} | {t['seconds']} | {t['machine']} |" for name, t in summary["wall_s"].items()]

@@ -99,3 +99,25 @@ def test_a_discarded_run_keeps_its_reason_and_its_difference_against_sft(tmp_pat
     text = write_chain_report(runs, reports)[0].read_text()
     assert "## Discarded run: grpo-crs-tokenlen" in text and "It learned to pad tags with filler." in text
     assert "| grpo-crs-tokenlen | 0.250 | 0.125 |" in text and "| grpo-crs-tokenlen − sft | -0.500 ± 0.289 |" in text
+
+
+def test_a_resumed_grpo_run_counts_every_sessions_steps_and_the_report_shows_collapse(tmp_path: Path) -> None:
+    runs, reports = tmp_path / "runs", tmp_path / "reports"
+    (runs / "grpo-crs").mkdir(parents=True)
+    (runs / "stage_times.tsv").write_text("grpo-crs\t250\n")  # the last session's invocation only
+    history = [{"step": s, "rewards/crs/mean": 0.1, "grad_norm": 0.0 if s % 2 else 1.0, "step_time": 100.0} for s in range(1, 7)]
+    history.append({"step": 6, "train_runtime": 250.0})
+    (runs / "grpo-crs" / "metrics.json").write_text(json.dumps({"log_history": history, "global_step": 6}))
+    _stage_report(reports / "training" / "base" / "eval-office-test-expert.json", 0.2)
+    crs = reports / "training" / "grpo-crs" / "eval-office-test-expert.json"
+    _stage_report(crs, 0.1)
+    crs.write_text(json.dumps({**json.loads(crs.read_text()), "answer_concentration": {
+        "distinct_categories": 10, "top_category": "Mailers", "top_category_user_share": 0.735}}))
+
+    summary = summarise_chain(runs, reports)
+    assert summary["wall_s"]["grpo-crs"]["seconds"] == 600
+    assert summary["training"]["grpo-crs"]["zero_gradient_steps"] == 3
+    text = write_chain_report(runs, reports)[0].read_text()
+    assert "| 5.00 | 0.400 | 10 | 0.73 |" in text  # the collapsed stage: 10 categories over all users
+    assert "| 5.00 | 0.400 | — | — |" in text  # a stage evaluated before the measure existed
+    assert "3 steps with zero gradient" in text and "| grpo-crs | 600 | 2 CPU cores (steps summed over sessions) |" in text

@@ -9,6 +9,7 @@ import pytest
 
 from recgpt.data.records import Item
 from recgpt.eval.metrics import (
+    answer_concentration,
     category_hit_at_k,
     category_key,
     exclusive_recall,
@@ -90,3 +91,11 @@ def test_exclusive_recall_hand_computed() -> None:
     assert exclusive_recall([False, False], [[True, True]]) == (0.0, 0.0)
     with pytest.raises(ValueError):
         exclusive_recall([True], [[True, False]])
+
+
+def test_answer_concentration_sees_the_same_answer_for_every_user() -> None:
+    collapsed = answer_concentration([["Pencils", "Pencils", "Mailers"], ["Pencils"], ["Pencils", "Paper"]])
+    assert collapsed == {"distinct_categories": 3, "top_category": "Pencils", "top_category_user_share": 1.0}
+    varied = answer_concentration([["A", "B"], ["C"], ["D", "A"], ["E"]])
+    assert varied["distinct_categories"] == 5 and varied["top_category"] == "A" and varied["top_category_user_share"] == 0.5
+    assert answer_concentration([])["distinct_categories"] == 0
