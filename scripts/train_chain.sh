@@ -175,7 +175,10 @@ print(f"validation cat_hr@{sys.argv[3]}_l2: sft {sft:.3f}, grpo-crs {crs:.3f}")
 sys.exit(0 if crs >= sft else 1)
 EOF_PY
 }
-for shaping in crs sum; do
+# GRPO-CRS first (it may ship, and the explanation report runs on whatever ships), then the stages that need vLLM,
+# then GRPO-SUM: it never ships, nothing after it depends on it, and it is the stage a lent GPU runs best
+grpo_stages() {  # grpo_stages SHAPING: train, export, serve, eval (and for CRS validate + the ship decision)
+  local shaping=$1
   stage "grpo-$shaping" grpo "$shaping"
   restore_adapter "grpo-$shaping"
   if ! done_ "eval-grpo-$shaping" || { [ "$shaping" = crs ] && ! done_ val-grpo-crs; }; then
@@ -191,8 +194,9 @@ for shaping in crs sum; do
     else echo "== ship: GRPO-CRS is worse than SFT on validation; office-sft stays the shipped policy"; printf 'ship\t0\n' >> "$TIMES"
     fi
   fi
-done
-$RECGPT serve --stop
+  $RECGPT serve --stop
+}
+grpo_stages crs
 stage reward-pointwise reward_model pointwise
 # the judge on the untrained base weights (the reward-data judge question), then the explanation/judge report on the
 # policy that ships (explanations are written by the served policy)
@@ -201,4 +205,5 @@ stage judge-base $RECGPT eval-explain --dataset office --split test --users 100 
 if ! done_ explain-report; then serve; fi
 stage explain-report $RECGPT eval-explain --dataset office --split test --users 100 --out reports
 $RECGPT serve --stop
+grpo_stages sum
 $RECGPT train report --runs "$LEDGER" --out reports
