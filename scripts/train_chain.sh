@@ -60,6 +60,7 @@ keep() {  # keep RUN: its config and log history into the ledger (the report rea
   # final weights: a run rebuilt on another machine (the listwise reward model, when GRPO-SUM trains a session after
   # GRPO-CRS) is checked against the first build, so both shapings are known to score with the same reward model
   mkdir -p "$LEDGER/$1"; cp "$RUNS/$1/metrics.json" "$RUNS/$1/run_config.json" "$LEDGER/$1/"
+  [ ! -f "$RUNS/$1/rollouts.jsonl" ] || gzip -9c "$RUNS/$1/rollouts.jsonl" > "$LEDGER/$1/rollouts.jsonl.gz"  # what GRPO wrote
   local weights; weights=$(find "$RUNS/$1/final" -maxdepth 1 -name '*.safetensors' | sort)
   [ -n "$weights" ] || return 0
   local sums; sums=$(cd "$RUNS/$1/final" && sha256sum -- *.safetensors)

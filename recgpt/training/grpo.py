@@ -148,6 +148,7 @@ def run_grpo(config: GRPORunConfig, rewards: TagRewards, rows: list[dict[str, An
 
     out = start_run(config.output_dir, config)
     rows = rows if rows is not None else build_grpo_rows(config)
+    rewards.rollout_log = out / "rollouts.jsonl"
     funcs, weights = rewards.functions(config.shaping)
     args = GRPOConfig(
         output_dir=str(out), num_generations=config.num_generations, max_completion_length=config.max_completion_length,

@@ -12,7 +12,8 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -85,7 +86,12 @@ class TagRewards:
     """Grounded answers: each tag's named category counts for R_acc (nearest-category mapping where it names none)."""
     gates: Gates = field(default_factory=Gates)
     weights: SumWeights = field(default_factory=SumWeights)
+    rollout_log: Path | None = None
+    """Every scored rollout appended here as a JSON line (batch, tags, categories, targets, parts): a run's rewards
+    can be hacked in ways its logged means hide (filler words, the same answer for every user), so the record keeps
+    what the policy actually wrote."""
     _cache: dict[tuple[str, ...], list[TagRewardParts]] = field(default_factory=dict, repr=False)
+    _batches_logged: int | None = field(default=None, repr=False)
 
     def parts(self, prompts: Sequence[Any], completions: Sequence[Any], target_categories: Sequence[Sequence[str]]) -> list[TagRewardParts]:
         texts = [completion_text(c) for c in completions]
@@ -103,7 +109,23 @@ class TagRewards:
             out.append(TagRewardParts(acc=r_acc(self.tag_categories(text, tags), targets), align=float(align),
                                       div=r_div(self.embed(tags)), len=r_len(tags)))
         self._cache = {key: out}  # one batch at a time: the component functions reuse it
+        if self.rollout_log is not None:
+            self.log_rollouts(texts, target_categories, out)
         return out
+
+    def log_rollouts(self, texts: list[str], target_categories: Sequence[Sequence[str]], parts: list[TagRewardParts]) -> None:
+        assert self.rollout_log is not None
+        if self._batches_logged is None:  # a resumed run continues the numbering of the file it appends to
+            self._batches_logged = 1 + max((json.loads(line)["batch"] for line in self.rollout_log.read_text().splitlines()
+                                            if line.strip()), default=-1) if self.rollout_log.exists() else 0
+        with self.rollout_log.open("a") as log:
+            for text, targets, part in zip(texts, target_categories, parts):
+                tags = parse_tags(text)
+                log.write(json.dumps({"batch": self._batches_logged, "tags": tags,
+                                      "categories": parse_categories(text) if tags else [], "targets": list(targets),
+                                      "parts": asdict(part), "crs": crs_reward(part, self.gates),
+                                      "sum": sum_reward(part, self.weights)}) + "\n")
+        self._batches_logged += 1
 
     def tag_categories(self, text: str, tags: list[str]) -> list[frozenset[str]]:
         named = parse_categories(text) if self.ground is not None else []

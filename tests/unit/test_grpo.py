@@ -29,6 +29,8 @@ def test_grpo_runs_and_logs_every_component(tmp_path: Path) -> None:
     for name in ("crs", "r_acc", "r_align", "r_div", "r_len", "gate_align", "gate_div", "gate_len"):
         assert f"rewards/{name}/mean" in keys, sorted(keys)
     assert "kl" in keys and "grad_norm" in keys
+    rollouts = [json.loads(line) for line in (tmp_path / "run" / "rollouts.jsonl").read_text().splitlines()]
+    assert rollouts and {"batch", "tags", "categories", "targets", "parts", "crs", "sum"} <= set(rollouts[0])
 
 
 class LengthRewards(TagRewards):

@@ -133,3 +133,23 @@ def test_the_alignment_gate_needs_a_reward_model_better_than_chance(tmp_path) ->
     assert not align_gate_on(config)
     assert align_gate_on(GRPORunConfig(model="unused", output_dir=tmp_path / "run", reward_model=str(tmp_path / "final"), align_gate="on"))
     assert not align_gate_on(GRPORunConfig(model="unused", output_dir=tmp_path / "run", align_gate="off"))
+
+
+def test_every_scored_rollout_is_logged_and_a_resumed_run_continues_the_numbering(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    log = tmp_path / "rollouts.jsonl"
+    prompts = [[{"role": "user", "content": "p"}]] * 2
+    completions = [answer("soft gel ink pens for daily note taking"), [{"role": "assistant", "content": "not json"}]]
+    r = rewards()
+    r.rollout_log = log
+    for f in r.functions("crs")[0]:  # every reward function of one batch: the batch is logged once
+        f(prompts, completions, target_categories=[["Pens"], ["Pens"]])
+    r.functions("crs")[0][0](prompts, list(reversed(completions)), target_categories=[["Pens"], ["Pens"]])
+    resumed = rewards()
+    resumed.rollout_log = log
+    resumed.functions("sum")[0][0](prompts[:1], completions[:1], target_categories=[["Paper"]])
+    rows = [json.loads(line) for line in log.read_text().splitlines()]
+    assert [row["batch"] for row in rows] == [0, 0, 1, 1, 2]
+    assert rows[0]["tags"] == ["soft gel ink pens for daily note taking"] and rows[0]["targets"] == ["Pens"]
+    # one tag: R_acc 1 but no diversity, so CRS's diversity gate gives 0 and SUM does not
+    assert rows[0]["parts"]["acc"] == 1.0 and rows[0]["parts"]["div"] == 0.0 and rows[0]["crs"] == 0.0 and rows[0]["sum"] > 0
+    assert rows[1]["tags"] == [] and rows[1]["crs"] == 0.0 and rows[4]["parts"]["acc"] == 0.0
