@@ -20,7 +20,7 @@ from recgpt.eval.report import model_label
 STAGES = ("base", "sft", "grpo-sum", "grpo-crs")
 PAPER_HR30 = {"base": 23.08, "sft": 29.20, "grpo-sum": 27.38, "grpo-crs": 32.60}
 CURVE_KEYS = ("rewards/{shaping}/mean", "rewards/r_acc/mean", "rewards/r_align/mean", "rewards/r_div/mean", "rewards/r_len/mean",
-              "rewards/gate_align/mean", "rewards/gate_div/mean", "rewards/gate_len/mean", "kl", "grad_norm",
+              "rewards/gate_align/mean", "rewards/gate_div/mean", "rewards/gate_len/mean", "rewards/same_answer/mean", "kl", "grad_norm",
               "completions/mean_length")
 SCALE_UP = """\
 - **Data**: `--max-users` of `train sft`/`grpo` (all ~2.8k Office training users), `RD_USERS` of reward data.

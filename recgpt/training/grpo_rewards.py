@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -90,7 +91,11 @@ class TagRewards:
     """Every scored rollout appended here as a JSON line (batch, tags, categories, targets, parts): a run's rewards
     can be hacked in ways its logged means hide (filler words, the same answer for every user), so the record keeps
     what the policy actually wrote."""
+    sameness_window: int = 10
+    """Earlier batches (other users' prompts) that `same_answer` compares each rollout with."""
     _cache: dict[tuple[str, ...], list[TagRewardParts]] = field(default_factory=dict, repr=False)
+    _same: list[float] = field(default_factory=list, repr=False)
+    _recent: deque[list[frozenset[str]]] = field(default_factory=deque, repr=False)
     _batches_logged: int | None = field(default=None, repr=False)
 
     def parts(self, prompts: Sequence[Any], completions: Sequence[Any], target_categories: Sequence[Sequence[str]]) -> list[TagRewardParts]:
@@ -109,9 +114,22 @@ class TagRewards:
             out.append(TagRewardParts(acc=r_acc(self.tag_categories(text, tags), targets), align=float(align),
                                       div=r_div(self.embed(tags)), len=r_len(tags)))
         self._cache = {key: out}  # one batch at a time: the component functions reuse it
+        self._same = self.sameness([frozenset(c for c in parse_categories(t) if c) or frozenset(parse_tags(t)) for t in texts])
         if self.rollout_log is not None:
             self.log_rollouts(texts, target_categories, out)
         return out
+
+    def sameness(self, answers: list[frozenset[str]]) -> list[float]:
+        """Per rollout: the share of the previous `sameness_window` batches (one prompt each on CPU: other users)
+        whose answers name any category this rollout names. Small while the policy answers each user (popular
+        categories recur now and then), near 1 once it answers everyone alike (where both 50-step CRS runs ended).
+        Logged with weight 0, like the gates: a monitor, never an objective."""
+        earlier = [frozenset().union(*batch) for batch in self._recent]
+        values = [sum(1 for other in earlier if answer & other) / len(earlier) if earlier else 0.0 for answer in answers]
+        self._recent.append(answers)
+        while len(self._recent) > self.sameness_window:
+            self._recent.popleft()
+        return values
 
     def log_rollouts(self, texts: list[str], target_categories: Sequence[Sequence[str]], parts: list[TagRewardParts]) -> None:
         assert self.rollout_log is not None
@@ -119,12 +137,12 @@ class TagRewards:
             self._batches_logged = 1 + max((json.loads(line)["batch"] for line in self.rollout_log.read_text().splitlines()
                                             if line.strip()), default=-1) if self.rollout_log.exists() else 0
         with self.rollout_log.open("a") as log:
-            for text, targets, part in zip(texts, target_categories, parts):
+            for text, targets, part, same in zip(texts, target_categories, parts, self._same or [0.0] * len(parts)):
                 tags = parse_tags(text)
                 log.write(json.dumps({"batch": self._batches_logged, "tags": tags,
                                       "categories": parse_categories(text) if tags else [], "targets": list(targets),
                                       "parts": asdict(part), "crs": crs_reward(part, self.gates),
-                                      "sum": sum_reward(part, self.weights)}) + "\n")
+                                      "sum": sum_reward(part, self.weights), "same_answer": same}) + "\n")
         self._batches_logged += 1
 
     def tag_categories(self, text: str, tags: list[str]) -> list[frozenset[str]]:
@@ -150,5 +168,10 @@ class TagRewards:
         parts = [make("r_acc", lambda p: p.acc), make("r_align", lambda p: p.align), make("r_div", lambda p: p.div),
                  make("r_len", lambda p: p.len)]
         gates = [make(f"gate_{g}", lambda p, g=g: float(self.gates.passed(p)[g])) for g in ("align", "div", "len")]
-        funcs = [shaped, *parts, *gates]
+
+        def same_answer(prompts: Sequence[Any], completions: Sequence[Any], target_categories: Sequence[Sequence[str]], **_: Any) -> list[float]:
+            self.parts(prompts, completions, target_categories)
+            return list(self._same)
+
+        funcs = [shaped, *parts, *gates, same_answer]
         return funcs, [1.0] + [0.0] * (len(funcs) - 1)

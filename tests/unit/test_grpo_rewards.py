@@ -49,8 +49,8 @@ def test_a_grounded_answer_is_scored_by_the_categories_it_names() -> None:
 def test_crs_functions_and_logged_parts() -> None:
     r = rewards()
     funcs, weights = r.functions("crs")
-    assert [f.__name__ for f in funcs] == ["crs", "r_acc", "r_align", "r_div", "r_len", "gate_align", "gate_div", "gate_len"]
-    assert weights == [1.0] + [0.0] * 7
+    assert [f.__name__ for f in funcs] == ["crs", "r_acc", "r_align", "r_div", "r_len", "gate_align", "gate_div", "gate_len", "same_answer"]
+    assert weights == [1.0] + [0.0] * 8
     completions = [
         answer("soft gel ink pens for daily note taking", "recycled copy paper for the home office printer"),  # acc 1, align .9
         answer("recycled copy paper for the home office printer", "mystery gadget for you and me today"),   # align .2: gated
@@ -153,3 +153,27 @@ def test_every_scored_rollout_is_logged_and_a_resumed_run_continues_the_numberin
     # one tag: R_acc 1 but no diversity, so CRS's diversity gate gives 0 and SUM does not
     assert rows[0]["parts"]["acc"] == 1.0 and rows[0]["parts"]["div"] == 0.0 and rows[0]["crs"] == 0.0 and rows[0]["sum"] > 0
     assert rows[1]["tags"] == [] and rows[1]["crs"] == 0.0 and rows[4]["parts"]["acc"] == 0.0
+
+
+def grounded(*categories: str) -> list[dict[str, str]]:
+    return [{"role": "assistant", "content": json.dumps({"tags": [{"category": c, "tag": f"tag {i}"} for i, c in enumerate(categories)]})}]
+
+
+def test_same_answer_watches_whether_every_user_gets_one_answer() -> None:
+    r = rewards()
+    r.sameness_window = 3
+    same = {f.__name__: f for f in r.functions("crs")[0]}["same_answer"]
+    prompt = [[{"role": "user", "content": "p"}]] * 2
+    # users answered for themselves: no earlier user's answer shares a category with this one's
+    values = [same(prompt, [grounded(own, f"Other {own}"), grounded(own)], target_categories=[[own]] * 2)
+              for own in ("Pens", "Paper", "Tape")]
+    assert values == [[0.0, 0.0]] * 3  # the first batch has no earlier one to compare with
+    # one earlier user of the three shares Paper with this rollout; the other rollout shares nothing
+    assert same(prompt, [grounded("Paper", "Glue"), grounded("Glue")], target_categories=[["Pens"]] * 2) == [1 / 3, 0.0]
+    # then every user gets Mailers: once the window holds only those batches, every rollout overlaps every earlier user
+    for user in range(4):  # another user's prompt each batch (an identical batch is the cached one)
+        values = same([[{"role": "user", "content": f"user {user}"}]] * 2, [grounded("Mailers", "Pencils"), grounded("Mailers")],
+                      target_categories=[["Pens"]] * 2)
+    assert values == [1.0, 1.0]
+    assert "same_answer" in [f.__name__ for f in r.functions("sum")[0]]
+    assert r.functions("crs")[1][-1] == 0.0  # logged, never optimised
