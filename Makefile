@@ -7,6 +7,11 @@ export TRANSFORMERS_OFFLINE := 1
 export ANONYMIZED_TELEMETRY := False
 export LANGGRAPH_CLI_NO_ANALYTICS := 1
 export LANGGRAPH_NO_VERSION_CHECK := true
+export NO_MKDOCS_2_WARNING := 1
+
+# The docs site (mkdocs.yml) built strictly into a throw-away folder: a broken link or anchor, or a page missing from
+# the nav, fails the build. No --quiet: it hides the warnings that --strict counts, and the build would pass.
+DOCS_CHECK = site=$$(mktemp -d) && $(VENV)/bin/mkdocs build --strict --site-dir $$site; rc=$$?; rm -rf $$site; exit $$rc
 
 .PHONY: venv demo test test-fast serve stop studio clean
 
@@ -18,14 +23,17 @@ demo: venv
 	$(RECGPT) demo
 
 ## Runs the whole test suite, slow integration tests against a real vLLM server included, after the layer
-## contracts of pyproject.toml (`lint-imports`: an import against the layers fails here, before any test runs).
+## contracts of pyproject.toml (`lint-imports`: an import against the layers fails here, before any test runs)
+## and the docs site's strict build (a broken link in docs/ fails here too).
 test: venv
 	$(VENV)/bin/lint-imports
+	@$(DOCS_CHECK)
 	$(VENV)/bin/python -m pytest
 
 ## Unit tests only (no server).
 test-fast: venv
 	$(VENV)/bin/lint-imports
+	@$(DOCS_CHECK)
 	$(VENV)/bin/python -m pytest -m "not slow"
 
 serve: venv
