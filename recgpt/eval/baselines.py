@@ -4,7 +4,7 @@ All of them are fitted on *training sequences only*: for the test split each use
 the test target, for the validation split the history before the validation target. No held-out
 target ever enters a count, a co-occurrence or a gradient.
 
-SASRec itself lives in `recgpt.tools.sequential` (the collaborative retriever scores with it, and tools may not import
+SASRec itself lives in `recgpt.tools.retrieval.sequential` (the collaborative retriever scores with it, and tools may not import
 eval); it is re-exported here, so `recgpt.eval.baselines.SASRec` is the same class.
 """
 
@@ -16,7 +16,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from recgpt.data.dataset import Dataset
-from recgpt.tools.sequential import SASRec, _SASRecNet
+from recgpt.tools.retrieval.sequential import SASRec, _SASRecNet
 
 __all__ = ["Popularity", "ItemKNN", "SASRec", "_SASRecNet", "training_sequences", "history_categories"]
 

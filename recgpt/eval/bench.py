@@ -27,10 +27,11 @@ from pathlib import Path
 from typing import Any, Literal
 
 import httpx
+from prometheus_client.parser import text_string_to_metric_families
 from pydantic import BaseModel, Field
 
 from recgpt import plots
-from recgpt.data import Dataset, Split, load_dataset
+from recgpt.data import Dataset, Split
 from recgpt.eval.harness import answer_with_graph, sample_users
 from recgpt.eval.report import model_label, per_user_metrics, write_report_files
 from recgpt.eval.runs import EvalConfig, UserResult, base_result, levels_of, progress_bar, recgpt_context
@@ -38,7 +39,7 @@ from recgpt.graph import build_graph
 from recgpt.graph.v1 import build_v1_graph
 from recgpt.runner import check_endpoint
 from recgpt.schema.calls import LLMCall
-from recgpt.tools.retrieval import get_retriever
+from recgpt.services.resources import default_registry, endpoints_of, resolve
 
 Pipeline = Literal["v1", "v1-raw", "v2", "v2-hybrid"]
 Setup = Literal["architecture", "paper"]
@@ -101,8 +102,6 @@ class BenchConfig(BaseModel):
 
 def scrape_metrics(base_url: str) -> dict[str, float]:
     """Sum of each counter over its label sets, from the server's Prometheus endpoint."""
-    from prometheus_client.parser import text_string_to_metric_families
-
     root = base_url.rstrip("/").removesuffix("/v1")
     text = httpx.get(root + "/metrics", timeout=10.0).text
     totals: dict[str, float] = {}
@@ -115,8 +114,6 @@ def scrape_metrics(base_url: str) -> dict[str, float]:
 def wait_until_idle(base_url: str, timeout_s: float = 300.0, interval: float = 0.5) -> bool:
     """Wait until the server runs and queues no request (its gauges), so a phase's counters hold only its own traffic
     (another client's leftover requests would be counted as ours); False if it was still busy after `timeout_s`."""
-    from prometheus_client.parser import text_string_to_metric_families
-
     root = base_url.rstrip("/").removesuffix("/v1")
     deadline = time.monotonic() + timeout_s
     while True:
@@ -156,8 +153,6 @@ class BusySampler:
         self.busy_s = 0.0
 
     def running(self) -> float:
-        from prometheus_client.parser import text_string_to_metric_families
-
         text = httpx.get(self.url, timeout=5.0).text
         return sum(float(s.value) for f in text_string_to_metric_families(text) for s in f.samples if s.name == RUNNING_GAUGE)
 
@@ -204,7 +199,7 @@ async def run_phase(graph: Any, config: BenchConfig, dataset: Dataset, users: li
     eval_config = EvalConfig(dataset=config.dataset, split=config.split, users=len(users), seed=config.seed, k_tags=config.k_tags,
                              k_items=config.k_items, date=config.date)
     ctx = dataclasses.replace(recgpt_context(eval_config), **(overrides or {}))
-    index = get_retriever(dataset)
+    index = default_registry().retriever(dataset)
     levels = levels_of(dataset)
     gate = asyncio.Semaphore(concurrency)
 
@@ -286,17 +281,16 @@ def summarise_phase(runs: list[UserRun], server: dict[str, float], elapsed: floa
 
 async def run_bench(config: BenchConfig, show_progress: bool = True) -> dict[str, Any]:
 
-    dataset = load_dataset(config.dataset)
+    dataset = default_registry().dataset(config.dataset)
     Split(config.split)
     pool = sample_users(dataset, config.split, config.users + config.serial_users, config.seed)
     saturated, serial = pool[: config.users], pool[config.users:]
     ctx = recgpt_context(EvalConfig(dataset=config.dataset, k_tags=config.k_tags))
     check_endpoint(ctx)
-    graphs = {"v1": build_v1_graph(), "v2": build_graph()}
+    resources = resolve(dataset)  # one dataset and retriever for both architectures
+    graphs = {"v1": build_v1_graph(resources), "v2": build_graph(resources)}
     if "v2-hybrid" in config.pipelines:
-        from recgpt.services.endpoints import endpoint_of
-
-        endpoint_of(dataclasses.replace(ctx, compression="hybrid"))  # no adaptor or no --prompt-embeds: one line, before any user
+        endpoints_of(dataclasses.replace(ctx, compression="hybrid")).policy  # no adaptor or no --prompt-embeds: one line, before any user
     out: dict[str, Any] = {"config": config.model_dump(), "context": {k: v for k, v in vars(ctx).items() if k != "api_key"},
                            "pipelines": {}}
     for pipeline in config.pipelines:
@@ -450,8 +444,6 @@ def _grouped_bars(ax: Any, pipelines: list[str], groups: list[str], value: Any, 
 
 
 def plot(result: dict[str, Any], path: Path) -> Path | None:
-    if not plots.available():
-        return None
     pipelines = list(result["pipelines"])
     phases = ["serial", "saturated"]
     keys = [("sent", "prompt_tokens_sent_per_user"), ("computed", "prompt_tokens_computed_per_user"), ("completion", "completion_tokens_per_user")]
@@ -466,6 +458,5 @@ def plot(result: dict[str, Any], path: Path) -> Path | None:
 
 
 def write_bench_report(result: dict[str, Any], out_dir: Path, model: str) -> tuple[Path, Path, Path | None]:
-
     stem = out_dir / f"bench-{Path(result['config']['dataset']).name}-{result['config']['split']}"
     return write_report_files(stem, result, model, markdown, plot)

@@ -17,12 +17,13 @@ from typing import Any
 
 from rich.progress import track
 
-from recgpt.data import Split, load_dataset
+from recgpt.data import Split
 from recgpt.prompts.shared import SYSTEM_PREFIX
 from recgpt.schema.context import Context
-from recgpt.tools.compression import CompressionConfig, compress_history, raw_history_text
-from recgpt.tools.environment import build_environment
-from recgpt.tools.tokens import TokenCounter
+from recgpt.services.resources import default_registry
+from recgpt.tools.context.compression import CompressionConfig, compress_history, raw_history_text
+from recgpt.tools.context.environment import build_environment
+from recgpt.tools.context.tokens import TokenCounter
 
 
 def _percentile(values: list[int], q: float) -> float:
@@ -41,7 +42,7 @@ def summarise(values: list[int]) -> dict[str, float]:
 
 def measure(dataset_name: str, users: int, seed: int, split: str, counter: TokenCounter,
             date: dt.date, ctx: Context = Context()) -> dict[str, Any]:
-    data = load_dataset(dataset_name)
+    data = default_registry().dataset(dataset_name)
     pool = data.split_users(split)
     chosen = random.Random(seed).sample(pool, min(users, len(pool)))
     env = build_environment(date, country=ctx.country)

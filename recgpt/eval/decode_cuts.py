@@ -19,14 +19,14 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from recgpt import plots
-from recgpt.data import load_dataset
 from recgpt.eval.harness import run_eval
 from recgpt.eval.metrics import paired_difference
 from recgpt.eval.report import summarise
-from recgpt.eval.runs import EvalConfig, levels_of
+from recgpt.eval.runs import EvalConfig, UserSample, levels_of
+from recgpt.services.resources import default_registry
 
 VARIANTS: dict[str, dict[str, int | bool]] = {
     "shipped": {"planner_evidence": True, "expert_rationale_chars": 60, "arbiter_reason_chars": 100},
@@ -38,25 +38,23 @@ VARIANTS: dict[str, dict[str, int | bool]] = {
 BASELINE = "shipped"
 
 
-class DecodeCutsConfig(BaseModel):
+class DecodeCutsConfig(UserSample):
     dataset: str = "movielens"
     split: Literal["validation", "test"] = "validation"
     users: int = Field(default=100, ge=2)
-    seed: int = 0
     k: int = Field(default=10, ge=1, description="Final tags and K of cat HR@K.")
     concurrency: int = Field(default=16, ge=1)
     variants: list[str] = Field(default_factory=lambda: list(VARIANTS))
 
 
 def run_decode_cuts(config: DecodeCutsConfig, home: Any, show_progress: bool = True) -> dict[str, Any]:
-    dataset = load_dataset(config.dataset)
+    dataset = default_registry().dataset(config.dataset)
     levels = levels_of(dataset)
     rows: dict[str, dict[str, Any]] = {}
     hits: dict[str, dict[str, dict[str, float]]] = {}
     for name in config.variants:
-        eval_config = EvalConfig(dataset=config.dataset, split=config.split, users=config.users, seed=config.seed,
-                                 method="recgpt", k_tags=config.k, k_items=[10, 30], concurrency=config.concurrency,
-                                 context=dict(VARIANTS[name]))
+        eval_config = EvalConfig(**config.user_sample(), method="recgpt", k_tags=config.k, k_items=[10, 30],
+                                 concurrency=config.concurrency, context=dict(VARIANTS[name]))
         eval_config, results, store = run_eval(eval_config, home, show_progress)
         summary = summarise(eval_config, results, levels)
         hits[name] = summary.pop("per_user_hits")
@@ -105,7 +103,7 @@ def markdown(result: dict[str, Any], model: str) -> str:
 
 
 def plot(result: dict[str, Any], path: Any) -> Any:
-    if not plots.available() or not result["variants"]:
+    if not result["variants"]:
         return None
     k = result["config"]["k"]
     names = list(result["variants"])

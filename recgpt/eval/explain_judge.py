@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import inspect
 import json
 import statistics
 from collections import Counter
@@ -35,8 +36,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from recgpt import plots
+from recgpt.agents import explainer as explainer_agents
 from recgpt.agents.judge import guard_verdicts, senior_review
-from recgpt.data import load_dataset
 from recgpt.errors import RecGPTError
 from recgpt.eval.harness import prompts_fingerprint, run_eval
 from recgpt.eval.judge_labels import Labelled, binary_scores, shuffle_label
@@ -50,9 +51,10 @@ from recgpt.prompts import explainer, judge
 from recgpt.schema.context import Context
 from recgpt.schema.state import FinalTag, ItemExplanation, Judgement, RetrievedItem
 from recgpt.schema.subgraphs import JudgeInput
-from recgpt.services.endpoints import endpoint_of, served_model_identity
+from recgpt.services.endpoints import served_model_identity
 from recgpt.services.prefix import build_shared_prefix
-from recgpt.tools.retrieval import UserSignals, get_retriever
+from recgpt.services.resources import default_registry, endpoints_of, resolve
+from recgpt.tools.retrieval.protocol import UserSignals
 
 META_UNSAMPLED = "meta-unsampled"
 DIVERSITY_MODES = ("template", META_UNSAMPLED, "meta")
@@ -84,10 +86,6 @@ class ExplainJudgeConfig(BaseModel):
 
 
 def config_hash(config: ExplainJudgeConfig, data_hash: str, model: str) -> str:
-    import inspect
-
-    from recgpt.agents import explainer as explainer_agents
-
     text = inspect.getsource(explainer) + inspect.getsource(explainer_agents) + inspect.getsource(judge)
     payload = {"config": config.model_dump(exclude={"concurrency"}), "data": data_hash, "model": model,
                "prompts": prompts_fingerprint(), "explain_judge_prompts": hashlib.sha256(text.encode()).hexdigest()[:12]}
@@ -114,17 +112,17 @@ class Evaluation:
     """One run of the evaluation; methods are its phases (see module docstring)."""
 
     def __init__(self, config: ExplainJudgeConfig, home: Path, show_progress: bool = True) -> None:
-
         self.config = config
         self.show_progress = show_progress
-        self.dataset = load_dataset(config.dataset)
+        self.dataset = default_registry().dataset(config.dataset)
         self.source = EvalConfig(dataset=config.dataset, split=config.split, users=config.source_users, seed=config.seed,
                                  method="recgpt", k_tags=config.k_tags, concurrency=config.concurrency, date=config.date)
         self.ctx: Context = recgpt_context(self.source)
-        endpoint = endpoint_of(self.ctx)
+        endpoint = endpoints_of(self.ctx).policy
         # the served weights, not the served name ('recgpt-policy' for base, SFT and GRPO alike): it keys the store
         self.model = served_model_identity(endpoint.base_url, endpoint.model, endpoint.api_key)
-        self.index = get_retriever(self.dataset)
+        self.resources = resolve(self.dataset)
+        self.index = self.resources.retriever
         digest = config_hash(config, self.dataset.content_hash(), self.model)
         self.store = KeyedStore(home / "eval" / f"explain-judge-{digest}.jsonl")
         self.prefixes: dict[str, str] = {}
@@ -135,14 +133,13 @@ class Evaluation:
     async def prefix(self, user: str) -> str:
 
         if user not in self.prefixes:
-            out = await build_shared_prefix(self.ctx, user, self.config.dataset, self.config.split,
+            out = await build_shared_prefix(self.ctx, self.resources, user, self.config.split,
                                             None if self.has_time else self.config.date)
             self.prefixes[user] = out["shared_prefix"]
             self.environments[user] = out["context_stats"].environment
         return self.prefixes[user]
 
     def top_item(self, result: UserResult, tag: str) -> RetrievedItem | None:
-
         history = tuple(e.item_id for e in self.dataset.example(result.user_id, self.config.split).history)
         user = UserSignals(user_id=result.user_id, history_item_ids=history, split=self.config.split)
         hits = self.index.search_items([tag], 1, set(history), user)
@@ -154,7 +151,6 @@ class Evaluation:
 
     # -- LLM jobs -----------------------------------------------------------------------------
     def explain_job(self, user: str, item: RetrievedItem, tag: str, mode: str) -> Callable[[], Awaitable[Any]]:
-
         async def job() -> Any:
             prefix = await self.prefix(user)
             ctx = replace(self.ctx, explanation_mode="meta" if mode.startswith("meta") else mode,
@@ -167,7 +163,6 @@ class Evaluation:
         return job
 
     def judge_job(self, task_of: Callable[[], Awaitable[JudgeInput]], mode: str) -> Callable[[], Awaitable[Any]]:
-
         async def job() -> Any:
             ctx = replace(self.ctx, judge_mode=mode, judge_injection_guard=False)
             out = await build_judge_subgraph().ainvoke(await task_of(), context=ctx)

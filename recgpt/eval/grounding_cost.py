@@ -24,9 +24,9 @@ from pydantic import BaseModel, Field
 
 from recgpt import plots
 from recgpt.agents.expert import grounded_expert_schema, training_expert_instructions
-from recgpt.data import load_dataset
 from recgpt.eval.report import model_label, write_report_files
-from recgpt.tools.grounding import CategoryVocabulary, category_vocabulary
+from recgpt.services.resources import default_registry
+from recgpt.tools.retrieval.grounding import CategoryVocabulary, category_vocabulary
 
 PROMPT = ("You are one agent of RecGPT. <user_context>Profile: unknown. Behaviour history: bought 'Gel pens, 12 colours', "
           "'Spiral notebook A5 ruled' and 'Desk lamp LED dimmable'.</user_context>")
@@ -46,7 +46,7 @@ def synthetic_vocabulary(size: int) -> CategoryVocabulary:
 
 
 def _compile_seconds(schema: dict[str, Any], tokenizer_dir: Path | None) -> float | None:
-    try:
+    try:  # deferred: xgrammar and transformers (both import torch, seconds; and either may be absent)
         import xgrammar as xgr
         from transformers import AutoTokenizer
     except ImportError:
@@ -88,7 +88,7 @@ def _one_request(base_url: str, model: str, schema: dict[str, Any], instructions
 
 def run_grounding_cost(config: GroundingCostConfig, base_url: str, model: str, tokenizer_dir: Path | None) -> dict[str, Any]:
     vocabularies: list[tuple[str, CategoryVocabulary | None]] = [("ungrounded", None)]
-    vocabularies += [(f"{name} leaf", category_vocabulary(load_dataset(name), "leaf")) for name in config.datasets]
+    vocabularies += [(f"{name} leaf", category_vocabulary(default_registry().dataset(name), "leaf")) for name in config.datasets]
     vocabularies += [(f"synthetic {size}", synthetic_vocabulary(size)) for size in config.synthetic_sizes]
     rows = []
     for label, vocabulary in vocabularies:
@@ -124,8 +124,6 @@ def _markdown(result: dict[str, Any], model: str) -> str:
 
 
 def _plot(result: dict[str, Any], path: Path) -> Path | None:
-    if not plots.available():
-        return None
     rows = [r for r in result["rows"] if r["categories"] > 0]
     with plots.figure(path, 1, 1, size=(7, 4)) as (_, ax):
         sizes = [r["categories"] for r in rows]

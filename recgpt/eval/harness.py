@@ -14,13 +14,14 @@ import inspect
 import json
 import random
 import time
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from recgpt.agents.arbiter import arbiter_schema
 from recgpt.agents.expert import expert_schema
 from recgpt.agents.planner import planner_schema
-from recgpt.data import Dataset, Split, load_dataset
+from recgpt.data import Dataset, Split
 from recgpt.errors import EndpointError, RecGPTError
 from recgpt.eval import baselines
 from recgpt.eval.blend import QUOTA_GRID, blend, describe, sweep
@@ -44,11 +45,12 @@ from recgpt.graph import build_graph
 from recgpt.prompts import arbiter, expert, explore, planner, shared
 from recgpt.render import usage_totals
 from recgpt.runner import check_endpoint
-from recgpt.services.endpoints import endpoint_of, served_model_identity
+from recgpt.services.endpoints import served_model_identity
+from recgpt.services.resources import default_registry, endpoints_of, resolve
 from recgpt.settings import get_settings
-from recgpt.tools.grounding import category_vocabulary
 from recgpt.tools.llm import ENDPOINT_DOWN
-from recgpt.tools.retrieval import Retriever, UserSignals, get_retriever, prepare_retriever, retriever_factory, search
+from recgpt.tools.retrieval.grounding import category_vocabulary
+from recgpt.tools.retrieval.protocol import Retriever, UserSignals, search
 
 
 def sample_users(dataset: Dataset, split: str, n: int, seed: int) -> list[str]:
@@ -79,8 +81,6 @@ def config_hash(config: EvalConfig, dataset: Dataset, model: str | None) -> str:
     dump = config.model_dump(exclude={"concurrency", "users"} | ({"quota"} if config.quota is None else set()))
     payload: dict[str, Any] = {"config": dump, "data": dataset.content_hash()}
     if config.method in LLM_METHODS:
-        from dataclasses import asdict
-
         ctx = asdict(recgpt_context(config))
         for volatile in ("base_url", "api_key", "request_timeout_s", "max_retries", *TAG_IRRELEVANT_CONTEXT):
             ctx.pop(volatile, None)
@@ -119,7 +119,7 @@ def run_classical(config: EvalConfig, dataset: Dataset, users: list[str], store:
         return
     k_max = max(config.k_items)
     train = baselines.training_sequences(dataset, config.split)
-    index = get_retriever(dataset) if config.method in ("category", *CEILINGS) else None
+    index = default_registry().retriever(dataset) if config.method in ("category", *CEILINGS) else None
     model: Any = None
     if config.method == "popularity":
         model = baselines.Popularity().fit(train)
@@ -179,9 +179,9 @@ async def answer_with_graph(graph: Any, index: Retriever, config: EvalConfig, da
 async def run_recgpt(config: EvalConfig, dataset: Dataset, users: list[str], store: ResultStore,
                      show_progress: bool = True) -> None:
 
-    factory = retriever_factory()  # one backend for the graph's retrieval and the item ranking below
-    graph = build_graph(retriever=factory)
-    index = factory(dataset)
+    resources = resolve(dataset)  # one retriever for the graph's retrieval and the item ranking below
+    graph = build_graph(resources)
+    index = resources.retriever
 
     async def answer(ctx: Any, user_id: str, history: list[str], result: UserResult) -> None:
         await answer_with_graph(graph, index, config, dataset, ctx, user_id, history, result)
@@ -195,7 +195,7 @@ def run_blend(config: EvalConfig, home: Path, show_progress: bool = True) -> tup
     their store and the quota's description."""
     if config.quota is None and config.split != "validation":
         raise RecGPTError("the blend's quota is tuned on the validation split only: pass a quota for test")
-    dataset = load_dataset(config.dataset)
+    dataset = default_registry().dataset(config.dataset)
     _, classical, _ = run_eval(config.model_copy(update={"method": "sasrec", "quota": None, "context": {}}), home, show_progress)
     _, llm, _ = run_eval(config.model_copy(update={"method": "recgpt", "quota": None}), home, show_progress)
     by_user = {r.user_id: r for r in llm if r.error is None}
@@ -225,14 +225,13 @@ def run_eval(config: EvalConfig, home: Path, show_progress: bool = True) -> tupl
     if config.method == "blend":
         results, path, _ = run_blend(config, home, show_progress)
         return config, results, path
-    dataset = load_dataset(config.dataset)
+    dataset = default_registry().dataset(config.dataset)
     Split(config.split)
     users = sample_users(dataset, config.split, config.users, config.seed)
     model = None
     if config.method in LLM_METHODS:
-
         ctx = recgpt_context(config)
-        endpoint = endpoint_of(ctx)
+        endpoint = endpoints_of(ctx).policy
         model = served_model_identity(endpoint.base_url, endpoint.model, endpoint.api_key)
         if endpoint.assembler is not None:  # hybrid: results depend on the adaptor's weights, key them by its content
             model += f"+adaptor:{endpoint.assembler.adaptor_fingerprint}"
@@ -243,7 +242,7 @@ def run_eval(config: EvalConfig, home: Path, show_progress: bool = True) -> tupl
         # retrieval; an LLM method checks its endpoint first, so a server that is down fails in seconds, not minutes
         if config.method in LLM_METHODS:
             check_endpoint(recgpt_context(config))
-        prepare_retriever(dataset, config.split, show_progress)
+        default_registry().prepare(dataset, config.split, show_progress)
     if config.method == "recgpt":
         asyncio.run(run_recgpt(config, dataset, users, store, show_progress))
     elif config.method == "expert":

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import statistics
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -23,11 +24,11 @@ import httpx
 
 from recgpt import plots
 from recgpt.agents.expert import training_expert_instructions
-from recgpt.data import load_dataset
 from recgpt.services.prefix import recommendation_date, render_prefix
-from recgpt.tools.compression import raw_history_text
-from recgpt.tools.environment import build_environment
-from recgpt.tools.hybrid import HybridAssembler, encode_tensor
+from recgpt.services.resources import default_registry
+from recgpt.tools.context.compression import raw_history_text
+from recgpt.tools.context.environment import build_environment
+from recgpt.tools.context.hybrid import HybridAssembler, encode_tensor
 
 
 def _quantiles(values: list[float]) -> dict[str, float]:
@@ -41,7 +42,7 @@ def _quantiles(values: list[float]) -> dict[str, float]:
 def user_prompts(dataset_name: str, split: str, users: list[str], max_items: int, date: str) -> list[dict[str, Any]]:
     """Each user's expert prompt (training persona, as `eval --method expert` sends it) in text and hybrid form."""
 
-    dataset = load_dataset(dataset_name)
+    dataset = default_registry().dataset(dataset_name)
     rows = []
     for user in users:
         example = dataset.example(user, split)
@@ -82,8 +83,6 @@ def _nonced(messages: list[dict[str, str]], nonce: str) -> list[dict[str, str]]:
 def prefill_timing(rows: list[dict[str, Any]], assembler: HybridAssembler, base_url: str, model: str) -> dict[str, Any]:
     """Sequential max_tokens=1 requests, text then hybrid per user; a warm-up request first. Each prompt starts
     with a unique nonce, so neither form is helped by the prefix cache (e.g. from an eval run just before)."""
-    import uuid
-
     tok = assembler.tokenizer
     url = base_url.rstrip("/") + "/completions"
     out: dict[str, list[float]] = {"text": [], "hybrid": []}
@@ -166,8 +165,6 @@ def markdown(result: dict[str, Any], model: str) -> str:
 
 
 def plot(result: dict[str, Any], path: Path) -> Path | None:
-    if not plots.available():
-        return None
     t = result["tokens"]
     with plots.figure(path, size=(6, 3.5), dpi=120) as (_, ax):
         names = ["raw history", "text history", "hybrid history", "text prefix", "hybrid prefix"]

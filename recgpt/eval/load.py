@@ -23,13 +23,15 @@ from collections import Counter
 from pathlib import Path
 from typing import Any, Literal
 
+import psutil
 from pydantic import BaseModel, Field
 
 from recgpt import plots
-from recgpt.data import Split, load_dataset
+from recgpt.data import Split
 from recgpt.errors import RecGPTError
 from recgpt.eval.report import write_report_files
 from recgpt.graph import Context, build_graph
+from recgpt.services.resources import default_registry, resolve
 
 Outcome = Literal["ok", "flagged", "error", "unhandled"]
 
@@ -53,8 +55,6 @@ class RunRecord(BaseModel):
 
 
 def rss_mib() -> float:
-    import psutil
-
     return psutil.Process().memory_info().rss / 2**20
 
 
@@ -66,13 +66,13 @@ def percentile(values: list[float], q: float) -> float | None:
 
 
 async def run_load(config: LoadConfig, ctx: Context, graph: Any = None, progress: Any = None) -> dict[str, Any]:
-    dataset = load_dataset(config.dataset)
+    dataset = default_registry().dataset(config.dataset)
     Split(config.split)
     users = sorted(dataset.users, key=str)
     random.Random(config.seed).shuffle(users)
     if not users:
         raise RecGPTError(f"dataset {config.dataset} has no users")
-    graph = graph or build_graph()
+    graph = graph or build_graph(resolve(dataset))
     records: list[RunRecord] = []
     started_runs = 0
     next_user = 0
@@ -179,8 +179,6 @@ def markdown(result: dict[str, Any], model: str) -> str:
 
 
 def plot(result: dict[str, Any], path: Path) -> Path | None:
-    if not plots.available():
-        return None
     with plots.figure(path, 1, 2, size=(11, 4)) as (_, (left, right)):
         done = sorted(r["started_s"] + r["latency_s"] for r in result["records"])
         left.step(done, range(1, len(done) + 1), where="post")
@@ -192,6 +190,5 @@ def plot(result: dict[str, Any], path: Path) -> Path | None:
 
 
 def write_load_report(result: dict[str, Any], out_dir: Path, model: str) -> tuple[Path, Path, Path | None]:
-
     stem = out_dir / f"load-{Path(result['config']['dataset']).name}"
     return write_report_files(stem, result, model, markdown, plot)

@@ -27,17 +27,19 @@ import time
 from pathlib import Path
 from typing import Any, Literal
 
+import psutil
 from pydantic import BaseModel, Field
 
 from recgpt import plots
-from recgpt.data import load_dataset
 from recgpt.eval.harness import run_eval
-from recgpt.eval.report import summarise
+from recgpt.eval.report import summarise, write_report_files
 from recgpt.eval.runs import EvalConfig, UserResult, levels_of
 from recgpt.eval.tag_copies import copy_shares
+from recgpt.services.endpoints import served_model_identity
+from recgpt.services.resources import default_registry
 from recgpt.settings import get_settings
-from recgpt.tools.model_prep import REGISTRY, prepare_model, registry_entry
-from recgpt.tools.server import ServerConfig, start_server
+from recgpt.tools.serving.model_prep import REGISTRY, prepare_model, registry_entry
+from recgpt.tools.serving.server import ServerConfig, start_server
 
 
 class ModelBenchConfig(BaseModel):
@@ -55,8 +57,6 @@ class ModelBenchConfig(BaseModel):
 
 def server_rss_bytes(pid: int) -> int:
     """Resident memory of a server and all its children (vLLM's engine core is a child process)."""
-    import psutil
-
     try:
         root = psutil.Process(pid)
         processes = [root, *root.children(recursive=True)]
@@ -73,7 +73,7 @@ def server_rss_bytes(pid: int) -> int:
 
 def phase_figures(config: EvalConfig, results: list[UserResult], concurrency: int) -> dict[str, Any]:
     """Quality as `recgpt eval` computes it, plus validity, copies, tokens and throughput."""
-    dataset = load_dataset(config.dataset)
+    dataset = default_registry().dataset(config.dataset)
     summary = summarise(config, results, levels_of(dataset))
     ok = [r for r in results if r.error is None]
     calls = sum(r.llm_calls for r in ok)
@@ -126,8 +126,6 @@ def measure_model(name: str, config: ModelBenchConfig, show_progress: bool = Tru
     phases: dict[str, Any] = {}
     try:
         with _with_endpoint(server.base_url):
-            from recgpt.services.endpoints import served_model_identity
-
             identity = served_model_identity(server.base_url, server.served_name)
             for phase, method, users, k in (("expert", "expert", config.expert_users, config.expert_k),
                                             ("graph", "recgpt", config.graph_users, config.graph_k)):
@@ -264,8 +262,6 @@ def markdown(result: dict[str, Any], model: str) -> str:
 
 
 def plot(result: dict[str, Any], path: Path) -> Path | None:
-    if not plots.available():
-        return None
     cfg, names = result["config"], list(result["models"])
     panels = [
         ("quality (cat HR, L2)", [(f"policy @{cfg['expert_k']}", f"expert.metrics.cat_hr@{cfg['expert_k']}_l2"),
@@ -286,8 +282,6 @@ def plot(result: dict[str, Any], path: Path) -> Path | None:
 
 
 def write_model_bench_report(result: dict[str, Any], out_dir: Path) -> tuple[Path, Path, Path | None]:
-    from recgpt.eval.report import write_report_files
-
     models = ", ".join(f"{n}: {m['served']}" for n, m in result["models"].items())
     stem = out_dir / f"models-{Path(result['config']['dataset']).name}"
     return write_report_files(stem, result, models, markdown, plot)

@@ -18,25 +18,26 @@ from recgpt.data import Dataset
 from recgpt.errors import InvalidModelOutput
 from recgpt.eval.metrics import interleave
 from recgpt.eval.runs import EvalConfig, ResultStore, UserResult, has_timestamps, run_llm_method
-from recgpt.services.endpoints import expert_endpoint_of
 from recgpt.services.prefix import build_shared_prefix
-from recgpt.tools.grounding import category_vocabulary
+from recgpt.services.resources import endpoints_of, resolve
 from recgpt.tools.llm import LLMRequestRejected, acall_structured, call_of, chat_model
-from recgpt.tools.retrieval import UserSignals, get_retriever, search
+from recgpt.tools.retrieval.grounding import category_vocabulary
+from recgpt.tools.retrieval.protocol import UserSignals, search
 
 
 async def run_expert(config: EvalConfig, dataset: Dataset, users: list[str], store: ResultStore,
                      show_progress: bool = True) -> None:
 
-    index = get_retriever(dataset)
+    resources = resolve(dataset)
+    index = resources.retriever
     k_max = max(config.k_items)
     m = config.k_tags
     has_time = has_timestamps(dataset)
 
     async def answer(ctx: Any, user_id: str, history: list[str], result: UserResult) -> None:
         vocabulary = category_vocabulary(dataset, ctx.grounding) if ctx.grounding != "off" else None
-        shared = await build_shared_prefix(ctx, user_id, config.dataset, config.split, None if has_time else config.date)
-        endpoint = expert_endpoint_of(ctx)  # the trained expert adapter where it is served beside the base
+        shared = await build_shared_prefix(ctx, resources, user_id, config.split, None if has_time else config.date)
+        endpoint = endpoints_of(ctx).expert  # the trained expert adapter where it is served beside the base
         model = chat_model(endpoint, ctx.expert_temperature, expert_max_tokens(m, vocabulary), ctx.seed)
         result.flags = list(shared["flags"])
         try:

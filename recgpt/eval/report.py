@@ -9,8 +9,17 @@ from pathlib import Path
 from typing import Any
 
 from recgpt import plots
-from recgpt.eval.metrics import category_hit_at_k, exclusive_recall, hit_at_k, ndcg_at_k, path_at_level
+from recgpt.eval.metrics import (
+    answer_concentration,
+    category_hit_at_k,
+    exclusive_recall,
+    hit_at_k,
+    mean_pairwise_cosine_distance,
+    ndcg_at_k,
+    path_at_level,
+)
 from recgpt.eval.runs import CLASSICAL, EvalConfig, UserResult
+from recgpt.services.resources import default_registry
 
 DEFINITIONS = """\
 - **cat HR@K (level)**: 1 when any of the method's first K categories shares a label with the held-out
@@ -55,13 +64,15 @@ def model_label(identity: str | None) -> str:
 
 def write_report_files(stem: Path, result: dict[str, Any], model: str, markdown: Callable[[dict[str, Any], str], str],
                        plot: Callable[[dict[str, Any], Path], Path | None]) -> tuple[Path, Path, Path | None]:
-    """`<stem>.json` (the result plus the served model), `<stem>.md` and, where a plot can be drawn, `<stem>.png`."""
+    """`<stem>.json` (the result plus the served model), `<stem>.md` and, where a plot can be drawn, `<stem>.png`.
+
+    `plot` is called only where matplotlib is installed (`plots.available()`), so a report's own `plot` need not ask."""
     stem.parent.mkdir(parents=True, exist_ok=True)
     json_path = stem.with_suffix(".json")
     json_path.write_text(json.dumps({**result, "model": model}, indent=2, default=str))
     md_path = stem.with_suffix(".md")
     md_path.write_text(markdown(result, model))
-    return md_path, json_path, plot(result, stem.with_suffix(".png"))
+    return md_path, json_path, plot(result, stem.with_suffix(".png")) if plots.available() else None
 
 
 def per_user_metrics(result: UserResult, config: EvalConfig, levels: tuple[str, ...]) -> dict[str, float]:
@@ -95,11 +106,8 @@ def summarise(config: EvalConfig, results: list[UserResult], levels: tuple[str, 
         "flagged_users": sum(1 for r in ok if r.flags),
     }
     if config.method in ("recgpt", "expert") and ok:
-        from recgpt.eval.metrics import answer_concentration, mean_pairwise_cosine_distance
-        from recgpt.tools.embeddings import embed
-
         summary["tags_per_user"] = _mean([len(r.tags) for r in ok])
-        summary["tag_diversity"] = _mean([mean_pairwise_cosine_distance(embed(r.tags)) for r in ok if len(r.tags) > 1])
+        summary["tag_diversity"] = _mean([mean_pairwise_cosine_distance(default_registry().embedder(r.tags)) for r in ok if len(r.tags) > 1])
         summary["answer_concentration"] = answer_concentration([r.ranked_categories for r in ok])
         summary["llm_calls_per_user"] = _mean([r.llm_calls for r in ok])
         summary["prompt_tokens_per_user"] = _mean([r.prompt_tokens for r in ok])

@@ -23,31 +23,30 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, Field
+import torch
+from pydantic import Field
 
 from recgpt import plots
-from recgpt.data import Dataset, load_dataset
+from recgpt.data import Dataset
 from recgpt.eval.baselines import history_categories
 from recgpt.eval.harness import sample_users
 from recgpt.eval.metrics import interleave
 from recgpt.eval.report import summarise, write_report_files
-from recgpt.eval.runs import EvalConfig, UserResult, base_result, categories_of, iter_progress, levels_of
-from recgpt.tools.collaborative import CollaborativeRetriever, Embedder, catalogue_vectors
-from recgpt.tools.retrieval import CategoryHit, ItemHit, Retriever, UserSignals, get_index
-from recgpt.tools.sequential import SASRec, collaborative_model, model_path, training_threads
+from recgpt.eval.runs import EvalConfig, UserResult, UserSample, base_result, categories_of, iter_progress, levels_of
+from recgpt.services.resources import default_registry
+from recgpt.tools.retrieval.collaborative import CollaborativeRetriever, Embedder, catalogue_vectors
+from recgpt.tools.retrieval.protocol import CategoryHit, ItemHit, Retriever, UserSignals
+from recgpt.tools.retrieval.sequential import SASRec, model_path, training_threads
 
 SOURCES: tuple[str, ...] = ("history", "oracle_leaf", "oracle_l2")
 MODEL_LABEL = "no LLM"
 TUNING_SOURCE = "history"
 
 
-class RetrievalEvalConfig(BaseModel):
+class RetrievalEvalConfig(UserSample):
     """One retrieval evaluation: users of a split, the tag sources and the grid of the collaborative retriever."""
 
-    dataset: str = "office"
     split: Literal["validation", "test"] = "validation"
-    users: int = Field(default=200, ge=1)
-    seed: int = 0
     betas: list[float] = Field(default_factory=lambda: [0.0, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.7, 0.9, 1.0])
     depths: list[int] = Field(default_factory=lambda: [30, 50, 100, 200])
     k_tags: int = Field(default=10, ge=1, description="History categories used as tags, and K of cat HR@K.")
@@ -121,9 +120,7 @@ class MemoEmbedder:
 
     def __call__(self, texts: list[str]) -> np.ndarray:
         if self.inner is None:
-            from recgpt.tools.embeddings import embed
-
-            self.inner = embed
+            self.inner = default_registry().embedder
         missing = [t for t in dict.fromkeys(texts) if t not in self._vectors]
         if missing:
             self._vectors.update(zip(missing, self.inner(missing)))
@@ -142,8 +139,6 @@ def run_retrieval_eval(config: RetrievalEvalConfig, home: Path, show_progress: b
     fakes); the collaborative model is cached under `home/collab`, with the baseline's hparams unless given.
     Torch (SASRec, MiniLM inside Chroma) runs on the cores other processes leave free: spinning threads on a busy
     core made each small embedding call take 0.5 s."""
-    import torch
-
     threads = torch.get_num_threads()
     torch.set_num_threads(training_threads())
     try:
@@ -154,16 +149,17 @@ def run_retrieval_eval(config: RetrievalEvalConfig, home: Path, show_progress: b
 
 def _run(config: RetrievalEvalConfig, home: Path, show_progress: bool, semantic: Retriever | None, embedder: Embedder | None,
          hparams: dict[str, Any] | None) -> dict[str, Any]:
-    dataset = load_dataset(config.dataset)
+    dataset = default_registry().dataset(config.dataset)
     levels = levels_of(dataset)
     users = sample_users(dataset, config.split, config.users, config.seed)
     k_max = max(config.k_items)
-    base_retriever = semantic or get_index(dataset, home / "chroma", show_progress=show_progress)
+    registry = default_registry()
+    base_retriever = semantic or registry.chroma_index(dataset, show_progress=show_progress)
     cache_dir = home / "collab"
     path = model_path(dataset, config.split, cache_dir, hparams)
     had_file = path.is_file()
     started = time.perf_counter()
-    model = collaborative_model(dataset, config.split, cache_dir, show_progress=show_progress, hparams=hparams)
+    model = registry.sasrec(dataset, config.split, show_progress, hparams, cache_dir)
     memo_model = MemoModel(model)
     memo = MemoRetriever(base_retriever, max([*config.depths, k_max]))
     memo_embedder = MemoEmbedder(embedder)
@@ -191,8 +187,7 @@ def _run(config: RetrievalEvalConfig, home: Path, show_progress: bool, semantic:
                 results.setdefault((source, _arm_label(*arm)), []).append(
                     base.model_copy(update={"ranked_items": items, "ranked_categories": categories, "tags": tags}))
     scoring_s = time.perf_counter() - scoring_started
-    eval_config = EvalConfig(dataset=config.dataset, split=config.split, users=config.users, seed=config.seed,
-                             method="category", k_tags=config.k_tags, k_items=config.k_items)
+    eval_config = EvalConfig(**config.user_sample(), method="category", k_tags=config.k_tags, k_items=config.k_items)
     rows: list[dict[str, Any]] = []
     for (source, label), per_user in results.items():
         beta, depth = next(arm for arm in arms if _arm_label(*arm) == label)
@@ -319,8 +314,6 @@ def _markdown(result: dict[str, Any], model: str) -> str:
 
 
 def _plot(result: dict[str, Any], path: Path) -> Path | None:
-    if not plots.available():
-        return None
     config = result["config"]
     with plots.figure(path, 1, len(config["sources"]), size=(5 * len(config["sources"]), 4), sharey=True) as (_, axes):
         axes_list = axes if hasattr(axes, "__len__") else [axes]

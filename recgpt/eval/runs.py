@@ -36,13 +36,23 @@ def levels_of(dataset: Dataset) -> tuple[str, ...]:
     return ("genre",) if any(item.genres for item in dataset.items.values()) else ("l2", "leaf")
 
 
-class EvalConfig(BaseModel):
-    """Everything that defines one evaluation run (hashed into the results file name)."""
+class UserSample(BaseModel):
+    """The users a run scores: `users` of a split of a dataset, sampled with `seed` (`harness.sample_users`). Every
+    evaluation that samples users starts from these fields; a subclass may change their defaults."""
 
     dataset: str = "office"
     split: Literal["validation", "test"] = "test"
     users: int = Field(default=200, ge=1)
     seed: int = 0
+
+    def user_sample(self) -> dict[str, Any]:
+        """These four fields alone, to hand the same users on to another run's config."""
+        return self.model_dump(include=set(UserSample.model_fields))
+
+
+class EvalConfig(UserSample):
+    """Everything that defines one evaluation run (hashed into the results file name)."""
+
     method: Method = "recgpt"
     k_tags: int = Field(default=10, ge=1, description="K for tag/category HR@K (and the number of final tags).")
     k_items: list[int] = Field(default_factory=lambda: [10, 30], description="K values for item HR/NDCG.")

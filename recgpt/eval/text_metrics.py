@@ -8,20 +8,17 @@ meta-prompting). Fewer than two texts have no pairs: diversity is undefined (Non
 from __future__ import annotations
 
 from collections.abc import Sequence
-from functools import lru_cache
 from itertools import combinations
 
 from rouge_score import rouge_scorer, tokenize
 
-
-@lru_cache(maxsize=1)
-def _scorer() -> rouge_scorer.RougeScorer:
-    return rouge_scorer.RougeScorer(["rougeL"], use_stemmer=False)
+_ROUGE_L = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=False)
+"""ROUGE-L without stemming: a plain, stateless object (its `score` keeps nothing between calls), made once at import."""
 
 
 def rouge_l(a: str, b: str) -> float:
     """ROUGE-L F1 of two texts (symmetric); 0.0 when either has no tokens."""
-    return float(_scorer().score(a, b)["rougeL"].fmeasure)
+    return float(_ROUGE_L.score(a, b)["rougeL"].fmeasure)
 
 
 def pairwise_diversity(texts: Sequence[str]) -> float | None:

@@ -12,6 +12,8 @@
 
 from __future__ import annotations
 
+import json
+import random
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -24,6 +26,9 @@ from recgpt.errors import RecGPTError
 from recgpt.scale.endpoints import EndpointPool
 from recgpt.scale.output import ShardWriter, done_users
 from recgpt.scale.worker import ENDPOINT_FAILED, BatchWorker
+from recgpt.services.resources import default_registry
+from recgpt.settings import get_settings
+from recgpt.tools.retrieval.backends import COLLABORATIVE
 
 
 class BatchConfig(BaseModel):
@@ -90,8 +95,6 @@ as output)."""
 
 
 def _log_run(config: BatchConfig, stats: BatchStats) -> None:
-    import json
-
     entry = {"finished_at": time.strftime("%Y-%m-%dT%H:%M:%S"), "workers": config.workers, "per_worker": config.per_worker,
              "per_endpoint": config.per_endpoint, "users": len(config.users), **stats.as_dict()}
     config.out.mkdir(parents=True, exist_ok=True)
@@ -101,16 +104,12 @@ def _log_run(config: BatchConfig, stats: BatchStats) -> None:
 
 def _collab_files(dataset: str, split: str) -> dict[str, bytes]:
     """The trained collaborative model(s) of the run, as bytes (empty when the retriever has none)."""
-    from recgpt.data import load_dataset
-    from recgpt.settings import get_settings
-    from recgpt.tools.retrieval import COLLABORATIVE
-
     settings = get_settings()
     if settings.retriever.strip() != COLLABORATIVE:
         return {}
-    from recgpt.tools.sequential import model_path
+    from recgpt.tools.retrieval.sequential import model_path  # deferred: torch (sequential imports it; seconds)
 
-    path = model_path(load_dataset(dataset), split, settings.collab_dir)
+    path = model_path(default_registry().dataset(dataset), split, settings.collab_dir)
     return {path.name: path.read_bytes()} if path.is_file() else {}
 
 
@@ -118,9 +117,7 @@ class _ShippedWorker(BatchWorker):
     """A worker that first writes the driver's artefacts into its own cache (no-op where they already are)."""
 
     def __init__(self, dataset: str, split: str, context: dict[str, Any], collab: list[Any]) -> None:
-        import ray
-
-        from recgpt.settings import get_settings
+        import ray  # deferred: ray (the optional `scale` extra; workers are built only by run_batch)
 
         # `collab` is [ObjectRef]: nested, so Ray passes the reference and the bytes are fetched here, on this node
         files: dict[str, bytes] = ray.get(collab[0]) if collab else {}
@@ -137,10 +134,7 @@ class _ShippedWorker(BatchWorker):
 
 def run_batch(config: BatchConfig, on_progress: Any = None) -> BatchStats:
     """Run every not-yet-done user of `config`; returns the run's counts. `on_progress(stats)` is called per result."""
-    import ray
-
-    from recgpt.data import load_dataset
-    from recgpt.tools.retrieval import prepare_retriever
+    import ray  # deferred: ray (the optional `scale` extra: importing this module must not need it)
 
     stats = BatchStats()
     finished = done_users(config.out)
@@ -150,7 +144,7 @@ def run_batch(config: BatchConfig, on_progress: Any = None) -> BatchStats:
         stats.finished = time.perf_counter()
         _log_run(config, stats)
         return stats
-    prepare_retriever(load_dataset(config.dataset), config.split)  # once, here: workers load it
+    default_registry().prepare(default_registry().dataset(config.dataset), config.split)  # once, here: workers load it
     pool = EndpointPool(config.endpoints, config.per_endpoint, config.cooldown_s)
     started_ray = not ray.is_initialized()
     if started_ray:
@@ -246,15 +240,11 @@ def run_batch(config: BatchConfig, on_progress: Any = None) -> BatchStats:
 
 def load_users(dataset: str, split: str, users: int | None, user_file: Path | None, seed: int = 0) -> list[str]:
     """The users of a batch: the ids of `user_file` (one per line), else `users` sampled from the split (seed), else all."""
-    import random
-
-    from recgpt.data import load_dataset
-
     if user_file is not None:
         if not user_file.is_file():
             raise RecGPTError(f"--user-file {user_file} does not exist")
         return [line.strip() for line in user_file.read_text().splitlines() if line.strip()]
-    pool = sorted(load_dataset(dataset).split_users(split))
+    pool = sorted(default_registry().dataset(dataset).split_users(split))
     if users is None or users >= len(pool):
         return pool
     return random.Random(seed).sample(pool, users)

@@ -12,6 +12,9 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
+import pyarrow as pa
+import pyarrow.parquet as pq
+
 Format = Literal["jsonl", "parquet"]
 FORMATS: tuple[str, ...] = ("jsonl", "parquet")
 
@@ -26,8 +29,6 @@ def done_users(out_dir: Path) -> set[str]:
             except (ValueError, KeyError, TypeError):
                 continue
     for shard in sorted(out_dir.glob("part-*.parquet")):
-        import pyarrow.parquet as pq
-
         done.update(str(u) for u in pq.read_table(shard, columns=["user_id"]).column("user_id").to_pylist())
     return done
 
@@ -42,8 +43,6 @@ def read_records(out_dir: Path) -> list[dict[str, Any]]:
             except ValueError:
                 continue
     for shard in sorted(out_dir.glob("part-*.parquet")):
-        import pyarrow.parquet as pq
-
         for row in pq.read_table(shard).to_pylist():
             records.append({k: json.loads(v) if k in JSON_COLUMNS and isinstance(v, str) else v for k, v in row.items()})
     return records
@@ -90,9 +89,6 @@ class ShardWriter:
     def _flush_parquet(self) -> None:
         if not self.buffer:
             return
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-
         rows = [{k: json.dumps(v) if k in JSON_COLUMNS else v for k, v in r.items()} for r in self.buffer]
         final = self.out_dir / f"part-{self.index:05d}.parquet"
         staging = final.with_suffix(".parquet.tmp")

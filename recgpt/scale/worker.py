@@ -12,8 +12,11 @@ import time
 from typing import Any
 
 from recgpt.errors import EndpointError, RecGPTError
+from recgpt.graph import build_graph
 from recgpt.render import to_jsonable
+from recgpt.runner import arecommend
 from recgpt.schema.context import Context
+from recgpt.services.resources import resolve
 from recgpt.tools.llm import ENDPOINT_DOWN
 
 OK, FAILED, ENDPOINT_FAILED = "ok", "failed", "endpoint_failed"
@@ -35,21 +38,16 @@ def user_record(user_id: str, state: dict[str, Any], endpoint: str, wall_s: floa
 
 class BatchWorker:
     def __init__(self, dataset: str, split: str, context: dict[str, Any]) -> None:
-        from recgpt.data import load_dataset
-        from recgpt.graph import build_graph
-        from recgpt.tools.retrieval import prepare_retriever
-
         self.dataset, self.split, self.context = dataset, split, context
         Context(**context)  # a bad field fails here, once, not per user
-        prepare_retriever(load_dataset(dataset), split, show_progress=False)  # built by the driver already: loads it
-        self.graph = build_graph()
+        resources = resolve(dataset)
+        resources.registry.prepare(resources.dataset, split, show_progress=False)  # built by the driver already: loads it
+        self.graph = build_graph(resources)
 
     def pid(self) -> int:
         return os.getpid()
 
     async def run(self, user_id: str, endpoint: str) -> dict[str, Any]:
-        from recgpt.runner import arecommend
-
         started = time.perf_counter()
         ctx = Context(**{**self.context, "base_url": endpoint})
         try:

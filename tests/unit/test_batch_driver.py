@@ -13,6 +13,7 @@ from recgpt.scale import driver
 from recgpt.scale.driver import BatchConfig, run_batch
 from recgpt.scale.output import read_records
 from recgpt.scale.worker import ENDPOINT_FAILED
+from recgpt.services.resources import Registry
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 BAD = "http://127.0.0.1:9/v1"
@@ -40,7 +41,7 @@ class StandInWorker:
 @pytest.fixture()
 def stand_in(monkeypatch: pytest.MonkeyPatch, isolated_home: Path) -> None:
     monkeypatch.setattr(driver, "_ShippedWorker", StandInWorker)
-    monkeypatch.setattr("recgpt.tools.retrieval.prepare_retriever", lambda *a, **k: None)
+    monkeypatch.setattr(Registry, "prepare", lambda *a, **k: None)  # no index: the stand-in workers retrieve nothing
     repo = str(Path(__file__).resolve().parents[2])
     monkeypatch.setenv("PYTHONPATH", repo + os.pathsep + os.environ.get("PYTHONPATH", ""))  # workers import this module
 

@@ -4,6 +4,7 @@ covered by tests/integration/test_bench_real.py against a real server)."""
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 
 from recgpt.eval import decode_cuts
 from recgpt.eval.decode_cuts import VARIANTS, DecodeCutsConfig, markdown, plot, run_decode_cuts
@@ -27,7 +28,7 @@ def test_each_variant_is_its_own_eval_run_and_differences_are_paired(monkeypatch
         return config, results, tmp_path / f"store-{len(seen)}.jsonl"
 
     monkeypatch.setattr(decode_cuts, "run_eval", fake_run_eval)
-    monkeypatch.setattr(decode_cuts, "load_dataset", lambda name: None)
+    monkeypatch.setattr(decode_cuts, "default_registry", lambda: SimpleNamespace(dataset=lambda name: None))
     monkeypatch.setattr(decode_cuts, "levels_of", lambda dataset: ("genre",))
     config = DecodeCutsConfig(users=6, k=1, variants=["shipped", "no-rationale"])
     result = run_decode_cuts(config, tmp_path, show_progress=False)

@@ -8,8 +8,8 @@ from pathlib import Path
 
 from recgpt.errors import EndpointError, InvalidModelOutput
 from recgpt.eval.load import LoadConfig, percentile, run_load, write_load_report
-from recgpt.graph import Context, build_graph
-from tests.unit.fakes import DEAD_ENDPOINT, FakeLLM, FakeRetriever
+from recgpt.graph import Context
+from tests.unit.fakes import DEAD_ENDPOINT, FakeLLM, fake_graph
 
 
 def test_load_accounts_for_every_run_and_writes_the_report(
@@ -18,7 +18,7 @@ def test_load_accounts_for_every_run_and_writes_the_report(
     config = LoadConfig(dataset=str(small_dataset_dir), split="full", concurrency=6, duration_s=1.5, sample_every_s=0.2)
     ctx = Context(base_url=DEAD_ENDPOINT, model="fake", explanation_mode="off")
     seen: list[str] = []
-    result = asyncio.run(run_load(config, ctx, build_graph(plugins=[], retriever=FakeRetriever), progress=lambda r: seen.append(r.outcome)))
+    result = asyncio.run(run_load(config, ctx, fake_graph(small_dataset_dir, []), progress=lambda r: seen.append(r.outcome)))
     assert result["lost"] == 0 and result["started"] == result["finished"] == len(seen) >= 6
     assert result["outcomes"]["unhandled"] == 0 and result["outcomes"]["flagged"] == result["finished"]
     assert result["latency_s"]["p50"] is not None and len(result["memory_samples"]) >= 2
@@ -31,11 +31,11 @@ def test_errors_and_unhandled_exceptions_are_counted_not_raised(
     fake_llm.fail["planner"] = EndpointError("LLM endpoint http://x/v1 unreachable")
     config = LoadConfig(dataset=str(small_dataset_dir), split="full", concurrency=2, duration_s=0.5)
     ctx = Context(base_url=DEAD_ENDPOINT, model="fake", explanation_mode="off")
-    result = asyncio.run(run_load(config, ctx, build_graph(plugins=[], retriever=FakeRetriever)))
+    result = asyncio.run(run_load(config, ctx, fake_graph(small_dataset_dir, [])))
     assert result["outcomes"]["error"] == result["finished"] >= 2 and result["lost"] == 0
     assert "unreachable" in result["errors"][0][0]
     fake_llm.fail["planner"] = ZeroDivisionError("a bug")
-    result = asyncio.run(run_load(config, ctx, build_graph(plugins=[], retriever=FakeRetriever)))
+    result = asyncio.run(run_load(config, ctx, fake_graph(small_dataset_dir, [])))
     assert result["outcomes"]["unhandled"] == result["finished"] >= 2
     assert result["errors"][0][0].startswith("ZeroDivisionError")
 

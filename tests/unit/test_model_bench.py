@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 
 from recgpt.eval.harness import EvalConfig, UserResult
 from recgpt.eval.model_bench import ModelBenchConfig, decide, markdown, phase_figures, plot
@@ -44,7 +45,8 @@ def test_report_lists_every_figure_for_every_model(tmp_path: Path) -> None:
 def test_throughput_follows_littles_law_and_validity_counts_first_tries(monkeypatch) -> None:
     from recgpt.eval import model_bench
 
-    monkeypatch.setattr(model_bench, "load_dataset", lambda name: type("D", (), {"items": {}})())
+    dataset = SimpleNamespace(items={})
+    monkeypatch.setattr(model_bench, "default_registry", lambda: SimpleNamespace(dataset=lambda name: dataset))
     monkeypatch.setattr(model_bench, "levels_of", lambda dataset: ("l2",))
     monkeypatch.setattr(model_bench, "copy_shares", lambda tags, dataset, split: {"any": 0.0})
     rows = [UserResult(user_id=str(i), target_item="t", target_labels={"l2": ["A > B"]}, new_interest={"l2": False},

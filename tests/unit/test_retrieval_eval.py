@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 
-from recgpt.data import load_dataset
 from recgpt.eval.retrieval_eval import (
     MemoRetriever,
     RetrievalEvalConfig,
@@ -16,6 +15,7 @@ from recgpt.eval.retrieval_eval import (
     tags_of,
     write_retrieval_report,
 )
+from recgpt.services.resources import default_registry
 from tests.conftest import write_jsonl
 from tests.unit.fakes import FakeRetriever
 from tests.unit.test_collaborative import TINY, bag_of_words, one_thread, shop  # noqa: F401 - one_thread: a fixture
@@ -49,7 +49,7 @@ def test_the_memo_answers_what_the_retriever_answers() -> None:
 
 
 def test_a_grid_run_writes_both_reports(shop_dir: Path, tmp_path: Path) -> None:
-    dataset = load_dataset(str(shop_dir))
+    dataset = default_registry().dataset(str(shop_dir))
     config = RetrievalEvalConfig(dataset=str(shop_dir), split="validation", users=12, betas=[0.0, 1.0], depths=[2, 5], k_items=[1, 3])
     result = run_retrieval_eval(config, tmp_path / "home", show_progress=False, semantic=FakeRetriever(dataset),
                                 embedder=bag_of_words, hparams={**TINY, "epochs": 2})

@@ -15,7 +15,7 @@ from recgpt.graph import Context
 from recgpt.graph.v1 import build_v1_graph
 from recgpt.prompts.v1 import ROUTES
 from recgpt.schema.calls import LLMCall
-from tests.unit.fakes import FakeRetriever
+from tests.unit.fakes import fake_resources
 
 DEAD_ENDPOINT = "http://127.0.0.1:9/v1"
 
@@ -41,7 +41,7 @@ class FakeRoutes:
 
 
 def run_v1(dataset: Path, ctx: Context) -> dict[str, Any]:
-    return asyncio.run(build_v1_graph(retriever=FakeRetriever).ainvoke({"user_id": "u1", "dataset": str(dataset), "split": "test"}, context=ctx))
+    return asyncio.run(build_v1_graph(fake_resources(dataset)).ainvoke({"user_id": "u1", "dataset": str(dataset), "split": "test"}, context=ctx))
 
 
 def test_v1_routes_each_reread_the_context_behind_their_own_role(monkeypatch, small_dataset_dir: Path, isolated_home: Path) -> None:
