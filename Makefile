@@ -43,9 +43,10 @@ stop: venv
 	$(RECGPT) serve --stop
 
 ## LangGraph Studio's API server on http://127.0.0.1:2024, offline (no analytics, no version check); needs `make serve`.
-## --allow-blocking: the retrieval node calls Chroma and the embedder synchronously inside the async graph.
+## No --allow-blocking: every blocking call of a run happens off the event loop (tests/unit/test_resources.py runs the
+## graph under the same blocking-call detection, and tests/integration/test_studio_real.py runs Studio without the flag).
 studio: venv
-	$(VENV)/bin/langgraph dev --no-browser --allow-blocking --port $${STUDIO_PORT:-2024}
+	$(VENV)/bin/langgraph dev --no-browser --port $${STUDIO_PORT:-2024}
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -2,43 +2,36 @@
 
 Stable surface (documented with runnable snippets in docs/api.md)::
 
-    from recgpt import Context, build_graph                      # the graph and its runtime knobs
+    from recgpt import Context, build_graph, resolve             # the graph, its resources and its runtime knobs
+    from recgpt import Registry, Resources                       # what a process keeps across runs; one graph's parts
     from recgpt import recommend, recommend_many, stream         # sync: one user, a batch, node updates
     from recgpt import arecommend, arecommend_many, astream      # the same, async
     from recgpt import ExpertPlugin, TagFilterPlugin             # plug-in agent nodes
-    from recgpt import Retriever, UserSignals, ItemHit, CategoryHit  # a retrieval backend: build_graph(retriever=...)
+    from recgpt import Retriever, UserSignals, ItemHit, CategoryHit  # a retrieval backend: resolve(dataset, retriever=...)
 """
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
 __version__ = "0.1.0"
-RUNNER = ("recommend", "recommend_many", "stream", "arecommend", "arecommend_many", "astream")
-RETRIEVAL = ("Retriever", "RetrieverFactory", "UserSignals", "ItemHit", "CategoryHit")
-__all__ = ["Context", "build_graph", *RUNNER, "ExpertPlugin", "TagFilterPlugin", *RETRIEVAL, "__version__"]
+
+_EXPORTS = {
+    "Context": "recgpt.schema.context",
+    "build_graph": "recgpt.graph.builder",
+    **dict.fromkeys(("resolve", "Registry", "Resources", "default_registry"), "recgpt.services.resources"),
+    **dict.fromkeys(("recommend", "recommend_many", "stream", "arecommend", "arecommend_many", "astream"), "recgpt.runner"),
+    **dict.fromkeys(("ExpertPlugin", "TagFilterPlugin"), "recgpt.graph.plugins"),
+    **dict.fromkeys(("Retriever", "RetrieverFactory", "UserSignals", "ItemHit", "CategoryHit"), "recgpt.tools.retrieval.protocol"),
+}
+"""Public name -> the module that defines it, imported on first use (PEP 562): `import recgpt` stays cheap (no
+langgraph, no torch) and free of import cycles."""
+
+__all__ = [*_EXPORTS, "__version__"]
 
 
 def __getattr__(name: str) -> Any:
-    # Lazy: `import recgpt` stays cheap and free of import cycles.
-    if name == "Context":
-        from recgpt.schema.context import Context
-
-        return Context
-    if name == "build_graph":
-        from recgpt.graph.builder import build_graph
-
-        return build_graph
-    if name in RUNNER:
-        from recgpt import runner
-
-        return getattr(runner, name)
-    if name in {"ExpertPlugin", "TagFilterPlugin"}:
-        from recgpt.graph import plugins
-
-        return getattr(plugins, name)
-    if name in RETRIEVAL:
-        from recgpt.tools import retrieval
-
-        return getattr(retrieval, name)
-    raise AttributeError(name)
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'recgpt' has no attribute {name!r}")
+    return getattr(importlib.import_module(_EXPORTS[name]), name)

@@ -35,6 +35,7 @@ def figure(path: Path, nrows: int = 1, ncols: int = 1, *, size: tuple[float, flo
 
     The figure has its own Agg canvas rather than coming from pyplot: the process's backend is left alone
     (no `matplotlib.use("Agg")` switching a notebook's backend) and there is no pyplot figure to close."""
+    # deferred: matplotlib (~0.5 s to import) is needed only when a report draws its figure
     from matplotlib import style as mpl_style
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure

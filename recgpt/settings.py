@@ -34,6 +34,9 @@ class Settings(BaseSettings):
         description="Cache dir: converted model, Chroma index, server pid/log files.",
     )
     data_dir: Path = Field(default_factory=_default_data_dir, description="Folder holding the datasets.")
+    dataset: str = Field(default="office", description=(
+        "The dataset a run resolves when none is named (`office`, `movielens` or a folder of items.jsonl + "
+        "histories.jsonl): what Studio's graph and `build_graph()` serve."))
     base_url: str = Field(
         default="http://127.0.0.1:8000/v1", description="OpenAI-compatible endpoint (vLLM or any other)."
     )

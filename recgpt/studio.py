@@ -8,4 +8,4 @@ from __future__ import annotations
 
 from recgpt.graph import build_graph
 
-graph = build_graph()
+graph = build_graph()  # RECGPT_DATASET and RECGPT_RETRIEVER, resolved once here through the process registry

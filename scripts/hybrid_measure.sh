@@ -10,7 +10,7 @@ TEXT_USERS=${TEXT_USERS:-200}     # text-mode users (the training chain's base e
 HYBRID_USERS=${HYBRID_USERS:-100} # hybrid-mode users (the first HYBRID_USERS of the same seeded sample)
 K=${K:-5}
 MODEL=${MODEL:-smollm2-135m}      # the committed reports/hybrid-office.* was measured on smollm2-135m
-FOLDER=$(${PYTHON:-.venv/bin/python} -c "from recgpt.tools.model_prep import registry_entry; print(registry_entry('$MODEL').folder)")
+FOLDER=$(${PYTHON:-.venv/bin/python} -c "from recgpt.tools.serving.model_prep import registry_entry; print(registry_entry('$MODEL').folder)")
 ADAPTOR=${ADAPTOR:-${RECGPT_HOME:-$HOME/.cache/recgpt}/adaptors/$FOLDER}
 # CPU-sized (about 16 min on 2 cores): 400 training entities x 3 questions, 1 epoch, 10 distilled prompts, 100 held-out entities
 [ -f "$ADAPTOR/adaptor.json" ] || $RECGPT train adaptor --model "$MODEL" --distill-users 10 --perception-entities 400 --heldout-entities 100 --epochs 1

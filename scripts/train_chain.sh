@@ -77,7 +77,7 @@ validate() { $RECGPT eval --method expert --split validation --users "$VAL_USERS
 
 point_at_base() {  # point_at_base ADAPTER_CONFIG: the adapter's base is this machine's prepared BASE_MODEL folder
   local base_dir
-  base_dir=$(.venv/bin/python -c "from recgpt.settings import get_settings; from recgpt.tools.model_prep import prepare_model; print(prepare_model(get_settings().models_dir, '$BASE_MODEL'))")
+  base_dir=$(.venv/bin/python -c "from recgpt.settings import get_settings; from recgpt.tools.serving.model_prep import prepare_model; print(prepare_model(get_settings().models_dir, '$BASE_MODEL'))")
   .venv/bin/python - "$1" "$base_dir" <<'EOF_PY'
 import json, sys
 config = json.load(open(sys.argv[1])); config["base_model_name_or_path"] = sys.argv[2]

@@ -12,7 +12,22 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
 
-SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+SHARED_DATA = Path(os.environ.get("RECGPT_TEST_SHARED_DATA") or Path(__file__).resolve().parents[2] / "shared" / "data")
+"""The real datasets beside the checkout (RECGPT_TEST_SHARED_DATA overrides it, for the test of the CI guard below)."""
+
+IN_CI = os.environ.get("CI", "").lower() == "true"
+
+needs_shared_data = pytest.mark.skipif(not SHARED_DATA.is_dir() and not IN_CI,
+                                       reason="shared data folder absent (with CI=true this is a failure, not a skip)")
+"""Tests that read the real datasets: skipped on a machine without them, never under CI, where a run could otherwise
+pass by skipping every integration test."""
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Under CI=true a missing ../shared/data fails the whole run at once, in one line, instead of skipping."""
+    if IN_CI and not SHARED_DATA.is_dir():
+        pytest.exit(f"CI=true but the real datasets are missing at {SHARED_DATA}: the integration tests need them "
+                    "(a run must not pass by skipping)", returncode=4)
 
 
 def write_jsonl(path: Path, rows: list[dict]) -> None:

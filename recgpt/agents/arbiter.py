@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
 from typing import Any, Literal
 
 from langgraph.runtime import Runtime
@@ -12,13 +11,13 @@ from recgpt.agents.common import AgentCall, messages
 from recgpt.prompts.arbiter import ARBITER_INSTRUCTIONS, REASON_INSTRUCTION
 from recgpt.schema.context import Context
 from recgpt.schema.state import FinalTag, ProposedTag, RecState
+from recgpt.services.resources import Resources
 from recgpt.text_fields import english_text
 from recgpt.tools.llm import failure_flag
 
 REASON_CHARS = 100
 
 
-@lru_cache(maxsize=64)
 def arbiter_schema(n: int, pool_size: int, reason_chars: int = REASON_CHARS) -> type[BaseModel]:
     """Exactly n candidate numbers in 1..pool_size (server-enforced) and a one-sentence reason (none when
     `reason_chars` is 0: a decode cut, `Context.arbiter_reason_chars`).
@@ -75,10 +74,10 @@ def select(pool: list[ProposedTag], chosen: list[int], n: int) -> tuple[list[Fin
     return [FinalTag(**t.model_dump(), rank=i + 1) for i, t in enumerate(picked[:n])], filled
 
 
-async def arbiter_node(state: RecState, runtime: Runtime[Context]) -> dict[str, Any]:
+async def arbiter_node(state: RecState, runtime: Runtime[Context], resources: Resources) -> dict[str, Any]:
     ctx = runtime.context
     pool = dedupe_pool(state.get("tag_pool", []))
-    run = AgentCall("arbiter", ctx)
+    run = AgentCall("arbiter", ctx, await resources.aendpoints(ctx))
     n = min(ctx.num_tags, len(pool))
     if len(pool) <= ctx.num_tags:  # nothing to choose: no call
         if not pool:

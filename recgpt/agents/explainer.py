@@ -25,6 +25,7 @@ from recgpt.prompts.explainer import (
 from recgpt.schema.context import Context
 from recgpt.schema.state import ItemExplanation, PlannedStyle, StyleGuideline
 from recgpt.schema.subgraphs import ExplainInput, ExplainState
+from recgpt.services.resources import Resources
 from recgpt.text_fields import clip_sentence, drop_fragment, english_text
 
 EXPLANATION_CHARS = 240
@@ -86,10 +87,10 @@ def sampled_style(shared_prefix: str, item_id: str) -> dict[str, str]:
     return {"tone": TONES[digest[0] % len(TONES)], "rhetorical_device": RHETORICAL_DEVICES[digest[1] % len(RHETORICAL_DEVICES)]}
 
 
-async def style_node(state: ExplainState, runtime: Runtime[Context]) -> dict[str, Any]:
+async def style_node(state: ExplainState, runtime: Runtime[Context], resources: Resources) -> dict[str, Any]:
     """Stage 1: a style guideline for this user, item and situation."""
     ctx = runtime.context
-    run = AgentCall("style", ctx)
+    run = AgentCall("style", ctx, await resources.aendpoints(ctx))
     name = f"style[{state['item'].item_id}]"
     if ctx.style_sampling:
         drawn = sampled_style(state["shared_prefix"], state["item"].item_id)
@@ -105,10 +106,10 @@ async def style_node(state: ExplainState, runtime: Runtime[Context]) -> dict[str
     return run.update(guideline=guideline)
 
 
-async def write_node(state: ExplainState, runtime: Runtime[Context]) -> dict[str, Any]:
+async def write_node(state: ExplainState, runtime: Runtime[Context], resources: Resources) -> dict[str, Any]:
     """Stage 2: the explanation, conditioned on the guideline (or the V1 template)."""
     ctx = runtime.context
-    run = AgentCall("explain", ctx)
+    run = AgentCall("explain", ctx, await resources.aendpoints(ctx))
     mode = "template" if ctx.explanation_mode == "template" else "meta"
     guideline = state.get("guideline")
     style = guideline.model_dump() if guideline is not None else TEMPLATE_GUIDELINE

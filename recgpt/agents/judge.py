@@ -25,7 +25,7 @@ from recgpt.prompts.judge import (
 from recgpt.schema.context import Context
 from recgpt.schema.state import DimensionVerdict, Grade, Judgement, Overall
 from recgpt.schema.subgraphs import DimensionTask, JudgeInput, JudgeState, TargetKind
-from recgpt.services.endpoints import judge_endpoint_of
+from recgpt.services.resources import Resources
 
 INJECTION_PATTERN = re.compile(
     r"ignore (all |any |the |previous |prior |above )*(instructions|rubric|rules|criteria)"
@@ -75,10 +75,10 @@ def target_block(task: JudgeInput) -> str:
     return EXPLANATION_TARGET.format(title=clean_text(task["title"], 200), category=task["category"], text=text)
 
 
-async def dimension_node(task: DimensionTask, runtime: Runtime[Context]) -> dict[str, Any]:
+async def dimension_node(task: DimensionTask, runtime: Runtime[Context], resources: Resources) -> dict[str, Any]:
     """One sub-evaluator: one dimension of one target."""
     ctx = runtime.context
-    run = AgentCall("judge_dimension", ctx, endpoint=judge_endpoint_of(ctx))
+    run = AgentCall("judge_dimension", ctx, await resources.aendpoints(ctx), role="judge")
     dimension = task["dimension"]
     question = dimensions_of(task["target_kind"])[dimension]
     prompt = messages(task["shared_prefix"], target_block(task) + "\n" + DIMENSION_INSTRUCTIONS.format(dimension=dimension, question=question))
@@ -113,10 +113,10 @@ async def review_node(state: JudgeState, runtime: Runtime[Context]) -> dict[str,
     return {"judgements": [judgement]}
 
 
-async def single_judge_node(state: JudgeState, runtime: Runtime[Context]) -> dict[str, Any]:
+async def single_judge_node(state: JudgeState, runtime: Runtime[Context], resources: Resources) -> dict[str, Any]:
     """RecGPT-V1 baseline: one call grades every dimension at once."""
     ctx = runtime.context
-    run = AgentCall("judge_single", ctx, endpoint=judge_endpoint_of(ctx))
+    run = AgentCall("judge_single", ctx, await resources.aendpoints(ctx), role="judge")
     names = ", ".join(dimensions_of(state["target_kind"]))
     prompt = messages(state["shared_prefix"], target_block(state) + "\n" + SINGLE_JUDGE_INSTRUCTIONS.format(dimensions=names))
     base = dict(target_kind=state["target_kind"], target_id=state["target_id"], mode="single")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections import Counter
-from functools import lru_cache
 from typing import Any
 
 from langgraph.runtime import Runtime
@@ -14,6 +13,7 @@ from recgpt.errors import InvalidModelOutput
 from recgpt.prompts.planner import EVIDENCE_INSTRUCTION, PLANNER_INSTRUCTIONS
 from recgpt.schema.context import Context
 from recgpt.schema.state import Persona, RecState
+from recgpt.services.resources import Resources
 from recgpt.text_fields import to_english_text
 from recgpt.tools.llm import LLMRequestRejected
 
@@ -23,7 +23,6 @@ TOKENS_PER_PERSONA = 120
 EVIDENCE_TOKENS = 40
 
 
-@lru_cache(maxsize=16)
 def planner_schema(k: int, evidence: bool = True) -> type[BaseModel]:
     """`{"personas": [Persona × k]}`; the exact count is enforced by the server's JSON schema. Without `evidence` (a
     decode cut, `Context.planner_evidence`) a persona is its name and focus: the experts read nothing else."""
@@ -44,9 +43,9 @@ def fallback_personas(state: RecState) -> list[Persona]:
     return [Persona(name="the user as the whole history shows", focus="more of what the most frequent categories show", evidence=top)]
 
 
-async def planner_node(state: RecState, runtime: Runtime[Context]) -> dict[str, Any]:
+async def planner_node(state: RecState, runtime: Runtime[Context], resources: Resources) -> dict[str, Any]:
     ctx = runtime.context
-    run = AgentCall("planner", ctx)
+    run = AgentCall("planner", ctx, await resources.aendpoints(ctx))
     evidence = ctx.planner_evidence
     prompt = messages(state["shared_prefix"], PLANNER_INSTRUCTIONS.format(k=ctx.num_personas, evidence=EVIDENCE_INSTRUCTION if evidence else ""))
     # An unreachable endpoint is not caught: the node's RetryPolicy retries it, then the run fails clearly.

@@ -16,7 +16,7 @@ from recgpt.errors import InvalidModelOutput
 from recgpt.prompts.v1 import MINING_INSTRUCTIONS, ROUTE_HEADER, ROUTES, TAG_INSTRUCTIONS
 from recgpt.schema.context import Context
 from recgpt.schema.state import NodeTiming, ProposedTag
-from recgpt.services.endpoints import endpoint_of
+from recgpt.services.resources import Resources
 from recgpt.tools.llm import LLMRequestRejected, acall_structured, call_of, chat_model
 
 INTERESTS_PER_ROUTE = 3
@@ -40,11 +40,11 @@ def route_system_prompt(route: str, shared_prefix: str) -> str:
     return ROUTE_HEADER.format(route=route, lens=ROUTES[route]) + "\n\n" + shared_prefix
 
 
-async def route_node(task: RouteTask, runtime: Runtime[Context]) -> dict[str, Any]:
+async def route_node(task: RouteTask, runtime: Runtime[Context], resources: Resources) -> dict[str, Any]:
     ctx = runtime.context
     started = time.perf_counter()
     route, index = task["route"], task["route_index"]
-    endpoint = endpoint_of(ctx)
+    endpoint = (await resources.aendpoints(ctx)).policy
     system = SystemMessage(content=route_system_prompt(route, task["shared_prefix"]))
     calls = []
     try:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
 from pathlib import Path
 
 from recgpt.data.dataset import Dataset, Split, SplitExample
@@ -12,6 +11,7 @@ from recgpt.data.movielens import fetch_from_recbole_wheel, load_movielens
 from recgpt.data.office import load_office
 from recgpt.data.records import Interaction, Item, UserHistory, UserProfile
 from recgpt.errors import DataError
+from recgpt.settings import get_settings
 
 BUILTIN = ("office", "movielens")
 
@@ -31,11 +31,11 @@ def _movielens_folder(data_dir: Path, home: Path) -> Path:
     return cached
 
 
-@lru_cache(maxsize=8)
-def load_dataset(name: str, data_dir: str | None = None) -> Dataset:
-    """Load `office`, `movielens`, or a folder path holding `items.jsonl` + `histories.jsonl`."""
-    from recgpt.settings import get_settings
+def load_dataset(name: str, data_dir: Path | str | None = None) -> Dataset:
+    """Load `office`, `movielens`, or a folder path holding `items.jsonl` + `histories.jsonl`, from disk, every time.
 
+    Not cached: a `Registry` (`recgpt.services.resources`) keeps the datasets a process resolved, keyed by name and
+    data folder, so a changed data folder is a different dataset."""
     settings = get_settings()
     root = Path(data_dir) if data_dir else settings.data_dir
     if name == "office":

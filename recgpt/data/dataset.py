@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import hashlib
+import threading
+from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Iterable
+from typing import Any, TypeVar
 
 from recgpt.data.records import Interaction, Item, UserHistory
 from recgpt.errors import DataError, UnknownUserError
+
+T = TypeVar("T")
 
 MIN_INTERACTIONS_FOR_SPLIT = 3
 """A user needs a training prefix, a validation target and a test target."""
@@ -45,6 +49,8 @@ class Dataset:
     users: dict[str, UserHistory]
     source_files: tuple[str, ...] = ()
     _hash: str | None = field(default=None, repr=False)
+    _derived: dict[Hashable, Any] = field(default_factory=dict, repr=False, compare=False)
+    _derived_lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         for user in self.users.values():
@@ -118,6 +124,15 @@ class Dataset:
                 digest.update(self.users[user_id].model_dump_json().encode())
             self._hash = digest.hexdigest()[:16]
         return self._hash
+
+    def derived(self, key: Hashable, make: Callable[[], T]) -> T:
+        """What `make` computes from this dataset, computed once and kept on the dataset itself (its category
+        vocabularies, its popular items): a value derived from a dataset lives and dies with that dataset object, so
+        two datasets in one process never share one, and no module-level cache is needed."""
+        with self._derived_lock:
+            if key not in self._derived:
+                self._derived[key] = make()
+            return self._derived[key]
 
     def items_of(self, events: Iterable[Interaction]) -> list[Item]:
         return [self.items[e.item_id] for e in events]

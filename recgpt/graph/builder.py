@@ -20,7 +20,7 @@ from recgpt.graph.core import CORE_NODES
 from recgpt.graph.plugins import ExpertPlugin, Plugin, TagFilterPlugin, configured_plugins, validate
 from recgpt.schema.context import MAX_PERSONAS, Context
 from recgpt.schema.state import RecInput, RecState
-from recgpt.tools.retrieval import RetrieverFactory
+from recgpt.services.resources import Resources, resolve
 
 
 def fan_out_experts(state: RecState, plugin_experts: Sequence[str] = ()) -> list[Send]:
@@ -28,11 +28,10 @@ def fan_out_experts(state: RecState, plugin_experts: Sequence[str] = ()) -> list
     (prefix-cache friendly). Plug-in experts run even when the planner produced no persona."""
     sends = [
         Send("expert", {"persona": persona, "persona_index": index, "shared_prefix": state["shared_prefix"],
-                        "dataset": state.get("dataset") or "office", "history_item_ids": list(state.get("history_item_ids", []))})
+                        "history_item_ids": list(state.get("history_item_ids", []))})
         for index, persona in enumerate(state.get("personas", []))
     ]
-    return sends + [Send(name, {"shared_prefix": state["shared_prefix"], "dataset": state.get("dataset") or "office"})
-                    for name in plugin_experts]
+    return sends + [Send(name, {"shared_prefix": state["shared_prefix"]}) for name in plugin_experts]
 
 
 def fan_out_explanations(state: RecState) -> list[Send] | str:
@@ -67,23 +66,23 @@ def fan_out_judges(state: RecState) -> list[Send] | str:
     return sends or END
 
 
-def build_graph(checkpointer=None, plugins: Sequence[Plugin] | None = None,
-                retriever: RetrieverFactory | None = None):  # -> CompiledStateGraph
-    """The compiled graph. `plugins=None` loads the configured plug-ins (RECGPT_PLUGINS and the `recgpt.agents`
-    entry points); pass a list (possibly empty) to choose them explicitly. `retriever=None` uses the configured
-    retrieval backend (RECGPT_RETRIEVER, Chroma by default); pass a factory (Dataset -> Retriever) to use another,
-    e.g. an in-memory one in tests (see recgpt.tools.retrieval)."""
+def build_graph(resources: Resources | None = None, *, checkpointer=None,
+                plugins: Sequence[Plugin] | None = None):  # -> CompiledStateGraph
+    """The compiled graph, bound to `resources` (its dataset, retriever and registry: `resolve("office")`); None
+    resolves RECGPT_DATASET and RECGPT_RETRIEVER through the process's registry. `plugins=None` loads the configured
+    plug-ins (RECGPT_PLUGINS and the `recgpt.agents` entry points); pass a list (possibly empty) to choose them."""
+    resources = resources or resolve()
     plugins = configured_plugins() if plugins is None else validate(plugins)
     experts = [p for p in plugins if isinstance(p, ExpertPlugin)]
     filters = [p for p in plugins if isinstance(p, TagFilterPlugin)]
     expert_names = [p.name for p in experts]
     builder = StateGraph(RecState, context_schema=Context, input_schema=RecInput)
     for name, make in CORE_NODES.items():
-        node, options = make(retriever)
+        node, options = make(resources)
         builder.add_node(name, node, **options)
     for offset, plugin in enumerate(experts):
         # persona indices after the planner's (at most MAX_PERSONAS) keep the arbiter's round-robin order stable
-        builder.add_node(plugin.name, plugin.node(MAX_PERSONAS + offset))
+        builder.add_node(plugin.name, plugin.node(MAX_PERSONAS + offset, resources))
     for plugin in filters:
         builder.add_node(plugin.name, plugin.node())
     builder.add_edge(START, "compress")

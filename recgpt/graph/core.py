@@ -7,6 +7,7 @@ nodes is this table and nothing else. A new core node is one entry here plus its
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from recgpt.agents.arbiter import arbiter_node
@@ -14,13 +15,13 @@ from recgpt.agents.expert import expert_node
 from recgpt.agents.planner import planner_node
 from recgpt.graph.explain import build_explain_subgraph
 from recgpt.graph.judge import build_judge_subgraph
-from recgpt.graph.nodes import compress_node, make_retrieve_node
+from recgpt.graph.nodes import compress_node, retrieve_node
 from recgpt.graph.retry import LLM_RETRY
-from recgpt.tools.retrieval import RetrieverFactory
+from recgpt.services.resources import Resources
 
-NodeMaker = Callable[[RetrieverFactory | None], tuple[Any, dict[str, Any]]]
-"""(retriever factory) -> (the node, `add_node` options). A maker, not a node: subgraphs compile and the retrieve
-node resolves its backend only when a graph is built."""
+NodeMaker = Callable[[Resources], tuple[Any, dict[str, Any]]]
+"""(the graph's resources) -> (the node, `add_node` options). A maker, not a node: every node is bound to the
+resources of the graph being built (its dataset, retriever and registry), so nothing is looked up by name."""
 
 
 def _join(state: Any) -> dict[str, Any]:
@@ -29,12 +30,12 @@ def _join(state: Any) -> dict[str, Any]:
 
 
 CORE_NODES: dict[str, NodeMaker] = {
-    "compress": lambda retriever: (compress_node, {}),
-    "planner": lambda retriever: (planner_node, {"retry_policy": LLM_RETRY}),
-    "expert": lambda retriever: (expert_node, {}),
-    "arbiter": lambda retriever: (arbiter_node, {}),
-    "retrieve": lambda retriever: (make_retrieve_node(retriever), {}),
-    "explain": lambda retriever: (build_explain_subgraph(), {}),
-    "explained": lambda retriever: (_join, {}),
-    "judge": lambda retriever: (build_judge_subgraph(), {}),
+    "compress": lambda resources: (partial(compress_node, resources=resources), {}),
+    "planner": lambda resources: (partial(planner_node, resources=resources), {"retry_policy": LLM_RETRY}),
+    "expert": lambda resources: (partial(expert_node, resources=resources), {}),
+    "arbiter": lambda resources: (partial(arbiter_node, resources=resources), {}),
+    "retrieve": lambda resources: (partial(retrieve_node, resources=resources), {}),
+    "explain": lambda resources: (build_explain_subgraph(resources), {}),
+    "explained": lambda resources: (_join, {}),
+    "judge": lambda resources: (build_judge_subgraph(resources), {}),
 }

@@ -1,12 +1,12 @@
 """The explanation subgraph (meta-prompting): style guideline -> explanation, for one item.
 
-Compiled once and added to the main graph as the node "explain", which the main graph fans out
+Compiled with each graph (bound to its resources) and added to the main graph as the node "explain", which the main graph fans out
 with one `Send` per explained item. In 'template' mode the style stage is skipped (RecGPT-V1).
 """
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import partial
 
 from langgraph.graph import END, START, StateGraph
 from langgraph.runtime import get_runtime
@@ -14,17 +14,17 @@ from langgraph.runtime import get_runtime
 from recgpt.agents.explainer import style_node, write_node
 from recgpt.schema.context import Context
 from recgpt.schema.subgraphs import ExplainInput, ExplainOutput, ExplainState
+from recgpt.services.resources import Resources
 
 
 def route_style(state: ExplainState) -> str:
     return "write" if get_runtime(Context).context.explanation_mode == "template" else "style"
 
 
-@lru_cache(maxsize=1)
-def build_explain_subgraph():  # -> CompiledStateGraph
+def build_explain_subgraph(resources: Resources):  # -> CompiledStateGraph
     builder = StateGraph(ExplainState, context_schema=Context, input_schema=ExplainInput, output_schema=ExplainOutput)
-    builder.add_node("style", style_node)
-    builder.add_node("write", write_node)
+    builder.add_node("style", partial(style_node, resources=resources))
+    builder.add_node("write", partial(write_node, resources=resources))
     builder.add_conditional_edges(START, route_style, ["style", "write"])
     builder.add_edge("style", "write")
     builder.add_edge("write", END)

@@ -11,7 +11,9 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, get_args, get_type_hints
 
+import aiosqlite
 from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
+from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 from pydantic import BaseModel
 from typing_extensions import is_typeddict
 
@@ -52,8 +54,6 @@ def serializer() -> JsonPlusSerializer:
 @asynccontextmanager
 async def sqlite_saver(path: Path) -> AsyncIterator[object]:
     """An `AsyncSqliteSaver` on `path` (created with its folder), with our serializer."""
-    import aiosqlite
-    from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 
     path.parent.mkdir(parents=True, exist_ok=True)
     async with aiosqlite.connect(str(path)) as conn:

@@ -23,11 +23,8 @@ See docs/writing-an-agent.md and examples/shop_plugins.py.
 
 from __future__ import annotations
 
-import importlib
 import inspect
-import os
 import re
-import sys
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -37,12 +34,14 @@ from typing import Any, Union
 from langgraph.runtime import Runtime
 from pydantic import BaseModel
 
-from recgpt.agents.expert import grounded_expert_schema, propose_tags, vocabulary_of
+from recgpt.agents.expert import grounded_expert_schema, propose_tags
 from recgpt.errors import RecGPTError
 from recgpt.graph.core import CORE_NODES
+from recgpt.loading import load_object
 from recgpt.prompts.expert import GROUNDING_INSTRUCTION
 from recgpt.schema.context import Context
 from recgpt.schema.state import FinalTag, NodeTiming, RecState
+from recgpt.services.resources import Resources
 from recgpt.settings import get_settings
 
 ENTRY_POINT_GROUP = "recgpt.agents"
@@ -82,18 +81,18 @@ class ExpertPlugin:
         if self.output_schema is not None and "tags" not in self.output_schema.model_fields:
             raise PluginError(f"expert plug-in {self.name!r}: its output schema needs a `tags` field")
 
-    def node(self, persona_index: int) -> Callable[[dict[str, Any], Runtime[Context]], Awaitable[dict[str, Any]]]:
+    def node(self, persona_index: int, resources: Resources) -> Callable[[dict[str, Any], Runtime[Context]], Awaitable[dict[str, Any]]]:
         async def plugin_expert(task: dict[str, Any], runtime: Runtime[Context]) -> dict[str, Any]:
             ctx = runtime.context
             # grounded like the persona experts, unless the plug-in brings its own schema (then its tags are free text,
             # or carry `category` labels of the run's vocabulary if the schema has that field)
-            vocabulary = vocabulary_of(ctx, task.get("dataset"))
+            vocabulary = resources.vocabulary(ctx.grounding)
             schema = self.output_schema or grounded_expert_schema(ctx.tags_per_expert, vocabulary)
             instructions = self.instructions.replace("{m}", str(ctx.tags_per_expert))
             if vocabulary is not None and self.output_schema is None:
                 instructions += "\n" + GROUNDING_INSTRUCTION
             return await propose_tags(task["shared_prefix"], instructions, schema, self.name, persona_index, self.name,
-                                      ctx, self.temperature, 1 + persona_index, vocabulary)
+                                      ctx, self.temperature, 1 + persona_index, await resources.aendpoints(ctx), vocabulary)
 
         plugin_expert.__name__ = self.name
         return plugin_expert
@@ -155,19 +154,8 @@ def _as_plugins(obj: Any, origin: str) -> list[Plugin]:
 
 
 def load_plugin(spec: str) -> list[Plugin]:
-    """Resolve "pkg.module:obj" to the plug-ins it names."""
-    module_name, _, attr = spec.strip().partition(":")
-    if not module_name or not attr:
-        raise PluginError(f"plug-in {spec!r} must look like pkg.module:obj")
-    if os.getcwd() not in sys.path:  # like uvicorn's --app-dir default: plug-ins beside where you run recgpt import
-        sys.path.insert(0, os.getcwd())
-    try:
-        module = importlib.import_module(module_name)
-    except Exception as exc:
-        raise PluginError(f"plug-in {spec!r}: cannot import {module_name} ({type(exc).__name__}: {exc})") from None
-    if not hasattr(module, attr):
-        raise PluginError(f"plug-in {spec!r}: {module_name} has no {attr!r}")
-    return _as_plugins(getattr(module, attr), spec)
+    """Resolve "pkg.module:obj" to the plug-ins it names (through the one loader, `recgpt.loading.load_object`)."""
+    return _as_plugins(load_object(spec, "plug-in", PluginError), spec)
 
 
 def configured_plugins(specs: Sequence[str] | None = None) -> list[Plugin]:

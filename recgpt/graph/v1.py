@@ -13,6 +13,7 @@ rate (share of candidate tags that another route had already proposed).
 from __future__ import annotations
 
 import operator
+from functools import partial
 from typing import Annotated, Any
 
 from langgraph.graph import END, START, StateGraph
@@ -21,13 +22,13 @@ from langgraph.types import Send
 
 from recgpt.agents.arbiter import round_robin
 from recgpt.agents.v1_route import route_node
-from recgpt.graph.nodes import build_context, make_retrieve_node
+from recgpt.graph.nodes import build_context, retrieve_node
 from recgpt.graph.retry import LLM_RETRY
 from recgpt.prompts.v1 import ROUTES
 from recgpt.schema.context import Context
 from recgpt.schema.state import FinalTag, ProposedTag, RecInput, RecState
 from recgpt.services.prefix import build_raw_prefix, build_shared_prefix
-from recgpt.tools.retrieval import RetrieverFactory
+from recgpt.services.resources import Resources, resolve
 
 
 class V1State(RecState, total=False):
@@ -35,10 +36,10 @@ class V1State(RecState, total=False):
     route_candidates: Annotated[list[int], operator.add]
 
 
-async def v1_compress_node(state: RecState, runtime: Runtime[Context]) -> dict[str, Any]:
+async def v1_compress_node(state: RecState, runtime: Runtime[Context], resources: Resources) -> dict[str, Any]:
     """V2's compressed context, or V1's raw history (`Context.v1_history`)."""
     raw = runtime.context.v1_history == "raw"
-    return await build_context(state, runtime, build_raw_prefix if raw else build_shared_prefix)
+    return await build_context(state, runtime, resources, build_raw_prefix if raw else build_shared_prefix)
 
 
 def fan_out_routes(state: RecState) -> list[Send]:
@@ -65,14 +66,15 @@ def union_node(state: V1State, runtime: Runtime[Context]) -> dict[str, Any]:
     return {"tags": tags, "route_duplicate_rate": duplicate_rate}
 
 
-def build_v1_graph(checkpointer=None, retriever: RetrieverFactory | None = None):  # -> CompiledStateGraph
-    """The compiled V1 baseline. `retriever` as in `build_graph`: None is the configured backend, so that a
-    V1-vs-V2 comparison retrieves alike."""
+def build_v1_graph(resources: Resources | None = None, *, checkpointer=None):  # -> CompiledStateGraph
+    """The compiled V1 baseline, bound to `resources` as in `build_graph` (give both the same, so that a V1-vs-V2
+    comparison reads and retrieves alike)."""
+    resources = resources or resolve()
     builder = StateGraph(V1State, context_schema=Context, input_schema=RecInput)
-    builder.add_node("compress", v1_compress_node)
-    builder.add_node("route", route_node, retry_policy=LLM_RETRY)
+    builder.add_node("compress", partial(v1_compress_node, resources=resources))
+    builder.add_node("route", partial(route_node, resources=resources), retry_policy=LLM_RETRY)
     builder.add_node("union", union_node)
-    builder.add_node("retrieve", make_retrieve_node(retriever))
+    builder.add_node("retrieve", partial(retrieve_node, resources=resources))
     builder.add_edge(START, "compress")
     builder.add_conditional_edges("compress", fan_out_routes, ["route"])
     builder.add_edge("route", "union")

@@ -153,7 +153,8 @@ class Accounting(TypedDict, total=False):
 
 
 class RecInput(TypedDict, total=False):
-    """What a caller gives: a user of a dataset and, optionally, the situation."""
+    """What a caller gives: a user and, optionally, the situation. `dataset` may be left out: a graph serves the
+    dataset it was built for (`build_graph(resolve(name))`), which the run's result names; given, it must be that one."""
 
     user_id: str
     dataset: str
@@ -169,7 +170,6 @@ class ExpertTask(TypedDict):
     persona: Persona
     persona_index: int
     shared_prefix: str
-    dataset: NotRequired[str]
     history_item_ids: NotRequired[list[str]]
     """The user's history: an exploring expert leaves its categories out of its enum."""
 

@@ -9,20 +9,22 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
-from recgpt.data import Dataset, load_dataset
+from recgpt.data import Dataset, SplitExample
 from recgpt.data.records import Interaction
-from recgpt.errors import RecGPTError
+from recgpt.errors import EndpointError, RecGPTError
 from recgpt.prompts.shared import CATALOGUE_BLOCK, SYSTEM_PREFIX
+from recgpt.prompts.v1 import RAW_SYSTEM_PREFIX
 from recgpt.schema.context import Context
 from recgpt.schema.state import ContextStats
-from recgpt.services.endpoints import endpoint_of
-from recgpt.tools.compression import CompressionConfig, compress_history
-from recgpt.tools.entities import entity_titles
-from recgpt.tools.environment import Environment, build_environment
-from recgpt.tools.grounding import category_vocabulary
-from recgpt.tools.tokens import ServerTokenCounter
+from recgpt.services.resources import Endpoints, Resources
+from recgpt.tools.context.compression import CompressionConfig, compress_history, raw_history
+from recgpt.tools.context.entities import entity_titles
+from recgpt.tools.context.environment import Environment, build_environment
+from recgpt.tools.context.tokens import ServerTokenCounter
+from recgpt.tools.retrieval.grounding import category_vocabulary
 
 
 def recommendation_date(state: Mapping[str, Any], history: tuple[Interaction, ...]) -> dt.date:
@@ -61,38 +63,68 @@ def catalogue_block(dataset: Dataset, ctx: Context) -> str:
     return CATALOGUE_BLOCK.format(categories=vocabulary.prompt_block())
 
 
-def _count_tokens(ctx: Context, text: str) -> tuple[int | None, str | None]:
-    if ctx.compression == "hybrid":  # counted as the model reads it: each entity is one position
-        endpoint = endpoint_of(ctx)  # loads the adaptor; its errors (no adaptor, wrong model, flag missing) surface here
-        assert endpoint.assembler is not None
+async def _endpoints_or_none(ctx: Context, resources: Resources) -> Endpoints | None:
+    """The run's endpoints, resolved here (off the event loop) so later nodes find them ready. In hybrid mode their
+    errors (no adaptor, wrong model, no --prompt-embeds) surface here; in text mode an unreachable endpoint only
+    leaves the token count unknown, and the first agent reports it (after its RetryPolicy)."""
+    try:
+        return await resources.aendpoints(ctx)
+    except EndpointError:
+        if ctx.compression == "hybrid":
+            raise
+        return None
+
+
+@dataclass(frozen=True)
+class _UserSituation:
+    """What both context builders start from: the run's endpoints, the user's split example, situation and profile."""
+
+    endpoints: Endpoints | None
+    example: SplitExample
+    environment: Environment
+    profile: str
+
+
+async def _user_situation(ctx: Context, resources: Resources, user_id: str, split: str, date: str | None,
+                          weather: str | None, trend: str | None) -> _UserSituation:
+    example = resources.dataset.example(str(user_id), split)
+    when = recommendation_date({"date": date}, example.history)  # type: ignore[typeddict-item]
+    return _UserSituation(endpoints=await _endpoints_or_none(ctx, resources), example=example,
+                          environment=build_environment(when, country=ctx.country, weather=weather, trend=trend),
+                          profile=example.user.profile.describe())
+
+
+def _count_tokens(endpoints: Endpoints | None, text: str) -> tuple[int | None, str | None]:
+    if endpoints is None:
+        return None, None
+    endpoint = endpoints.policy
+    if endpoint.assembler is not None:  # hybrid: counted as the model reads it, each entity is one position
         return endpoint.assembler.count_tokens(text), "hybrid: served tokenizer + 1 per entity"
     try:
-        endpoint = endpoint_of(ctx)
         counter = ServerTokenCounter(endpoint.base_url, endpoint.model, endpoint.api_key)
         return counter.count(text), counter.source
     except Exception:  # noqa: BLE001 - endpoints without /tokenize: count is simply unknown
         return None, None
 
 
-async def build_shared_prefix(ctx: Context, user_id: str, dataset_name: str = "office", split: str = "full",
+async def build_shared_prefix(ctx: Context, resources: Resources, user_id: str, split: str = "full",
                               date: str | None = None, weather: str | None = None, trend: str | None = None) -> dict[str, Any]:
     """The one prompt prefix every agent of a run shares, within the token budget (plus its stats and flags).
 
     Also used outside the graph (e.g. by the judge evaluation) so that every consumer sees the
-    exact context the agents saw.
+    exact context the agents saw. Resolves the run's endpoints (off the event loop), so a run's first node meets an
+    unreachable server or a missing adaptor before any agent does.
     """
-    dataset = load_dataset(dataset_name)
-    example = dataset.example(str(user_id), split)
-    when = recommendation_date({"date": date}, example.history)  # type: ignore[typeddict-item]
-    env = build_environment(when, country=ctx.country, weather=weather, trend=trend)
-    profile = example.user.profile.describe()
-    flags: list[str] = []
+    dataset = resources.dataset
+    user = await _user_situation(ctx, resources, user_id, split, date, weather, trend)
+    endpoints, example, env, profile = user.endpoints, user.example, user.environment, user.profile
+    flags: list[str] = (endpoints.flags_for(ctx) if endpoints else [])
     if not example.history:
         flags.append("empty_history: no behaviour; personas rest on profile and situation only")
     max_items = ctx.max_history_items
     while True:
         prefix, compressed = render_prefix(dataset, example.history, profile, env, max_items, ctx.compression == "hybrid")
-        tokens, source = await asyncio.to_thread(_count_tokens, ctx, prefix)
+        tokens, source = await asyncio.to_thread(_count_tokens, endpoints, prefix)
         if tokens is None or tokens <= ctx.max_context_tokens or max_items <= 1:
             break
         max_items = max(1, max_items // 2)
@@ -119,19 +151,14 @@ RAW_ESTIMATE = "estimate: 3 characters per token (no tokenizer reachable)"
 """English text runs ~4 characters per token on Qwen's tokenizer; 3 errs on the short side, so the bound holds."""
 
 
-async def build_raw_prefix(ctx: Context, user_id: str, dataset_name: str = "office", split: str = "full",
+async def build_raw_prefix(ctx: Context, resources: Resources, user_id: str, split: str = "full",
                            date: str | None = None, weather: str | None = None, trend: str | None = None) -> dict[str, Any]:
     """RecGPT-V1's raw context (`Context.v1_history = 'raw'`): V2's frame around every interaction of the history,
     uncompressed, within `ctx.raw_history_tokens`; the oldest interactions are dropped first (binary search on how
     many of the newest fit, counted by the served tokenizer), with a flag saying how many."""
-    from recgpt.prompts.v1 import RAW_SYSTEM_PREFIX
-    from recgpt.tools.compression import raw_history
-
-    dataset = load_dataset(dataset_name)
-    example = dataset.example(str(user_id), split)
-    when = recommendation_date({"date": date}, example.history)  # type: ignore[typeddict-item]
-    env = build_environment(when, country=ctx.country, weather=weather, trend=trend)
-    profile = example.user.profile.describe()
+    dataset = resources.dataset
+    user = await _user_situation(ctx, resources, user_id, split, date, weather, trend)
+    endpoints, example, env, profile = user.endpoints, user.example, user.environment, user.profile
 
     def render(keep: int) -> tuple[str, Any]:
         history = raw_history(example.history, dataset.items, keep)
@@ -139,7 +166,7 @@ async def build_raw_prefix(ctx: Context, user_id: str, dataset_name: str = "offi
                                         history=history.text, catalogue=""), history
 
     def count(text: str) -> tuple[int, str]:  # the bound must hold even where the server cannot count
-        tokens, source = _count_tokens(ctx, text)
+        tokens, source = _count_tokens(endpoints, text)
         return (tokens, source or "") if tokens is not None else (-(-len(text) // RAW_CHARS_PER_TOKEN), RAW_ESTIMATE)
 
     n = len(example.history)
@@ -155,7 +182,7 @@ async def build_raw_prefix(ctx: Context, user_id: str, dataset_name: str = "offi
                 high = middle - 1
         prefix, history = render(low)
         tokens, source = await asyncio.to_thread(count, prefix)
-    flags = [] if example.history else ["empty_history: no behaviour; personas rest on profile and situation only"]
+    flags = (endpoints.flags_for(ctx) if endpoints else []) + ([] if example.history else ["empty_history: no behaviour; personas rest on profile and situation only"])
     if history.truncated:
         flags.append(f"history_truncated: the {history.n_summarised_events} oldest interactions dropped to fit the raw "
                      f"context in {ctx.raw_history_tokens} tokens")

@@ -18,6 +18,8 @@ import asyncio
 import json
 import time
 import weakref
+from dataclasses import dataclass, field
+from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import httpx
@@ -29,11 +31,13 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from recgpt.errors import EndpointError, InvalidModelOutput, RecGPTError
 from recgpt.schema.calls import LLMCall
+from recgpt.settings import get_settings
+from recgpt.tools.context.entities import as_text, has_entities, message_dicts
 
 if TYPE_CHECKING:
-    from recgpt.tools.hybrid import HybridAssembler
+    from recgpt.tools.context.hybrid import HybridAssembler
 else:
-    # `recgpt.tools.hybrid` imports torch and transformers (seconds); text-mode runs, agents and the CLI never need
+    # `recgpt.tools.context.hybrid` imports torch and transformers (seconds); text-mode runs, agents and the CLI never need
     # them, so this module does not import it. At run time the field below is validated as `Any`.
     HybridAssembler = Any
 
@@ -48,7 +52,7 @@ class LLMRequestRejected(RecGPTError):
 
 class Endpoint(BaseModel):
     """An OpenAI-compatible endpoint and how prompts reach it: as text, or (`compression="hybrid"`) with entity
-    markers sent as prompt embeddings built by `assembler` (see `recgpt.tools.hybrid`)."""
+    markers sent as prompt embeddings built by `assembler` (see `recgpt.tools.context.hybrid`)."""
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
 
@@ -63,13 +67,33 @@ class Endpoint(BaseModel):
     @model_validator(mode="after")
     def _assembler_iff_hybrid(self) -> Endpoint:
         if self.compression == "hybrid" and self.assembler is None:
-            raise ValueError("a hybrid endpoint needs an assembler (recgpt.tools.hybrid.load_assembler)")
+            raise ValueError("a hybrid endpoint needs an assembler (recgpt.tools.context.hybrid.load_assembler)")
         if self.compression == "text" and self.assembler is not None:
             raise ValueError("a text endpoint takes no assembler")
         return self
 
 
-_CLIENTS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient] = weakref.WeakKeyDictionary()
+@dataclass
+class _LoopTransport:
+    """What belongs to one event loop: its HTTP client and its per-endpoint in-flight gates."""
+
+    client: httpx.AsyncClient
+    gates: dict[str, asyncio.Semaphore] = field(default_factory=dict)
+
+
+_LOOPS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopTransport] = weakref.WeakKeyDictionary()
+"""One of recgpt's three process-wide objects (with the settings and the default registry): async HTTP state can only
+be shared within the event loop that made it, so it is kept per loop and dies with the loop (a weak key)."""
+
+
+def _transport() -> _LoopTransport:
+    loop = asyncio.get_running_loop()
+    transport = _LOOPS.get(loop)
+    if transport is None:
+        transport = _LOOPS[loop] = _LoopTransport(httpx.AsyncClient(
+            limits=httpx.Limits(max_connections=128, max_keepalive_connections=64),
+            timeout=None))  # the openai client applies the request timeout
+    return transport
 
 
 def _loop_client() -> httpx.AsyncClient | None:
@@ -81,14 +105,9 @@ def _loop_client() -> httpx.AsyncClient | None:
     "Event loop is closed".
     """
     try:
-        loop = asyncio.get_running_loop()
-    except RuntimeError:
+        return _transport().client
+    except RuntimeError:  # no running loop
         return None
-    client = _CLIENTS.get(loop)
-    if client is None:
-        client = _CLIENTS[loop] = httpx.AsyncClient(limits=httpx.Limits(max_connections=128, max_keepalive_connections=64),
-                                                    timeout=None)  # the openai client applies the request timeout
-    return client
 
 
 class EndpointChat(ChatOpenAI):
@@ -118,15 +137,10 @@ def chat_model(endpoint: Endpoint, temperature: float, max_tokens: int, seed: in
     )
 
 
-_GATES: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, asyncio.Semaphore]] = weakref.WeakKeyDictionary()
-
-
 def inflight_gate(base_url: str) -> asyncio.Semaphore:
     """One semaphore per (event loop, endpoint): bounds requests in flight so that the request
     timeout measures the server's work on *our* request, not a queue we created ourselves."""
-    from recgpt.settings import get_settings
-
-    gates = _GATES.setdefault(asyncio.get_running_loop(), {})
+    gates = _transport().gates
     if base_url not in gates:
         gates[base_url] = asyncio.Semaphore(get_settings().max_inflight_requests)
     return gates[base_url]
@@ -223,15 +237,11 @@ async def acall_structured(
 def _sampler(model: ChatOpenAI, messages: list[BaseMessage], schema: type[S]):
     """One structured sample per call of the returned coroutine function, as langchain's
     `include_raw` dict. Messages carrying hybrid entity markers go out as prompt embeddings when
-    the model's endpoint is hybrid (its assembler, `recgpt.tools.hybrid`), else as the equivalent text prompt."""
-    from recgpt.tools.entities import as_text, has_entities
-
+    the model's endpoint is hybrid (its assembler, `recgpt.tools.context.hybrid`), else as the equivalent text prompt."""
     if has_entities(str(m.content) for m in messages):
         assembler = model.endpoint.assembler if isinstance(model, EndpointChat) else None
         if assembler is not None:
-            from recgpt.tools import hybrid
-
-            return lambda: _sample_with_embeds(model, assembler, hybrid.message_dicts(messages), schema)
+            return lambda: _sample_with_embeds(model, assembler, message_dicts(messages), schema)
         messages = [m.model_copy(update={"content": as_text(str(m.content))}) for m in messages]
     runnable = model.with_structured_output(schema, method="json_schema", include_raw=True, strict=True)
     return lambda: runnable.ainvoke(messages)
@@ -239,8 +249,6 @@ def _sampler(model: ChatOpenAI, messages: list[BaseMessage], schema: type[S]):
 
 async def _sample_with_embeds(model: ChatOpenAI, assembler: HybridAssembler, messages: list[dict[str, str]], schema: type[S]) -> dict[str, Any]:
     """`/v1/completions` with `prompt_embeds` and the schema as `response_format`; same result shape as langchain's."""
-    from types import SimpleNamespace
-
     data, _ = await asyncio.to_thread(assembler.request_body, messages)
     body: dict[str, Any] = {
         "model": model.model_name, "prompt_embeds": data, "max_tokens": model.max_tokens, "temperature": model.temperature,

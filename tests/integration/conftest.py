@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 
 from recgpt.settings import get_settings
-from recgpt.tools.model_prep import prepare_model
-from recgpt.tools.server import ServerConfig, is_healthy, start_server, stop_server
+from recgpt.tools.serving.model_prep import prepare_model
+from recgpt.tools.serving.server import ServerConfig, is_healthy, start_server, stop_server
 
 
 def _free_port() -> int:

@@ -27,12 +27,12 @@ import pytest
 
 from recgpt.scale.driver import RUNS_FILE, load_users
 from recgpt.scale.output import read_records
-from tests.conftest import SHARED_DATA
+from tests.conftest import needs_shared_data
 from tests.integration.conftest import _free_port as free_port
 from tests.integration.faultproxy import FaultProxy
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration, pytest.mark.timeout(2400),
-              pytest.mark.skipif(not SHARED_DATA.is_dir(), reason="shared data folder absent")]
+              needs_shared_data]
 
 USERS = 40
 MAX_DIFFERENT = 14  # of 40: the measured run-to-run noise of one-process runs (10) plus a margin

@@ -16,14 +16,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
-from recgpt.data import load_dataset
 from recgpt.settings import get_settings
-from recgpt.tools.grounding import category_vocabulary
-from recgpt.tools.model_prep import DEFAULT_MODEL, MARKER, REGISTRY, model_dir
-from recgpt.tools.policy import load_card, policy_folder, shipped_policy
-from recgpt.tools.server import is_healthy
-from tests.conftest import SHARED_DATA
+from recgpt.tools.retrieval.grounding import category_vocabulary
+from recgpt.tools.serving.model_prep import DEFAULT_MODEL, MARKER, REGISTRY, model_dir
+from recgpt.tools.serving.policy import load_card, policy_folder, shipped_policy
+from recgpt.tools.serving.server import is_healthy
+from recgpt.services.resources import default_registry
+from tests.conftest import needs_shared_data
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
@@ -70,7 +69,7 @@ def test_the_default_model_is_prepared_from_its_packages_and_verified(default_se
     assert row.split("│")[2].strip() == "yes" and row.split("│")[3].strip() == "yes"  # default, prepared
 
 
-@pytest.mark.skipif(not SHARED_DATA.is_dir(), reason="shared data folder absent")
+@needs_shared_data
 def test_default_model_recommends_for_a_real_office_user_in_english(default_server: str) -> None:
     env = dict(os.environ, RECGPT_BASE_URL=default_server)
     result = _recgpt("recommend", "--user", "17", "--split", "test", "--n", "3", "--rationales", "--json", env=env)  # 3 tags: 6 explanation calls
@@ -85,7 +84,7 @@ def test_default_model_recommends_for_a_real_office_user_in_english(default_serv
         assert json.loads((Path(served["model"]) / MARKER).read_text())["policy"]["adapter_sha256"] == load_card(shipped).adapter_sha256
     assert payload["personas"] and all(ENGLISH.match(p["name"]) for p in payload["personas"])
     assert payload["tags"], payload.get("flags")
-    leaves = set(category_vocabulary(load_dataset("office"), "leaf").paths)
+    leaves = set(category_vocabulary(default_registry().dataset("office"), "leaf").paths)
     for tag in payload["tags"]:
         assert ">" not in tag["tag"] and ":" not in tag["tag"] and ENGLISH.match(tag["tag"] + tag["rationale"])
         assert tag["category"] in leaves  # grounded (on by default) in a catalogue leaf

@@ -9,11 +9,11 @@ from collections.abc import Callable
 
 import pytest
 
-from tests.conftest import SHARED_DATA
+from tests.conftest import needs_shared_data
 from tests.docs_blocks import ROOT, python_blocks
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration,
-              pytest.mark.skipif(not SHARED_DATA.is_dir(), reason="shared data folder absent")]
+              needs_shared_data]
 
 PAGES = sorted({b.page for b in python_blocks()})
 

@@ -16,10 +16,10 @@ from pathlib import Path
 import pytest
 
 from recgpt.settings import get_settings
-from tests.conftest import SHARED_DATA
+from tests.conftest import needs_shared_data
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration,
-              pytest.mark.skipif(not SHARED_DATA.is_dir(), reason="shared data folder absent")]
+              needs_shared_data]
 
 
 def cli(*args: str) -> list[str]:

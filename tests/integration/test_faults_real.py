@@ -17,11 +17,11 @@ import pytest
 from recgpt.errors import EndpointError
 from recgpt.graph import Context, build_graph
 from recgpt.runner import check_endpoint
-from tests.conftest import SHARED_DATA
+from tests.conftest import needs_shared_data
 from tests.integration.faultproxy import FaultProxy
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration,
-              pytest.mark.skipif(not SHARED_DATA.is_dir(), reason="shared data folder absent")]
+              needs_shared_data]
 
 PLANNER, EXPERT = "Role: Global Planner", "Role: Distributed Expert"
 USER = {"user_id": "5", "dataset": "office", "split": "test"}

@@ -12,13 +12,13 @@ import pytest
 
 from recgpt.agents.common import messages
 from recgpt.agents.expert import grounded_expert_schema, training_expert_instructions
-from recgpt.data import load_dataset
 from recgpt.graph import Context
 from recgpt.runner import arecommend_many
-from recgpt.services.endpoints import endpoint_of
-from recgpt.tools.grounding import CategoryVocabulary, category_vocabulary
+from recgpt.services.resources import endpoints_of
+from recgpt.tools.retrieval.grounding import CategoryVocabulary, category_vocabulary
 from recgpt.tools.llm import acall_structured, chat_model
-from tests.conftest import SHARED_DATA
+from recgpt.services.resources import default_registry
+from tests.conftest import needs_shared_data
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
@@ -28,7 +28,7 @@ PREFIX = ("You are one agent of RecGPT. <user_context>Profile: unknown. Behaviou
 
 async def _ask(vocabulary: CategoryVocabulary, temperature: float, n: int) -> list[tuple[object, object]]:
     ctx = Context()
-    model = chat_model(endpoint_of(ctx), temperature, 400)
+    model = chat_model(endpoints_of(ctx).policy, temperature, 400)
     schema = grounded_expert_schema(3, vocabulary)
     prompt = messages(PREFIX, training_expert_instructions(3, grounded=True))
     return await asyncio.gather(*(acall_structured(model, prompt, schema, "expert", ctx.base_url, 1) for _ in range(n)))
@@ -41,7 +41,7 @@ def test_the_server_only_samples_categories_of_the_vocabulary(vllm_server: str) 
     labels = ("Gel Pens", "Notebooks", "Desk Lamps", "Office Chairs")
     vocabulary = CategoryVocabulary(level="leaf", labels=labels, paths=tuple(f"Office > {label}" for label in labels))
     schema = grounded_expert_schema(3, vocabulary).model_json_schema()
-    body = {"model": endpoint_of(Context()).model, "temperature": 1.5, "max_tokens": 300,
+    body = {"model": endpoints_of(Context()).policy.model, "temperature": 1.5, "max_tokens": 300,
             "messages": [{"role": "system", "content": PREFIX}, {"role": "user", "content": training_expert_instructions(3, grounded=True)}],
             "response_format": {"type": "json_schema", "json_schema": {"name": "ExpertOutput", "schema": schema}}}
     seen: list[str] = []
@@ -61,9 +61,9 @@ def test_a_vocabulary_of_thousands_works_on_the_server(vllm_server: str) -> None
     assert time.perf_counter() - started < 300, "a 3000-category grammar should compile and decode within minutes"
 
 
-@pytest.mark.skipif(not SHARED_DATA.is_dir(), reason="shared data folder absent")
+@needs_shared_data
 def test_the_whole_graph_runs_grounded_on_real_office_users(vllm_server: str) -> None:
-    leaves = set(category_vocabulary(load_dataset("office"), "leaf").paths)
+    leaves = set(category_vocabulary(default_registry().dataset("office"), "leaf").paths)
     [state] = asyncio.run(arecommend_many(["42"], "office", "test", Context(explanation_mode="off"), concurrency=1))
     assert state["tags"], state["flags"]
     assert all(tag.category in leaves for tag in state["tags"])

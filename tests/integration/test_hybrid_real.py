@@ -13,13 +13,13 @@ import httpx
 import pytest
 
 from recgpt.schema.context import Context
-from recgpt.tools.adaptor import AdaptorConfig, EntityAdaptor, ModelIdentity
-from recgpt.tools.entities import entity
-from recgpt.tools.hybrid import HybridAssembler, encode_tensor
-from tests.conftest import SHARED_DATA
+from recgpt.tools.context.adaptor import AdaptorConfig, EntityAdaptor, ModelIdentity
+from recgpt.tools.context.entities import entity
+from recgpt.tools.context.hybrid import HybridAssembler, encode_tensor
+from tests.conftest import needs_shared_data
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration, pytest.mark.timeout(1200),
-              pytest.mark.skipif(not SHARED_DATA.is_dir(), reason="shared data folder absent")]
+              needs_shared_data]
 
 MESSAGES = [{"role": "system", "content": "You recommend office products. Answer with JSON."},
             {"role": "user", "content": "Name two products a student needs for the new term."}]
@@ -82,8 +82,9 @@ def test_recommend_with_hybrid_compression_end_to_end(vllm_server: str, model_di
     assert not any("endpoint_unavailable" in f or "rejected" in f for f in state["flags"]), state["flags"]
 
     from recgpt.services.prefix import build_shared_prefix
+    from recgpt.services.resources import resolve
 
-    text = asyncio.run(build_shared_prefix(Context(base_url=vllm_server), "3", "office", "test"))
+    text = asyncio.run(build_shared_prefix(Context(base_url=vllm_server), resolve("office"), "3", "test"))
     assert text["context_stats"].n_listed_items == stats["n_listed_items"]
     assert stats["prefix_tokens"] < text["context_stats"].prefix_tokens  # same items, fewer positions
 

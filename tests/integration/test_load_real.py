@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import SHARED_DATA
+from tests.conftest import needs_shared_data
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration,
-              pytest.mark.skipif(not SHARED_DATA.is_dir(), reason="shared data folder absent")]
+              needs_shared_data]
 
 
 def test_64_concurrent_users_lose_nothing(vllm_server: str, tmp_path: Path) -> None:

@@ -15,10 +15,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import SHARED_DATA
+from tests.conftest import needs_shared_data
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration,
-              pytest.mark.skipif(not SHARED_DATA.is_dir(), reason="shared data folder absent")]
+              needs_shared_data]
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -39,7 +39,7 @@ def studio(vllm_server: str, tmp_path: Path):
                LANGGRAPH_NO_VERSION_CHECK="true", RECGPT_PLUGINS="examples.shop_plugins:plugins")
     log = (tmp_path / "studio.log").open("w")
     # the same command as `make studio`, plus --no-reload (no file watcher in a test)
-    process = subprocess.Popen([str(langgraph), "dev", "--no-browser", "--allow-blocking", "--no-reload", "--port", str(port)],
+    process = subprocess.Popen([str(langgraph), "dev", "--no-browser", "--no-reload", "--port", str(port)],
                                cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     try:

@@ -8,12 +8,11 @@ import socket
 from pathlib import Path
 
 import pytest
-
-from recgpt.data import load_dataset
 from recgpt.data.dataset import Split
 from recgpt.settings import get_settings
 from recgpt.training.reward_data import RewardDataConfig, build_reward_data
 from recgpt.training.reward_model import RewardGroup
+from recgpt.services.resources import default_registry
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1500)]
 
@@ -30,7 +29,7 @@ def test_reward_data_grades_real_policy_samples_without_held_out_targets(vllm_se
     for group in groups:
         for sample in group.samples:
             assert len(json.loads(sample.text)["tags"]) == 5
-    data = load_dataset("office")
+    data = default_registry().dataset("office")
     for group in groups:  # the prompt is a training-prefix cut: the user's held-out targets never appear
         assert group.user_id is not None
         seen = {data.items[e.item_id].title for e in data.training_prefix(group.user_id)}
@@ -65,7 +64,8 @@ def _free_port() -> int:
 def test_sft_policy_is_exported_served_and_evaluated(model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from recgpt.eval.harness import EvalConfig, run_eval
     from recgpt.services.endpoints import served_model_identity
-    from recgpt.tools.server import ServerConfig, start_server
+    from recgpt.services.resources import endpoints_of
+    from recgpt.tools.serving.server import ServerConfig, start_server
     from recgpt.training.export import export_model
     from recgpt.training.sft import SFTRunConfig, run_sft
 
@@ -94,8 +94,9 @@ def test_an_sft_adapter_serves_the_experts_as_a_lora_module(model_dir: Path, tmp
     import asyncio
 
     from recgpt.graph import Context, build_graph
+    from recgpt.services.resources import Registry, resolve
     from recgpt.services import endpoints
-    from recgpt.tools.server import ServerConfig, served_models, start_server
+    from recgpt.tools.serving.server import ServerConfig, served_models, start_server
     from recgpt.training.sft import SFTRunConfig, run_sft
 
     final = run_sft(SFTRunConfig(model=str(model_dir), output_dir=tmp_path / "sft", max_users=2, max_steps=1, batch_size=2,
@@ -108,11 +109,12 @@ def test_an_sft_adapter_serves_the_experts_as_a_lora_module(model_dir: Path, tmp
         monkeypatch.setenv("RECGPT_BASE_URL", config.base_url)
         monkeypatch.setenv("RECGPT_MODEL", "recgpt-test-base")
         get_settings.cache_clear()
-        endpoints._serves.cache_clear()
         ctx = Context(num_personas=2, tags_per_expert=2, num_tags=2, explanation_mode="off")
-        assert endpoints.expert_endpoint_of(ctx).model == endpoints.EXPERT_ADAPTER
-        assert endpoints.endpoint_of(ctx).model == "recgpt-test-base"
-        state = asyncio.run(build_graph().ainvoke({"user_id": "5", "dataset": "office", "split": "test"}, context=ctx))
+        registry = Registry()  # a fresh one: what this new server serves is asked anew
+        assert registry.endpoints(ctx).expert.model == endpoints.EXPERT_ADAPTER
+        assert registry.endpoints(ctx).policy.model == "recgpt-test-base"
+        resources = resolve("office", registry=registry)
+        state = asyncio.run(build_graph(resources).ainvoke({"user_id": "5", "dataset": "office", "split": "test"}, context=ctx))
         experts = [c for c in state["calls"] if c.agent.startswith("expert[")]
         assert len(experts) == 2 and all(c.ok for c in experts), experts  # the LoRA module answers under the schema
         assert state["tags"], state.get("flags")

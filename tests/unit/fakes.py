@@ -7,7 +7,7 @@ from typing import Any
 
 from recgpt.data.dataset import Dataset
 from recgpt.schema.calls import LLMCall
-from recgpt.tools.retrieval import CategoryHit, ItemHit, UserSignals
+from recgpt.tools.retrieval.protocol import CategoryHit, ItemHit, UserSignals
 
 DEAD_ENDPOINT = "http://127.0.0.1:9/v1"  # nothing listens on the discard port
 
@@ -112,3 +112,18 @@ class FakeRetriever:
         categories = self.dataset.categories()
         return [[CategoryHit(category=c, distance=d) for d, c in sorted((_distance(_tokens(q), c), c) for c in categories)[:k]]
                 for q in queries]
+
+
+def fake_resources(dataset_dir: Any, retriever: Any = FakeRetriever, registry: Any = None) -> Any:
+    """The resources of a JSONL test dataset, in a private `Registry` (nothing shared with other tests), retrieved by
+    the in-memory `FakeRetriever` (or another factory)."""
+    from recgpt.services.resources import Registry
+
+    return (registry or Registry()).resources(str(dataset_dir), retriever=retriever)
+
+
+def fake_graph(dataset_dir: Any, plugins: Any = None, retriever: Any = FakeRetriever, **options: Any) -> Any:
+    """`build_graph` on `fake_resources(dataset_dir, retriever)`."""
+    from recgpt.graph import build_graph
+
+    return build_graph(fake_resources(dataset_dir, retriever), plugins=plugins, **options)

@@ -6,10 +6,10 @@ import socket
 from pathlib import Path
 
 import pytest
-
-from recgpt.data import load_dataset
-from recgpt.tools.chroma_server import heartbeat_ok, start_chroma, stop_chroma
-from recgpt.tools.retrieval import CatalogueIndex
+from recgpt.tools.retrieval.chroma_server import heartbeat_ok, start_chroma, stop_chroma
+from recgpt.tools.retrieval.chroma import CatalogueIndex
+from recgpt.tools.retrieval.embeddings import Embedder
+from recgpt.services.resources import default_registry
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
@@ -21,14 +21,15 @@ def free_port() -> int:
 
 
 def test_server_and_embedded_indexes_retrieve_alike(small_dataset_dir: Path, tmp_path: Path) -> None:
-    data = load_dataset(str(small_dataset_dir))
+    data = default_registry().dataset(str(small_dataset_dir))
     port = free_port()
     url = start_chroma(tmp_path / "server-data", port, tmp_path / "run")
     try:
         assert heartbeat_ok(url) and start_chroma(tmp_path / "server-data", port, tmp_path / "run") == url  # reused
-        served = CatalogueIndex(data, tmp_path / "unused", server_url=url)
-        again = CatalogueIndex(data, tmp_path / "unused", server_url=url)  # a second builder: idempotent, same index
-        embedded = CatalogueIndex(data, tmp_path / "embedded")
+        embed = Embedder().chroma_function()
+        served = CatalogueIndex(data, tmp_path / "unused", embed, server_url=url)
+        again = CatalogueIndex(data, tmp_path / "unused", embed, server_url=url)  # a second builder: idempotent, same index
+        embedded = CatalogueIndex(data, tmp_path / "embedded", embed)
         queries = ["gel pens for notes", "a lamp for the desk", "paper"]
         for index in (served, again):
             for mine, theirs in zip(index.search_items(queries, 3, exclude={"p1"}), embedded.search_items(queries, 3, exclude={"p1"})):

@@ -11,17 +11,16 @@ from typing import Any
 
 import numpy as np
 import pytest
-
-from recgpt.data import load_dataset
 from recgpt.data.dataset import Dataset
 from recgpt.data.records import Interaction, Item, UserHistory
 from recgpt.eval import baselines
 from recgpt.graph import Context, build_graph
-from recgpt.tools import sequential
-from recgpt.tools.collaborative import CollaborativeRetriever, collaborative_factory, minmax
-from recgpt.tools.retrieval import ItemHit, Retriever, UserSignals, retriever_factory
-from recgpt.tools.sequential import SASRec, collaborative_model, model_path
-from tests.unit.fakes import DEAD_ENDPOINT, FakeLLM, FakeRetriever, _tokens
+from recgpt.tools.retrieval import sequential
+from recgpt.tools.retrieval.collaborative import CollaborativeRetriever, minmax
+from recgpt.tools.retrieval.protocol import ItemHit, Retriever, UserSignals
+from recgpt.services.resources import Registry, default_registry
+from recgpt.tools.retrieval.sequential import SASRec, load_or_train, model_path
+from tests.unit.fakes import DEAD_ENDPOINT, FakeLLM, FakeRetriever, _tokens, fake_graph
 
 TINY = dict(dim=16, layers=1, heads=1, maxlen=4, epochs=20, batch_size=16, lr=1e-2, dropout=0.1)
 """A SASRec small enough to learn 'b1 follows a1' in about half a second."""
@@ -43,7 +42,7 @@ def one_thread() -> Any:
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> SASRec:
     """One tiny SASRec of the shop's test split, trained once for the tests that need a learnt model."""
-    return collaborative_model(shop(), "test", tmp_path_factory.mktemp("collab"), hparams=TINY)
+    return load_or_train(shop(), "test", tmp_path_factory.mktemp("collab"), hparams=TINY)
 
 
 def bag_of_words(texts: list[str]) -> np.ndarray:
@@ -98,7 +97,7 @@ def retriever(dataset: Dataset, model: Any, beta: float, depth: int = 10, splits
             splits.append(split)
         return model
 
-    return CollaborativeRetriever(dataset, FakeRetriever(dataset), model_for, beta=beta, depth=depth, embedder=bag_of_words)
+    return CollaborativeRetriever(dataset, FakeRetriever(dataset), model_for, bag_of_words, beta=beta, depth=depth)
 
 
 # -- no leakage -------------------------------------------------------------------------------------------------------
@@ -119,7 +118,7 @@ def test_training_sequences_hold_out_the_targets_of_their_split() -> None:
 
 
 def test_no_test_target_ends_a_training_sequence_of_the_test_split(small_dataset_dir: Path) -> None:
-    data = load_dataset(str(small_dataset_dir))
+    data = default_registry().dataset(str(small_dataset_dir))
     sequences = data.training_sequences("test")
     for user_id in data.split_users("test"):
         target = data.example(user_id, "test").target
@@ -151,7 +150,8 @@ def test_save_and_load_roundtrip(trained: SASRec, tmp_path: Path) -> None:
 
 def test_a_cached_model_is_reused_not_retrained(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     data = shop()
-    first = collaborative_model(data, "validation", tmp_path, hparams=QUICK)
+    registry = Registry()
+    first = registry.sasrec(data, "validation", hparams=QUICK, cache_dir=tmp_path)
     path = model_path(data, "validation", tmp_path, QUICK)
     assert path.is_file() and path.name.startswith("shop-" + data.content_hash() + "-validation-")
 
@@ -159,9 +159,8 @@ def test_a_cached_model_is_reused_not_retrained(tmp_path: Path, monkeypatch: pyt
         raise AssertionError("retrained")
 
     monkeypatch.setattr(SASRec, "fit", refuse)
-    assert collaborative_model(data, "validation", tmp_path, hparams=QUICK) is first  # this process's cache
-    sequential.clear_model_cache()
-    reloaded = collaborative_model(data, "validation", tmp_path, hparams=QUICK)  # another process: the file
+    assert registry.sasrec(data, "validation", hparams=QUICK, cache_dir=tmp_path) is first  # the registry's
+    reloaded = Registry().sasrec(data, "validation", hparams=QUICK, cache_dir=tmp_path)  # another registry: the file
     assert reloaded is not first and reloaded.score(["a1"], ["b1"]) == pytest.approx(first.score(["a1"], ["b1"]))
     assert model_path(data, "test", tmp_path, QUICK) != path  # each split has its own model
     assert model_path(data, "validation", tmp_path, TINY) != path  # and each set of hparams
@@ -171,8 +170,7 @@ def test_an_unreadable_model_file_is_retrained(tmp_path: Path) -> None:
     data = shop()
     path = model_path(data, "test", tmp_path, QUICK)
     path.write_bytes(b"cut short")
-    sequential.clear_model_cache()
-    model = collaborative_model(data, "test", tmp_path, hparams=QUICK)
+    model = load_or_train(data, "test", tmp_path, hparams=QUICK)
     assert model.net is not None and SASRec.load(path).items == model.items
 
 
@@ -184,10 +182,9 @@ def test_minmax_normalises_and_floors_unknowns() -> None:
     assert minmax([float("-inf"), 1.0, 3.0]) == [0.0, 0.0, 1.0]
 
 
-def test_it_satisfies_the_retriever_protocol_and_the_setting_resolves(isolated_home: Path) -> None:
+def test_it_satisfies_the_retriever_protocol(isolated_home: Path) -> None:
     data = shop()
     assert isinstance(retriever(data, StubModel({}), 0.5), Retriever)
-    assert callable(retriever_factory("collaborative")) and callable(collaborative_factory(0.3, 20))
 
 
 def test_beta_one_is_semantic_order_and_beta_zero_collaborative_order() -> None:
@@ -243,7 +240,7 @@ def test_without_a_user_or_a_known_history_it_is_the_semantic_retriever(tmp_path
 
 def test_a_trained_model_ranks_the_learnt_successor_first(trained: SASRec) -> None:
     data = shop()
-    made = CollaborativeRetriever(data, FakeRetriever(data), lambda split: trained, beta=0.0, depth=10, embedder=bag_of_words)
+    made = CollaborativeRetriever(data, FakeRetriever(data), lambda split: trained, bag_of_words, beta=0.0, depth=10)
     user = UserSignals(user_id="new", history_item_ids=("n2", "a1"), split="test")
     hits = made.search_items(["office writing paper"], 3, {"n2", "a1"}, user)[0]
     assert hits[0].item_id == "b1" and hits[0].collaborative == 1.0
@@ -258,7 +255,7 @@ def test_the_graph_passes_the_split_and_shows_both_terms(
         return retriever(dataset, stub, 0.5, splits=splits)
 
     ctx = Context(base_url=DEAD_ENDPOINT, model="fake", explanation_mode="off")
-    out = asyncio.run(build_graph(plugins=[], retriever=factory).ainvoke(
+    out = asyncio.run(fake_graph(small_dataset_dir, [], factory).ainvoke(
         {"user_id": "u1", "dataset": str(small_dataset_dir), "split": "test"}, context=ctx))
     assert splits and set(splits) == {"test"} and stub.asked[0] == ("p1", "n1", "p2")
     items = [i for r in out["recommendations"] for i in r.items]

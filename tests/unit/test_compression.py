@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from recgpt.data.records import Interaction, Item
-from recgpt.tools.compression import CompressionConfig, clean_title, compress_history, raw_history_text
+from recgpt.tools.context.compression import CompressionConfig, clean_title, compress_history, raw_history_text
 
 ITEMS = {
     "a": Item(item_id="a", title="Gel pens", category_path=("Office", "Pens")),

@@ -5,14 +5,15 @@ from pathlib import Path
 
 import pytest
 
-from recgpt.data import Split, load_dataset
+from recgpt.data import Split
 from recgpt.data.jsonl import load_jsonl
 from recgpt.data.movielens import load_movielens
 from recgpt.data.office import load_office
 from recgpt.errors import DataError, UnknownUserError
-from tests.conftest import SHARED_DATA, write_jsonl
+from recgpt.services.resources import default_registry
+from tests.conftest import SHARED_DATA, needs_shared_data, write_jsonl
 
-needs_shared = pytest.mark.skipif(not SHARED_DATA.is_dir(), reason="shared data folder absent")
+needs_shared = needs_shared_data
 
 
 @needs_shared
@@ -127,4 +128,4 @@ def test_movielens_malformed_row(tmp_path: Path) -> None:
 
 def test_load_dataset_rejects_unknown_name() -> None:
     with pytest.raises(DataError, match="unknown dataset 'nope'"):
-        load_dataset("nope")
+        default_registry().dataset("nope")

@@ -10,7 +10,7 @@ import pytest
 from recgpt.errors import RecGPTError
 from recgpt.graph import Context
 from recgpt.runner import arecommend_durable
-from tests.unit.fakes import DEAD_ENDPOINT, FakeLLM, FakeRetriever
+from tests.unit.fakes import DEAD_ENDPOINT, FakeLLM, FakeRetriever, fake_graph, fake_resources
 
 
 class Crash(Exception):
@@ -23,22 +23,22 @@ def test_an_interrupted_run_resumes_without_redoing_finished_agents(
     db = tmp_path / "ck.sqlite"
     fake_llm.fail["expert[2]"] = Crash("process died")
     with pytest.raises(Crash):
-        asyncio.run(arecommend_durable("u1", "t1", str(small_dataset_dir), "test", ctx, db, plugins=[], retriever=FakeRetriever))
+        asyncio.run(arecommend_durable("u1", "t1", fake_resources(small_dataset_dir), "test", ctx, db, plugins=[]))
     assert sorted(fake_llm.calls) == ["expert[0]", "expert[1]", "expert[2]", "planner"]
     fake_llm.fail.clear()
     fake_llm.calls.clear()
-    state, status = asyncio.run(arecommend_durable("u1", "t1", str(small_dataset_dir), "test", ctx, db, plugins=[], retriever=FakeRetriever))
+    state, status = asyncio.run(arecommend_durable("u1", "t1", fake_resources(small_dataset_dir), "test", ctx, db, plugins=[]))
     assert status == "resumed"
     assert sorted(fake_llm.calls) == ["arbiter", "expert[2]"]  # the planner and two experts were not asked again
     assert len(state["tag_pool"]) == 12 and len(state["tags"]) == 5
     assert sorted(c.agent for c in state["calls"]) == ["arbiter", "expert[0]", "expert[1]", "expert[2]", "planner"]
     fake_llm.calls.clear()
-    again, status = asyncio.run(arecommend_durable("u1", "t1", str(small_dataset_dir), "test", ctx, db, plugins=[], retriever=FakeRetriever))
+    again, status = asyncio.run(arecommend_durable("u1", "t1", fake_resources(small_dataset_dir), "test", ctx, db, plugins=[]))
     assert status == "finished earlier" and fake_llm.calls == [] and again["tags"] == state["tags"]
 
 
 def test_a_thread_belongs_to_one_user(fake_llm: FakeLLM, small_dataset_dir: Path, isolated_home: Path, tmp_path: Path) -> None:
     ctx = Context(base_url=DEAD_ENDPOINT, model="fake", explanation_mode="off")
-    asyncio.run(arecommend_durable("u1", "t1", str(small_dataset_dir), "test", ctx, tmp_path / "ck.sqlite", plugins=[], retriever=FakeRetriever))
+    asyncio.run(arecommend_durable("u1", "t1", fake_resources(small_dataset_dir), "test", ctx, tmp_path / "ck.sqlite", plugins=[]))
     with pytest.raises(RecGPTError, match="thread 't1' holds user u1 .* not user u2"):
-        asyncio.run(arecommend_durable("u2", "t1", str(small_dataset_dir), "test", ctx, tmp_path / "ck.sqlite", plugins=[], retriever=FakeRetriever))
+        asyncio.run(arecommend_durable("u2", "t1", fake_resources(small_dataset_dir), "test", ctx, tmp_path / "ck.sqlite", plugins=[]))

@@ -5,7 +5,7 @@ import datetime as dt
 import pytest
 
 from recgpt.errors import RecGPTError
-from recgpt.tools.environment import build_environment, season_of
+from recgpt.tools.context.environment import build_environment, season_of
 
 
 @pytest.mark.parametrize(

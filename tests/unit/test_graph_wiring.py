@@ -11,17 +11,18 @@ import pytest
 from recgpt.errors import EndpointError, InvalidModelOutput
 from recgpt.graph import Context, build_graph
 from recgpt.prompts.explainer import RHETORICAL_DEVICES, TONES
-from tests.unit.fakes import DEAD_ENDPOINT, FakeLLM, FakeRetriever  # noqa: E402
+from recgpt.services.resources import default_registry
+from tests.unit.fakes import DEAD_ENDPOINT, FakeLLM, FakeRetriever, fake_graph  # noqa: E402
 
 
 def run(dataset: Path, user: str = "u1", ctx: Context | None = None) -> dict[str, Any]:
     ctx = ctx or Context(base_url=DEAD_ENDPOINT, model="fake", explanation_mode="off")
-    graph = build_graph(retriever=FakeRetriever)
+    graph = fake_graph(dataset)
     return asyncio.run(graph.ainvoke({"user_id": user, "dataset": str(dataset), "split": "test"}, context=ctx))
 
 
-def test_graph_draws_every_agent_node() -> None:
-    nodes = set(build_graph().get_graph(xray=True).nodes)
+def test_graph_draws_every_agent_node(small_dataset_dir: Path) -> None:
+    nodes = set(fake_graph(small_dataset_dir).get_graph(xray=True).nodes)
     assert {"compress", "planner", "expert", "arbiter", "retrieve"} <= nodes
     # the explanation and judge stages are nested subgraphs, visible node by node with xray
     assert {"explain:style", "explain:write", "judge:dimension", "judge:review", "judge:single"} <= nodes
@@ -149,7 +150,7 @@ def test_endpoint_errors_are_retried_by_the_node_then_raised(fake_llm: FakeLLM, 
 
 def test_empty_history_user_is_flagged_not_crashed(fake_llm: FakeLLM, small_dataset_dir: Path, isolated_home: Path) -> None:
     ctx = Context(base_url=DEAD_ENDPOINT, model="fake")
-    out = asyncio.run(build_graph(retriever=FakeRetriever).ainvoke({"user_id": "u3", "dataset": str(small_dataset_dir), "split": "full"}, context=ctx))
+    out = asyncio.run(fake_graph(small_dataset_dir).ainvoke({"user_id": "u3", "dataset": str(small_dataset_dir), "split": "full"}, context=ctx))
     assert any(f.startswith("empty_history") for f in out["flags"])
     assert "new user" in out["shared_prefix"] and out["recommendations"]
 
@@ -188,9 +189,7 @@ def test_eval_redoes_a_user_whose_answer_the_endpoint_degraded(
         def search_items(self, *args: Any) -> list:
             return []
 
-    from recgpt.data import load_dataset
-
     result = UserResult(user_id="u1", target_item="n2", target_labels={}, new_interest={})
     with pytest.raises(EndpointError, match="1 agent call"):
-        asyncio.run(answer_with_graph(build_graph(plugins=[], retriever=FakeRetriever), NoIndex(), config, load_dataset(str(small_dataset_dir)),
+        asyncio.run(answer_with_graph(fake_graph(small_dataset_dir, []), NoIndex(), config, default_registry().dataset(str(small_dataset_dir)),
                                       ctx, "u1", [], result))

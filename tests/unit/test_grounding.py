@@ -10,17 +10,17 @@ import pytest
 from pydantic import ValidationError
 
 from recgpt.agents.expert import grounded_expert_schema
-from recgpt.data import load_dataset
 from recgpt.graph import Context, build_graph
 from recgpt.schema.context import Context as RunContext
 from recgpt.services.prefix import build_shared_prefix
-from recgpt.tools.grounding import CategoryVocabulary, category_vocabulary
+from recgpt.tools.retrieval.grounding import CategoryVocabulary, category_vocabulary
+from recgpt.services.resources import default_registry
 from tests.conftest import write_jsonl
-from tests.unit.fakes import DEAD_ENDPOINT, FakeLLM, FakeRetriever
+from tests.unit.fakes import DEAD_ENDPOINT, FakeLLM, FakeRetriever, fake_graph, fake_resources
 
 
 def test_the_vocabulary_is_the_catalogue_s_leaves_with_unique_short_labels(small_dataset_dir: Path) -> None:
-    dataset = load_dataset(str(small_dataset_dir))
+    dataset = default_registry().dataset(str(small_dataset_dir))
     leaf = category_vocabulary(dataset, "leaf")
     assert set(leaf.paths) == {item.category for item in dataset.items.values()}
     assert leaf.labels == leaf.paths == ("Office > Furniture > Chairs", "Office > Furniture > Lamps", "Office > Paper > Notebooks",
@@ -42,7 +42,7 @@ def test_inner_nodes_are_not_offered(tmp_path: Path) -> None:
              {"item_id": "d", "title": "Blade refill", "category_path": ["Office", "Cutters", "Refills"]}]
     write_jsonl(folder / "items.jsonl", items)
     write_jsonl(folder / "histories.jsonl", [{"user_id": "u", "interactions": [{"item_id": "a"}, {"item_id": "c"}]}])
-    vocabulary = category_vocabulary(load_dataset(str(folder)), "leaf")
+    vocabulary = category_vocabulary(default_registry().dataset(str(folder)), "leaf")
     assert "Office" not in vocabulary.paths
     assert set(vocabulary.labels) == {"Office > Paper", "Office > Pens > Refills", "Office > Cutters > Refills"}
     assert vocabulary.prompt_block().splitlines() == ["- Office > Cutters > Refills", "- Office > Paper", "- Office > Pens > Refills"]
@@ -51,7 +51,7 @@ def test_inner_nodes_are_not_offered(tmp_path: Path) -> None:
 
 
 def test_the_grounded_schema_admits_only_the_vocabulary(small_dataset_dir: Path) -> None:
-    vocabulary = category_vocabulary(load_dataset(str(small_dataset_dir)), "leaf")
+    vocabulary = category_vocabulary(default_registry().dataset(str(small_dataset_dir)), "leaf")
     schema = grounded_expert_schema(2, vocabulary)
     tags = schema.model_json_schema()["$defs"]["GroundedExpertTag"]
     assert tags["properties"]["category"]["enum"] == list(vocabulary.labels)
@@ -79,15 +79,15 @@ def test_a_huge_vocabulary_compiles_in_the_server_grammar_engine() -> None:
 
 def test_the_catalogue_list_precedes_the_user_context_and_is_the_same_for_every_user(small_dataset_dir: Path) -> None:
     ctx = RunContext(base_url=DEAD_ENDPOINT, model="fake", grounding_list_max=100)
-    first = asyncio.run(build_shared_prefix(ctx, "u1", str(small_dataset_dir), "test"))["shared_prefix"]
-    second = asyncio.run(build_shared_prefix(ctx, "u2", str(small_dataset_dir), "test"))["shared_prefix"]
+    first = asyncio.run(build_shared_prefix(ctx, fake_resources(small_dataset_dir), "u1", "test"))["shared_prefix"]
+    second = asyncio.run(build_shared_prefix(ctx, fake_resources(small_dataset_dir), "u2", "test"))["shared_prefix"]
     opening = "<user_context>\nProfile"
     head = first[: first.index(opening)]
     assert "<catalogue_categories>" in head and "- Office > Writing > Pens" in head and head == second[: second.index(opening)]
     for off in (RunContext(base_url=DEAD_ENDPOINT, model="fake", grounding="off"),
                 RunContext(base_url=DEAD_ENDPOINT, model="fake"),  # the default: the enum alone
                 RunContext(base_url=DEAD_ENDPOINT, model="fake", grounding_list_max=3)):  # too long to list: enum only
-        assert "<catalogue_categories>" not in asyncio.run(build_shared_prefix(off, "u1", str(small_dataset_dir), "test"))["shared_prefix"]
+        assert "<catalogue_categories>" not in asyncio.run(build_shared_prefix(off, fake_resources(small_dataset_dir), "u1", "test"))["shared_prefix"]
     with pytest.raises(ValueError, match="grounding"):
         RunContext(grounding="genre")
 
@@ -100,13 +100,13 @@ def test_grounded_tags_carry_their_category_into_retrieval(fake_llm: FakeLLM, sm
         made.append(FakeRetriever(dataset))
         return made[-1]
 
-    graph = build_graph(plugins=[], retriever=factory)
+    graph = fake_graph(small_dataset_dir, [], factory)
     ctx = Context(base_url=DEAD_ENDPOINT, model="fake", explanation_mode="off")
     out = asyncio.run(graph.ainvoke({"user_id": "u1", "dataset": str(small_dataset_dir), "split": "test"}, context=ctx))
-    paths = set(category_vocabulary(load_dataset(str(small_dataset_dir)), "leaf").paths)
+    paths = set(category_vocabulary(default_registry().dataset(str(small_dataset_dir)), "leaf").paths)
     assert out["tags"] and all(t.category in paths for t in out["tags"])
     assert made[0].categories == [t.category for t in out["tags"]]  # the retriever was asked inside each category
-    dataset = load_dataset(str(small_dataset_dir))
+    dataset = default_registry().dataset(str(small_dataset_dir))
     history = set(out["history_item_ids"])
     for rec in out["recommendations"]:
         assert rec.category == rec.tag.category
@@ -133,14 +133,14 @@ def test_an_exploring_expert_is_offered_only_categories_the_history_lacks(fake_l
                                                                          isolated_home: Path) -> None:
     from recgpt.agents.expert import unexplored
 
-    dataset = load_dataset(str(small_dataset_dir))
+    dataset = default_registry().dataset(str(small_dataset_dir))
     vocabulary = category_vocabulary(dataset, "leaf")
     some = list(dataset.items)[:2]
-    rest = unexplored(vocabulary, str(small_dataset_dir), some)
+    rest = unexplored(vocabulary, dataset, some)
     assert set(rest.paths) == set(vocabulary.paths) - {dataset.items[i].category for i in some}
-    assert unexplored(vocabulary, str(small_dataset_dir), list(dataset.items)) == vocabulary  # nothing left: all offered
+    assert unexplored(vocabulary, dataset, list(dataset.items)) == vocabulary  # nothing left: all offered
 
-    graph = build_graph(plugins=[], retriever=FakeRetriever)
+    graph = fake_graph(small_dataset_dir, [])
     ctx = Context(base_url=DEAD_ENDPOINT, model="fake", explanation_mode="off", num_personas=3, explore_experts=1,
                   tags_per_expert=4, num_tags=5)
     out = asyncio.run(graph.ainvoke({"user_id": "u1", "dataset": str(small_dataset_dir), "split": "test"}, context=ctx))

@@ -11,10 +11,10 @@ from safetensors.torch import load_file
 
 from recgpt.data.records import Interaction, Item
 from recgpt.errors import RecGPTError
-from recgpt.tools.adaptor import AdaptorConfig, AdaptorMismatch, EntityAdaptor, ModelIdentity
-from recgpt.tools.compression import CompressionConfig, clean_title, compress_history
-from recgpt.tools.entities import as_text, entity, entity_titles, has_entities
-from recgpt.tools.hybrid import HybridAssembler, assemble, decode_tensor, encode_tensor
+from recgpt.tools.context.adaptor import AdaptorConfig, AdaptorMismatch, EntityAdaptor, ModelIdentity
+from recgpt.tools.context.compression import CompressionConfig, clean_title, compress_history
+from recgpt.tools.context.entities import as_text, entity, entity_titles, has_entities
+from recgpt.tools.context.hybrid import HybridAssembler, assemble, decode_tensor, encode_tensor
 from tests.unit.test_sft import tiny_model_dir
 
 pytestmark = pytest.mark.timeout(300)
@@ -148,46 +148,38 @@ def test_distillation_targets_are_the_frozen_models_own_answers(tiny_model: Path
     assert len((tmp_path / "run" / "distill_targets.jsonl").read_text().splitlines()) == len(rows)
 
 
-@pytest.fixture
-def no_cached_assemblers():
-    from recgpt.services import endpoints
-
-    endpoints._hybrid_assembler.cache_clear()
-    yield
-    endpoints._hybrid_assembler.cache_clear()
-
-
-def test_text_endpoint_loads_nothing_and_hybrid_endpoint_carries_its_assembler(monkeypatch: pytest.MonkeyPatch,
-                                                                               no_cached_assemblers: None) -> None:
+def test_text_endpoint_loads_nothing_and_hybrid_endpoint_carries_its_assembler(monkeypatch: pytest.MonkeyPatch) -> None:
     from recgpt.schema.context import Context
-    from recgpt.services.endpoints import endpoint_of, judge_endpoint_of
-    from recgpt.tools import hybrid
+    from recgpt.services.resources import Registry
+    from recgpt.tools.context import hybrid
+
+    endpoints_of = Registry().endpoints  # a private registry: nothing loaded by another test is reused
 
     def refuse(*args: object, **kwargs: object) -> None:
         raise AssertionError("a text endpoint loaded an assembler")
 
     monkeypatch.setattr(hybrid, "load_assembler", refuse)
     text_ctx = Context(base_url="http://127.0.0.1:9/v1", model="m")
-    for endpoint in (endpoint_of(text_ctx), judge_endpoint_of(text_ctx)):
+    for endpoint in (endpoints_of(text_ctx).policy, endpoints_of(text_ctx).judge):
         assert endpoint.compression == "text" and endpoint.assembler is None
 
     loads: list[tuple] = []
     sentinel = object()
 
-    def load(*args: object) -> object:
+    def load(*args: object, **kwargs: object) -> object:
         loads.append(args)
         return sentinel
 
     monkeypatch.setattr(hybrid, "load_assembler", load)
     ctx = Context(base_url="http://127.0.0.1:9/v1", model="m", api_key="k", compression="hybrid", adaptor_dir="/adaptors/a")
-    endpoint = endpoint_of(ctx)
+    endpoint = endpoints_of(ctx).policy
     assert endpoint.compression == "hybrid" and endpoint.assembler is sentinel
-    assert endpoint_of(ctx).assembler is sentinel and loads == [("http://127.0.0.1:9/v1", "m", Path("/adaptors/a"), "k")]
+    assert endpoints_of(ctx).policy.assembler is sentinel and loads == [("http://127.0.0.1:9/v1", "m", Path("/adaptors/a"), "k")]
     assert "assembler" not in endpoint.model_dump() and "assembler" not in repr(endpoint)
-    assert judge_endpoint_of(ctx).assembler is sentinel  # the judge is the policy's own endpoint: it reads hybrid prompts
-    assert judge_endpoint_of(Context(**{**vars(ctx), "judge_model": "m"})).assembler is sentinel
+    assert endpoints_of(ctx).judge.assembler is sentinel  # the judge is the policy's own endpoint: it reads hybrid prompts
+    assert endpoints_of(Context(**{**vars(ctx), "judge_model": "m"})).judge.assembler is sentinel
     for judge in (Context(**{**vars(ctx), "judge_model": "bigger"}), Context(**{**vars(ctx), "judge_base_url": "http://judge/v1", "judge_model": "m"})):
-        assert judge_endpoint_of(judge).compression == "text" and judge_endpoint_of(judge).assembler is None
+        assert endpoints_of(judge).judge.compression == "text" and endpoints_of(judge).judge.assembler is None
 
 
 def test_endpoint_requires_an_assembler_exactly_when_hybrid() -> None:

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from recgpt.errors import ModelPrepareError
-from recgpt.tools import model_prep
-from recgpt.tools.model_prep import (
+from recgpt.tools.serving import model_prep
+from recgpt.tools.serving.model_prep import (
     DEFAULT_MODEL,
     MARKER,
     REGISTRY,

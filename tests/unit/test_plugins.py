@@ -17,13 +17,13 @@ from recgpt.graph import Context, build_graph
 from recgpt.graph import plugins as plugin_module
 from recgpt.graph.plugins import ExpertPlugin, PluginError, TagFilterPlugin, configured_plugins, load_plugin
 from recgpt.schema.state import FinalTag
-from tests.unit.fakes import DEAD_ENDPOINT, FakeLLM, FakeRetriever
+from tests.unit.fakes import DEAD_ENDPOINT, FakeLLM, FakeRetriever, fake_graph
 
 CTX = dict(base_url=DEAD_ENDPOINT, model="fake", explanation_mode="off")
 
 
 def run(dataset: Path, plugin_list: list[Any], **ctx: Any) -> dict[str, Any]:
-    graph = build_graph(plugins=plugin_list, retriever=FakeRetriever)
+    graph = fake_graph(dataset, plugin_list)
     return asyncio.run(graph.ainvoke({"user_id": "u1", "dataset": str(dataset), "split": "test"},
                                      context=Context(**{**CTX, **ctx})))
 
@@ -41,7 +41,7 @@ def test_plugin_expert_runs_beside_the_personas_and_its_tags_reach_the_arbiter(
                                      "office chair gift_expert"]
     assert {t.persona_index for t in gift} == {8}  # after every possible persona index
     assert len(out["tag_pool"]) == 16
-    nodes = set(build_graph(plugins=plugins()).get_graph().nodes)
+    nodes = set(fake_graph(small_dataset_dir, plugins()).get_graph().nodes)
     assert {"gift_expert", "brand_safety"} <= nodes
 
 
@@ -105,7 +105,7 @@ def test_invalid_plugins_are_refused_with_a_clear_message() -> None:
     with pytest.raises(PluginError, match="`tags` field"):
         ExpertPlugin(name="ideas", instructions="x", output_schema=NoTags)
     with pytest.raises(PluginError, match="unique"):
-        build_graph(plugins=[GIFT_EXPERT, GIFT_EXPERT])
+        build_graph(plugins=[GIFT_EXPERT, GIFT_EXPERT])  # refused before any resource is resolved
     with pytest.raises(PluginError, match="pkg.module:obj"):
         load_plugin("examples.shop_plugins")
     with pytest.raises(PluginError, match="cannot import"):
@@ -116,15 +116,15 @@ def test_invalid_plugins_are_refused_with_a_clear_message() -> None:
         load_plugin("examples.shop_plugins:BLOCKED_WORDS")
 
 
-def test_plugins_from_the_environment_and_entry_points(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_plugins_from_the_environment_and_entry_points(monkeypatch: pytest.MonkeyPatch, small_dataset_dir: Path) -> None:
     from recgpt.settings import get_settings
 
     monkeypatch.setenv("RECGPT_PLUGINS", "examples.shop_plugins:GIFT_EXPERT, examples.shop_plugins:BRAND_SAFETY")
     get_settings.cache_clear()
     try:
         assert [p.name for p in configured_plugins()] == ["gift_expert", "brand_safety"]
-        assert {"gift_expert", "brand_safety"} <= set(build_graph().get_graph().nodes)  # plugins=None: configured
-        assert "gift_expert" not in build_graph(plugins=[]).get_graph().nodes  # explicit empty list: none
+        assert {"gift_expert", "brand_safety"} <= set(fake_graph(small_dataset_dir).get_graph().nodes)  # plugins=None: configured
+        assert "gift_expert" not in fake_graph(small_dataset_dir, []).get_graph().nodes  # explicit empty list: none
     finally:
         monkeypatch.delenv("RECGPT_PLUGINS")
         get_settings.cache_clear()
@@ -140,7 +140,7 @@ def test_plugins_from_the_environment_and_entry_points(monkeypatch: pytest.Monke
 def test_sync_api_and_stream_show_every_node(fake_llm: FakeLLM, small_dataset_dir: Path, isolated_home: Path,
                                               monkeypatch: pytest.MonkeyPatch) -> None:
     ctx = Context(**CTX)
-    graph = build_graph(plugins=plugins(), retriever=FakeRetriever)
+    graph = fake_graph(small_dataset_dir, plugins())
     state = recommend("u1", str(small_dataset_dir), "test", ctx, graph=graph)
     assert len(state["tags"]) == 5 and state["recommendations"]
     seen = [node for node, _ in stream("u1", str(small_dataset_dir), "test", ctx, graph=graph)]
@@ -155,7 +155,7 @@ def test_stream_reraises_a_failure_in_the_caller(isolated_home: Path, small_data
     from recgpt.errors import UnknownUserError
 
     with pytest.raises(UnknownUserError):
-        list(stream("nobody", str(small_dataset_dir), "test", Context(**CTX), graph=build_graph(plugins=[], retriever=FakeRetriever)))
+        list(stream("nobody", str(small_dataset_dir), "test", Context(**CTX), graph=fake_graph(small_dataset_dir, [])))
 
 
 def test_writing_an_agent_page_snippets_define_valid_plugins() -> None:

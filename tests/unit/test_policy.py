@@ -14,9 +14,9 @@ import torch
 from peft import LoraConfig, get_peft_model
 from transformers import AutoModelForCausalLM
 
-from recgpt.tools import policy as policy_module
-from recgpt.tools.model_prep import MARKER
-from recgpt.tools.policy import (
+from recgpt.tools.serving import policy as policy_module
+from recgpt.tools.serving.model_prep import MARKER
+from recgpt.tools.serving.policy import (
     PolicyError,
     load_card,
     merge_policy,
@@ -114,7 +114,7 @@ def test_policy_resolution_trained_base_and_none_shipped(shipped: tuple[Path, Pa
 
 
 def test_a_policy_served_off_its_training_dataset_is_named_in_one_warning() -> None:
-    from recgpt.tools.policy import POLICIES_DIR, domain_warning, load_card, trained_on
+    from recgpt.tools.serving.policy import POLICIES_DIR, domain_warning, load_card, trained_on
 
     card = load_card(POLICIES_DIR / "qwen2.5-coder-0.5b")  # the shipped policy: trained on Office
     identity = f"recgpt-policy@/models/Qwen2.5-Coder-0.5B-Instruct-policy-{card.adapter_sha256[:8]}[model.safetensors:1:2]<bfloat16>"

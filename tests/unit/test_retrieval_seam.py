@@ -10,22 +10,13 @@ from typing import Any
 
 import pytest
 
-from recgpt.data import load_dataset
 from recgpt.data.dataset import Dataset
 from recgpt.errors import RecGPTError
 from recgpt.graph import Context, build_graph
-from recgpt.tools import retrieval
-from recgpt.tools.retrieval import (
-    CatalogueIndex,
-    CategoryHit,
-    ChromaRetriever,
-    ItemHit,
-    Retriever,
-    UserSignals,
-    get_retriever,
-    retriever_factory,
-)
-from tests.unit.fakes import DEAD_ENDPOINT, FakeLLM, FakeRetriever
+from recgpt.services.resources import Registry, resolve
+from recgpt.tools.retrieval.chroma import CatalogueIndex, ChromaRetriever
+from recgpt.tools.retrieval.protocol import CategoryHit, ItemHit, Retriever, UserSignals
+from tests.unit.fakes import DEAD_ENDPOINT, FakeLLM, FakeRetriever, fake_graph
 
 CTX = dict(base_url=DEAD_ENDPOINT, model="fake", explanation_mode="off")
 
@@ -59,7 +50,7 @@ def no_chroma(monkeypatch: pytest.MonkeyPatch) -> None:
     def refuse(*args: Any, **kwargs: Any) -> CatalogueIndex:
         raise AssertionError("Chroma was opened")
 
-    monkeypatch.setattr(retrieval, "get_index", refuse)
+    monkeypatch.setattr(Registry, "chroma_index", refuse)
 
 
 @pytest.fixture()
@@ -75,12 +66,12 @@ def configured_retriever(monkeypatch: pytest.MonkeyPatch):  # -> Callable[[str],
     get_settings.cache_clear()
 
 
-def test_a_retriever_injected_through_build_graph_is_the_one_asked(
+def test_a_retriever_injected_through_the_resources_is_the_one_asked(
         fake_llm: FakeLLM, small_dataset_dir: Path, isolated_home: Path, no_chroma: None) -> None:
     SentinelRetriever.made.clear()
-    graph = build_graph(plugins=[], retriever=SentinelRetriever)
+    graph = fake_graph(small_dataset_dir, [], SentinelRetriever)
     out = asyncio.run(graph.ainvoke({"user_id": "u1", "dataset": str(small_dataset_dir), "split": "test"}, context=Context(**CTX)))
-    assert len(SentinelRetriever.made) == 1 and SentinelRetriever.made[0].dataset.name == load_dataset(str(small_dataset_dir)).name
+    assert len(SentinelRetriever.made) == 1 and SentinelRetriever.made[0].dataset.name == "shop"
     [(queries, k, exclude, user)] = SentinelRetriever.made[0].asked
     assert queries == [t.tag for t in out["tags"]] and k == Context(**CTX).items_per_tag
     assert exclude == {"p1", "n1", "p2"}  # the history before the test target
@@ -95,21 +86,22 @@ def test_the_configured_retriever_is_the_default_of_build_graph(
         fake_llm: FakeLLM, small_dataset_dir: Path, isolated_home: Path, no_chroma: None, configured_retriever: Any) -> None:
     SentinelRetriever.made.clear()
     configured_retriever(f"{__name__}:SentinelRetriever")
-    out = asyncio.run(build_graph(plugins=[]).ainvoke({"user_id": "u1", "dataset": str(small_dataset_dir), "split": "test"},
-                                                      context=Context(**CTX)))
+    out = asyncio.run(build_graph(resolve(str(small_dataset_dir), registry=Registry()), plugins=[]).ainvoke(
+        {"user_id": "u1", "dataset": str(small_dataset_dir), "split": "test"}, context=Context(**CTX)))
     assert SentinelRetriever.made and all(r.items[0].item_id == "sentinel" for r in out["recommendations"])
 
 
-def test_retriever_factory_resolves_an_import_path(small_dataset_dir: Path, isolated_home: Path, configured_retriever: Any) -> None:
-    dataset = load_dataset(str(small_dataset_dir))
-    made = retriever_factory("tests.unit.fakes:FakeRetriever")(dataset)
+def test_a_retriever_setting_resolves_an_import_path(small_dataset_dir: Path, isolated_home: Path, configured_retriever: Any) -> None:
+    registry = Registry()
+    dataset = registry.dataset(str(small_dataset_dir))
+    made = registry.retriever(dataset, "tests.unit.fakes:FakeRetriever")
     assert isinstance(made, FakeRetriever) and made.dataset is dataset
     hits = made.search_items(["gel pens"], 2, {"p2"})
     assert [h.item_id for h in hits[0]][0] == "p1" and "p2" not in [h.item_id for h in hits[0]]
     assert made.nearest_categories(["desk lamp"], 1)[0][0].category == dataset.items["d1"].category
-    configured_retriever(" tests.unit.fakes:FakeRetriever ")  # the setting is read by get_retriever
-    assert isinstance(get_retriever(dataset), FakeRetriever)
-    assert callable(retriever_factory("chroma"))  # the built-in: resolved without opening anything
+    assert registry.retriever(dataset, "tests.unit.fakes:FakeRetriever") is made  # made once per registry and dataset
+    configured_retriever(" tests.unit.fakes:FakeRetriever ")  # the setting is read by a registry made after it
+    assert isinstance(Registry().retriever(dataset), FakeRetriever)
 
 
 @pytest.mark.parametrize(("spec", "message"), [
@@ -119,22 +111,24 @@ def test_retriever_factory_resolves_an_import_path(small_dataset_dir: Path, isol
     ("tests.unit.fakes:Nothing", "has no 'Nothing'"),
     ("tests.unit.fakes:DEAD_ENDPOINT", "is a str, not a callable"),
 ])
-def test_a_bad_retriever_setting_is_one_clear_line(spec: str, message: str) -> None:
+def test_a_bad_retriever_setting_is_one_clear_line(spec: str, message: str, small_dataset_dir: Path, isolated_home: Path) -> None:
+    registry = Registry()
+    dataset = registry.dataset(str(small_dataset_dir))
     with pytest.raises(RecGPTError, match=message) as caught:
-        retriever_factory(spec)
+        registry.retriever(dataset, spec)
     assert "\n" not in str(caught.value) and "retriever" in str(caught.value)
 
 
 def test_a_factory_returning_something_else_is_refused_when_called(small_dataset_dir: Path, isolated_home: Path) -> None:
-    factory = retriever_factory(f"{__name__}:not_a_retriever")
+    registry = Registry()
     with pytest.raises(RecGPTError, match="returned a 'object', not a Retriever"):
-        factory(load_dataset(str(small_dataset_dir)))
+        registry.retriever(registry.dataset(str(small_dataset_dir)), f"{__name__}:not_a_retriever")
 
 
-def test_a_bad_setting_fails_when_the_graph_is_built(configured_retriever: Any) -> None:
+def test_a_bad_setting_fails_when_the_resources_are_resolved(configured_retriever: Any, small_dataset_dir: Path) -> None:
     configured_retriever("no_such_module_xyz:make")
     with pytest.raises(RecGPTError, match="cannot import"):
-        build_graph(plugins=[])
+        resolve(str(small_dataset_dir), registry=Registry())
 
 
 def test_the_chroma_implementation_satisfies_the_protocol() -> None:

@@ -39,5 +39,5 @@ def compiler():  # noqa: ANN201
 
 @pytest.mark.parametrize("schema", SCHEMAS, ids=lambda s: s.__name__)
 def test_schema_compiles_as_the_server_compiles_it(compiler, schema: type[BaseModel]) -> None:  # noqa: ANN001
-    # recgpt.tools.server starts vLLM with xgrammar and disable_any_whitespace
+    # recgpt.tools.serving.server starts vLLM with xgrammar and disable_any_whitespace
     compiler.compile_json_schema(json.dumps(schema.model_json_schema()), any_whitespace=False)

@@ -9,7 +9,7 @@ import pytest
 
 from recgpt.errors import ServerError
 from recgpt.eval.report import model_label
-from recgpt.tools import server
+from recgpt.tools.serving import server
 
 
 def test_auto_dtype_follows_the_cpu_flags(monkeypatch: pytest.MonkeyPatch) -> None:

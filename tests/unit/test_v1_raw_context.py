@@ -10,8 +10,10 @@ import pytest
 
 from recgpt.schema.context import Context
 from recgpt.services.prefix import RAW_ESTIMATE, build_raw_prefix
-from recgpt.tools.compression import raw_history
+from recgpt.tools.context.compression import raw_history
+from recgpt.services.resources import default_registry
 from tests.conftest import write_jsonl
+from tests.unit.fakes import fake_resources
 
 UNREACHABLE = "http://127.0.0.1:9/v1"  # no tokenizer: the bound falls back to the conservative estimate
 
@@ -31,9 +33,8 @@ def long_history_dir(tmp_path: Path) -> Path:
 
 
 def test_raw_history_lists_every_interaction_newest_first_without_summary(long_history_dir: Path) -> None:
-    from recgpt.data import load_dataset
 
-    data = load_dataset(str(long_history_dir))
+    data = default_registry().dataset(str(long_history_dir))
     events = data.user("cinephile").interactions
     full = raw_history(events, data.items)
     lines = full.text.splitlines()
@@ -47,7 +48,7 @@ def test_raw_history_lists_every_interaction_newest_first_without_summary(long_h
 
 def test_raw_prefix_fits_the_bound_dropping_the_oldest_with_a_flag(long_history_dir: Path, isolated_home: Path) -> None:
     ctx = Context(base_url=UNREACHABLE, raw_history_tokens=2000, max_retries=0, request_timeout_s=2)
-    out = asyncio.run(build_raw_prefix(ctx, "cinephile", str(long_history_dir), "test"))
+    out = asyncio.run(build_raw_prefix(ctx, fake_resources(long_history_dir), "cinephile", "test"))
     stats = out["context_stats"]
     assert stats.token_source == RAW_ESTIMATE and stats.prefix_tokens <= 2000 and stats.compression == "raw"
     assert stats.n_summarised_events > 0 and stats.n_events == 399  # the test target is held out
@@ -59,9 +60,9 @@ def test_raw_prefix_fits_the_bound_dropping_the_oldest_with_a_flag(long_history_
     assert '"Film number 399' not in prefix  # the held-out test target never reaches the prompt
     # the search keeps as many as the bound allows: one more interaction would not fit
     roomier = asyncio.run(build_raw_prefix(Context(base_url=UNREACHABLE, raw_history_tokens=2000 + 40, max_retries=0,
-                                                   request_timeout_s=2), "cinephile", str(long_history_dir), "test"))
+                                                   request_timeout_s=2), fake_resources(long_history_dir), "cinephile", "test"))
     assert roomier["context_stats"].n_listed_items > stats.n_listed_items
-    short = asyncio.run(build_raw_prefix(ctx, "newcomer", str(long_history_dir), "full"))
+    short = asyncio.run(build_raw_prefix(ctx, fake_resources(long_history_dir), "newcomer", "full"))
     assert short["context_stats"].n_summarised_events == 0 and not short["flags"]
 
 

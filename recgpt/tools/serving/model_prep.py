@@ -31,7 +31,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field
 
 from recgpt.errors import ModelPrepareError
-from recgpt.tools.gguf_convert import convert_gguf
+from recgpt.tools.serving.gguf_convert import convert_gguf
 
 MARKER = ".recgpt-prepared.json"
 STAGING_PREFIX = ".prepare-"

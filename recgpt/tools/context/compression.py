@@ -8,6 +8,7 @@ result is rendered once per run into the shared prompt prefix (`recgpt.prompts.s
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from collections import Counter, OrderedDict
 from typing import Sequence
@@ -15,7 +16,7 @@ from typing import Sequence
 from pydantic import BaseModel, Field
 
 from recgpt.data.records import Interaction, Item
-from recgpt.tools.entities import entity
+from recgpt.tools.context.entities import entity
 
 DAY = 86_400
 TIME_BUCKETS = ((7 * DAY, "within the last week"), (30 * DAY, "within the last month"),
@@ -29,7 +30,7 @@ class CompressionConfig(BaseModel):
     max_title_chars: int = Field(default=80, ge=10)
     summary_categories: int = Field(default=8, ge=1, description="Categories named in the older-history summary.")
     entities: bool = Field(default=False, description=(
-        "Hybrid compression: name each listed item as one entity marker (one soft token, see recgpt.tools.hybrid) "
+        "Hybrid compression: name each listed item as one entity marker (one soft token, see recgpt.tools.context.hybrid) "
         "instead of its quoted title."))
 
 
@@ -147,6 +148,4 @@ def raw_history(events: Sequence[Interaction], items: dict[str, Item], keep: int
 
 
 def _date_of(timestamp: int) -> str:
-    import datetime as dt
-
     return dt.datetime.fromtimestamp(timestamp, tz=dt.timezone.utc).date().isoformat()

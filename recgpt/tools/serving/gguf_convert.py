@@ -10,6 +10,7 @@ from pathlib import Path
 
 def convert_gguf(gguf_path: Path, out_dir: Path) -> None:
     """Dequantize a GGUF into a bf16 safetensors HF directory (model + tokenizer)."""
+    # deferred: torch and transformers take seconds to import; only `recgpt model prepare` converts
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 

@@ -7,7 +7,6 @@ offline code paths and unit tests still count real tokens. Each counter says whi
 
 from __future__ import annotations
 
-from functools import lru_cache
 from pathlib import Path
 from typing import Protocol
 
@@ -41,18 +40,15 @@ class LocalTokenCounter:
     """Counts with the tokenizer files of a Hugging Face model directory."""
 
     def __init__(self, model_dir: Path) -> None:
-        self._tokenizer = _load_tokenizer(str(model_dir))
+        from transformers import (
+            AutoTokenizer,  # deferred: transformers takes seconds to import; only `recgpt stats` counts locally
+        )
+
+        self._tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
         self.source = f"local:{model_dir.name}"
 
     def count(self, text: str) -> int:
         return len(self._tokenizer(text, add_special_tokens=False)["input_ids"])
-
-
-@lru_cache(maxsize=4)
-def _load_tokenizer(path: str):  # -> transformers tokenizer
-    from transformers import AutoTokenizer
-
-    return AutoTokenizer.from_pretrained(path)
 
 
 def server_supports_tokenize(base_url: str, model: str) -> bool:

@@ -23,7 +23,6 @@ per-user context and vLLM's prefix cache computes it once for all users.
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -83,15 +82,11 @@ def _paths(dataset: Dataset, level: str) -> list[str]:
     return sorted(paths - inner)
 
 
-_CACHE: dict[tuple[str, str, str], CategoryVocabulary] = {}
-_LOCK = threading.Lock()
-
-
 def category_vocabulary(dataset: Dataset, level: str = "leaf") -> CategoryVocabulary:
-    """The dataset's category vocabulary at `level`, built once per dataset content."""
-    key = (dataset.name, dataset.content_hash(), level)
-    with _LOCK:
-        if key not in _CACHE:
-            paths = _paths(dataset, level)
-            _CACHE[key] = CategoryVocabulary(level=level, labels=tuple(paths), paths=tuple(paths))
-        return _CACHE[key]
+    """The dataset's category vocabulary at `level`, built once and kept on the dataset (`Dataset.derived`)."""
+
+    def build() -> CategoryVocabulary:
+        paths = _paths(dataset, level)
+        return CategoryVocabulary(level=level, labels=tuple(paths), paths=tuple(paths))
+
+    return dataset.derived(("category_vocabulary", level), build)

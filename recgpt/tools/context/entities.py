@@ -1,4 +1,4 @@
-"""Entity markers of hybrid compression: `⟦title⟧` stands for one soft token (see `recgpt.tools.hybrid`).
+"""Entity markers of hybrid compression: `⟦title⟧` stands for one soft token (see `recgpt.tools.context.hybrid`).
 
 Kept free of torch so that text-mode code (compression, prompts) can use it at no import cost.
 """
@@ -6,7 +6,7 @@ Kept free of torch so that text-mode code (compression, prompts) can use it at n
 from __future__ import annotations
 
 import re
-from typing import Iterable
+from typing import Any, Iterable, Sequence
 
 ENTITY_OPEN, ENTITY_CLOSE = "\u27e6", "\u27e7"  # ⟦ ⟧ : stripped from titles, so data cannot fake an entity
 ENTITY_PATTERN = re.compile("\u27e6([^\u27e6\u27e7\n]{1,300})\u27e7")
@@ -28,3 +28,9 @@ def has_entities(texts: Iterable[str]) -> bool:
 def as_text(text: str) -> str:
     """Markers back to the text-mode rendering (quoted titles)."""
     return ENTITY_PATTERN.sub(lambda m: f'"{m.group(1)}"', text)
+
+
+def message_dicts(messages: Sequence[Any]) -> list[dict[str, str]]:
+    """LangChain messages -> chat-template dicts."""
+    roles = {"system": "system", "human": "user", "ai": "assistant"}
+    return [{"role": roles.get(m.type, m.type), "content": str(m.content)} for m in messages]

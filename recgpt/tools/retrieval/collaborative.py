@@ -4,7 +4,7 @@ Why: a tag retrieved by text similarity alone returns the same items for every u
 HR@10 ≈ .01 even with the user's own history categories as tags, against SASRec's .130), because within a category
 the tag cannot say which product this user buys next. RecGPT's paper scores a tag's items by mixing the semantic
 relevance with a collaborative score of the user; here the collaborative score is SASRec's next-item logit
-(`recgpt.tools.sequential`), trained on the interactions before the held-out target of the user's split.
+(`recgpt.tools.retrieval.sequential`), trained on the interactions before the held-out target of the user's split.
 
 Per query: candidates = the semantic retriever's top `depth` items ∪ the `depth` items with the highest
 collaborative score among those whose category path equals or is under the query's nearest category (so that a
@@ -22,28 +22,18 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Sequence
-from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from recgpt.data.dataset import Dataset
-from recgpt.tools.retrieval import (
-    CatalogueIndex,
-    CategoryHit,
-    ItemHit,
-    Retriever,
-    RetrieverFactory,
-    UserSignals,
-    chroma_factory,
-    search,
-)
-from recgpt.tools.sequential import SASRec, collaborative_model
+from recgpt.tools.retrieval.chroma import CatalogueIndex
+from recgpt.tools.retrieval.protocol import CategoryHit, ItemHit, Retriever, UserSignals, search
+from recgpt.tools.retrieval.sequential import SASRec
 
 logger = logging.getLogger(__name__)
 
 Embedder = Callable[[list[str]], np.ndarray]
-"""Texts -> (n, d) unit vectors (MiniLM by default: `recgpt.tools.embeddings.embed`)."""
+"""Texts -> (n, d) unit vectors (the registry's MiniLM: `recgpt.tools.retrieval.embeddings.Embedder`)."""
 
 QUERY_CACHE = 4096
 """Query vectors kept per retriever: tags repeat across users and calls (history categories, an evaluation grid)."""
@@ -77,24 +67,18 @@ def _items_under_each_path(dataset: Dataset, ids: list[str]) -> dict[str, np.nda
     return {category: np.asarray(positions, dtype=np.int64) for category, positions in under.items()}
 
 
-def _default_embedder(texts: list[str]) -> np.ndarray:
-    from recgpt.tools.embeddings import embed  # here: loading MiniLM is only needed once something is scored
-
-    return embed(texts)
-
-
 class CollaborativeRetriever:
     """A `Retriever` that re-ranks a semantic retriever's candidates (plus the tag's category) by the user.
 
-    `model_for(split)` returns the trained SASRec of this dataset for that split (`collaborative_model`, cached);
+    `model_for(split)` returns the trained SASRec of this dataset for that split (the registry's, loaded once);
     it is asked lazily, so a retriever made for serving never trains the test split's model and vice versa.
     `beta` weighs the semantic term (1: semantic order, 0: collaborative order among the candidates); `depth` is
     the candidates taken from each source per query; `item_vectors` (see `catalogue_vectors`) may be passed in when
     several retrievers share one catalogue. Thread-safe: the lazy state is built under a lock and the
     models and vectors are only read afterwards."""
 
-    def __init__(self, dataset: Dataset, semantic: Retriever, model_for: Callable[[str], SASRec], beta: float = 0.5,
-                 depth: int = 50, embedder: Embedder | None = None, item_vectors: np.ndarray | None = None) -> None:
+    def __init__(self, dataset: Dataset, semantic: Retriever, model_for: Callable[[str], SASRec], embedder: Embedder,
+                 beta: float = 0.5, depth: int = 50, item_vectors: np.ndarray | None = None) -> None:
         if not 0.0 <= beta <= 1.0:
             raise ValueError(f"beta must be within [0, 1] (got {beta})")
         if depth < 1:
@@ -104,7 +88,7 @@ class CollaborativeRetriever:
         self.model_for = model_for
         self.beta = beta
         self.depth = depth
-        self.embedder: Embedder = embedder or _default_embedder
+        self.embedder: Embedder = embedder
         self._ids: list[str] = list(dataset.items)
         self._position = {item_id: n for n, item_id in enumerate(self._ids)}
         self._vectors: np.ndarray | None = item_vectors  # rows aligned with `dataset.items`; None: loaded at first use
@@ -209,7 +193,7 @@ class CollaborativeRetriever:
         return self._vectors
 
 
-def catalogue_vectors(dataset: Dataset, semantic: Retriever, embedder: Embedder | None = None) -> np.ndarray:
+def catalogue_vectors(dataset: Dataset, semantic: Retriever, embedder: Embedder) -> np.ndarray:
     """Unit vectors of every item's indexed text (`Item.text()`), rows in `dataset.items` order: read from Chroma when
     `semantic` is the Chroma index (the very vectors its distances come from), else embedded (MiniLM by default)."""
     ids = list(dataset.items)
@@ -219,46 +203,7 @@ def catalogue_vectors(dataset: Dataset, semantic: Retriever, embedder: Embedder 
         if len(by_id) == len(ids):
             return np.asarray([by_id[i] for i in ids], dtype=np.float64)
         logger.warning("Chroma holds %d of %d item vectors; embedding the catalogue instead", len(by_id), len(ids))
-    embed = embedder or _default_embedder
     texts = [dataset.items[i].text() for i in ids]
     if not texts:
         return np.zeros((0, 1))
-    return np.concatenate([np.asarray(embed(texts[s : s + 256]), dtype=np.float64) for s in range(0, len(texts), 256)])
-
-
-_RETRIEVERS: dict[tuple[Any, ...], CollaborativeRetriever] = {}
-_RETRIEVERS_LOCK = threading.Lock()
-
-
-def collaborative_factory(beta: float | None = None, depth: int | None = None, semantic: RetrieverFactory | None = None,
-                          cache_dir: Path | None = None, show_progress: bool = False, embedder: Embedder | None = None,
-                          hparams: dict[str, Any] | None = None) -> RetrieverFactory:
-    """The `RetrieverFactory` of `RECGPT_RETRIEVER=collaborative`: one `CollaborativeRetriever` per dataset content
-    and settings per process (its item vectors and models are loaded once).
-
-    `beta`/`depth` None read RECGPT_RETRIEVAL_BETA / RECGPT_RETRIEVAL_DEPTH; `semantic` None is Chroma;
-    `cache_dir` None is `$RECGPT_HOME/collab`. Settings are read when a retriever is made, not when the factory is
-    (as for Chroma: a graph built at import time still follows RECGPT_HOME set later)."""
-
-    def make(dataset: Dataset) -> Retriever:
-        from recgpt.settings import get_settings
-
-        settings = get_settings()
-        b = settings.retrieval_beta if beta is None else beta
-        d = settings.retrieval_depth if depth is None else depth
-        folder = cache_dir or settings.collab_dir
-        semantic_key: Any = ("chroma", str(settings.index_dir)) if semantic is None else id(semantic)
-        key = (dataset.name, dataset.content_hash(), b, d, str(folder), semantic_key, id(embedder),
-               tuple(sorted((hparams or {}).items())))
-        with _RETRIEVERS_LOCK:
-            if key not in _RETRIEVERS:
-                semantic_retriever = (semantic or chroma_factory(show_progress=show_progress))(dataset)
-
-                def model_for(split: str) -> SASRec:
-                    return collaborative_model(dataset, split, folder, show_progress=show_progress, hparams=hparams)
-
-                _RETRIEVERS[key] = CollaborativeRetriever(dataset, semantic_retriever, model_for, beta=b, depth=d,
-                                                          embedder=embedder)
-            return _RETRIEVERS[key]
-
-    return make
+    return np.concatenate([np.asarray(embedder(texts[s : s + 256]), dtype=np.float64) for s in range(0, len(texts), 256)])

@@ -22,9 +22,9 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field, ValidationError
 
 from recgpt.errors import RecGPTError
-from recgpt.tools.model_prep import MARKER, is_prepared, prepare_model, registry_entry, sha256_of
+from recgpt.tools.serving.model_prep import MARKER, is_prepared, prepare_model, registry_entry, sha256_of
 
-POLICIES_DIR = Path(__file__).resolve().parents[1] / "policies"
+POLICIES_DIR = Path(__file__).resolve().parents[2] / "policies"
 ADAPTER_FILE = "adapter_model.safetensors"
 CARD_FILE = "policy.json"
 MAX_ADAPTER_BYTES = 32 * 1024 * 1024
@@ -127,6 +127,7 @@ def verify_policy(policy_dir: Path, base_dir: Path) -> PolicyCard:
 
 def merge_policy(policy_dir: Path, base_dir: Path, out_dir: Path) -> Path:
     """Merge the adapter into the base's weights and write a servable folder (weights, tokenizer, marker)."""
+    # deferred: torch, peft and transformers take seconds to import; only serving a trained policy merges
     import torch
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer

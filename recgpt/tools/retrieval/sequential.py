@@ -1,7 +1,7 @@
 """SASRec, the sequential next-item model, as a tool: trained, scored, saved, and cached per dataset and split.
 
 It lives in the tools layer (not in eval/, where it started as a baseline) because retrieval uses it: the
-collaborative retriever (`recgpt.tools.collaborative`) mixes its next-item logits with the tag's semantic
+collaborative retriever (`recgpt.tools.retrieval.collaborative`) mixes its next-item logits with the tag's semantic
 similarity, and tools may not import eval. `recgpt.eval.baselines.SASRec` is this class.
 
 `collaborative_model` is the cache: one trained model per (dataset content, split, hyper-parameters), saved as a
@@ -20,7 +20,6 @@ import math
 import os
 import random
 import tempfile
-import threading
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -254,44 +253,24 @@ def model_path(dataset: Dataset, split: Split | str, cache_dir: Path, hparams: M
     return cache_dir / f"{_slug(dataset.name)}-{dataset.content_hash()}-{Split(split).value}-{key}.pt"
 
 
-_MODELS: dict[Path, SASRec] = {}
-_LOCKS: dict[Path, threading.Lock] = {}
-_LOCKS_GUARD = threading.Lock()
+def load_or_train(dataset: Dataset, split: Split | str, cache_dir: Path, show_progress: bool = False,
+                  hparams: Mapping[str, Any] | None = None) -> SASRec:
+    """The SASRec of (dataset, split, hparams): from its file, else trained and saved there.
 
-
-def collaborative_model(dataset: Dataset, split: Split | str, cache_dir: Path, show_progress: bool = False,
-                        hparams: Mapping[str, Any] | None = None) -> SASRec:
-    """The SASRec of (dataset, split, hparams): from this process's cache, else from its file, else trained and saved.
-
-    One lock per model file: concurrent first calls (the graph's retrieve node runs in worker threads) train it once,
-    and calls for other splits or datasets do not wait. A file that cannot be read (older format, cut short) is
+    Not cached in memory here: a `Registry` (`recgpt.services.resources`) keeps each loaded model and holds one lock
+    per model file, so concurrent first calls train it once. A file that cannot be read (older format, cut short) is
     retrained and replaced. `hparams` overrides the baseline's (`DEFAULT_HPARAMS`); they are part of the file name."""
     path = model_path(dataset, split, cache_dir, hparams)
-    with _LOCKS_GUARD:
-        lock = _LOCKS.setdefault(path, threading.Lock())
-    with lock:
-        if path in _MODELS:
-            return _MODELS[path]
-        model: SASRec | None = None
-        if path.is_file():
-            try:
-                model = SASRec.load(path, show_progress=show_progress)
-            except Exception as exc:  # noqa: BLE001 - any unreadable file is retrained, never fatal
-                logger.warning("collaborative model %s unreadable (%s: %s); retraining", path, type(exc).__name__, exc)
-        if model is None:
-            split_name = Split(split).value
-            sequences = dataset.training_sequences(split_name)
-            logger.info("training the collaborative model of %s (%s split, %d sequences) once; cached at %s",
-                        dataset.name, split_name, len(sequences), path)
-            hp = {**DEFAULT_HPARAMS, **(hparams or {})}
-            model = SASRec(**hp, show_progress=show_progress).fit(sequences)
-            model.save(path)
-            logger.info("collaborative model of %s (%s) trained in %.0f s", dataset.name, split_name, model.train_seconds)
-        _MODELS[path] = model
-        return model
-
-
-def clear_model_cache() -> None:
-    """Forget the models loaded in this process (tests; a later call reads the file again)."""
-    with _LOCKS_GUARD:
-        _MODELS.clear()
+    if path.is_file():
+        try:
+            return SASRec.load(path, show_progress=show_progress)
+        except Exception as exc:  # noqa: BLE001 - any unreadable file is retrained, never fatal
+            logger.warning("collaborative model %s unreadable (%s: %s); retraining", path, type(exc).__name__, exc)
+    split_name = Split(split).value
+    sequences = dataset.training_sequences(split_name)
+    logger.info("training the collaborative model of %s (%s split, %d sequences) once; cached at %s",
+                dataset.name, split_name, len(sequences), path)
+    model = SASRec(**{**DEFAULT_HPARAMS, **(hparams or {})}, show_progress=show_progress).fit(sequences)
+    model.save(path)
+    logger.info("collaborative model of %s (%s) trained in %.0f s", dataset.name, split_name, model.train_seconds)
+    return model
