@@ -1,4 +1,5 @@
-"""The chain report reads the chain's own outputs (no recomputation) and shows every stage and curve."""
+"""The chain report reads the chain's own outputs (no recomputation) and shows every stage and curve; its stages come
+from the ledger, so a new stage appears without an edit to the report."""
 
 from __future__ import annotations
 
@@ -25,6 +26,8 @@ def test_chain_report_tabulates_stages_curves_and_times(tmp_path: Path) -> None:
     history = [{"step": s, "rewards/crs/mean": 0.1 * s, "rewards/r_acc/mean": 0.2, "kl": 0.01 * s, "grad_norm": 1.0} for s in range(1, 7)]
     history.append({"step": 6, "train_runtime": 321.0})
     (runs / "grpo-crs" / "metrics.json").write_text(json.dumps({"log_history": history, "global_step": 6}))
+    (runs / "grpo-crs" / "run_config.json").write_text(json.dumps({"shaping": "crs", "output_dir": "/runs/grpo-crs"}))
+    (runs / "rm-listwise" / "run_config.json").write_text(json.dumps({"loss_type": "listwise"}))
     (runs / "rm-listwise" / "metrics.json").write_text(json.dumps({
         "log_history": [], "global_step": 10, "ranking_accuracy_before": 0.5, "ranking_accuracy_after": 0.75,
         "held_out_pairs": 12, "held_out_groups": 6, "train_groups": 18}))
@@ -108,6 +111,7 @@ def test_a_resumed_grpo_run_counts_every_sessions_steps_and_the_report_shows_col
     history = [{"step": s, "rewards/crs/mean": 0.1, "grad_norm": 0.0 if s % 2 else 1.0, "step_time": 100.0} for s in range(1, 7)]
     history.append({"step": 6, "train_runtime": 250.0})
     (runs / "grpo-crs" / "metrics.json").write_text(json.dumps({"log_history": history, "global_step": 6}))
+    (runs / "grpo-crs" / "run_config.json").write_text(json.dumps({"shaping": "crs"}))
     _stage_report(reports / "training" / "base" / "eval-office-test-expert.json", 0.2)
     crs = reports / "training" / "grpo-crs" / "eval-office-test-expert.json"
     _stage_report(crs, 0.1)
@@ -121,3 +125,34 @@ def test_a_resumed_grpo_run_counts_every_sessions_steps_and_the_report_shows_col
     assert "| 5.00 | 0.400 | 10 | 0.73 |" in text  # the collapsed stage: 10 categories over all users
     assert "| 5.00 | 0.400 | — | — |" in text  # a stage evaluated before the measure existed
     assert "3 steps with zero gradient" in text and "| grpo-crs | 600 | 2 CPU cores (steps summed over sessions) |" in text
+
+
+def test_a_new_stage_appears_from_the_ledger_alone(tmp_path: Path) -> None:
+    """A stage the report has never heard of (its eval and its run in the ledger) gets its rows, its training run and a
+    paired difference against the stage it started from; an attempt kept aside under another name (it ran as a run
+    the ledger has) is no stage."""
+    runs, reports = tmp_path / "runs", tmp_path / "reports"
+    for name, config in (("sft", {"model": "/models/base", "output_dir": "/runs/sft"}),
+                         ("dpo", {"model": "/runs/sft/final", "output_dir": "/runs/dpo"}),
+                         ("sft-first-try", {"model": "/models/base", "output_dir": "/runs/sft"})):
+        (runs / name).mkdir(parents=True)
+        (runs / name / "run_config.json").write_text(json.dumps(config))
+        (runs / name / "metrics.json").write_text(json.dumps({"global_step": 4, "log_history": [
+            {"step": 2, "loss": 2.0}, {"step": 4, "loss": 1.0}, {"step": 4, "train_runtime": 9.0}]}))
+    for stage, hits in (("base", [0.0, 0.0, 1.0, 0.0]), ("sft", [1.0, 0.0, 1.0, 0.0]), ("dpo", [1.0, 1.0, 1.0, 0.0]),
+                        ("sft-first-try", [0.0, 0.0, 0.0, 0.0])):
+        path = reports / "training" / stage / "eval-office-test-expert.json"
+        _stage_report(path, sum(hits) / 4)
+        report = json.loads(path.read_text())
+        report["per_user_hits"] = {f"u{i}": {"cat_hr@5_l2": h, "item_hr@30": 0.0} for i, h in enumerate(hits)}
+        path.write_text(json.dumps(report))
+
+    summary = summarise_chain(runs, reports)
+    assert list(summary["stages"]) == ["base", "sft", "dpo"]  # the paper's stages in its order, then the others
+    assert list(summary["training"]) == ["sft", "dpo"]
+    assert [d["stages"] for d in summary["differences"].values()] == [["sft", "base"], ["dpo", "sft"]]
+    text = write_chain_report(runs, reports)[0].read_text()
+    assert text.startswith("# Training chain on Office: base → SFT → DPO\n")
+    assert "| dpo | 100 | 0.750 |" in text and text.count("| dpo | 100 |") == 1
+    assert "| dpo − sft | +0.250 ± 0.250 (z +1.0) |" in text
+    assert "- **DPO**: 4 steps, 9 s; loss 2.000 → 1.000 (steps 2 → 4)." in text and "sft-first-try" not in text
