@@ -26,12 +26,17 @@ from typing import Any, Sequence
 
 import torch
 from tqdm import tqdm
+from transformers import AutoModelForCausalLM
 
 from recgpt.errors import RecGPTError
-from recgpt.tools.adaptor import AdaptorConfig, EntityAdaptor, ModelIdentity
-from recgpt.tools.entities import entity
-from recgpt.tools.hybrid import HybridAssembler, HybridPrompt, assemble
+from recgpt.services.resources import default_registry
+from recgpt.tools.context.adaptor import AdaptorConfig, EntityAdaptor, ModelIdentity
+from recgpt.tools.context.entities import entity
+from recgpt.tools.context.hybrid import HybridAssembler, HybridPrompt, assemble
+from recgpt.tools.jsonl import append_line
 from recgpt.training.configs import AdaptorTrainConfig
+from recgpt.training.datasets import expert_prompt, target_tag, training_cuts
+from recgpt.training.runs import start_run
 
 QUESTIONS = {
     "category": "Which product category does this item belong to?",
@@ -49,8 +54,6 @@ class Example:
 
 def perception_examples(item: Any, text: bool = False) -> list[Example]:
     """Questions about one catalogue item answered by its own metadata (`text`: the title spelled out, the ceiling)."""
-    from recgpt.training.datasets import target_tag
-
     shown = f'"{item.title}"' if text else entity(item.title)
     answers = {"category": item.category_path[-1] if item.category_path else "", "brand": item.brand or "", "type": target_tag(item)}
     return [Example([{"role": "user", "content": f"Item: {shown}\n{QUESTIONS[task]} Answer in a few words."}], answer, task)
@@ -69,8 +72,6 @@ def split_entities(dataset: Any, train: int, heldout: int, seed: int) -> tuple[l
 
 def distill_prompts(dataset: Any, users: int, m: int, max_items: int, seed: int) -> list[dict[str, Any]]:
     """Expert prompts from training-prefix cuts (no held-out target), in text and hybrid form."""
-    from recgpt.training.datasets import expert_prompt, training_cuts
-
     cuts = [c for c in training_cuts(dataset) if c.context]
     random.Random(seed).shuffle(cuts)
     return [{"user_id": c.user_id, "text": expert_prompt(dataset, c, m, max_items=max_items),
@@ -84,8 +85,6 @@ def collect_distill_targets(lm: "FrozenLM", tokenizer: Any, prompts: list[dict[s
 
     An empty answer (the model stopped at once) is stored too, so a rerun does not generate it again and the run's
     metrics can count it; the caller trains only on the non-empty ones."""
-    from recgpt.tools.jsonl import append_line
-
     done: dict[str, str] = {}
     for line in path.read_text().splitlines() if path.exists() else []:
         try:
@@ -134,8 +133,6 @@ class FrozenLM:
     """The served model loaded for training: frozen, float32, eval mode (no dropout)."""
 
     def __init__(self, model_dir: Path) -> None:
-        from transformers import AutoModelForCausalLM
-
         self.model = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=torch.float32)
         self.model.requires_grad_(False)
         self.model.eval()
@@ -158,7 +155,6 @@ def perception_accuracy(lm: FrozenLM, assembler: HybridAssembler, items: list[An
                         choices: int = 4, seed: int = 0) -> dict[str, float]:
     """Held-out self-perception: rank the true leaf category among `choices` (others drawn from the catalogue)
     by the frozen LLM's answer likelihood. `adaptor=None` asks with the title as text (the ceiling)."""
-    from recgpt.tools.embeddings import embed
 
     rng = random.Random(seed)
     leaves = sorted({i.category_path[-1] for i in items if i.category_path})
@@ -168,7 +164,7 @@ def perception_accuracy(lm: FrozenLM, assembler: HybridAssembler, items: list[An
     z: dict[str, torch.Tensor] = {}
     if adaptor is not None:
         with torch.no_grad():
-            vectors = adaptor(torch.from_numpy(embed([i.title for i in items])))
+            vectors = adaptor(torch.from_numpy(default_registry().embedder([i.title for i in items])))
         z = {i.title: v for i, v in zip(items, vectors)}
     correct = 0
     for item in tqdm(items, desc="self-perception eval", leave=False):
@@ -184,14 +180,10 @@ def perception_accuracy(lm: FrozenLM, assembler: HybridAssembler, items: list[An
 
 def train_adaptor(config: AdaptorTrainConfig) -> Path:
     """Train, evaluate on held-out entities and save the adaptor; returns its folder (`output_dir/adaptor`)."""
-    from recgpt.data import load_dataset
-    from recgpt.tools.embeddings import embed
-    from recgpt.training.runs import start_run
-
     torch.manual_seed(config.seed)
     out = start_run(config.output_dir, config)
     model_dir = Path(config.model)
-    dataset = load_dataset(config.dataset)
+    dataset = default_registry().dataset(config.dataset)
     lm = FrozenLM(model_dir)
     identity = ModelIdentity.of(model_dir)
     adaptor = EntityAdaptor(AdaptorConfig(hidden_dim=config.hidden_dim, model=identity, model_dir=str(model_dir.resolve())))
@@ -208,7 +200,7 @@ def train_adaptor(config: AdaptorTrainConfig) -> Path:
         distill = [Example(p["hybrid"], targets[p["user_id"]], "distill") for p in prompts if targets.get(p["user_id"])]
         empty_targets = sum(1 for p in prompts if p["user_id"] in targets and not targets[p["user_id"]])
     titles = sorted({t for e in [*examples, *distill] for t in assembler.render(e.messages).titles})
-    h = dict(zip(titles, torch.from_numpy(embed(titles)))) if titles else {}
+    h = dict(zip(titles, torch.from_numpy(default_registry().embedder(titles)))) if titles else {}
 
     rng = random.Random(config.seed)
     batches: list[tuple[int, list[Example]]] = []

@@ -10,6 +10,9 @@ import dataclasses
 import functools
 import inspect
 import json
+import shlex
+import shutil
+import sys
 import typing
 from pathlib import Path
 from typing import Any, Callable, Optional
@@ -18,7 +21,12 @@ import typer
 from rich.console import Console
 
 from recgpt.errors import RecGPTError
+from recgpt.settings import get_settings
+from recgpt.tools.serving import model_prep
+from recgpt.tools.serving.policy import POLICIES_DIR, ship_policy
+from recgpt.training import sft
 from recgpt.training.configs import AdaptorTrainConfig, GRPORunConfig, RewardDataConfig, RewardRunConfig, SFTRunConfig
+from recgpt.training.export import export_model
 
 train_cli = typer.Typer(help="Training package: SFT, Judge-as-a-Reward, GRPO, export, report (see recgpt/training).",
                         no_args_is_help=True)
@@ -30,7 +38,8 @@ _FIELD_DEFAULT: Any = object()
 class CliField:
     """How a config field's option differs from the field itself; everything else comes from the field."""
 
-    name: str | None = None  # the option as a Python name (`out` is --out; a bool `cpu` is --cpu/--no-cpu)
+    name: str | None = None  # the option as a Python name (`out` is --out; a bool `cpu` is --cpu/--no-cpu); else the
+    # field's metadata["option"], else the field's name
     default: Any = _FIELD_DEFAULT  # None: optional on the command line, the command fills the field in
     note: str = ""  # appended to the field's help
     convert: Callable[[Any], Any] | None = None  # applied to the given value before the config is built
@@ -39,12 +48,14 @@ class CliField:
 def options_from(config_cls: type, **cli_fields: CliField) -> Callable[[Callable[..., None]], Callable[..., None]]:
     """Decorator: the command takes one typer option per field of `config_cls` and is called with the config
     built from them (`command(config, **its own options)`). An option carries the field's type, default and
-    `metadata["help"]`; a field with `metadata["choices"]` is checked before any conversion runs. The command's
-    own parameters after `config` stay CLI-only options (typer.Option defaults, as usual)."""
+    `metadata["help"]`, and its name from `metadata["option"]` where the field has one; a field with
+    `metadata["choices"]` is checked before any conversion runs. The command's own parameters after `config` stay
+    CLI-only options (typer.Option defaults, as usual)."""
     fields = {f.name: f for f in dataclasses.fields(config_cls)}
     if unknown := set(cli_fields) - set(fields):
         raise TypeError(f"{config_cls.__name__} has no field {sorted(unknown)}")
     hints = typing.get_type_hints(config_cls)
+    option_of = {name: cli_fields.get(name, CliField()).name or f.metadata.get("option") or name for name, f in fields.items()}
 
     def decorate(command: Callable[..., None]) -> Callable[..., None]:
         params, field_of = [], {}
@@ -55,7 +66,7 @@ def options_from(config_cls: type, **cli_fields: CliField) -> Callable[[Callable
                 else f.default_factory() if f.default_factory is not dataclasses.MISSING else ...)
             annotation = Optional[hints[f.name]] if default is None else hints[f.name]
             help_text = " ".join(text for text in (f.metadata.get("help", ""), cli.note) if text)
-            name = cli.name or f.name
+            name = option_of[f.name]
             field_of[name] = f.name
             params.append(inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=annotation,
                                             default=typer.Option(default, help=help_text)))
@@ -67,7 +78,7 @@ def options_from(config_cls: type, **cli_fields: CliField) -> Callable[[Callable
             for name, value in given.items():
                 choices = fields[name].metadata.get("choices")
                 if choices and value is not None and value not in choices:
-                    option = "--" + (cli_fields.get(name, CliField()).name or name).replace("_", "-")
+                    option = "--" + option_of[name].replace("_", "-")
                     raise RecGPTError(f"{option} must be {' or '.join(choices)} (got {value!r})")
             for name, cli in cli_fields.items():
                 if cli.convert is not None:
@@ -84,11 +95,8 @@ def options_from(config_cls: type, **cli_fields: CliField) -> Callable[[Callable
 
 def _base_model(model: Optional[str]) -> str:
     """`--model`: a registry name or a model folder; None is the default policy model (prepared on first use)."""
-    from recgpt.settings import get_settings
-    from recgpt.tools.model_prep import resolve_model
-
     with console.status("preparing the base model (first run only)"):
-        return str(resolve_model(model, get_settings().models_dir))
+        return str(model_prep.resolve_model(model, get_settings().models_dir))
 
 
 def _starting_policy(model: Optional[str]) -> str:
@@ -106,19 +114,16 @@ def _starting_policy(model: Optional[str]) -> str:
 
 
 OUT = CliField(name="out", note="Rerun with the same --out to resume.")
-CPU = CliField(name="cpu")
 MODEL = CliField(default=None, convert=_base_model,
                  note="A registry name or a folder (default: the default policy model, prepared on first use).")
 
 
 @train_cli.command("sft")
-@options_from(SFTRunConfig, model=MODEL, output_dir=OUT, use_cpu=CPU)
+@options_from(SFTRunConfig, model=MODEL, output_dir=OUT)
 def train_sft(config: SFTRunConfig, export_rows: Optional[Path] = typer.Option(
         None, help="Only write the examples (JSONL) and the run's config beside them, for `python -m recgpt.training.sft` "
                    "on another machine (a GPU box); no training here.")) -> None:
     """Supervised fine-tuning of the expert on training-prefix cuts (no held-out target is ever used)."""
-    from recgpt.training import sft
-
     if export_rows is not None:
         written = sft.export_rows(config, export_rows)
         console.print(f"{written['rows']} examples in {export_rows} (sha256 {written['sha256'][:12]}), config {written['config']}; "
@@ -132,6 +137,7 @@ def train_sft(config: SFTRunConfig, export_rows: Optional[Path] = typer.Option(
 @options_from(RewardDataConfig, output=OUT, judge_mode=CliField(name="judge"))
 def train_reward_data(config: RewardDataConfig) -> None:
     """Sample policy answers from the served model (RECGPT_BASE_URL) and grade them with the judge: reward groups."""
+    # deferred: langgraph and torch, through the judge and the reward groups (`recgpt train --help` stays light)
     from recgpt.training.reward_data import build_reward_data
 
     summary = build_reward_data(config)
@@ -141,9 +147,11 @@ def train_reward_data(config: RewardDataConfig) -> None:
 
 
 @train_cli.command("reward")
-@options_from(RewardRunConfig, model=MODEL, output_dir=OUT, loss_type=CliField(name="loss"), use_cpu=CPU)
+@options_from(RewardRunConfig, model=MODEL, output_dir=OUT, loss_type=CliField(name="loss"),
+              per_device_train_batch_size=CliField(name="groups_per_batch"))
 def train_reward(config: RewardRunConfig) -> None:
     """Train the Judge-as-a-Reward model (value head, reward = sigmoid(score)); report held-out ranking accuracy."""
+    # deferred: torch and transformers, through the reward model (`recgpt train --help` stays light)
     from recgpt.training.reward_train import run_reward
 
     result = run_reward(config)
@@ -155,9 +163,10 @@ def train_reward(config: RewardRunConfig) -> None:
 
 @train_cli.command("grpo")
 @options_from(GRPORunConfig, model=CliField(convert=_starting_policy, note="An SFT run's adapter folder, a model folder or a registry name."),
-              output_dir=OUT, use_cpu=CPU)
+              output_dir=OUT)
 def train_grpo(config: GRPORunConfig) -> None:
     """GRPO (TRL GRPOTrainer) with the CRS or SUM tag reward; every component and gate pass rate is logged."""
+    # deferred: langgraph and the LLM client, through the dataset code (`recgpt train --help` stays light)
     from recgpt.training.grpo import real_tag_rewards, run_grpo
 
     final = run_grpo(config, real_tag_rewards(config))
@@ -170,8 +179,6 @@ def train_export(
     out: Path = typer.Option(..., help="Directory to write the servable Hugging Face model to."),
 ) -> None:
     """Merge a LoRA adapter into its base (or copy a full model) into a directory `recgpt serve --model` serves."""
-    from recgpt.training.export import export_model
-
     if not trained.is_dir():
         raise RecGPTError(f"{trained} is not a directory")
     console.print(f"exported to {export_model(trained, out)}; serve with `recgpt serve --model {out}`")
@@ -186,14 +193,10 @@ def train_ship(
     out: Optional[Path] = typer.Option(None, help="Where to write it (default: recgpt/policies/<base>, what serve uses)."),
 ) -> None:
     """Ship a trained LoRA adapter as the default policy of its base: adapter, sha256, base identity, configs, data hash."""
-    import json
+    # deferred: the LLM client (openai, langchain), through the registry (`recgpt train --help` stays light)
+    from recgpt.services.resources import default_registry
 
-    from recgpt.data import load_dataset
-    from recgpt.settings import get_settings
-    from recgpt.tools.model_prep import DEFAULT_MODEL, model_dir
-    from recgpt.tools.policy import POLICIES_DIR, ship_policy
-
-    base_name = base or DEFAULT_MODEL
+    base_name = base or model_prep.DEFAULT_MODEL
     if not adapter.is_dir():
         raise RecGPTError(f"{adapter} is not a directory")
     configs = {}
@@ -201,8 +204,8 @@ def train_ship(
         configs[run_config.parent.name] = json.loads(run_config.read_text())
     own = adapter.parent / "run_config.json"
     dataset = json.loads(own.read_text()).get("dataset", "office") if own.is_file() else "office"
-    card = ship_policy(adapter, model_dir(get_settings().models_dir, base_name), out or POLICIES_DIR / base_name, name,
-                       training=configs, data_hash=f"{dataset}:{load_dataset(dataset).content_hash()}",
+    card = ship_policy(adapter, model_prep.model_dir(get_settings().models_dir, base_name), out or POLICIES_DIR / base_name, name,
+                       training=configs, data_hash=f"{dataset}:{default_registry().dataset(dataset).content_hash()}",
                        metrics=json.loads(metrics.read_text()) if metrics else {})
     console.print(f"shipped {card.name} ({card.adapter_bytes / 2**20:.1f} MiB, sha256 {card.adapter_sha256[:12]}…) for {base_name}")
 
@@ -214,6 +217,7 @@ def train_report(
     dataset: str = typer.Option("office", help="Dataset of the chain."),
 ) -> None:
     """Write reports/training-chain-<dataset>.md/.json/.png from what the chain's commands wrote."""
+    # deferred: langgraph, through the eval reports (`recgpt train --help` stays light)
     from recgpt.training.chain_report import write_chain_report
 
     if not runs.is_dir():
@@ -234,9 +238,7 @@ def train_stage_report(
     out: Path = typer.Option(Path("reports"), help="Report folder: training-<stage>-<dataset>-<split>.md/.json/.png."),
 ) -> None:
     """A training stage against its starting policy on validation: loss curve, paired metric differences ± SE."""
-    import shlex
-    import sys
-
+    # deferred: langgraph, through the eval reports (`recgpt train --help` stays light)
     from recgpt.training.stage_report import summarise_stage, write_stage_report
 
     for folder in (run, baseline, candidate):
@@ -256,10 +258,8 @@ def train_stage_report(
     "hybrid runtime looks for it (RECGPT_HOME/adaptors/<model folder>).")))
 def train_adaptor_command(config: AdaptorTrainConfig) -> None:
     """Train the hybrid-compression entity adaptor with the LLM frozen: self-perception Q&A + self-distillation."""
-    import json
-    import shutil
-
-    from recgpt.tools.hybrid import default_adaptor_dir
+    # deferred: torch and transformers, through the adaptor and the hybrid runtime (`recgpt train --help` stays light)
+    from recgpt.tools.context.hybrid import default_adaptor_dir
     from recgpt.training.adaptor import train_adaptor
 
     model_dir = Path(config.model).resolve()

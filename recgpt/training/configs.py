@@ -1,41 +1,104 @@
-"""The run configs of the training commands, one dataclass per command, in the manner of TRL's `GRPOConfig`:
-every field documented in `metadata["help"]` (with `metadata["choices"]` where only some values are valid).
+"""The run configs of the training commands, one dataclass per command: every field documented in
+`metadata["help"]` (with `metadata["choices"]` where only some values are valid, and `metadata["option"]` where the
+command line has always called it otherwise).
 
-`recgpt train <command> --help` is generated from these fields (`recgpt/training/cli.py`), so this module
-imports the standard library only: the CLI reads them without loading torch or TRL. Each training module
-re-exports its config (`from recgpt.training.sft import SFTRunConfig` keeps working)."""
+A trainer's run config is recgpt's own fields (`SFTOptions`, `GRPOOptions`, `RewardOptions`: the data, the task, LoRA,
+precision) and the few fields of TRL's own config that its command exposes (`TRAINER_FIELDS`, under TRL's names, with
+recgpt's defaults). The trainer gets TRL's config subclassed with recgpt's own fields
+(`recgpt/training/trainer_configs.py`), built from the run config as it is: no field is mapped by hand.
+
+`recgpt train <command> --help` is generated from these fields (`recgpt/training/cli.py`), so this module imports the
+standard library only: the CLI reads them without loading torch or TRL. Each training module re-exports its config
+(`from recgpt.training.sft import SFTRunConfig` keeps working)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import MISSING, dataclass, field, make_dataclass
 from pathlib import Path
+from typing import Any
+
+
+@dataclass(frozen=True)
+class TrainerField:
+    """A field of TRL's trainer configs (transformers' `TrainingArguments` and TRL's subclasses of it) that a
+    `recgpt train` command exposes: its type, its help and, where the command line calls it otherwise, its option.
+    Each command gives its own default (`trainer_fields`)."""
+
+    type: type
+    help: str
+    option: str | None = None
+    choices: tuple[str, ...] | None = None
+
+    def metadata(self) -> dict[str, Any]:
+        extra = {"option": self.option, "choices": self.choices}
+        return {"help": self.help, **{key: value for key, value in extra.items() if value}}
+
+
+TRAINER_FIELDS: dict[str, TrainerField] = {
+    # the allow-list: TRL's configs have hundreds of fields, the commands expose these
+    "output_dir": TrainerField(Path, "Run directory: the run's config, checkpoints, logs, metrics and final model.", "out"),
+    "num_train_epochs": TrainerField(float, "Passes over the training examples.", "epochs"),
+    "max_steps": TrainerField(int, "Optimiser steps (-1: the epochs decide)."),
+    "learning_rate": TrainerField(float, "Optimiser learning rate."),
+    "lr_scheduler_type": TrainerField(str, (
+        "Learning-rate schedule. constant: a run resumed from a checkpoint that kept only the adapter and trainer state "
+        "(what the chain's ledger keeps across machines) continues at the same rate; linear decays to 0 at max_steps."),
+        "lr_schedule", ("constant", "linear", "cosine")),
+    "per_device_train_batch_size": TrainerField(int, "Per-device batch size.", "batch_size"),
+    "gradient_accumulation_steps": TrainerField(int, "Gradient accumulation steps (GPU: raise batch_size instead).", "grad_accum"),
+    "max_length": TrainerField(int, "Token limit of prompt + completion."),
+    "num_generations": TrainerField(int, "Group size G (samples per prompt)."),
+    "max_completion_length": TrainerField(int, "Completion token limit."),
+    "temperature": TrainerField(float, "Sampling temperature of the rollouts (the experts' serving temperature)."),
+    "beta": TrainerField(float, (
+        "KL coefficient to the reference: the starting model, except for an adapter start, where TRL's reference is the "
+        "adapter-disabled base (0 drops the term and its forward pass; the chain uses 0).")),
+    "loss_type": TrainerField(str, "grpo | dapo | dr_grpo | bnpo (TRL loss_type)."),
+    "scale_rewards": TrainerField(str, "Advantage scaling: group | batch | none."),
+    "epsilon": TrainerField(float, "PPO-style clip range."),
+    "logging_steps": TrainerField(int, "Log every N steps."),
+    "save_steps": TrainerField(int, "Checkpoint every N steps (resume points)."),
+    "seed": TrainerField(int, "Seed of sampling, data splits and training."),
+    "use_cpu": TrainerField(bool, "Force CPU (--no-cpu on GPU machines).", "cpu"),
+}
+
+
+def trainer_fields(command: str, notes: dict[str, str] | None = None, **defaults: Any) -> type:
+    """The part of a command's run config that TRL's config holds: `output_dir` (required) and the `TRAINER_FIELDS`
+    named in `defaults`, under TRL's names, with the command's defaults and `notes` added to their help."""
+    notes = notes or {}
+    if unknown := sorted((set(defaults) | set(notes)) - set(TRAINER_FIELDS)):
+        raise TypeError(f"{command}: {unknown} not in TRAINER_FIELDS")
+    specs = []
+    for name, spec in TRAINER_FIELDS.items():
+        if name == "output_dir" or name in defaults:
+            metadata = spec.metadata() | ({"help": f"{spec.help} {notes[name]}"} if name in notes else {})
+            specs.append((name, spec.type, field(default=defaults.get(name, MISSING), metadata=metadata)))
+    return make_dataclass(f"{command}TrainerFields", specs, kw_only=True, namespace={"__module__": __name__})
 
 
 @dataclass(kw_only=True)
-class SFTRunConfig:
-    """Every knob of an SFT run (written to `<output_dir>/run_config.json`)."""
+class PromptOptions:
+    """How SFT, GRPO and reward data make their expert prompts: from the training-prefix cuts of a dataset."""
 
-    model: str = field(metadata={"help": "HF model directory (the prepared default model, or any causal LM)."})
-    output_dir: Path = field(metadata={"help": "Run directory: checkpoints, logs, final adapter/model."})
     dataset: str = field(default="office", metadata={"help": "office, movielens or a JSONL dataset folder."})
-    max_users: int | None = field(default=None, metadata={"help": "Subsample of training users (None = all)."})
-    future: int = field(default=3, metadata={"help": "Next interactions of the training prefix used as targets."})
-    tags_per_expert: int = field(default=5, metadata={"help": "M: tags in each target completion."})
+    future: int = field(default=3, metadata={"help": (
+        "Interactions after each training-prefix cut: the prompt's history ends before them; SFT's targets and the "
+        "categories GRPO's R_acc rewards come from them.")})
+    tags_per_expert: int = field(default=5, metadata={"help": "M: tags in each answer."})
     grounding: str = field(default="leaf", metadata={"help": (
         "Category grounding of prompts and answers, as served (Context.grounding): leaf, l2 or off."),
         "choices": ("leaf", "l2", "off")})
-    epochs: float = field(default=1.0, metadata={"help": "Passes over the examples."})
-    max_steps: int = field(default=-1, metadata={"help": "Stop after this many optimiser steps (-1 = epochs decide)."})
-    learning_rate: float = field(default=2e-4, metadata={"help": "2e-4 suits LoRA; use ~2e-5 for full fine-tuning."})
-    batch_size: int = field(default=4, metadata={"help": "Per-device batch size."})
-    grad_accum: int = field(default=4, metadata={"help": "Gradient accumulation steps (GPU: raise batch_size instead)."})
-    max_length: int = field(default=2048, metadata={"help": "Token limit of prompt + completion."})
+
+
+@dataclass(kw_only=True)
+class SFTOptions(PromptOptions):
+    """recgpt's own fields of an SFT run (TRL's `SFTConfig` has the rest)."""
+
+    model: str = field(metadata={"help": "HF model directory (the prepared default model, or any causal LM)."})
+    max_users: int | None = field(default=None, metadata={"help": "Subsample of training users (None = all)."})
     lora_r: int = field(default=16, metadata={"help": "LoRA rank; 0 = full fine-tuning."})
     lora_alpha: int = field(default=32, metadata={"help": "LoRA alpha."})
-    logging_steps: int = field(default=10, metadata={"help": "Log every N steps."})
-    save_steps: int = field(default=100, metadata={"help": "Checkpoint every N steps (resume point)."})
-    seed: int = field(default=0, metadata={"help": "Seed of sampling and training."})
-    use_cpu: bool = field(default=True, metadata={"help": "Force CPU (False on GPU machines)."})
     precision: str = field(default="auto", metadata={"help": (
         "Mixed precision of the forward/backward: auto (bfloat16 where the CPU or GPU has native bf16, else float32), "
         "bfloat16 or float32. LoRA weights and optimiser state stay float32."), "choices": ("auto", "bfloat16", "float32")})
@@ -45,13 +108,20 @@ class SFTRunConfig:
 
 
 @dataclass(kw_only=True)
-class GRPORunConfig:
-    """Every knob of a GRPO run (written to `<output_dir>/run_config.json`)."""
+class SFTRunConfig(trainer_fields("SFT", {"learning_rate": "2e-4 suits LoRA; use ~2e-5 for full fine-tuning."},
+                                  num_train_epochs=1.0, max_steps=-1, learning_rate=2e-4, per_device_train_batch_size=4,
+                                  gradient_accumulation_steps=4, max_length=2048, logging_steps=10, save_steps=100, seed=0,
+                                  use_cpu=True), SFTOptions):
+    """Every knob of an SFT run (written to `<output_dir>/run_config.json`)."""
+
+
+@dataclass(kw_only=True)
+class GRPOOptions(PromptOptions):
+    """recgpt's own fields of a GRPO run (TRL's `GRPOConfig` has the rest)."""
 
     model: str = field(metadata={"help": (
         "Starting policy, also the KL reference: an SFT LoRA output (its `final` folder: GRPO trains that adapter further, "
         "so the result is one shippable adapter on the base) or a plain model folder.")})
-    output_dir: Path = field(metadata={"help": "Run directory."})
     shaping: str = field(default="crs", metadata={"help": "crs (gated accuracy) or sum (weighted sum baseline).",
                                                            "choices": ("crs", "sum")})
     reward_model: str | None = field(default=None, metadata={"help": "Judge-as-a-Reward model dir for R_align (None: R_align = 1, gate always open)."})
@@ -64,40 +134,22 @@ class GRPORunConfig:
         "what the task's own target tags reach (Office's grounded targets: median 0.5, 10th percentile 0.2), or the "
         "gate drops correct answers and rewards padding.")})
     level: str = field(default="l2", metadata={"help": "Category level of R_acc: l2 or leaf (Office), genre (MovieLens)."})
-    dataset: str = field(default="office", metadata={"help": "Dataset of the prompts."})
     max_users: int | None = field(default=256, metadata={"help": "Training users sampled for prompts (None = all)."})
-    future: int = field(default=3, metadata={"help": "Next interactions whose categories R_acc rewards."})
-    tags_per_expert: int = field(default=5, metadata={"help": "M tags asked for in each prompt."})
-    grounding: str = field(default="leaf", metadata={"help": (
-        "Category grounding of prompts and answers, as served (Context.grounding): leaf, l2 or off."),
-        "choices": ("leaf", "l2", "off")})
-    num_generations: int = field(default=4, metadata={"help": "Group size G (samples per prompt)."})
-    max_completion_length: int = field(default=256, metadata={"help": "Completion token limit."})
-    temperature: float = field(default=0.8, metadata={"help": "Sampling temperature of the rollouts (the experts' serving temperature)."})
-    beta: float = field(default=0.04, metadata={"help": (
-        "KL coefficient to the reference: the starting model, except for an adapter start, where TRL's reference is the "
-        "adapter-disabled base (0 drops the term and its forward pass; the chain uses 0).")})
-    loss_type: str = field(default="grpo", metadata={"help": "grpo | dapo | dr_grpo | bnpo (TRL loss_type)."})
-    scale_rewards: str = field(default="group", metadata={"help": "Advantage scaling: group | batch | none."})
-    epsilon: float = field(default=0.2, metadata={"help": "PPO-style clip range."})
     lora_r: int = field(default=0, metadata={"help": "LoRA rank for a plain starting model (0: full fine-tuning); an adapter start keeps its own."})
     lora_alpha: int = field(default=32, metadata={"help": "LoRA alpha (with --lora-r)."})
-    learning_rate: float = field(default=1e-5, metadata={"help": "Optimiser learning rate."})
-    lr_schedule: str = field(default="constant", metadata={"help": (
-        "Learning-rate schedule (transformers' lr_scheduler_type). constant: a run resumed from a checkpoint that kept "
-        "only the adapter and trainer state (what the chain's ledger keeps across machines) continues at the same "
-        "rate; linear decays to 0 at max_steps."), "choices": ("constant", "linear", "cosine")})
-    batch_size: int = field(default=4, metadata={"help": "Per-device batch (completions); a multiple of num_generations."})
-    grad_accum: int = field(default=1, metadata={"help": "Gradient accumulation steps."})
-    max_steps: int = field(default=50, metadata={"help": "Optimiser steps."})
-    logging_steps: int = field(default=1, metadata={"help": "Log every N steps."})
-    save_steps: int = field(default=25, metadata={"help": "Checkpoint every N steps."})
-    seed: int = field(default=0, metadata={"help": "Seed."})
-    use_cpu: bool = field(default=True, metadata={"help": "Force CPU."})
     precision: str = field(default="auto", metadata={"help": (
         "Autocast of rollouts' scoring forward/backward: auto (bfloat16 where the CPU or GPU has native bf16, else "
         "float32), bfloat16 or float32. The base keeps its checkpoint dtype; LoRA weights and optimiser state stay "
         "float32."), "choices": ("auto", "bfloat16", "float32")})
+
+
+@dataclass(kw_only=True)
+class GRPORunConfig(trainer_fields("GRPO", {"per_device_train_batch_size": "Completions: a multiple of num_generations."},
+                                   num_generations=4, max_completion_length=256, temperature=0.8, beta=0.04, loss_type="grpo",
+                                   scale_rewards="group", epsilon=0.2, learning_rate=1e-5, lr_scheduler_type="constant",
+                                   per_device_train_batch_size=4, gradient_accumulation_steps=1, max_steps=50, logging_steps=1,
+                                   save_steps=25, seed=0, use_cpu=True), GRPOOptions):
+    """Every knob of a GRPO run (written to `<output_dir>/run_config.json`)."""
 
 
 RM_MAX_LENGTH = 768
@@ -106,47 +158,41 @@ instructions (at the end) are always seen; only the oldest history lines can fal
 
 
 @dataclass(kw_only=True)
-class RewardRunConfig:
-    """Every knob of a reward-model run (written to `<output_dir>/run_config.json`)."""
+class RewardOptions:
+    """recgpt's own fields of a reward-model run (transformers' `TrainingArguments` has the rest)."""
 
     model: str = field(metadata={"help": "Base causal LM whose trunk gets the scalar value head."})
     groups: Path = field(metadata={"help": "Reward groups JSONL from `recgpt train reward-data`."})
-    output_dir: Path = field(metadata={"help": "Run directory."})
     loss_type: str = field(default="listwise", metadata={"help": "listwise (S > A > B within a group) or pointwise (BCE to 1/.5/0).",
                                                                  "choices": ("listwise", "pointwise")})
     held_out: float = field(default=0.25, metadata={"help": "Share of groups held out for ranking accuracy."})
-    epochs: float = field(default=2.0, metadata={"help": "Passes over the training groups."})
-    learning_rate: float = field(default=2e-5, metadata={"help": "Learning rate (full fine-tuning of trunk + head)."})
-    groups_per_batch: int = field(default=1, metadata={"help": "Groups per optimiser step (each group is G texts)."})
     max_length: int = field(default=RM_MAX_LENGTH, metadata={"help": "Token window (left-truncated)."})
     mixed_only: bool = field(default=False, metadata={"help": (
         "Train only on groups whose samples got different grades (held-out groups are kept whole): a group graded "
         "alike orders nothing, so the listwise loss learns nothing from it, and on 2 CPU cores it costs a full step.")})
-    logging_steps: int = field(default=5, metadata={"help": "Log every N steps."})
-    save_steps: int = field(default=100, metadata={"help": "Checkpoint every N steps."})
-    seed: int = field(default=0, metadata={"help": "Seed of the split and of training."})
-    use_cpu: bool = field(default=True, metadata={"help": "Force CPU."})
     dtype: str = field(default="float32", metadata={"help": "Training dtype: float32 (CPU), bfloat16 or auto (the checkpoint's) on GPUs."})
 
 
 @dataclass(kw_only=True)
-class RewardDataConfig:
+class RewardRunConfig(trainer_fields("Reward", {"learning_rate": "Full fine-tuning of trunk + head.",
+                                                 "per_device_train_batch_size": "Groups per step, each of G texts."},
+                                     num_train_epochs=2.0, learning_rate=2e-5, per_device_train_batch_size=1, logging_steps=5,
+                                     save_steps=100, seed=0, use_cpu=True), RewardOptions):
+    """Every knob of a reward-model run (written to `<output_dir>/run_config.json`)."""
+
+
+@dataclass(kw_only=True)
+class RewardDataConfig(PromptOptions):
     """Every knob of a reward-data run (written next to the groups file)."""
 
     output: Path = field(metadata={"help": "JSONL of reward groups (one RewardGroup per line)."})
-    dataset: str = field(default="office", metadata={"help": "Dataset whose training prefixes give the prompts."})
     max_users: int = field(default=24, metadata={"help": "Prompts (training users) sampled."})
     samples: int = field(default=4, metadata={"help": "G: policy answers sampled per prompt (the group)."})
-    tags_per_expert: int = field(default=5, metadata={"help": "M tags per answer (as in SFT/GRPO)."})
-    grounding: str = field(default="leaf", metadata={"help": (
-        "Category grounding of prompts and answers, as served (Context.grounding): leaf, l2 or off."),
-        "choices": ("leaf", "l2", "off")})
     temperature: float = field(default=1.0, metadata={"help": "Sampling temperature of the policy answers."})
     judge_mode: str = field(default="agent", metadata={"help": (
         "agent (per-dimension evaluators + Senior Reviewer), single (one call), or rules (the categories of the cut's "
         "next interactions: the fallback when the LLM judge cannot separate users; see recgpt/training/rule_judge.py)."),
         "choices": ("agent", "single", "rules")})
-    future: int = field(default=3, metadata={"help": "Cut position (as in SFT): the prompt's history ends before these."})
     seed: int = field(default=1, metadata={"help": "Seed of the user sample (differs from SFT's 0 by default)."})
     shuffled_negatives: int = field(default=0, metadata={"help": (
         "In-batch negatives per group: judged answers of other users (seeded derangement) graded Bad by construction. "

@@ -23,8 +23,8 @@ from recgpt.data.dataset import Dataset, Split
 from recgpt.data.records import Interaction, Item
 from recgpt.services.prefix import recommendation_date, render_prefix
 from recgpt.text_fields import TAG_CHARS, clip_sentence, to_english_text
-from recgpt.tools.environment import build_environment
-from recgpt.tools.grounding import PATH_SEPARATOR, CategoryVocabulary, category_vocabulary
+from recgpt.tools.context.environment import build_environment
+from recgpt.tools.retrieval.grounding import PATH_SEPARATOR, CategoryVocabulary, category_vocabulary
 
 TAG_CHARS_MAX = 60
 """The served tag's length bound (`ExpertTag.tag`)."""

@@ -21,7 +21,7 @@ def export_model(trained: Path, out: Path, base_model: str | None = None) -> Pat
     out.mkdir(parents=True, exist_ok=True)
     adapter = trained / "adapter_config.json"
     if adapter.is_file():
-        from peft import AutoPeftModelForCausalLM
+        from peft import AutoPeftModelForCausalLM  # deferred: peft (imports torch; `recgpt train --help` imports this module)
 
         model = AutoPeftModelForCausalLM.from_pretrained(str(trained))
         merged = model.merge_and_unload()
@@ -34,7 +34,7 @@ def export_model(trained: Path, out: Path, base_model: str | None = None) -> Pat
             if path.is_file() and not path.name.startswith(("training_args", "optimizer", "scheduler", "rng_state")):
                 shutil.copy2(path, out / path.name)
         source = {"kind": "full", "model": str(trained)}
-    from transformers import AutoTokenizer
+    from transformers import AutoTokenizer  # deferred: transformers (imports torch; as peft above)
 
     AutoTokenizer.from_pretrained(str(trained if (trained / "tokenizer_config.json").is_file() else base_model or source.get("base"))).save_pretrained(str(out))
     (out / "recgpt_export.json").write_text(json.dumps(source, indent=2))

@@ -10,22 +10,24 @@ gate pass rate, KL and gradient norm per step to `<output_dir>/metrics.json`.
 from __future__ import annotations
 
 import json
+import math
 import random
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from recgpt.data import load_dataset
 from recgpt.eval.metrics import path_at_level
+from recgpt.services.resources import default_registry
 from recgpt.training.configs import RM_MAX_LENGTH, GRPORunConfig
 from recgpt.training.datasets import expert_prompt, future_categories, grounding_vocabulary, training_cuts
 from recgpt.training.grpo_rewards import TagRewards
 from recgpt.training.rewards import Gates
 from recgpt.training.runs import finish_run, latest_checkpoint, start_run
+from recgpt.training.sft import use_bf16
 
 
 def build_grpo_rows(config: GRPORunConfig) -> list[dict[str, Any]]:
-    data = load_dataset(config.dataset)
+    data = default_registry().dataset(config.dataset)
     cuts = training_cuts(data, future=config.future)
     if config.max_users is not None and config.max_users < len(cuts):
         cuts = random.Random(config.seed).sample(cuts, config.max_users)
@@ -39,12 +41,10 @@ def real_tag_rewards(config: GRPORunConfig) -> TagRewards:
     """The rewards on real components: the configured retriever's nearest category (R_acc; Chroma by default),
     MiniLM embeddings (R_div) and the trained reward model (R_align = sigmoid(score - its calibration offset) on
     prompt + answer, in the window it was trained with)."""
-    from recgpt.tools.embeddings import embed
-    from recgpt.tools.retrieval import get_retriever
 
-    index = get_retriever(load_dataset(config.dataset))
+    index = default_registry().retriever(default_registry().dataset(config.dataset))
 
-    vocabulary = grounding_vocabulary(load_dataset(config.dataset), config.grounding)
+    vocabulary = grounding_vocabulary(default_registry().dataset(config.dataset), config.grounding)
 
     def map_categories(tags: list[str]) -> list[frozenset[str]]:
         return [path_at_level(hits[0].category, config.level) if hits else frozenset() for hits in index.nearest_categories(tags, 1)]
@@ -54,6 +54,7 @@ def real_tag_rewards(config: GRPORunConfig) -> TagRewards:
         return path_at_level(path, config.level) if path else None
 
     if config.reward_model:
+        # deferred: torch and transformers (the reward model's modules import them; a run without one never does)
         import torch
 
         from recgpt.training.reward_model import score_texts
@@ -71,15 +72,13 @@ def real_tag_rewards(config: GRPORunConfig) -> TagRewards:
             return [1.0] * len(answers)
 
     gates = Gates(align=Gates.align if align_gate_on(config) else 0.0, len=config.len_gate)
-    return TagRewards(map_categories=map_categories, embed=embed, align=align, ground=ground, gates=gates)
+    return TagRewards(map_categories=map_categories, embed=default_registry().embedder, align=align, ground=ground, gates=gates)
 
 
 def align_gate_on(config: GRPORunConfig) -> bool:
     """Whether CRS gates accuracy on R_align: `on`/`off` as asked; `auto` only when the reward model's held-out ranking
     accuracy (its run's metrics, on training users' held-out groups) beats chance by at least one binomial standard
     error. Says which, in one line, because it changes what CRS optimises."""
-    import math
-
     if config.align_gate != "auto":
         return config.align_gate == "on"
     if not config.reward_model:
@@ -128,11 +127,11 @@ def starting_policy(config: GRPORunConfig) -> tuple[Any, Any]:
     goes on training it, so the result stays one adapter on the base. With beta > 0 TRL's KL reference is then the
     adapter-disabled base, not the SFT policy, which is why the chain trains with beta 0."""
     if (Path(config.model) / "adapter_config.json").is_file():
-        from peft import AutoPeftModelForCausalLM
+        from peft import AutoPeftModelForCausalLM  # deferred: peft (imports torch)
 
         return AutoPeftModelForCausalLM.from_pretrained(config.model, is_trainable=True), None
     if config.lora_r > 0:
-        from peft import LoraConfig
+        from peft import LoraConfig  # deferred: peft (imports torch)
 
         return config.model, LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha, target_modules="all-linear",
                                         task_type="CAUSAL_LM")
@@ -140,24 +139,19 @@ def starting_policy(config: GRPORunConfig) -> tuple[Any, Any]:
 
 
 def run_grpo(config: GRPORunConfig, rewards: TagRewards, rows: list[dict[str, Any]] | None = None) -> Path:
+    # deferred: datasets, transformers and trl (torch: seconds to import, paid only when training)
     from datasets import Dataset as HFDataset
     from transformers import AutoTokenizer
-    from trl import GRPOConfig, GRPOTrainer
+    from trl import GRPOTrainer
 
-    from recgpt.training.sft import use_bf16
+    from recgpt.training.trainer_configs import GRPOTrainerConfig, trainer_config
 
     out = start_run(config.output_dir, config)
     rows = rows if rows is not None else build_grpo_rows(config)
     rewards.rollout_log = out / "rollouts.jsonl"
     funcs, weights = rewards.functions(config.shaping)
-    args = GRPOConfig(
-        output_dir=str(out), num_generations=config.num_generations, max_completion_length=config.max_completion_length,
-        temperature=config.temperature, beta=config.beta, loss_type=config.loss_type, scale_rewards=config.scale_rewards,
-        epsilon=config.epsilon, learning_rate=config.learning_rate, lr_scheduler_type=config.lr_schedule, per_device_train_batch_size=config.batch_size,
-        gradient_accumulation_steps=config.grad_accum, max_steps=config.max_steps, logging_steps=config.logging_steps,
-        save_steps=config.save_steps, save_total_limit=2, seed=config.seed, use_cpu=config.use_cpu, report_to=[],
-        reward_weights=weights, bf16=use_bf16(config.precision, config.use_cpu),
-    )
+    args = trainer_config(GRPOTrainerConfig, config, save_total_limit=2, report_to=[], reward_weights=weights,
+                          bf16=use_bf16(config.precision, config.use_cpu))
     tokenizer = AutoTokenizer.from_pretrained(tokenizer_source(config.model))
     model, peft_config = starting_policy(config)
     trainer = GRPOTrainer(model=model, reward_funcs=funcs, args=args, train_dataset=HFDataset.from_list(rows),

@@ -24,7 +24,17 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from recgpt.data import load_dataset
+from recgpt.agents.common import messages
+from recgpt.agents.expert import expert_max_tokens, grounded_expert_schema
+from recgpt.errors import InvalidModelOutput
+from recgpt.eval.judge_labels import derangement
+from recgpt.eval.runs import KeyedStore, run_jobs
+from recgpt.graph.judge import build_judge_subgraph
+from recgpt.schema.context import Context
+from recgpt.schema.subgraphs import JudgeInput
+from recgpt.services.endpoints import check_endpoint
+from recgpt.services.resources import default_registry, endpoints_of
+from recgpt.tools.llm import LLMRequestRejected, acall_structured, chat_model
 from recgpt.training.configs import RewardDataConfig
 from recgpt.training.datasets import expert_prompt, future_categories, grounding_vocabulary, training_cuts
 from recgpt.training.grpo_rewards import completion_text, parse_tags
@@ -40,18 +50,7 @@ def _store_path(config: RewardDataConfig) -> Path:
 
 
 async def _collect(config: RewardDataConfig, show_progress: bool) -> dict[str, Any]:
-    from recgpt.agents.common import messages
-    from recgpt.agents.expert import expert_max_tokens, grounded_expert_schema
-    from recgpt.errors import InvalidModelOutput
-    from recgpt.eval.runs import KeyedStore, run_jobs
-    from recgpt.graph.judge import build_judge_subgraph
-    from recgpt.runner import check_endpoint
-    from recgpt.schema.context import Context
-    from recgpt.schema.subgraphs import JudgeInput
-    from recgpt.services.endpoints import expert_endpoint_of
-    from recgpt.tools.llm import LLMRequestRejected, acall_structured, chat_model
-
-    data = load_dataset(config.dataset)
+    data = default_registry().dataset(config.dataset)
     cuts = training_cuts(data, future=config.future)
     cuts = random.Random(config.seed).sample(cuts, min(config.max_users, len(cuts)))
     rules = config.judge_mode == "rules"
@@ -70,7 +69,7 @@ async def _collect(config: RewardDataConfig, show_progress: bool) -> dict[str, A
     endpoint = None
     if pending:  # a finished collection regroups offline (e.g. with another --shuffled-negatives)
         check_endpoint(ctx)
-        endpoint = expert_endpoint_of(ctx)
+        endpoint = endpoints_of(ctx).expert
 
     def sample_job(user: str, index: int):
         async def job() -> Any:
@@ -162,8 +161,6 @@ def add_shuffled_negatives(groups: list[RewardGroup], per_group: int, seed: int)
 
     Donors follow seeded derangements (no group receives its own answers); returns how many were added.
     """
-    from recgpt.eval.judge_labels import derangement
-
     if per_group < 1 or len(groups) < 2:
         return 0
     own = [[s for s in g.samples if s.source == "judge"] for g in groups]

@@ -13,14 +13,17 @@ import random
 from pathlib import Path
 from typing import Any
 
+import torch
+from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+from recgpt.errors import RecGPTError
 from recgpt.training.configs import RewardRunConfig
-from recgpt.training.reward_model import RewardGroup
+from recgpt.training.listwise import GRADE_VALUE
+from recgpt.training.reward_model import GradedRewardTrainer, GroupCollator, RewardGroup, held_out_ranking_accuracy, score_texts
 from recgpt.training.runs import finish_run, latest_checkpoint, start_run
 
 
 def load_groups(path: Path) -> list[RewardGroup]:
-    from recgpt.errors import RecGPTError
-
     if not Path(path).is_file():
         raise RecGPTError(f"reward groups file {path} does not exist; create it with `recgpt train reward-data`")
     groups = []
@@ -49,9 +52,6 @@ def load_reward_model(path: str, dtype: str = "float32"):  # -> (model, tokenize
     checkpoint's dtype (bf16 for the default model), and bf16 on CPUs without AVX512-BF16 is
     emulated — the first reward-model run here spent minutes per step on one core.
     """
-    import torch
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
-
     tokenizer = AutoTokenizer.from_pretrained(path)
     tokenizer.truncation_side = "left"
     if tokenizer.pad_token is None:
@@ -63,10 +63,9 @@ def load_reward_model(path: str, dtype: str = "float32"):  # -> (model, tokenize
 
 def run_reward(config: RewardRunConfig) -> dict[str, Any]:
     """Train; returns metrics incl. held-out ranking accuracy before and after training."""
-    from datasets import Dataset as HFDataset
-    from transformers import TrainingArguments
+    from datasets import Dataset as HFDataset  # deferred: datasets (seconds to import; only training needs it)
 
-    from recgpt.training.reward_model import GradedRewardTrainer, GroupCollator, held_out_ranking_accuracy
+    from recgpt.training.trainer_configs import RewardTrainerConfig, trainer_config  # deferred: trl (only training needs it)
 
     out = start_run(config.output_dir, config)
     train, test = split_groups(load_groups(config.groups), config.held_out, config.seed)
@@ -74,11 +73,7 @@ def run_reward(config: RewardRunConfig) -> dict[str, Any]:
         train = mixed_groups(train)
     model, tokenizer = load_reward_model(config.model, config.dtype)
     before = held_out_ranking_accuracy(model, tokenizer, test, max_length=config.max_length) if test else float("nan")
-    args = TrainingArguments(
-        output_dir=str(out), num_train_epochs=config.epochs, learning_rate=config.learning_rate,
-        per_device_train_batch_size=config.groups_per_batch, logging_steps=config.logging_steps, save_steps=config.save_steps,
-        save_total_limit=2, seed=config.seed, use_cpu=config.use_cpu, report_to=[], remove_unused_columns=False,
-    )
+    args = trainer_config(RewardTrainerConfig, config, save_total_limit=2, report_to=[], remove_unused_columns=False)
     rows = [g.model_dump() for g in train]
     trainer = GradedRewardTrainer(model=model, args=args, train_dataset=HFDataset.from_list(rows),
                                   data_collator=GroupCollator(tokenizer, max_length=config.max_length), loss_type=config.loss_type)
@@ -107,8 +102,6 @@ def align_calibration(model: Any, tokenizer: Any, groups: list[RewardGroup], max
     Bad samples and the mean of the rest: the gate then asks "does the reward model rank this above a Bad
     answer?". Training groups only, so no held-out pair informs it.
     """
-    from recgpt.training.reward_model import score_texts
-
     samples = [(g.prompt + "\n" + s.text, s.grade) for g in groups for s in g.samples]
     if not samples:
         return {"align_offset": 0.0}
@@ -136,8 +129,6 @@ def judge_only(groups: list[RewardGroup]) -> list[RewardGroup]:
 
 
 def _ordered_pairs(groups: list[RewardGroup]) -> int:
-    from recgpt.training.listwise import GRADE_VALUE
-
     total = 0
     for g in groups:
         values = [GRADE_VALUE[s.grade] for s in g.samples]

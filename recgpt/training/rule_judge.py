@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from recgpt.eval.metrics import path_at_level
-from recgpt.tools.grounding import CategoryVocabulary
+from recgpt.tools.retrieval.grounding import CategoryVocabulary
 from recgpt.training.grpo_rewards import parse_categories
 
 RULE_GRADES = ("Superior", "Average", "Bad")

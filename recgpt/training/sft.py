@@ -15,7 +15,8 @@ import hashlib
 import json
 import random
 import sys
-from dataclasses import asdict
+import typing
+from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Any
 
@@ -27,10 +28,11 @@ def build_sft_rows(config: SFTRunConfig) -> list[dict[str, Any]]:
     """The run's examples: read from `config.rows_file`, else built from the dataset's training-prefix cuts."""
     if config.rows_file:
         return [json.loads(line) for line in Path(config.rows_file).read_text().splitlines() if line.strip()]
-    from recgpt.data import load_dataset
+    # deferred: the dataset and serving stack (a GPU box that trains on `rows_file` has the training stack only)
+    from recgpt.services.resources import default_registry
     from recgpt.training.datasets import grounding_vocabulary, sft_example, training_cuts
 
-    data = load_dataset(config.dataset)
+    data = default_registry().dataset(config.dataset)
     cuts = training_cuts(data, future=config.future)
     if config.max_users is not None and config.max_users < len(cuts):
         cuts = random.Random(config.seed).sample(cuts, config.max_users)
@@ -54,35 +56,35 @@ def use_bf16(precision: str, use_cpu: bool) -> bool:
     if precision != "auto":
         return precision == "bfloat16"
     if use_cpu:
-        from recgpt.tools.server import default_dtype
+        from recgpt.tools.serving.server import default_dtype  # deferred: the serving stack (not on a GPU box)
 
         return default_dtype() == "bfloat16"
-    import torch
+    import torch  # deferred: torch (seconds to import; exporting rows and the CLI need none of it)
 
     return bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported())
 
 
 def run_sft(config: SFTRunConfig, rows: list[dict[str, Any]] | None = None) -> Path:
     """Train; returns the directory of the final adapter (LoRA) or model (full)."""
+    # deferred: datasets, transformers and trl (torch: seconds to import; the CLI imports this module)
     from datasets import Dataset as HFDataset
     from transformers import AutoTokenizer
-    from trl import SFTConfig, SFTTrainer
+    from trl import SFTTrainer
+
+    from recgpt.training.trainer_configs import SFTTrainerConfig, trainer_config
 
     out = start_run(config.output_dir, config)
     rows = rows if rows is not None else build_sft_rows(config)
     tokenizer = AutoTokenizer.from_pretrained(config.model)
-    args = SFTConfig(
-        output_dir=str(out), num_train_epochs=config.epochs, max_steps=config.max_steps, learning_rate=config.learning_rate,
-        per_device_train_batch_size=config.batch_size, gradient_accumulation_steps=config.grad_accum,
-        max_length=config.max_length, completion_only_loss=True, packing=False, logging_steps=config.logging_steps,
-        save_steps=config.save_steps, save_total_limit=2, seed=config.seed, use_cpu=config.use_cpu, report_to=[],
+    args = trainer_config(
+        SFTTrainerConfig, config, completion_only_loss=True, packing=False, save_total_limit=2, report_to=[],
         bf16=use_bf16(config.precision, config.use_cpu),
         # float32 means float32 weights too (else the checkpoint's bf16 weights would run un-autocast in bf16)
         model_init_kwargs={"dtype": "float32"} if config.precision == "float32" else None,
     )
     peft_config = None
     if config.lora_r > 0:
-        from peft import LoraConfig
+        from peft import LoraConfig  # deferred: peft (imports torch)
 
         peft_config = LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha, target_modules="all-linear", task_type="CAUSAL_LM")
     trainer = SFTTrainer(model=config.model, args=args, train_dataset=HFDataset.from_list(rows), processing_class=tokenizer,
@@ -94,8 +96,6 @@ def run_sft(config: SFTRunConfig, rows: list[dict[str, Any]] | None = None) -> P
 
 def _parse(key: str, raw: str) -> Any:
     """A command-line value as the config field's type (int, float, bool, str, or None for 'null')."""
-    import typing
-
     hint = str(typing.get_type_hints(SFTRunConfig)[key])
     if raw == "null" and "None" in hint:
         return None
@@ -109,21 +109,29 @@ def _parse(key: str, raw: str) -> Any:
     return raw
 
 
+def _field_names() -> dict[str, str]:
+    """The field each key names: its own name or its option's (`batch_size`, as `recgpt train sft --batch-size`;
+    configs exported before the fields took TRL's names hold these)."""
+    known = fields(SFTRunConfig)
+    return {**{f.metadata["option"]: f.name for f in known if "option" in f.metadata}, **{f.name: f.name for f in known}}
+
+
 def main(argv: list[str]) -> int:
     """`python -m recgpt.training.sft RUN_CONFIG.json [KEY=VALUE ...]`: train from a config file (as `export_rows` wrote;
-    `rows_file` relative to it), overriding fields, e.g. `model=/models/base output_dir=/runs/sft use_cpu=false
-    batch_size=16 grad_accum=1`."""
+    `rows_file` relative to it), overriding fields (by the field's name or its `recgpt train sft` option's), e.g.
+    `model=/models/base output_dir=/runs/sft use_cpu=false batch_size=16 grad_accum=1`."""
     if not argv or argv[0] in ("-h", "--help"):
         print(main.__doc__)
         return 0 if argv else 2
     config_path = Path(argv[0])
-    values = json.loads(config_path.read_text())
+    names = _field_names()
+    values = {names.get(key, key): value for key, value in json.loads(config_path.read_text()).items()}
     for pair in argv[1:]:
         key, _, raw = pair.partition("=")
-        if key not in values:
+        if key not in names:
             print(f"error: unknown field {key!r}", file=sys.stderr)
             return 2
-        values[key] = _parse(key, raw)
+        values[names[key]] = _parse(names[key], raw)
     if values.get("rows_file"):
         values["rows_file"] = str((config_path.parent / values["rows_file"]).resolve())
     config = SFTRunConfig(**{**values, "output_dir": Path(values["output_dir"])})

@@ -57,6 +57,11 @@ def summarise_stage(run: Path, baseline: Path, candidate: Path, dataset: str = "
     return summary
 
 
+def _setting(config: dict[str, Any], name: str, before: str) -> Any:
+    """A run config's TRL field, or the name it had in run configs written before the fields took TRL's names."""
+    return config.get(name, config.get(before))
+
+
 def _f(value: Any, digits: int = 3) -> str:
     return "—" if value is None else f"{value:.{digits}f}" if isinstance(value, float) else str(value)
 
@@ -68,7 +73,8 @@ def markdown(summary: dict[str, Any], command: str) -> str:
              f"> Candidate: **{model_label(next(iter(summary['methods'].values()))['candidate_model'])}**; baseline: "
              f"**{model_label(next(iter(summary['methods'].values()))['baseline_model'])}**.", "",
              f"Run: {summary['examples'] or config.get('max_users')} examples, {summary['global_step']} optimiser steps "
-             f"(batch {config.get('batch_size')} × accumulation {config.get('grad_accum')}), LoRA rank {config.get('lora_r')} "
+             f"(batch {_setting(config, 'per_device_train_batch_size', 'batch_size')} × accumulation "
+             f"{_setting(config, 'gradient_accumulation_steps', 'grad_accum')}), LoRA rank {config.get('lora_r')} "
              f"(alpha {config.get('lora_alpha')}), learning rate {config.get('learning_rate')}, precision {config.get('precision')}, "
              f"{_f(summary['train_runtime_s'], 0)} s of training. Loss {_f(loss[0][1] if loss else None)} at step "
              f"{loss[0][0] if loss else '—'} → {_f(loss[-1][1] if loss else None)} at step {loss[-1][0] if loss else '—'}.", ""]

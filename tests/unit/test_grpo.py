@@ -21,7 +21,7 @@ def test_grpo_runs_and_logs_every_component(tmp_path: Path) -> None:
                          align=lambda prompts, texts: [0.5 + 0.1 * (i % 2) for i in range(len(texts))])
     rows = [{"prompt": [{"role": "user", "content": "history pens tags"}], "target_categories": ["Pens"]} for _ in range(8)]
     config = GRPORunConfig(model=str(model), output_dir=tmp_path / "run", num_generations=2, max_completion_length=8,
-                           batch_size=2, max_steps=2, save_steps=2, beta=0.04)
+                           per_device_train_batch_size=2, max_steps=2, save_steps=2, beta=0.04)
     final = run_grpo(config, rewards, rows)
     assert (final / "config.json").is_file()
     logs = json.loads((tmp_path / "run" / "metrics.json").read_text())["log_history"]
@@ -51,11 +51,11 @@ def test_grpo_from_an_sft_adapter_trains_that_adapter_and_returns_one(tmp_path: 
     from tests.unit.test_sft import rows as sft_rows
 
     model = tiny_model_dir(tmp_path / "model")
-    sft = run_sft(SFTRunConfig(model=str(model), output_dir=tmp_path / "sft", epochs=1, batch_size=4, grad_accum=1, max_length=64,
-                               lora_r=4, lora_alpha=8, save_steps=100), sft_rows(4))
+    sft = run_sft(SFTRunConfig(model=str(model), output_dir=tmp_path / "sft", num_train_epochs=1, per_device_train_batch_size=4,
+                               gradient_accumulation_steps=1, max_length=64, lora_r=4, lora_alpha=8, save_steps=100), sft_rows(4))
     rows = [{"prompt": [{"role": "user", "content": "history pens tags"}], "target_categories": ["Pens"]} for _ in range(4)]
     config = GRPORunConfig(model=str(sft), output_dir=tmp_path / "grpo", num_generations=2, max_completion_length=8,
-                           batch_size=2, max_steps=2, save_steps=2, beta=0.04, learning_rate=1e-2)
+                           per_device_train_batch_size=2, max_steps=2, save_steps=2, beta=0.04, learning_rate=1e-2)
     final = run_grpo(config, LengthRewards(map_categories=lambda tags: [], embed=lambda tags: np.eye(len(tags), 4),
                                            align=lambda prompts, texts: [1.0] * len(texts)), rows)
     assert (final / "adapter_config.json").is_file() and not (final / "config.json").is_file()
@@ -72,14 +72,14 @@ def test_a_grpo_run_resumes_on_another_machine_from_the_adapter_and_trainer_stat
     from tests.unit.test_sft import rows as sft_rows
 
     model = tiny_model_dir(tmp_path / "model")
-    sft = run_sft(SFTRunConfig(model=str(model), output_dir=tmp_path / "sft", epochs=1, batch_size=4, grad_accum=1, max_length=64,
-                               lora_r=4, lora_alpha=8, save_steps=100), sft_rows(4))
+    sft = run_sft(SFTRunConfig(model=str(model), output_dir=tmp_path / "sft", num_train_epochs=1, per_device_train_batch_size=4,
+                               gradient_accumulation_steps=1, max_length=64, lora_r=4, lora_alpha=8, save_steps=100), sft_rows(4))
     rows = [{"prompt": [{"role": "user", "content": f"history pens tags {i}"}], "target_categories": ["Pens"]} for i in range(6)]
     rewards = LengthRewards(map_categories=lambda tags: [], embed=lambda tags: np.eye(len(tags), 4), align=lambda prompts, texts: [1.0] * len(texts))
 
     def config(out: Path) -> GRPORunConfig:
-        return GRPORunConfig(model=str(sft), output_dir=out, num_generations=2, max_completion_length=8, batch_size=2,
-                             max_steps=3, save_steps=1, beta=0.0, learning_rate=1e-3)
+        return GRPORunConfig(model=str(sft), output_dir=out, num_generations=2, max_completion_length=8,
+                             per_device_train_batch_size=2, max_steps=3, save_steps=1, beta=0.0, learning_rate=1e-3)
 
     run_grpo(config(tmp_path / "first"), rewards, rows)
     kept = tmp_path / "second" / "checkpoint-2"  # a fresh machine: the kept files only

@@ -34,7 +34,8 @@ def write_groups(path: Path, n: int) -> Path:
 @pytest.mark.parametrize("loss", ["listwise", "pointwise"])
 def test_reward_run_learns_the_order_on_held_out_groups(loss: str, tmp_path: Path) -> None:
     config = RewardRunConfig(model=str(tiny_causal_dir(tmp_path / "base")), groups=write_groups(tmp_path / "g.jsonl", 40),
-                             output_dir=tmp_path / "run", loss_type=loss, epochs=12, learning_rate=5e-3, groups_per_batch=4,
+                             output_dir=tmp_path / "run", loss_type=loss, num_train_epochs=12, learning_rate=5e-3,
+                             per_device_train_batch_size=4,
                              max_length=32, save_steps=1000)
     result = run_reward(config)
     assert result["held_out_groups"] == 10 and result["train_groups"] == 30
@@ -51,13 +52,13 @@ def test_reward_run_learns_the_order_on_held_out_groups(loss: str, tmp_path: Pat
 def test_align_calibration_is_halfway_between_bad_and_the_rest(monkeypatch: pytest.MonkeyPatch) -> None:
     import torch
 
-    from recgpt.training import reward_model
+    from recgpt.training import reward_train
     from recgpt.training.reward_train import align_calibration
 
     group = RewardGroup.model_validate({"prompt": "p", "samples": [{"text": t, "grade": g} for t, g in (
         ("s", "Superior"), ("a", "Average"), ("b", "Bad"), ("c", "Bad"))]})
     fake = {"p\ns": 3.0, "p\na": 1.0, "p\nb": -1.0, "p\nc": -3.0}
-    monkeypatch.setattr(reward_model, "score_texts", lambda model, tok, texts, max_length: torch.tensor([fake[t] for t in texts]))
+    monkeypatch.setattr(reward_train, "score_texts", lambda model, tok, texts, max_length: torch.tensor([fake[t] for t in texts]))
     calibration = align_calibration(None, None, [group], max_length=8)
     assert calibration["align_offset"] == pytest.approx(0.0)  # (mean(-1, -3) + mean(3, 1)) / 2
     assert calibration["train_score_mean_bad"] == -2.0 and calibration["train_score_mean_not_bad"] == 2.0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from recgpt.tools.grounding import CategoryVocabulary
+from recgpt.tools.retrieval.grounding import CategoryVocabulary
 from recgpt.training.reward_data import rule_agreement
 from recgpt.training.rule_judge import rule_grade
 

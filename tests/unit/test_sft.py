@@ -39,8 +39,9 @@ def rows(n: int) -> list[dict]:
 @pytest.mark.parametrize("lora_r", [0, 4])
 def test_sft_trains_and_writes_a_run_directory(lora_r: int, tmp_path: Path) -> None:
     model = tiny_model_dir(tmp_path / "model")
-    config = SFTRunConfig(model=str(model), output_dir=tmp_path / "run", epochs=4, learning_rate=5e-3, batch_size=4,
-                          grad_accum=1, max_length=64, lora_r=lora_r, lora_alpha=8, logging_steps=2, save_steps=4)
+    config = SFTRunConfig(model=str(model), output_dir=tmp_path / "run", num_train_epochs=4, learning_rate=5e-3,
+                          per_device_train_batch_size=4, gradient_accumulation_steps=1, max_length=64, lora_r=lora_r, lora_alpha=8,
+                          logging_steps=2, save_steps=4)
     final = run_sft(config, rows(16))
     assert (final / ("adapter_config.json" if lora_r else "config.json")).is_file()
     assert json.loads((tmp_path / "run" / "run_config.json").read_text())["lora_r"] == lora_r
@@ -48,7 +49,7 @@ def test_sft_trains_and_writes_a_run_directory(lora_r: int, tmp_path: Path) -> N
     assert len(losses) >= 2 and losses[-1] < losses[0]
     assert any((tmp_path / "run").glob("checkpoint-*"))
     # a second call resumes from the last checkpoint instead of starting over
-    config.epochs = 5
+    config.num_train_epochs = 5
     run_sft(config, rows(16))
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert metrics["resumed_from"].endswith("checkpoint-16") and metrics["global_step"] == 20
@@ -71,9 +72,13 @@ def test_exported_rows_train_elsewhere_from_the_config_file_alone(tmp_path: Path
                      "batch_size=4", "grad_accum=1", "learning_rate=5e-3", "max_steps=2", "precision=float32"])
     assert code == 0 and (tmp_path / "gpu-run" / "final" / "adapter_config.json").is_file()
     used = json.loads((tmp_path / "gpu-run" / "run_config.json").read_text())
-    assert used["batch_size"] == 4 and used["learning_rate"] == 5e-3 and used["use_cpu"] is True
+    # keys are the field's or its option's name (`batch_size` is `--batch-size`, TRL's per_device_train_batch_size)
+    assert used["per_device_train_batch_size"] == 4 and used["learning_rate"] == 5e-3 and used["use_cpu"] is True
     assert used["rows_file"] == str(tmp_path / "ship" / "rows.jsonl")
     assert sft.main([written["config"], "no_such_field=1"]) == 2
+    legacy = {"epochs": 1.0, "batch_size": 4, "grad_accum": 1, "out": "x", "cpu": True}  # configs exported before TRL's names
+    assert {sft._field_names()[key] for key in legacy} == {"num_train_epochs", "per_device_train_batch_size",
+                                                           "gradient_accumulation_steps", "output_dir", "use_cpu"}
     with pytest.raises(ValueError, match="true or false"):
         sft.main([written["config"], "use_cpu=maybe"])
 
@@ -86,8 +91,9 @@ def test_export_merges_a_lora_adapter_into_a_plain_model(tmp_path: Path) -> None
     from recgpt.training.export import export_model
 
     model = tiny_model_dir(tmp_path / "model")
-    config = SFTRunConfig(model=str(model), output_dir=tmp_path / "run", epochs=2, learning_rate=5e-2, batch_size=4,
-                          grad_accum=1, max_length=64, lora_r=4, lora_alpha=8, logging_steps=2, save_steps=100)
+    config = SFTRunConfig(model=str(model), output_dir=tmp_path / "run", num_train_epochs=2, learning_rate=5e-2,
+                          per_device_train_batch_size=4, gradient_accumulation_steps=1, max_length=64, lora_r=4, lora_alpha=8,
+                          logging_steps=2, save_steps=100)
     final = run_sft(config, rows(8))
     out = export_model(final, tmp_path / "export")
     assert not (out / "adapter_config.json").exists() and (out / "config.json").is_file()
@@ -109,8 +115,9 @@ def test_an_interrupted_lora_run_resumes_from_its_checkpoint_to_the_same_weights
     model = tiny_model_dir(tmp_path / "model")
 
     def config(run: str) -> SFTRunConfig:
-        return SFTRunConfig(model=str(model), output_dir=tmp_path / run, epochs=4, learning_rate=5e-3, batch_size=4,
-                            grad_accum=1, max_length=64, lora_r=4, lora_alpha=8, logging_steps=2, save_steps=4)
+        return SFTRunConfig(model=str(model), output_dir=tmp_path / run, num_train_epochs=4, learning_rate=5e-3,
+                            per_device_train_batch_size=4, gradient_accumulation_steps=1, max_length=64, lora_r=4, lora_alpha=8,
+                            logging_steps=2, save_steps=4)
 
     reference = run_sft(config("whole"), rows(16))
     original_step = SFTTrainer.training_step

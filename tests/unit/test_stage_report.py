@@ -26,7 +26,8 @@ def test_paired_differences_and_the_loss_curve(tmp_path: Path) -> None:
     run.mkdir()
     (run / "metrics.json").write_text(json.dumps({"global_step": 10, "examples": 40, "log_history": [
         {"loss": 1.5, "step": 5}, {"loss": 0.5, "step": 10}, {"train_runtime": 12.0, "step": 10}]}))
-    (run / "run_config.json").write_text(json.dumps({"batch_size": 4, "grad_accum": 1, "lora_r": 8}))
+    config = {"per_device_train_batch_size": 4, "gradient_accumulation_steps": 1, "lora_r": 8}
+    (run / "run_config.json").write_text(json.dumps(config))
     eval_file(tmp_path / "base", "recgpt", {"a": 0.0, "b": 0.0, "c": 1.0, "d": 0.0}, "p@/m/Base[x]")
     eval_file(tmp_path / "sft", "recgpt", {"a": 1.0, "b": 0.0, "c": 1.0, "d": 1.0}, "p@/m/Base-policy-1234[x]")
     summary = summarise_stage(run, tmp_path / "base", tmp_path / "sft", methods=("recgpt",))
@@ -37,6 +38,10 @@ def test_paired_differences_and_the_loss_curve(tmp_path: Path) -> None:
     md, js, _ = write_stage_report(summary, tmp_path / "out" / "training-sft-office-validation", "recgpt train stage-report")
     text = md.read_text()
     assert "Base-policy-1234" in text and "| item_hr@10 | 0.250 | 0.750 | 0.500 | 0.289 | 4 |" in text
+    assert "(batch 4 × accumulation 1), LoRA rank 8" in text
+    (run / "run_config.json").write_text(json.dumps({"batch_size": 4, "grad_accum": 1, "lora_r": 8}))  # before TRL's names
+    summary = summarise_stage(run, tmp_path / "base", tmp_path / "sft", methods=("recgpt",))
+    assert "(batch 4 × accumulation 1), LoRA rank 8" in write_stage_report(summary, tmp_path / "old", "c")[0].read_text()
     assert json.loads(js.read_text())["methods"]["recgpt"]["all"]["cat_hr@10_l2"]["difference"] == 0.5
 
 

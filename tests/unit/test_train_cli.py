@@ -1,6 +1,6 @@
 """`recgpt train ...` options come from the config dataclasses (`recgpt/training/configs.py`): every field is an
 option carrying the field's help, the option names of the hand-written CLI are kept, and a command runs the config
-built from them."""
+built from them. The TRL fields a run config exposes are TRL's own, and its TRL config subclass holds them all."""
 
 from __future__ import annotations
 
@@ -15,15 +15,38 @@ from typer.testing import CliRunner
 
 from recgpt.errors import RecGPTError
 from recgpt.training import cli
-from recgpt.training.configs import AdaptorTrainConfig, GRPORunConfig, RewardDataConfig, RewardRunConfig, SFTRunConfig
+from recgpt.training.configs import (
+    TRAINER_FIELDS,
+    AdaptorTrainConfig,
+    GRPOOptions,
+    GRPORunConfig,
+    RewardDataConfig,
+    RewardOptions,
+    RewardRunConfig,
+    SFTOptions,
+    SFTRunConfig,
+)
 
+# the TRL fields, named as TRL names them, under the options the hand-written CLI gave them
+TRL_OPTIONS = {"output_dir": "out", "use_cpu": "cpu", "num_train_epochs": "epochs", "per_device_train_batch_size": "batch_size",
+               "gradient_accumulation_steps": "grad_accum", "lr_scheduler_type": "lr_schedule"}
 # command -> (config, the fields whose option has another name: the CLI's names from before the options were generated)
 COMMANDS: dict[str, tuple[type, dict[str, str]]] = {
-    "sft": (SFTRunConfig, {"output_dir": "out", "use_cpu": "cpu"}),
+    "sft": (SFTRunConfig, TRL_OPTIONS),
     "reward-data": (RewardDataConfig, {"output": "out", "judge_mode": "judge"}),
-    "reward": (RewardRunConfig, {"output_dir": "out", "loss_type": "loss", "use_cpu": "cpu"}),
-    "grpo": (GRPORunConfig, {"output_dir": "out", "use_cpu": "cpu"}),
+    "reward": (RewardRunConfig, {**TRL_OPTIONS, "loss_type": "loss", "per_device_train_batch_size": "groups_per_batch"}),
+    "grpo": (GRPORunConfig, TRL_OPTIONS),
     "adaptor": (AdaptorTrainConfig, {"output_dir": "out"}),
+}
+# every option of the trainer commands, as the hand-written CLI had them
+OPTIONS = {
+    "sft": "batch_size cpu dataset epochs export_rows future grad_accum grounding learning_rate logging_steps lora_alpha lora_r "
+           "max_length max_steps max_users model out precision rows_file save_steps seed tags_per_expert",
+    "grpo": "align_gate batch_size beta cpu dataset epsilon future grad_accum grounding learning_rate len_gate level logging_steps "
+            "lora_alpha lora_r loss_type lr_schedule max_completion_length max_steps max_users model num_generations out "
+            "precision reward_model save_steps scale_rewards seed shaping tags_per_expert temperature",
+    "reward": "cpu dtype epochs groups groups_per_batch held_out learning_rate logging_steps loss max_length mixed_only model out "
+              "save_steps seed",
 }
 
 # options a command declares beside its config: modes of the command, not knobs of the run
@@ -46,6 +69,34 @@ def test_every_config_field_is_an_option_with_its_help(command: str) -> None:
         assert f.metadata["help"] and option.help.startswith(f.metadata["help"]), (command, f.name)
 
 
+@pytest.mark.parametrize("command", sorted(OPTIONS))
+def test_a_trainer_command_exposes_the_same_options_as_before(command: str) -> None:
+    assert set(_options(command)) == set(OPTIONS[command].split())
+
+
+@pytest.mark.parametrize("config_cls,options_cls,trl_config", [
+    (SFTRunConfig, SFTOptions, "SFTConfig"), (GRPORunConfig, GRPOOptions, "GRPOConfig"),
+    (RewardRunConfig, RewardOptions, "TrainingArguments")])
+def test_a_run_config_is_recgpts_own_fields_and_trl_fields_under_trl_names(config_cls: type, options_cls: type,
+                                                                          trl_config: str) -> None:
+    import transformers
+    import trl
+
+    from recgpt.training import trainer_configs
+
+    trl_fields = {f.name for f in dataclasses.fields(getattr(trl, trl_config, None) or getattr(transformers, trl_config))}
+    own = {f.name for f in dataclasses.fields(options_cls)}
+    exposed = {f.name for f in dataclasses.fields(config_cls)} - own
+    assert exposed <= set(TRAINER_FIELDS) and exposed <= trl_fields and not own & trl_fields
+    trainer_cls = {"SFTConfig": trainer_configs.SFTTrainerConfig, "GRPOConfig": trainer_configs.GRPOTrainerConfig,
+                   "TrainingArguments": trainer_configs.RewardTrainerConfig}[trl_config]
+    run = config_cls(**{"model": "m", "output_dir": Path("run"), **({"groups": Path("g.jsonl")} if "groups" in own else {})})
+    args = trainer_configs.trainer_config(trainer_cls, run, report_to=[])
+    assert {f.name for f in dataclasses.fields(trainer_cls)} == trl_fields | own
+    assert all(getattr(args, name) == (str(value) if isinstance(value, Path) else value)
+               for name, value in dataclasses.asdict(run).items())
+
+
 def test_option_names_and_defaults_of_the_hand_written_cli_are_kept() -> None:
     sft = _options("sft")
     assert sft["out"].required and sft["out"].opts == ["--out"]
@@ -60,7 +111,7 @@ def test_option_names_and_defaults_of_the_hand_written_cli_are_kept() -> None:
 
 
 def test_a_command_runs_the_config_built_from_its_options(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    from recgpt.tools import model_prep
+    from recgpt.tools.serving import model_prep
     from recgpt.training import sft
 
     resolved, ran = [], []
@@ -69,11 +120,12 @@ def test_a_command_runs_the_config_built_from_its_options(monkeypatch: pytest.Mo
     result = CliRunner().invoke(cli.train_cli, ["sft", "--out", str(tmp_path / "run"), "--no-cpu", "--grad-accum", "2", "--lora-alpha", "8"])
     assert result.exit_code == 0, result.output
     assert resolved == [None]  # no --model: the default policy model
-    assert ran == [SFTRunConfig(model=str(tmp_path / "base"), output_dir=tmp_path / "run", grad_accum=2, lora_alpha=8, use_cpu=False)]
+    assert ran == [SFTRunConfig(model=str(tmp_path / "base"), output_dir=tmp_path / "run", gradient_accumulation_steps=2, lora_alpha=8,
+                                use_cpu=False)]
 
 
 def test_a_choice_is_checked_before_the_model_is_prepared(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    from recgpt.tools import model_prep
+    from recgpt.tools.serving import model_prep
 
     monkeypatch.setattr(model_prep, "resolve_model", lambda *a: pytest.fail("model prepared before the check"))
     result = CliRunner().invoke(cli.train_cli, ["grpo", "--model", "m", "--out", str(tmp_path), "--shaping", "max"])
