@@ -9,23 +9,13 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any, Literal
 
-from recgpt.errors import EndpointError, RecGPTError
+from recgpt.errors import RecGPTError
 from recgpt.graph import Context, build_graph
 from recgpt.graph.persistence import sqlite_saver
 from recgpt.services.resources import Resources, resolve
 from recgpt.settings import get_settings
-from recgpt.tools.serving.server import is_healthy
 
 RunStatus = Literal["new", "resumed", "finished earlier"]
-
-
-def check_endpoint(ctx: Context) -> None:
-    """Fail fast, with one line naming the URL, when the LLM endpoint is not up."""
-    if not is_healthy(ctx.base_url):
-        raise EndpointError(
-            f"LLM endpoint {ctx.base_url} is not reachable; start it with `recgpt serve` "
-            "(or point RECGPT_BASE_URL at any OpenAI-compatible server)"
-        )
 
 
 def graph_for(dataset: str | None, graph: Any = None) -> Any:

@@ -39,8 +39,13 @@ async def fake_acall_structured(model: Any, messages: list[Any], schema: type, a
         data: dict[str, Any] = {"personas": [{"name": f"buyer of {pick(i)}", "focus": f"{pick(i + 9)} needs", "evidence": []}
                                              for i in range(n)]}
     elif "tags" in fields:
-        n = schema.model_json_schema()["properties"]["tags"].get("minItems", 5)
-        data = {"tags": [{"tag": f"{pick(i)} {pick(i + 20)}", "rationale": "seen in history"} for i in range(n)]}
+        full = schema.model_json_schema()
+        n = full["properties"]["tags"].get("minItems", 5)
+        ref = full["properties"]["tags"]["items"].get("$ref", "")
+        item = full.get("$defs", {}).get(ref.rsplit("/", 1)[-1], {}) if ref else full["properties"]["tags"]["items"]
+        enum = item.get("properties", {}).get("category", {}).get("enum")  # grounded: one catalogue category per tag
+        data = {"tags": [{"tag": f"{pick(i)} {pick(i + 20)}", "rationale": "seen in history",
+                          **({"category": enum[(seed >> (5 * i)) % len(enum)]} if enum else {})} for i in range(n)]}
     elif "selected" in fields:
         props = schema.model_json_schema()["properties"]["selected"]
         choices = props["items"]["enum"]

@@ -16,8 +16,8 @@ ADAPTOR=${ADAPTOR:-${RECGPT_HOME:-$HOME/.cache/recgpt}/adaptors/$FOLDER}
 [ -f "$ADAPTOR/adaptor.json" ] || $RECGPT train adaptor --model "$MODEL" --distill-users 10 --perception-entities 400 --heldout-entities 100 --epochs 1
 $RECGPT serve --stop >/dev/null
 $RECGPT serve --model "$MODEL" --prompt-embeds --background
-$RECGPT eval --method expert --users "$TEXT_USERS" --k "$K" --concurrency 16 --out reports/hybrid/text
-$RECGPT eval --method expert --users "$HYBRID_USERS" --k "$K" --concurrency 16 --compression hybrid --out reports/hybrid/hybrid
+$RECGPT eval --method expert --users "$TEXT_USERS" --tags "$K" --concurrency 16 --out reports/hybrid/text
+$RECGPT eval --method expert --users "$HYBRID_USERS" --tags "$K" --concurrency 16 --compression hybrid --out reports/hybrid/hybrid
 $RECGPT stats hybrid --users 200 --prefill-users 20 \
   --text-eval reports/hybrid/text/eval-office-test-expert.json --hybrid-eval reports/hybrid/hybrid/eval-office-test-expert.json
 $RECGPT serve --stop

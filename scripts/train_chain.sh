@@ -72,8 +72,8 @@ keep() {  # keep RUN: its config and log history into the ledger (the report rea
   fi
 }
 serve() { $RECGPT serve --stop >/dev/null; $RECGPT serve --background "$@"; }
-evaluate() { $RECGPT eval --method expert --users "$EVAL_USERS" --k "$K" --concurrency 16 --out "reports/training/$1"; }
-validate() { $RECGPT eval --method expert --split validation --users "$VAL_USERS" --k "$K" --concurrency 16 --out "reports/training/$1-validation"; }
+evaluate() { $RECGPT eval --method expert --users "$EVAL_USERS" --tags "$K" --concurrency 16 --out "reports/training/$1"; }
+validate() { $RECGPT eval --method expert --split validation --users "$VAL_USERS" --tags "$K" --concurrency 16 --out "reports/training/$1-validation"; }
 
 point_at_base() {  # point_at_base ADAPTER_CONFIG: the adapter's base is this machine's prepared BASE_MODEL folder
   local base_dir

@@ -25,9 +25,8 @@ from recgpt.eval.model_bench import ModelBenchConfig, run_model_bench, write_mod
 from recgpt.eval.report import model_label, report_slug, write_report_files
 from recgpt.eval.retrieval_eval import SOURCES, RetrievalEvalConfig, run_retrieval_eval, write_retrieval_report
 from recgpt.eval.runs import EvalConfig, recgpt_context
-from recgpt.runner import check_endpoint
 from recgpt.schema.context import Context
-from recgpt.services.endpoints import served_model_identity
+from recgpt.services.endpoints import check_endpoint, served_model_identity
 from recgpt.services.resources import endpoints_of
 from recgpt.settings import get_settings
 

@@ -16,17 +16,17 @@ from __future__ import annotations
 import dataclasses
 import functools
 import inspect
-import types
 import typing
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, Literal, Optional, Union
+from typing import Any, Literal, Optional
 
 import annotated_types
 import typer
 from pydantic import BaseModel, ValidationError
 
 from recgpt.errors import RecGPTError
+from recgpt.loading import optional_of, parse_value
 
 _FIELD: Any = object()
 _SCALARS = (bool, int, float, str, Path)
@@ -75,51 +75,6 @@ def _fields(config: type) -> dict[str, _Field]:
     raise TypeError(f"{config!r} is neither a pydantic model nor a dataclass")
 
 
-def _optional(annotation: Any) -> tuple[Any, bool]:
-    """(X, True) for `X | None`, else (annotation, False)."""
-    if typing.get_origin(annotation) in (Union, types.UnionType):
-        inner = [a for a in typing.get_args(annotation) if a is not type(None)]
-        if len(inner) == 1:
-            return inner[0], True
-    return annotation, False
-
-
-def _one_of(choices: Iterable[Any]) -> str:
-    choices = [str(c) for c in choices]
-    return " or ".join(choices) if len(choices) == 2 else "one of " + ", ".join(choices)
-
-
-def parse_value(raw: str, annotation: Any, option: str) -> Any:
-    """`raw` read as `annotation`: a scalar, a `Literal` choice, `X | None` ('none' or nothing is None) or a
-    comma-separated `list[...]` of those (numbers come back sorted and unique, words unique in the order given)."""
-    annotation, optional = _optional(annotation)
-    if optional and raw.strip().lower() in ("", "none"):
-        return None
-    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
-    if origin is list:
-        (item,) = args
-        values = [parse_value(part.strip(), item, option) for part in raw.split(",") if part.strip()]
-        if not values:
-            raise RecGPTError(f"{option} needs at least one value")
-        return sorted(set(values)) if item in (int, float) else list(dict.fromkeys(values))
-    if origin is Literal:
-        if raw not in args:
-            raise RecGPTError(f"{option} must be {_one_of(args)} (got {raw!r})")
-        return raw
-    if annotation is bool:
-        if raw.strip().lower() in ("1", "true", "yes", "on", "0", "false", "no", "off"):
-            return raw.strip().lower() in ("1", "true", "yes", "on")
-        raise RecGPTError(f"{option}: {raw!r} is not a valid bool (true or false)")
-    if annotation in (int, float):
-        try:
-            return annotation(raw)
-        except ValueError:
-            raise RecGPTError(f"{option}: {raw!r} is not a valid {annotation.__name__}") from None
-    if annotation in (str, Path):
-        return annotation(raw)
-    raise TypeError(f"{option}: no parser for {annotation!r}")
-
-
 def parse_pairs(pairs: Iterable[str], config: type, option: str = "--set") -> dict[str, Any]:
     """`FIELD=VALUE` pairs as typed overrides of `config`'s fields, checked by building `config` from them."""
     fields = _fields(config)
@@ -152,7 +107,7 @@ def build(config: type, values: dict[str, Any], flags: dict[str, str], option: s
 
 def _cli_type(annotation: Any) -> Any:
     """What typer reads the option as: the scalar itself, or text that `parse_value` reads (lists, choices)."""
-    inner, _ = _optional(annotation)
+    inner, _ = optional_of(annotation)
     if inner in _SCALARS:
         return inner
     origin = typing.get_origin(inner)
@@ -188,7 +143,7 @@ def options_from(config: type, *, into: str = "config", only: Iterable[str] | No
             flags[name] = "--" + option.replace("_", "-")
             kind = _cli_type(field.annotation)
             bounds = field.bounds if kind in (int, float) else {}
-            listed = "Comma-separated." if typing.get_origin(_optional(field.annotation)[0]) is list else ""
+            listed = "Comma-separated." if typing.get_origin(optional_of(field.annotation)[0]) is list else ""
             params.append(inspect.Parameter(
                 option, inspect.Parameter.KEYWORD_ONLY, annotation=Optional[kind] if default is None else kind,
                 default=typer.Option(_shown(default), help=" ".join(t for t in (field.description, opt.help, listed) if t),

@@ -19,8 +19,9 @@ from recgpt.errors import RecGPTError
 from recgpt.graph import build_graph
 from recgpt.graph.plugins import configured_plugins
 from recgpt.render import render_result, result_json, usage_totals
-from recgpt.runner import arecommend, arecommend_durable, arecommend_many, check_endpoint
+from recgpt.runner import arecommend, arecommend_durable, arecommend_many
 from recgpt.schema.context import Context
+from recgpt.services.endpoints import check_endpoint
 from recgpt.services.resources import default_registry, resolve
 from recgpt.settings import get_settings
 from recgpt.tools.serving.server import ServerConfig, is_healthy, start_server

@@ -15,9 +15,8 @@ from recgpt.cli.options import REPORTS
 from recgpt.errors import RecGPTError
 from recgpt.eval.context_stats import measure, write_report
 from recgpt.eval.report import write_report_files
-from recgpt.runner import check_endpoint
 from recgpt.schema.context import Context
-from recgpt.services.endpoints import served_model_identity
+from recgpt.services.endpoints import check_endpoint, served_model_identity
 from recgpt.services.resources import default_registry, endpoints_of
 from recgpt.tools.context.tokens import LocalTokenCounter
 

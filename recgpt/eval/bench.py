@@ -37,8 +37,8 @@ from recgpt.eval.report import model_label, per_user_metrics, write_report_files
 from recgpt.eval.runs import EvalConfig, UserResult, base_result, levels_of, progress_bar, recgpt_context
 from recgpt.graph import build_graph
 from recgpt.graph.v1 import build_v1_graph
-from recgpt.runner import check_endpoint
 from recgpt.schema.calls import LLMCall
+from recgpt.services.endpoints import check_endpoint
 from recgpt.services.resources import default_registry, endpoints_of, resolve
 
 Pipeline = Literal["v1", "v1-raw", "v2", "v2-hybrid"]
@@ -429,7 +429,7 @@ def markdown(result: dict[str, Any], model: str) -> str:
     hybrid = " --hybrid" if "v2-hybrid" in result["pipelines"] else ""
     lines += ["", "## Figures", "", FIGURES, "## Reproduce", "",
               f"    recgpt bench --dataset {cfg['dataset']} --split {cfg['split']} --setup {setups}{hybrid} --users {cfg['users']} "
-              f"--serial-users {cfg['serial_users']} --saturation {cfg['saturation']} --k {cfg['k_tags']}", ""]
+              f"--serial-users {cfg['serial_users']} --saturation {cfg['saturation']} --tags {cfg['k_tags']}", ""]
     return "\n".join(lines)
 
 

@@ -98,7 +98,7 @@ def markdown(result: dict[str, Any], model: str) -> str:
     lines += ["", "A cut is kept when it saves tokens and no quality difference is beyond about two standard errors below zero.",
               "", "## Reproduce", "", "    recgpt serve --background    # with --policy base when the model above is the untrained one",
               f"    recgpt bench-decode --dataset {cfg['dataset']} --split {cfg['split']} --users {cfg['users']} --seed {cfg['seed']} "
-              f"--k {k} --concurrency {cfg['concurrency']}", ""]
+              f"--tags {k} --concurrency {cfg['concurrency']}", ""]
     return "\n".join(lines)
 
 

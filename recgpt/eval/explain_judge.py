@@ -353,7 +353,7 @@ def run_explain_judge(config: ExplainJudgeConfig, home: Path, show_progress: boo
 def reproduce_command(cfg: dict[str, Any]) -> str:
     """The `recgpt eval-explain` line that reruns this configuration (against the same served policy)."""
     line = (f"recgpt eval-explain --dataset {cfg['dataset']} --split {cfg['split']} --users {cfg['users']} "
-            f"--source-users {cfg['source_users']} --k {cfg['k_tags']} --diversity-items {cfg['diversity_items']} "
+            f"--source-users {cfg['source_users']} --tags {cfg['k_tags']} --diversity-items {cfg['diversity_items']} "
             f"--users-per-item {cfg['users_per_item']}")
     return line + (" --diversity-only" if cfg.get("diversity_only") else f" --injection-samples {cfg['injection_samples']}")
 

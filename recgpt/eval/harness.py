@@ -44,8 +44,7 @@ from recgpt.eval.runs import (
 from recgpt.graph import build_graph
 from recgpt.prompts import arbiter, expert, explore, planner, shared
 from recgpt.render import usage_totals
-from recgpt.runner import check_endpoint
-from recgpt.services.endpoints import served_model_identity
+from recgpt.services.endpoints import check_endpoint, served_model_identity
 from recgpt.services.resources import default_registry, endpoints_of, resolve
 from recgpt.settings import get_settings
 from recgpt.tools.llm import ENDPOINT_DOWN

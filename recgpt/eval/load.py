@@ -173,7 +173,7 @@ def markdown(result: dict[str, Any], model: str) -> str:
                                                                  "explanation_mode", "judge_mode", "request_timeout_s")), "",
               "Reproduce:", "",
               f"    recgpt load --concurrency {cfg['concurrency']} --duration {cfg['duration_s']:.0f} --dataset {cfg['dataset']} "
-              f"--split {cfg['split']} --k {ctx['num_personas']} --m {ctx['tags_per_expert']} --n {ctx['num_tags']} "
+              f"--split {cfg['split']} --personas {ctx['num_personas']} --tags-per-expert {ctx['tags_per_expert']} --tags {ctx['num_tags']} "
               f"--explanations {ctx['explanation_mode']} --judge {ctx['judge_mode']}", ""]
     return "\n".join(lines)
 

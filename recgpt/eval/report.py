@@ -223,7 +223,7 @@ def _markdown(config: EvalConfig, reports: dict[str, Any], metric_names: list[st
                   f"- model `{r.get('model')}`, context `{json.dumps(r.get('context'))}`"]
     lines += ["", "## Definitions", "", DEFINITIONS, "## Reproduce", ""]
     for method in reports:
-        lines.append(f"    recgpt eval --dataset {config.dataset} --split {config.split} --users {config.users} --seed {config.seed} --k {config.k_tags} --method {method}")
+        lines.append(f"    recgpt eval --dataset {config.dataset} --split {config.split} --users {config.users} --seed {config.seed} --tags {config.k_tags} --method {method}")
     return "\n".join(lines) + "\n"
 
 

@@ -17,8 +17,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from recgpt.data import Dataset
 from recgpt.errors import EndpointError, RecGPTError
 from recgpt.eval.metrics import category_key, is_new_interest
-from recgpt.runner import check_endpoint
 from recgpt.schema.context import Context
+from recgpt.services.endpoints import check_endpoint
 from recgpt.tools.jsonl import append_line
 
 Method = Literal["popularity", "category", "itemknn", "sasrec", "recgpt", "expert", "blend", "oracle_leaf", "oracle_l2"]

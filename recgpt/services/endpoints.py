@@ -8,8 +8,10 @@ from urllib.parse import urlparse
 
 import httpx
 
+from recgpt.errors import EndpointError
+from recgpt.schema.context import Context
 from recgpt.settings import get_settings
-from recgpt.tools.serving.server import installed_vllm_platform, recorded_dtype, recorded_server
+from recgpt.tools.serving.server import installed_vllm_platform, is_healthy, recorded_dtype, recorded_server
 
 
 def served_model_identity(base_url: str, model: str, api_key: str = "EMPTY") -> str:
@@ -59,3 +61,12 @@ def seeds_supported(run_dir: Path, base_url: str) -> bool:
         return platform != "cpu"
     host = urlparse(base_url).hostname or ""
     return not (host in ("127.0.0.1", "localhost", "::1", "0.0.0.0") and installed_vllm_platform() == "cpu")
+
+
+def check_endpoint(ctx: Context) -> None:
+    """Fail fast, with one line naming the URL, when the LLM endpoint is not up."""
+    if not is_healthy(ctx.base_url):
+        raise EndpointError(
+            f"LLM endpoint {ctx.base_url} is not reachable; start it with `recgpt serve` "
+            "(or point RECGPT_BASE_URL at any OpenAI-compatible server)"
+        )

@@ -31,7 +31,7 @@ from recgpt.errors import EndpointError
 from recgpt.schema.context import Context
 from recgpt.services.endpoints import EXPERT_ADAPTER, seeds_supported
 from recgpt.settings import Settings, get_settings
-from recgpt.tools.llm import Endpoint
+from recgpt.tools.endpoint import Endpoint
 from recgpt.tools.retrieval.backends import CHROMA, COLLABORATIVE, check_spec, plugin_factory
 from recgpt.tools.retrieval.chroma import CatalogueIndex
 from recgpt.tools.retrieval.embeddings import Embedder
@@ -120,7 +120,7 @@ class Registry:
         """The retriever of a dataset: `backend` None reads RECGPT_RETRIEVER; `chroma`, `collaborative`, a
         `pkg.module:callable`, or a factory (Dataset -> Retriever). Made once per (dataset, backend)."""
         spec: Any = check_spec(self.settings.retriever if backend is None else backend) if not callable(backend) else backend
-        key = ("retriever", dataset.name, dataset.content_hash(), spec if isinstance(spec, str) else id(spec))
+        key = ("retriever", dataset.name, dataset.content_hash(), spec)  # a factory keys by itself (kept alive here)
         if spec == CHROMA:
             return self.chroma_index(dataset, show_progress)
         if spec == COLLABORATIVE:

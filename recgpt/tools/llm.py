@@ -20,19 +20,20 @@ import time
 import weakref
 from dataclasses import dataclass, field
 from types import SimpleNamespace
-from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx
 import openai
 import pydantic
 from langchain_core.messages import BaseMessage
 from langchain_openai import ChatOpenAI
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, Field
 
 from recgpt.errors import EndpointError, InvalidModelOutput, RecGPTError
 from recgpt.schema.calls import LLMCall
 from recgpt.settings import get_settings
 from recgpt.tools.context.entities import as_text, has_entities, message_dicts
+from recgpt.tools.endpoint import Endpoint
 
 if TYPE_CHECKING:
     from recgpt.tools.context.hybrid import HybridAssembler
@@ -48,29 +49,6 @@ class LLMRequestRejected(RecGPTError):
     """The endpoint refused the request itself (HTTP 4xx other than 429)."""
 
 
-
-
-class Endpoint(BaseModel):
-    """An OpenAI-compatible endpoint and how prompts reach it: as text, or (`compression="hybrid"`) with entity
-    markers sent as prompt embeddings built by `assembler` (see `recgpt.tools.context.hybrid`)."""
-
-    model_config = ConfigDict(arbitrary_types_allowed=True)
-
-    base_url: str
-    model: str
-    api_key: str = "EMPTY"
-    timeout_s: float = 120.0
-    max_retries: int = 2
-    compression: Literal["text", "hybrid"] = "text"
-    assembler: HybridAssembler | None = Field(default=None, exclude=True, repr=False)
-
-    @model_validator(mode="after")
-    def _assembler_iff_hybrid(self) -> Endpoint:
-        if self.compression == "hybrid" and self.assembler is None:
-            raise ValueError("a hybrid endpoint needs an assembler (recgpt.tools.context.hybrid.load_assembler)")
-        if self.compression == "text" and self.assembler is not None:
-            raise ValueError("a text endpoint takes no assembler")
-        return self
 
 
 @dataclass

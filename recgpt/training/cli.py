@@ -21,12 +21,15 @@ import typer
 from rich.console import Console
 
 from recgpt.errors import RecGPTError
+from recgpt.services.resources import default_registry
 from recgpt.settings import get_settings
 from recgpt.tools.serving import model_prep
 from recgpt.tools.serving.policy import POLICIES_DIR, ship_policy
 from recgpt.training import sft
+from recgpt.training.chain_report import write_chain_report
 from recgpt.training.configs import AdaptorTrainConfig, GRPORunConfig, RewardDataConfig, RewardRunConfig, SFTRunConfig
 from recgpt.training.export import export_model
+from recgpt.training.stage_report import summarise_stage, write_stage_report
 
 train_cli = typer.Typer(help="Training package: SFT, Judge-as-a-Reward, GRPO, export, report (see recgpt/training).",
                         no_args_is_help=True)
@@ -193,9 +196,6 @@ def train_ship(
     out: Optional[Path] = typer.Option(None, help="Where to write it (default: recgpt/policies/<base>, what serve uses)."),
 ) -> None:
     """Ship a trained LoRA adapter as the default policy of its base: adapter, sha256, base identity, configs, data hash."""
-    # deferred: the LLM client (openai, langchain), through the registry (`recgpt train --help` stays light)
-    from recgpt.services.resources import default_registry
-
     base_name = base or model_prep.DEFAULT_MODEL
     if not adapter.is_dir():
         raise RecGPTError(f"{adapter} is not a directory")
@@ -217,9 +217,6 @@ def train_report(
     dataset: str = typer.Option("office", help="Dataset of the chain."),
 ) -> None:
     """Write reports/training-chain-<dataset>.md/.json/.png from what the chain's commands wrote."""
-    # deferred: langgraph, through the eval reports (`recgpt train --help` stays light)
-    from recgpt.training.chain_report import write_chain_report
-
     if not runs.is_dir():
         raise RecGPTError(f"{runs} is not a directory")
     md, _, png = write_chain_report(runs, out, dataset)
@@ -238,9 +235,6 @@ def train_stage_report(
     out: Path = typer.Option(Path("reports"), help="Report folder: training-<stage>-<dataset>-<split>.md/.json/.png."),
 ) -> None:
     """A training stage against its starting policy on validation: loss curve, paired metric differences ± SE."""
-    # deferred: langgraph, through the eval reports (`recgpt train --help` stays light)
-    from recgpt.training.stage_report import summarise_stage, write_stage_report
-
     for folder in (run, baseline, candidate):
         if not folder.is_dir():
             raise RecGPTError(f"{folder} is not a directory")

@@ -107,9 +107,9 @@ def _leaf_tag(item: Item) -> str:
 
 def popular_items_by_leaf(dataset: Dataset) -> list[Item]:
     """One item per leaf category, the leaves ordered by their interactions in all training prefixes (never a
-    held-out target): the padding of last resort, a popularity prior."""
-    key = (dataset.name, dataset.content_hash())
-    if key not in _POPULAR:
+    held-out target): the padding of last resort, a popularity prior. Computed once per dataset (`Dataset.derived`)."""
+
+    def count() -> list[Item]:
         counts: Counter[str] = Counter()
         example: dict[str, Item] = {}
         for user_id in dataset.split_users(Split.validation):  # users with held-out targets to keep out
@@ -118,11 +118,9 @@ def popular_items_by_leaf(dataset: Dataset) -> list[Item]:
                 if item.category_path:
                     counts[item.category] += 1
                     example.setdefault(item.category, item)
-        _POPULAR[key] = [example[c] for c, _ in counts.most_common()]
-    return _POPULAR[key]
+        return [example[c] for c, _ in counts.most_common()]
 
-
-_POPULAR: dict[tuple[str, str], list[Item]] = {}
+    return dataset.derived("popular_items_by_leaf", count)
 
 
 def grounded_target_tags(dataset: Dataset, cut: TrainingCut, m: int, vocabulary: CategoryVocabulary | None) -> list[TargetTag]:

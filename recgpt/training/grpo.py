@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from recgpt.eval.metrics import path_at_level
-from recgpt.services.resources import default_registry
+from recgpt.services.resources import default_registry, resolve
 from recgpt.training.configs import RM_MAX_LENGTH, GRPORunConfig
 from recgpt.training.datasets import expert_prompt, future_categories, grounding_vocabulary, training_cuts
 from recgpt.training.grpo_rewards import TagRewards
@@ -40,11 +40,10 @@ def build_grpo_rows(config: GRPORunConfig) -> list[dict[str, Any]]:
 def real_tag_rewards(config: GRPORunConfig) -> TagRewards:
     """The rewards on real components: the configured retriever's nearest category (R_acc; Chroma by default),
     MiniLM embeddings (R_div) and the trained reward model (R_align = sigmoid(score - its calibration offset) on
-    prompt + answer, in the window it was trained with)."""
-
-    index = default_registry().retriever(default_registry().dataset(config.dataset))
-
-    vocabulary = grounding_vocabulary(default_registry().dataset(config.dataset), config.grounding)
+    prompt + answer, in the window it was trained with). The dataset and retriever are resolved once, as a graph's are."""
+    resources = resolve(config.dataset)
+    index = resources.retriever
+    vocabulary = grounding_vocabulary(resources.dataset, config.grounding)
 
     def map_categories(tags: list[str]) -> list[frozenset[str]]:
         return [path_at_level(hits[0].category, config.level) if hits else frozenset() for hits in index.nearest_categories(tags, 1)]
@@ -72,7 +71,7 @@ def real_tag_rewards(config: GRPORunConfig) -> TagRewards:
             return [1.0] * len(answers)
 
     gates = Gates(align=Gates.align if align_gate_on(config) else 0.0, len=config.len_gate)
-    return TagRewards(map_categories=map_categories, embed=default_registry().embedder, align=align, ground=ground, gates=gates)
+    return TagRewards(map_categories=map_categories, embed=resources.registry.embedder, align=align, ground=ground, gates=gates)
 
 
 def align_gate_on(config: GRPORunConfig) -> bool:

@@ -20,6 +20,8 @@ from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Any
 
+from recgpt.errors import RecGPTError
+from recgpt.loading import parse_value
 from recgpt.training.configs import SFTRunConfig
 from recgpt.training.runs import finish_run, latest_checkpoint, start_run
 
@@ -94,21 +96,6 @@ def run_sft(config: SFTRunConfig, rows: list[dict[str, Any]] | None = None) -> P
     return finish_run(out, trainer, tokenizer, resumed_from, examples=len(rows))
 
 
-def _parse(key: str, raw: str) -> Any:
-    """A command-line value as the config field's type (int, float, bool, str, or None for 'null')."""
-    hint = str(typing.get_type_hints(SFTRunConfig)[key])
-    if raw == "null" and "None" in hint:
-        return None
-    if "bool" in hint:
-        if raw.lower() not in ("true", "false"):
-            raise ValueError(f"{key} must be true or false (got {raw!r})")
-        return raw.lower() == "true"
-    for kind in (int, float):
-        if kind.__name__ in hint:
-            return kind(raw)
-    return raw
-
-
 def _field_names() -> dict[str, str]:
     """The field each key names: its own name or its option's (`batch_size`, as `recgpt train sft --batch-size`;
     configs exported before the fields took TRL's names hold these)."""
@@ -131,7 +118,11 @@ def main(argv: list[str]) -> int:
         if key not in names:
             print(f"error: unknown field {key!r}", file=sys.stderr)
             return 2
-        values[names[key]] = _parse(names[key], raw)
+        try:
+            values[names[key]] = parse_value(raw, typing.get_type_hints(SFTRunConfig)[names[key]], names[key])
+        except RecGPTError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
     if values.get("rows_file"):
         values["rows_file"] = str((config_path.parent / values["rows_file"]).resolve())
     config = SFTRunConfig(**{**values, "output_dir": Path(values["output_dir"])})

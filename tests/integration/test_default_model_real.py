@@ -16,12 +16,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from recgpt.services.resources import default_registry
 from recgpt.settings import get_settings
 from recgpt.tools.retrieval.grounding import category_vocabulary
 from recgpt.tools.serving.model_prep import DEFAULT_MODEL, MARKER, REGISTRY, model_dir
 from recgpt.tools.serving.policy import load_card, policy_folder, shipped_policy
 from recgpt.tools.serving.server import is_healthy
-from recgpt.services.resources import default_registry
 from tests.conftest import needs_shared_data
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
@@ -72,7 +73,7 @@ def test_the_default_model_is_prepared_from_its_packages_and_verified(default_se
 @needs_shared_data
 def test_default_model_recommends_for_a_real_office_user_in_english(default_server: str) -> None:
     env = dict(os.environ, RECGPT_BASE_URL=default_server)
-    result = _recgpt("recommend", "--user", "17", "--split", "test", "--n", "3", "--rationales", "--json", env=env)  # 3 tags: 6 explanation calls
+    result = _recgpt("recommend", "--user", "17", "--split", "test", "--tags", "3", "--rationales", "--json", env=env)  # 3 tags: 6 explanation calls
     assert result.returncode == 0, result.stderr[-2000:]
     payload = json.loads(result.stdout)
     served = json.loads(Path(get_settings().run_dir / f"vllm-{default_server.rsplit(':', 1)[1].split('/')[0]}.json").read_text())

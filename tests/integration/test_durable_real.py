@@ -59,7 +59,7 @@ def valid_lines(store: Path) -> list[str]:
 
 def test_killed_recommend_thread_resumes_without_redoing_finished_calls(vllm_server: str, tmp_path: Path) -> None:
     db = tmp_path / "checkpoints.sqlite"
-    args = ("recommend", "--user", "5", "--split", "test", "--k", "3", "--m", "3", "--n", "3", "--explanations", "off",
+    args = ("recommend", "--user", "5", "--split", "test", "--personas", "3", "--tags-per-expert", "3", "--tags", "3", "--explanations", "off",
             "--thread", "killed-once", "--checkpoints", str(db), "--json")
     env = dict(os.environ, RECGPT_BASE_URL=vllm_server)
     first = subprocess.Popen(cli(*args), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -86,7 +86,7 @@ def test_killed_recommend_thread_resumes_without_redoing_finished_calls(vllm_ser
 
 def test_killed_batch_evaluation_resumes_per_user(vllm_server: str, tmp_path: Path) -> None:
     seed = str(int(time.time()) % 100000)  # a user sample (and result store) no earlier run has touched
-    args = ("eval", "--method", "expert", "--users", "6", "--k", "3", "--seed", seed, "--concurrency", "2",
+    args = ("eval", "--method", "expert", "--users", "6", "--tags", "3", "--seed", seed, "--concurrency", "2",
             "--out", str(tmp_path / "reports"))
     env = dict(os.environ, RECGPT_BASE_URL=vllm_server)
     eval_dir = get_settings().home / "eval"

@@ -16,7 +16,7 @@ import pytest
 
 from recgpt.errors import EndpointError
 from recgpt.graph import Context, build_graph
-from recgpt.runner import check_endpoint
+from recgpt.services.endpoints import check_endpoint
 from tests.conftest import needs_shared_data
 from tests.integration.faultproxy import FaultProxy
 

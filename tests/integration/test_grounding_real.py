@@ -14,10 +14,9 @@ from recgpt.agents.common import messages
 from recgpt.agents.expert import grounded_expert_schema, training_expert_instructions
 from recgpt.graph import Context
 from recgpt.runner import arecommend_many
-from recgpt.services.resources import endpoints_of
-from recgpt.tools.retrieval.grounding import CategoryVocabulary, category_vocabulary
+from recgpt.services.resources import default_registry, endpoints_of
 from recgpt.tools.llm import acall_structured, chat_model
-from recgpt.services.resources import default_registry
+from recgpt.tools.retrieval.grounding import CategoryVocabulary, category_vocabulary
 from tests.conftest import needs_shared_data
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]

@@ -70,7 +70,7 @@ def test_recommend_with_hybrid_compression_end_to_end(vllm_server: str, model_di
     assert metrics["examples"]["distill"] == 2 and metrics["self_perception_heldout"]["trained_adaptor"]["n"] == 12
     env = dict(os.environ, RECGPT_BASE_URL=vllm_server)
     done = subprocess.run(cli("recommend", "--user", "3", "--split", "test", "--compression", "hybrid", "--adaptor", str(folder),
-                              "--k", "1", "--m", "2", "--n", "2", "--explanations", "off", "--json"),
+                              "--personas", "1", "--tags-per-expert", "2", "--tags", "2", "--explanations", "off", "--json"),
                           env=env, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-2000:]
     state = json.loads(done.stdout[done.stdout.index("{"):])

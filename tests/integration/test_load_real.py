@@ -19,7 +19,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.integration,
 
 def test_64_concurrent_users_lose_nothing(vllm_server: str, tmp_path: Path) -> None:
     # duration 5 s: every worker starts one user at once, then the 64 runs drain
-    args = ["load", "--concurrency", "64", "--duration", "5", "--k", "1", "--m", "2", "--n", "2", "--out", str(tmp_path)]
+    args = ["load", "--concurrency", "64", "--duration", "5", "--personas", "1", "--tags-per-expert", "2", "--tags", "2", "--out", str(tmp_path)]
     done = subprocess.run([sys.executable, "-m", "recgpt.app", *args], env=dict(os.environ, RECGPT_BASE_URL=vllm_server),
                           capture_output=True, text=True, timeout=1500)
     assert done.returncode == 0, done.stderr[-2000:]

@@ -16,8 +16,8 @@ from recgpt.agents import expert
 from recgpt.data import Split
 from recgpt.graph import Context, build_graph
 from recgpt.runner import arecommend_many
-from recgpt.tools.context.tokens import LocalTokenCounter, ServerTokenCounter
 from recgpt.services.resources import default_registry, resolve
+from recgpt.tools.context.tokens import LocalTokenCounter, ServerTokenCounter
 from tests.conftest import needs_shared_data, write_jsonl
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]

@@ -8,11 +8,12 @@ import socket
 from pathlib import Path
 
 import pytest
+
 from recgpt.data.dataset import Split
+from recgpt.services.resources import default_registry
 from recgpt.settings import get_settings
 from recgpt.training.reward_data import RewardDataConfig, build_reward_data
 from recgpt.training.reward_model import RewardGroup
-from recgpt.services.resources import default_registry
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1500)]
 
@@ -64,13 +65,12 @@ def _free_port() -> int:
 def test_sft_policy_is_exported_served_and_evaluated(model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from recgpt.eval.harness import EvalConfig, run_eval
     from recgpt.services.endpoints import served_model_identity
-    from recgpt.services.resources import endpoints_of
     from recgpt.tools.serving.server import ServerConfig, start_server
     from recgpt.training.export import export_model
     from recgpt.training.sft import SFTRunConfig, run_sft
 
-    final = run_sft(SFTRunConfig(model=str(model_dir), output_dir=tmp_path / "sft", max_users=2, max_steps=1, batch_size=2,
-                                 grad_accum=1, lora_r=8, lora_alpha=16, save_steps=1000))
+    final = run_sft(SFTRunConfig(model=str(model_dir), output_dir=tmp_path / "sft", max_users=2, max_steps=1,
+                                 per_device_train_batch_size=2, gradient_accumulation_steps=1, lora_r=8, lora_alpha=16, save_steps=1000))
     exported = export_model(final, tmp_path / "sft-model")
     assert (exported / "recgpt_export.json").is_file()
     config = ServerConfig(model_dir=exported, port=_free_port(), eager=True, served_name="recgpt-test-sft")
@@ -94,13 +94,13 @@ def test_an_sft_adapter_serves_the_experts_as_a_lora_module(model_dir: Path, tmp
     import asyncio
 
     from recgpt.graph import Context, build_graph
-    from recgpt.services.resources import Registry, resolve
     from recgpt.services import endpoints
+    from recgpt.services.resources import Registry, resolve
     from recgpt.tools.serving.server import ServerConfig, served_models, start_server
     from recgpt.training.sft import SFTRunConfig, run_sft
 
-    final = run_sft(SFTRunConfig(model=str(model_dir), output_dir=tmp_path / "sft", max_users=2, max_steps=1, batch_size=2,
-                                 grad_accum=1, lora_r=8, lora_alpha=16, save_steps=1000))
+    final = run_sft(SFTRunConfig(model=str(model_dir), output_dir=tmp_path / "sft", max_users=2, max_steps=1,
+                                 per_device_train_batch_size=2, gradient_accumulation_steps=1, lora_r=8, lora_alpha=16, save_steps=1000))
     config = ServerConfig(model_dir=model_dir, port=_free_port(), eager=True, served_name="recgpt-test-base",
                           lora_modules={endpoints.EXPERT_ADAPTER: str(final)}, max_lora_rank=8)
     handle = start_server(config, tmp_path / "run", timeout=600)

@@ -6,10 +6,11 @@ import socket
 from pathlib import Path
 
 import pytest
-from recgpt.tools.retrieval.chroma_server import heartbeat_ok, start_chroma, stop_chroma
-from recgpt.tools.retrieval.chroma import CatalogueIndex
-from recgpt.tools.retrieval.embeddings import Embedder
+
 from recgpt.services.resources import default_registry
+from recgpt.tools.retrieval.chroma import CatalogueIndex
+from recgpt.tools.retrieval.chroma_server import heartbeat_ok, start_chroma, stop_chroma
+from recgpt.tools.retrieval.embeddings import Embedder
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 

@@ -11,14 +11,15 @@ from typing import Any
 
 import numpy as np
 import pytest
+
 from recgpt.data.dataset import Dataset
 from recgpt.data.records import Interaction, Item, UserHistory
 from recgpt.eval import baselines
-from recgpt.graph import Context, build_graph
+from recgpt.graph import Context
+from recgpt.services.resources import Registry, default_registry
 from recgpt.tools.retrieval import sequential
 from recgpt.tools.retrieval.collaborative import CollaborativeRetriever, minmax
 from recgpt.tools.retrieval.protocol import ItemHit, Retriever, UserSignals
-from recgpt.services.resources import Registry, default_registry
 from recgpt.tools.retrieval.sequential import SASRec, load_or_train, model_path
 from tests.unit.fakes import DEAD_ENDPOINT, FakeLLM, FakeRetriever, _tokens, fake_graph
 

@@ -10,7 +10,7 @@ import pytest
 from recgpt.errors import RecGPTError
 from recgpt.graph import Context
 from recgpt.runner import arecommend_durable
-from tests.unit.fakes import DEAD_ENDPOINT, FakeLLM, FakeRetriever, fake_graph, fake_resources
+from tests.unit.fakes import DEAD_ENDPOINT, FakeLLM, fake_resources
 
 
 class Crash(Exception):

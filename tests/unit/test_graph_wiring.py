@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 
 from recgpt.errors import EndpointError, InvalidModelOutput
-from recgpt.graph import Context, build_graph
+from recgpt.graph import Context
 from recgpt.prompts.explainer import RHETORICAL_DEVICES, TONES
 from recgpt.services.resources import default_registry
-from tests.unit.fakes import DEAD_ENDPOINT, FakeLLM, FakeRetriever, fake_graph  # noqa: E402
+from tests.unit.fakes import DEAD_ENDPOINT, FakeLLM, fake_graph  # noqa: E402
 
 
 def run(dataset: Path, user: str = "u1", ctx: Context | None = None) -> dict[str, Any]:

@@ -10,11 +10,11 @@ import pytest
 from pydantic import ValidationError
 
 from recgpt.agents.expert import grounded_expert_schema
-from recgpt.graph import Context, build_graph
+from recgpt.graph import Context
 from recgpt.schema.context import Context as RunContext
 from recgpt.services.prefix import build_shared_prefix
-from recgpt.tools.retrieval.grounding import CategoryVocabulary, category_vocabulary
 from recgpt.services.resources import default_registry
+from recgpt.tools.retrieval.grounding import CategoryVocabulary, category_vocabulary
 from tests.conftest import write_jsonl
 from tests.unit.fakes import DEAD_ENDPOINT, FakeLLM, FakeRetriever, fake_graph, fake_resources
 

@@ -17,7 +17,7 @@ from recgpt.graph import Context, build_graph
 from recgpt.graph import plugins as plugin_module
 from recgpt.graph.plugins import ExpertPlugin, PluginError, TagFilterPlugin, configured_plugins, load_plugin
 from recgpt.schema.state import FinalTag
-from tests.unit.fakes import DEAD_ENDPOINT, FakeLLM, FakeRetriever, fake_graph
+from tests.unit.fakes import DEAD_ENDPOINT, FakeLLM, fake_graph
 
 CTX = dict(base_url=DEAD_ENDPOINT, model="fake", explanation_mode="off")
 

@@ -79,8 +79,7 @@ def test_exported_rows_train_elsewhere_from_the_config_file_alone(tmp_path: Path
     legacy = {"epochs": 1.0, "batch_size": 4, "grad_accum": 1, "out": "x", "cpu": True}  # configs exported before TRL's names
     assert {sft._field_names()[key] for key in legacy} == {"num_train_epochs", "per_device_train_batch_size",
                                                            "gradient_accumulation_steps", "output_dir", "use_cpu"}
-    with pytest.raises(ValueError, match="true or false"):
-        sft.main([written["config"], "use_cpu=maybe"])
+    assert sft.main([written["config"], "use_cpu=maybe"]) == 2  # one line on stderr, as for an unknown field
 
 
 def test_export_merges_a_lora_adapter_into_a_plain_model(tmp_path: Path) -> None:

@@ -10,8 +10,8 @@ import pytest
 
 from recgpt.schema.context import Context
 from recgpt.services.prefix import RAW_ESTIMATE, build_raw_prefix
-from recgpt.tools.context.compression import raw_history
 from recgpt.services.resources import default_registry
+from recgpt.tools.context.compression import raw_history
 from tests.conftest import write_jsonl
 from tests.unit.fakes import fake_resources
 
