@@ -123,6 +123,8 @@ class Evaluation:
         self.model = served_model_identity(endpoint.base_url, endpoint.model, endpoint.api_key)
         self.resources = resolve(self.dataset)
         self.index = self.resources.retriever
+        self.explain_graph = build_explain_subgraph(self.resources)  # compiled once, bound to this run's resources
+        self.judge_graph = build_judge_subgraph(self.resources)
         digest = config_hash(config, self.dataset.content_hash(), self.model)
         self.store = KeyedStore(home / "eval" / f"explain-judge-{digest}.jsonl")
         self.prefixes: dict[str, str] = {}
@@ -156,7 +158,7 @@ class Evaluation:
             ctx = replace(self.ctx, explanation_mode="meta" if mode.startswith("meta") else mode,
                           style_sampling=mode != META_UNSAMPLED)
             final = FinalTag(tag=tag, rationale="", persona_index=0, persona="", rank=1)
-            out = await build_explain_subgraph().ainvoke(
+            out = await self.explain_graph.ainvoke(
                 {"shared_prefix": prefix, "situation": self.environments[user], "tag": final, "item": item}, context=ctx)
             return out["explanations"][0].model_dump(mode="json")
 
@@ -165,7 +167,7 @@ class Evaluation:
     def judge_job(self, task_of: Callable[[], Awaitable[JudgeInput]], mode: str) -> Callable[[], Awaitable[Any]]:
         async def job() -> Any:
             ctx = replace(self.ctx, judge_mode=mode, judge_injection_guard=False)
-            out = await build_judge_subgraph().ainvoke(await task_of(), context=ctx)
+            out = await self.judge_graph.ainvoke(await task_of(), context=ctx)
             return out["judgements"][0].model_dump(mode="json")
 
         return job

@@ -33,7 +33,7 @@ from recgpt.graph.judge import build_judge_subgraph
 from recgpt.schema.context import Context
 from recgpt.schema.subgraphs import JudgeInput
 from recgpt.services.endpoints import check_endpoint
-from recgpt.services.resources import default_registry, endpoints_of
+from recgpt.services.resources import endpoints_of, resolve
 from recgpt.tools.llm import LLMRequestRejected, acall_structured, chat_model
 from recgpt.training.configs import RewardDataConfig
 from recgpt.training.datasets import expert_prompt, future_categories, grounding_vocabulary, training_cuts
@@ -50,7 +50,9 @@ def _store_path(config: RewardDataConfig) -> Path:
 
 
 async def _collect(config: RewardDataConfig, show_progress: bool) -> dict[str, Any]:
-    data = default_registry().dataset(config.dataset)
+    resources = resolve(config.dataset)
+    data = resources.dataset
+    judge_graph = build_judge_subgraph(resources)  # compiled once, bound to the run's resources
     cuts = training_cuts(data, future=config.future)
     cuts = random.Random(config.seed).sample(cuts, min(config.max_users, len(cuts)))
     rules = config.judge_mode == "rules"
@@ -91,7 +93,7 @@ async def _collect(config: RewardDataConfig, show_progress: bool) -> dict[str, A
         async def job() -> Any:
             task = JudgeInput(shared_prefix=prompts[user][0]["content"], target_kind="tag", target_id=f"{user}:{index}",
                               text="; ".join(parse_tags(answer)), title="", category="")
-            out = await build_judge_subgraph().ainvoke(task, context=ctx)  # the injection guard is on by default
+            out = await judge_graph.ainvoke(task, context=ctx)  # the injection guard is on by default
             return out["judgements"][0].model_dump(mode="json")
 
         return job

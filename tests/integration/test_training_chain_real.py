@@ -123,4 +123,3 @@ def test_an_sft_adapter_serves_the_experts_as_a_lora_module(model_dir: Path, tmp
     finally:
         handle.stop()
         get_settings.cache_clear()
-        endpoints._serves.cache_clear()
