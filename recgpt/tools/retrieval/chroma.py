@@ -54,6 +54,11 @@ class CatalogueIndex:
         self.categories = self._collection(f"cats-{key}")
         self._ensure_built(show_progress)
 
+    def _embed(self, queries: list[str]) -> list[list[float]]:
+        """Each query embedded on its own (see `Embedder.each`): its neighbours do not depend on the other queries of
+        the call, so a run's ranking repeats."""
+        return [[float(x) for x in self._embedding_function([query])[0]] for query in queries]
+
     def _collection(self, name: str):  # -> chromadb Collection
         return self._client.get_or_create_collection(
             name=name, embedding_function=self._embedding_function, metadata={"hnsw:space": "cosine"}
@@ -116,7 +121,8 @@ class CatalogueIndex:
         n = min(pool, k + len(exclude & self.dataset.items.keys()))
         if n == 0:
             return [[] for _ in queries]
-        result = self.items.query(query_texts=queries, n_results=n, where=where, include=["metadatas", "distances"])
+        result = self.items.query(query_embeddings=self._embed(queries), n_results=n, where=where,
+                                  include=["metadatas", "distances"])
         out: list[list[ItemHit]] = []
         for ids, metas, dists in zip(result["ids"], result["metadatas"], result["distances"]):
             hits = [
@@ -140,7 +146,7 @@ class CatalogueIndex:
         if not queries or self.categories.count() == 0:
             return [[] for _ in queries]
         result = self.categories.query(
-            query_texts=queries, n_results=min(k, self.categories.count()), include=["distances"]
+            query_embeddings=self._embed(queries), n_results=min(k, self.categories.count()), include=["distances"]
         )
         return [
             [CategoryHit(category=c, distance=float(d)) for c, d in zip(ids, dists)]

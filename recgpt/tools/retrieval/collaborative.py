@@ -175,7 +175,8 @@ class CollaborativeRetriever:
             known = {q: self._queries[q] for q in queries if q in self._queries}
         missing = [q for q in dict.fromkeys(queries) if q not in known]
         if missing:  # embedded outside the lock: other threads' cached queries need not wait
-            fresh = dict(zip(missing, np.asarray(self.embedder(missing), dtype=np.float64)))
+            # one at a time: a batch's padding would move each vector by ~1e-7 and reorder near-ties between runs
+            fresh = {query: np.asarray(self.embedder([query])[0], dtype=np.float64) for query in missing}
             known.update(fresh)
             with self._lock:
                 if len(self._queries) + len(fresh) > QUERY_CACHE:
