@@ -6,12 +6,12 @@ the tag cannot say which product this user buys next. RecGPT's paper scores a ta
 relevance with a collaborative score of the user; here the collaborative score is SASRec's next-item logit
 (`recgpt.tools.retrieval.sequential`), trained on the interactions before the held-out target of the user's split.
 
-Per query: candidates = the semantic retriever's top `depth` items ∪ the `depth` items with the highest
+Per query: candidates = the `depth` items nearest the tag by exact cosine over the catalogue's item vectors ∪ the `depth` items with the highest
 collaborative score among those whose category path equals or is under the query's nearest category (so that a
 tag naming a category reaches the category's items that are not worded like the tag). Both terms are computed for
 every candidate, min-max normalised within the query's candidates (a constant term is 0.5), mixed with `beta`,
 and the best `k` returned. The semantic term is the MiniLM cosine similarity of tag and item text (what Chroma's
-distance measures); the semantic retriever proposes candidates and maps tags to categories.
+distance measures); the semantic retriever (Chroma) maps free tags to categories and answers for users the model does not know.
 
 Without a user (or with no history the model knows) there is nothing collaborative to say: the semantic
 retriever's own answer is returned unchanged.
@@ -114,7 +114,6 @@ class CollaborativeRetriever:
         depth = max(self.depth, k)
         # as measured (`recgpt eval-retrieval`): the semantic neighbours come from the whole catalogue, the grounded
         # category only replaces the tag's nearest category as the second candidate source
-        semantic_hits = self.semantic.search_items(queries, depth, exclude, user)
         free = [n for n, c in enumerate(grounded) if c is None]
         nearest_free = self.semantic.nearest_categories([queries[n] for n in free], 1) if free else []
         categories = [[CategoryHit(category=c, distance=0.0)] if c else [] for c in grounded]
@@ -125,11 +124,16 @@ class CollaborativeRetriever:
         collaborative = np.asarray(model.score(history, self._ids), dtype=np.float64)  # one forward pass per call
         excluded = np.zeros(len(self._ids), dtype=bool)
         excluded[[self._position[i] for i in exclude if i in self._position]] = True
+        # the semantic neighbours, exact: cosine against every item vector (the SASRec pass above already scores the
+        # whole catalogue). Chroma's approximate top-`depth` differed between processes for the same query (Office:
+        # up to 14 of 200 neighbours), so an evaluation did not repeat; ties keep catalogue order.
+        similarities = item_vectors @ query_vectors.T if len(self._ids) else np.zeros((0, len(queries)))
         out: list[list[ItemHit]] = []
         for n in range(len(queries)):
             nearest = categories[n][0].category if n < len(categories) and categories[n] else ""
-            candidates = self._candidates(semantic_hits[n] if n < len(semantic_hits) else [], nearest, excluded,
-                                          collaborative, depth)
+            order = np.argsort(-similarities[:, n], kind="stable")
+            neighbours = [self._ids[p] for p in order[~excluded[order]][:depth]]
+            candidates = self._candidates(neighbours, nearest, excluded, collaborative, depth)
             if not candidates:
                 out.append([])
                 continue
@@ -152,12 +156,11 @@ class CollaborativeRetriever:
         return self.semantic.nearest_categories(queries, k)
 
     # -- internals -----------------------------------------------------------------------------------------------
-    def _candidates(self, semantic_hits: list[ItemHit], category: str, excluded: np.ndarray, collaborative: np.ndarray,
+    def _candidates(self, neighbours: list[str], category: str, excluded: np.ndarray, collaborative: np.ndarray,
                     depth: int) -> list[str]:
         """Semantic candidates first (in their order), then the category's best `depth` by collaborative score
         (`excluded`: a mask over the catalogue of the items never to return)."""
-        chosen = [h.item_id for h in semantic_hits if h.item_id in self._position and not excluded[self._position[h.item_id]]]
-        chosen = chosen[:depth]
+        chosen = neighbours[:depth]
         seen = set(chosen)
         inside = self._positions_under(category)
         inside = inside[~excluded[inside]]
