@@ -267,3 +267,21 @@ def test_the_graph_passes_the_split_and_shows_both_terms(
 def test_item_hits_without_the_terms_still_construct() -> None:
     hit = ItemHit(item_id="x", title="X", category="A", distance=0.1)
     assert hit.semantic is None and hit.collaborative is None and hit.score is None
+
+
+def test_the_semantic_candidates_are_exact_whatever_order_the_backend_answers_in() -> None:
+    """An approximate index (Chroma's HNSW) answered the same query with other neighbours in another process; the
+    candidates come from exact cosine over the item vectors instead, so the backend's order cannot change a ranking."""
+    data = shop()
+    logits = {"a1": 0.0, "b1": 1.0, "p2": 3.0, "p3": 2.0, "n1": -1.0, "n2": 0.5, "n3": 0.2}
+    user = UserSignals(user_id="u0", history_item_ids=("n1", "a1"), split="test")
+
+    class Reversed(FakeRetriever):
+        def search_items(self, queries, k, exclude=frozenset(), user=None, categories=None):  # type: ignore[no-untyped-def]
+            return [list(reversed(hits)) for hits in super().search_items(queries, len(self.dataset.items), exclude, user, categories)][:k]
+
+    def ranked(semantic: FakeRetriever) -> list[list[str]]:
+        made = CollaborativeRetriever(data, semantic, lambda split: StubModel(logits), bag_of_words, beta=0.5, depth=2)
+        return [[h.item_id for h in hits] for hits in made.search_items(["green gel pen", "notebook"], 4, {"n1", "a1"}, user)]
+
+    assert ranked(FakeRetriever(data)) == ranked(Reversed(data)) and all(ranked(FakeRetriever(data)))
