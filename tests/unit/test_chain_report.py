@@ -18,6 +18,15 @@ def _stage_report(path: Path, hr: float) -> None:
         "config": {"k_tags": 5, "users": 100, "split": "test", "seed": 0}}))
 
 
+def _stage_with_hits(reports: Path, stage: str, hits: list[float]) -> None:
+    """A stage's expert eval whose per-user cat hits are `hits` (the paired differences read them)."""
+    path = reports / "training" / stage / "eval-office-test-expert.json"
+    _stage_report(path, sum(hits) / len(hits))
+    report = json.loads(path.read_text())
+    report["per_user_hits"] = {f"u{i}": {"cat_hr@5_l2": h, "item_hr@30": 0.0} for i, h in enumerate(hits)}
+    path.write_text(json.dumps(report))
+
+
 def test_chain_report_tabulates_stages_curves_and_times(tmp_path: Path) -> None:
     runs, reports = tmp_path / "runs", tmp_path / "reports"
     (runs / "grpo-crs").mkdir(parents=True)
@@ -91,11 +100,7 @@ def test_a_discarded_run_keeps_its_reason_and_its_difference_against_sft(tmp_pat
     (runs / "grpo-crs-tokenlen").mkdir(parents=True)
     (runs / "grpo-crs-tokenlen" / "why.md").write_text("It learned to pad tags with filler.\n")
     for stage, hits in (("sft", [1.0, 1.0, 0.0, 1.0]), ("grpo-crs-tokenlen", [0.0, 1.0, 0.0, 0.0])):
-        path = reports / "training" / stage / "eval-office-test-expert.json"
-        _stage_report(path, sum(hits) / 4)
-        report = json.loads(path.read_text())
-        report["per_user_hits"] = {f"u{i}": {"cat_hr@5_l2": h, "item_hr@30": 0.0} for i, h in enumerate(hits)}
-        path.write_text(json.dumps(report))
+        _stage_with_hits(reports, stage, hits)
     summary = summarise_chain(runs, reports)
     assert list(summary["stages"]) == ["sft"]  # not a stage of the chain
     assert summary["discarded"]["grpo-crs-tokenlen"]["versus_sft"]["cat_hr@5_l2"]["difference"] == -0.5
@@ -141,11 +146,7 @@ def test_a_new_stage_appears_from_the_ledger_alone(tmp_path: Path) -> None:
             {"step": 2, "loss": 2.0}, {"step": 4, "loss": 1.0}, {"step": 4, "train_runtime": 9.0}]}))
     for stage, hits in (("base", [0.0, 0.0, 1.0, 0.0]), ("sft", [1.0, 0.0, 1.0, 0.0]), ("dpo", [1.0, 1.0, 1.0, 0.0]),
                         ("sft-first-try", [0.0, 0.0, 0.0, 0.0])):
-        path = reports / "training" / stage / "eval-office-test-expert.json"
-        _stage_report(path, sum(hits) / 4)
-        report = json.loads(path.read_text())
-        report["per_user_hits"] = {f"u{i}": {"cat_hr@5_l2": h, "item_hr@30": 0.0} for i, h in enumerate(hits)}
-        path.write_text(json.dumps(report))
+        _stage_with_hits(reports, stage, hits)
 
     summary = summarise_chain(runs, reports)
     assert list(summary["stages"]) == ["base", "sft", "dpo"]  # the paper's stages in its order, then the others
