@@ -66,6 +66,12 @@ class Endpoints:
         return None if ctx.seed is None or not self.seed else ctx.seed + offset
 
 
+def _endpoints_key(ctx: Context) -> tuple[Any, ...]:
+    """The Context fields that decide its endpoints (sampling knobs do not)."""
+    return ("endpoints", ctx.base_url, ctx.model, ctx.api_key, ctx.request_timeout_s, ctx.max_retries, ctx.compression,
+            ctx.adaptor_dir, ctx.expert_model, ctx.judge_base_url, ctx.judge_model)
+
+
 class Registry:
     """Everything worth keeping across runs in one process, owned by one object (thread-safe).
 
@@ -176,15 +182,14 @@ class Registry:
     def endpoints(self, ctx: Context) -> Endpoints:
         """The endpoints of a runtime Context, resolved once per endpoint settings (blocking on the first call:
         async code awaits `aendpoints`)."""
-        key = ("endpoints", ctx.base_url, ctx.model, ctx.api_key, ctx.request_timeout_s, ctx.max_retries,
-               ctx.compression, ctx.adaptor_dir, ctx.expert_model, ctx.judge_base_url, ctx.judge_model)
-        with self._guard:
-            known = self._values.get(key)
-        return known if known is not None else self._once(key, lambda: self._resolve_endpoints(ctx))
+        return self._once(_endpoints_key(ctx), lambda: self._resolve_endpoints(ctx))
 
     async def aendpoints(self, ctx: Context) -> Endpoints:
-        """`endpoints`, off the event loop when they are not resolved yet (the first call asks the server)."""
-        return await asyncio.to_thread(self.endpoints, ctx)
+        """`endpoints`: at once when they are resolved (every agent after the run's first node), else off the event
+        loop (the first call asks the server)."""
+        with self._guard:
+            known = self._values.get(_endpoints_key(ctx))
+        return known if known is not None else await asyncio.to_thread(self.endpoints, ctx)
 
     def _resolve_endpoints(self, ctx: Context) -> Endpoints:
         model = ctx.model or self.first_model(ctx.base_url, ctx.api_key)
