@@ -8,7 +8,7 @@ from langgraph.runtime import Runtime
 from pydantic import BaseModel, Field, create_model
 
 from recgpt.agents.common import AgentCall, messages
-from recgpt.prompts.arbiter import ARBITER_INSTRUCTIONS, REASON_INSTRUCTION
+from recgpt.prompts.arbiter import ARBITER_INSTRUCTIONS, EVIDENCE_INSTRUCTION, REASON_INSTRUCTION
 from recgpt.schema.context import Context
 from recgpt.schema.state import FinalTag, ProposedTag, RecState
 from recgpt.services.resources import Resources
@@ -74,6 +74,15 @@ def select(pool: list[ProposedTag], chosen: list[int], n: int) -> tuple[list[Fin
     return [FinalTag(**t.model_dump(), rank=i + 1) for i, t in enumerate(picked[:n])], filled
 
 
+def evidence_note(category: str | None, shares: dict[str, float]) -> str:
+    """A pooled tag's collaborative mass as the arbiter reads it: ` (evidence 8%)`; `<1%` for a category SASRec gives
+    almost nothing; "" without evidence (the block off) or for a free tag."""
+    if not shares or not category:
+        return ""
+    share = shares.get(category, 0.0)
+    return f" (evidence {round(100 * share)}%)" if share >= 0.005 else " (evidence <1%)"
+
+
 async def arbiter_node(state: RecState, runtime: Runtime[Context], resources: Resources) -> dict[str, Any]:
     ctx = runtime.context
     pool = dedupe_pool(state.get("tag_pool", []))
@@ -83,10 +92,12 @@ async def arbiter_node(state: RecState, runtime: Runtime[Context], resources: Re
         if not pool:
             run.flags.append("no_tags: every expert failed, nothing to arbitrate")
         return run.update(tags=select(pool, [], n)[0])
-    listing = "\n".join(f"{i}: {t.tag}{f' [{t.category}]' if t.category else ''} — {t.persona}"
+    shares = (state.get("category_shares") or {}) if ctx.arbiter_evidence else {}
+    listing = "\n".join(f"{i}: {t.tag}{f' [{t.category}]' if t.category else ''}{evidence_note(t.category, shares)} — {t.persona}"
                         for i, t in enumerate(pool, start=1))
     reason = ctx.arbiter_reason_chars
-    prompt = messages(state["shared_prefix"], ARBITER_INSTRUCTIONS.format(pool=listing, n=n, reason=REASON_INSTRUCTION if reason else ""))
+    instructions = ARBITER_INSTRUCTIONS.format(pool=listing, n=n, reason=REASON_INSTRUCTION if reason else "")
+    prompt = messages(state["shared_prefix"], instructions + ("\n" + EVIDENCE_INSTRUCTION if shares else ""))
     output = await run.ask("arbiter", prompt, arbiter_schema(n, len(pool), reason), ctx.arbiter_temperature,
                            6 * n + 30 + reason * 3 // 5, ctx.seed,
                            flag=lambda exc: failure_flag("arbiter", exc) + f"; kept the first {n} tags round-robin across personas")

@@ -127,7 +127,7 @@ def unexplored(vocabulary: CategoryVocabulary, dataset: Dataset, history_item_id
 async def expert_node(task: ExpertTask, runtime: Runtime[Context], resources: Resources) -> dict[str, Any]:
     ctx = runtime.context
     persona, index = task["persona"], task["persona_index"]
-    vocabulary = resources.vocabulary(ctx.grounding)
+    vocabulary = resources.vocabulary(ctx.grounding, ctx.grounding_labels)
     instructions = expert_instructions(persona.name, persona.focus, ctx.tags_per_expert, vocabulary is not None,
                                        rationale=ctx.expert_rationale_chars > 0)
     if vocabulary is not None and explores(ctx, index):

@@ -23,7 +23,8 @@ from recgpt.services.resources import default_registry
 from recgpt.settings import get_settings
 
 app = typer.Typer()
-LLM_RUNS = ("recgpt", "expert", "blend")
+LLM_RUNS = ("recgpt", "expert", "blend", "fusion")
+COMBINED = ("blend", "fusion")
 
 
 @app.command("eval")
@@ -31,7 +32,8 @@ LLM_RUNS = ("recgpt", "expert", "blend")
     EvalConfig, exclude=("context", "quota"), dataset=DATASET, k_tags=Opt(name="tags"),
     method=Opt(help=(
         "recgpt (the full graph), expert (the policy alone: one expert call with the training persona), popularity, "
-        "category, itemknn, sasrec, or blend (SASRec and recgpt merged under --quota; runs or resumes both); "
+        "category, itemknn, sasrec, sasrec_categories (SASRec's likeliest categories as grounded tags), blend (SASRec "
+        "and recgpt merged under --quota; runs or resumes both) or fusion (their weighted reciprocal-rank fusion); "
         "oracle_leaf / oracle_l2 are retrieval ceilings.")),
     split=Opt(help="validation (tuning) or test (reports)."),
     users=Opt(help="Users sampled from the split (the same for every method at a seed)."),
@@ -47,8 +49,12 @@ def eval_command(
         "recgpt/expert: override a runtime Context field, FIELD=VALUE (repeatable), e.g. --set expert_temperature=0.3. "
         "Tune on --split validation; the override is part of the results key and the report.")),
     quota: str = typer.Option("auto", help=(
-        "blend: the LLM channel's share of the K slots, in [0, 1]; auto = tuned on validation (grid 0..1 by item "
-        "HR@10), read back from the validation blend report in --out when the split is test.")),
+        "blend / fusion: the LLM channel's share (of the K slots / of the rank-fusion weight), in [0, 1]; auto = "
+        "tuned on validation (grid 0..1 by item HR@10), read back from the validation report of the same row name "
+        "in --out when the split is test.")),
+    name: str = typer.Option("", help=(
+        "The row's name in the reports (default: the method), e.g. recgpt+evidence for a run under --set overrides; "
+        "it must start with the method.")),
 ) -> None:
     """Run one method over sampled users, resumably; write its report and the side-by-side comparison."""
     if compression not in ("text", "hybrid"):
@@ -57,21 +63,24 @@ def eval_command(
     if compression == "hybrid":  # text stays out of the context overrides: earlier results keep their keys
         context = {"compression": "hybrid", "adaptor_dir": str(adaptor or "")}
     context.update(parse_pairs(set_, Context))
-    fixed = _quota(quota) if config.method == "blend" else None
-    if config.method == "blend" and fixed is None and config.split == "test":
-        fixed = tuned_quota(out, report_slug(config.dataset))
+    row = name.strip() or config.method
+    if row.split("+", 1)[0] != config.method or not all(ch.isalnum() or ch in "+_-." for ch in row):
+        raise RecGPTError(f"--name must be the method, or the method followed by +variant (letters, digits, _-.): got {row!r}")
+    fixed = _quota(quota) if config.method in COMBINED else None
+    if config.method in COMBINED and fixed is None and config.split == "test":
+        fixed = tuned_quota(out, report_slug(config.dataset), row)
     config = config.model_copy(update={"context": context, "quota": fixed})
     from recgpt.eval.harness import run_blend, run_eval  # deferred: torch (the SASRec baseline), after the checks above
 
     if config.method in LLM_RUNS:
         warn_policy_domain(recgpt_context(config), config.dataset)
-    name = config.method
     blend_info: dict = {}
-    if config.method == "blend":
+    if config.method in COMBINED:
         results, store, blend_info = run_blend(config, get_settings().home)
-        name = "blend" if quota == "auto" else quota_label(blend_info["quota"])
+        if quota != "auto":
+            row = quota_label(blend_info["quota"], row)
         if quota == "auto" and config.split == "test":
-            blend_info["quota_source"] = f"tuned on validation ({out / f'eval-{report_slug(config.dataset)}-validation-blend.json'})"
+            blend_info["quota_source"] = f"tuned on validation ({out / f'eval-{report_slug(config.dataset)}-validation-{row}.json'})"
     else:
         config, results, store = run_eval(config, get_settings().home)
     data = default_registry().dataset(config.dataset)
@@ -83,12 +92,12 @@ def eval_command(
         ctx = recgpt_context(config)
         provenance["model"] = policy_identity(ctx)
         provenance["context"] = {key: value for key, value in asdict(ctx).items() if key != "api_key"}
-    write_method_report(config, summary, store, out, provenance, name)
+    write_method_report(config, summary, store, out, provenance, row)
     md_path, _, png = write_comparison(config, out)
     metrics = ", ".join(f"{metric} {value:.3f}" for metric, value in summary["metrics"].items())
     if blend_info:
-        console.print(f"blend quota {blend_info['quota']:.2f} ({blend_info['quota_source']})")
-    console.print(f"{name}: {summary['users_scored']} users scored ({summary['users_failed']} failed): {metrics}")
+        console.print(f"{config.method} LLM share {blend_info['quota']:.2f} ({blend_info['quota_source']})")
+    console.print(f"{row}: {summary['users_scored']} users scored ({summary['users_failed']} failed): {metrics}")
     console.print(f"report {md_path}" + (f", plot {png}" if png else "") + f"; per-user results {store}")
 
 

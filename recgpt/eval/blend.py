@@ -26,6 +26,8 @@ from recgpt.errors import RecGPTError
 
 QUOTA_GRID: tuple[float, ...] = tuple(round(0.1 * i, 1) for i in range(11))
 TUNING_METRIC = "item_hr@10"
+RRF_CONSTANT = 60
+"""Reciprocal-rank fusion's k (Cormack et al. 2009): a rank r scores 1/(k + r); 60 is the published default."""
 
 
 def blend(classical: Sequence[str], llm: Sequence[str], quota: float, k: int) -> list[str]:
@@ -61,17 +63,34 @@ def blend(classical: Sequence[str], llm: Sequence[str], quota: float, k: int) ->
     return placed
 
 
-def quota_label(quota: float) -> str:
-    """The method name of a fixed-quota blend in reports: `blend@0.30`."""
-    return f"blend@{quota:.2f}"
+def fuse(classical: Sequence[str], llm: Sequence[str], weight: float, k: int, constant: int = RRF_CONSTANT) -> list[str]:
+    """Weighted reciprocal-rank fusion: item score `(1 - weight) / (c + rank in classical) + weight / (c + rank in llm)`
+    (ranks from 1; an item absent from a list gets nothing from it); the first `k` by score, ties to the classical
+    list's order, then the LLM list's. Unlike the quota blend, an item both channels rank scores from both: agreement
+    lifts it above an item only one channel ranks at the same place."""
+    if not 0.0 <= weight <= 1.0:
+        raise ValueError(f"weight must be within [0, 1] (got {weight})")
+    scores: dict[str, float] = {}
+    for share, items in ((1.0 - weight, classical), (weight, llm)):
+        for rank, item in enumerate(dict.fromkeys(items), start=1):
+            scores[item] = scores.get(item, 0.0) + share / (constant + rank)
+    order = {item: n for n, item in enumerate(dict.fromkeys([*classical, *llm]))}
+    return sorted(scores, key=lambda item: (-scores[item], order[item]))[:k]
 
 
-def tuned_quota(report_dir: Path, dataset_slug: str) -> float:
-    """The quota that `recgpt eval --method blend --split validation` chose, from its report in `report_dir`."""
-    path = report_dir / f"eval-{dataset_slug}-validation-blend.json"
+def quota_label(quota: float, row: str = "blend") -> str:
+    """The row name of a fixed-share blend or fusion in reports: `blend@0.30`, `fusion+evidence@0.40`."""
+    return f"{row}@{quota:.2f}"
+
+
+def tuned_quota(report_dir: Path, dataset_slug: str, row: str = "blend") -> float:
+    """The LLM share that `recgpt eval --method <blend|fusion> --split validation` (named `row`) chose, from its report
+    in `report_dir`."""
+    path = report_dir / f"eval-{dataset_slug}-validation-{row}.json"
+    method = row.split("+", 1)[0]
     if not path.is_file():
-        raise RecGPTError(f"no tuned quota: {path} is missing; run `recgpt eval --method blend --split validation` "
-                          "first (it tunes the quota), or pass --quota 0.3")
+        raise RecGPTError(f"no tuned LLM share: {path} is missing; run `recgpt eval --method {method} --split validation"
+                          f"{' --name ' + row if row != method else ''}` first (it tunes it), or pass --quota 0.3")
     return float(json.loads(path.read_text())["blend"]["quota"])
 
 

@@ -52,8 +52,8 @@ def measure(dataset_name: str, users: int, seed: int, split: str, counter: Token
         profile = example.user.profile.describe()
         compressed = compress_history(example.history, data.items, CompressionConfig(max_items=ctx.max_history_items))
         common = {"profile": profile, "environment": env.describe(), "n_events": len(example.history)}
-        raw_prefix = SYSTEM_PREFIX.format(history=raw_history_text(example.history, data.items), catalogue="", **common)
-        compressed_prefix = SYSTEM_PREFIX.format(history=compressed.text, catalogue="", **common)
+        raw_prefix = SYSTEM_PREFIX.format(history=raw_history_text(example.history, data.items), catalogue="", evidence="", **common)
+        compressed_prefix = SYSTEM_PREFIX.format(history=compressed.text, catalogue="", evidence="", **common)
         rows.append({"user_id": user_id, "events": len(example.history), "raw_tokens": counter.count(raw_prefix),
                      "compressed_tokens": counter.count(compressed_prefix), "summarised": compressed.n_summarised_events})
     raw = [r["raw_tokens"] for r in rows]

@@ -24,7 +24,7 @@ from recgpt.agents.planner import planner_schema
 from recgpt.data import Dataset, Split
 from recgpt.errors import EndpointError, RecGPTError
 from recgpt.eval import baselines
-from recgpt.eval.blend import QUOTA_GRID, blend, describe, sweep
+from recgpt.eval.blend import QUOTA_GRID, blend, describe, fuse, sweep
 from recgpt.eval.metrics import hit_at_k, interleave
 from recgpt.eval.policy import run_expert
 from recgpt.eval.runs import (
@@ -48,6 +48,7 @@ from recgpt.services.endpoints import check_endpoint, served_model_identity
 from recgpt.services.resources import default_registry, endpoints_of, resolve
 from recgpt.settings import get_settings
 from recgpt.tools.llm import ENDPOINT_DOWN
+from recgpt.tools.retrieval.evidence import category_mass
 from recgpt.tools.retrieval.grounding import category_vocabulary
 from recgpt.tools.retrieval.protocol import Retriever, UserSignals, search
 
@@ -84,28 +85,47 @@ def config_hash(config: EvalConfig, dataset: Dataset, model: str | None) -> str:
         for volatile in ("base_url", "api_key", "request_timeout_s", "max_retries", *TAG_IRRELEVANT_CONTEXT):
             ctx.pop(volatile, None)
         for added_later, default in (("compression", "text"), ("adaptor_dir", ""), ("explore_experts", 0),
-                                         ("v1_history", "compressed"), ("raw_history_tokens", 6000)):
+                                         ("v1_history", "compressed"), ("raw_history_tokens", 6000),
+                                         ("grounding_labels", "path"), ("evidence_categories", 0),
+                                         ("evidence_after_items", 2)):
             if ctx.get(added_later) == default:  # fields added after results were stored: at their default, hashes stay
                 ctx.pop(added_later)
         payload.update(context=ctx, model=model, prompts=prompts_fingerprint())
         if ctx.get("explore_experts"):  # the explorers' instruction, only where it is used (earlier keys stay)
             payload["explore_prompt"] = hashlib.sha256(inspect.getsource(explore).encode()).hexdigest()[:12]
         if ctx.get("grounding", "off") != "off":  # the enum and the listed categories change answers too
-            vocabulary = category_vocabulary(dataset, ctx["grounding"])
+            vocabulary = category_vocabulary(dataset, ctx["grounding"], ctx.get("grounding_labels", "path"))
             payload["vocabulary"] = hashlib.sha256(json.dumps([vocabulary.labels, vocabulary.paths]).encode()).hexdigest()[:12]
     if config.method == "sasrec":
         payload["sasrec"] = baselines.SASRec().hparams
     if config.method in ("category", *CEILINGS):
         payload["category_tags"] = "grounded"  # since grounding: each category tag searches inside its category
+    if config.method in (*RETRIEVING, *LLM_METHODS):
+        payload["retrieval"] = RETRIEVAL_VERSION
 
     settings = get_settings()
     retriever = settings.retriever.strip()
     # The setting was added later: under `chroma` (the default then) results keep the keys they were stored under.
-    if retriever != "chroma" and config.method in ("category", *CEILINGS, *LLM_METHODS):
+    if retriever != "chroma" and config.method in (*RETRIEVING, *LLM_METHODS):
         payload["retriever"] = retriever  # another backend ranks other items
         if retriever == "collaborative":  # and its mix weights rank them differently again
             payload["retriever"] += f":beta={settings.retrieval_beta}:depth={settings.retrieval_depth}"
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:10]
+
+
+RETRIEVING: tuple[str, ...] = ("category", "sasrec_categories", *CEILINGS)
+"""Classical rows whose items come from grounded category tags through the configured retriever."""
+RETRIEVAL_VERSION = "in-category-2"
+"""What grounded retrieval returns, in result keys: 'in-category-2' = a grounded tag's items from its category, then its
+parent's (`recgpt.tools.retrieval.collaborative`). Results stored under another behaviour are not reused."""
+
+
+def sasrec_categories(dataset: Dataset, split: str, history: list[str], k: int) -> list[str]:
+    """The `sasrec_categories` row's tags: the `k` leaf categories carrying the most of SASRec's next-item probability
+    after `history` (the registry's SASRec of the split: the one the evidence block and the retriever use)."""
+    model = default_registry().sasrec(dataset, split)
+    vocabulary = category_vocabulary(dataset, "leaf")
+    return [share.label for share in category_mass(model, history, dataset, vocabulary)[:k]]
 
 
 def run_classical(config: EvalConfig, dataset: Dataset, users: list[str], store: ResultStore,
@@ -118,7 +138,7 @@ def run_classical(config: EvalConfig, dataset: Dataset, users: list[str], store:
         return
     k_max = max(config.k_items)
     train = baselines.training_sequences(dataset, config.split)
-    index = default_registry().retriever(dataset) if config.method in ("category", *CEILINGS) else None
+    index = default_registry().retriever(dataset) if config.method in RETRIEVING else None
     model: Any = None
     if config.method == "popularity":
         model = baselines.Popularity().fit(train)
@@ -129,9 +149,11 @@ def run_classical(config: EvalConfig, dataset: Dataset, users: list[str], store:
     for user_id in iter_progress(todo, f"{config.method} on {len(todo)} users", show_progress):
         started = time.perf_counter()
         result, history = base_result(dataset, user_id, config.split, levels)
-        if config.method in ("category", *CEILINGS):
+        if config.method in RETRIEVING:
             if config.method == "category":
                 categories = baselines.history_categories(dataset, history)[: config.k_tags]
+            elif config.method == "sasrec_categories":
+                categories = sasrec_categories(dataset, config.split, history, config.k_tags)
             else:  # a ceiling: the target's own category, at the method's level (the only use of the target)
                 path = dataset.items[result.target_item].category_path
                 categories = [" > ".join(path[: None if config.method == "oracle_leaf" else 2])] if path else []
@@ -146,6 +168,25 @@ def run_classical(config: EvalConfig, dataset: Dataset, users: list[str], store:
             result.ranked_categories = categories_of(dataset, result.ranked_items, config.k_tags)
         result.wall_s = time.perf_counter() - started
         store.append(result)
+
+
+def inside(category: str, path: str | None) -> bool:
+    """Whether an item's category path is `path` or below it."""
+    return bool(path) and (category == path or category.startswith(f"{path} > "))
+
+
+def shown_stats(recommendations: list[Any], result: UserResult) -> None:
+    """What the shopper saw: items shown, inside their tag's category, inside it or its parent, repeated across tags."""
+    seen: set[str] = set()
+    for recommendation in recommendations:
+        path = recommendation.tag.category or recommendation.category
+        parent = path.rpartition(" > ")[0] if path and " > " in path else path
+        for item in recommendation.items:
+            result.shown_items += 1
+            result.shown_in_category += inside(item.category, path)
+            result.shown_in_family += inside(item.category, parent)
+            result.shown_repeats += item.item_id in seen
+            seen.add(item.item_id)
 
 
 async def answer_with_graph(graph: Any, index: Retriever, config: EvalConfig, dataset: Dataset, ctx: Any, user_id: str,
@@ -164,6 +205,7 @@ async def answer_with_graph(graph: Any, index: Retriever, config: EvalConfig, da
     result.ranked_items = interleave([[h.item_id for h in lst] for lst in hits], max(config.k_items))
     result.ranked_categories = [r.category or "" for r in state.get("recommendations", [])]
     result.flags = list(state.get("flags", []))
+    shown_stats(state.get("recommendations", []), result)
     lost = [f for f in result.flags if f": {ENDPOINT_DOWN}: " in f]
     if lost:  # a degraded answer because the server failed is not the method's answer: redo this user on resume
         raise EndpointError(f"{len(lost)} agent call(s) lost to the endpoint, e.g. {lost[0][:200]}")
@@ -188,12 +230,18 @@ async def run_recgpt(config: EvalConfig, dataset: Dataset, users: list[str], sto
     await run_llm_method(config, dataset, users, store, answer, show_progress)
 
 
+COMBINERS = {"blend": blend, "fusion": fuse}
+"""The two ways SASRec's list and recgpt's are combined: the quota blend and weighted reciprocal-rank fusion
+(`recgpt.eval.blend`); `EvalConfig.quota` is the LLM channel's share in both."""
+
+
 def run_blend(config: EvalConfig, home: Path, show_progress: bool = True) -> tuple[list[UserResult], Path, dict[str, Any]]:
-    """SASRec and recgpt (each run or resumed for the same users, split and K) blended under the config's quota, or
-    under the quota that maximises item HR@10 here (`quota=None`: validation only). Returns the per-user results,
-    their store and the quota's description."""
+    """SASRec and recgpt (each run or resumed for the same users, split and K) combined by `config.method` (`blend` or
+    `fusion`) at the config's LLM share, or at the share that maximises item HR@10 here (`quota=None`: validation
+    only). Returns the per-user results, their store and the share's description."""
+    combine = COMBINERS[config.method]
     if config.quota is None and config.split != "validation":
-        raise RecGPTError("the blend's quota is tuned on the validation split only: pass a quota for test")
+        raise RecGPTError(f"the {config.method}'s LLM share is tuned on the validation split only: pass one for test")
     dataset = default_registry().dataset(config.dataset)
     _, classical, _ = run_eval(config.model_copy(update={"method": "sasrec", "quota": None, "context": {}}), home, show_progress)
     _, llm, _ = run_eval(config.model_copy(update={"method": "recgpt", "quota": None}), home, show_progress)
@@ -206,22 +254,22 @@ def run_blend(config: EvalConfig, home: Path, show_progress: bool = True) -> tup
     grid = None
     quota = config.quota
     if quota is None:
-        hits = {q: [hit_at_k(blend(c.ranked_items, r.ranked_items, q, k_max), c.target_item, 10) for c, r in pairs]
+        hits = {q: [hit_at_k(combine(c.ranked_items, r.ranked_items, q, k_max), c.target_item, 10) for c, r in pairs]
                 for q in QUOTA_GRID}
         quota, grid = sweep(hits)
     results = []
     for c, r in pairs:
-        items = blend(c.ranked_items, r.ranked_items, quota, k_max)
+        items = combine(c.ranked_items, r.ranked_items, quota, k_max)
         results.append(c.model_copy(update={"ranked_items": items, "ranked_categories": categories_of(dataset, items, config.k_tags),
                                             "tags": r.tags, "flags": r.flags, "llm_calls": r.llm_calls}))
-    store = ResultStore(home / "eval" / f"blend-{config_hash(config.model_copy(update={'quota': quota}), dataset, None)}.jsonl")
+    store = ResultStore(home / "eval" / f"{config.method}-{config_hash(config.model_copy(update={'quota': quota}), dataset, None)}.jsonl")
     store.path.write_text("".join(result.model_dump_json() + "\n" for result in results))  # derived: rewritten whole
     return results, store.path, describe(quota, "fixed" if config.quota is not None else "tuned on this split", grid)
 
 
 def run_eval(config: EvalConfig, home: Path, show_progress: bool = True) -> tuple[EvalConfig, list[UserResult], Path]:
     """Run (or resume) one method; return the per-user results in sampled-user order."""
-    if config.method == "blend":
+    if config.method in COMBINERS:
         results, path, _ = run_blend(config, home, show_progress)
         return config, results, path
     dataset = default_registry().dataset(config.dataset)
@@ -236,7 +284,7 @@ def run_eval(config: EvalConfig, home: Path, show_progress: bool = True) -> tupl
             model += f"+adaptor:{endpoint.assembler.adaptor_fingerprint}"
     store = ResultStore(home / "eval" / f"{config.method}-{config_hash(config, dataset, model)}.jsonl")
     done = store.load()
-    if config.method in ("category", *CEILINGS, *LLM_METHODS) and any(u not in done or done[u].error for u in users):
+    if config.method in (*RETRIEVING, *LLM_METHODS) and any(u not in done or done[u].error for u in users):
         # they retrieve: build the index / collaborative model now, visibly, rather than inside the first user's
         # retrieval; an LLM method checks its endpoint first, so a server that is down fails in seconds, not minutes
         if config.method in LLM_METHODS:

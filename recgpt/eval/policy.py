@@ -35,7 +35,7 @@ async def run_expert(config: EvalConfig, dataset: Dataset, users: list[str], sto
     has_time = has_timestamps(dataset)
 
     async def answer(ctx: Any, user_id: str, history: list[str], result: UserResult) -> None:
-        vocabulary = category_vocabulary(dataset, ctx.grounding) if ctx.grounding != "off" else None
+        vocabulary = category_vocabulary(dataset, ctx.grounding, ctx.grounding_labels) if ctx.grounding != "off" else None
         shared = await build_shared_prefix(ctx, resources, user_id, config.split, None if has_time else config.date)
         endpoint = endpoints_of(ctx).expert  # the trained expert adapter where it is served beside the base
         model = chat_model(endpoint, ctx.expert_temperature, expert_max_tokens(m, vocabulary), ctx.seed)

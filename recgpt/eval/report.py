@@ -18,7 +18,7 @@ from recgpt.eval.metrics import (
     ndcg_at_k,
     path_at_level,
 )
-from recgpt.eval.runs import CLASSICAL, EvalConfig, UserResult
+from recgpt.eval.runs import EvalConfig, UserResult
 from recgpt.services.resources import default_registry
 
 DEFINITIONS = """\
@@ -34,11 +34,22 @@ DEFINITIONS = """\
   `collaborative`: the tag's category and semantic neighbours, ordered by SASRec at beta 0).
 - **new-interest slice**: users whose target category (at the first level listed) never occurs in their
   history.
-- **exclusive recall** (item HR@K): share of all targets that recgpt hits and no classical channel hits
-  at the same K; and the share of recgpt's hits that are exclusive.
+- **exclusive recall** (item HR@K): share of all targets that an LLM row hits and no classical channel
+  (popularity, category, itemknn, sasrec; then also sasrec_categories) hits at the same K; and the share of the row's
+  hits that are exclusive.
 - **tag diversity**: mean pairwise cosine distance of a user's tag embeddings (MiniLM).
 - **blend** / **blend@Q**: SASRec's and recgpt's item lists merged under a quota, the LLM channel's share of the
   K slots (deduplicated; `recgpt.eval.blend`); `blend` at the quota tuned on validation, `blend@Q` at a fixed one.
+- **fusion**: weighted reciprocal-rank fusion of the same two lists, `(1 − w)/(60 + rank in SASRec) + w/(60 + rank
+  in recgpt)`, w tuned on validation (grid 0..1 by item HR@10) and read back on test.
+- **sasrec_categories**: SASRec's next-item probability summed per leaf category, the K largest used as grounded
+  tags through the same retriever as recgpt's: a no-LLM row the LLM must beat.
+- **a row named `method+variant`** (e.g. `recgpt+evidence`): the method under the runtime Context overrides in its
+  reproduce line.
+- **paired differences**: per user, the row's hit minus the baseline's on the same users; mean ± one standard error
+  (sample sd / sqrt n), z = mean / SE.
+- **items shown** (recgpt): the items under each final tag that a shopper sees; *inside its tag's category* when
+  the item's path is the tag's grounded category or below it.
 - **retrieval ceilings** (`oracle_leaf`, `oracle_l2`): the held-out target's own category (full path / first two
   levels) as the one grounded tag, through the same retriever. They read the target, so they are bounds, not
   recommenders: what retrieval makes of a perfect tag. `category` (the user's history categories as grounded tags)
@@ -113,6 +124,12 @@ def summarise(config: EvalConfig, results: list[UserResult], levels: tuple[str, 
         summary["prompt_tokens_per_user"] = _mean([r.prompt_tokens for r in ok])
         summary["completion_tokens_per_user"] = _mean([r.completion_tokens for r in ok])
         summary["wall_s_per_user"] = _mean([r.wall_s for r in ok])
+    shown = sum(r.shown_items for r in ok)
+    if shown:
+        summary["shown_items"] = {"items": shown, "in_category_share": sum(r.shown_in_category for r in ok) / shown,
+                                  "in_category_or_parent_share": sum(r.shown_in_family for r in ok) / shown,
+                                  "repeated_share": sum(r.shown_repeats for r in ok) / shown,
+                                  "users_with_a_repeat": sum(1 for r in ok if r.shown_repeats)}
     return summary
 
 
@@ -135,6 +152,15 @@ def concentration_line(concentration: dict[str, Any] | None) -> list[str]:
             f"`{concentration['top_category']}`, is in {concentration['top_category_user_share']:.0%} of the answers"]
 
 
+def shown_line(shown: dict[str, Any] | None) -> list[str]:
+    """What the shopper saw under the tags, as one report line (none for reports written before it was measured)."""
+    if not shown:
+        return []
+    return [f"- items shown under the tags: {shown['items']}; inside their tag's category {shown['in_category_share']:.1%}, "
+            f"inside it or its parent {shown['in_category_or_parent_share']:.1%}; repeated within a user's list "
+            f"{shown['repeated_share']:.1%} ({shown['users_with_a_repeat']} users)"]
+
+
 def _slug(name: str) -> str:
     return Path(name).name if "/" in name else name
 
@@ -142,52 +168,96 @@ def _slug(name: str) -> str:
 report_slug = _slug
 """The dataset's part of a report's file name (a JSONL folder: its last component)."""
 
-METHOD_ORDER: tuple[str, ...] = ("popularity", "category", "itemknn", "sasrec", "recgpt", "expert", "blend",
-                                 "oracle_leaf", "oracle_l2")
+METHOD_ORDER: tuple[str, ...] = ("popularity", "category", "itemknn", "sasrec", "sasrec_categories", "recgpt", "expert",
+                                 "blend", "fusion", "oracle_leaf", "oracle_l2")
+EXCLUSIVE_CHANNELS: tuple[str, ...] = ("popularity", "category", "itemknn", "sasrec")
+"""The classical channels of exclusive recall as first reported (3.5% at K=50); `sasrec_categories` is reported as a
+further channel beside them."""
+BASELINES: tuple[str, ...] = ("sasrec", "sasrec_categories")
+"""The rows every other row is differenced against, paired per user."""
+
+
+def base_method(name: str) -> str:
+    """The method of a report's row name: `recgpt+evidence` -> recgpt, `blend@0.30` -> blend."""
+    return name.split("+", 1)[0].split("@", 1)[0]
+
+
+def _row_order(name: str) -> tuple[int, str]:
+    method = base_method(name)
+    return (METHOD_ORDER.index(method) if method in METHOD_ORDER else len(METHOD_ORDER), name)
+
+
+def paired_difference(a: dict[str, dict[str, float]], b: dict[str, dict[str, float]], metric: str,
+                      users: list[str] | None = None) -> dict[str, float] | None:
+    """Mean of `a − b` over the users both rows scored (or `users`, where both scored them), its standard error
+    (sample sd / sqrt n) and z = mean / SE; None with fewer than two shared users."""
+    shared = [u for u in (users if users is not None else a) if u in a and u in b]
+    if len(shared) < 2:
+        return None
+    diffs = [a[u][metric] - b[u][metric] for u in shared]
+    mean = statistics.fmean(diffs)
+    se = statistics.stdev(diffs) / len(diffs) ** 0.5
+    return {"diff": mean, "se": se, "z": mean / se if se > 0 else 0.0, "users": len(shared)}
+
+
+def _exclusive(config: EvalConfig, reports: dict[str, Any], llm_row: str, channels: list[str], keys: list[str]) -> dict[str, Any]:
+    llm = reports[llm_row]["per_user_hits"]
+    hits = [reports[m]["per_user_hits"] for m in channels]
+    users = [u for u in llm if all(u in ch for ch in hits)]
+    out = {}
+    for key in keys:
+        share, of_hits = exclusive_recall([llm[u][key] > 0 for u in users], [[ch[u][key] > 0 for u in users] for ch in hits])
+        out[key] = {"share_of_targets": share, "share_of_llm_hits": of_hits, "users": len(users), "channels": channels}
+    return out
 
 
 def write_comparison(config: EvalConfig, out_dir: Path) -> tuple[Path, Path, Path | None]:
-    """Side-by-side table of every method report with the same comparison key."""
+    """Side-by-side table of every row report with the same comparison key (`eval-<dataset>-<split>-<row>.json`, a row
+    being a method or a named variant such as `recgpt+evidence`), with paired differences against SASRec and
+    `sasrec_categories` and the exclusive recall of every LLM row."""
     stem = f"eval-{_slug(config.dataset)}-{config.split}"
     reports = {}
-    fixed_blends = sorted(p.stem.removeprefix(f"{stem}-") for p in out_dir.glob(f"{stem}-blend@*.json"))
-    at = METHOD_ORDER.index("blend") + 1  # fixed-quota blends beside the tuned one, before the ceilings
-    for method in (*METHOD_ORDER[:at], *fixed_blends, *METHOD_ORDER[at:]):
-        path = out_dir / f"{stem}-{method}.json"
-        if path.is_file():
-            data = json.loads(path.read_text())
-            if data.get("comparison_key") == config.comparison_key():
-                reports[method] = data
+    for path in sorted(out_dir.glob(f"{stem}-*.json"), key=lambda p: _row_order(p.stem.removeprefix(f"{stem}-"))):
+        data = json.loads(path.read_text())
+        if data.get("comparison_key") == config.comparison_key() and "per_user_hits" in data:
+            reports[path.stem.removeprefix(f"{stem}-")] = data
     if not reports:
         raise FileNotFoundError(f"no method reports for {stem}")
     any_report = next(iter(reports.values()))
     metric_names = list(any_report["metrics"])
+    keys = [f"item_hr@{k}" for k in config.k_items] + [metric_names[0]]
+    channels = [m for m in EXCLUSIVE_CHANNELS if m in reports]
     exclusive: dict[str, Any] = {}
-    if "recgpt" in reports:
-        llm = reports["recgpt"]["per_user_hits"]
-        channels = [reports[m]["per_user_hits"] for m in CLASSICAL if m in reports]
-        users = [u for u in llm if all(u in ch for ch in channels)]
-        for k in config.k_items:
-            key = f"item_hr@{k}"
-            share, of_hits = exclusive_recall([llm[u][key] > 0 for u in users], [[ch[u][key] > 0 for u in users] for ch in channels])
-            exclusive[key] = {"share_of_targets": share, "share_of_llm_hits": of_hits, "users": len(users),
-                              "channels": [m for m in CLASSICAL if m in reports]}
-        cat_key = metric_names[0]
-        share, of_hits = exclusive_recall([llm[u][cat_key] > 0 for u in users], [[ch[u][cat_key] > 0 for u in users] for ch in channels])
-        exclusive[cat_key] = {"share_of_targets": share, "share_of_llm_hits": of_hits, "users": len(users),
-                              "channels": [m for m in CLASSICAL if m in reports]}
+    for row in (r for r in reports if base_method(r) in ("recgpt", "expert")):
+        exclusive[row] = _exclusive(config, reports, row, channels, keys)
+        if "sasrec_categories" in reports:
+            exclusive[f"{row} (channels + sasrec_categories)"] = _exclusive(
+                config, reports, row, [*channels, "sasrec_categories"], keys)
+    paired: dict[str, Any] = {}
+    compared = [f"item_hr@{min(config.k_items)}", *(m for m in metric_names if m.startswith("cat_hr"))]
+    for baseline in (b for b in BASELINES if b in reports):
+        base_hits = reports[baseline]["per_user_hits"]
+        for row, r in reports.items():
+            if row == baseline or base_method(row).startswith("oracle"):
+                continue
+            for slice_name, users in (("all", None), ("new_interest", r.get("new_interest_user_ids"))):
+                for metric in compared:
+                    diff = paired_difference(r["per_user_hits"], base_hits, metric, users)
+                    if diff is not None:
+                        paired.setdefault(baseline, {}).setdefault(row, {}).setdefault(slice_name, {})[metric] = diff
     combined = {"comparison_key": config.comparison_key(), "methods": {m: {k: v for k, v in r.items() if k != "per_user_hits"}
                                                                        for m, r in reports.items()},
-                "exclusive_recall": exclusive}
+                "exclusive_recall": exclusive, "paired_differences": paired}
     json_path = out_dir / f"{stem}.json"
     json_path.write_text(json.dumps(combined, indent=2))
     md_path = out_dir / f"{stem}.md"
-    md_path.write_text(_markdown(config, reports, metric_names, exclusive))
+    md_path.write_text(_markdown(config, reports, metric_names, exclusive, paired))
     png_path = _plot(out_dir / f"{stem}.png", reports, metric_names)
     return md_path, json_path, png_path
 
 
-def _markdown(config: EvalConfig, reports: dict[str, Any], metric_names: list[str], exclusive: dict[str, Any]) -> str:
+def _markdown(config: EvalConfig, reports: dict[str, Any], metric_names: list[str], exclusive: dict[str, Any],
+              paired: dict[str, Any] | None = None) -> str:
     any_report = next(iter(reports.values()))
     header = "| method | users | " + " | ".join(metric_names) + " |"
     rule = "|---|---:|" + "---:|" * len(metric_names)
@@ -205,12 +275,22 @@ def _markdown(config: EvalConfig, reports: dict[str, Any], metric_names: list[st
     lines += ["", f"## New-interest slice (target {slice_level} category absent from the history)", "", header, rule]
     for method, r in reports.items():
         lines.append(f"| {method} | {r['new_interest_users']} | " + " | ".join(f"{r['new_interest_metrics'].get(m, 0):.3f}" for m in metric_names) + " |")
+    for baseline, rows in (paired or {}).items():
+        metrics = list(next(iter(next(iter(rows.values())).values())))
+        lines += ["", f"## Paired differences against {baseline} (mean ± one standard error over the same users; z)", "",
+                  "| row | slice | users | " + " | ".join(metrics) + " |", "|---|---|---:|" + "---:|" * len(metrics)]
+        for row, slices in rows.items():
+            for slice_name, values in slices.items():
+                users = next(iter(values.values()))["users"]
+                cells = " | ".join(f"{v['diff']:+.3f} ± {v['se']:.3f} (z {v['z']:+.1f})" if (v := values.get(m)) else "" for m in metrics)
+                lines.append(f"| {row} | {slice_name} | {users} | {cells} |")
     if exclusive:
-        lines += ["", "## Exclusive recall of recgpt against the classical channels", "",
-                  "| metric | share of all targets | share of recgpt's hits | channels |", "|---|---:|---:|---|"]
-        for key, e in exclusive.items():
-            lines.append(f"| {key} | {e['share_of_targets']:.3f} | {e['share_of_llm_hits']:.3f} | {', '.join(e['channels'])} |")
-    for llm_method in (m for m in ("recgpt", "expert") if m in reports):
+        lines += ["", "## Exclusive recall of the LLM rows against the classical channels", "",
+                  "| row | metric | share of all targets | share of the row's hits | channels |", "|---|---|---:|---:|---|"]
+        for row, by_key in exclusive.items():
+            for key, e in by_key.items():
+                lines.append(f"| {row} | {key} | {e['share_of_targets']:.3f} | {e['share_of_llm_hits']:.3f} | {', '.join(e['channels'])} |")
+    for llm_method in (m for m in reports if base_method(m) in ("recgpt", "expert")):
         r = reports[llm_method]
         lines += ["", f"## {llm_method} cost and tags", "",
                   f"- tags per user {r.get('tags_per_user', 0):.2f}, tag diversity {r.get('tag_diversity', 0):.3f}",
@@ -220,10 +300,14 @@ def _markdown(config: EvalConfig, reports: dict[str, Any], metric_names: list[st
                   f"- wall time per user {r.get('wall_s_per_user', 0):.1f} s: latency of one user's graph while other users "
                   f"of the run share the server (the run may span several resumed invocations; not a speed benchmark)",
                   f"- users with a flagged partial result: {r.get('flagged_users', 0)}; failed users: {r.get('users_failed', 0)}",
+                  *shown_line(r.get("shown_items")),
                   f"- model `{r.get('model')}`, context `{json.dumps(r.get('context'))}`"]
     lines += ["", "## Definitions", "", DEFINITIONS, "## Reproduce", ""]
-    for method in reports:
-        lines.append(f"    recgpt eval --dataset {config.dataset} --split {config.split} --users {config.users} --seed {config.seed} --tags {config.k_tags} --method {method}")
+    for row, r in reports.items():
+        sets = "".join(f" --set {k}={v}" for k, v in sorted((r.get("config", {}).get("context") or {}).items()))
+        name = f" --quota {row.split('@', 1)[1]}" if "@" in row else (f" --name {row}" if row != base_method(row) else "")
+        lines.append(f"    recgpt eval --dataset {config.dataset} --split {config.split} --users {config.users} --seed {config.seed} "
+                     f"--tags {config.k_tags} --k-items {','.join(map(str, config.k_items))} --method {base_method(row)}{sets}{name}")
     return "\n".join(lines) + "\n"
 
 

@@ -21,14 +21,16 @@ from recgpt.schema.context import Context
 from recgpt.services.endpoints import check_endpoint
 from recgpt.tools.jsonl import append_line
 
-Method = Literal["popularity", "category", "itemknn", "sasrec", "recgpt", "expert", "blend", "oracle_leaf", "oracle_l2"]
-METHODS: tuple[str, ...] = ("popularity", "category", "itemknn", "sasrec", "recgpt", "expert", "blend", "oracle_leaf", "oracle_l2")
+Method = Literal["popularity", "category", "itemknn", "sasrec", "sasrec_categories", "recgpt", "expert", "blend", "fusion",
+                 "oracle_leaf", "oracle_l2"]
+METHODS: tuple[str, ...] = ("popularity", "category", "itemknn", "sasrec", "sasrec_categories", "recgpt", "expert", "blend",
+                            "fusion", "oracle_leaf", "oracle_l2")
 CEILINGS: tuple[str, ...] = ("oracle_leaf", "oracle_l2")
 """Retrieval ceilings, not recommenders: the held-out target's own category (full path / first two levels) as the one
 grounded tag, through the same retriever as recgpt's tags. They read the target by design; never a channel."""
 LLM_METHODS: tuple[str, ...] = ("recgpt", "expert")
 """`expert` is one Distributed Expert call with the training persona: the policy `recgpt train` optimises, alone."""
-CLASSICAL: tuple[str, ...] = ("popularity", "category", "itemknn", "sasrec")
+CLASSICAL: tuple[str, ...] = ("popularity", "category", "itemknn", "sasrec", "sasrec_categories")
 
 
 def levels_of(dataset: Dataset) -> tuple[str, ...]:
@@ -60,7 +62,8 @@ class EvalConfig(UserSample):
     date: str = Field(default="2026-11-25", description="Situation date for datasets without timestamps (fixed: reproducible).")
     context: dict[str, Any] = Field(default_factory=dict, description="recgpt runtime Context overrides.")
     quota: float | None = Field(default=None, ge=0.0, le=1.0, description=(
-        "blend: the LLM channel's share of the K slots; None = tuned over a grid (validation only)."))
+        "blend / fusion: the LLM channel's share (of the K slots; of the reciprocal-rank weight); None = tuned over a "
+        "grid (validation only)."))
 
     def comparison_key(self) -> dict[str, Any]:
         return {"dataset": self.dataset, "split": self.split, "users": self.users, "seed": self.seed,
@@ -82,6 +85,14 @@ class UserResult(BaseModel):
     prompt_tokens: int = 0
     completion_tokens: int = 0
     wall_s: float = 0.0
+    shown_items: int = 0
+    """Items the graph showed under the user's tags (recgpt): what a shopper sees, `items_per_tag` per tag."""
+    shown_in_category: int = 0
+    """Of those, items inside their tag's category (the path or below)."""
+    shown_in_family: int = 0
+    """Of those, items inside their tag's category or its parent's."""
+    shown_repeats: int = 0
+    """Shown items that another tag of the same user already showed."""
     error: str | None = None
 
 

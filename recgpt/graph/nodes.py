@@ -46,8 +46,21 @@ async def compress_node(state: RecState, runtime: Runtime[Context], resources: R
     return await build_context(state, runtime, resources)
 
 
+def distinct_items(per_tag: list[list[Any]], k: int) -> list[list[Any]]:
+    """Each tag's first `k` hits that no earlier tag shows (tags in rank order): one user's list never repeats an item.
+    (The demo showed one popular ream of paper under three of a user's five tags.)"""
+    shown: set[str] = set()
+    out = []
+    for hits in per_tag:
+        kept = [h for h in hits if h.item_id not in shown][:k]
+        shown.update(h.item_id for h in kept)
+        out.append(kept)
+    return out
+
+
 async def retrieve_node(state: RecState, runtime: Runtime[Context], resources: Resources) -> dict[str, Any]:
-    """Each final tag -> nearest category and top items, never an item already in the history."""
+    """Each final tag -> nearest category and top items, never an item already in the history or under an earlier
+    tag (each tag asks deep enough that the items earlier tags took can be skipped)."""
     ctx = runtime.context
     started = time.perf_counter()
     tags = state.get("tags", [])
@@ -58,7 +71,8 @@ async def retrieve_node(state: RecState, runtime: Runtime[Context], resources: R
     user = UserSignals(user_id=str(state.get("user_id") or ""), history_item_ids=tuple(history),
                        split=Split(state.get("split") or Split.full).value)
     grounded = [t.category for t in tags]  # a grounded tag searches inside its category, which is its category
-    hits = await asyncio.to_thread(search, retriever, queries, ctx.items_per_tag, set(history), user, grounded)
+    deep = await asyncio.to_thread(search, retriever, queries, ctx.items_per_tag * max(1, len(queries)), set(history), user, grounded)
+    hits = distinct_items(deep, ctx.items_per_tag)
     free = [n for n, c in enumerate(grounded) if not c]
     nearest = await asyncio.to_thread(retriever.nearest_categories, [queries[n] for n in free], 1) if free else []
     cats: list[list[CategoryHit]] = [[CategoryHit(category=c, distance=0.0)] if c else [] for c in grounded]

@@ -86,7 +86,7 @@ class ExpertPlugin:
             ctx = runtime.context
             # grounded like the persona experts, unless the plug-in brings its own schema (then its tags are free text,
             # or carry `category` labels of the run's vocabulary if the schema has that field)
-            vocabulary = resources.vocabulary(ctx.grounding)
+            vocabulary = resources.vocabulary(ctx.grounding, ctx.grounding_labels)
             schema = self.output_schema or grounded_expert_schema(ctx.tags_per_expert, vocabulary)
             instructions = self.instructions.replace("{m}", str(ctx.tags_per_expert))
             if vocabulary is not None and self.output_schema is None:

@@ -7,3 +7,6 @@ Select the {n} best candidates by number. Judge them jointly: relevance to the h
 Return the numbers of the selected candidates, best first{reason}."""
 
 REASON_INSTRUCTION = ", and one sentence explaining the selection"
+
+EVIDENCE_INSTRUCTION = """A candidate's "(evidence N%)" is the share of the shop's purchase-sequence model's next-purchase probability that falls in its category for this user: weigh it with the history and the situation, favouring well-supported categories."""
+"""Added when the collaborative evidence is on (`Context.arbiter_evidence`)."""

@@ -13,7 +13,7 @@ Answer only with the JSON object your instructions ask for, written in English.
 Profile: {profile}
 {environment}
 Behaviour history ({n_events} interactions, newest first; quoted titles, grouped by action and category path):
-{history}
+{history}{evidence}
 </user_context>"""
 
 
@@ -25,3 +25,11 @@ A tag's category is one of these category names, written exactly as listed.
 </catalogue_categories>
 """
 """The shop-wide category list of grounded runs: the same for every user, so it sits before the user context."""
+
+
+EVIDENCE_HEADER = """
+Collaborative evidence (counted from the shop's purchase sequences, not written by this user; a hint, not a rule):"""
+EVIDENCE_LIKELY = "Likely next categories for shoppers with this history (share of a sequential model's next-item probability):"
+EVIDENCE_AFTER = "Bought next by other shoppers right after this user's latest items (times):"
+"""The evidence block (`Context.evidence_categories`), after the history inside the user context; empty when off, so
+the prefix is then byte-identical to one without the block."""

@@ -66,6 +66,19 @@ class Context:
         "scored cat HR@5 L2 .50 / leaf .19 with 810 prompt tokens, the listed leaves .44 / .13-.19 with 3,446, and "
         "the longer context cut the CPU server's decode throughput.")})
 
+    grounding_labels: str = field(default="path", metadata={"description": (
+        "How the category enum names a category: 'path' (the whole category path) or 'short' (without the root every "
+        "path shares and the levels above the last two, e.g. 'Paper > Photo Paper'; about half the decoded tokens).")})
+    evidence_categories: int = field(default=0, metadata={"description": (
+        "Collaborative evidence in the user context: the M categories carrying the most of SASRec's next-item "
+        "probability after the history, with their shares, and the categories other shoppers bought right after the "
+        "user's latest items (both from the split's training interactions only). 0 = no evidence block.")})
+    arbiter_evidence: bool = field(default=True, metadata={"description": (
+        "With the evidence on: the arbiter's candidate list shows each tag category's share of SASRec's next-item "
+        "probability for this user, so it ranks the pool knowing the collaborative mass.")})
+    evidence_after_items: int = field(default=2, metadata={"description": (
+        "Latest distinct history items whose most frequent next categories the evidence block lists (0..3).")})
+
     explore_experts: int = field(default=0, metadata={"description": (
         "How many of the K experts (the last ones) explore: grounded in the catalogue's categories the user's history "
         "lacks (their enum leaves those out, so the server enforces it), asked for needs the history does not show "
@@ -119,11 +132,13 @@ class Context:
                 raise ValueError(f"Context.{name} must be >= {low}, got {getattr(self, name)}")
         for name, allowed in (("explanation_mode", ("meta", "template", "off")), ("judge_mode", ("agent", "single", "off")),
                               ("compression", ("text", "hybrid")), ("grounding", ("leaf", "l2", "off")),
-                              ("v1_history", ("compressed", "raw"))):
+                              ("v1_history", ("compressed", "raw")), ("grounding_labels", ("path", "short"))):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"Context.{name} must be one of {', '.join(allowed)}, got {getattr(self, name)!r}")
         if not 0 <= self.expert_rationale_chars <= 60 or not 0 <= self.arbiter_reason_chars <= 100:
             raise ValueError("Context.expert_rationale_chars must be in 0..60 and arbiter_reason_chars in 0..100")
+        if not 0 <= self.evidence_categories <= 30 or not 0 <= self.evidence_after_items <= 3:
+            raise ValueError("Context.evidence_categories must be in 0..30 and evidence_after_items in 0..3")
         if not 0 <= self.explain_items_per_tag <= 5:
             raise ValueError(f"Context.explain_items_per_tag must be in 0..5, got {self.explain_items_per_tag}")
         if not 0 <= self.judge_tau_tags <= 4 or not 0 <= self.judge_tau_explanations <= 7:

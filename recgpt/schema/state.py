@@ -55,6 +55,9 @@ class RetrievedItem(BaseModel):
     semantic: float | None = None
     collaborative: float | None = None
     score: float | None = None
+    source: str | None = None
+    """Where a grounded tag's item came from: `category` (the tag's own) or `parent` (an ancestor's, once the category
+    ran dry); `semantic` for a free tag's neighbours; None where the backend does not say."""
 
 
 class TagRecommendation(BaseModel):
@@ -182,6 +185,9 @@ class RecState(RecInput, total=False):
     shared_prefix: Annotated[str, INTERNAL]
     context_stats: ContextStats
     history_item_ids: Annotated[list[str], INTERNAL]
+    category_shares: Annotated[dict[str, float], INTERNAL]
+    """Collaborative evidence (`Context.evidence_categories`): catalogue category path -> its share of SASRec's
+    next-item probability for this user; empty with the evidence off. The arbiter reads it."""
     personas: list[Persona]
     tag_pool: Annotated[list[ProposedTag], operator.add]
     tags: list[FinalTag]

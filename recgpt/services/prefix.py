@@ -12,10 +12,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from recgpt.data import Dataset, SplitExample
+from recgpt.data import Dataset, Split, SplitExample
 from recgpt.data.records import Interaction
 from recgpt.errors import EndpointError, RecGPTError
-from recgpt.prompts.shared import CATALOGUE_BLOCK, SYSTEM_PREFIX
+from recgpt.prompts.shared import CATALOGUE_BLOCK, EVIDENCE_AFTER, EVIDENCE_HEADER, EVIDENCE_LIKELY, SYSTEM_PREFIX
 from recgpt.prompts.v1 import RAW_SYSTEM_PREFIX
 from recgpt.schema.context import Context
 from recgpt.schema.state import ContextStats
@@ -24,6 +24,7 @@ from recgpt.tools.context.compression import CompressionConfig, compress_history
 from recgpt.tools.context.entities import entity_titles
 from recgpt.tools.context.environment import Environment, build_environment
 from recgpt.tools.context.tokens import ServerTokenCounter
+from recgpt.tools.retrieval.evidence import Evidence, collaborative_evidence
 from recgpt.tools.retrieval.grounding import category_vocabulary
 
 
@@ -44,12 +45,54 @@ def recommendation_date(state: Mapping[str, Any], history: tuple[Interaction, ..
 
 
 def render_prefix(dataset: Dataset, history: tuple[Interaction, ...], profile: str, env: Environment,
-                  max_items: int, entities: bool = False, catalogue: str = "") -> tuple[str, Any]:
-    """The shared prefix: fixed instructions, the catalogue block (`catalogue_block`, or ""), then the user context."""
+                  max_items: int, entities: bool = False, catalogue: str = "", evidence: str = "") -> tuple[str, Any]:
+    """The shared prefix: fixed instructions, the catalogue block (`catalogue_block`, or ""), then the user context
+    (ending with the evidence block, `evidence_block`, or "")."""
     compressed = compress_history(history, dataset.items, CompressionConfig(max_items=max_items, entities=entities))
     text = SYSTEM_PREFIX.format(profile=profile, environment=env.describe(), n_events=compressed.n_events,
-                                history=compressed.text, catalogue=catalogue)
+                                history=compressed.text, catalogue=catalogue, evidence=evidence)
     return text, compressed
+
+
+EVIDENCE_TITLE_CHARS = 60
+
+
+def evidence_block(evidence: Evidence) -> str:
+    """The evidence as the user context shows it (after the history); "" for no evidence."""
+    if not evidence:
+        return ""
+    lines = [EVIDENCE_HEADER]
+    if evidence.likely:
+        lines.append(EVIDENCE_LIKELY)
+        lines += [f"- {c.label}: {max(1, round(100 * c.share))}%" for c in evidence.likely]
+    if evidence.after:
+        lines.append(EVIDENCE_AFTER)
+        for after in evidence.after:
+            title = " ".join(after.title.split())
+            title = title if len(title) <= EVIDENCE_TITLE_CHARS else title[: EVIDENCE_TITLE_CHARS - 3].rstrip() + "..."
+            lines.append(f'- after "{title}": ' + ", ".join(f"{label} ({n})" for label, n in after.categories))
+    return "\n".join(lines)
+
+
+def user_evidence(ctx: Context, resources: Resources, split: str, history: tuple[Interaction, ...]) -> tuple[Evidence, list[str]]:
+    """The collaborative evidence of one user (`Context.evidence_categories`), in the words of the run's grounding
+    vocabulary (the leaf paths when grounding is off), and its flags. Blocking (SASRec may be trained on first use):
+    call it in a worker thread. A model that cannot be had leaves the next-category counts alone, flagged."""
+    if ctx.evidence_categories <= 0 or not history:
+        return Evidence(), []
+    dataset = resources.dataset
+    split = Split(split).value
+    vocabulary = resources.vocabulary(ctx.grounding, ctx.grounding_labels) or category_vocabulary(dataset, "leaf")
+    flags: list[str] = []
+    try:
+        model = resources.next_item_model(split)
+    except (RecGPTError, ValueError, RuntimeError) as exc:
+        model = None
+        flags.append(f"evidence_partial: no sequential model for split {split} ({exc}); next categories after the "
+                     "latest items only")
+    evidence = collaborative_evidence(dataset, split, model, [e.item_id for e in history], vocabulary,
+                                      ctx.evidence_categories, ctx.evidence_after_items)
+    return evidence, flags
 
 
 def catalogue_block(dataset: Dataset, ctx: Context) -> str:
@@ -57,7 +100,7 @@ def catalogue_block(dataset: Dataset, ctx: Context) -> str:
     vocabulary is longer than `ctx.grounding_list_max` (then only the schema's enum carries it)."""
     if ctx.grounding == "off":
         return ""
-    vocabulary = category_vocabulary(dataset, ctx.grounding)
+    vocabulary = category_vocabulary(dataset, ctx.grounding, ctx.grounding_labels)
     if len(vocabulary) > ctx.grounding_list_max:
         return ""
     return CATALOGUE_BLOCK.format(categories=vocabulary.prompt_block())
@@ -121,9 +164,13 @@ async def build_shared_prefix(ctx: Context, resources: Resources, user_id: str, 
     flags: list[str] = (endpoints.flags_for(ctx) if endpoints else [])
     if not example.history:
         flags.append("empty_history: no behaviour; personas rest on profile and situation only")
+    evidence, evidence_flags = await asyncio.to_thread(user_evidence, ctx, resources, split, example.history)
+    flags += evidence_flags
+    block = evidence_block(evidence)
     max_items = ctx.max_history_items
     while True:
-        prefix, compressed = render_prefix(dataset, example.history, profile, env, max_items, ctx.compression == "hybrid")
+        prefix, compressed = render_prefix(dataset, example.history, profile, env, max_items, ctx.compression == "hybrid",
+                                           evidence=block)
         tokens, source = await asyncio.to_thread(_count_tokens, endpoints, prefix)
         if tokens is None or tokens <= ctx.max_context_tokens or max_items <= 1:
             break
@@ -131,7 +178,7 @@ async def build_shared_prefix(ctx: Context, resources: Resources, user_id: str, 
     catalogue = catalogue_block(dataset, ctx)
     if catalogue:  # the budget bounds the user's part; the shop-wide list is the same cached prefix for every user
         prefix, compressed = render_prefix(dataset, example.history, profile, env, max_items, ctx.compression == "hybrid",
-                                           catalogue)
+                                           catalogue, block)
     if tokens is not None and tokens > ctx.max_context_tokens:
         flags.append(f"context_over_budget: {tokens} tokens > {ctx.max_context_tokens} even with 1 listed item")
     if compressed.truncated:
@@ -142,8 +189,10 @@ async def build_shared_prefix(ctx: Context, resources: Resources, user_id: str, 
         prefix_tokens=tokens, token_source=source, environment=env.describe(),
         compression=ctx.compression, n_entities=len(entity_titles(prefix)),
     )
+    vocabulary = resources.vocabulary(ctx.grounding, ctx.grounding_labels) or category_vocabulary(dataset, "leaf")
+    shares = {vocabulary.path_of(c.label) or c.label: round(c.share, 4) for c in evidence.mass if c.share >= 0.001}
     return {"shared_prefix": prefix, "context_stats": stats, "history_item_ids": [e.item_id for e in example.history],
-            "flags": flags}
+            "category_shares": shares, "flags": flags}
 
 
 RAW_CHARS_PER_TOKEN = 3
@@ -162,7 +211,7 @@ async def build_raw_prefix(ctx: Context, resources: Resources, user_id: str, spl
 
     def render(keep: int) -> tuple[str, Any]:
         history = raw_history(example.history, dataset.items, keep)
-        return RAW_SYSTEM_PREFIX.format(profile=profile, environment=env.describe(), n_events=history.n_events,
+        return RAW_SYSTEM_PREFIX.format(profile=profile, environment=env.describe(), n_events=history.n_events, evidence="",
                                         history=history.text, catalogue=""), history
 
     def count(text: str) -> tuple[int, str]:  # the bound must hold even where the server cannot count

@@ -240,9 +240,15 @@ class Resources:
         """What a run's input may call this dataset."""
         return {self.dataset.name, self.name} - {""}
 
-    def vocabulary(self, grounding: str) -> CategoryVocabulary | None:
-        """The category vocabulary of a grounding level ('leaf', 'l2'); None when grounding is 'off'."""
-        return None if grounding == "off" else category_vocabulary(self.dataset, grounding)
+    def vocabulary(self, grounding: str, labels: str = "path") -> CategoryVocabulary | None:
+        """The category vocabulary of a grounding level ('leaf', 'l2') with its `labels` ('path', 'short'); None when
+        grounding is 'off'."""
+        return None if grounding == "off" else category_vocabulary(self.dataset, grounding, labels)
+
+    def next_item_model(self, split: str) -> SASRec:
+        """The dataset's SASRec for `split` (trained on that split's training sequences only; loaded or trained once
+        by the registry): the collaborative evidence's next-category distribution."""
+        return self.registry.sasrec(self.dataset, split)
 
     def endpoints(self, ctx: Context) -> Endpoints:
         return self.registry.endpoints(ctx)

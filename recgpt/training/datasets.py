@@ -24,7 +24,7 @@ from recgpt.data.records import Interaction, Item
 from recgpt.services.prefix import recommendation_date, render_prefix
 from recgpt.text_fields import TAG_CHARS, clip_sentence, to_english_text
 from recgpt.tools.context.environment import build_environment
-from recgpt.tools.retrieval.grounding import PATH_SEPARATOR, CategoryVocabulary, category_vocabulary
+from recgpt.tools.retrieval.grounding import CategoryVocabulary, category_vocabulary
 
 TAG_CHARS_MAX = 60
 """The served tag's length bound (`ExpertTag.tag`)."""
@@ -80,12 +80,7 @@ def grounding_vocabulary(dataset: Dataset, grounding: str) -> CategoryVocabulary
 def label_of(vocabulary: CategoryVocabulary, item: Item) -> str | None:
     """The vocabulary label an item is filed under: its own path or the nearest ancestor that is one (None for
     an item filed above the vocabulary's level, e.g. Office's items under a bare inner node)."""
-    by_path = dict(zip(vocabulary.paths, vocabulary.labels))
-    for n in range(len(item.category_path), 0, -1):
-        label = by_path.get(PATH_SEPARATOR.join(item.category_path[:n]))
-        if label is not None:
-            return label
-    return None
+    return vocabulary.label_of(item.category) if item.category else None
 
 
 @dataclass(frozen=True)

@@ -18,11 +18,14 @@ class FakeLLM:
     def __init__(self, fail: dict[str, Exception] | None = None) -> None:
         self.fail = fail or {}
         self.calls: list[str] = []
+        self.prompts: dict[str, str] = {}
+        """Each agent's last instruction message (what follows the shared prefix)."""
         self.grades: dict[str, str] = {}
 
     async def __call__(self, model: Any, messages: list[Any], schema: type, agent: str, base_url: str,
                        attempts: int = 2) -> tuple[Any, LLMCall]:
         self.calls.append(agent)
+        self.prompts[agent] = str(messages[-1].content)
         assert messages[0].content.startswith("You are one agent of RecGPT")  # shared prefix first
         if agent in self.fail:
             error = self.fail[agent]

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from recgpt.errors import RecGPTError
-from recgpt.eval.blend import blend, quota_label, sweep, tuned_quota
+from recgpt.eval.blend import blend, fuse, quota_label, sweep, tuned_quota
+from recgpt.eval.report import base_method, paired_difference
 
 
 def test_the_quota_owns_its_share_of_every_prefix() -> None:
@@ -94,3 +95,34 @@ def test_run_blend_merges_both_stored_channels_tunes_on_validation_and_refuses_g
     channels["recgpt"] = channels["recgpt"][:1]
     with pytest.raises(RecGPTError, match="1 of 2 users have no recgpt result"):
         harness.run_blend(config.model_copy(update={"quota": 0.3}), isolated_home, show_progress=False)
+
+
+def test_fusion_adds_weighted_reciprocal_ranks_so_agreement_wins() -> None:
+    classical, llm = ["a", "b", "c"], ["c", "x", "a"]
+    # a: 0.5/61 + 0.5/63, c: 0.5/63 + 0.5/61 (a tie: classical order), b: 0.5/62, x: 0.5/62 (tie: classical first)
+    assert fuse(classical, llm, 0.5, 4) == ["a", "c", "b", "x"]
+    assert fuse(classical, llm, 0.0, 3) == ["a", "b", "c"]  # weight 0: SASRec's order (LLM-only items last)
+    assert fuse(classical, llm, 1.0, 2) == ["c", "x"]
+    scores = {"b": 0.8 / 62, "x": 0.2 / 62}
+    assert fuse(classical, llm, 0.2, 5).index("b") < fuse(classical, llm, 0.2, 5).index("x") and scores["b"] > scores["x"]
+    assert fuse(["a", "a", "b"], ["b"], 0.5, 5) == ["b", "a"]  # a repeat counts once: b = 0.5/62 + 0.5/61 > a = 0.5/61
+    with pytest.raises(ValueError, match="weight"):
+        fuse(classical, llm, -0.1, 2)
+
+
+def test_a_named_rows_tuned_share_is_read_from_its_own_validation_report(tmp_path: Path) -> None:
+    with pytest.raises(RecGPTError, match="--method fusion --split validation --name fusion\\+evidence"):
+        tuned_quota(tmp_path, "office", "fusion+evidence")
+    (tmp_path / "eval-office-validation-fusion+evidence.json").write_text(json.dumps({"blend": {"quota": 0.7}}))
+    assert tuned_quota(tmp_path, "office", "fusion+evidence") == 0.7
+    assert quota_label(0.4, "fusion+evidence") == "fusion+evidence@0.40"
+    assert base_method("fusion+evidence@0.40") == "fusion" and base_method("sasrec_categories") == "sasrec_categories"
+
+
+def test_paired_differences_use_shared_users_and_their_standard_error() -> None:
+    a = {"u1": {"m": 1.0}, "u2": {"m": 1.0}, "u3": {"m": 0.0}, "u4": {"m": 1.0}}
+    b = {"u1": {"m": 0.0}, "u2": {"m": 1.0}, "u3": {"m": 0.0}, "u5": {"m": 1.0}}
+    diff = paired_difference(a, b, "m")
+    assert diff is not None and diff["users"] == 3 and diff["diff"] == pytest.approx(1 / 3)
+    assert diff["se"] == pytest.approx((1 / 3) ** 0.5 / 3 ** 0.5) and diff["z"] == pytest.approx(1.0)
+    assert paired_difference(a, b, "m", ["u1", "u5"]) is None  # one shared user: no standard error

@@ -226,6 +226,26 @@ def test_the_tags_category_adds_candidates_the_text_search_missed() -> None:
     assert [h.item_id for h in hits] == ["n3"]
 
 
+def test_a_grounded_tag_returns_its_category_first_and_its_parent_only_when_it_runs_dry() -> None:
+    """The demo's 'photo paper' tag showed copy paper: a grounded tag's items now come from its category (a
+    popular outsider with the highest logit never enters), then from its parent, each hit saying which."""
+    data = shop()
+    logits = {"a1": 0.0, "b1": 9.0, "p2": 1.0, "p3": 2.0, "n1": 0.5, "n2": 0.7, "n3": 0.1}
+    user = UserSignals(user_id="u0", history_item_ids=("a1",), split="test")
+    pens = "Office > Writing > Pens"
+    hits = retriever(data, StubModel(logits), 0.0).search_items(["gel pen"], 2, {"a1"}, user, categories=[pens])[0]
+    assert [(h.item_id, h.source) for h in hits] == [("p3", "category"), ("p2", "category")]  # b1 (9.0) stays out
+    hits = retriever(data, StubModel(logits), 0.0).search_items(["gel pen"], 4, {"a1"}, user, categories=[pens])[0]
+    assert [(h.item_id, h.source) for h in hits] == [("p3", "category"), ("p2", "category"), ("b1", "parent"),
+                                                       ("n2", "parent")]  # Writing's refill, then the top level's
+    assert [h.item_id for h in hits].count("p3") == 1  # an ancestor's tier never repeats the category's items
+    covers = retriever(data, StubModel(logits), 0.0).search_items(["notebook"], 3, set(), user,
+                                                                  categories=["Office > Paper > Notebooks"])[0]
+    assert {h.item_id for h in covers} == {"n1", "n2", "n3"} and {h.source for h in covers} == {"category"}  # below counts
+    free = retriever(data, StubModel(logits), 0.0).search_items(["gel pen"], 2, {"a1"}, user)[0]
+    assert {h.source for h in free} == {"semantic"} and free[0].item_id == "b1"  # a free tag: neighbours, by SASRec
+
+
 def test_without_a_user_or_a_known_history_it_is_the_semantic_retriever(tmp_path: Path) -> None:
     data = shop()
     splits: list[str] = []

@@ -6,11 +6,18 @@ the tag cannot say which product this user buys next. RecGPT's paper scores a ta
 relevance with a collaborative score of the user; here the collaborative score is SASRec's next-item logit
 (`recgpt.tools.retrieval.sequential`), trained on the interactions before the held-out target of the user's split.
 
-Per query: candidates = the `depth` items nearest the tag by exact cosine over the catalogue's item vectors ∪ the `depth` items with the highest
-collaborative score among those whose category path equals or is under the query's nearest category (so that a
-tag naming a category reaches the category's items that are not worded like the tag). Both terms are computed for
-every candidate, min-max normalised within the query's candidates (a constant term is 0.5), mixed with `beta`,
-and the best `k` returned. The semantic term is the MiniLM cosine similarity of tag and item text (what Chroma's
+Per query, the candidates:
+
+- a **grounded** tag (its category named under the schema's enum) keeps its promise: every item at or below its
+  category, and only when those run dry (fewer than `k` left after the history) the items under its parent, then the
+  grandparent's; each hit says which (`source`: `category` or `parent`). Measured on Office validation before this
+  change, a tag grounded in *Photo Paper* showed copy paper and a laminator: its candidates were the whole
+  catalogue's semantic neighbours plus the category's items, and SASRec (beta 0) preferred the popular outsiders.
+- a **free** tag: the `depth` items nearest the tag by exact cosine over the catalogue's item vectors ∪ the `depth`
+  items with the highest collaborative score under the tag's nearest category (`source`: `semantic`).
+
+Both terms are computed for every candidate of a tier, min-max normalised within it (a constant term is 0.5), mixed
+with `beta`, and the best returned. The semantic term is the MiniLM cosine similarity of tag and item text (what Chroma's
 distance measures); the semantic retriever (Chroma) maps free tags to categories and answers for users the model does not know.
 
 Without a user (or with no history the model knows) there is nothing collaborative to say: the semantic
@@ -101,9 +108,9 @@ class CollaborativeRetriever:
     def search_items(self, queries: list[str], k: int, exclude: set[str] = frozenset(),
                      user: UserSignals | None = None,
                      categories: Sequence[str | None] | None = None) -> list[list[ItemHit]]:
-        """Per query its top `k` items by the mixed score, best first, none in `exclude`; semantic order without a
-        user the model knows. A grounded query (its entry in `categories`) takes its candidates inside its category:
-        the semantic neighbours within it and the category's best by the collaborative score."""
+        """Per query its top `k` items by the mixed score, best first, none in `exclude`; the semantic retriever's answer
+        for a user the model does not know. A grounded query (its entry in `categories`) takes its candidates from its
+        category, then from its ancestors while fewer than `k` (see the module docstring)."""
         if not queries:
             return []
         grounded = [c if c and c in self._under else None for c in (categories or [None] * len(queries))]
@@ -112,44 +119,70 @@ class CollaborativeRetriever:
         if model is None or not model.knows_any(history):
             return search(self.semantic, queries, k, exclude, user, grounded)
         depth = max(self.depth, k)
-        # as measured (`recgpt eval-retrieval`): the semantic neighbours come from the whole catalogue, the grounded
-        # category only replaces the tag's nearest category as the second candidate source
         free = [n for n, c in enumerate(grounded) if c is None]
         nearest_free = self.semantic.nearest_categories([queries[n] for n in free], 1) if free else []
-        categories = [[CategoryHit(category=c, distance=0.0)] if c else [] for c in grounded]
+        nearest: list[str] = [""] * len(queries)
         for n, hit in zip(free, nearest_free):
-            categories[n] = hit
+            nearest[n] = hit[0].category if hit else ""
         query_vectors = self._query_vectors(queries)
         item_vectors = self._item_vectors()
         collaborative = np.asarray(model.score(history, self._ids), dtype=np.float64)  # one forward pass per call
         excluded = np.zeros(len(self._ids), dtype=bool)
         excluded[[self._position[i] for i in exclude if i in self._position]] = True
-        # the semantic neighbours, exact: cosine against every item vector (the SASRec pass above already scores the
-        # whole catalogue). Chroma's approximate top-`depth` differed between processes for the same query (Office:
-        # up to 14 of 200 neighbours), so an evaluation did not repeat; ties keep catalogue order.
-        similarities = item_vectors @ query_vectors.T if len(self._ids) else np.zeros((0, len(queries)))
         out: list[list[ItemHit]] = []
         for n in range(len(queries)):
-            nearest = categories[n][0].category if n < len(categories) and categories[n] else ""
-            order = np.argsort(-similarities[:, n], kind="stable")
-            neighbours = [self._ids[p] for p in order[~excluded[order]][:depth]]
-            candidates = self._candidates(neighbours, nearest, excluded, collaborative, depth)
-            if not candidates:
-                out.append([])
-                continue
-            rows = [self._position[i] for i in candidates]
-            similarity = item_vectors[rows] @ query_vectors[n]
-            sem = minmax(similarity.tolist())
-            col = minmax(collaborative[rows].tolist())
-            mixed = [self.beta * s + (1.0 - self.beta) * c for s, c in zip(sem, col)]
-            order = sorted(range(len(candidates)), key=lambda j: -mixed[j])  # stable: ties keep semantic order
-            hits = []
-            for j in order[:k]:
-                item = self.dataset.items[candidates[j]]
-                hits.append(ItemHit(item_id=item.item_id, title=item.title, category=item.category,
-                                    distance=float(1.0 - similarity[j]), semantic=sem[j], collaborative=col[j], score=mixed[j]))
+            if grounded[n] is not None:  # the tag's promise: its category's items, then its parent's when it runs dry
+                tiers = self._category_tiers(grounded[n], excluded, k)
+            else:
+                # a free tag: its semantic neighbours over the whole catalogue (exact cosine: Chroma's approximate
+                # top-`depth` differed between processes for the same query) and its nearest category's best
+                similarities = item_vectors @ query_vectors[n]
+                order = np.argsort(-similarities, kind="stable")
+                neighbours = [self._ids[p] for p in order[~excluded[order]][:depth]]
+                tiers = [("semantic", self._candidates(neighbours, nearest[n], excluded, collaborative, depth))]
+            hits: list[ItemHit] = []
+            for source, candidates in tiers:
+                hits += self._ranked(candidates, query_vectors[n], item_vectors, collaborative, k - len(hits), source)
+                if len(hits) >= k:
+                    break
             out.append(hits)
         return out
+
+    def _ranked(self, candidates: list[str], query_vector: np.ndarray, item_vectors: np.ndarray,
+                collaborative: np.ndarray, k: int, source: str) -> list[ItemHit]:
+        """The best `k` candidates by `beta · semantic + (1 − beta) · collaborative`, both min-max scaled within the
+        candidates (ties keep candidate order)."""
+        if not candidates or k <= 0:
+            return []
+        rows = [self._position[i] for i in candidates]
+        similarity = item_vectors[rows] @ query_vector
+        sem = minmax(similarity.tolist())
+        col = minmax(collaborative[rows].tolist())
+        mixed = [self.beta * s + (1.0 - self.beta) * c for s, c in zip(sem, col)]
+        order = sorted(range(len(candidates)), key=lambda j: -mixed[j])  # stable: ties keep candidate order
+        hits = []
+        for j in order[:k]:
+            item = self.dataset.items[candidates[j]]
+            hits.append(ItemHit(item_id=item.item_id, title=item.title, category=item.category, source=source,
+                                distance=float(1.0 - similarity[j]), semantic=sem[j], collaborative=col[j], score=mixed[j]))
+        return hits
+
+    def _category_tiers(self, category: str, excluded: np.ndarray, k: int) -> list[tuple[str, list[str]]]:
+        """A grounded tag's candidates, tier by tier: every item at or below its category, then (while fewer than `k`
+        are found) the items under each ancestor that the tiers before did not hold, up to the top level."""
+        parts = category.split(" > ")
+        tiers: list[tuple[str, list[str]]] = []
+        taken: set[int] = set()
+        found = 0
+        for level in range(len(parts), 0, -1):
+            positions = self._positions_under(" > ".join(parts[:level]))
+            fresh = [int(p) for p in positions if not excluded[p] and int(p) not in taken]
+            taken.update(fresh)
+            tiers.append(("category" if level == len(parts) else "parent", [self._ids[p] for p in fresh]))
+            found += len(fresh)
+            if found >= k:
+                break
+        return tiers
 
     def nearest_categories(self, queries: list[str], k: int = 1) -> list[list[CategoryHit]]:
         """The semantic retriever's: which category a tag names does not depend on the user."""

@@ -17,6 +17,13 @@ Levels:
   19 genres);
 - `l2`: the first two levels (Office: 4x), likewise without inner nodes.
 
+Labels (`Context.grounding_labels`): `path`, the whole category path, or `short`, the path without the root that
+every path of the dataset shares and without the levels above its last two (Office 'Paper > Photo Paper' for
+'Office & School Supplies > Paper > Photo Paper'; MovieLens 'Action' for 'Movies > Action'), lengthened from the
+left where two paths would share one label. The enum is decoded token by token, so a label half as long halves the
+experts' category tokens (Office: 83 characters a path on average, 39 a short label); the label still begins with
+a product family, not the bare leaf that sent the model astray.
+
 The catalogue list the prompt shows (`prompt_block`) is the same for every user, so it goes in front of the
 per-user context and vLLM's prefix cache computes it once for all users.
 """
@@ -30,6 +37,9 @@ from recgpt.data.dataset import Dataset
 
 Level = Literal["leaf", "l2"]
 LEVELS: tuple[str, ...] = ("leaf", "l2")
+LABELS: tuple[str, ...] = ("path", "short")
+SHORT_LEVELS = 2
+"""Levels a short label keeps (more where two paths would collide)."""
 PATH_SEPARATOR = " > "
 
 
@@ -41,11 +51,13 @@ class CategoryVocabulary:
     labels: tuple[str, ...]
     paths: tuple[str, ...]
     _by_label: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
+    _by_path: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if len(self.labels) != len(self.paths) or len(set(self.labels)) != len(self.labels):
             raise ValueError("a category vocabulary needs one unique label per path")
         self._by_label.update(zip(self.labels, self.paths))
+        self._by_path.update(zip(self.paths, self.labels))
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -61,6 +73,17 @@ class CategoryVocabulary:
     def path_of(self, label: str) -> str | None:
         """The catalogue path a label names (None for a label outside the vocabulary)."""
         return self._by_label.get(label)
+
+    def label_of(self, category: str) -> str | None:
+        """The label of the vocabulary entry that holds a catalogue category path: the entry equal to it or above it
+        (an item filed under 'A > B > C' is in the l2 entry 'A > B'); None when no entry holds it (an inner node such
+        as 'Office Electronics' alone)."""
+        parts = category.split(PATH_SEPARATOR)
+        for cut in range(len(parts), 0, -1):
+            label = self._by_path.get(PATH_SEPARATOR.join(parts[:cut]))
+            if label is not None:
+                return label
+        return None
 
     def prompt_block(self) -> str:
         """The vocabulary as the prompt lists it, compactly: one line per parent path, `- parent > child | child`."""
@@ -82,11 +105,38 @@ def _paths(dataset: Dataset, level: str) -> list[str]:
     return sorted(paths - inner)
 
 
-def category_vocabulary(dataset: Dataset, level: str = "leaf") -> CategoryVocabulary:
-    """The dataset's category vocabulary at `level`, built once and kept on the dataset (`Dataset.derived`)."""
+def short_labels(paths: list[str]) -> list[str]:
+    """Each path without the root all paths share, cut to its last `SHORT_LEVELS` levels, lengthened from the left
+    until no two paths share a label (a path that is only the shared root keeps its last level)."""
+    split = [p.split(PATH_SEPARATOR) for p in paths]
+    root = 0
+    while split and all(len(parts) > root + 1 and parts[root] == split[0][root] for parts in split):
+        root += 1
+    keep = [SHORT_LEVELS] * len(paths)
+    while True:
+        labels = [PATH_SEPARATOR.join(parts[max(root, len(parts) - n):]) for parts, n in zip(split, keep)]
+        seen: dict[str, list[int]] = {}
+        for position, label in enumerate(labels):
+            seen.setdefault(label, []).append(position)
+        clashes = [p for group in seen.values() if len(group) > 1 for p in group
+                   if len(split[p]) - keep[p] > root]
+        if not clashes:
+            return labels
+        for position in clashes:
+            keep[position] += 1
+
+
+def category_vocabulary(dataset: Dataset, level: str = "leaf", labels: str = "path") -> CategoryVocabulary:
+    """The dataset's category vocabulary at `level` with `labels` ('path' or 'short'), built once and kept on the
+    dataset (`Dataset.derived`)."""
+    if labels not in LABELS:
+        raise ValueError(f"grounding labels must be one of {', '.join(LABELS)} (got {labels!r})")
 
     def build() -> CategoryVocabulary:
         paths = _paths(dataset, level)
-        return CategoryVocabulary(level=level, labels=tuple(paths), paths=tuple(paths))
+        names = paths if labels == "path" else short_labels(paths)
+        if len(set(names)) != len(names):  # identical paths cannot occur; kept as a guard for the short form
+            names = paths
+        return CategoryVocabulary(level=level, labels=tuple(names), paths=tuple(paths))
 
-    return dataset.derived(("category_vocabulary", level), build)
+    return dataset.derived(("category_vocabulary", level, labels), build)
