@@ -74,6 +74,29 @@ def select(pool: list[ProposedTag], chosen: list[int], n: int) -> tuple[list[Fin
     return [FinalTag(**t.model_dump(), rank=i + 1) for i, t in enumerate(picked[:n])], filled
 
 
+def with_prior(pool: list[ProposedTag], chosen: list[FinalTag], shares: dict[str, float], n: int,
+               weight: float) -> list[FinalTag]:
+    """The final `n` tags when the arbiter's choice is combined with the collaborative prior
+    (`Context.arbiter_prior` = `weight`): each pooled tag scores `(1 − weight) · choice + weight · mass`, where choice
+    is 1 for the arbiter's first pick down to 1/n for its last (0 unpicked) and mass is its category's share over the
+    pool's largest share (0 for a free tag or a category SASRec gives nothing). Ties keep the arbiter's order, then
+    the pool's. `weight` 0 is the arbiter's choice unchanged; 1 ranks the pool by mass alone."""
+    if weight <= 0 or not shares:
+        return chosen
+    picked = {(t.tag, t.category, t.persona_index): t.rank for t in chosen}
+    top = max((shares.get(t.category or "", 0.0) for t in pool), default=0.0) or 1.0
+
+    def score(position: int) -> tuple[float, int, int]:
+        tag = pool[position]
+        rank = picked.get((tag.tag, tag.category, tag.persona_index))
+        choice = (n - rank + 1) / n if rank is not None else 0.0
+        mass = shares.get(tag.category or "", 0.0) / top
+        return (-((1.0 - weight) * choice + weight * mass), rank if rank is not None else n + 1, position)
+
+    order = sorted(range(len(pool)), key=score)[:n]
+    return [FinalTag(**pool[p].model_dump(), rank=i + 1) for i, p in enumerate(order)]
+
+
 def evidence_note(category: str | None, shares: dict[str, float]) -> str:
     """A pooled tag's collaborative mass as the arbiter reads it: ` (evidence 8%)`; `<1%` for a category SASRec gives
     almost nothing; "" without evidence (the block off) or for a free tag."""
@@ -91,7 +114,7 @@ async def arbiter_node(state: RecState, runtime: Runtime[Context], resources: Re
     if len(pool) <= ctx.num_tags:  # nothing to choose: no call
         if not pool:
             run.flags.append("no_tags: every expert failed, nothing to arbitrate")
-        return run.update(tags=select(pool, [], n)[0])
+        return run.update(tags=with_prior(pool, select(pool, [], n)[0], state.get("category_shares") or {}, n, ctx.arbiter_prior))
     shares = (state.get("category_shares") or {}) if ctx.arbiter_evidence else {}
     listing = "\n".join(f"{i}: {t.tag}{f' [{t.category}]' if t.category else ''}{evidence_note(t.category, shares)} — {t.persona}"
                         for i, t in enumerate(pool, start=1))
@@ -104,4 +127,4 @@ async def arbiter_node(state: RecState, runtime: Runtime[Context], resources: Re
     tags, filled = select(pool, list(output.selected) if output is not None else [], n)
     if output is not None and filled:
         run.flags.append("arbiter_repeated_choices: filled the rest round-robin from the pool")
-    return run.update(tags=tags)
+    return run.update(tags=with_prior(pool, tags, state.get("category_shares") or {}, n, ctx.arbiter_prior))

@@ -18,7 +18,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from recgpt.agents.arbiter import arbiter_schema
+from recgpt.agents.arbiter import arbiter_schema, dedupe_pool
 from recgpt.agents.expert import expert_schema
 from recgpt.agents.planner import planner_schema
 from recgpt.data import Dataset, Split
@@ -45,9 +45,11 @@ from recgpt.graph import build_graph
 from recgpt.prompts import arbiter, expert, explore, planner, shared
 from recgpt.render import usage_totals
 from recgpt.services.endpoints import check_endpoint, served_model_identity
+from recgpt.services.prefix import evidence_block
 from recgpt.services.resources import default_registry, endpoints_of, resolve
 from recgpt.settings import get_settings
 from recgpt.tools.llm import ENDPOINT_DOWN
+from recgpt.tools.retrieval import evidence
 from recgpt.tools.retrieval.evidence import category_mass
 from recgpt.tools.retrieval.grounding import category_vocabulary
 from recgpt.tools.retrieval.protocol import Retriever, UserSignals, search
@@ -93,6 +95,8 @@ def config_hash(config: EvalConfig, dataset: Dataset, model: str | None) -> str:
         payload.update(context=ctx, model=model, prompts=prompts_fingerprint())
         if ctx.get("explore_experts"):  # the explorers' instruction, only where it is used (earlier keys stay)
             payload["explore_prompt"] = hashlib.sha256(inspect.getsource(explore).encode()).hexdigest()[:12]
+        if ctx.get("evidence_categories"):  # how the evidence is computed and written changes answers too
+            payload["evidence"] = hashlib.sha256((inspect.getsource(evidence_block) + inspect.getsource(evidence)).encode()).hexdigest()[:12]
         if ctx.get("grounding", "off") != "off":  # the enum and the listed categories change answers too
             vocabulary = category_vocabulary(dataset, ctx["grounding"], ctx.get("grounding_labels", "path"))
             payload["vocabulary"] = hashlib.sha256(json.dumps([vocabulary.labels, vocabulary.paths]).encode()).hexdigest()[:12]
@@ -206,6 +210,9 @@ async def answer_with_graph(graph: Any, index: Retriever, config: EvalConfig, da
     result.ranked_categories = [r.category or "" for r in state.get("recommendations", [])]
     result.flags = list(state.get("flags", []))
     shown_stats(state.get("recommendations", []), result)
+    ranks = {(t.tag, t.category, t.persona_index): t.rank for t in final}
+    result.pool = [{"tag": t.tag, "category": t.category, "persona_index": t.persona_index,
+                    "rank": ranks.get((t.tag, t.category, t.persona_index))} for t in dedupe_pool(state.get("tag_pool", []))]
     lost = [f for f in result.flags if f": {ENDPOINT_DOWN}: " in f]
     if lost:  # a degraded answer because the server failed is not the method's answer: redo this user on resume
         raise EndpointError(f"{len(lost)} agent call(s) lost to the endpoint, e.g. {lost[0][:200]}")

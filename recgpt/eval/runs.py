@@ -85,6 +85,9 @@ class UserResult(BaseModel):
     prompt_tokens: int = 0
     completion_tokens: int = 0
     wall_s: float = 0.0
+    pool: list[dict[str, Any]] = Field(default_factory=list)
+    """recgpt: the arbiter's deduplicated pool (tag, category, persona_index, rank: its place among the final tags,
+    None if not kept), so that an ordering of the final tags can be re-scored without asking the LLM again."""
     shown_items: int = 0
     """Items the graph showed under the user's tags (recgpt): what a shopper sees, `items_per_tag` per tag."""
     shown_in_category: int = 0

@@ -76,6 +76,10 @@ class Context:
     arbiter_evidence: bool = field(default=True, metadata={"description": (
         "With the evidence on: the arbiter's candidate list shows each tag category's share of SASRec's next-item "
         "probability for this user, so it ranks the pool knowing the collaborative mass.")})
+    arbiter_prior: float = field(default=0.0, metadata={"description": (
+        "With the evidence on: weight of the collaborative prior in the final tag order, (1 − w) · the arbiter's rank "
+        "+ w · the tag category's share of SASRec's next-item probability (0 = the arbiter's choice alone; 1 = the "
+        "pool's categories by that share alone).")})
     evidence_after_items: int = field(default=2, metadata={"description": (
         "Latest distinct history items whose most frequent next categories the evidence block lists (0..3).")})
 
@@ -137,6 +141,8 @@ class Context:
                 raise ValueError(f"Context.{name} must be one of {', '.join(allowed)}, got {getattr(self, name)!r}")
         if not 0 <= self.expert_rationale_chars <= 60 or not 0 <= self.arbiter_reason_chars <= 100:
             raise ValueError("Context.expert_rationale_chars must be in 0..60 and arbiter_reason_chars in 0..100")
+        if not 0.0 <= self.arbiter_prior <= 1.0:
+            raise ValueError(f"Context.arbiter_prior must be within [0, 1], got {self.arbiter_prior}")
         if not 0 <= self.evidence_categories <= 30 or not 0 <= self.evidence_after_items <= 3:
             raise ValueError("Context.evidence_categories must be in 0..30 and evidence_after_items in 0..3")
         if not 0 <= self.explain_items_per_tag <= 5:

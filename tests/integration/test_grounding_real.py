@@ -61,11 +61,20 @@ def test_a_vocabulary_of_thousands_works_on_the_server(vllm_server: str) -> None
 
 
 @needs_shared_data
-def test_the_whole_graph_runs_grounded_on_real_office_users(vllm_server: str) -> None:
+def test_the_whole_graph_runs_grounded_with_evidence_on_real_office_users(vllm_server: str) -> None:
+    """Short labels, the collaborative evidence block and in-category retrieval, on a real user and the real server."""
     leaves = set(category_vocabulary(default_registry().dataset("office"), "leaf").paths)
-    [state] = asyncio.run(arecommend_many(["42"], "office", "test", Context(explanation_mode="off"), concurrency=1))
+    ctx = Context(explanation_mode="off", evidence_categories=10, grounding_labels="short")
+    [state] = asyncio.run(arecommend_many(["42"], "office", "test", ctx, concurrency=1))
     assert state["tags"], state["flags"]
-    assert all(tag.category in leaves for tag in state["tags"])
+    assert all(tag.category in leaves for tag in state["tags"])  # a short label maps back to its catalogue path
+    assert "Collaborative evidence" in state["shared_prefix"] and state["category_shares"]
     history = set(state["history_item_ids"])
+    shown: list[str] = []
     for rec in state["recommendations"]:
         assert rec.category == rec.tag.category and rec.items and not {i.item_id for i in rec.items} & history
+        parent = rec.category.rpartition(" > ")[0]
+        assert all(i.category in (rec.category, parent) or i.category.startswith(parent + " > ") for i in rec.items)
+        assert all(i.source in ("category", "parent") for i in rec.items)
+        shown += [i.item_id for i in rec.items]
+    assert len(shown) == len(set(shown))  # no item twice in one user's list

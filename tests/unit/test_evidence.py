@@ -195,3 +195,38 @@ def test_the_arbiter_reads_each_pooled_tags_collaborative_mass(fake_llm: object,
     assert "(evidence " not in fake_llm.prompts["arbiter"]  # type: ignore[attr-defined]
     asyncio.run(graph.ainvoke({"user_id": "u1", "split": "test"}, context=Context(**context)))
     assert "(evidence " not in fake_llm.prompts["arbiter"] and "Collaborative" not in fake_llm.prompts["arbiter"]  # type: ignore[attr-defined]
+
+
+def test_a_multi_genre_item_counts_towards_each_of_its_genres() -> None:
+    films = [Item(item_id="toy", title="Toy Story", category_path=("Movies", "Animation"), genres=("Animation", "Comedy")),
+             Item(item_id="gold", title="GoldenEye", category_path=("Movies", "Action"), genres=("Action",)),
+             Item(item_id="four", title="Four Rooms", category_path=("Movies", "Comedy"), genres=("Comedy",))]
+    users = [UserHistory(user_id=f"u{n}", interactions=[Interaction(item_id=i) for i in ("gold", "toy", "four", "gold")])
+             for n in range(3)]
+    data = Dataset(name="films", items={i.item_id: i for i in films}, users={u.user_id: u for u in users})
+    vocabulary = category_vocabulary(data, "leaf", "short")
+    assert vocabulary.labels == ("Action", "Animation", "Comedy")
+    shares = {s.label: s.share for s in category_mass(StubModel({"toy": 0.0, "four": 0.0, "gold": 0.0}), ["gold"], data, vocabulary)}
+    assert shares == pytest.approx({"Comedy": 0.75, "Animation": 0.25})  # toy's half-share each, four's whole
+    after = collaborative_evidence(data, "test", None, ["toy"], vocabulary, m=3, after_items=1).after
+    assert after[0].categories == (("Comedy", 3),)
+    after = collaborative_evidence(data, "test", None, ["gold"], vocabulary, m=3, after_items=1).after
+    assert after[0].categories == (("Animation", 3), ("Comedy", 3))
+
+
+def test_the_arbiters_choice_combines_with_the_collaborative_prior() -> None:
+    from recgpt.agents.arbiter import with_prior
+    from recgpt.schema.state import FinalTag, ProposedTag
+
+    pool = [ProposedTag(tag=t, rationale="", persona_index=i, persona="p", category=c)
+            for i, (t, c) in enumerate([("pens", "A > Pens"), ("ink", "A > Ink"), ("lamp", "A > Lamps"), ("free", None)])]
+    chosen = [FinalTag(**pool[p].model_dump(), rank=r) for r, p in ((1, 2), (2, 0))]  # the arbiter: lamp, then pens
+    shares = {"A > Ink": 0.4, "A > Pens": 0.2, "A > Lamps": 0.01}
+    assert with_prior(pool, chosen, shares, 2, 0.0) == chosen  # weight 0: the arbiter's choice
+    assert with_prior(pool, chosen, {}, 2, 0.7) == chosen  # no evidence: nothing to combine with
+    by_mass = with_prior(pool, chosen, shares, 2, 1.0)
+    assert [t.tag for t in by_mass] == ["ink", "pens"] and [t.rank for t in by_mass] == [1, 2]
+    # choice: lamp 1, pens 1/2; mass: ink 1, pens 1/2, lamp 1/40. At 0.4: lamp .61, pens .50, ink .40; at 0.6: ink .60,
+    # pens .50, lamp .42
+    assert [t.tag for t in with_prior(pool, chosen, shares, 2, 0.4)] == ["lamp", "pens"]
+    assert [t.tag for t in with_prior(pool, chosen, shares, 2, 0.6)] == ["ink", "pens"]

@@ -10,6 +10,8 @@ no held-out target of the split ever enters them):
   history's own items left out) summed per vocabulary category, the `m` largest with their shares;
 - **bought next after**: for the user's latest distinct items, the categories that followed each of them most often
   in the split's training sequences (next-item transitions, counted once per occurrence).
+
+A multi-genre item (MovieLens) counts towards each of its genres (its probability split evenly), as cat HR scores it.
 """
 
 from __future__ import annotations
@@ -21,7 +23,8 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from recgpt.data.dataset import Dataset
-from recgpt.tools.retrieval.grounding import CategoryVocabulary
+from recgpt.data.records import Item
+from recgpt.tools.retrieval.grounding import PATH_SEPARATOR, CategoryVocabulary
 
 
 class NextItemModel(Protocol):
@@ -64,6 +67,20 @@ class Evidence:
         return {c.label for c in self.likely} | {label for a in self.after for label, _ in a.categories}
 
 
+def item_labels(item: Item, vocabulary: CategoryVocabulary) -> list[str]:
+    """The vocabulary categories an item belongs to: the entry holding its category path, or, for a multi-genre item
+    (MovieLens: path 'Movies > Animation', genres Animation, Children's, Comedy), every genre that is a sibling entry
+    of its path, so that a film counts towards each of its genres as cat HR scores it."""
+    if item.genres and item.category_path:
+        parent = item.category_path[:-1]
+        labels = [vocabulary.label_of(PATH_SEPARATOR.join((*parent, genre))) for genre in item.genres]
+        found = [label for label in dict.fromkeys(labels) if label is not None]
+        if found:
+            return found
+    label = vocabulary.label_of(item.category) if item.category else None
+    return [label] if label is not None else []
+
+
 def category_mass(model: NextItemModel, history: Sequence[str], dataset: Dataset,
                   vocabulary: CategoryVocabulary) -> list[CategoryShare]:
     """The model's next-item probability (softmax over the catalogue less the history's items) summed per vocabulary
@@ -83,9 +100,9 @@ def category_mass(model: NextItemModel, history: Sequence[str], dataset: Dataset
     for item_id, logit in zip(ids, logits):
         if item_id in seen or not math.isfinite(logit):
             continue
-        label = vocabulary.label_of(dataset.items[item_id].category)
-        if label is not None:
-            mass[label] = mass.get(label, 0.0) + math.exp(logit - top) / total
+        labels = item_labels(dataset.items[item_id], vocabulary)
+        for label in labels:  # a multi-genre item's probability is split evenly across its genres
+            mass[label] = mass.get(label, 0.0) + math.exp(logit - top) / total / len(labels)
     order = {label: n for n, label in enumerate(vocabulary.labels)}
     return [CategoryShare(label, share) for label, share in sorted(mass.items(), key=lambda kv: (-kv[1], order[kv[0]]))]
 
@@ -100,8 +117,7 @@ def next_category_counts(dataset: Dataset, split: str, vocabulary: CategoryVocab
             for before, after in zip(sequence, sequence[1:]):
                 if before == after or after not in dataset.items:
                     continue
-                label = vocabulary.label_of(dataset.items[after].category)
-                if label is not None:
+                for label in item_labels(dataset.items[after], vocabulary):
                     out.setdefault(before, Counter())[label] += 1
         return out
 

@@ -1,0 +1,94 @@
+"""Tune `Context.arbiter_prior` on validation without asking the LLM again.
+
+A `recgpt eval --method recgpt` store keeps each user's arbiter pool and the arbiter's ranks (`UserResult.pool`). For
+each prior weight this script re-orders the final tags exactly as the arbiter node would (`agents.arbiter.with_prior`,
+with the category shares recomputed from the split's SASRec, as the context node computes them), retrieves the
+items through the same retriever and scores item HR@K and cat HR@K, paired against weight 0 (the arbiter alone).
+Writes `reports/arbiter-prior-<dataset>-<split>.{md,json}`.
+
+    .venv/bin/python scripts/arbiter_prior_sweep.py --store ~/.cache/recgpt/eval/recgpt-<hash>.jsonl \
+        --dataset office --split validation --tags 10
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+from pathlib import Path
+
+from recgpt.agents.arbiter import with_prior
+from recgpt.eval.metrics import interleave
+from recgpt.eval.report import paired_difference, per_user_metrics
+from recgpt.eval.runs import EvalConfig, ResultStore, levels_of
+from recgpt.schema.state import FinalTag, ProposedTag
+from recgpt.services.resources import default_registry
+from recgpt.tools.retrieval.evidence import category_mass
+from recgpt.tools.retrieval.grounding import category_vocabulary
+from recgpt.tools.retrieval.protocol import UserSignals, search
+
+GRID = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.8, 1.0)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--store", type=Path, required=True, help="a recgpt eval results file (JSONL) with pools")
+    parser.add_argument("--dataset", default="office")
+    parser.add_argument("--split", default="validation")
+    parser.add_argument("--tags", type=int, default=10, help="final tags per user (the run's K)")
+    parser.add_argument("--out", type=Path, default=Path("reports"))
+    args = parser.parse_args()
+
+    registry = default_registry()
+    dataset = registry.dataset(args.dataset)
+    model = registry.sasrec(dataset, args.split)
+    retriever = registry.prepare(dataset, args.split, show_progress=False)
+    vocabulary = category_vocabulary(dataset, "leaf")
+    levels = levels_of(dataset)
+    config = EvalConfig(dataset=args.dataset, split=args.split, k_tags=args.tags, k_items=[10, 30, 50])
+    results = [r for r in ResultStore(args.store).load().values() if r.error is None and r.pool]
+    if not results:
+        raise SystemExit(f"{args.store}: no finished user with a stored pool")
+    rows: dict[float, dict[str, dict[str, float]]] = {w: {} for w in GRID}
+    for result in results:
+        history = [e.item_id for e in dataset.example(result.user_id, args.split).history]
+        shares = {vocabulary.path_of(s.label) or s.label: s.share for s in category_mass(model, history, dataset, vocabulary)}
+        pool = [ProposedTag(tag=p["tag"], rationale="", persona_index=p["persona_index"], persona="", category=p["category"])
+                for p in result.pool]
+        chosen = sorted((FinalTag(**t.model_dump(), rank=p["rank"]) for t, p in zip(pool, result.pool) if p["rank"]),
+                        key=lambda t: t.rank)
+        user = UserSignals(user_id=result.user_id, history_item_ids=tuple(history), split=args.split)
+        for weight in GRID:
+            final = with_prior(pool, chosen, shares, args.tags, weight)
+            hits = search(retriever, [t.tag for t in final], 50, set(history), user, [t.category for t in final])
+            scored = result.model_copy(update={"ranked_items": interleave([[h.item_id for h in lst] for lst in hits], 50),
+                                               "ranked_categories": [t.category or "" for t in final]})
+            rows[weight][result.user_id] = per_user_metrics(scored, config, levels)
+    metrics = [m for m in rows[0.0][results[0].user_id] if "ndcg" not in m]
+    summary = {str(w): {m: statistics.fmean(r[m] for r in rows[w].values()) for m in metrics} for w in GRID}
+    paired = {str(w): {m: paired_difference(rows[w], rows[0.0], m) for m in metrics} for w in GRID if w}
+    best = max(GRID, key=lambda w: (round(summary[str(w)]["item_hr@10"], 9), -w))
+    args.out.mkdir(parents=True, exist_ok=True)
+    stem = args.out / f"arbiter-prior-{Path(args.dataset).name}-{args.split}"
+    stem.with_suffix(".json").write_text(json.dumps({"store": args.store.name, "users": len(results), "grid": summary,
+                                                     "paired_vs_0": paired, "best_by_item_hr@10": best}, indent=2))
+    lines = [f"# Arbiter prior sweep: {args.dataset}, {args.split} split", "",
+             f"{len(results)} users of `{args.store.name}` (their stored pools and arbiter ranks; no LLM call). Each row "
+             "re-orders the final tags with `Context.arbiter_prior` = w and retrieves again; differences are paired "
+             "against w = 0 (the arbiter alone), mean ± one standard error.", "",
+             "| w | " + " | ".join(metrics) + " |", "|---:|" + "---:|" * len(metrics)]
+    for w in GRID:
+        cells = []
+        for m in metrics:
+            d = paired.get(str(w), {}).get(m)
+            cells.append(f"{summary[str(w)][m]:.3f}" + (f" ({d['diff']:+.3f} ± {d['se']:.3f})" if d else ""))
+        lines.append(f"| {w:.1f} | " + " | ".join(cells) + " |")
+    lines += ["", f"Best by item HR@10 (ties to the smaller weight): **{best:.1f}**.", "", "## Reproduce", "",
+              f"    .venv/bin/python scripts/arbiter_prior_sweep.py --store {args.store} --dataset {args.dataset} "
+              f"--split {args.split} --tags {args.tags}"]
+    stem.with_suffix(".md").write_text("\n".join(lines) + "\n")
+    print(f"best weight {best}; report {stem.with_suffix('.md')}")
+
+
+if __name__ == "__main__":
+    main()
