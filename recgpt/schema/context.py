@@ -69,10 +69,12 @@ class Context:
     grounding_labels: str = field(default="path", metadata={"description": (
         "How the category enum names a category: 'path' (the whole category path) or 'short' (without the root every "
         "path shares and the levels above the last two, e.g. 'Paper > Photo Paper'; about half the decoded tokens).")})
-    evidence_categories: int = field(default=0, metadata={"description": (
+    evidence_categories: int = field(default=10, metadata={"description": (
         "Collaborative evidence in the user context: the M categories carrying the most of SASRec's next-item "
         "probability after the history, with their shares, and the categories other shoppers bought right after the "
-        "user's latest items (both from the split's training interactions only). 0 = no evidence block.")})
+        "user's latest items (both from the split's training interactions only). 0 = no evidence block. 10 by "
+        "measurement: the policy alone on 200 Office validation users, K=5, paired against 0: cat HR@5 leaf "
+        "+.100 ± .027, L2 +.040 ± .033, item HR@30 +.060 ± .024, HR@50 +.090 ± .028 (HR@10 +.010 ± .017).")})
     arbiter_evidence: bool = field(default=True, metadata={"description": (
         "With the evidence on: the arbiter's candidate list shows each tag category's share of SASRec's next-item "
         "probability for this user, so it ranks the pool knowing the collaborative mass.")})

@@ -124,7 +124,7 @@ def _resources(data: Dataset, split_models: dict[str, object]) -> Resources:
 def test_the_user_context_carries_the_block_after_the_history_only_when_asked() -> None:
     data = shop()
     resources = _resources(data, {"test": _trained(data, "test")})
-    off = asyncio.run(build_shared_prefix(Context(base_url=DEAD), resources, "u1", "test", "2026-11-25"))
+    off = asyncio.run(build_shared_prefix(Context(base_url=DEAD, evidence_categories=0), resources, "u1", "test", "2026-11-25"))
     on = asyncio.run(build_shared_prefix(Context(base_url=DEAD, evidence_categories=3), resources, "u1", "test", "2026-11-25"))
     assert "Collaborative evidence" not in off["shared_prefix"]
     history_end = on["shared_prefix"].index("Collaborative evidence")
@@ -193,7 +193,7 @@ def test_the_arbiter_reads_each_pooled_tags_collaborative_mass(fake_llm: object,
     asyncio.run(graph.ainvoke({"user_id": "u1", "split": "test"}, context=Context(**context, evidence_categories=3,
                                                                                 arbiter_evidence=False)))
     assert "(evidence " not in fake_llm.prompts["arbiter"]  # type: ignore[attr-defined]
-    asyncio.run(graph.ainvoke({"user_id": "u1", "split": "test"}, context=Context(**context)))
+    asyncio.run(graph.ainvoke({"user_id": "u1", "split": "test"}, context=Context(**context, evidence_categories=0)))
     assert "(evidence " not in fake_llm.prompts["arbiter"] and "Collaborative" not in fake_llm.prompts["arbiter"]  # type: ignore[attr-defined]
 
 

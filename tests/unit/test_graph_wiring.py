@@ -33,7 +33,7 @@ def test_meta_explanations_and_agent_judge_run_inside_the_main_graph(
     fake_llm.grades["clarity"] = "neutral"
     ctx = Context(base_url=DEAD_ENDPOINT, model="fake", explanation_mode="meta", judge_mode="agent")
     out = run(small_dataset_dir, ctx=ctx)
-    explained = [r.items[0].item_id for r in out["recommendations"]]
+    explained = [r.items[0].item_id for r in out["recommendations"] if r.items]  # a 6-item shop runs dry: no repeats
     assert sorted(e.item_id for e in out["explanations"]) == sorted(explained)
     # the served style stage: tone and device drawn from the user context, the rest written by the planner
     assert all(e.mode == "meta" and e.guideline is not None and e.guideline.tone in TONES
@@ -100,8 +100,10 @@ def test_full_run_fans_out_one_expert_per_persona(fake_llm: FakeLLM, small_datas
     assert history == {"p1", "n1", "p2"}  # the test target n2 is not in the prompt's history
     assert "Sticky notes" not in out["shared_prefix"]
     for rec in out["recommendations"]:
-        assert rec.items and not ({i.item_id for i in rec.items} & history)
+        assert not ({i.item_id for i in rec.items} & history)
         assert rec.category is not None
+    shown = [i.item_id for rec in out["recommendations"] for i in rec.items]
+    assert shown and len(shown) == len(set(shown))  # no item twice in one user's list (later tags may run dry)
     assert sum(c.prompt_tokens for c in out["calls"]) == 500
     assert {t.node for t in out["timings"]} >= {"compress", "planner", "arbiter", "retrieve"}
 
