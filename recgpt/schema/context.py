@@ -67,8 +67,12 @@ class Context:
         "the longer context cut the CPU server's decode throughput.")})
 
     grounding_labels: str = field(default="path", metadata={"description": (
-        "How the category enum names a category: 'path' (the whole category path) or 'short' (without the root every "
-        "path shares and the levels above the last two, e.g. 'Paper > Photo Paper'; about half the decoded tokens).")})
+        "How the category enum names a category: 'path' (the whole category path, the default) or 'short' (without "
+        "the root every path shares and the levels above the last two, e.g. 'Paper > Photo Paper': 39 characters a "
+        "label on Office against 83). 'path' by measurement: on 200 Office validation users (the policy alone, K=5, "
+        "evidence on) 'short' collapsed to one category for every user (cat HR@5 L2 .410 -> .005): the model starts "
+        "writing the history's full paths ('Office & School Supplies > ...') and the grammar completes the only short "
+        "label that begins with 'Office', 'Office Electronics > Fax Machines'.")})
     evidence_categories: int = field(default=10, metadata={"description": (
         "Collaborative evidence in the user context: the M categories carrying the most of SASRec's next-item "
         "probability after the history, with their shares, and the categories other shoppers bought right after the "

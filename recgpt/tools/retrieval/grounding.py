@@ -21,8 +21,10 @@ Labels (`Context.grounding_labels`): `path`, the whole category path, or `short`
 every path of the dataset shares and without the levels above its last two (Office 'Paper > Photo Paper' for
 'Office & School Supplies > Paper > Photo Paper'; MovieLens 'Action' for 'Movies > Action'), lengthened from the
 left where two paths would share one label. The enum is decoded token by token, so a label half as long halves the
-experts' category tokens (Office: 83 characters a path on average, 39 a short label); the label still begins with
-a product family, not the bare leaf that sent the model astray.
+experts' category tokens (Office: 83 characters a path on average, 39 a short label). Measured on 200 Office
+validation users it collapsed (every user's tags in 'Office Electronics > Fax Machines'): the history lists full
+paths, the model begins a category the way those begin ('Office ...'), and the grammar completes the one short label
+that starts so. `path` stays the default; a short form would need the history to speak it too.
 
 The catalogue list the prompt shows (`prompt_block`) is the same for every user, so it goes in front of the
 per-user context and vLLM's prefix cache computes it once for all users.
