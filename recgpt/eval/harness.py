@@ -80,7 +80,8 @@ def config_hash(config: EvalConfig, dataset: Dataset, model: str | None) -> str:
     others were sampled, so a 100-user run reads the users it shares with an earlier 200-user run (with seed-sampled
     users, the smaller sample is the larger one's prefix whenever `random.sample` takes the same path for both)."""
     # `quota` (blend only) joined the config later: left out when unset, so that earlier results keep their keys
-    dump = config.model_dump(exclude={"concurrency", "users"} | ({"quota"} if config.quota is None else set()))
+    # `merge` re-ranks stored answers without asking the LLM (`rescore`): never part of the answers' key
+    dump = config.model_dump(exclude={"concurrency", "users", "merge"} | ({"quota"} if config.quota is None else set()))
     payload: dict[str, Any] = {"config": dump, "data": dataset.content_hash()}
     if config.method in LLM_METHODS:
         ctx = asdict(recgpt_context(config))
@@ -237,6 +238,39 @@ async def run_recgpt(config: EvalConfig, dataset: Dataset, users: list[str], sto
     await run_llm_method(config, dataset, users, store, answer, show_progress)
 
 
+def score_merged(dataset: Dataset, split: str, history: list[str], categories: list[str], k: int) -> list[str]:
+    """The LLM channel's flat list by score: SASRec's ranking of the catalogue (the split's model, the history's items
+    left out) restricted to the items inside the final tags' categories. Round-robin interleaving gives each tag's
+    first item a slot in the top 10 whatever its score; here the tags choose where to look and SASRec how to rank."""
+    model = default_registry().sasrec(dataset, split)
+    ids = list(dataset.items)
+    scores = model.score(history, ids)
+    wanted = [c for c in dict.fromkeys(categories) if c]
+    seen = set(history)
+
+    def inside(item_id: str) -> bool:
+        category = dataset.items[item_id].category
+        return any(category == c or category.startswith(c + " > ") for c in wanted)
+
+    order = sorted((n for n, i in enumerate(ids) if i not in seen and inside(i)), key=lambda n: -scores[n])
+    return [ids[n] for n in order[:k]]
+
+
+def rescore(store: ResultStore, dataset: Dataset, config: EvalConfig) -> ResultStore:
+    """The same LLM answers with the channel's flat list merged by score (`EvalConfig.merge`): no LLM call, a derived
+    store beside the answers' (rewritten whole: it is a function of them)."""
+    derived = ResultStore(store.path.with_name(store.path.stem + "-score.jsonl"))
+    lines = []
+    for result in store.load().values():
+        if result.error is None:
+            history = [e.item_id for e in dataset.example(result.user_id, config.split).history]
+            items = score_merged(dataset, config.split, history, result.ranked_categories, max(config.k_items))
+            result = result.model_copy(update={"ranked_items": items})
+        lines.append(result.model_dump_json() + "\n")
+    derived.path.write_text("".join(lines))
+    return derived
+
+
 COMBINERS = {"blend": blend, "fusion": fuse}
 """The two ways SASRec's list and recgpt's are combined: the quota blend and weighted reciprocal-rank fusion
 (`recgpt.eval.blend`); `EvalConfig.quota` is the LLM channel's share in both."""
@@ -304,5 +338,7 @@ def run_eval(config: EvalConfig, home: Path, show_progress: bool = True) -> tupl
         asyncio.run(run_expert(config, dataset, users, store, show_progress))
     else:
         run_classical(config, dataset, users, store, show_progress)
+    if config.method in LLM_METHODS and config.merge == "score":
+        store = rescore(store, dataset, config)
     results = store.load()
     return config, [results[u] for u in users if u in results], store.path

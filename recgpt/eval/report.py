@@ -40,6 +40,8 @@ DEFINITIONS = """\
 - **tag diversity**: mean pairwise cosine distance of a user's tag embeddings (MiniLM).
 - **blend** / **blend@Q**: SASRec's and recgpt's item lists merged under a quota, the LLM channel's share of the
   K slots (deduplicated; `recgpt.eval.blend`); `blend` at the quota tuned on validation, `blend@Q` at a fixed one.
+- **`--merge score`** (a recgpt row): the LLM channel's flat list is SASRec's ranking restricted to the items inside
+  the final tags' categories, instead of round-robin over the tags' lists; the same stored answers re-ranked.
 - **fusion**: weighted reciprocal-rank fusion of the same two lists, `(1 − w)/(60 + rank in SASRec) + w/(60 + rank
   in recgpt)`, w tuned on validation (grid 0..1 by item HR@10) and read back on test.
 - **sasrec_categories**: SASRec's next-item probability summed per leaf category, the K largest used as grounded
@@ -306,8 +308,9 @@ def _markdown(config: EvalConfig, reports: dict[str, Any], metric_names: list[st
     for row, r in reports.items():
         sets = "".join(f" --set {k}={v}" for k, v in sorted((r.get("config", {}).get("context") or {}).items()))
         name = f" --quota {row.split('@', 1)[1]}" if "@" in row else (f" --name {row}" if row != base_method(row) else "")
+        merge = " --merge score" if (r.get("config") or {}).get("merge") == "score" else ""
         lines.append(f"    recgpt eval --dataset {config.dataset} --split {config.split} --users {config.users} --seed {config.seed} "
-                     f"--tags {config.k_tags} --k-items {','.join(map(str, config.k_items))} --method {base_method(row)}{sets}{name}")
+                     f"--tags {config.k_tags} --k-items {','.join(map(str, config.k_items))} --method {base_method(row)}{sets}{merge}{name}")
     return "\n".join(lines) + "\n"
 
 

@@ -61,6 +61,10 @@ class EvalConfig(UserSample):
     concurrency: int = Field(default=8, ge=1)
     date: str = Field(default="2026-11-25", description="Situation date for datasets without timestamps (fixed: reproducible).")
     context: dict[str, Any] = Field(default_factory=dict, description="recgpt runtime Context overrides.")
+    merge: Literal["interleave", "score"] = Field(default="interleave", description=(
+        "recgpt/expert: the LLM channel's flat item list: 'interleave' (round-robin over the tags' lists, best tag "
+        "first) or 'score' (SASRec's ranking restricted to the final tags' categories; re-ranks stored answers, no "
+        "LLM call)."))
     quota: float | None = Field(default=None, ge=0.0, le=1.0, description=(
         "blend / fusion: the LLM channel's share (of the K slots; of the reciprocal-rank weight); None = tuned over a "
         "grid (validation only)."))

@@ -126,3 +126,22 @@ def test_paired_differences_use_shared_users_and_their_standard_error() -> None:
     assert diff is not None and diff["users"] == 3 and diff["diff"] == pytest.approx(1 / 3)
     assert diff["se"] == pytest.approx((1 / 3) ** 0.5 / 3 ** 0.5) and diff["z"] == pytest.approx(1.0)
     assert paired_difference(a, b, "m", ["u1", "u5"]) is None  # one shared user: no standard error
+
+
+def test_the_score_merge_ranks_the_tags_categories_items_by_sasrec(small_dataset_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from recgpt.eval import harness
+    from recgpt.services.resources import Registry
+
+    registry = Registry()
+    dataset = registry.dataset(str(small_dataset_dir))
+
+    class Stub:
+        def score(self, history, ids):  # noqa: ANN001, ANN201
+            return [{"p1": 9.0, "p2": 1.0, "n1": 5.0, "n2": 3.0, "d1": 8.0, "c1": 0.0}[i] for i in ids]
+
+    registry.sasrec = lambda *a, **k: Stub()  # type: ignore[method-assign]
+    monkeypatch.setattr(harness, "default_registry", lambda: registry)
+    # the tags name Paper and Writing > Pens: d1 (8.0) lies outside both; p1 is history
+    ranked = harness.score_merged(dataset, "test", ["p1"], ["Office > Paper", "Office > Writing > Pens", ""], 10)
+    assert ranked == ["n1", "n2", "p2"]
+    assert harness.score_merged(dataset, "test", [], [], 10) == []  # no tag, no list
