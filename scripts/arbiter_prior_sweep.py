@@ -3,7 +3,8 @@
 A `recgpt eval --method recgpt` store keeps each user's arbiter pool and the arbiter's ranks (`UserResult.pool`). For
 each prior weight this script re-orders the final tags exactly as the arbiter node would (`agents.arbiter.with_prior`,
 with the category shares recomputed from the split's SASRec, as the context node computes them), retrieves the
-items through the same retriever and scores item HR@K and cat HR@K, paired against weight 0 (the arbiter alone).
+items through the same retriever and scores item HR@K and cat HR@K (and item HR@10 of the score-merged list,
+`recgpt eval --merge score`), paired against weight 0 (the arbiter alone).
 Writes `reports/arbiter-prior-<dataset>-<split>.{md,json}`.
 
     .venv/bin/python scripts/arbiter_prior_sweep.py --store ~/.cache/recgpt/eval/recgpt-<hash>.jsonl \
@@ -18,7 +19,8 @@ import statistics
 from pathlib import Path
 
 from recgpt.agents.arbiter import with_prior
-from recgpt.eval.metrics import interleave
+from recgpt.eval.harness import score_merged
+from recgpt.eval.metrics import hit_at_k, interleave
 from recgpt.eval.report import paired_difference, per_user_metrics
 from recgpt.eval.runs import EvalConfig, ResultStore, levels_of
 from recgpt.schema.state import FinalTag, ProposedTag
@@ -63,7 +65,10 @@ def main() -> None:
             hits = search(retriever, [t.tag for t in final], 50, set(history), user, [t.category for t in final])
             scored = result.model_copy(update={"ranked_items": interleave([[h.item_id for h in lst] for lst in hits], 50),
                                                "ranked_categories": [t.category or "" for t in final]})
-            rows[weight][result.user_id] = per_user_metrics(scored, config, levels)
+            row = per_user_metrics(scored, config, levels)
+            merged = score_merged(dataset, args.split, history, [t.category or "" for t in final], 10)
+            row["item_hr@10 (score merge)"] = hit_at_k(merged, result.target_item, 10)
+            rows[weight][result.user_id] = row
     metrics = [m for m in rows[0.0][results[0].user_id] if "ndcg" not in m]
     summary = {str(w): {m: statistics.fmean(r[m] for r in rows[w].values()) for m in metrics} for w in GRID}
     paired = {str(w): {m: paired_difference(rows[w], rows[0.0], m) for m in metrics} for w in GRID if w}
