@@ -145,3 +145,13 @@ def test_the_score_merge_ranks_the_tags_categories_items_by_sasrec(small_dataset
     ranked = harness.score_merged(dataset, "test", ["p1"], ["Office > Paper", "Office > Writing > Pens", ""], 10)
     assert ranked == ["n1", "n2", "p2"]
     assert harness.score_merged(dataset, "test", [], [], 10) == []  # no tag, no list
+
+
+def test_a_row_name_must_start_with_its_method() -> None:
+    from typer.testing import CliRunner
+
+    from recgpt.app import cli
+
+    for bad in ("sasrec+x", "recgpt evidence", "recgpt/../x"):
+        result = CliRunner().invoke(cli, ["eval", "--method", "recgpt", "--name", bad])
+        assert isinstance(result.exception, RecGPTError) and "--name must be the method" in str(result.exception)
