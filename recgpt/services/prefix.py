@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -45,10 +45,13 @@ def recommendation_date(state: Mapping[str, Any], history: tuple[Interaction, ..
 
 
 def render_prefix(dataset: Dataset, history: tuple[Interaction, ...], profile: str, env: Environment,
-                  max_items: int, entities: bool = False, catalogue: str = "", evidence: str = "") -> tuple[str, Any]:
+                  max_items: int, entities: bool = False, catalogue: str = "", evidence: str = "",
+                  category_label: Callable[[str], str | None] | None = None) -> tuple[str, Any]:
     """The shared prefix: fixed instructions, the catalogue block (`catalogue_block`, or ""), then the user context
-    (ending with the evidence block, `evidence_block`, or "")."""
-    compressed = compress_history(history, dataset.items, CompressionConfig(max_items=max_items, entities=entities))
+    (ending with the evidence block, `evidence_block`, or ""); `category_label` renames the history's category paths
+    (short grounding labels)."""
+    compressed = compress_history(history, dataset.items, CompressionConfig(max_items=max_items, entities=entities),
+                                  category_label)
     text = SYSTEM_PREFIX.format(profile=profile, environment=env.describe(), n_events=compressed.n_events,
                                 history=compressed.text, catalogue=catalogue, evidence=evidence)
     return text, compressed
@@ -167,10 +170,12 @@ async def build_shared_prefix(ctx: Context, resources: Resources, user_id: str, 
     evidence, evidence_flags = await asyncio.to_thread(user_evidence, ctx, resources, split, example.history)
     flags += evidence_flags
     block = evidence_block(evidence)
+    short = resources.vocabulary(ctx.grounding, ctx.grounding_labels) if ctx.grounding_labels == "short" else None
+    label = short.label_of if short is not None else None  # the history speaks the enum's short labels too
     max_items = ctx.max_history_items
     while True:
         prefix, compressed = render_prefix(dataset, example.history, profile, env, max_items, ctx.compression == "hybrid",
-                                           evidence=block)
+                                           evidence=block, category_label=label)
         tokens, source = await asyncio.to_thread(_count_tokens, endpoints, prefix)
         if tokens is None or tokens <= ctx.max_context_tokens or max_items <= 1:
             break
@@ -178,7 +183,7 @@ async def build_shared_prefix(ctx: Context, resources: Resources, user_id: str, 
     catalogue = catalogue_block(dataset, ctx)
     if catalogue:  # the budget bounds the user's part; the shop-wide list is the same cached prefix for every user
         prefix, compressed = render_prefix(dataset, example.history, profile, env, max_items, ctx.compression == "hybrid",
-                                           catalogue, block)
+                                           catalogue, block, label)
     if tokens is not None and tokens > ctx.max_context_tokens:
         flags.append(f"context_over_budget: {tokens} tokens > {ctx.max_context_tokens} even with 1 listed item")
     if compressed.truncated:

@@ -230,3 +230,17 @@ def test_the_arbiters_choice_combines_with_the_collaborative_prior() -> None:
     # pens .50, lamp .42
     assert [t.tag for t in with_prior(pool, chosen, shares, 2, 0.4)] == ["lamp", "pens"]
     assert [t.tag for t in with_prior(pool, chosen, shares, 2, 0.6)] == ["ink", "pens"]
+
+
+def test_with_short_labels_the_history_speaks_the_enums_labels() -> None:
+    from recgpt.tools.context.compression import compress_history
+
+    data = shop()
+    vocabulary = category_vocabulary(data, "leaf", "short")
+    history = data.example("u1", "test").history
+    text = compress_history(history, data.items, category_label=vocabulary.label_of).text
+    assert "· Writing > Pens:" in text and "Office > Writing" not in text
+    assert "· Office > Writing > Pens:" in compress_history(history, data.items).text  # the default: full paths
+    resources = _resources(data, {"test": _trained(data, "test")})
+    out = asyncio.run(build_shared_prefix(Context(base_url=DEAD, grounding_labels="short"), resources, "u1", "test", "2026-11-25"))
+    assert "· Writing > Pens:" in out["shared_prefix"]

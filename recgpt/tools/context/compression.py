@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections import Counter, OrderedDict
+from collections.abc import Callable
 from typing import Sequence
 
 from pydantic import BaseModel, Field
@@ -70,8 +71,15 @@ def _bucket_labels(events: Sequence[Interaction]) -> list[str]:
 
 
 def compress_history(
-    events: Sequence[Interaction], items: dict[str, Item], config: CompressionConfig = CompressionConfig()
+    events: Sequence[Interaction], items: dict[str, Item], config: CompressionConfig = CompressionConfig(),
+    category_label: Callable[[str], str | None] | None = None,
 ) -> CompressedHistory:
+    """The history as grouped text. `category_label` renames each item's category path (a grounded run's short enum
+    labels, so that the history and the schema speak one vocabulary; a path it cannot name keeps its path)."""
+
+    def named(category: str) -> str:
+        return (category_label(category) if category_label and category else None) or category or "uncategorised"
+
     if not events:
         return CompressedHistory(text="(no behaviour history: a new user)", n_events=0, n_distinct_items=0,
                                  n_listed_items=0, n_summarised_events=0)
@@ -95,7 +103,7 @@ def compress_history(
     for event, label in sorted(zip(detailed, labels), key=lambda pair: _bucket_rank(pair[1])):
         item = items[event.item_id]
         action = event.action if event.rating is None else f"{event.action} {event.rating:g}/5"
-        category = item.category or "uncategorised"
+        category = named(item.category)
         title = clean_title(item.title, config.max_title_chars)
         tree.setdefault(label, OrderedDict()).setdefault(action, OrderedDict()).setdefault(category, Counter())[title] += 1
 
@@ -108,7 +116,7 @@ def compress_history(
                 shown = "; ".join((entity(t) if config.entities else f'"{t}"') + (f" ×{n}" if n > 1 else "") for t, n in titles.items())
                 lines.append(f"- {action} · {category}: {shown}")
     if summarised:
-        cats = Counter(items[e.item_id].category or "uncategorised" for e in summarised)
+        cats = Counter(named(items[e.item_id].category) for e in summarised)
         top = ", ".join(f"{c} ({n})" for c, n in cats.most_common(config.summary_categories))
         lines.append(f"[older history: {len(summarised)} interactions summarised] top categories: {top}")
     return CompressedHistory(
