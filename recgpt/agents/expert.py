@@ -9,6 +9,7 @@ from pydantic import BaseModel, Field, create_model
 
 from recgpt.agents.common import AgentCall, clean_text, messages
 from recgpt.data import Dataset
+from recgpt.prompts.evidence import EVIDENCE_EXPERT_INSTRUCTION
 from recgpt.prompts.expert import EXPERT_INSTRUCTIONS, GROUNDING_INSTRUCTION, RATIONALE_INSTRUCTION
 from recgpt.prompts.explore import EXPLORE_INSTRUCTION
 from recgpt.schema.context import Context
@@ -114,6 +115,20 @@ def explores(ctx: Context, persona_index: int) -> bool:
     return ctx.grounding != "off" and persona_index >= ctx.num_personas - ctx.explore_experts
 
 
+def grounded_in_evidence(ctx: Context, persona_index: int, shares: dict[str, float]) -> bool:
+    """The first `evidence_experts` of the K persona experts choose among the evidence's categories (grounded runs
+    with evidence only)."""
+    return ctx.grounding != "off" and bool(shares) and persona_index < ctx.evidence_experts
+
+
+def likeliest(vocabulary: CategoryVocabulary, shares: dict[str, float], n: int) -> CategoryVocabulary:
+    """`vocabulary` restricted to its `n` entries with the largest collaborative share (`shares`: catalogue path ->
+    share), in vocabulary order; the whole vocabulary when no entry has a share."""
+    ranked = sorted((-shares[path], position) for position, path in enumerate(vocabulary.paths) if shares.get(path, 0.0) > 0)
+    keep = sorted(position for _, position in ranked[:n])
+    return vocabulary.subset(keep) if keep else vocabulary
+
+
 def unexplored(vocabulary: CategoryVocabulary, dataset: Dataset, history_item_ids: list[str]) -> CategoryVocabulary:
     """`vocabulary` without the categories of the history's items (a history item under a vocabulary path removes
     that path). The whole vocabulary when nothing would be left."""
@@ -130,7 +145,11 @@ async def expert_node(task: ExpertTask, runtime: Runtime[Context], resources: Re
     vocabulary = resources.vocabulary(ctx.grounding, ctx.grounding_labels)
     instructions = expert_instructions(persona.name, persona.focus, ctx.tags_per_expert, vocabulary is not None,
                                        rationale=ctx.expert_rationale_chars > 0)
-    if vocabulary is not None and explores(ctx, index):
+    shares = task.get("category_shares") or {}
+    if vocabulary is not None and grounded_in_evidence(ctx, index, shares):
+        vocabulary = likeliest(vocabulary, shares, ctx.evidence_candidates)
+        instructions += "\n" + EVIDENCE_EXPERT_INSTRUCTION
+    elif vocabulary is not None and explores(ctx, index):
         vocabulary = unexplored(vocabulary, resources.dataset, task.get("history_item_ids", []))
         instructions += "\n" + EXPLORE_INSTRUCTION
     schema = grounded_expert_schema(ctx.tags_per_expert, vocabulary, ctx.expert_rationale_chars)

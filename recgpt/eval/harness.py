@@ -43,6 +43,7 @@ from recgpt.eval.runs import (
 )
 from recgpt.graph import build_graph
 from recgpt.prompts import arbiter, expert, explore, planner, shared
+from recgpt.prompts import evidence as evidence_prompt
 from recgpt.render import usage_totals
 from recgpt.services.endpoints import check_endpoint, served_model_identity
 from recgpt.services.prefix import evidence_block
@@ -90,12 +91,14 @@ def config_hash(config: EvalConfig, dataset: Dataset, model: str | None) -> str:
         for added_later, default in (("compression", "text"), ("adaptor_dir", ""), ("explore_experts", 0),
                                          ("v1_history", "compressed"), ("raw_history_tokens", 6000),
                                          ("grounding_labels", "path"), ("evidence_categories", 0),
-                                         ("evidence_after_items", 2)):
+                                         ("evidence_after_items", 2), ("evidence_experts", 0), ("evidence_candidates", 20)):
             if ctx.get(added_later) == default:  # fields added after results were stored: at their default, hashes stay
                 ctx.pop(added_later)
         payload.update(context=ctx, model=model, prompts=prompts_fingerprint())
         if ctx.get("explore_experts"):  # the explorers' instruction, only where it is used (earlier keys stay)
             payload["explore_prompt"] = hashlib.sha256(inspect.getsource(explore).encode()).hexdigest()[:12]
+        if ctx.get("evidence_experts"):  # the evidence experts' instruction, only where it is used
+            payload["evidence_expert_prompt"] = hashlib.sha256(inspect.getsource(evidence_prompt).encode()).hexdigest()[:12]
         if ctx.get("evidence_categories"):  # how the evidence is computed and written changes answers too
             payload["evidence"] = hashlib.sha256((inspect.getsource(evidence_block) + inspect.getsource(evidence)).encode()).hexdigest()[:12]
         if ctx.get("grounding", "off") != "off":  # the enum and the listed categories change answers too

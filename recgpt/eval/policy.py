@@ -13,11 +13,18 @@ import asyncio
 from typing import Any
 
 from recgpt.agents.common import clean_text, messages
-from recgpt.agents.expert import expert_max_tokens, grounded_expert_schema, training_expert_instructions
+from recgpt.agents.expert import (
+    expert_max_tokens,
+    grounded_expert_schema,
+    grounded_in_evidence,
+    likeliest,
+    training_expert_instructions,
+)
 from recgpt.data import Dataset
 from recgpt.errors import InvalidModelOutput
 from recgpt.eval.metrics import interleave
 from recgpt.eval.runs import EvalConfig, ResultStore, UserResult, has_timestamps, run_llm_method
+from recgpt.prompts.evidence import EVIDENCE_EXPERT_INSTRUCTION
 from recgpt.services.prefix import build_shared_prefix
 from recgpt.services.resources import endpoints_of, resolve
 from recgpt.tools.llm import LLMRequestRejected, acall_structured, call_of, chat_model
@@ -37,11 +44,15 @@ async def run_expert(config: EvalConfig, dataset: Dataset, users: list[str], sto
     async def answer(ctx: Any, user_id: str, history: list[str], result: UserResult) -> None:
         vocabulary = category_vocabulary(dataset, ctx.grounding, ctx.grounding_labels) if ctx.grounding != "off" else None
         shared = await build_shared_prefix(ctx, resources, user_id, config.split, None if has_time else config.date)
+        instructions = training_expert_instructions(m, vocabulary is not None)
+        if vocabulary is not None and grounded_in_evidence(ctx, 0, shared["category_shares"]):  # the policy as an evidence expert
+            vocabulary = likeliest(vocabulary, shared["category_shares"], ctx.evidence_candidates)
+            instructions += "\n" + EVIDENCE_EXPERT_INSTRUCTION
         endpoint = endpoints_of(ctx).expert  # the trained expert adapter where it is served beside the base
         model = chat_model(endpoint, ctx.expert_temperature, expert_max_tokens(m, vocabulary), ctx.seed)
         result.flags = list(shared["flags"])
         try:
-            output, call = await acall_structured(model, messages(shared["shared_prefix"], training_expert_instructions(m, vocabulary is not None)),
+            output, call = await acall_structured(model, messages(shared["shared_prefix"], instructions),
                                                   grounded_expert_schema(m, vocabulary), "expert", endpoint.base_url, ctx.schema_attempts)
         except (InvalidModelOutput, LLMRequestRejected) as exc:
             call = call_of(exc, "expert")

@@ -28,7 +28,8 @@ def fan_out_experts(state: RecState, plugin_experts: Sequence[str] = ()) -> list
     (prefix-cache friendly). Plug-in experts run even when the planner produced no persona."""
     sends = [
         Send("expert", {"persona": persona, "persona_index": index, "shared_prefix": state["shared_prefix"],
-                        "history_item_ids": list(state.get("history_item_ids", []))})
+                        "history_item_ids": list(state.get("history_item_ids", [])),
+                        "category_shares": dict(state.get("category_shares") or {})})
         for index, persona in enumerate(state.get("personas", []))
     ]
     return sends + [Send(name, {"shared_prefix": state["shared_prefix"]}) for name in plugin_experts]

@@ -89,6 +89,13 @@ class Context:
     evidence_after_items: int = field(default=2, metadata={"description": (
         "Latest distinct history items whose most frequent next categories the evidence block lists (0..3).")})
 
+    evidence_experts: int = field(default=0, metadata={"description": (
+        "How many of the K experts (the first ones) choose only among the collaborative evidence's categories: their "
+        "enum is the `evidence_candidates` categories with the largest SASRec share for this user (the server "
+        "enforces it), so the LLM re-ranks a sequential model's candidates, as LlamaRec does. 0 = none. Needs "
+        "grounding and the evidence on.")})
+    evidence_candidates: int = field(default=20, metadata={"description": (
+        "Categories an evidence expert may choose from (the largest SASRec shares first).")})
     explore_experts: int = field(default=0, metadata={"description": (
         "How many of the K experts (the last ones) explore: grounded in the catalogue's categories the user's history "
         "lacks (their enum leaves those out, so the server enforces it), asked for needs the history does not show "
@@ -155,6 +162,9 @@ class Context:
             raise ValueError(f"Context.explain_items_per_tag must be in 0..5, got {self.explain_items_per_tag}")
         if not 0 <= self.judge_tau_tags <= 4 or not 0 <= self.judge_tau_explanations <= 7:
             raise ValueError("Context.judge_tau_tags must be in 0..4 and judge_tau_explanations in 0..7")
+        if not 0 <= self.evidence_experts + self.explore_experts <= self.num_personas or self.evidence_candidates < 1:
+            raise ValueError("Context: evidence_experts + explore_experts must be in 0..num_personas and "
+                             "evidence_candidates >= 1")
         if not 0 <= self.explore_experts <= self.num_personas:
             raise ValueError(f"Context.explore_experts must be in 0..num_personas ({self.num_personas}), got {self.explore_experts}")
         if self.num_personas > MAX_PERSONAS or self.tags_per_expert > 10 or self.num_tags > 20:

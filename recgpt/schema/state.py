@@ -175,6 +175,8 @@ class ExpertTask(TypedDict):
     shared_prefix: str
     history_item_ids: NotRequired[list[str]]
     """The user's history: an exploring expert leaves its categories out of its enum."""
+    category_shares: NotRequired[dict[str, float]]
+    """The collaborative evidence's category shares: an evidence expert's enum is their top categories."""
 
 
 INTERNAL = "internal"

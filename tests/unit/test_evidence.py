@@ -244,3 +244,27 @@ def test_with_short_labels_the_history_speaks_the_enums_labels() -> None:
     resources = _resources(data, {"test": _trained(data, "test")})
     out = asyncio.run(build_shared_prefix(Context(base_url=DEAD, grounding_labels="short"), resources, "u1", "test", "2026-11-25"))
     assert "· Writing > Pens:" in out["shared_prefix"]
+
+
+def test_an_evidence_expert_chooses_only_among_the_likeliest_categories(fake_llm: object, small_dataset_dir: object) -> None:
+    from recgpt.agents.expert import likeliest
+    from recgpt.graph import build_graph
+    from tests.unit.fakes import fake_resources
+
+    data = shop()
+    vocabulary = category_vocabulary(data, "leaf")
+    top = likeliest(vocabulary, {"Office > Writing > Refills": 0.5, "Office > Furniture > Lamps": 0.3, "Office > Paper > Notebooks": 0.1}, 2)
+    assert top.paths == ("Office > Furniture > Lamps", "Office > Writing > Refills")  # the two largest, vocabulary order
+    assert likeliest(vocabulary, {}, 2) is vocabulary  # no evidence: the whole enum
+    registry = Registry()
+    logits = {"p1": 0.0, "p2": 0.0, "n1": 0.0, "n2": 0.0, "d1": 4.0, "c1": 3.0}
+    registry.sasrec = lambda dataset, split, *a, **k: StubModel(logits)  # type: ignore[method-assign]
+    graph = build_graph(fake_resources(small_dataset_dir, registry=registry), plugins=[])
+    ctx = Context(base_url=DEAD, model="fake", explanation_mode="off", evidence_experts=1, evidence_candidates=2)
+    state = asyncio.run(graph.ainvoke({"user_id": "u1", "split": "test"}, context=ctx))
+    first = {t.category for t in state["tag_pool"] if t.persona_index == 0}
+    assert first <= {"Office > Furniture > Lamps", "Office > Furniture > Chairs"}  # d1's and c1's categories
+    assert "likely next categories of the collaborative evidence" in fake_llm.prompts["expert[0]"]  # type: ignore[attr-defined]
+    assert "collaborative evidence" not in fake_llm.prompts["expert[1]"]  # type: ignore[attr-defined]
+    with pytest.raises(ValueError, match="evidence_experts"):
+        Context(num_personas=2, evidence_experts=2, explore_experts=1)
