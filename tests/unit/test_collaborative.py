@@ -305,3 +305,12 @@ def test_the_semantic_candidates_are_exact_whatever_order_the_backend_answers_in
         return [[h.item_id for h in hits] for hits in made.search_items(["green gel pen", "notebook"], 4, {"n1", "a1"}, user)]
 
     assert ranked(FakeRetriever(data)) == ranked(Reversed(data)) and all(ranked(FakeRetriever(data)))
+
+
+def test_a_grounded_tag_whose_whole_department_is_dry_gets_neighbours_not_nothing() -> None:
+    data = shop()
+    data.items["cd"] = item("cd", "Pop music CD", "Pop")
+    logits = {"a1": 0.0, "b1": 1.0, "p2": 0.0, "p3": 0.0, "n1": 0.0, "n2": 0.0, "n3": 0.0, "cd": 0.0}
+    user = UserSignals(user_id="u0", history_item_ids=("a1", "cd"), split="test")
+    hits = retriever(data, StubModel(logits), 0.0).search_items(["pop music"], 2, {"a1", "cd"}, user, categories=["Pop"])[0]
+    assert len(hits) == 2 and {h.source for h in hits} == {"semantic"}

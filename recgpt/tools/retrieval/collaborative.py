@@ -133,6 +133,12 @@ class CollaborativeRetriever:
         for n in range(len(queries)):
             if grounded[n] is not None:  # the tag's promise: its category's items, then its parent's when it runs dry
                 tiers = self._category_tiers(grounded[n], excluded, k)
+                if sum(len(c) for _, c in tiers) < k:  # even the top level is dry (a one-item department the history
+                    # holds): the tag's semantic neighbours elsewhere, said so, rather than nothing
+                    taken = {i for _, c in tiers for i in c}
+                    order = np.argsort(-(item_vectors @ query_vectors[n]), kind="stable")
+                    tiers.append(("semantic", [self._ids[p] for p in order[~excluded[order]]
+                                               if self._ids[p] not in taken][:depth]))
             else:
                 # a free tag: its semantic neighbours over the whole catalogue (exact cosine: Chroma's approximate
                 # top-`depth` differed between processes for the same query) and its nearest category's best

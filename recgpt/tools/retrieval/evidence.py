@@ -26,6 +26,9 @@ from recgpt.data.dataset import Dataset
 from recgpt.data.records import Item
 from recgpt.tools.retrieval.grounding import PATH_SEPARATOR, CategoryVocabulary
 
+SHARE_DECIMALS = 4
+"""Shares are kept to 1/10,000 (the block shows whole percents)."""
+
 
 class NextItemModel(Protocol):
     """What evidence needs of a sequential model (`recgpt.tools.retrieval.sequential.SASRec` has it)."""
@@ -104,7 +107,10 @@ def category_mass(model: NextItemModel, history: Sequence[str], dataset: Dataset
         for label in labels:  # a multi-genre item's probability is split evenly across its genres
             mass[label] = mass.get(label, 0.0) + math.exp(logit - top) / total / len(labels)
     order = {label: n for n, label in enumerate(vocabulary.labels)}
-    return [CategoryShare(label, share) for label, share in sorted(mass.items(), key=lambda kv: (-kv[1], order[kv[0]]))]
+    # shares rounded before ordering: the same model scores a history with float noise that depends on the thread count
+    # (a Ray worker and the driver differ), and a near-tie must not reorder the list between processes
+    ranked = sorted(mass.items(), key=lambda kv: (-round(kv[1], SHARE_DECIMALS), order[kv[0]]))
+    return [CategoryShare(label, round(share, SHARE_DECIMALS)) for label, share in ranked]
 
 
 def next_category_counts(dataset: Dataset, split: str, vocabulary: CategoryVocabulary) -> dict[str, Counter[str]]:
