@@ -165,11 +165,11 @@ class Context:
             raise ValueError(f"Context.explain_items_per_tag must be in 0..5, got {self.explain_items_per_tag}")
         if not 0 <= self.judge_tau_tags <= 4 or not 0 <= self.judge_tau_explanations <= 7:
             raise ValueError("Context.judge_tau_tags must be in 0..4 and judge_tau_explanations in 0..7")
+        if not 0 <= self.explore_experts <= self.num_personas:
+            raise ValueError(f"Context.explore_experts must be in 0..num_personas ({self.num_personas}), got {self.explore_experts}")
         if not 0 <= self.evidence_experts + self.explore_experts <= self.num_personas or self.evidence_candidates < 1:
             raise ValueError("Context: evidence_experts + explore_experts must be in 0..num_personas and "
                              "evidence_candidates >= 1")
-        if not 0 <= self.explore_experts <= self.num_personas:
-            raise ValueError(f"Context.explore_experts must be in 0..num_personas ({self.num_personas}), got {self.explore_experts}")
         if self.num_personas > MAX_PERSONAS or self.tags_per_expert > 10 or self.num_tags > 20:
             raise ValueError("Context: K <= 8, M <= 10 and N <= 20 keep prompts and schemas bounded")
 
