@@ -111,11 +111,12 @@ async def arbiter_node(state: RecState, runtime: Runtime[Context], resources: Re
     pool = dedupe_pool(state.get("tag_pool", []))
     run = AgentCall("arbiter", ctx, await resources.aendpoints(ctx))
     n = min(ctx.num_tags, len(pool))
+    all_shares: dict[str, float] = state.get("category_shares") or {}  # the evidence's category shares ({}: off)
     if len(pool) <= ctx.num_tags:  # nothing to choose: no call
         if not pool:
             run.flags.append("no_tags: every expert failed, nothing to arbitrate")
-        return run.update(tags=with_prior(pool, select(pool, [], n)[0], state.get("category_shares") or {}, n, ctx.arbiter_prior))
-    shares = (state.get("category_shares") or {}) if ctx.arbiter_evidence else {}
+        return run.update(tags=with_prior(pool, select(pool, [], n)[0], all_shares, n, ctx.arbiter_prior))
+    shares = all_shares if ctx.arbiter_evidence else {}
     listing = "\n".join(f"{i}: {t.tag}{f' [{t.category}]' if t.category else ''}{evidence_note(t.category, shares)} — {t.persona}"
                         for i, t in enumerate(pool, start=1))
     reason = ctx.arbiter_reason_chars
@@ -127,4 +128,4 @@ async def arbiter_node(state: RecState, runtime: Runtime[Context], resources: Re
     tags, filled = select(pool, list(output.selected) if output is not None else [], n)
     if output is not None and filled:
         run.flags.append("arbiter_repeated_choices: filled the rest round-robin from the pool")
-    return run.update(tags=with_prior(pool, tags, state.get("category_shares") or {}, n, ctx.arbiter_prior))
+    return run.update(tags=with_prior(pool, tags, all_shares, n, ctx.arbiter_prior))

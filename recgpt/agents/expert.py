@@ -121,6 +121,15 @@ def grounded_in_evidence(ctx: Context, persona_index: int, shares: dict[str, flo
     return ctx.grounding != "off" and bool(shares) and persona_index < ctx.evidence_experts
 
 
+def for_evidence_expert(ctx: Context, persona_index: int, vocabulary: CategoryVocabulary,
+                        shares: dict[str, float]) -> tuple[CategoryVocabulary, str]:
+    """An evidence expert's enum and the line added to its instructions; the vocabulary unchanged and "" for any
+    other expert. Shared by the persona experts and `recgpt eval --method expert`."""
+    if not grounded_in_evidence(ctx, persona_index, shares):
+        return vocabulary, ""
+    return likeliest(vocabulary, shares, ctx.evidence_candidates), "\n" + EVIDENCE_EXPERT_INSTRUCTION
+
+
 def likeliest(vocabulary: CategoryVocabulary, shares: dict[str, float], n: int) -> CategoryVocabulary:
     """`vocabulary` restricted to its `n` entries with the largest collaborative share (`shares`: catalogue path ->
     share), in vocabulary order; the whole vocabulary when no entry has a share."""
@@ -145,11 +154,11 @@ async def expert_node(task: ExpertTask, runtime: Runtime[Context], resources: Re
     vocabulary = resources.vocabulary(ctx.grounding, ctx.grounding_labels)
     instructions = expert_instructions(persona.name, persona.focus, ctx.tags_per_expert, vocabulary is not None,
                                        rationale=ctx.expert_rationale_chars > 0)
-    shares = task.get("category_shares") or {}
-    if vocabulary is not None and grounded_in_evidence(ctx, index, shares):
-        vocabulary = likeliest(vocabulary, shares, ctx.evidence_candidates)
-        instructions += "\n" + EVIDENCE_EXPERT_INSTRUCTION
-    elif vocabulary is not None and explores(ctx, index):
+    evidence_line = ""
+    if vocabulary is not None:
+        vocabulary, evidence_line = for_evidence_expert(ctx, index, vocabulary, task.get("category_shares") or {})
+        instructions += evidence_line
+    if vocabulary is not None and not evidence_line and explores(ctx, index):
         vocabulary = unexplored(vocabulary, resources.dataset, task.get("history_item_ids", []))
         instructions += "\n" + EXPLORE_INSTRUCTION
     schema = grounded_expert_schema(ctx.tags_per_expert, vocabulary, ctx.expert_rationale_chars)

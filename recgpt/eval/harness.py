@@ -250,12 +250,8 @@ def score_merged(dataset: Dataset, split: str, history: list[str], categories: l
     scores = model.score(history, ids)
     wanted = [c for c in dict.fromkeys(categories) if c]
     seen = set(history)
-
-    def inside(item_id: str) -> bool:
-        category = dataset.items[item_id].category
-        return any(category == c or category.startswith(c + " > ") for c in wanted)
-
-    order = sorted((n for n, i in enumerate(ids) if i not in seen and inside(i)), key=lambda n: -scores[n])
+    order = sorted((n for n, i in enumerate(ids) if i not in seen and any(inside(dataset.items[i].category, c) for c in wanted)),
+                   key=lambda n: -scores[n])
     return [ids[n] for n in order[:k]]
 
 

@@ -13,18 +13,11 @@ import asyncio
 from typing import Any
 
 from recgpt.agents.common import clean_text, messages
-from recgpt.agents.expert import (
-    expert_max_tokens,
-    grounded_expert_schema,
-    grounded_in_evidence,
-    likeliest,
-    training_expert_instructions,
-)
+from recgpt.agents.expert import expert_max_tokens, for_evidence_expert, grounded_expert_schema, training_expert_instructions
 from recgpt.data import Dataset
 from recgpt.errors import InvalidModelOutput
 from recgpt.eval.metrics import interleave
 from recgpt.eval.runs import EvalConfig, ResultStore, UserResult, has_timestamps, run_llm_method
-from recgpt.prompts.evidence import EVIDENCE_EXPERT_INSTRUCTION
 from recgpt.services.prefix import build_shared_prefix
 from recgpt.services.resources import endpoints_of, resolve
 from recgpt.tools.llm import LLMRequestRejected, acall_structured, call_of, chat_model
@@ -45,9 +38,9 @@ async def run_expert(config: EvalConfig, dataset: Dataset, users: list[str], sto
         vocabulary = category_vocabulary(dataset, ctx.grounding, ctx.grounding_labels) if ctx.grounding != "off" else None
         shared = await build_shared_prefix(ctx, resources, user_id, config.split, None if has_time else config.date)
         instructions = training_expert_instructions(m, vocabulary is not None)
-        if vocabulary is not None and grounded_in_evidence(ctx, 0, shared["category_shares"]):  # the policy as an evidence expert
-            vocabulary = likeliest(vocabulary, shared["category_shares"], ctx.evidence_candidates)
-            instructions += "\n" + EVIDENCE_EXPERT_INSTRUCTION
+        if vocabulary is not None:  # the policy as an evidence expert, where `evidence_experts` asks for one
+            vocabulary, evidence_line = for_evidence_expert(ctx, 0, vocabulary, shared["category_shares"])
+            instructions += evidence_line
         endpoint = endpoints_of(ctx).expert  # the trained expert adapter where it is served beside the base
         model = chat_model(endpoint, ctx.expert_temperature, expert_max_tokens(m, vocabulary), ctx.seed)
         result.flags = list(shared["flags"])

@@ -80,6 +80,8 @@ class Context:
         "user's latest items (both from the split's training interactions only). 0 = no evidence block. 10 by "
         "measurement: the policy alone on 200 Office validation users, K=5, paired against 0: cat HR@5 leaf "
         "+.100 ± .027, L2 +.040 ± .033, item HR@30 +.060 ± .024, HR@50 +.090 ± .028 (HR@10 +.010 ± .017).")})
+    evidence_after_items: int = field(default=2, metadata={"description": (
+        "Latest distinct history items whose most frequent next categories the evidence block lists (0..3).")})
     arbiter_evidence: bool = field(default=True, metadata={"description": (
         "With the evidence on: the arbiter's candidate list shows each tag category's share of SASRec's next-item "
         "probability for this user, so it ranks the pool knowing the collaborative mass.")})
@@ -87,8 +89,6 @@ class Context:
         "With the evidence on: weight of the collaborative prior in the final tag order, (1 − w) · the arbiter's rank "
         "+ w · the tag category's share of SASRec's next-item probability (0 = the arbiter's choice alone; 1 = the "
         "pool's categories by that share alone).")})
-    evidence_after_items: int = field(default=2, metadata={"description": (
-        "Latest distinct history items whose most frequent next categories the evidence block lists (0..3).")})
 
     evidence_experts: int = field(default=0, metadata={"description": (
         "How many of the K experts (the first ones) choose only among the collaborative evidence's categories: their "

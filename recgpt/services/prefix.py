@@ -77,12 +77,14 @@ def evidence_block(evidence: Evidence) -> str:
     return "\n".join(lines)
 
 
-def user_evidence(ctx: Context, resources: Resources, split: str, history: tuple[Interaction, ...]) -> tuple[Evidence, list[str]]:
+def user_evidence(ctx: Context, resources: Resources, split: str,
+                  history: tuple[Interaction, ...]) -> tuple[Evidence, dict[str, float], list[str]]:
     """The collaborative evidence of one user (`Context.evidence_categories`), in the words of the run's grounding
-    vocabulary (the leaf paths when grounding is off), and its flags. Blocking (SASRec may be trained on first use):
-    call it in a worker thread. A model that cannot be had leaves the next-category counts alone, flagged."""
+    vocabulary (the leaf paths when grounding is off); every category's share keyed by its catalogue path (what the
+    arbiter and the evidence experts read; shares under 0.1% left out); and its flags. Blocking (SASRec may be trained
+    on first use): call it in a worker thread. A model that cannot be had leaves the next-category counts alone, flagged."""
     if ctx.evidence_categories <= 0 or not history:
-        return Evidence(), []
+        return Evidence(), {}, []
     dataset = resources.dataset
     split = Split(split).value
     vocabulary = resources.vocabulary(ctx.grounding, ctx.grounding_labels) or category_vocabulary(dataset, "leaf")
@@ -95,7 +97,8 @@ def user_evidence(ctx: Context, resources: Resources, split: str, history: tuple
                      "latest items only")
     evidence = collaborative_evidence(dataset, split, model, [e.item_id for e in history], vocabulary,
                                       ctx.evidence_categories, ctx.evidence_after_items)
-    return evidence, flags
+    shares = {vocabulary.path_of(c.label) or c.label: round(c.share, 4) for c in evidence.mass if c.share >= 0.001}
+    return evidence, shares, flags
 
 
 def catalogue_block(dataset: Dataset, ctx: Context) -> str:
@@ -167,7 +170,7 @@ async def build_shared_prefix(ctx: Context, resources: Resources, user_id: str, 
     flags: list[str] = (endpoints.flags_for(ctx) if endpoints else [])
     if not example.history:
         flags.append("empty_history: no behaviour; personas rest on profile and situation only")
-    evidence, evidence_flags = await asyncio.to_thread(user_evidence, ctx, resources, split, example.history)
+    evidence, shares, evidence_flags = await asyncio.to_thread(user_evidence, ctx, resources, split, example.history)
     flags += evidence_flags
     block = evidence_block(evidence)
     short = resources.vocabulary(ctx.grounding, ctx.grounding_labels) if ctx.grounding_labels == "short" else None
@@ -194,8 +197,6 @@ async def build_shared_prefix(ctx: Context, resources: Resources, user_id: str, 
         prefix_tokens=tokens, token_source=source, environment=env.describe(),
         compression=ctx.compression, n_entities=len(entity_titles(prefix)),
     )
-    vocabulary = resources.vocabulary(ctx.grounding, ctx.grounding_labels) or category_vocabulary(dataset, "leaf")
-    shares = {vocabulary.path_of(c.label) or c.label: round(c.share, 4) for c in evidence.mass if c.share >= 0.001}
     return {"shared_prefix": prefix, "context_stats": stats, "history_item_ids": [e.item_id for e in example.history],
             "category_shares": shares, "flags": flags}
 
