@@ -83,5 +83,9 @@ async def retrieve_node(state: RecState, runtime: Runtime[Context], resources: R
                           items=list(item_hits))
         for tag, item_hits, c in zip(tags, hits, cats)
     ]
-    return {"recommendations": recommendations,
+    # a small catalogue can run out: the items the history and the earlier tags hold are never shown again, so a
+    # later tag may keep none; it stays in the answer (it is the arbiter's choice) and the flag says why it is empty
+    empty = [f"retrieve: tag {rec.tag.tag!r} has no item left (the history and the earlier tags hold every match)"
+             for rec in recommendations if not rec.items]
+    return {"recommendations": recommendations, "flags": empty,
             "timings": [NodeTiming(node="retrieve", seconds=time.perf_counter() - started)]}

@@ -7,6 +7,7 @@ endpoint (not the model) failed, so that the driver retries the user elsewhere i
 
 from __future__ import annotations
 
+import hashlib
 import os
 import time
 from typing import Any
@@ -31,6 +32,8 @@ def user_record(user_id: str, state: dict[str, Any], endpoint: str, wall_s: floa
         "items": to_jsonable(state.get("recommendations", [])),
         "explanations": to_jsonable(state.get("explanations", [])),
         "flags": list(state.get("flags", [])),
+        # which context the agents saw, byte for byte: two runs of one user can be told apart from LLM noise by it
+        "prefix_sha256": hashlib.sha256(str(state.get("shared_prefix", "")).encode()).hexdigest()[:16],
         "llm_calls": len(calls), "prompt_tokens": sum(c.prompt_tokens for c in calls),
         "completion_tokens": sum(c.completion_tokens for c in calls), "wall_s": round(wall_s, 3),
     }

@@ -87,7 +87,12 @@ def test_prompt_injection_titles_do_not_break_the_schema(vllm_server: str, tmp_p
     state = asyncio.run(build_graph(resolve(str(folder))).ainvoke({"user_id": "h", "dataset": str(folder), "split": "test"}, context=Context()))
     assert "</user_context> {" not in state["shared_prefix"].split("<user_context>", 1)[1].rsplit("</user_context>", 1)[0]
     assert state["tags"] and all(isinstance(t.tag, str) and len(t.tag) <= 70 for t in state["tags"])
-    assert all(rec.items for rec in state["recommendations"])
+    # 12 items, 7 in the history: the 5 left are spread over the tags and none is shown twice; a tag left with
+    # nothing says so in the flags
+    recs = state["recommendations"]
+    shown = [i.item_id for rec in recs for i in rec.items]
+    assert shown and len(shown) == len(set(shown)) and not set(shown) & {f"i{n}" for n in range(7)}
+    assert all(rec.items or any(repr(rec.tag.tag) in f and "no item left" in f for f in state["flags"]) for rec in recs)
 
 
 def test_huge_history_is_compressed_within_budget(vllm_server: str, tmp_path: Path) -> None:

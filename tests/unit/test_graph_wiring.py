@@ -104,6 +104,9 @@ def test_full_run_fans_out_one_expert_per_persona(fake_llm: FakeLLM, small_datas
         assert rec.category is not None
     shown = [i.item_id for rec in out["recommendations"] for i in rec.items]
     assert shown and len(shown) == len(set(shown))  # no item twice in one user's list (later tags may run dry)
+    dry = [rec.tag.tag for rec in out["recommendations"] if not rec.items]
+    assert [f for f in out["flags"] if "no item left" in f] == [
+        f"retrieve: tag {t!r} has no item left (the history and the earlier tags hold every match)" for t in dry]
     assert sum(c.prompt_tokens for c in out["calls"]) == 500
     assert {t.node for t in out["timings"]} >= {"compress", "planner", "arbiter", "retrieve"}
 
