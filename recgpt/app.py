@@ -26,6 +26,8 @@ COMMANDS: dict[str, Lazy] = {
     "eval-retrieval": Lazy("recgpt.cli.measure:app", "Retrieval alone, no LLM: item HR@K and cat HR@K of fixed tag sources."),
     "eval-explain": Lazy("recgpt.cli.measure:app", "Explanation diversity (template vs meta-prompting), judge accuracy/F1 "
                          "(Agent-as-a-Judge vs single call)."),
+    "eval-readability": Lazy("recgpt.cli.measure:app", "What a shopper reads, checked by code: the share of personas, "
+                             "tags, explanations and shown items with each defect."),
     "bench": Lazy("recgpt.cli.measure:app", "RecGPT-V1 multi-route vs V2 on the same users, server and concurrency."),
     "bench-models": Lazy("recgpt.cli.measure:app", "The registry's models side by side."),
     "bench-decode": Lazy("recgpt.cli.measure:app", "Cuts of V2's generated text (persona evidence, expert rationales, the "

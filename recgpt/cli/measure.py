@@ -13,7 +13,7 @@ from pathlib import Path
 import typer
 
 from recgpt.cli.common import console
-from recgpt.cli.options import CONTEXT_KNOBS, DATASET, REPORTS, Opt, options_from
+from recgpt.cli.options import CONTEXT_KNOBS, DATASET, REPORTS, Opt, options_from, parse_pairs
 from recgpt.cli.served import policy_identity, warn_policy_domain
 from recgpt.errors import RecGPTError
 from recgpt.eval.bench import BenchConfig, pipelines_for, run_bench, write_bench_report
@@ -22,6 +22,7 @@ from recgpt.eval.explain_judge import ExplainJudgeConfig, run_explain_judge, wri
 from recgpt.eval.grounding_cost import GroundingCostConfig, run_grounding_cost, write_grounding_cost_report
 from recgpt.eval.load import LoadConfig, run_load, write_load_report
 from recgpt.eval.model_bench import ModelBenchConfig, run_model_bench, write_model_bench_report
+from recgpt.eval.readability_report import ReadabilityConfig, run_readability, write_readability_report
 from recgpt.eval.report import model_label, report_slug, write_report_files
 from recgpt.eval.retrieval_eval import SOURCES, RetrievalEvalConfig, run_retrieval_eval, write_retrieval_report
 from recgpt.eval.runs import EvalConfig, recgpt_context
@@ -89,6 +90,33 @@ def eval_explain_command(*, config: ExplainJudgeConfig, out: Path = REPORTS) -> 
                   + ("" if agr is None else f"; explanation judge F1 agent {agr['explanations']['agent']['not_bad_is_positive']['f1']:.3f}"
                      f" vs single {agr['explanations']['single']['not_bad_is_positive']['f1']:.3f}"))
     _report_line(md_path, png)
+
+
+@app.command("eval-readability", epilog="Defects (each counted by code over its unit): persona_role_name, "
+             "persona_person_name, persona_duplicate, persona_path_focus (personas); tag_filler, tag_cut_or_misspelled, "
+             "tag_near_duplicate (final tags); explanation_echo, explanation_unfinished, explanation_adds_nothing "
+             "(explanations); item_off_category, item_repeated (shown items).")
+@options_from(
+    ReadabilityConfig, exclude=("context",), dataset=DATASET, seed=SEED,
+    split=Opt(help="validation (tuning) or test (reports)."),
+    users=Opt(help="Users sampled from the split (the `recgpt eval` sample at this seed)."))
+def eval_readability_command(
+    *,
+    config: ReadabilityConfig,
+    set_: list[str] = typer.Option([], "--set", help="Context override FIELD=VALUE (repeatable), e.g. --set num_personas=3."),
+    out: Path = REPORTS,
+) -> None:
+    """What a shopper reads, checked by code: the share of personas, tags, explanations and shown items with each
+    defect, over the whole graph's outputs (explanations on); resumable."""
+    config = config.model_copy(update={"context": parse_pairs(set_, Context)})
+    config.ctx()  # a bad override is one line before any LLM call
+    summary = run_readability(config, get_settings().home)
+    md, _ = write_readability_report(summary, out)
+    worst = max((row for row in summary["defects"] if row["rate"] is not None), key=lambda row: row["rate"], default=None)
+    if worst:
+        console.print(f"{summary['users']} users; worst defect {worst['defect']} {worst['rate']:.1%} of {worst['of']} "
+                      f"{worst['unit']}s; users with any defect {summary['users_with_any_defect']:.1%}")
+    _report_line(md, None)
 
 
 @app.command("bench", epilog="Figures: calls/user and sent/user (client usage); computed/user = prompt tokens minus "

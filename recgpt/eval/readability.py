@@ -1,0 +1,225 @@
+"""What a shopper reads, checked by code: the defects `recgpt eval-readability` counts in personas, tags, explanations
+and shown items.
+
+Every detector is literal and deliberately simple, so that a count means what it says and a unit test can pin each
+one with the real bad outputs that motivated it (the demo of issue 33):
+
+- persona named after an agent role ("Global Planner"), or after a person ("Glen"), or duplicating another persona's
+  name or focus; a focus that pastes a category path;
+- tag with title filler (size and pack residue: "x inches", "pack of", a dangling "for"/"of"/"with"), cut off or
+  misspelled mid-word ("black and gr"), or a near-duplicate of an earlier tag of the same user;
+- explanation that echoes the prompt's own words (tone, audience, rhetorical device, guideline...), does not end as a
+  sentence ("... pack of r."), or adds nothing to the item's title ("... because it's called a desktop label printer.");
+- item shown under a tag whose category it does not lie in, or shown twice in one user's list.
+
+Words are checked against the catalogue's own vocabulary (titles and category names), so "misspelled" means "a word
+no title or category of this catalogue uses", not an English dictionary's opinion.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from functools import cached_property
+
+from recgpt.data import Dataset
+from recgpt.eval.tag_copies import CategoryVocabulary, copy_kind, normalise
+from recgpt.text_fields import DANGLING_WORDS, ends_on_a_fragment
+
+PERSONA_DEFECTS = ("persona_role_name", "persona_person_name", "persona_duplicate", "persona_path_focus")
+TAG_DEFECTS = ("tag_filler", "tag_cut_or_misspelled", "tag_near_duplicate")
+EXPLANATION_DEFECTS = ("explanation_echo", "explanation_unfinished", "explanation_adds_nothing")
+ITEM_DEFECTS = ("item_off_category", "item_repeated")
+DEFECTS = PERSONA_DEFECTS + TAG_DEFECTS + EXPLANATION_DEFECTS + ITEM_DEFECTS
+
+ROLE_WORDS = frozenset({"global planner", "planner", "distributed expert", "expert", "decision arbiter", "arbiter",
+                        "style planner", "explanation writer", "judge", "senior reviewer", "assistant", "persona",
+                        "user", "the user", "shopper", "customer", "agent", "role"})
+"""Names that say what the agent or the prompt is, not who the user is in this role."""
+
+_WORD = re.compile(r"[a-z][a-z'&-]*")
+# size, count and pack residue of product titles once their numbers are gone ("12 x 18 inches, pack of 6")
+FILLER_WORDS = frozenset({"x", "inch", "inches", "in.", "ft", "mm", "cm", "oz", "ounce", "ounces", "lb", "lbs", "gsm",
+                          "ml", "ct", "pk", "pcs", "qty", "count", "dozen"})
+FILLER_PHRASES = (re.compile(r"\bpacks?\s+of\b"), re.compile(r"\b(box|set|case|bag|ream)\s+of\s*$"),
+                  re.compile(r"\b(colors?|assorted|sheets|pieces|refills?|count)\s+packs?\b"),
+                  re.compile(r"\bper\s+(pack|box|case)\b"))
+ENDING_FILLER = DANGLING_WORDS | {"and", "&", "with", "for", "of", "or", "in", "to", "by", "the", "a", "an"}
+ECHO_PHRASES = ("tone", "audience", "emotional angle", "rhetorical device", "rhetorical", "seasonal framing",
+                "style guideline", "guideline", "the user's history", "the user's", "matched interest tag",
+                "interest tag", "untrusted")
+"""The explanation prompt's own vocabulary (prompts/explainer.py): a sentence made of it talks about the prompt."""
+GENERIC_WORDS = frozenset({
+    "item", "items", "product", "products", "fit", "fits", "fitting", "them", "they", "their", "because", "called",
+    "named", "it's", "its", "this", "that", "these", "those", "great", "perfect", "choice", "user", "users", "you",
+    "your", "need", "needs", "will", "would", "love", "ideal", "option", "good", "best", "the", "and", "for", "with",
+    "from", "are", "was", "has", "have", "been", "which", "what", "into", "also", "just", "very", "really", "here",
+    "there", "is", "a", "an", "of", "to", "in", "on", "it", "as", "be", "or", "at", "by", "so", "can", "our", "recommend",
+    "recommended", "recommendation", "matches", "match", "matching", "like", "such", "thing", "things", "one"})
+"""Words that fill a sentence without saying anything about the item or the user."""
+MIN_NEW_WORDS = 2  # an explanation must add at least this many words beyond the title, the category and filler
+
+
+def words_of(text: str) -> list[str]:
+    return _WORD.findall(text.lower())
+
+
+@dataclass(frozen=True)
+class Lexicon:
+    """The catalogue's words (titles and category levels) with their counts, and its category vocabulary."""
+
+    counts: Counter[str]
+    categories: CategoryVocabulary
+
+    @classmethod
+    def of(cls, dataset: Dataset) -> Lexicon:
+        counts: Counter[str] = Counter()
+        for item in dataset.items.values():
+            counts.update(words_of(" ".join((item.title, *item.category_path, *item.genres))))
+        return cls(counts=counts, categories=CategoryVocabulary.of(dataset))
+
+    @cached_property
+    def known(self) -> frozenset[str]:
+        return frozenset(w for w, n in self.counts.items() if n >= 2)
+
+    def is_cut(self, word: str) -> bool:
+        """A word no catalogue text uses (twice), or a short stub that a frequent word starts with ("gr" of "grey")."""
+        if word in GENERIC_WORDS or word in ENDING_FILLER or word in FILLER_WORDS:
+            return False
+        if word not in self.known:
+            return True
+        return len(word) <= 3 and self.counts[word] < 5 and any(
+            k.startswith(word) and len(k) > len(word) + 1 and self.counts[k] >= 20 for k in self.known)
+
+
+# --- personas ----------------------------------------------------------------------------------------------------
+
+def persona_defects(personas: Sequence[tuple[str, str]], lexicon: Lexicon) -> list[list[str]]:
+    """For each (name, focus) of one user's personas, the defects it has."""
+    out: list[list[str]] = []
+    seen_names: list[str] = []
+    seen_foci: list[set[str]] = []
+    for name, focus in personas:
+        found = []
+        key = normalise(name)
+        if key in ROLE_WORDS or any(role in key for role in ("planner", "arbiter", "expert", "reviewer", "judge")):
+            found.append("persona_role_name")
+        elif is_person_name(name, lexicon):
+            found.append("persona_person_name")
+        focus_words = set(words_of(focus)) - GENERIC_WORDS
+        if key in seen_names or (focus_words and any(jaccard(focus_words, other) >= 0.8 for other in seen_foci)):
+            found.append("persona_duplicate")
+        if ">" in focus or copy_kind(focus, lexicon.categories, ()) == "path":
+            found.append("persona_path_focus")
+        seen_names.append(key)
+        seen_foci.append(focus_words)
+        out.append(found)
+    return out
+
+
+def is_person_name(name: str, lexicon: Lexicon) -> bool:
+    """One or two capitalised words that no catalogue text uses: "Glen", "Rebecca Stone" (a label like "Busy Parent"
+    or "Home Office Organizer" uses catalogue or common words)."""
+    parts = name.strip().split()
+    if not 1 <= len(parts) <= 2 or not all(p[:1].isupper() and p[1:].islower() and p.isalpha() for p in parts):
+        return False
+    return all(p.lower() not in lexicon.known and p.lower() not in GENERIC_WORDS for p in parts)
+
+
+# --- tags --------------------------------------------------------------------------------------------------------
+
+def has_filler(tag: str) -> bool:
+    text = normalise(tag)
+    words = text.split()
+    if not words:
+        return False
+    if any(w in FILLER_WORDS for w in words) or any(p.search(text) for p in FILLER_PHRASES):
+        return True
+    if words[-1] in ENDING_FILLER:
+        return True
+    return any(a == b for a, b in zip(words, words[1:])) or max(Counter(words).values()) >= 3
+
+
+def is_cut_or_misspelled(tag: str, lexicon: Lexicon) -> bool:
+    return any(lexicon.is_cut(w) for w in words_of(tag) if w.isalpha() or "-" in w or "'" in w)
+
+
+def jaccard(a: set[str], b: set[str]) -> float:
+    return len(a & b) / len(a | b) if a | b else 0.0
+
+
+def near_duplicates(tags: Sequence[str]) -> list[bool]:
+    """For each tag of one user: whether it repeats an earlier one: equal, one's words inside the other's, or word
+    overlap (Jaccard) >= .6 ("photo paper" and "photo paper inch x inches color paper ...")."""
+    out: list[bool] = []
+    earlier: list[set[str]] = []
+    for tag in tags:
+        mine = set(words_of(tag)) - FILLER_WORDS
+        out.append(bool(mine) and any(mine <= other or other <= mine or jaccard(mine, other) >= 0.6
+                                      for other in earlier if other))
+        earlier.append(mine)
+    return out
+
+
+def tag_defects(tags: Sequence[str], lexicon: Lexicon) -> list[list[str]]:
+    dup = near_duplicates(tags)
+    return [[name for name, bad in (("tag_filler", has_filler(tag)),
+                                    ("tag_cut_or_misspelled", is_cut_or_misspelled(tag, lexicon)),
+                                    ("tag_near_duplicate", d)) if bad]
+            for tag, d in zip(tags, dup)]
+
+
+# --- explanations --------------------------------------------------------------------------------------------------
+
+def echoes_prompt(text: str) -> bool:
+    lowered = f" {' '.join(words_of(text))} "
+    return any(f" {phrase} " in lowered for phrase in ECHO_PHRASES)
+
+
+def is_unfinished(text: str) -> bool:
+    """Not a closed sentence: no final '.', '!' or '?', a dangling last word, or a one-letter stub ("pack of r.")."""
+    stripped = text.strip()
+    if not stripped or stripped[-1] not in ".!?":
+        return True
+    last = words_of(stripped)[-1:] or [""]
+    return ends_on_a_fragment(stripped) or (len(last[0]) == 1 and last[0] not in {"a", "i"})
+
+
+def adds_nothing(text: str, title: str, category: str) -> bool:
+    given = set(words_of(f"{title} {category}"))
+    new = [w for w in words_of(text) if w not in given and w not in GENERIC_WORDS and len(w) > 2]
+    return len(set(new)) < MIN_NEW_WORDS
+
+
+def explanation_defects(text: str, title: str, category: str) -> list[str]:
+    return [name for name, bad in (("explanation_echo", echoes_prompt(text)),
+                                   ("explanation_unfinished", is_unfinished(text)),
+                                   ("explanation_adds_nothing", adds_nothing(text, title, category))) if bad]
+
+
+# --- shown items ---------------------------------------------------------------------------------------------------
+
+def lies_in(item_category: str, item_genres: Iterable[str], path: str | None) -> bool:
+    """Whether an item lies in a tag's category: its path is the category or below it, or (MovieLens) the category
+    is one of its genres."""
+    if not path:
+        return False
+    return item_category == path or item_category.startswith(f"{path} > ") or path in set(item_genres)
+
+
+def item_defects(shown: Sequence[tuple[str, str | None]], dataset: Dataset) -> list[list[str]]:
+    """For each (item_id, tag category) shown to one user, in order: off its tag's category, or shown before."""
+    seen: set[str] = set()
+    out = []
+    for item_id, path in shown:
+        item = dataset.items.get(item_id)
+        found = []
+        if item is None or not lies_in(item.category, item.genres, path):
+            found.append("item_off_category")
+        if item_id in seen:
+            found.append("item_repeated")
+        seen.add(item_id)
+        out.append(found)
+    return out

@@ -1,0 +1,116 @@
+"""Each readability detector against the real bad outputs of issue 33's demo (shipped policy, Office), and against
+good outputs it must leave alone."""
+
+from __future__ import annotations
+
+import pytest
+
+from recgpt.data import load_office
+from recgpt.eval import readability as r
+from tests.conftest import SHARED_DATA, needs_shared_data
+
+pytestmark = needs_shared_data
+
+
+@pytest.fixture(scope="module")
+def office():
+    return load_office(SHARED_DATA / "amazon2014_office")
+
+
+@pytest.fixture(scope="module")
+def lexicon(office):
+    return r.Lexicon.of(office)
+
+
+def test_personas_named_after_the_role_people_or_each_other_are_defects(lexicon) -> None:
+    demo = [("Global Planner", "home decor supplies and gesture accessories boxes inch yellow pack of"),
+            ("Global Planner", "home decor supplies and gesture accessories boxes inch yellow pack of"),
+            ("Global Planner", "printer ink for the home office")]
+    found = r.persona_defects(demo, lexicon)
+    assert all("persona_role_name" in f for f in found)
+    assert "persona_duplicate" in found[1] and "persona_duplicate" in found[2]  # same name; [1] also the same focus
+    people = r.persona_defects([("Glen", "Office & School Supplies > Paper > Copy & Multipurpose Paper"),
+                                ("Rebecca", "desk organisers")], lexicon)
+    assert people[0] == ["persona_person_name", "persona_path_focus"] and people[1] == ["persona_person_name"]
+    good = r.persona_defects([("Home office organizer", "desk trays and file folders for a tidy desk"),
+                              ("Label printing regular", "tape cartridges for the label maker"),
+                              ("Back-to-school parent", "notebooks and pencils for the new term")], lexicon)
+    assert good == [[], [], []]
+
+
+def test_tags_with_title_filler_cuts_and_near_duplicates_are_defects(lexicon) -> None:
+    demo = ["binder index dividers x inches yellow and white dividers for",
+            "photo paper inch x inches color paper with edge protecters x",
+            "self-stick notes assorted colors pack black and gr black box",
+            "chalkboard assorted colors pack black and gr black box x x x",
+            "ballpoint pens assorted colors pack of"]
+    assert all(r.has_filler(t) for t in demo)
+    assert r.is_cut_or_misspelled("self-stick notes assorted colors pack black and gr black box", lexicon)
+    clean = ["photo paper", "wirebound notebooks", "desktop staplers", "gel ink pens", "label maker tape",
+             "round ring binders", "shipping envelopes"]
+    assert not any(r.has_filler(t) or r.is_cut_or_misspelled(t, lexicon) for t in clean)
+    dup = r.near_duplicates(["photo paper", "wirebound notebooks", "photo paper inch x inches color paper with edge",
+                             "glossy photo paper"])
+    assert dup == [False, False, True, True]
+    assert r.near_duplicates(["gel pens", "ballpoint pens", "pencil sharpeners"]) == [False, False, False]
+
+
+def test_explanations_that_echo_the_prompt_break_off_or_say_nothing_are_defects() -> None:
+    echo = "The item matches the tone, audience, emotional angle, rhetorical device and seasonal framing of the user's history."
+    assert "explanation_echo" in r.explanation_defects(echo, "Swingline stapler", "Desktop Staplers")
+    cut = "The ballpoint pens are assorted colors pack of r."
+    assert "explanation_unfinished" in r.explanation_defects(cut, "BIC Round Stic Ballpoint Pens", "Ballpoint Pens")
+    assert r.is_unfinished("A label printer that keeps your files in order for") and r.is_unfinished("")
+    empty = "The item fits them because it's called a desktop label printer."
+    assert r.explanation_defects(empty, "Brother P-touch Desktop Label Printer", "Label Makers") == ["explanation_adds_nothing"]
+    good = ("After stocking up on file folders, you can label every one of them neatly with this printer before the "
+            "new year starts.")
+    assert r.explanation_defects(good, "Brother P-touch Desktop Label Printer", "Label Makers") == []
+
+
+def test_items_outside_their_tags_category_or_shown_twice_are_defects(office) -> None:
+    paper = next(i for i in office.items.values() if i.category_path[-1:] == ("Photo Paper",))
+    other = next(i for i in office.items.values() if i.category_path and "Paper" not in i.category)
+    path = paper.category
+    shown = [(paper.item_id, path), (other.item_id, path), (paper.item_id, path),
+             (paper.item_id, " > ".join(paper.category_path[:-1]))]
+    assert r.item_defects(shown, office) == [[], ["item_off_category"], ["item_repeated"], ["item_repeated"]]
+    assert r.lies_in("", ("Comedy", "Drama"), "Drama") and not r.lies_in("", ("Comedy",), "Drama")
+
+
+def test_the_readability_run_audits_every_user_and_resumes_without_the_llm(
+        fake_llm, small_dataset_dir, isolated_home, monkeypatch, tmp_path) -> None:
+    from recgpt.eval import readability_report as rr
+    from tests.unit.fakes import DEAD_ENDPOINT, fake_resources
+
+    monkeypatch.setattr(rr, "check_endpoint", lambda ctx: None)
+    monkeypatch.setattr(rr, "served_model_identity", lambda url, model: "fake-model")
+    config = rr.ReadabilityConfig(dataset=str(small_dataset_dir), split="test", users=2,
+                                  context={"base_url": DEAD_ENDPOINT, "model": "fake"})
+    resources = fake_resources(small_dataset_dir)
+    summary = rr.run_readability(config, isolated_home, show_progress=False, resources=resources)
+    assert summary["users"] == 2 and summary["failed_users"] == 0 and summary["model"] == "fake-model"
+    totals = summary["totals"]
+    assert totals["persona"] == 6 and totals["tag"] > 0 and totals["explanation"] > 0 and totals["item"] > 0
+    assert [row["defect"] for row in summary["defects"]] == list(r.DEFECTS)
+    assert all(row["rate"] is None or 0 <= row["rate"] <= 1 for row in summary["defects"])
+    asked = len(fake_llm.calls)
+    again = rr.run_readability(config, isolated_home, show_progress=False, resources=resources)
+    assert len(fake_llm.calls) == asked and again["defects"] == summary["defects"]  # read back, no LLM call
+    md, js = rr.write_readability_report(summary, tmp_path)
+    assert "fake-model" in md.read_text() and "| tag_filler | tag |" in md.read_text() and js.is_file()
+
+
+def test_audit_counts_each_defect_over_its_unit(office) -> None:
+    from recgpt.eval.readability_report import UserOutputs, audit
+
+    paper = next(i for i in office.items.values() if i.category_path[-1:] == ("Photo Paper",))
+    out = UserOutputs(user_id="u", personas=[("Global Planner", "paper"), ("Busy home office", "printer ink")],
+                      tags=["photo paper", "photo paper inch x inches color paper with edge"],
+                      shown=[(paper.item_id, paper.category), (paper.item_id, paper.category)],
+                      explanations=[("The item fits them because it's called photo paper.", paper.title, paper.category)])
+    rows = {row["defect"]: row for row in audit([out], office)["defects"]}
+    assert (rows["persona_role_name"]["count"], rows["persona_role_name"]["of"]) == (1, 2)
+    assert rows["tag_near_duplicate"]["rate"] == 0.5 and rows["tag_filler"]["count"] == 1
+    assert rows["item_repeated"]["count"] == 1 and rows["item_off_category"]["count"] == 0
+    assert rows["explanation_adds_nothing"]["rate"] == 1.0
