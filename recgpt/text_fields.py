@@ -130,3 +130,52 @@ def to_english_text(text: str, max_chars: int) -> str:
     words = " ".join(kept.split())
     start = next((i for i, ch in enumerate(words) if ch.isalnum()), len(words))
     return words[start:start + max_chars].strip()
+
+
+FILLER_WORDS = frozenset({"x", "inch", "inches", "ft", "mm", "cm", "oz", "ounce", "ounces", "lb", "lbs", "gsm", "ml",
+                          "ct", "pk", "pcs", "qty", "count", "dozen"})
+"""Size, count and pack residue of product titles once their numbers are gone ("12 x 18 inches, 6 count")."""
+PACK_OWNERS = frozenset({"battery", "back", "ice", "fanny", "power", "six", "value", "variety", "combo", "hip"})
+"""Words after which "pack" is a product, not a count ("battery pack")."""
+SHORT_WORDS = frozenset({"a", "an", "as", "at", "by", "in", "it", "of", "on", "or", "to", "up", "tv", "pc", "cd", "id",
+                         "uv", "ac", "dc", "hd", "3d", "2d", "usb", "led", "lcd", "dvd", "ink", "pen", "box", "bag"})
+"""Words of one to three letters that are words, not the stub of a cut one ("black and gr")."""
+TAG_WORDS = 6
+"""A tag a shopper would type is a few words; a longer one is a title with its filler."""
+
+
+def tidy_tag(tag: str, max_words: int = TAG_WORDS, max_chars: int | None = None) -> str:
+    """`tag` without title filler: size and count residue ("x inches", "pack of"), stubs of cut words ("gr", "x-"),
+    words it already said, anything past `max_words`, and a dangling last word ("... dividers for"). The words it
+    keeps are its own, in its order; '' when nothing is left (the caller falls back to the category's name).
+
+    The shipped policy learnt tags from titles whose numbers were stripped, so "binder index dividers x inches yellow
+    and white dividers for" is what it writes; the grounded category, not these words, decides the items."""
+    words = tag.split()
+    if max_chars is not None and len(tag) >= max_chars - 2 and len(words) > 1:
+        words = words[:-1]  # the schema's length bound (less a stripped space or two) cut the last word ("... laminat")
+    kept: list[str] = []
+    seen: set[str] = set()
+    for n, word in enumerate(words):
+        low = word.lower().strip(".,;:")
+        after = words[n + 1].lower() if n + 1 < len(words) else ""
+        if not low or low in FILLER_WORDS or re.fullmatch(r"x\w{0,2}-?|\w*-|&\w+", low):
+            continue  # "x", "xmm", "x-", a word cut at its hyphen
+        if low in ("pack", "packs") and (not kept or kept[-1].lower() not in PACK_OWNERS):
+            continue
+        if low == "of" and kept == [] or (low in ("of", "per") and words[n - 1].lower() in ("pack", "packs")) or (
+                low == "per" and after in ("pack", "box", "case")):
+            continue
+        if len(low) <= 3 and low.isalpha() and low not in SHORT_WORDS and low not in DANGLING_WORDS and not (
+                len(low) == 3 and low.isalpha() and any(c in "aeiouy" for c in low)):
+            continue  # a stub ("gr", "bl") but keep short real words ("pad", "mat", "ink")
+        if low in seen and low not in DANGLING_WORDS:
+            continue
+        seen.add(low)
+        kept.append(word.strip(".,;:"))
+    kept = kept[:max_words]
+    while kept and (kept[-1].lower() in DANGLING_WORDS or kept[-1] in ("&", "-", "/", "+")):
+        kept.pop()
+    while kept and kept[0].lower() in DANGLING_WORDS:
+        kept.pop(0)
+    return " ".join(kept)

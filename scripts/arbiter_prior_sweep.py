@@ -18,7 +18,7 @@ import json
 import statistics
 from pathlib import Path
 
-from recgpt.agents.arbiter import with_prior
+from recgpt.agents.arbiter import distinct_categories, with_prior
 from recgpt.eval.harness import score_merged
 from recgpt.eval.metrics import hit_at_k, interleave
 from recgpt.eval.report import paired_difference, per_user_metrics
@@ -30,6 +30,7 @@ from recgpt.tools.retrieval.grounding import category_vocabulary
 from recgpt.tools.retrieval.protocol import UserSignals, search
 
 GRID = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.8, 1.0)
+BASE = -1.0  # the stored arbiter alone: what every row is paired against
 
 
 def main() -> None:
@@ -39,6 +40,9 @@ def main() -> None:
     parser.add_argument("--split", default="validation")
     parser.add_argument("--tags", type=int, default=10, help="final tags per user (the run's K)")
     parser.add_argument("--out", type=Path, default=Path("reports"))
+    parser.add_argument("--distinct", action="store_true", help=(
+        "every row also keeps one final tag per category (Context.arbiter_distinct_categories); differences stay "
+        "paired against the stored arbiter alone"))
     args = parser.parse_args()
 
     registry = default_registry()
@@ -51,7 +55,7 @@ def main() -> None:
     results = [r for r in ResultStore(args.store).load().values() if r.error is None and r.pool]
     if not results:
         raise SystemExit(f"{args.store}: no finished user with a stored pool")
-    rows: dict[float, dict[str, dict[str, float]]] = {w: {} for w in GRID}
+    rows: dict[float, dict[str, dict[str, float]]] = {w: {} for w in (BASE, *GRID)}
     for result in results:
         history = [e.item_id for e in dataset.example(result.user_id, args.split).history]
         shares = {vocabulary.path_of(s.label) or s.label: s.share for s in category_mass(model, history, dataset, vocabulary)}
@@ -60,8 +64,10 @@ def main() -> None:
         chosen = sorted((FinalTag(**t.model_dump(), rank=p["rank"]) for t, p in zip(pool, result.pool) if p["rank"]),
                         key=lambda t: t.rank)
         user = UserSignals(user_id=result.user_id, history_item_ids=tuple(history), split=args.split)
-        for weight in GRID:
-            final = with_prior(pool, chosen, shares, args.tags, weight)
+        for weight in (BASE, *GRID):
+            final = with_prior(pool, chosen, shares, args.tags, max(weight, 0.0))
+            if args.distinct and weight != BASE:
+                final = distinct_categories(pool, final, args.tags, shares)[0]
             hits = search(retriever, [t.tag for t in final], 50, set(history), user, [t.category for t in final])
             scored = result.model_copy(update={"ranked_items": interleave([[h.item_id for h in lst] for lst in hits], 50),
                                                "ranked_categories": [t.category or "" for t in final]})
@@ -71,16 +77,18 @@ def main() -> None:
             rows[weight][result.user_id] = row
     metrics = [m for m in rows[0.0][results[0].user_id] if "ndcg" not in m]
     summary = {str(w): {m: statistics.fmean(r[m] for r in rows[w].values()) for m in metrics} for w in GRID}
-    paired = {str(w): {m: paired_difference(rows[w], rows[0.0], m) for m in metrics} for w in GRID if w}
+    paired = {str(w): {m: paired_difference(rows[w], rows[BASE], m) for m in metrics} for w in GRID if w or args.distinct}
     best = max(GRID, key=lambda w: (round(summary[str(w)]["item_hr@10"], 9), -w))
     args.out.mkdir(parents=True, exist_ok=True)
-    stem = args.out / f"arbiter-prior-{Path(args.dataset).name}-{args.split}"
+    stem = args.out / f"arbiter-prior-{Path(args.dataset).name}-{args.split}{'-distinct' if args.distinct else ''}"
     stem.with_suffix(".json").write_text(json.dumps({"store": args.store.name, "users": len(results), "grid": summary,
                                                      "paired_vs_0": paired, "best_by_item_hr@10": best}, indent=2))
     lines = [f"# Arbiter prior sweep: {args.dataset}, {args.split} split", "",
              f"{len(results)} users of `{args.store.name}` (their stored pools and arbiter ranks; no LLM call). Each row "
-             "re-orders the final tags with `Context.arbiter_prior` = w and retrieves again; differences are paired "
-             "against w = 0 (the arbiter alone), mean ± one standard error.", "",
+             "re-orders the final tags with `Context.arbiter_prior` = w"
+             + (" and keeps one final tag per category (`Context.arbiter_distinct_categories`)" if args.distinct else "")
+             + " and retrieves again; differences are paired against the arbiter alone (w = 0"
+             + (", no distinct categories" if args.distinct else "") + "), mean ± one standard error.", "",
              "| w | " + " | ".join(metrics) + " |", "|---:|" + "---:|" * len(metrics)]
     for w in GRID:
         cells = []
@@ -90,7 +98,7 @@ def main() -> None:
         lines.append(f"| {w:.1f} | " + " | ".join(cells) + " |")
     lines += ["", f"Best by item HR@10 (ties to the smaller weight): **{best:.1f}**.", "", "## Reproduce", "",
               f"    .venv/bin/python scripts/arbiter_prior_sweep.py --store {args.store} --dataset {args.dataset} "
-              f"--split {args.split} --tags {args.tags}"]
+              f"--split {args.split} --tags {args.tags}" + (" --distinct" if args.distinct else "")]
     stem.with_suffix(".md").write_text("\n".join(lines) + "\n")
     print(f"best weight {best}; report {stem.with_suffix('.md')}")
 

@@ -8,11 +8,12 @@ from langgraph.runtime import Runtime
 from pydantic import BaseModel, Field, create_model
 
 from recgpt.agents.common import AgentCall, messages
+from recgpt.agents.expert import TAG_MAX_CHARS
 from recgpt.prompts.arbiter import ARBITER_INSTRUCTIONS, EVIDENCE_INSTRUCTION, REASON_INSTRUCTION
 from recgpt.schema.context import Context
 from recgpt.schema.state import FinalTag, ProposedTag, RecState
 from recgpt.services.resources import Resources
-from recgpt.text_fields import english_text
+from recgpt.text_fields import english_text, tidy_tag
 from recgpt.tools.llm import failure_flag
 
 REASON_CHARS = 100
@@ -97,6 +98,36 @@ def with_prior(pool: list[ProposedTag], chosen: list[FinalTag], shares: dict[str
     return [FinalTag(**pool[p].model_dump(), rank=i + 1) for i, p in enumerate(order)]
 
 
+def distinct_categories(pool: list[ProposedTag], chosen: list[FinalTag], n: int,
+                        shares: dict[str, float]) -> tuple[list[FinalTag], int]:
+    """One final tag per category (`Context.arbiter_distinct_categories`): a chosen tag whose category an earlier
+    final tag already holds is dropped, and the place goes to a pooled tag of a category not yet shown, the largest
+    collaborative share first (pool order without the evidence). A free tag counts by its words. Returns the tags,
+    ranked again from 1, and how many were replaced.
+
+    Two final tags of one category retrieve from the same items (the demo's "photo paper" and "photo paper inch x
+    inches ...", both *Photo Paper*): the second shows the shopper nothing new and costs a slot of the top K."""
+    def key(tag: ProposedTag) -> str:
+        return tag.category or " ".join(tag.tag.lower().split())
+
+    kept: list[ProposedTag] = []
+    seen: set[str] = set()
+    for tag in chosen:
+        if key(tag) not in seen:
+            kept.append(tag)
+            seen.add(key(tag))
+    dropped = len(chosen) - len(kept)
+    spare = sorted(range(len(pool)), key=lambda p: (-shares.get(pool[p].category or "", 0.0), p))
+    for position in spare:
+        if len(kept) >= n:
+            break
+        if key(pool[position]) not in seen:
+            kept.append(pool[position])
+            seen.add(key(pool[position]))
+    final = [FinalTag(**{**t.model_dump(exclude={"rank"}), "rank": i + 1}) for i, t in enumerate(kept[:n])]
+    return final, dropped
+
+
 def evidence_note(category: str | None, shares: dict[str, float]) -> str:
     """A pooled tag's collaborative mass as the arbiter reads it: ` (evidence 8%)`; `<1%` for a category SASRec gives
     almost nothing; "" without evidence (the block off) or for a free tag."""
@@ -115,7 +146,7 @@ async def arbiter_node(state: RecState, runtime: Runtime[Context], resources: Re
     if len(pool) <= ctx.num_tags:  # nothing to choose: no call
         if not pool:
             run.flags.append("no_tags: every expert failed, nothing to arbitrate")
-        return run.update(tags=with_prior(pool, select(pool, [], n)[0], all_shares, n, ctx.arbiter_prior))
+        return run.update(tags=finalise(run, pool, select(pool, [], n)[0], all_shares, n, ctx))
     shares = all_shares if ctx.arbiter_evidence else {}
     listing = "\n".join(f"{i}: {t.tag}{f' [{t.category}]' if t.category else ''}{evidence_note(t.category, shares)} — {t.persona}"
                         for i, t in enumerate(pool, start=1))
@@ -128,4 +159,24 @@ async def arbiter_node(state: RecState, runtime: Runtime[Context], resources: Re
     tags, filled = select(pool, list(output.selected) if output is not None else [], n)
     if output is not None and filled:
         run.flags.append("arbiter_repeated_choices: filled the rest round-robin from the pool")
-    return run.update(tags=with_prior(pool, tags, all_shares, n, ctx.arbiter_prior))
+    return run.update(tags=finalise(run, pool, tags, all_shares, n, ctx))
+
+
+def finalise(run: AgentCall, pool: list[ProposedTag], chosen: list[FinalTag], shares: dict[str, float], n: int,
+             ctx: Context) -> list[FinalTag]:
+    """The arbiter's choice, combined with the collaborative prior, then one tag per category when asked, then each
+    tag's words tidied of title filler when asked."""
+    tags = with_prior(pool, chosen, shares, n, ctx.arbiter_prior)
+    if ctx.arbiter_distinct_categories:
+        tags, replaced = distinct_categories(pool, tags, n, shares)
+        if replaced:
+            run.flags.append(f"arbiter_same_category: {replaced} final tag(s) repeated an earlier tag's category; "
+                             "replaced from the pool by new categories where it had them")
+    return [tidied(t) for t in tags] if ctx.tidy_tags else tags
+
+
+def tidied(tag: FinalTag) -> FinalTag:
+    """`tag` with its words tidied (`text_fields.tidy_tag`); the expert's own words stay in `written`. A tag left
+    with no words is named after its category's last level."""
+    words = tidy_tag(tag.tag, max_chars=TAG_MAX_CHARS) or (tag.category or "").rpartition(" > ")[2].lower() or tag.tag
+    return tag if words == tag.tag else tag.model_copy(update={"tag": words, "written": tag.tag})

@@ -39,11 +39,14 @@ def training_expert_instructions(m: int, grounded: bool = False) -> str:
 RATIONALE_CHARS = 60
 
 
+TAG_MAX_CHARS = 60
+
+
 class ExpertTag(BaseModel):
     """Bounded English text under server-enforced patterns: a tag cannot paste a category path ('>' and ':'
     are not allowed), and a tag with its rationale costs at most ~40 completion tokens."""
 
-    tag: tag_text(60, description="Modifier + product type, as a shopper would search.")  # type: ignore[valid-type]
+    tag: tag_text(TAG_MAX_CHARS, description="Modifier + product type, as a shopper would search.")  # type: ignore[valid-type]
     rationale: english_text(RATIONALE_CHARS, min_chars=0, description="A few words citing history or situation.")  # type: ignore[valid-type]
 
 

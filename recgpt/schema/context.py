@@ -90,6 +90,15 @@ class Context:
         "+ w · the tag category's share of SASRec's next-item probability (0 = the arbiter's choice alone; 1 = the "
         "pool's categories by that share alone).")})
 
+    arbiter_distinct_categories: bool = field(default=False, metadata={"description": (
+        "One final tag per category: a final tag whose category an earlier one holds is replaced by a pooled tag of a "
+        "new category (largest collaborative share first). Two tags of one category show the shopper the same shelf.")})
+
+    tidy_tags: bool = field(default=True, metadata={"description": (
+        "The final tags' words tidied of title filler (size and pack residue, cut words, repeats, more than 6 words, "
+        "a dangling last word); the expert's words stay in `written`. Grounded tags retrieve by their category, so "
+        "this changes what the shopper reads, not the items.")})
+
     evidence_experts: int = field(default=0, metadata={"description": (
         "How many of the K experts (the first ones) choose only among the collaborative evidence's categories: their "
         "enum is the `evidence_candidates` categories with the largest SASRec share for this user (the server "

@@ -35,6 +35,8 @@ class ProposedTag(BaseModel):
     persona: str
     category: str | None = None
     """Grounded runs: the catalogue category path the expert chose for the tag (None: free text only)."""
+    written: str | None = None
+    """The expert's own words when the shown `tag` was tidied of title filler (`Context.tidy_tags`); None otherwise."""
 
 
 class FinalTag(ProposedTag):

@@ -232,6 +232,25 @@ def test_the_arbiters_choice_combines_with_the_collaborative_prior() -> None:
     assert [t.tag for t in with_prior(pool, chosen, shares, 2, 0.6)] == ["ink", "pens"]
 
 
+def test_distinct_categories_keep_one_final_tag_per_category() -> None:
+    from recgpt.agents.arbiter import distinct_categories
+    from recgpt.schema.state import FinalTag, ProposedTag
+
+    pool = [ProposedTag(tag=t, rationale="", persona_index=i % 2, persona="p", category=c) for i, (t, c) in enumerate([
+        ("photo paper", "A > Photo Paper"), ("photo paper inch x inches color paper", "A > Photo Paper"),
+        ("gel pens", "A > Pens"), ("ink", "A > Ink"), ("lamp", "A > Lamps"), ("Free Words", None), ("free  words", None)])]
+    chosen = [FinalTag(**pool[p].model_dump(), rank=r) for r, p in ((1, 0), (2, 1), (3, 5), (4, 6))]
+    final, replaced = distinct_categories(pool, chosen, 4, {"A > Lamps": 0.3, "A > Ink": 0.1})
+    # the second Photo Paper tag and the repeated free words go; the largest shares among new categories fill in
+    assert [t.tag for t in final] == ["photo paper", "Free Words", "lamp", "ink"] and replaced == 2
+    assert [t.rank for t in final] == [1, 2, 3, 4]
+    final, _ = distinct_categories(pool, chosen, 4, {})  # no evidence: pool order
+    assert [t.tag for t in final] == ["photo paper", "Free Words", "gel pens", "ink"]
+    few = pool[:2]
+    final, replaced = distinct_categories(few, [FinalTag(**t.model_dump(), rank=i + 1) for i, t in enumerate(few)], 2, {})
+    assert [t.tag for t in final] == ["photo paper"] and replaced == 1  # nothing new to fill with: fewer tags, no repeat
+
+
 def test_with_short_labels_the_history_speaks_the_enums_labels() -> None:
     from recgpt.tools.context.compression import compress_history
 

@@ -114,3 +114,19 @@ def test_audit_counts_each_defect_over_its_unit(office) -> None:
     assert rows["tag_near_duplicate"]["rate"] == 0.5 and rows["tag_filler"]["count"] == 1
     assert rows["item_repeated"]["count"] == 1 and rows["item_off_category"]["count"] == 0
     assert rows["explanation_adds_nothing"]["rate"] == 1.0
+
+
+def test_tidy_tag_takes_the_demo_filler_out_and_leaves_shopper_words(lexicon) -> None:
+    from recgpt.text_fields import tidy_tag
+
+    assert tidy_tag("binder index dividers x inches yellow and white dividers for") == "binder index dividers yellow and white"
+    assert tidy_tag("photo paper inch x inches color paper with edge protecters x") == "photo paper color with edge protecters"
+    assert tidy_tag("self-stick notes assorted colors pack black and gr black box") == "self-stick notes assorted colors black"
+    assert tidy_tag("d-ring laminating system d-ring binders with d-ring laminat", max_chars=60) == "d-ring laminating system binders"
+    for kept in ("battery pack", "mouse pad", "printer ink", "desktop staplers", "3d printer filament"):
+        assert tidy_tag(kept) == kept
+    assert tidy_tag("x x pack of") == ""  # nothing left: the arbiter names it after its category
+    for demo in ("chalkboard assorted colors pack black and gr black box x x x", "ballpoint pens assorted colors pack of",
+                 "manila file folders assorted colors x inches per pack of xmm"):
+        tidy = tidy_tag(demo, max_chars=60)
+        assert tidy and not r.has_filler(tidy) and not r.is_cut_or_misspelled(tidy, lexicon), tidy
