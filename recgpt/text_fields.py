@@ -112,6 +112,8 @@ def ends_on_a_fragment(text: str) -> bool:
     if not words:
         return True
     last = words[-1].strip("'\",;:()-")
+    if len(words) > 1 and len(last) == 1 and last.isalpha() and last.lower() not in ("a", "i"):
+        return True  # a word cut to its first letter ("... assorted colors pack of r.")
     return last.lower() in DANGLING_WORDS or (len(words) > 1 and last.lower() in {"it", "this", "that", "you"} and last[:1].isupper())
 
 

@@ -7,6 +7,7 @@ situation; in 'meta' mode it gets the guideline the Style Planner wrote for this
 from __future__ import annotations
 
 import hashlib
+import re
 from typing import Any
 
 from langgraph.runtime import Runtime
@@ -14,6 +15,7 @@ from pydantic import BaseModel, field_validator
 
 from recgpt.agents.common import AgentCall, clean_text, messages
 from recgpt.prompts.explainer import (
+    GUIDELINE_WORDS,
     ITEM_BLOCK,
     RHETORICAL_DEVICES,
     SAMPLED_STYLE_INSTRUCTIONS,
@@ -52,10 +54,18 @@ class ExplanationOutput(BaseModel):
         if len(words) > MAX_EXPLANATION_WORDS:
             head = " ".join(words[:MAX_EXPLANATION_WORDS])
             text = clip_sentence(head, len(head))
+        if echo := echoed_prompt_words(text):
+            raise ValueError(f"an explanation speaks of the item, not of its instructions ({echo!r})")
         whole = drop_fragment(text, MIN_EXPLANATION_WORDS)
         if whole is None:
             raise ValueError(f"an explanation ends with a full sentence, not a fragment: {text[-40:]!r}")
         return whole
+
+
+def echoed_prompt_words(text: str) -> str | None:
+    """The first of the prompts' own words (`GUIDELINE_WORDS`) that `text` uses, as whole words; None if none."""
+    lowered = " " + " ".join(re.findall(r"[a-z][a-z'&-]*", text.lower())) + " "
+    return next((w for w in GUIDELINE_WORDS if f" {w} " in lowered), None)
 
 
 TITLE_COPY_NEW_WORDS = 5

@@ -24,8 +24,10 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 
+from recgpt.agents.planner import is_role_name
 from recgpt.data import Dataset
 from recgpt.eval.tag_copies import CategoryVocabulary, copy_kind, normalise
+from recgpt.prompts.explainer import GUIDELINE_WORDS
 from recgpt.text_fields import DANGLING_WORDS, ends_on_a_fragment
 
 PERSONA_DEFECTS = ("persona_role_name", "persona_person_name", "persona_duplicate", "persona_path_focus")
@@ -34,10 +36,6 @@ EXPLANATION_DEFECTS = ("explanation_echo", "explanation_unfinished", "explanatio
 ITEM_DEFECTS = ("item_off_category", "item_repeated")
 DEFECTS = PERSONA_DEFECTS + TAG_DEFECTS + EXPLANATION_DEFECTS + ITEM_DEFECTS
 
-ROLE_WORDS = frozenset({"global planner", "planner", "distributed expert", "expert", "decision arbiter", "arbiter",
-                        "style planner", "explanation writer", "judge", "senior reviewer", "assistant", "persona",
-                        "user", "the user", "shopper", "customer", "agent", "role"})
-"""Names that say what the agent or the prompt is, not who the user is in this role."""
 
 _WORD = re.compile(r"[a-z][a-z'&-]*")
 # size, count and pack residue of product titles once their numbers are gone ("12 x 18 inches, pack of 6")
@@ -47,10 +45,7 @@ FILLER_PHRASES = (re.compile(r"\bpacks?\s+of\b"), re.compile(r"\b(box|set|case|b
                   re.compile(r"\b(colors?|assorted|sheets|pieces|refills?|count)\s+packs?\b"),
                   re.compile(r"\bper\s+(pack|box|case)\b"))
 ENDING_FILLER = DANGLING_WORDS | {"and", "&", "with", "for", "of", "or", "in", "to", "by", "the", "a", "an"}
-ECHO_PHRASES = ("tone", "audience", "emotional angle", "rhetorical device", "rhetorical", "seasonal framing",
-                "style guideline", "guideline", "the user's history", "the user's", "matched interest tag",
-                "interest tag", "untrusted")
-"""The explanation prompt's own vocabulary (prompts/explainer.py): a sentence made of it talks about the prompt."""
+ECHO_PHRASES = GUIDELINE_WORDS
 GENERIC_WORDS = frozenset({
     "item", "items", "product", "products", "fit", "fits", "fitting", "them", "they", "their", "because", "called",
     "named", "it's", "its", "this", "that", "these", "those", "great", "perfect", "choice", "user", "users", "you",
@@ -104,7 +99,7 @@ def persona_defects(personas: Sequence[tuple[str, str]], lexicon: Lexicon) -> li
     for name, focus in personas:
         found = []
         key = normalise(name)
-        if key in ROLE_WORDS or any(role in key for role in ("planner", "arbiter", "expert", "reviewer", "judge")):
+        if is_role_name(name):
             found.append("persona_role_name")
         elif is_person_name(name, lexicon):
             found.append("persona_person_name")

@@ -38,8 +38,15 @@ RHETORICAL_DEVICES = ("a question to the reader", "a vivid image of the item in 
 WRITER_INSTRUCTIONS = """Role: Explanation Writer.
 {item_block}
 Style guideline: tone: {tone}; audience: {audience}; emotional angle: {emotional_angle}; rhetorical device: {rhetorical_device}; seasonal framing: {seasonal_framing}.
-Write one recommendation sentence (8 to 30 words) that tells this user why this item fits them, following the style guideline.
-Use only facts present in the item title, its category and the user's history: no prices, brands, materials or features the data does not state."""
+Write one recommendation sentence (8 to 30 words) addressed to the shopper as "you": say what this item does for them and tie it to something they bought or to their situation, following the style guideline.
+Use only facts present in the item title, its category and the user's history: no prices, brands, materials or features the data does not state.
+Never name the guideline or its parts (tone, audience, angle, device, framing), and do not just repeat the item's title."""
+
+GUIDELINE_WORDS = ("tone", "audience", "emotional angle", "rhetorical device", "rhetorical", "seasonal framing",
+                   "style guideline", "guideline", "the user's history", "the user's", "matched interest tag",
+                   "interest tag", "untrusted")
+"""The prompts' own vocabulary: an explanation made of it describes its instructions instead of the item (seen:
+"The item matches the tone, audience, emotional angle, rhetorical device and seasonal framing of the user's history.")."""
 
 TEMPLATE_GUIDELINE = {
     # RecGPT-V1: one fixed instruction for every user, item and situation.

@@ -9,3 +9,8 @@ Personas must not overlap: each one should point to a different kind of product.
 
 EVIDENCE_INSTRUCTION = """;
 - evidence: up to 2 short category names or title words from the history that support it"""
+
+AGENT_ROLES = ("global planner", "planner", "distributed expert", "expert", "decision arbiter", "arbiter",
+               "style planner", "explanation writer", "judge", "senior reviewer", "reviewer", "assistant", "agent")
+"""The agents' own role names: a persona named after one (the demo's three "Global Planner"s) copies the prompt's
+first line instead of naming the shopper."""

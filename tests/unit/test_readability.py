@@ -130,3 +130,38 @@ def test_tidy_tag_takes_the_demo_filler_out_and_leaves_shopper_words(lexicon) ->
                  "manila file folders assorted colors x inches per pack of xmm"):
         tidy = tidy_tag(demo, max_chars=60)
         assert tidy and not r.has_filler(tidy) and not r.is_cut_or_misspelled(tidy, lexicon), tidy
+
+
+def test_the_writer_resamples_an_echo_of_its_prompt_and_a_word_cut_to_a_letter() -> None:
+    from pydantic import ValidationError
+
+    from recgpt.agents.explainer import ExplanationOutput
+
+    echo = "The item matches the tone, audience, emotional angle, rhetorical device and seasonal framing of the user's history."
+    with pytest.raises(ValidationError, match="not of its instructions"):
+        ExplanationOutput(explanation=echo)
+    with pytest.raises(ValidationError, match="fragment"):
+        ExplanationOutput(explanation="The ballpoint pens are assorted colors pack of r.")
+    fine = "You keep running out of sticky notes, so this bright pack keeps your desk reminders going all term."
+    assert ExplanationOutput(explanation=fine).explanation == fine  # "tone" inside "stone" or "keeps" is no echo
+    assert ExplanationOutput(explanation="A stone-grey desk tray keeps the papers you filed last month in one place.")
+
+
+def test_the_planner_tidies_role_names_repeated_names_and_pasted_paths(lexicon) -> None:
+    from recgpt.agents.planner import is_role_name, tidy_personas
+    from recgpt.schema.state import Persona
+
+    demo = [Persona(name="Global Planner", focus="home decor supplies and gesture accessories boxes inch yellow pack of"),
+            Persona(name="Global Planner", focus="printer ink for the home office"),
+            Persona(name="Rebecca", focus="Office & School Supplies > Paper > Copy & Multipurpose Paper"),
+            Persona(name="Rebecca", focus="desk organisers")]
+    tidy, note = tidy_personas(demo)
+    # a person's first name needs the catalogue's words to be told apart (the report counts it); the prompt asks for labels
+    assert [p.name for p in tidy] == ["Home decor supplies", "Printer ink", "Rebecca", "Desk organisers"]
+    assert tidy[2].focus == "copy & multipurpose paper" and note.startswith("3 renamed") and "1 focus path" in note
+    found = r.persona_defects([(p.name, p.focus) for p in tidy], lexicon)
+    assert not any("persona_role_name" in f or "persona_duplicate" in f or "persona_path_focus" in f for f in found)
+    assert found[2] == ["persona_person_name"]
+    assert is_role_name("Decision Arbiter") and is_role_name("planner") and not is_role_name("Wedding planner")
+    untouched = [Persona(name="Home office organizer", focus="desk trays"), Persona(name="Label maker", focus="tape")]
+    assert tidy_personas(untouched) == (untouched, "")
