@@ -2,7 +2,11 @@
 
 Positives are real pairs: (user context, a policy tag whose category matches the user's real next
 interaction) and (user, item, explanation written for that user). Negatives are the same outputs
-moved to *other* users of the batch by a seeded derangement, so no output stays with its owner.
+moved to *other* users of the batch by a seeded derangement, so no output stays with its owner, and
+(`corrupted`) the owner's own output with a known defect written in: title filler, a cut word or a pasted
+path in a tag; a prompt echo, a broken-off sentence, the title restated, a fact the data never states or
+another item's title in an explanation. A judge that passes shuffled pairs may still pass these: they test
+whether it reads the text, not only the fit.
 """
 
 from __future__ import annotations
@@ -21,6 +25,8 @@ class Labelled(BaseModel, Generic[T]):
     context_user: str
     payload: T
     label: bool
+    kind: str = "real"
+    """How the row was made: real (a positive), shuffled (another user's), or the corruption's name."""
 
 
 def derangement(n: int, seed: int) -> list[int]:
@@ -52,7 +58,58 @@ def shuffle_label(positives: Sequence[tuple[str, T]], seed: int,
         receiver = positives[perm[i]][0]
         if receiver == owner or (still_valid is not None and still_valid(receiver, payload)):
             continue
-        out.append(Labelled[T](owner=owner, context_user=receiver, payload=payload, label=False))
+        out.append(Labelled[T](owner=owner, context_user=receiver, payload=payload, label=False, kind="shuffled"))
+    return out
+
+
+TAG_CORRUPTIONS = ("filler", "cut", "path")
+EXPLANATION_CORRUPTIONS = ("echo", "unfinished", "title_only", "wrong_fact", "other_title")
+
+
+def corrupt_tag(tag: str, category: str, kind: str) -> str:
+    """`tag` with a defect a shopper would reject: title filler, its last word cut, or the category path pasted."""
+    if kind == "filler":
+        return f"{tag} x inches assorted colors pack of"
+    if kind == "cut":
+        words = tag.split()
+        last = words[-1]
+        return " ".join([*words[:-1], last[: max(1, len(last) // 3)]]) if len(last) > 3 else f"{tag} gr"
+    if kind == "path":
+        return category or tag
+    raise ValueError(f"unknown tag corruption {kind!r}; expected one of {TAG_CORRUPTIONS}")
+
+
+def corrupt_explanation(text: str, title: str, other_title: str, kind: str) -> str:
+    """`text` made wrong in a way each judge dimension should see: it echoes the prompt (clarity, relevance), breaks
+    off mid-sentence (clarity), restates the title (informativeness), states a fact the data never gives
+    (factuality), or praises another item (relevance, factuality)."""
+    if kind == "echo":
+        return ("The item matches the tone, audience, emotional angle, rhetorical device and seasonal framing of the "
+                "user's history.")
+    if kind == "unfinished":
+        words = text.rstrip(".!?").split()
+        return " ".join(words[: max(3, len(words) // 2)]) + " for the r."
+    if kind == "title_only":
+        return f"The item fits them because it's called {title}."
+    if kind == "wrong_fact":
+        return f"{text.rstrip('.!?')}, and it comes with a lifetime warranty and free next-day delivery for just $5."
+    if kind == "other_title":
+        return f"You will love the {other_title}: it is exactly what your recent purchases call for."
+    raise ValueError(f"unknown explanation corruption {kind!r}; expected one of {EXPLANATION_CORRUPTIONS}")
+
+
+def corrupted(positives: Sequence[tuple[str, T]], kinds: Sequence[str], corrupt: Callable[[T, str, int], T],
+              key: Callable[[T], str]) -> list[Labelled[T]]:
+    """One negative per positive and kind: the owner's own payload, corrupted (`corrupt(payload, kind, index)`),
+    shown with the owner's own context. A corruption whose text (`key`) equals any positive's is dropped: it would
+    be a positive labelled negative."""
+    real = {key(p) for _, p in positives}
+    out: list[Labelled[T]] = []
+    for index, (owner, payload) in enumerate(positives):
+        for kind in kinds:
+            bad = corrupt(payload, kind, index)
+            if key(bad) not in real:
+                out.append(Labelled[T](owner=owner, context_user=owner, payload=bad, label=False, kind=kind))
     return out
 
 

@@ -83,6 +83,8 @@ class Lexicon:
         """A word no catalogue text uses (twice), or a short stub that a frequent word starts with ("gr" of "grey")."""
         if word in GENERIC_WORDS or word in ENDING_FILLER or word in FILLER_WORDS:
             return False
+        if len(word) == 1:
+            return True  # a word cut to its first letter ("gel p")
         if word not in self.known:
             return True
         return len(word) <= 3 and self.counts[word] < 5 and any(

@@ -165,3 +165,26 @@ def test_the_planner_tidies_role_names_repeated_names_and_pasted_paths(lexicon) 
     assert is_role_name("Decision Arbiter") and is_role_name("planner") and not is_role_name("Wedding planner")
     untouched = [Persona(name="Home office organizer", focus="desk trays"), Persona(name="Label maker", focus="tape")]
     assert tidy_personas(untouched) == (untouched, "")
+
+
+def test_the_labelled_set_corrupts_each_positive_in_known_ways_and_never_labels_a_positive_negative(lexicon) -> None:
+    from recgpt.eval import judge_labels as jl
+
+    tags = [("u1", ("gel pens", "Pens > Gel Pens")), ("u2", ("photo paper", "Paper > Photo Paper")),
+            ("u3", ("gel pens x inches assorted colors pack of", "Pens > Gel Pens"))]
+    rows = jl.corrupted(tags, jl.TAG_CORRUPTIONS, lambda p, kind, i: (jl.corrupt_tag(p[0], p[1], kind), p[1]),
+                        key=lambda p: p[0])
+    real = {p[0] for _, p in tags}
+    assert rows and all(not row.label and row.owner == row.context_user and row.payload[0] not in real for row in rows)
+    # u1's filler corruption is u3's positive text: dropped, not labelled negative
+    assert [row.kind for row in rows if row.owner == "u1"] == ["cut", "path"]
+    assert all(r.has_filler(row.payload[0]) for row in rows if row.kind == "filler")
+    assert all(r.is_cut_or_misspelled(row.payload[0], lexicon) for row in rows if row.kind == "cut")
+    text, title, other = ("After stocking up on file folders, you can label each one neatly with this printer.",
+                          "Brother P-touch Label Printer", "Swingline Desktop Stapler")
+    bad = {kind: jl.corrupt_explanation(text, title, other, kind) for kind in jl.EXPLANATION_CORRUPTIONS}
+    assert "explanation_echo" in r.explanation_defects(bad["echo"], title, "Label Makers")
+    assert r.is_unfinished(bad["unfinished"]) and r.adds_nothing(bad["title_only"], title, "Label Makers")
+    assert "$5" in bad["wrong_fact"] and other in bad["other_title"]
+    shuffled = jl.shuffle_label([("a", 1), ("b", 2), ("c", 3)], seed=0)
+    assert {row.kind for row in shuffled} == {"real", "shuffled"}
