@@ -91,7 +91,8 @@ def config_hash(config: EvalConfig, dataset: Dataset, model: str | None) -> str:
         for added_later, default in (("compression", "text"), ("adaptor_dir", ""), ("explore_experts", 0),
                                          ("v1_history", "compressed"), ("raw_history_tokens", 6000),
                                          ("grounding_labels", "path"), ("evidence_categories", 0),
-                                         ("evidence_after_items", 2), ("evidence_experts", 0), ("evidence_candidates", 20)):
+                                         ("evidence_after_items", 2), ("evidence_experts", 0), ("evidence_candidates", 20),
+                                         ("tidy_tags", True), ("arbiter_distinct_categories", False)):
             if ctx.get(added_later) == default:  # fields added after results were stored: at their default, hashes stay
                 ctx.pop(added_later)
         payload.update(context=ctx, model=model, prompts=prompts_fingerprint())

@@ -90,9 +90,11 @@ class Context:
         "+ w · the tag category's share of SASRec's next-item probability (0 = the arbiter's choice alone; 1 = the "
         "pool's categories by that share alone).")})
 
-    arbiter_distinct_categories: bool = field(default=False, metadata={"description": (
+    arbiter_distinct_categories: bool = field(default=True, metadata={"description": (
         "One final tag per category: a final tag whose category an earlier one holds is replaced by a pooled tag of a "
-        "new category (largest collaborative share first). Two tags of one category show the shopper the same shelf.")})
+        "new category (largest collaborative share first). Two tags of one category show the shopper the same shelf. "
+        "On by measurement, replayed from the stored pools of 200 Office validation users (K=10), paired against "
+        "off: cat HR@10 L2 +.020 ± .010, leaf +.010 ± .007, item HR@10 +.005 ± .005 (score-merged +.005 ± .005).")})
 
     tidy_tags: bool = field(default=True, metadata={"description": (
         "The final tags' words tidied of title filler (size and pack residue, cut words, repeats, more than 6 words, "
