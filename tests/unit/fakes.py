@@ -36,7 +36,11 @@ class FakeLLM:
             data = {"personas": [{"name": f"persona {i}", "focus": f"needs {i}", "evidence": []} for i in range(3)]}
         elif "tags" in fields:
             index = agent.split("[")[1].rstrip("]") if "[" in agent else agent  # plug-in experts: their name
-            words = ["gel pens", "desk lamp", "notebook paper", "office chair"]
+            # four tags per expert from five kinds of product, rotated by the expert's index: the pool covers five
+            # categories, as a real pool of several experts does (one final tag per category still fills 5)
+            kinds = ["gel pens", "desk lamp", "notebook paper", "office chair", "sticky notes"]
+            shift = int(index) % len(kinds) if index.isdigit() else 0
+            words = (kinds[shift:] + kinds[:shift])[:4]
             data = {"tags": [{"tag": f"{w} {index}", "rationale": "because"} for w in words]}
             labels = _category_labels(schema)
             for tag in data["tags"]:  # a grounded schema: the label sharing most words with the tag (else the first)

@@ -95,6 +95,8 @@ def test_full_run_fans_out_one_expert_per_persona(fake_llm: FakeLLM, small_datas
     assert sorted(fake_llm.calls) == ["arbiter", "expert[0]", "expert[1]", "expert[2]", "planner"]
     assert len(out["personas"]) == 3 and len(out["tag_pool"]) == 12
     assert [t.rank for t in out["tags"]] == [1, 2, 3, 4, 5]
+    categories = [t.category for t in out["tags"]]
+    assert len(set(categories)) == 5  # by default one final tag per category
     assert "arbiter_repeated_choices" in " ".join(out["flags"])  # the fake picked #2 twice
     history = set(out["history_item_ids"])
     assert history == {"p1", "n1", "p2"}  # the test target n2 is not in the prompt's history
