@@ -24,11 +24,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 
+from recgpt.agents.explainer import echoed_prompt_words
 from recgpt.agents.planner import is_role_name
 from recgpt.data import Dataset
 from recgpt.eval.tag_copies import CategoryVocabulary, copy_kind, normalise
-from recgpt.prompts.explainer import GUIDELINE_WORDS
-from recgpt.text_fields import DANGLING_WORDS, ends_on_a_fragment
+from recgpt.text_fields import DANGLING_WORDS, FILLER_WORDS, ends_on_a_fragment
 
 PERSONA_DEFECTS = ("persona_role_name", "persona_person_name", "persona_duplicate", "persona_path_focus")
 TAG_DEFECTS = ("tag_filler", "tag_cut_or_misspelled", "tag_near_duplicate")
@@ -38,14 +38,10 @@ DEFECTS = PERSONA_DEFECTS + TAG_DEFECTS + EXPLANATION_DEFECTS + ITEM_DEFECTS
 
 
 _WORD = re.compile(r"[a-z][a-z'&-]*")
-# size, count and pack residue of product titles once their numbers are gone ("12 x 18 inches, pack of 6")
-FILLER_WORDS = frozenset({"x", "inch", "inches", "in.", "ft", "mm", "cm", "oz", "ounce", "ounces", "lb", "lbs", "gsm",
-                          "ml", "ct", "pk", "pcs", "qty", "count", "dozen"})
 FILLER_PHRASES = (re.compile(r"\bpacks?\s+of\b"), re.compile(r"\b(box|set|case|bag|ream)\s+of\s*$"),
                   re.compile(r"\b(colors?|assorted|sheets|pieces|refills?|count)\s+packs?\b"),
                   re.compile(r"\bper\s+(pack|box|case)\b"))
 ENDING_FILLER = DANGLING_WORDS | {"and", "&", "with", "for", "of", "or", "in", "to", "by", "the", "a", "an"}
-ECHO_PHRASES = GUIDELINE_WORDS
 GENERIC_WORDS = frozenset({
     "item", "items", "product", "products", "fit", "fits", "fitting", "them", "they", "their", "because", "called",
     "named", "it's", "its", "this", "that", "these", "those", "great", "perfect", "choice", "user", "users", "you",
@@ -171,8 +167,7 @@ def tag_defects(tags: Sequence[str], lexicon: Lexicon) -> list[list[str]]:
 # --- explanations --------------------------------------------------------------------------------------------------
 
 def echoes_prompt(text: str) -> bool:
-    lowered = f" {' '.join(words_of(text))} "
-    return any(f" {phrase} " in lowered for phrase in ECHO_PHRASES)
+    return echoed_prompt_words(text) is not None  # the writer's own check, so both agree on what an echo is
 
 
 def is_unfinished(text: str) -> bool:
