@@ -78,6 +78,8 @@ def eval_retrieval_command(*, config: RetrievalEvalConfig, out: Path = REPORTS) 
     diversity_items=Opt(help="Items explained for several users each (diversity)."),
     users_per_item=Opt(help="Users per diversity item."),
     injection_samples=Opt(help="Clean explanations re-judged with injected text (x2: in the explanation, in the title)."),
+    corruption_samples=Opt(help="Positives that also get one corrupted negative per defect kind (filler, cut word, pasted "
+                               "path; prompt echo, broken sentence, title restated, invented fact, another item's title)."),
     diversity_only=Opt(help="Writes explain-diversity-<dataset>-<split>.*."),
     concurrency=Opt(help="LLM calls in flight at once."))
 def eval_explain_command(*, config: ExplainJudgeConfig, out: Path = REPORTS) -> None:

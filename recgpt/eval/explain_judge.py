@@ -40,7 +40,16 @@ from recgpt.agents import explainer as explainer_agents
 from recgpt.agents.judge import guard_verdicts, senior_review
 from recgpt.errors import RecGPTError
 from recgpt.eval.harness import prompts_fingerprint, run_eval
-from recgpt.eval.judge_labels import Labelled, binary_scores, shuffle_label
+from recgpt.eval.judge_labels import (
+    EXPLANATION_CORRUPTIONS,
+    TAG_CORRUPTIONS,
+    Labelled,
+    binary_scores,
+    corrupt_explanation,
+    corrupt_tag,
+    corrupted,
+    shuffle_label,
+)
 from recgpt.eval.metrics import path_at_level
 from recgpt.eval.report import model_label
 from recgpt.eval.runs import EvalConfig, KeyedStore, UserResult, recgpt_context, run_jobs
@@ -78,6 +87,10 @@ class ExplainJudgeConfig(BaseModel):
     diversity_items: int = 8
     users_per_item: int = 4
     injection_samples: int = 20
+    corruption_samples: int = Field(default=30, ge=0, description=(
+        "Positives (tags, and explanations) that also get one corrupted negative per corruption kind "
+        "(judge_labels.TAG_CORRUPTIONS / EXPLANATION_CORRUPTIONS): defects a shopper rejects, shown with the owner's "
+        "own context, so a judge that only checks fit cannot pass them."))
     diversity_only: bool = Field(default=False, description=(
         "Only the diversity explanations (template / meta-unsampled / meta): the cheap check for tuning the style "
         "stage on validation; no judge calls."))
@@ -192,6 +205,8 @@ class Evaluation:
         tag_pos = [(r.user_id, (tag, cat)) for r in results for tag, cat in matching_tags(r, cfg.level)[: cfg.max_positive_tags_per_user]]
         target_of = {r.user_id: set(r.target_labels.get(cfg.level, [])) for r in results}
         tag_rows = shuffle_label(tag_pos, cfg.seed, lambda user, p: bool(path_at_level(p[1], cfg.level) & target_of[user]))
+        tag_rows += corrupted(tag_pos[: cfg.corruption_samples], TAG_CORRUPTIONS,
+                              lambda p, kind, _: (corrupt_tag(p[0], p[1], kind), p[1]), lambda p: p[0])
 
         # explanation triples: meta explanation of the top item of each user's first tag
         expl_users = results[: cfg.users]
@@ -257,6 +272,9 @@ class Evaluation:
         expl_pos = [(u, explanation("meta", u, item, tag)) for u, (item, tag) in owned.items()
                     if explanation("meta", u, item, tag).text]
         expl_rows = shuffle_label(expl_pos, cfg.seed)
+        expl_rows += corrupted(expl_pos[: cfg.corruption_samples], EXPLANATION_CORRUPTIONS,
+                               lambda e, kind, i: e.model_copy(update={"text": corrupt_explanation(
+                                   e.text, e.title, another_title(expl_pos, i), kind)}), lambda e: e.text)
 
         # injection variants of clean positive explanations
         inj_base = expl_pos[: cfg.injection_samples]
@@ -266,12 +284,12 @@ class Evaluation:
         tag_tasks: dict[str, tuple[Labelled, Callable[[], Awaitable[JudgeInput]]]] = {}
         for row in tag_rows:
             tag, _ = row.payload
-            key = f"tag|{row.context_user}|{tag}"
+            key = f"tag|{row.context_user}|{tag}" + ("" if row.kind in ("real", "shuffled") else f"|{row.kind}")
             tag_tasks[key] = (row, self.judge_input(row.context_user, "tag", tag, tag))
         expl_tasks: dict[str, tuple[Any, Callable[[], Awaitable[JudgeInput]]]] = {}
         for row in expl_rows:
             e: ItemExplanation = row.payload
-            key = f"expl|{row.context_user}|{e.item_id}|{row.owner}"
+            key = f"expl|{row.context_user}|{e.item_id}|{row.owner}" + ("" if row.kind in ("real", "shuffled") else f"|{row.kind}")
             expl_tasks[key] = (row, self.judge_input(row.context_user, "explanation", e.item_id, e.text, e.title, e.category))
         inj_tasks: dict[str, tuple[Any, Callable[[], Awaitable[JudgeInput]]]] = {}
         for user, e in inj_base:
@@ -309,6 +327,9 @@ class Evaluation:
             agreement[kind]["n_positive"] = sum(row.label for row, _ in tasks.values())
             agreement[kind]["n_negative"] = sum(not row.label for row, _ in tasks.values())
             agreement[kind]["agent_dimension_positive_rate"] = self._dimension_rates(tasks)
+            agreement[kind]["agent_dimension_scores"] = self._dimension_scores(tasks)
+            agreement[kind]["bad_rate_by_kind"] = {
+                mode: await self._bad_rate_by_kind(mode, tasks, verdict) for mode in ("agent", "single")}
 
         injection: dict[str, Any] = {}
         for mode in ("agent", "single"):
@@ -331,6 +352,29 @@ class Evaluation:
 
         return {**summary, "agreement": agreement, "injection": injection}
 
+    def _dimension_scores(self, tasks: dict[str, Any]) -> dict[str, dict[str, float]]:
+        """Per dimension of the Agent-as-a-Judge: precision, recall and F1 of 'this dimension graded positive' against the
+        row's label (the single-call judge returns one rating, so it has no per-dimension scores). A failed evaluator
+        counts as a negative prediction."""
+        labels: dict[str, list[bool]] = {}
+        predictions: dict[str, list[bool]] = {}
+        for key, (row, _) in tasks.items():
+            for v in Judgement.model_validate(self.store.values[f"judge|agent|{key}"]).verdicts:
+                labels.setdefault(v.dimension, []).append(row.label)
+                predictions.setdefault(v.dimension, []).append(v.grade == "positive")
+        return {d: binary_scores(labels[d], predictions[d]) for d in labels}
+
+    async def _bad_rate_by_kind(self, mode: str, tasks: dict[str, Any],
+                                verdict: Callable[..., Awaitable[str | None]]) -> dict[str, dict[str, float]]:
+        """Per row kind (real, shuffled, each corruption): rows and the share the judge graded Bad (guard on). On `real` it
+        should be low; on every negative kind high — a kind it passes is a defect it cannot see."""
+        bad: Counter[str] = Counter()
+        count: Counter[str] = Counter()
+        for key, (row, make) in tasks.items():
+            count[row.kind] += 1
+            bad[row.kind] += (await verdict(mode, key, make, guard=True)) in ("Bad", None)
+        return {k: {"n": float(count[k]), "bad_rate": bad[k] / count[k]} for k in count}
+
     def _dimension_rates(self, tasks: dict[str, Any]) -> dict[str, dict[str, float]]:
         """Share of positive grades per dimension, for positives and negatives (agent judge)."""
         out: dict[str, dict[str, float]] = {}
@@ -347,6 +391,16 @@ class Evaluation:
         return out
 
 
+def another_title(positives: list[tuple[str, ItemExplanation]], index: int) -> str:
+    """The title of the next positive whose title differs from positive `index`'s (for the other-item corruption)."""
+    own = positives[index][1].title
+    for step in range(1, len(positives)):
+        title = positives[(index + step) % len(positives)][1].title
+        if title and title != own:
+            return title
+    return "Deluxe Executive Leather Desk Organizer"
+
+
 def run_explain_judge(config: ExplainJudgeConfig, home: Path, show_progress: bool = True) -> dict[str, Any]:
     evaluation = Evaluation(config, home, show_progress)
     return asyncio.run(evaluation.run())
@@ -357,7 +411,8 @@ def reproduce_command(cfg: dict[str, Any]) -> str:
     line = (f"recgpt eval-explain --dataset {cfg['dataset']} --split {cfg['split']} --users {cfg['users']} "
             f"--source-users {cfg['source_users']} --tags {cfg['k_tags']} --diversity-items {cfg['diversity_items']} "
             f"--users-per-item {cfg['users_per_item']}")
-    return line + (" --diversity-only" if cfg.get("diversity_only") else f" --injection-samples {cfg['injection_samples']}")
+    return line + (" --diversity-only" if cfg.get("diversity_only") else
+                   f" --injection-samples {cfg['injection_samples']} --corruption-samples {cfg.get('corruption_samples', 0)}")
 
 
 def item_difference(diversity: dict[str, Any], first: str, second: str) -> dict[str, float] | None:
@@ -420,7 +475,7 @@ def write_report(summary: dict[str, Any], out_dir: Path) -> tuple[Path, Path, Pa
         md_path = stem.with_suffix(".md")
         md_path.write_text("\n".join(lines) + "\n")
         return json_path, md_path, _plot(stem.with_suffix(".png"), summary)
-    lines += ["## Judge agreement with automatic labels (in-batch shuffling)", "",
+    lines += ["## Judge agreement with automatic labels (in-batch shuffling and corrupted outputs)", "",
               "Prediction 'positive' = the judge's overall verdict is not Bad (Superior or Average); the last columns use "
               "'positive' = Superior only. Abstentions (every evaluator failed) count as negative predictions.", "",
               "| target | judge | n+ / n- | accuracy | precision | recall | F1 | F1 (Superior only) | S/A/B on positives | S/A/B on negatives |",
@@ -443,7 +498,25 @@ def write_report(summary: dict[str, Any], out_dir: Path) -> tuple[Path, Path, Pa
         rates = agr[kind]["agent_dimension_positive_rate"]
         dims = list(rates.get("positives", {}))
         lines.append(f"- {kind}: " + ", ".join(f"{d} {rates['positives'].get(d, 0):.2f} vs {rates.get('negatives', {}).get(d, 0):.2f}" for d in dims))
-    lines += ["", "## Injection robustness", "",
+    lines += ["", "### What each judge grades Bad, by how the row was made", "",
+              "`real` rows are positives (the share graded Bad should be low); `shuffled` is another user's output; every "
+              "other kind is the owner's own output with that defect written in (`recgpt.eval.judge_labels`). A negative "
+              "kind with a low Bad share is a defect the judge cannot see. Guard on; an abstention counts as Bad.", "",
+              "| target | row kind | n | Bad share: agent | Bad share: single |", "|---|---|---:|---:|---:|"]
+    for kind in ("tags", "explanations"):
+        by_kind = agr[kind].get("bad_rate_by_kind")
+        if not by_kind:
+            continue
+        for row_kind, cell in by_kind["agent"].items():
+            single = by_kind["single"].get(row_kind, {})
+            lines.append(f"| {kind} | {row_kind} | {int(cell['n'])} | {_fmt(cell['bad_rate'])} | {_fmt(single.get('bad_rate'))} |")
+    lines += ["", "### Agent-as-a-Judge per dimension (prediction = the dimension graded positive; label = the row's)", "",
+              "| target | dimension | precision | recall | F1 | accuracy |", "|---|---|---:|---:|---:|---:|"]
+    for kind in ("tags", "explanations"):
+        for dim, sc in agr[kind].get("agent_dimension_scores", {}).items():
+            lines.append(f"| {kind} | {dim} | {_fmt(sc['precision'])} | {_fmt(sc['recall'])} | {_fmt(sc['f1'])} | {_fmt(sc['accuracy'])} |")
+    lines += ["", "The single-call judge returns one rating for all dimensions, so it is scored on the overall verdict only.",
+              "", "## Injection robustness", "",
               f"{inj['agent']['text_llm_only']['n']} clean positive explanations, re-judged with `{EXPLANATION_INJECTION.strip()}` appended to the "
               f"explanation, or `{TITLE_INJECTION.strip()}` appended to the item title. Flip rate = clean verdict not Superior "
               "and injected verdict Superior. 'LLM only' = the judge's own verdicts; 'guarded' = with the rule-based injection "

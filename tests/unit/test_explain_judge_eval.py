@@ -82,3 +82,38 @@ def test_diversity_gap_is_paired_over_items_and_needs_two() -> None:
     assert abs(gap["standard_error"] - 0.1 / 3 ** 0.5) < 1e-9  # diffs .2, 0, .1: stdev .1
     assert item_difference(diversity, "meta", "meta-unsampled") is None  # different item counts: not paired
     assert served_name("recgpt-policy@/m/Qwen-policy-9b5a[model.safetensors:1:2]") == "Qwen-policy-9b5a"
+
+
+def test_another_title_skips_the_owners_own_title() -> None:
+    from recgpt.eval.explain_judge import another_title
+    from recgpt.schema.state import ItemExplanation
+
+    def e(title: str) -> ItemExplanation:
+        return ItemExplanation(item_id=title, title=title, category="Office", tag="pens", mode="meta", text="Nice.")
+
+    pos = [("a", e("Pens")), ("b", e("Pens")), ("c", e("Stapler"))]
+    assert another_title(pos, 0) == "Stapler" and another_title(pos, 2) == "Pens"
+
+
+def test_report_shows_bad_share_per_row_kind_and_agent_scores_per_dimension(tmp_path: Path) -> None:
+    from recgpt.eval.explain_judge import ExplainJudgeConfig, write_report
+
+    scores = {"accuracy": 0.5, "precision": 0.4, "recall": 0.9, "f1": 0.55, "n": 10.0}
+    mode = {"not_bad_is_positive": scores, "superior_is_positive": scores, "abstained": 0,
+            "distribution": {"positives": {"Bad": 1}, "negatives": {"Bad": 9}}}
+    kinds = {"real": {"n": 4.0, "bad_rate": 0.25}, "echo": {"n": 4.0, "bad_rate": 0.75}}
+    agreement = {k: {"agent": mode, "single": mode, "n_positive": 4, "n_negative": 8,
+                     "agent_dimension_positive_rate": {"positives": {"clarity": 0.5}, "negatives": {"clarity": 0.25}},
+                     "agent_dimension_scores": {"clarity": scores}, "bad_rate_by_kind": {"agent": kinds, "single": kinds}}
+                 for k in ("tags", "explanations")}
+    inj = {"n": 2, "flip_rate": 0.0, "superior_rate_clean": 0.0, "superior_rate_injected": 0.0}
+    injection = {m: {f"{w}_{g}": inj for w in ("text", "title") for g in ("llm_only", "guarded")} for m in ("agent", "single")}
+    diversity = {m: {"rouge_l_diversity": 0.6, "per_item": [0.6, 0.6], "distinct_2": 0.5, "mean_words": 20.0,
+                     "explanations": 4, "examples": ["One.", "Two."]} for m in ("template", "meta-unsampled", "meta")}
+    summary = {"config": ExplainJudgeConfig().model_dump(), "model": "m@/x/Qwen[w:1:2]", "data_hash": "h", "diversity": diversity,
+               "tau": {"tags": 3, "explanations": 5}, "agreement": agreement, "injection": injection, "failed_explanations": 0}
+    _, md, _ = write_report(summary, tmp_path)
+    text = md.read_text()
+    assert "| explanations | echo | 4 | 0.750 | 0.750 |" in text
+    assert "| tags | clarity | 0.400 | 0.900 | 0.550 | 0.500 |" in text
+    assert "--corruption-samples 30" in text
