@@ -27,7 +27,14 @@ from recgpt.tools.serving import model_prep
 from recgpt.tools.serving.policy import POLICIES_DIR, ship_policy
 from recgpt.training import sft
 from recgpt.training.chain_report import write_chain_report
-from recgpt.training.configs import AdaptorTrainConfig, GRPORunConfig, RewardDataConfig, RewardRunConfig, SFTRunConfig
+from recgpt.training.configs import (
+    AdaptorTrainConfig,
+    GRPORunConfig,
+    RewardDataConfig,
+    RewardRunConfig,
+    SampleRoundConfig,
+    SFTRunConfig,
+)
 from recgpt.training.export import export_model
 from recgpt.training.stage_report import summarise_stage, write_stage_report
 
@@ -147,6 +154,22 @@ def train_reward_data(config: RewardDataConfig) -> None:
     console.print(f"{summary['groups']} groups ({summary['groups_with_mixed_grades']} with mixed judge grades), grades {summary['grades']}, "
                   f"{summary['shuffled_negatives']} shuffled negatives, "
                   f"{summary['failed_samples']} failed samples, judge abstained on {summary['judge_abstained']}; wrote {config.output}")
+
+
+@train_cli.command("sample-round")
+@options_from(SampleRoundConfig, output=OUT)
+def train_sample_round(config: SampleRoundConfig) -> None:
+    """One offline round: G answers + a greedy one per training prompt from the served policy (RECGPT_BASE_URL) under
+    the serving grammar, scored with the dense reward; writes RFT rows and DPO pairs (CRS and SUM); resumable."""
+    # deferred: langgraph, Chroma and SASRec, through the served retriever (`recgpt train --help` stays light)
+    from recgpt.training.sample_round import build_sample_round
+
+    summary = build_sample_round(config)
+    zero = summary["zero_std_share"]
+    console.print(f"{summary['prompts']} prompts, {summary['answers']} answers ({summary['failed_answers']} failed); groups "
+                  f"without a reward difference: CRS sparse {zero['crs-sparse']:.2f} -> dense {zero['crs-dense']:.2f}, SUM "
+                  f"sparse {zero['sum-sparse']:.2f} -> dense {zero['sum-dense']:.2f}; rows {summary['rows']}; the chosen "
+                  f"answers' top category {summary['collapse']['chosen_top_share']:.0%}; wrote {config.output}")
 
 
 @train_cli.command("reward")

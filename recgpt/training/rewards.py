@@ -13,6 +13,12 @@ Tags (per sampled answer = a list of tags for one user):
   accuracy is the only thing maximised, the others are gates, so the policy cannot trade accuracy
   for an easy secondary reward (the failure of the weighted SUM baseline, also here).
 
+Dense accuracy (`AccuracyMix.dense`): the sparse R_acc gives most of a group's answers the same reward (a 0.5B policy names
+the target's category rarely), so GRPO's group advantage is zero and nothing is learnt. `r_rank` scores an answer by where
+the cut's held-out next item ranks among the items the served retriever returns for the answer's tags
+(`1/log2(rank+1)` within a deep list, as Rec-R1's NDCG reward), beside the category credit at the configured level and
+at the leaf: two answers that both miss the category still differ by how close their items come to the target.
+
 Explanations: `R_align * 1[R_div >= tau]`, with R_div the IDF novelty of the explanation against a
 FIFO of the last 160 explanations (repeating stock phrases scores low).
 """
@@ -37,6 +43,15 @@ def r_acc(tag_categories: Sequence[Iterable[str]], target_categories: Iterable[s
         return 0.0
     covered = set().union(*(set(c) for c in tag_categories)) if tag_categories else set()
     return len(targets & covered) / len(targets)
+
+
+def r_rank(ranked_items: Sequence[str], targets: Iterable[str], depth: int) -> float:
+    """`1/log2(rank+1)` of the best-ranked target among the first `depth` items (rank 1 = first); 0 when none is there."""
+    wanted = set(targets)
+    for rank, item in enumerate(ranked_items[:depth], start=1):
+        if item in wanted:
+            return 1.0 / math.log2(rank + 1)
+    return 0.0
 
 
 def r_div(tag_embeddings: np.ndarray) -> float:
@@ -70,9 +85,36 @@ def r_len(tags: Sequence[str]) -> float:
 @dataclass(frozen=True)
 class TagRewardParts:
     acc: float
+    """R_acc at the configured level (l2 by default)."""
     align: float
     div: float
     len: float
+    leaf: float = 0.0
+    """R_acc at the leaf (0 where not computed)."""
+    rank: float = 0.0
+    """`r_rank` of the held-out next item in the served retriever's list for the answer's tags (0 where not computed)."""
+
+
+@dataclass(frozen=True)
+class AccuracyMix:
+    """What 'accuracy' means in CRS and SUM: weights of the category credit (configured level), the leaf credit and
+    the retrieval rank. `sparse()` is the paper's R_acc alone; `dense()` adds rank and leaf so that a group's answers
+    rarely tie."""
+
+    category: float = 1.0
+    leaf: float = 0.0
+    rank: float = 0.0
+
+    @classmethod
+    def sparse(cls) -> AccuracyMix:
+        return cls()
+
+    @classmethod
+    def dense(cls) -> AccuracyMix:
+        return cls(category=0.25, leaf=0.25, rank=0.5)
+
+    def of(self, parts: TagRewardParts) -> float:
+        return self.category * parts.acc + self.leaf * parts.leaf + self.rank * parts.rank
 
 
 @dataclass(frozen=True)
@@ -97,13 +139,20 @@ class SumWeights:
     len: float = 0.25
 
 
-def crs_reward(parts: TagRewardParts, gates: Gates = Gates()) -> float:
-    """Constrained Reward Shaping: accuracy, counted only when every gate passes."""
-    return parts.acc if all(gates.passed(parts).values()) else 0.0
+def crs_reward(parts: TagRewardParts, gates: Gates = Gates(), mix: AccuracyMix = AccuracyMix()) -> float:
+    """Constrained Reward Shaping: accuracy (sparse by default, `mix`), counted only when every gate passes."""
+    return mix.of(parts) if all(gates.passed(parts).values()) else 0.0
 
 
-def sum_reward(parts: TagRewardParts, weights: SumWeights = SumWeights()) -> float:
-    return weights.acc * parts.acc + weights.align * parts.align + weights.div * parts.div + weights.len * parts.len
+def sum_reward(parts: TagRewardParts, weights: SumWeights = SumWeights(), mix: AccuracyMix = AccuracyMix()) -> float:
+    return weights.acc * mix.of(parts) + weights.align * parts.align + weights.div * parts.div + weights.len * parts.len
+
+
+def zero_std_share(groups: Sequence[Sequence[float]]) -> float:
+    """Share of groups (one prompt's sampled answers) whose rewards are all equal: TRL's `frac_reward_zero_std`, the
+    groups from which GRPO learns nothing. Groups of fewer than two answers are left out; 0 for none."""
+    sized = [g for g in groups if len(g) >= 2]
+    return sum(1 for g in sized if max(g) - min(g) <= 1e-12) / len(sized) if sized else 0.0
 
 
 _WORD = re.compile(r"[a-z0-9]+")

@@ -84,3 +84,27 @@ def test_idf_diversity_hand_computed() -> None:
 
 def test_explanation_reward_gate() -> None:
     assert explanation_reward(0.8, 0.31, tau=0.3) == 0.8 and explanation_reward(0.8, 0.29, tau=0.3) == 0.0
+
+
+def test_rank_reward_is_the_ndcg_gain_of_the_best_target_within_the_depth() -> None:
+    from recgpt.training.rewards import r_rank
+
+    assert r_rank(["a", "b", "c"], {"a"}, 10) == 1.0
+    assert abs(r_rank(["a", "b", "c"], {"c", "z"}, 10) - 0.5) < 1e-12  # rank 3: 1/log2(4)
+    assert r_rank(["a", "b", "c"], {"c"}, 2) == 0.0  # beyond the depth
+    assert r_rank([], {"a"}, 5) == 0.0 and r_rank(["a"], set(), 5) == 0.0
+
+
+def test_dense_accuracy_separates_answers_that_the_sparse_one_ties() -> None:
+    from recgpt.training.rewards import AccuracyMix, zero_std_share
+
+    near = TagRewardParts(acc=0.0, align=1.0, div=0.5, len=1.0, leaf=0.0, rank=0.3)
+    far = TagRewardParts(acc=0.0, align=1.0, div=0.5, len=1.0, leaf=0.0, rank=0.0)
+    assert crs_reward(near) == crs_reward(far) == 0.0  # sparse: a tie, zero advantage
+    dense = AccuracyMix.dense()
+    assert crs_reward(near, mix=dense) > crs_reward(far, mix=dense)
+    assert abs(crs_reward(TagRewardParts(1.0, 1.0, 0.5, 1.0, leaf=1.0, rank=1.0), mix=dense) - 1.0) < 1e-12  # weights sum to 1
+    assert crs_reward(TagRewardParts(1.0, 1.0, 0.0, 1.0, leaf=1.0, rank=1.0), mix=dense) == 0.0  # the gates still gate
+    assert sum_reward(near, mix=dense) > sum_reward(far, mix=dense)
+    assert zero_std_share([[0.0, 0.0, 0.0], [0.0, 0.2], [1.0], []]) == 0.5  # single-answer groups left out
+    assert zero_std_share([]) == 0.0

@@ -1,0 +1,79 @@
+"""The offline round's scoring and trainer files (`recgpt train sample-round`), without a server: a fake ranker and
+embedder stand in for the served retriever and MiniLM."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from recgpt.data.records import Interaction
+from recgpt.services.resources import default_registry
+from recgpt.tools.retrieval.grounding import category_vocabulary
+from recgpt.training.datasets import TrainingCut
+from recgpt.training.rewards import TagRewardParts
+from recgpt.training.sample_round import (
+    ScoredAnswer,
+    best_and_worst,
+    collapse_share,
+    round_files,
+    score_answer,
+    summarise,
+)
+
+
+def _embed(tags: list[str]) -> np.ndarray:
+    return np.eye(len(tags), 4) if tags else np.zeros((0, 4))  # distinct tags: orthogonal, diversity 1
+
+
+def _answer(*pairs: tuple[str, str]) -> str:
+    return json.dumps({"tags": [{"category": c, "tag": t, "rationale": "r"} for t, c in pairs]})
+
+
+def test_an_answer_is_scored_by_its_categories_and_where_the_target_ranks(small_dataset_dir: Path) -> None:
+    data = default_registry().dataset(str(small_dataset_dir))
+    vocabulary = category_vocabulary(data, "leaf")
+    cut = TrainingCut("u1", (Interaction(item_id="p1"), Interaction(item_id="n1")), (Interaction(item_id="n2"),))
+    seen: list[tuple[list[str], list[str | None]]] = []
+
+    def rank(c: TrainingCut, tags: list[str], paths: list[str | None]) -> list[str]:
+        seen.append((tags, paths))
+        return ["d1", "c1", "n2", "p2"]  # the held-out item third
+
+    pens, notes = (vocabulary.label_of("Office > Writing > Pens"), vocabulary.label_of("Office > Paper > Notes"))
+    assert pens and notes
+    text = _answer(("sticky notes x inches pack of", notes), ("gel pens", pens))
+    scored = score_answer(text, cut, ["Office > Paper > Notes"], vocabulary, "l2", 10, rank, _embed)
+    assert scored.tags == ["sticky notes", "gel pens"]  # tidied as a shopper reads them
+    assert seen[0][1] == ["Office > Paper > Notes", "Office > Writing > Pens"]  # grounded paths reach the retriever
+    assert scored.parts.acc == 1.0 and scored.parts.leaf == 1.0 and abs(scored.parts.rank - 0.5) < 1e-12
+    miss = score_answer(_answer(("gel pens", pens)), cut, ["Office > Paper > Notes"], vocabulary, "l2", 2, rank, _embed)
+    assert miss.parts.acc == 0.0 and miss.parts.leaf == 0.0 and miss.parts.rank == 0.0  # the target is past depth 2
+    broken = score_answer("not json at all", cut, ["Office > Paper > Notes"], vocabulary, "l2", 10, rank, _embed)
+    assert broken.tags == [] and broken.reward("crs") == 0.0 and broken.reward("sum") == 0.0
+
+
+def _scored(rank: float, acc: float = 0.0, category: str = "A") -> ScoredAnswer:
+    return ScoredAnswer("{}" if not category else json.dumps({"r": rank, "c": category}), ["t"], [category],
+                        TagRewardParts(acc=acc, align=1.0, div=0.5, len=0.0, leaf=0.0, rank=rank))
+
+
+def test_round_files_prefer_the_best_answer_and_skip_ties() -> None:
+    prompt = [{"role": "system", "content": "ctx"}, {"role": "user", "content": "tags"}]
+    prompts = {"u": prompt, "v": prompt}
+    groups = {"u": [_scored(0.5, category="B"), _scored(0.1), _scored(0.0)], "v": [_scored(0.0), _scored(0.0)]}
+    greedy = {"u": _scored(0.2), "v": _scored(0.0)}
+    rows = round_files(prompts, greedy, groups)
+    assert [r["user_id"] for r in rows["rft"]] == ["u"]  # v's best does not beat its greedy answer
+    assert json.loads(rows["rft"][0]["completion"][0]["content"])["r"] == 0.5
+    assert [r["user_id"] for r in rows["dpo-crs"]] == ["u"] and [r["user_id"] for r in rows["dpo-sum"]] == ["u"]
+    pair = rows["dpo-crs"][0]
+    assert json.loads(pair["chosen"][0]["content"])["r"] == 0.5 and json.loads(pair["rejected"][0]["content"])["r"] == 0.0
+    assert best_and_worst([_scored(0.3), _scored(0.3)], "crs") is None
+    summary = summarise(groups, greedy, rows)
+    assert summary["zero_std_share"]["crs-sparse"] == 1.0  # no answer names the category: every group ties
+    assert summary["zero_std_share"]["crs-dense"] == 0.5  # the rank separates u's answers, not v's
+    assert summary["rows"] == {"rft": 1, "dpo-crs": 1, "dpo-sum": 1}
+    assert collapse_share([_scored(0.1, category="A"), _scored(0.2, category="A"), _scored(0.3, category="B")]) == ("A", 2 / 3)
+    assert collapse_share([]) == (None, 0.0)
