@@ -29,6 +29,7 @@ from recgpt.training import sft
 from recgpt.training.chain_report import write_chain_report
 from recgpt.training.configs import (
     AdaptorTrainConfig,
+    DPORunConfig,
     GRPORunConfig,
     RewardDataConfig,
     RewardRunConfig,
@@ -170,6 +171,17 @@ def train_sample_round(config: SampleRoundConfig) -> None:
                   f"without a reward difference: CRS sparse {zero['crs-sparse']:.2f} -> dense {zero['crs-dense']:.2f}, SUM "
                   f"sparse {zero['sum-sparse']:.2f} -> dense {zero['sum-dense']:.2f}; rows {summary['rows']}; the chosen "
                   f"answers' top category {summary['collapse']['chosen_top_share']:.0%}; wrote {config.output}")
+
+
+@train_cli.command("dpo")
+@options_from(DPORunConfig, model=MODEL, output_dir=OUT)
+def train_dpo(config: DPORunConfig) -> None:
+    """DPO (TRL) on an offline round's pairs (`sample-round`'s dpo-crs.jsonl or dpo-sum.jsonl), LoRA, the sampling
+    policy as reference; rerun with the same --out to resume."""
+    from recgpt.training.dpo import run_dpo  # deferred: torch, transformers and TRL (`recgpt train --help` stays light)
+
+    final = run_dpo(config)
+    console.print(f"DPO done: {final}")
 
 
 @train_cli.command("reward")

@@ -201,6 +201,33 @@ class RewardDataConfig(PromptOptions):
 
 
 @dataclass(kw_only=True)
+class DPOOptions:
+    """recgpt's own fields of a DPO run on an offline round's pairs (TRL's `DPOConfig` has the rest)."""
+
+    model: str = field(metadata={"help": (
+        "Starting policy, also the reference: the served policy's weights folder (a new LoRA is trained on it and the "
+        "reference is the adapter-disabled model, i.e. the policy that drew the samples), or an SFT/DPO LoRA output (its "
+        "`final` folder: that adapter is trained further).")})
+    rows_file: str = field(metadata={"help": (
+        "Pairs to train on: `dpo-crs.jsonl` or `dpo-sum.jsonl` of `recgpt train sample-round` (TRL's conversational "
+        "prompt/chosen/rejected).")})
+    lora_r: int = field(default=16, metadata={"help": "LoRA rank for a plain starting model (an adapter start keeps its own)."})
+    lora_alpha: int = field(default=32, metadata={"help": "LoRA alpha."})
+    precision: str = field(default="auto", metadata={"help": (
+        "Mixed precision: auto (bfloat16 where the CPU or GPU has native bf16), bfloat16 or float32."),
+        "choices": ("auto", "bfloat16", "float32")})
+
+
+@dataclass(kw_only=True)
+class DPORunConfig(trainer_fields("DPO", {
+        "beta": "For DPO: the strength of the implicit KL to the reference (TRL's default 0.1).",
+        "learning_rate": "1e-5 for LoRA, as TRL's LoRA guide and MiniOneRec use."},
+        num_train_epochs=1.0, max_steps=-1, learning_rate=1e-5, per_device_train_batch_size=1, gradient_accumulation_steps=8,
+        max_length=2048, beta=0.1, logging_steps=5, save_steps=25, seed=0, use_cpu=True), DPOOptions):
+    """Every knob of a DPO run (written to `<output_dir>/run_config.json`)."""
+
+
+@dataclass(kw_only=True)
 class SampleRoundConfig(PromptOptions):
     """`recgpt train sample-round`: one offline round's samples and their scores (every field is a CLI option)."""
 

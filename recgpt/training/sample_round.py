@@ -152,7 +152,7 @@ def round_files(prompts: dict[str, list[dict[str, str]]], greedy: dict[str, Scor
             continue
         best = max(answers, key=lambda a: a.reward("crs"))
         if user in greedy and best.reward("crs") > greedy[user].reward("crs") + 1e-12:
-            rows["rft"].append({"prompt": prompts[user], "completion": _assistant(best.text), "user_id": user})
+            rows["rft"].append({"prompt": prompts[user], "completion": _assistant(best.text)})  # `train sft --rows-file`
         for shaping in SHAPINGS:
             pair = best_and_worst([*answers, *([greedy[user]] if user in greedy else [])], shaping)
             if pair is not None:

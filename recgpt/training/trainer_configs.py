@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from transformers import TrainingArguments
-from trl import GRPOConfig, SFTConfig
+from trl import DPOConfig, GRPOConfig, SFTConfig
 
-from recgpt.training.configs import GRPOOptions, RewardOptions, SFTOptions
+from recgpt.training.configs import DPOOptions, GRPOOptions, RewardOptions, SFTOptions
 
 T = TypeVar("T", bound=TrainingArguments)
 
@@ -29,6 +29,11 @@ class SFTTrainerConfig(SFTConfig, SFTOptions):
 @dataclass(kw_only=True)
 class GRPOTrainerConfig(GRPOConfig, GRPOOptions):
     """TRL's `GRPOConfig` with recgpt's own GRPO fields."""
+
+
+@dataclass(kw_only=True)
+class DPOTrainerConfig(DPOConfig, DPOOptions):
+    """TRL's `DPOConfig` with recgpt's own DPO fields."""
 
 
 @dataclass(kw_only=True)
