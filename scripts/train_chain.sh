@@ -163,7 +163,7 @@ grpo() {  # grpo SHAPING
   $RECGPT train grpo --model "$RUNS/sft/final" --out "$RUNS/grpo-$1" --shaping "$1" \
     --reward-model "$RUNS/rm-listwise/final" --max-users "$GRPO_USERS" --max-steps "$GRPO_STEPS" --batch-size "$GRPO_BATCH" \
     --num-generations 4 --max-completion-length "$GRPO_TOKENS" --tags-per-expert "$K" --learning-rate "$GRPO_LR" \
-    --beta "$GRPO_BETA" --len-gate "$GRPO_LEN_GATE" --save-steps 5 $TRAIN_FLAGS
+    --beta "$GRPO_BETA" --len-gate "$GRPO_LEN_GATE" --save-steps 5 --lora-r 0 --reward sparse --envelope off $TRAIN_FLAGS
   keep "grpo-$1"; keep_adapter "grpo-$1"; rm -rf "$LEDGER/grpo-$1/checkpoint-"*
 }
 # GRPO-CRS replaces the shipped SFT policy only if it is not worse on validation cat HR@K (L2); test never decides

@@ -56,6 +56,7 @@ TRAINER_FIELDS: dict[str, TrainerField] = {
     "loss_type": TrainerField(str, "grpo | dapo | dr_grpo | bnpo (TRL loss_type)."),
     "scale_rewards": TrainerField(str, "Advantage scaling: group | batch | none."),
     "epsilon": TrainerField(float, "PPO-style clip range."),
+    "epsilon_high": TrainerField(float, "Upper clip range (DAPO's clip-higher: keeps low-probability answers explorable)."),
     "logging_steps": TrainerField(int, "Log every N steps."),
     "save_steps": TrainerField(int, "Checkpoint every N steps (resume points)."),
     "seed": TrainerField(int, "Seed of sampling, data splits and training."),
@@ -120,8 +121,9 @@ class GRPOOptions(PromptOptions):
     """recgpt's own fields of a GRPO run (TRL's `GRPOConfig` has the rest)."""
 
     model: str = field(metadata={"help": (
-        "Starting policy, also the KL reference: an SFT LoRA output (its `final` folder: GRPO trains that adapter further, "
-        "so the result is one shippable adapter on the base) or a plain model folder.")})
+        "Starting policy, also the KL reference: a plain model folder (e.g. the merged SFT policy), or an SFT LoRA output "
+        "(its `final` folder): with beta 0 GRPO trains that adapter further; with beta > 0 it is merged first (see "
+        "--lora-r), so the KL anchors to it.")})
     shaping: str = field(default="crs", metadata={"help": "crs (gated accuracy) or sum (weighted sum baseline).",
                                                            "choices": ("crs", "sum")})
     reward_model: str | None = field(default=None, metadata={"help": "Judge-as-a-Reward model dir for R_align (None: R_align = 1, gate always open)."})
@@ -134,8 +136,24 @@ class GRPOOptions(PromptOptions):
         "what the task's own target tags reach (Office's grounded targets: median 0.5, 10th percentile 0.2), or the "
         "gate drops correct answers and rewards padding.")})
     level: str = field(default="l2", metadata={"help": "Category level of R_acc: l2 or leaf (Office), genre (MovieLens)."})
+    reward: str = field(default="dense", metadata={"help": (
+        "Accuracy inside CRS/SUM: dense (category credit at the level and at the leaf, and r_rank of the cut's next item "
+        "in the served retriever's list for the answer's tags; rewards.AccuracyMix.dense) or sparse (the paper's R_acc "
+        "alone, which left most groups without a reward difference)."), "choices": ("dense", "sparse")})
+    depth: int = field(default=300, metadata={"help": "dense: how deep in the retriever's list the next item still earns r_rank."})
     max_users: int | None = field(default=256, metadata={"help": "Training users sampled for prompts (None = all)."})
-    lora_r: int = field(default=0, metadata={"help": "LoRA rank for a plain starting model (0: full fine-tuning); an adapter start keeps its own."})
+    envelope: str = field(default="stable", metadata={"help": (
+        "stable refuses settings outside the envelope the anchors train in (G >= 8, >= 16 prompts per update, LoRA lr "
+        "<= 1e-5 or full lr <= 1e-6, beta in [1e-3, 0.04], loss dapo or dr_grpo, epsilon_high >= epsilon, the collapse "
+        "stop on); off: smoke tests and the historical CPU chain (scripts/train_chain.sh), whose runs collapsed."),
+        "choices": ("stable", "off")})
+    collapse_share: float = field(default=0.5, metadata={"help": (
+        "Collapse stop: the run stops when, for collapse_patience logged steps in a row, this share of the recent "
+        "rollouts names one catalogue-mapped category (both earlier runs ended at 73-84%); 0 = monitor only.")})
+    collapse_patience: int = field(default=3, metadata={"help": "Logged steps in a row above collapse_share before the stop."})
+    lora_r: int = field(default=16, metadata={"help": (
+        "LoRA rank for a plain starting model (0: full fine-tuning). An adapter start with beta > 0 is merged into its "
+        "base first and gets a new LoRA of this rank, so the KL reference is that starting policy, not the bare base.")})
     lora_alpha: int = field(default=32, metadata={"help": "LoRA alpha (with --lora-r)."})
     precision: str = field(default="auto", metadata={"help": (
         "Autocast of rollouts' scoring forward/backward: auto (bfloat16 where the CPU or GPU has native bf16, else "
@@ -144,11 +162,12 @@ class GRPOOptions(PromptOptions):
 
 
 @dataclass(kw_only=True)
-class GRPORunConfig(trainer_fields("GRPO", {"per_device_train_batch_size": "Completions: a multiple of num_generations."},
-                                   num_generations=4, max_completion_length=256, temperature=0.8, beta=0.04, loss_type="grpo",
-                                   scale_rewards="group", epsilon=0.2, learning_rate=1e-5, lr_scheduler_type="constant",
-                                   per_device_train_batch_size=4, gradient_accumulation_steps=1, max_steps=50, logging_steps=1,
-                                   save_steps=25, seed=0, use_cpu=True), GRPOOptions):
+class GRPORunConfig(trainer_fields("GRPO", {
+        "per_device_train_batch_size": "Completions: a multiple of num_generations.",
+        "gradient_accumulation_steps": "With batch_size, the completions of one update: 16 x 8 = 128 = 16 prompts x G 8."},
+        num_generations=8, max_completion_length=256, temperature=1.0, beta=0.01, loss_type="dapo", scale_rewards="group",
+        epsilon=0.2, epsilon_high=0.28, learning_rate=1e-5, lr_scheduler_type="constant", per_device_train_batch_size=16,
+        gradient_accumulation_steps=8, max_steps=200, logging_steps=1, save_steps=10, seed=0, use_cpu=True), GRPOOptions):
     """Every knob of a GRPO run (written to `<output_dir>/run_config.json`)."""
 
 

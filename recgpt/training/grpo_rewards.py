@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from recgpt.training.rewards import Gates, SumWeights, TagRewardParts, crs_reward, r_acc, r_div, r_len, sum_reward
+from recgpt.training.rewards import AccuracyMix, Gates, SumWeights, TagRewardParts, crs_reward, r_acc, r_div, r_len, sum_reward
 
 CategoryMapper = Callable[[list[str]], list[frozenset[str]]]
 """tags -> the label set of each tag's nearest catalogue category (at the level R_acc is measured)."""
@@ -28,6 +28,9 @@ AlignScorer = Callable[[list[str], list[str]], list[float]]
 """(prompts as text, completions as text) -> reward-model reward in [0, 1]."""
 CategoryGrounder = Callable[[str], "frozenset[str] | None"]
 """A grounded answer's category label -> its label set at R_acc's level (None: not a vocabulary label)."""
+DenseScorer = Callable[[str, str], "tuple[float, float]"]
+"""(user id, completion text) -> (leaf credit, r_rank): the dense parts, from the user's training cut and the served
+retriever (`grpo.real_tag_rewards`)."""
 
 
 def completion_text(completion: Any) -> str:
@@ -76,6 +79,18 @@ def parse_categories(text: str) -> list[str | None]:
     return categories
 
 
+TOP_CATEGORY = "top_category_share"
+
+
+def top_category_share(answers: Sequence[frozenset[str]]) -> float:
+    """The share of `answers` (each a set of named categories) that name the single most named one; 0 for none."""
+    counts: dict[str, int] = {}
+    for answer in answers:
+        for category in answer:
+            counts[category] = counts.get(category, 0) + 1
+    return max(counts.values()) / len(answers) if counts and answers else 0.0
+
+
 @dataclass
 class TagRewards:
     """Computes every part once per batch and serves them as named TRL reward functions."""
@@ -87,6 +102,10 @@ class TagRewards:
     """Grounded answers: each tag's named category counts for R_acc (nearest-category mapping where it names none)."""
     gates: Gates = field(default_factory=Gates)
     weights: SumWeights = field(default_factory=SumWeights)
+    dense: DenseScorer | None = None
+    """Scores the dense parts (leaf, rank) when the rows carry a `user_id` column; without it they stay 0."""
+    mix: AccuracyMix = field(default_factory=AccuracyMix)
+    """What accuracy means inside CRS/SUM (sparse by default; `AccuracyMix.dense()` with `dense`)."""
     rollout_log: Path | None = None
     """Every scored rollout appended here as a JSON line (batch, tags, categories, targets, parts): a run's rewards
     can be hacked in ways its logged means hide (filler words, the same answer for every user), so the record keeps
@@ -95,24 +114,28 @@ class TagRewards:
     """Earlier batches (other users' prompts) that `same_answer` compares each rollout with."""
     _cache: dict[tuple[str, ...], list[TagRewardParts]] = field(default_factory=dict, repr=False)
     _same: list[float] = field(default_factory=list, repr=False)
+    _top_share: float = field(default=0.0, repr=False)
     _recent: deque[list[frozenset[str]]] = field(default_factory=deque, repr=False)
     _batches_logged: int | None = field(default=None, repr=False)
 
-    def parts(self, prompts: Sequence[Any], completions: Sequence[Any], target_categories: Sequence[Sequence[str]]) -> list[TagRewardParts]:
+    def parts(self, prompts: Sequence[Any], completions: Sequence[Any], target_categories: Sequence[Sequence[str]],
+              user_id: Sequence[str] | None = None) -> list[TagRewardParts]:
         texts = [completion_text(c) for c in completions]
         prompt_texts = [completion_text(p) for p in prompts]
-        key = tuple(prompt_texts + texts + [json.dumps(list(map(list, target_categories)))])
+        users = list(user_id) if user_id is not None else [None] * len(texts)
+        key = tuple(prompt_texts + texts + [json.dumps(list(map(list, target_categories))), json.dumps(users)])
         if key in self._cache:
             return self._cache[key]
         aligns = self.align(prompt_texts, texts)
         out = []
-        for text, align, targets in zip(texts, aligns, target_categories):
+        for text, align, targets, user in zip(texts, aligns, target_categories, users):
             tags = parse_tags(text)
             if not tags:
                 out.append(TagRewardParts(acc=0.0, align=0.0, div=0.0, len=0.0))
                 continue
+            leaf, rank = self.dense(user, text) if self.dense is not None and user is not None else (0.0, 0.0)
             out.append(TagRewardParts(acc=r_acc(self.tag_categories(text, tags), targets), align=float(align),
-                                      div=r_div(self.embed(tags)), len=r_len(tags)))
+                                      div=r_div(self.embed(tags)), len=r_len(tags), leaf=leaf, rank=rank))
         self._cache = {key: out}  # one batch at a time: the component functions reuse it
         self._same = self.sameness([frozenset(c for c in parse_categories(t) if c) or frozenset(parse_tags(t)) for t in texts])
         if self.rollout_log is not None:
@@ -129,6 +152,7 @@ class TagRewards:
         self._recent.append(answers)
         while len(self._recent) > self.sameness_window:
             self._recent.popleft()
+        self._top_share = top_category_share([a for batch in self._recent for a in batch])
         return values
 
     def log_rollouts(self, texts: list[str], target_categories: Sequence[Sequence[str]], parts: list[TagRewardParts]) -> None:
@@ -141,8 +165,8 @@ class TagRewards:
                 tags = parse_tags(text)
                 log.write(json.dumps({"batch": self._batches_logged, "tags": tags,
                                       "categories": parse_categories(text) if tags else [], "targets": list(targets),
-                                      "parts": asdict(part), "crs": crs_reward(part, self.gates),
-                                      "sum": sum_reward(part, self.weights), "same_answer": same}) + "\n")
+                                      "parts": asdict(part), "crs": crs_reward(part, self.gates, self.mix),
+                                      "sum": sum_reward(part, self.weights, self.mix), "same_answer": same}) + "\n")
         self._batches_logged += 1
 
     def tag_categories(self, text: str, tags: list[str]) -> list[frozenset[str]]:
@@ -158,20 +182,28 @@ class TagRewards:
             raise ValueError(f"shaping must be crs or sum, got {shaping!r}")
 
         def make(name: str, value: Callable[[TagRewardParts], float]) -> Callable[..., list[float]]:
-            def reward(prompts: Sequence[Any], completions: Sequence[Any], target_categories: Sequence[Sequence[str]], **_: Any) -> list[float]:
-                return [value(p) for p in self.parts(prompts, completions, target_categories)]
+            def reward(prompts: Sequence[Any], completions: Sequence[Any], target_categories: Sequence[Sequence[str]], **columns: Any) -> list[float]:
+                return [value(p) for p in self.parts(prompts, completions, target_categories, columns.get("user_id"))]
 
             reward.__name__ = name
             return reward
 
-        shaped = make(shaping, (lambda p: crs_reward(p, self.gates)) if shaping == "crs" else (lambda p: sum_reward(p, self.weights)))
+        shaped = make(shaping, (lambda p: crs_reward(p, self.gates, self.mix)) if shaping == "crs"
+                      else (lambda p: sum_reward(p, self.weights, self.mix)))
         parts = [make("r_acc", lambda p: p.acc), make("r_align", lambda p: p.align), make("r_div", lambda p: p.div),
-                 make("r_len", lambda p: p.len)]
+                 make("r_len", lambda p: p.len), make("r_leaf", lambda p: p.leaf), make("r_rank", lambda p: p.rank)]
         gates = [make(f"gate_{g}", lambda p, g=g: float(self.gates.passed(p)[g])) for g in ("align", "div", "len")]
 
-        def same_answer(prompts: Sequence[Any], completions: Sequence[Any], target_categories: Sequence[Sequence[str]], **_: Any) -> list[float]:
-            self.parts(prompts, completions, target_categories)
+        def same_answer(prompts: Sequence[Any], completions: Sequence[Any], target_categories: Sequence[Sequence[str]], **columns: Any) -> list[float]:
+            self.parts(prompts, completions, target_categories, columns.get("user_id"))
             return list(self._same)
 
-        funcs = [shaped, *parts, *gates, same_answer]
+        def top_category(prompts: Sequence[Any], completions: Sequence[Any], target_categories: Sequence[Sequence[str]], **columns: Any) -> list[float]:
+            """The collapse monitor (`grpo.CollapseStop` reads its logged mean): the share of the recent rollouts that
+            name the single most named category."""
+            self.parts(prompts, completions, target_categories, columns.get("user_id"))
+            return [self._top_share] * len(completions)
+
+        top_category.__name__ = TOP_CATEGORY
+        funcs = [shaped, *parts, *gates, same_answer, top_category]
         return funcs, [1.0] + [0.0] * (len(funcs) - 1)

@@ -20,8 +20,9 @@ def test_grpo_runs_and_logs_every_component(tmp_path: Path) -> None:
     rewards = TagRewards(map_categories=lambda tags: [frozenset({"Pens"})] * len(tags), embed=lambda tags: np.eye(len(tags), 4),
                          align=lambda prompts, texts: [0.5 + 0.1 * (i % 2) for i in range(len(texts))])
     rows = [{"prompt": [{"role": "user", "content": "history pens tags"}], "target_categories": ["Pens"]} for _ in range(8)]
-    config = GRPORunConfig(model=str(model), output_dir=tmp_path / "run", num_generations=2, max_completion_length=8,
-                           per_device_train_batch_size=2, max_steps=2, save_steps=2, beta=0.04)
+    config = GRPORunConfig(envelope="off", model=str(model), output_dir=tmp_path / "run", num_generations=2, max_completion_length=8,
+                           per_device_train_batch_size=2, gradient_accumulation_steps=1, max_steps=2, save_steps=2, beta=0.04,
+                           lora_r=0, loss_type="grpo", temperature=0.8)
     final = run_grpo(config, rewards, rows)
     assert (final / "config.json").is_file()
     logs = json.loads((tmp_path / "run" / "metrics.json").read_text())["log_history"]
@@ -54,8 +55,9 @@ def test_grpo_from_an_sft_adapter_trains_that_adapter_and_returns_one(tmp_path: 
     sft = run_sft(SFTRunConfig(model=str(model), output_dir=tmp_path / "sft", num_train_epochs=1, per_device_train_batch_size=4,
                                gradient_accumulation_steps=1, max_length=64, lora_r=4, lora_alpha=8, save_steps=100), sft_rows(4))
     rows = [{"prompt": [{"role": "user", "content": "history pens tags"}], "target_categories": ["Pens"]} for _ in range(4)]
-    config = GRPORunConfig(model=str(sft), output_dir=tmp_path / "grpo", num_generations=2, max_completion_length=8,
-                           per_device_train_batch_size=2, max_steps=2, save_steps=2, beta=0.04, learning_rate=1e-2)
+    config = GRPORunConfig(envelope="off", model=str(sft), output_dir=tmp_path / "grpo", num_generations=2, max_completion_length=8,
+                           per_device_train_batch_size=2, gradient_accumulation_steps=1, max_steps=2, save_steps=2, beta=0.0,
+                           learning_rate=1e-2, loss_type="grpo", temperature=0.8)
     final = run_grpo(config, LengthRewards(map_categories=lambda tags: [], embed=lambda tags: np.eye(len(tags), 4),
                                            align=lambda prompts, texts: [1.0] * len(texts)), rows)
     assert (final / "adapter_config.json").is_file() and not (final / "config.json").is_file()
@@ -78,8 +80,9 @@ def test_a_grpo_run_resumes_on_another_machine_from_the_adapter_and_trainer_stat
     rewards = LengthRewards(map_categories=lambda tags: [], embed=lambda tags: np.eye(len(tags), 4), align=lambda prompts, texts: [1.0] * len(texts))
 
     def config(out: Path) -> GRPORunConfig:
-        return GRPORunConfig(model=str(sft), output_dir=out, num_generations=2, max_completion_length=8,
-                             per_device_train_batch_size=2, max_steps=3, save_steps=1, beta=0.0, learning_rate=1e-3)
+        return GRPORunConfig(envelope="off", model=str(sft), output_dir=out, num_generations=2, max_completion_length=8,
+                             per_device_train_batch_size=2, gradient_accumulation_steps=1, max_steps=3, save_steps=1, beta=0.0,
+                             learning_rate=1e-3, loss_type="grpo", temperature=0.8)
 
     run_grpo(config(tmp_path / "first"), rewards, rows)
     kept = tmp_path / "second" / "checkpoint-2"  # a fresh machine: the kept files only
@@ -91,3 +94,43 @@ def test_a_grpo_run_resumes_on_another_machine_from_the_adapter_and_trainer_stat
     assert metrics["global_step"] == 3 and metrics["resumed_from"].endswith("checkpoint-2")
     rates = [h["learning_rate"] for h in metrics["log_history"] if "learning_rate" in h]
     assert rates and all(rate == 1e-3 for rate in rates)
+
+
+def test_the_stable_envelope_refuses_the_settings_that_collapsed(tmp_path: Path) -> None:
+    from recgpt.errors import RecGPTError
+    from recgpt.training.grpo import stability_problems
+
+    assert stability_problems(GRPORunConfig(model="m", output_dir=tmp_path / "run")) == []  # the defaults are inside
+    old = GRPORunConfig(model="m", output_dir=tmp_path / "run", num_generations=4, per_device_train_batch_size=4,
+                        gradient_accumulation_steps=1, learning_rate=5e-5, beta=0.0, loss_type="grpo", collapse_share=0.0)
+    problems = " ".join(stability_problems(old))
+    for part in ("num_generations 4 < 8", "1 prompts per update < 16", "learning_rate 5e-05 > 1e-05", "beta 0 outside",
+                 "loss_type grpo", "collapse stop is off"):
+        assert part in problems, problems
+    with pytest.raises(RecGPTError, match="outside the stable envelope"):
+        run_grpo(old, TagRewards(map_categories=lambda t: [], embed=lambda t: np.eye(len(t), 4), align=lambda p, t: [1.0] * len(t)), [])
+
+
+def test_the_collapse_stop_needs_a_streak_above_the_share() -> None:
+    from recgpt.training.grpo import CollapseStop
+
+    stop = CollapseStop(share=0.5, patience=2)
+    key = "rewards/top_category_share/mean"
+    assert not stop.observe(1, {key: 0.6}) and not stop.observe(2, {key: 0.4})  # the streak breaks
+    assert not stop.observe(3, {key: 0.5}) and stop.observe(4, {key: 0.9})
+    assert stop.stopped_at == 4 and "90%" in stop.reason
+    assert not CollapseStop(share=0.0, patience=1).observe(1, {key: 1.0})  # 0: monitor only
+    assert not CollapseStop(share=0.5, patience=1).observe(1, {"loss": 1.0})  # nothing logged: nothing decided
+
+
+def test_an_adapter_start_with_a_kl_term_is_merged_so_the_reference_is_that_policy(tmp_path: Path) -> None:
+    from recgpt.training.grpo import starting_policy
+    from recgpt.training.sft import SFTRunConfig, run_sft
+    from tests.unit.test_sft import rows as sft_rows
+
+    model = tiny_model_dir(tmp_path / "model")
+    sft = run_sft(SFTRunConfig(model=str(model), output_dir=tmp_path / "sft", num_train_epochs=1, per_device_train_batch_size=4,
+                               gradient_accumulation_steps=1, max_length=64, lora_r=4, lora_alpha=8, save_steps=100), sft_rows(4))
+    start, peft_config = starting_policy(GRPORunConfig(model=str(sft), output_dir=tmp_path / "grpo", beta=0.01, lora_r=4))
+    assert start == str(tmp_path / "grpo" / "start-merged") and (Path(start) / "config.json").is_file()
+    assert peft_config is not None and peft_config.r == 4

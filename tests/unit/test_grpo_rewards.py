@@ -49,8 +49,9 @@ def test_a_grounded_answer_is_scored_by_the_categories_it_names() -> None:
 def test_crs_functions_and_logged_parts() -> None:
     r = rewards()
     funcs, weights = r.functions("crs")
-    assert [f.__name__ for f in funcs] == ["crs", "r_acc", "r_align", "r_div", "r_len", "gate_align", "gate_div", "gate_len", "same_answer"]
-    assert weights == [1.0] + [0.0] * 8
+    assert [f.__name__ for f in funcs] == ["crs", "r_acc", "r_align", "r_div", "r_len", "r_leaf", "r_rank", "gate_align",
+                                           "gate_div", "gate_len", "same_answer", "top_category_share"]
+    assert weights == [1.0] + [0.0] * 11
     completions = [
         answer("soft gel ink pens for daily note taking", "recycled copy paper for the home office printer"),  # acc 1, align .9
         answer("recycled copy paper for the home office printer", "mystery gadget for you and me today"),   # align .2: gated
@@ -177,3 +178,31 @@ def test_same_answer_watches_whether_every_user_gets_one_answer() -> None:
     assert values == [1.0, 1.0]
     assert "same_answer" in [f.__name__ for f in r.functions("sum")[0]]
     assert r.functions("crs")[1][-1] == 0.0  # logged, never optimised
+
+
+def test_dense_parts_come_from_the_user_column_and_break_sparse_ties() -> None:
+    """Two answers that both miss the category tie under the sparse reward; the dense one tells them apart by where the
+    user's next item ranks in their retrieved items (rows carry `user_id`)."""
+    from recgpt.training.grpo_rewards import top_category_share
+    from recgpt.training.rewards import AccuracyMix
+
+    seen: list[tuple[str, str]] = []
+
+    def dense(user: str, text: str) -> tuple[float, float]:
+        seen.append((user, text))
+        return (0.0, 0.6 if "pens" in text else 0.1)
+
+    r = TagRewards(map_categories=lambda tags: [frozenset({"Other"})] * len(tags), embed=lambda tags: np.eye(len(tags), 4),
+                   align=lambda prompts, texts: [1.0] * len(texts), gates=Gates(align=0.0, div=0.0, len=0.0), dense=dense,
+                   mix=AccuracyMix.dense())
+    funcs, _ = r.functions("crs")
+    by_name = {f.__name__: f for f in funcs}
+    completions = [answer("gel pens for school"), answer("desk lamp for reading")]
+    prompts = [[{"role": "user", "content": "p"}]] * 2
+    crs = by_name["crs"](prompts, completions, target_categories=[["Pens"], ["Pens"]], user_id=["u1", "u1"])
+    assert crs[0] > crs[1] > 0.0 and {u for u, _ in seen} == {"u1"}
+    assert by_name["r_rank"](prompts, completions, target_categories=[["Pens"], ["Pens"]], user_id=["u1", "u1"]) == [0.6, 0.1]
+    sparse = TagRewards(map_categories=r.map_categories, embed=r.embed, align=r.align, gates=r.gates)
+    assert sparse.functions("crs")[0][0](prompts, completions, target_categories=[["Pens"], ["Pens"]]) == [0.0, 0.0]
+    assert top_category_share([frozenset({"A"}), frozenset({"A", "B"}), frozenset({"C"}), frozenset()]) == 0.5
+    assert top_category_share([]) == 0.0
