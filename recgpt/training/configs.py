@@ -253,13 +253,17 @@ class SampleRoundConfig(PromptOptions):
     output: Path = field(metadata={"help": (
         "Round folder: samples.jsonl (every answer, kept: a fresh machine resumes from it), scores, summary.json and the "
         "training files rft.jsonl, dpo-crs.jsonl, dpo-sum.jsonl.")})
-    max_users: int = field(default=500, metadata={"help": "Training prompts (one training-prefix cut per user)."})
+    max_users: int = field(default=500, metadata={"help": (
+        "Prompts: users outside the validation tuning samples, each cut at its validation target "
+        "(datasets.validation_target_cuts).")})
     samples: int = field(default=8, metadata={"help": "G: answers sampled per prompt, beside one greedy answer."})
     temperature: float = field(default=1.0, metadata={"help": "Sampling temperature of the G answers."})
     level: str = field(default="l2", metadata={"help": "Category level of the category credit (R_acc)."})
     depth: int = field(default=300, metadata={"help": "How deep in the retriever's list the held-out item still earns r_rank."})
     per_tag: int = field(default=60, metadata={"help": "Items retrieved per tag before the lists are interleaved."})
     seed: int = field(default=2, metadata={"help": "Seed of the prompt sample (SFT uses 0, reward data 1)."})
+    evidence_categories: int = field(default=10, metadata={"help": (
+        "The collaborative evidence block in each prompt, as served (Context.evidence_categories; 0 = none).")})
     concurrency: int = field(default=16, metadata={"help": "LLM calls in flight."})
 
 

@@ -13,6 +13,7 @@ trained policy learns the answer the server's grounded schema asks for (`grounde
 from __future__ import annotations
 
 import json
+import random
 import re
 from collections import Counter
 from collections.abc import Iterable
@@ -50,6 +51,31 @@ def training_cuts(dataset: Dataset, future: int = 3, min_context: int = 2, users
         if n_future < 1:
             continue
         cuts.append(TrainingCut(user_id, prefix[:-n_future], prefix[-n_future:]))
+    return cuts
+
+
+TUNING_SAMPLES = (100, 200, 300, 500)
+"""Sizes of the seed-0 validation samples that evaluations tune on (`recgpt eval --split validation --users N`)."""
+
+
+def validation_target_cuts(dataset: Dataset, n: int, seed: int, tuning_seed: int = 0) -> list[TrainingCut]:
+    """`n` cuts whose future is the user's validation target and whose context is the training prefix, from users
+    outside every seed-0 validation sample that tuning uses (`TUNING_SAMPLES`).
+
+    Why not training-prefix cuts: the validation split's statistics (SASRec, next-category counts) are learnt from the
+    training prefixes, so a cut inside a prefix has its own future inside them. Its evidence block and its retrieval
+    reward would then have seen the answer. A validation target is outside them, so the evidence and the reward are
+    the ones serving computes, with nothing of the target in them; the test targets are never touched, and the tuning
+    users' validation targets stay unseen."""
+    from recgpt.eval.harness import sample_users  # deferred: the evaluation harness (its graph stack)
+
+    held = set().union(*(sample_users(dataset, Split.validation.value, size, tuning_seed) for size in TUNING_SAMPLES))
+    pool = [u for u in dataset.split_users(Split.validation) if u not in held]
+    cuts = []
+    for user_id in random.Random(seed).sample(sorted(pool), min(n, len(pool))):
+        example = dataset.example(user_id, Split.validation)
+        if example.target is not None and example.history:
+            cuts.append(TrainingCut(user_id, example.history, (example.target,)))
     return cuts
 
 
@@ -161,13 +187,14 @@ def target_tags(dataset: Dataset, cut: TrainingCut, m: int) -> list[str]:
 
 
 def expert_prompt(dataset: Dataset, cut: TrainingCut, m: int, country: str = "US", max_items: int = 40,
-                  entities: bool = False, vocabulary: CategoryVocabulary | None = None) -> list[dict[str, str]]:
+                  entities: bool = False, vocabulary: CategoryVocabulary | None = None, evidence: str = "") -> list[dict[str, str]]:
     """The exact messages the Distributed Expert gets at serving time, for the cut's past only
     (`entities`: the hybrid-compression form, titles as entity markers; `vocabulary`: the grounded expert's
-    instructions, whose categories the served schema's enum carries)."""
+    instructions, whose categories the served schema's enum carries; `evidence`: the collaborative evidence block,
+    `services.prefix.evidence_block`, computed from statistics that never saw the cut's future)."""
     user = dataset.users[cut.user_id]
     env = build_environment(recommendation_date({}, cut.context), country=country)
-    prefix, _ = render_prefix(dataset, cut.context, user.profile.describe(), env, max_items, entities)
+    prefix, _ = render_prefix(dataset, cut.context, user.profile.describe(), env, max_items, entities, evidence=evidence)
     return [{"role": "system", "content": prefix},
             {"role": "user", "content": training_expert_instructions(m, grounded=vocabulary is not None)}]
 

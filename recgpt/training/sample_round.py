@@ -22,8 +22,11 @@ Decisions, written here because they change what is learnt:
   length gate is off (`Gates.len = 0`); R_len is still logged;
 - the alignment gate is off (`Gates.align = 0`, R_align = 1): issue 33's judge has not yet been measured above chance,
   and a reward model that ranks at chance would gate at random;
-- the retriever scores with the `validation` split's statistics (its SASRec never saw a validation or test target);
-  the targets are the training-prefix cut's next items, never a held-out one;
+- the prompts are validation-target cuts (`datasets.validation_target_cuts`): the training prefix as context, the
+  validation target as the future, users outside every seed-0 validation sample that tuning reads. The validation
+  split's statistics (SASRec, next-category counts) never saw that target, so the prompt carries the collaborative
+  evidence block exactly as serving computes it (`Context.evidence_categories`), and the retriever that scores `r_rank`
+  uses the same statistics. A training-prefix cut would have its own future inside both. Test targets are never read;
 - every sample is kept in `samples.jsonl` with the served weights' identity: rerunning resumes; a round drawn from
   other weights refuses to mix in.
 """
@@ -32,7 +35,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import random
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
@@ -46,13 +48,20 @@ from recgpt.eval.metrics import interleave, path_at_level
 from recgpt.eval.runs import KeyedStore, run_jobs
 from recgpt.schema.context import Context
 from recgpt.services.endpoints import check_endpoint, served_model_identity
+from recgpt.services.prefix import evidence_block, user_evidence
 from recgpt.services.resources import Resources, endpoints_of, resolve
 from recgpt.text_fields import tidy_tag
 from recgpt.tools.llm import LLMRequestRejected, acall_structured, chat_model
 from recgpt.tools.retrieval.grounding import CategoryVocabulary
 from recgpt.tools.retrieval.protocol import UserSignals, search
 from recgpt.training.configs import SampleRoundConfig
-from recgpt.training.datasets import TrainingCut, expert_prompt, future_categories, grounding_vocabulary, training_cuts
+from recgpt.training.datasets import (
+    TrainingCut,
+    expert_prompt,
+    future_categories,
+    grounding_vocabulary,
+    validation_target_cuts,
+)
 from recgpt.training.grpo_rewards import parse_categories, parse_tags
 from recgpt.training.rewards import (
     AccuracyMix,
@@ -70,6 +79,8 @@ from recgpt.training.rewards import (
 ROUND_GATES = Gates(align=0.0, div=0.2, len=0.0)
 """See the module docstring: the alignment and length gates are off, the diversity gate stays."""
 SHAPINGS = ("crs", "sum")
+SCORING_SPLIT = "validation"
+"""The split whose statistics build the evidence and score the rank: learnt from the training prefixes only."""
 MODEL_KEY = "served_model"
 
 Ranker = Callable[[TrainingCut, list[str], list[str | None]], list[str]]
@@ -212,13 +223,17 @@ def build_sample_round(config: SampleRoundConfig, show_progress: bool = True) ->
     """Sample (resumably), score, write the trainer files and `summary.json`; returns the summary."""
     resources = resolve(config.dataset)
     data = resources.dataset
-    cuts = training_cuts(data, future=config.future)
-    cuts = random.Random(config.seed).sample(cuts, min(config.max_users, len(cuts)))
+    cuts = validation_target_cuts(data, config.max_users, config.seed)
     vocabulary = grounding_vocabulary(data, config.grounding)
-    prompts = {cut.user_id: expert_prompt(data, cut, config.tags_per_expert, vocabulary=vocabulary) for cut in cuts}
+    ctx = Context(evidence_categories=config.evidence_categories)
+
+    def evidence(cut: TrainingCut) -> str:
+        return evidence_block(user_evidence(ctx, resources, SCORING_SPLIT, cut.context)[0])
+
+    prompts = {cut.user_id: expert_prompt(data, cut, config.tags_per_expert, vocabulary=vocabulary, evidence=evidence(cut))
+               for cut in cuts}
     config.output.mkdir(parents=True, exist_ok=True)
     store = KeyedStore(config.output / "samples.jsonl")
-    ctx = Context()
     wanted = [f"greedy:{u}" for u in prompts] + [f"sample:{u}:{i}" for u in prompts for i in range(config.samples)]
     if any(key not in store for key in wanted):
         check_endpoint(ctx)
@@ -231,7 +246,7 @@ def build_sample_round(config: SampleRoundConfig, show_progress: bool = True) ->
         if drawn is None:
             store.put(MODEL_KEY, model)
         asyncio.run(_sample(config, ctx, prompts, vocabulary, store, show_progress))
-    rank = served_ranker(resources, config.depth, config.per_tag)
+    rank = served_ranker(resources, config.depth, config.per_tag, SCORING_SPLIT)
     embed = resources.registry.embedder
     by_user = {cut.user_id: cut for cut in cuts}
     greedy: dict[str, ScoredAnswer] = {}

@@ -77,3 +77,19 @@ def test_round_files_prefer_the_best_answer_and_skip_ties() -> None:
     assert summary["rows"] == {"rft": 1, "dpo-crs": 1, "dpo-sum": 1}
     assert collapse_share([_scored(0.1, category="A"), _scored(0.2, category="A"), _scored(0.3, category="B")]) == ("A", 2 / 3)
     assert collapse_share([]) == (None, 0.0)
+
+
+def test_round_cuts_end_at_the_validation_target_of_users_nobody_tunes_on() -> None:
+    from recgpt.eval.harness import sample_users
+    from recgpt.training.datasets import TUNING_SAMPLES, validation_target_cuts
+
+    data = default_registry().dataset("office")
+    cuts = validation_target_cuts(data, 50, seed=2)
+    tuning = set().union(*(sample_users(data, "validation", n, 0) for n in TUNING_SAMPLES))
+    assert len(cuts) == 50 and not {c.user_id for c in cuts} & tuning
+    for cut in cuts[:10]:
+        example = data.example(cut.user_id, "validation")
+        assert cut.context == example.history and cut.future == (example.target,)
+        test_target = data.example(cut.user_id, "test").target
+        assert test_target not in cut.context and test_target not in cut.future  # the test target is never read
+    assert [c.user_id for c in validation_target_cuts(data, 50, seed=2)] == [c.user_id for c in cuts]  # seeded
