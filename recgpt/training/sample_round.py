@@ -186,7 +186,7 @@ def summarise(groups: dict[str, list[ScoredAnswer]], greedy: dict[str, ScoredAns
                                                     if greedy else 0.0)
     out["mean_parts"] = {k: sum(getattr(a.parts, k) for a in sampled) / len(sampled) if sampled else 0.0
                          for k in ("acc", "leaf", "rank", "div", "len")}
-    out["rows"] = {name: len(r) for name, r in rows.items()}
+    out["rows"] = {name: len(r) for name, r in rows.items() if name != "prompts"}
     chosen = [max(g, key=lambda a: a.reward("crs")) for g in groups.values() if g]
     top, share = collapse_share(chosen)
     sample_top, sample_share = collapse_share(sampled)
@@ -266,6 +266,7 @@ def build_sample_round(config: SampleRoundConfig, show_progress: bool = True) ->
         failed += sum(a is None for a in answers) + (first is None)
         groups[user] = [a for a in answers if a is not None]
     rows = round_files(prompts, greedy, groups)
+    rows["prompts"] = [{"user_id": u, "prompt": prompt} for u, prompt in prompts.items()]  # what every answer read
     for name, content in rows.items():
         (config.output / f"{name}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in content))
     (config.output / "scores.jsonl").write_text("".join(

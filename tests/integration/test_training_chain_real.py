@@ -56,6 +56,45 @@ def test_reward_data_grades_real_policy_samples_without_held_out_targets(vllm_se
     assert ruled["rule_agreement"]["exact"] == 1.0
 
 
+def test_an_offline_round_samples_under_the_grammar_scores_and_resumes(vllm_server: str, tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """`recgpt train sample-round` on the real server: every answer kept and scored, the prompts carry the evidence
+    block and never a test target, and a rerun reads the kept samples without the server."""
+    from recgpt.prompts.shared import EVIDENCE_HEADER
+    from recgpt.training.configs import SampleRoundConfig
+    from recgpt.training.sample_round import MODEL_KEY, build_sample_round
+
+    config = SampleRoundConfig(output=tmp_path / "round-1", max_users=2, samples=2, concurrency=4)
+    summary = build_sample_round(config, show_progress=False)
+    store = [json.loads(line) for line in (config.output / "samples.jsonl").read_text().splitlines()]
+    keys = {row["key"] for row in store}
+    assert MODEL_KEY in keys and len(keys) == 1 + 2 * (1 + 2)  # the served weights, then greedy + G per prompt
+    assert summary["prompts"] == 2 and summary["answers"] + summary["failed_answers"] >= 4
+    assert set(summary["zero_std_share"]) == {"crs-sparse", "crs-dense", "sum-sparse", "sum-dense"}
+    for name in ("rft", "dpo-crs", "dpo-sum", "scores", "prompts"):
+        assert (config.output / f"{name}.jsonl").is_file()
+    for line in (config.output / "scores.jsonl").read_text().splitlines():
+        for parts in json.loads(line)["samples"]:
+            assert 0.0 <= parts["rank"] <= 1.0 and 0.0 <= parts["acc"] <= 1.0
+    data = default_registry().dataset("office")
+    prompts = [json.loads(line) for line in (config.output / "prompts.jsonl").read_text().splitlines()]
+    assert len(prompts) == 2
+    for row in prompts:  # the evidence as served; the test target never (unless the history already shows its title)
+        text = row["prompt"][0]["content"]
+        test_target = data.items[data.example(row["user_id"], Split.test).target.item_id].title
+        seen = {data.items[e.item_id].title for e in data.example(row["user_id"], Split.validation).history}
+        assert EVIDENCE_HEADER.strip() in text and (test_target in seen or test_target not in text)
+    before = (config.output / "samples.jsonl").read_text()
+    monkeypatch.setenv("RECGPT_BASE_URL", "http://127.0.0.1:9/v1")  # nothing listens there: the kept samples suffice
+    get_settings.cache_clear()
+    try:
+        again = build_sample_round(config, show_progress=False)
+    finally:
+        monkeypatch.undo()
+        get_settings.cache_clear()
+    assert (config.output / "samples.jsonl").read_text() == before and again["rows"] == summary["rows"]
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
