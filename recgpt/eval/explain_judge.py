@@ -284,12 +284,12 @@ class Evaluation:
         tag_tasks: dict[str, tuple[Labelled, Callable[[], Awaitable[JudgeInput]]]] = {}
         for row in tag_rows:
             tag, _ = row.payload
-            key = f"tag|{row.context_user}|{tag}" + ("" if row.kind in ("real", "shuffled") else f"|{row.kind}")
+            key = f"tag|{row.context_user}|{tag}" + corruption_suffix(row)
             tag_tasks[key] = (row, self.judge_input(row.context_user, "tag", tag, tag))
         expl_tasks: dict[str, tuple[Any, Callable[[], Awaitable[JudgeInput]]]] = {}
         for row in expl_rows:
             e: ItemExplanation = row.payload
-            key = f"expl|{row.context_user}|{e.item_id}|{row.owner}" + ("" if row.kind in ("real", "shuffled") else f"|{row.kind}")
+            key = f"expl|{row.context_user}|{e.item_id}|{row.owner}" + corruption_suffix(row)
             expl_tasks[key] = (row, self.judge_input(row.context_user, "explanation", e.item_id, e.text, e.title, e.category))
         inj_tasks: dict[str, tuple[Any, Callable[[], Awaitable[JudgeInput]]]] = {}
         for user, e in inj_base:
@@ -389,6 +389,12 @@ class Evaluation:
                     positive[v.dimension] += v.grade == "positive"
             out["positives" if label else "negatives"] = {d: positive[d] / counts[d] for d in counts}
         return out
+
+
+def corruption_suffix(row: Labelled) -> str:
+    """A corrupted row's store-key suffix: it shares owner, user and item with its positive, and real and shuffled rows
+    keep the keys they were stored under before corruptions existed."""
+    return "" if row.kind in ("real", "shuffled") else f"|{row.kind}"
 
 
 def another_title(positives: list[tuple[str, ItemExplanation]], index: int) -> str:

@@ -8,7 +8,7 @@ refuses to start; and `CollapseStop` ends a run whose recent rollouts name one c
 GPU's (128 completions per update); on CPU use `recgpt train sample-round` + `dpo`, or `--envelope off` for a smoke test.
 
 Set explicitly, not left to TRL's defaults (which moved between releases): KL coefficient `beta`
-against the reference (for an adapter start, TRL's adapter-disabled base: the chain sets it to 0), `loss_type`, `scale_rewards` (advantage scaling),
+against the reference (an adapter start with beta > 0 is merged first, see `starting_policy`), `loss_type`, `scale_rewards` (advantage scaling),
 the PPO clip `epsilon`, and the group size `num_generations`. TRL logs every reward component,
 gate pass rate, KL and gradient norm per step to `<output_dir>/metrics.json`.
 """
@@ -111,6 +111,8 @@ def real_tag_rewards(config: GRPORunConfig) -> TagRewards:
         cuts = {cut.user_id: cut for cut in training_cuts(data, future=config.future)}
         rank = served_ranker(resources, config.depth, per_tag=60)
 
+        # Training-prefix cuts: the scorer's validation statistics saw their futures, so r_rank is optimistic here
+        # (sample-round's validation-target cuts avoid it); GRPO's rows are kept as they were for this GPU path.
         def dense(user: str, text: str) -> tuple[float, float]:
             cut = cuts[user]
             parts = score_answer(text, cut, future_categories(data, cut), vocabulary, config.level, config.depth, rank,

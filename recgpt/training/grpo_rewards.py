@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -82,13 +82,19 @@ def parse_categories(text: str) -> list[str | None]:
 TOP_CATEGORY = "top_category_share"
 
 
+def top_category(answers: Sequence[frozenset[str]]) -> tuple[str | None, float]:
+    """The category named by the most `answers` (each a set of named categories) and the share of answers naming it;
+    (None, 0) for none. The collapse monitor of GRPO and of the offline rounds."""
+    counts = Counter(category for answer in answers for category in answer)
+    if not counts or not answers:
+        return None, 0.0
+    top, n = counts.most_common(1)[0]
+    return top, n / len(answers)
+
+
 def top_category_share(answers: Sequence[frozenset[str]]) -> float:
-    """The share of `answers` (each a set of named categories) that name the single most named one; 0 for none."""
-    counts: dict[str, int] = {}
-    for answer in answers:
-        for category in answer:
-            counts[category] = counts.get(category, 0) + 1
-    return max(counts.values()) / len(answers) if counts and answers else 0.0
+    """The share of `answers` that name the single most named category; 0 for none."""
+    return top_category(answers)[1]
 
 
 @dataclass

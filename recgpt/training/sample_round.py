@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -62,7 +61,7 @@ from recgpt.training.datasets import (
     grounding_vocabulary,
     validation_target_cuts,
 )
-from recgpt.training.grpo_rewards import parse_categories, parse_tags
+from recgpt.training.grpo_rewards import parse_categories, parse_tags, top_category
 from recgpt.training.rewards import (
     AccuracyMix,
     Gates,
@@ -143,11 +142,7 @@ def best_and_worst(answers: Sequence[ScoredAnswer], shaping: str) -> tuple[Score
 def collapse_share(answers: Sequence[ScoredAnswer]) -> tuple[str | None, float]:
     """The category named by the most answers and the share of answers naming it: a round whose chosen answers all
     name one category would teach the collapse both GRPO runs ended in."""
-    counts = Counter(c for a in answers for c in set(filter(None, a.categories)))
-    if not counts or not answers:
-        return None, 0.0
-    top, n = counts.most_common(1)[0]
-    return top, n / len(answers)
+    return top_category([frozenset(filter(None, a.categories)) for a in answers])
 
 
 def _assistant(text: str) -> list[dict[str, str]]:
