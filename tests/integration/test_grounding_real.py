@@ -10,12 +10,10 @@ import time
 import httpx
 import pytest
 
-from recgpt.agents.common import messages
 from recgpt.agents.expert import grounded_expert_schema, training_expert_instructions
 from recgpt.graph import Context
 from recgpt.runner import arecommend_many
 from recgpt.services.resources import default_registry, endpoints_of
-from recgpt.tools.llm import acall_structured, chat_model
 from recgpt.tools.retrieval.grounding import CategoryVocabulary, category_vocabulary
 from tests.conftest import needs_shared_data
 
@@ -25,12 +23,19 @@ PREFIX = ("You are one agent of RecGPT. <user_context>Profile: unknown. Behaviou
           "and 'Spiral notebook A5 ruled'.</user_context>")
 
 
-async def _ask(vocabulary: CategoryVocabulary, temperature: float, n: int) -> list[tuple[object, object]]:
-    ctx = Context()
-    model = chat_model(endpoints_of(ctx).policy, temperature, 400)
-    schema = grounded_expert_schema(3, vocabulary)
-    prompt = messages(PREFIX, training_expert_instructions(3, grounded=True))
-    return await asyncio.gather(*(acall_structured(model, prompt, schema, "expert", ctx.base_url, 1) for _ in range(n)))
+def _raw_categories(vllm_server: str, vocabulary: CategoryVocabulary, temperature: float, n: int) -> list[str]:
+    """Every category value in `n` raw answers: no client-side validation or re-sampling, so what the server's grammar
+    lets through is what is seen, even in an answer cut by max_tokens."""
+    schema = grounded_expert_schema(3, vocabulary).model_json_schema()
+    body = {"model": endpoints_of(Context()).policy.model, "temperature": temperature, "max_tokens": 300,
+            "messages": [{"role": "system", "content": PREFIX}, {"role": "user", "content": training_expert_instructions(3, grounded=True)}],
+            "response_format": {"type": "json_schema", "json_schema": {"name": "ExpertOutput", "schema": schema}}}
+    seen: list[str] = []
+    for _ in range(n):
+        response = httpx.post(vllm_server.rstrip("/") + "/chat/completions", json=body, timeout=300)
+        response.raise_for_status()
+        seen += re.findall(r'"category":\s*"([^"]*)"', response.json()["choices"][0]["message"]["content"] or "")
+    return seen
 
 
 def test_the_server_only_samples_categories_of_the_vocabulary(vllm_server: str) -> None:
@@ -39,24 +44,19 @@ def test_the_server_only_samples_categories_of_the_vocabulary(vllm_server: str) 
     that is the server's grammar at work."""
     labels = ("Gel Pens", "Notebooks", "Desk Lamps", "Office Chairs")
     vocabulary = CategoryVocabulary(level="leaf", labels=labels, paths=tuple(f"Office > {label}" for label in labels))
-    schema = grounded_expert_schema(3, vocabulary).model_json_schema()
-    body = {"model": endpoints_of(Context()).policy.model, "temperature": 1.5, "max_tokens": 300,
-            "messages": [{"role": "system", "content": PREFIX}, {"role": "user", "content": training_expert_instructions(3, grounded=True)}],
-            "response_format": {"type": "json_schema", "json_schema": {"name": "ExpertOutput", "schema": schema}}}
-    seen: list[str] = []
-    for _ in range(4):
-        response = httpx.post(vllm_server.rstrip("/") + "/chat/completions", json=body, timeout=300)
-        response.raise_for_status()
-        seen += re.findall(r'"category":"([^"]*)"', response.json()["choices"][0]["message"]["content"] or "")
+    seen = _raw_categories(vllm_server, vocabulary, 1.5, 4)
     assert seen and set(seen) <= set(labels), seen
 
 
 def test_a_vocabulary_of_thousands_works_on_the_server(vllm_server: str) -> None:
+    """A 3000-way enum compiles and constrains decoding within minutes. The raw answer is read, as above: CI's 135M
+    model can ramble inside a tag's free text until max_tokens cuts it (one CI run did), but every category it wrote
+    before the cut is still one of the vocabulary's, and the category comes first in each tag."""
     labels = tuple(f"Dept {n // 100} Shelf {n % 100}" for n in range(3000))
     vocabulary = CategoryVocabulary(level="leaf", labels=labels, paths=tuple(f"Shop > {label}" for label in labels))
     started = time.perf_counter()
-    [(output, call)] = asyncio.run(_ask(vocabulary, 0.3, 1))  # compiling the 3000-way enum is part of this first call
-    assert all(tag.category in labels for tag in output.tags)
+    seen = _raw_categories(vllm_server, vocabulary, 0.3, 1)  # compiling the 3000-way enum is part of this first call
+    assert seen and set(seen) <= set(labels), seen
     assert time.perf_counter() - started < 300, "a 3000-category grammar should compile and decode within minutes"
 
 
