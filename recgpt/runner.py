@@ -12,6 +12,7 @@ from typing import Any, Literal
 from recgpt.errors import RecGPTError
 from recgpt.graph import Context, build_graph
 from recgpt.graph.persistence import sqlite_saver
+from recgpt.services.policy_notice import awarn_policy_notice
 from recgpt.services.resources import Resources, resolve
 from recgpt.settings import get_settings
 
@@ -32,9 +33,13 @@ async def arecommend(user_id: str, dataset: str | None = None, split: str = "ful
                      date: str | None = None, weather: str | None = None, trend: str | None = None,
                      graph: Any = None) -> dict[str, Any]:
     """Run the whole graph for one user and return the final state. `graph` None builds one for `dataset` (None:
-    RECGPT_DATASET); pass a built graph to run many users on the same resources."""
+    RECGPT_DATASET); pass a built graph to run many users on the same resources.
+
+    The first run on a dataset whose served policy was trained on another one (or chosen for it by a policy check)
+    warns once (`recgpt.services.policy_notice.PolicyNotice`), as the CLI prints it."""
     ctx = ctx or Context()
     graph = graph_for(dataset, graph)
+    await awarn_policy_notice(ctx, dataset or get_settings().dataset)
     return await graph.ainvoke(payload_of(user_id, dataset, split, date=date, weather=weather, trend=trend), context=ctx)
 
 

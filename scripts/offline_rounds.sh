@@ -28,7 +28,7 @@ LEDGER=${LEDGER:-reports/training/offline/$DATASET}
 mkdir -p "$RUNS" "$LEDGER"
 
 if [ -z "$START" ]; then
-  START=$(.venv/bin/python -c "from recgpt.settings import get_settings; from recgpt.tools.serving.model_prep import default_model_dir; from recgpt.tools.serving.policy import prepare_policy; s = get_settings(); print(prepare_policy(s.models_dir, 'qwen2.5-coder-0.5b') or default_model_dir(s.models_dir))")
+  START=$(.venv/bin/python -c "from recgpt.settings import get_settings; from recgpt.tools.serving.model_prep import default_model_dir; from recgpt.tools.serving.policy import prepare_policy; s = get_settings(); print(prepare_policy(s.models_dir, 'qwen2.5-coder-0.5b', '$DATASET') or default_model_dir(s.models_dir))")
 fi
 serve() { $RECGPT serve --stop >/dev/null; $RECGPT serve --background --model "$1"; }
 validate() {  # validate NAME: the served policy alone on the tuning users

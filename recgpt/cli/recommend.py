@@ -88,7 +88,8 @@ def demo(
     keep_server: bool = typer.Option(False, help="Leave a server that the demo started running."),
     model: Optional[str] = typer.Option(None, help="Registry name or model folder the demo serves when it starts a server (default: the default policy model)."),
     policy: str = typer.Option("trained", help=(
-        "For a registry model: trained (the shipped policy merged, serving every agent; the base when none ships), "
+        "For a registry model: trained (the policy shipped for --dataset merged, serving every agent; for a dataset "
+        "with none, what a policy-alone check chose), "
         "expert (the base serves every agent, the shipped adapter only the experts, as a vLLM LoRA module) or base.")),
 ) -> None:
     """Prepare model, data, index and server as needed, then show recommendations for real users."""
@@ -98,7 +99,7 @@ def demo(
     handle = None
     if not is_healthy(ctx.base_url):
         port = int(ctx.base_url.rsplit(":", 1)[-1].split("/")[0])
-        folder, lora, rank = served_weights(model, policy)
+        folder, lora, rank = served_weights(model, policy, dataset, port)
         config = ServerConfig(model_dir=folder, port=port, lora_modules=lora, max_lora_rank=rank)
         with console.status(f"starting vLLM with {config.model_dir.name} on {config.base_url}"):
             handle = start_server(config, settings.run_dir)

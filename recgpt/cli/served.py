@@ -5,8 +5,8 @@ from __future__ import annotations
 from recgpt.cli.common import err_console
 from recgpt.schema.context import Context
 from recgpt.services.endpoints import served_model_identity
+from recgpt.services.policy_notice import policy_notice_once
 from recgpt.services.resources import endpoints_of
-from recgpt.tools.serving.policy import domain_warning
 
 
 def policy_identity(ctx: Context) -> str:
@@ -16,7 +16,8 @@ def policy_identity(ctx: Context) -> str:
 
 
 def warn_policy_domain(ctx: Context, dataset: str) -> None:
-    """One warning line on stderr when the served policy was trained on another dataset than this run's."""
-    warning = domain_warning(policy_identity(ctx), dataset)
-    if warning:
-        err_console.print(f"warning: {warning}", style="yellow", soft_wrap=True)
+    """One line on stderr when the served policy was trained on another dataset than this run's, or was chosen for it
+    by a policy check (with the check's numbers); the API's warning for the same run is then not repeated."""
+    notice = policy_notice_once(ctx, dataset)
+    if notice:
+        err_console.print(f"notice: {notice}", style="yellow", soft_wrap=True)

@@ -24,7 +24,7 @@ from recgpt.errors import RecGPTError
 from recgpt.services.resources import default_registry
 from recgpt.settings import get_settings
 from recgpt.tools.serving import model_prep
-from recgpt.tools.serving.policy import POLICIES_DIR, ship_policy
+from recgpt.tools.serving.policy import POLICIES_DIR, dataset_key, ship_policy
 from recgpt.training import sft
 from recgpt.training.chain_report import write_chain_report
 from recgpt.training.configs import (
@@ -228,9 +228,10 @@ def train_ship(
     base: str = typer.Option(None, help="Registry name of the base the adapter was trained on (default: the default model)."),
     name: str = typer.Option(..., help="The policy's name in its card, e.g. office-grpo-crs."),
     metrics: Optional[Path] = typer.Option(None, help="A JSON file of the policy's measured metrics, copied into the card."),
-    out: Optional[Path] = typer.Option(None, help="Where to write it (default: recgpt/policies/<base>, what serve uses)."),
+    out: Optional[Path] = typer.Option(None, help="Where to write it (default: recgpt/policies/<base>/<dataset>, what serve uses)."),
 ) -> None:
-    """Ship a trained LoRA adapter as the default policy of its base: adapter, sha256, base identity, configs, data hash."""
+    """Ship a trained LoRA adapter as the policy of its (base, dataset): adapter, sha256, base identity, configs, data hash.
+    The dataset is the one its run trained on (its run_config.json); `recgpt serve --dataset` then serves it."""
     base_name = base or model_prep.DEFAULT_MODEL
     if not adapter.is_dir():
         raise RecGPTError(f"{adapter} is not a directory")
@@ -239,10 +240,12 @@ def train_ship(
         configs[run_config.parent.name] = json.loads(run_config.read_text())
     own = adapter.parent / "run_config.json"
     dataset = json.loads(own.read_text()).get("dataset", "office") if own.is_file() else "office"
-    card = ship_policy(adapter, model_prep.model_dir(get_settings().models_dir, base_name), out or POLICIES_DIR / base_name, name,
-                       training=configs, data_hash=f"{dataset}:{default_registry().dataset(dataset).content_hash()}",
-                       metrics=json.loads(metrics.read_text()) if metrics else {})
-    console.print(f"shipped {card.name} ({card.adapter_bytes / 2**20:.1f} MiB, sha256 {card.adapter_sha256[:12]}…) for {base_name}")
+    card = ship_policy(adapter, model_prep.model_dir(get_settings().models_dir, base_name),
+                       out or POLICIES_DIR / base_name / dataset_key(dataset), name,
+                       training=configs, data_hash=f"{dataset_key(dataset)}:{default_registry().dataset(dataset).content_hash()}",
+                       metrics=json.loads(metrics.read_text()) if metrics else {}, dataset=dataset)
+    console.print(f"shipped {card.name} ({card.adapter_bytes / 2**20:.1f} MiB, sha256 {card.adapter_sha256[:12]}…) for "
+                  f"{base_name} on {card.dataset}")
 
 
 @train_cli.command("report")

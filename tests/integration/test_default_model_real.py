@@ -77,7 +77,7 @@ def test_default_model_recommends_for_a_real_office_user_in_english(default_serv
     assert result.returncode == 0, result.stderr[-2000:]
     payload = json.loads(result.stdout)
     served = json.loads(Path(get_settings().run_dir / f"vllm-{default_server.rsplit(':', 1)[1].split('/')[0]}.json").read_text())
-    shipped = shipped_policy(DEFAULT_MODEL)
+    shipped = shipped_policy(DEFAULT_MODEL, "office")
     expected = (policy_folder(get_settings().models_dir, DEFAULT_MODEL, load_card(shipped)).name if shipped is not None
                 else REGISTRY[DEFAULT_MODEL].folder)
     assert Path(served["model"]).name == expected  # the trained policy, merged, when one ships (it does: office-sft)

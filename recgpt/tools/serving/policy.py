@@ -1,14 +1,16 @@
-"""The trained policy recgpt ships: a LoRA adapter per base model, merged into that base on first use.
+"""The trained policies recgpt ships: a LoRA adapter per (base model, dataset), merged into that base on first use.
 
-`recgpt train ship` writes `recgpt/policies/<base registry name>/` (the adapter, its sha256, the exact base it was
-trained on, the training config, the data hash and the metrics); `recgpt model prepare` and `recgpt serve` merge it
+`recgpt train ship` writes `recgpt/policies/<base registry name>/<dataset>/` (the adapter, its sha256, the exact base
+it was trained on, the dataset, the training config, the data hash and the metrics); `recgpt model prepare` and `recgpt serve` merge it
 into the prepared base (`<models_dir>/<base folder>-policy-<adapter sha8>`), and vLLM serves the merged folder like
 any model. Merging rather than serving a vLLM LoRA module keeps the served model one plain folder (same server
 flags, prefix caching and structured outputs as the base, no LoRA kernels on CPU) at the cost of one merge
 (seconds) per machine.
 
-An adapter only means something on the weights it was trained on: the base's registry name and GGUF sha256 are
-checked against the card before any merge, and a mismatch is refused in one line.
+An adapter only means something on the weights and the catalogue it was trained on: the base's registry name and
+GGUF sha256 are checked against the card before any merge, a card filed under another dataset's folder is refused,
+and a mismatch is refused in one line. A dataset with no policy of its own is served what a measured check chose
+(`recgpt.tools.serving.policy_choice`), never another dataset's policy by rule.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field, ValidationError, model_validator
 
 from recgpt.errors import RecGPTError
 from recgpt.tools.serving.model_prep import MARKER, is_prepared, prepare_model, registry_entry, sha256_of
@@ -58,6 +60,21 @@ class PolicyCard(BaseModel):
     training: dict[str, Any] = Field(default_factory=dict, description="The run configs of each training stage.")
     data_hash: str = Field(description="Content hash of the dataset the policy was trained on.")
     metrics: dict[str, Any] = Field(default_factory=dict)
+    dataset: str = Field(default="", description=(
+        "The dataset it was trained on (its name: office, movielens, a JSONL folder's name); cards written before "
+        "policies were kept per dataset read it from their training stages."))
+
+    @model_validator(mode="after")
+    def _dataset_from_stages(self) -> "PolicyCard":
+        if not self.dataset:
+            found = next((stage.get("dataset") for stage in self.training.values() if isinstance(stage, dict) and stage.get("dataset")), None)
+            self.dataset = dataset_key(str(found or self.data_hash.partition(":")[0]))
+        return self
+
+
+def dataset_key(dataset: str | Path) -> str:
+    """The name policies are filed under: a built-in dataset's name, or a JSONL dataset folder's own name."""
+    return Path(str(dataset)).name
 
 
 def base_identity(base_dir: Path) -> BaseIdentity | None:
@@ -69,10 +86,23 @@ def base_identity(base_dir: Path) -> BaseIdentity | None:
         return None
 
 
-def shipped_policy(base_name: str, policies_dir: Path = POLICIES_DIR) -> Path | None:
-    """The folder of the policy shipped for registry model `base_name` (None when none ships)."""
-    folder = policies_dir / base_name
-    return folder if (folder / CARD_FILE).is_file() else None
+def shipped_policies(base_name: str, policies_dir: Path = POLICIES_DIR) -> dict[str, Path]:
+    """dataset -> folder of every policy shipped for registry model `base_name`."""
+    return {card.parent.name: card.parent for card in sorted((policies_dir / base_name).glob(f"*/{CARD_FILE}"))}
+
+
+def shipped_policy(base_name: str, dataset: str | Path, policies_dir: Path = POLICIES_DIR) -> Path | None:
+    """The folder of the policy shipped for (registry model `base_name`, `dataset`); None when none ships. A card filed
+    under this dataset's folder but trained on another is refused: serving it would pass one catalogue's policy off
+    as another's."""
+    folder = policies_dir / base_name / dataset_key(dataset)
+    if not (folder / CARD_FILE).is_file():
+        return None
+    card = load_card(folder)
+    if card.dataset != dataset_key(dataset):
+        raise PolicyError(f"{folder} holds policy {card.name!r}, trained on {card.dataset}, not {dataset_key(dataset)}: "
+                          f"ship it under {policies_dir / base_name / card.dataset}")
+    return folder
 
 
 def trained_on(identity: str, policies_dir: Path = POLICIES_DIR) -> tuple[str, str] | None:
@@ -80,28 +110,15 @@ def trained_on(identity: str, policies_dir: Path = POLICIES_DIR) -> tuple[str, s
     `-policy-<adapter sha8>`, or the policy folder is served as a LoRA module: `+name@<policy folder>`); None for base
     weights or a policy that does not ship here."""
     marker = identity.partition("-policy-")[2][:8]
-    for card_file in sorted(policies_dir.glob(f"*/{CARD_FILE}")):
+    for card_file in sorted(policies_dir.glob(f"*/*/{CARD_FILE}")):
         try:
             card = PolicyCard.model_validate_json(card_file.read_text())
         except (OSError, ValidationError):
             continue
         as_module = f"@{card_file.parent.resolve()}" in identity or f"@{card_file.parent}" in identity
         if (len(marker) == 8 and card.adapter_sha256.startswith(marker)) or as_module:
-            dataset = next((stage.get("dataset") for stage in card.training.values() if isinstance(stage, dict) and stage.get("dataset")), None)
-            return (card.name, str(dataset)) if dataset else None
+            return card.name, card.dataset
     return None
-
-
-def domain_warning(identity: str, dataset: str, policies_dir: Path = POLICIES_DIR) -> str | None:
-    """One line when the served policy was trained on another dataset than the run's: a shipped adapter learns its
-    catalogue's tag style (the Office policy repeats one tag across MovieLens genres), so say so rather than let a
-    user read its answers as the model's best."""
-    trained = trained_on(identity, policies_dir)
-    if trained is None or Path(trained[1]).name == Path(dataset).name:
-        return None
-    name, source = trained
-    return (f"the served policy {name} was trained on {source}, not {Path(dataset).name}: serve the untrained weights "
-            f"(`recgpt serve --policy base`) or train a policy on this dataset (scripts/train_chain.sh)")
 
 
 def load_card(policy_dir: Path) -> PolicyCard:
@@ -153,10 +170,11 @@ def policy_folder(models_dir: Path, base_name: str, card: PolicyCard) -> Path:
     return models_dir / f"{registry_entry(base_name).folder}-policy-{card.adapter_sha256[:8]}"
 
 
-def prepare_policy(models_dir: Path, base_name: str, policies_dir: Path = POLICIES_DIR, force: bool = False) -> Path | None:
-    """The merged trained policy of registry model `base_name`, prepared (base and merge) on first use; None when no
-    policy ships for that base."""
-    shipped = shipped_policy(base_name, policies_dir)
+def prepare_policy(models_dir: Path, base_name: str, dataset: str, policies_dir: Path = POLICIES_DIR,
+                   force: bool = False) -> Path | None:
+    """The merged trained policy of (registry model `base_name`, `dataset`), prepared (base and merge) on first use;
+    None when no policy ships for them."""
+    shipped = shipped_policy(base_name, dataset, policies_dir)
     if shipped is None:
         return None
     card = load_card(shipped)
@@ -167,10 +185,11 @@ def prepare_policy(models_dir: Path, base_name: str, policies_dir: Path = POLICI
     return merge_policy(shipped, base, target)
 
 
-def expert_adapter(models_dir: Path, base_name: str, policies_dir: Path = POLICIES_DIR) -> tuple[Path, Path, PolicyCard] | None:
+def expert_adapter(models_dir: Path, base_name: str, dataset: str,
+                   policies_dir: Path = POLICIES_DIR) -> tuple[Path, Path, PolicyCard] | None:
     """(prepared base folder, shipped adapter folder, its card) for serving the adapter as the experts' LoRA module;
-    None when no policy ships for `base_name`. The adapter is checked against the base first (one-line refusal)."""
-    shipped = shipped_policy(base_name, policies_dir)
+    None when no policy ships for (`base_name`, `dataset`). The adapter is checked against the base first."""
+    shipped = shipped_policy(base_name, dataset, policies_dir)
     if shipped is None:
         return None
     base = prepare_model(models_dir, base_name)
@@ -184,9 +203,10 @@ def lora_rank_limit(card: PolicyCard) -> int:
 
 
 def ship_policy(adapter_dir: Path, base_dir: Path, out_dir: Path, name: str, training: dict[str, Any], data_hash: str,
-                metrics: dict[str, Any]) -> PolicyCard:
+                metrics: dict[str, Any], dataset: str = "") -> PolicyCard:
     """Copy a trained LoRA adapter (a PEFT output folder) into `out_dir` with its card; refuses an adapter over 32 MiB
-    and a base recgpt did not prepare (its identity could not be checked later)."""
+    and a base recgpt did not prepare (its identity could not be checked later). `dataset`: what it was trained on
+    (default: read from the training stages); serving looks it up under `<policies>/<base>/<dataset>/`."""
     adapter = adapter_dir / ADAPTER_FILE
     config_path = adapter_dir / "adapter_config.json"
     if not adapter.is_file() or not config_path.is_file():
@@ -205,7 +225,7 @@ def ship_policy(adapter_dir: Path, base_dir: Path, out_dir: Path, name: str, tra
     card = PolicyCard(name=name, base=base, adapter_sha256=sha256_of(adapter), adapter_bytes=size,
                       lora={"r": config.get("r"), "alpha": config.get("lora_alpha"),
                             "target_modules": sorted(config.get("target_modules") or [])},
-                      training=training, data_hash=data_hash, metrics=metrics)
+                      training=training, data_hash=data_hash, metrics=metrics, dataset=dataset_key(dataset) if dataset else "")
     out_dir.mkdir(parents=True, exist_ok=True)
     shutil.copy2(adapter, out_dir / ADAPTER_FILE)
     config["base_model_name_or_path"] = base.name  # the training machine's path means nothing elsewhere
@@ -214,15 +234,18 @@ def ship_policy(adapter_dir: Path, base_dir: Path, out_dir: Path, name: str, tra
     return card
 
 
-def resolve_policy(base_name: str, policy: str, models_dir: Path, policies_dir: Path = POLICIES_DIR) -> tuple[Path, str]:
-    """(folder to serve, what it is) for registry model `base_name` under `--policy`: the merged trained policy
-    when one ships, else the base (the description says so)."""
+def resolve_policy(base_name: str, policy: str, models_dir: Path, dataset: str,
+                   policies_dir: Path = POLICIES_DIR) -> tuple[Path, str]:
+    """(folder to serve, what it is) for registry model `base_name` under `--policy`: the merged policy trained on
+    `dataset` when one ships, else the base (the description says so). The measured choice for a dataset with no policy
+    of its own is made above this (`recgpt.eval.policy_check`), which then names the dataset whose policy won."""
     if policy not in POLICIES:
         raise PolicyError(f"--policy must be one of {', '.join(POLICIES)} (got {policy!r})")
-    shipped = shipped_policy(base_name, policies_dir) if policy == "trained" else None
+    shipped = shipped_policy(base_name, dataset, policies_dir) if policy == "trained" else None
     if shipped is not None:
-        merged = prepare_policy(models_dir, base_name, policies_dir)
+        merged = prepare_policy(models_dir, base_name, dataset, policies_dir)
         assert merged is not None
-        return merged, f"trained policy {load_card(shipped).name}"
-    what = f"base {base_name}" + (" (no trained policy ships for it)" if policy == "trained" else "")
+        card = load_card(shipped)
+        return merged, f"trained policy {card.name} (trained on {card.dataset})"
+    what = f"base {base_name}" + (f" (no trained policy ships for it on {dataset_key(dataset)})" if policy == "trained" else "")
     return prepare_model(models_dir, base_name), what
