@@ -261,6 +261,67 @@ def train_report(
     console.print(f"report {md}" + (f", plot {png}" if png else ""))
 
 
+@train_cli.command("chain")
+def train_chain(
+    dataset: str = typer.Option("office", help="office, movielens or a JSONL dataset folder: the policy trained here ships for it."),
+    base: str = typer.Option(None, help="Registry name of the base model (default: the default model)."),
+    runs: Optional[Path] = typer.Option(None, help="Machine-local run folders (default: RECGPT_HOME/train/chain-<dataset>)."),
+    ledger: Optional[Path] = typer.Option(None, help="What is committed: stage times, samples, eval reports (default: reports/training/chain-<dataset>)."),
+    out: Path = typer.Option(Path("reports"), help="Where the report goes (training-chain-<dataset>.md/.json)."),
+    eval_users: int = typer.Option(500, min=1, help="Test users per policy (the report; never decides)."),
+    val_users: int = typer.Option(200, min=1, help="Validation users per policy (what ships is decided here)."),
+    k: int = typer.Option(5, min=1, help="Tags per expert answer = K of cat HR@K."),
+    sft_users: int = typer.Option(2000, min=1, help="SFT examples when SFT is trained here."),
+    sft_from_shipped: bool = typer.Option(True, help="Reuse the SFT policy shipped for (base, dataset) instead of training one (~8 h on 2 cores)."),
+    rounds: int = typer.Option(2, min=0, help="Offline rounds per shaping."),
+    prompts: int = typer.Option(500, min=1, help="Prompts per offline round."),
+    samples: int = typer.Option(8, min=2, help="Answers per prompt (G)."),
+    dpo_steps: int = typer.Option(24, min=1, help="DPO optimiser steps per round (x grad_accum 8 pairs; ~40 s a pair on 2 cores)."),
+    shapings: str = typer.Option("crs,sum", help="Comma-separated reward shapings whose pairs train a round each."),
+    grpo: bool = typer.Option(False, help="Add GRPO from SFT (KL towards it; a lent GPU's stage: pass --train-flag --no-cpu)."),
+    grpo_steps: int = typer.Option(200, min=1, help="GRPO optimiser steps."),
+    full_graph: bool = typer.Option(True, help="Also evaluate the base and the shipped policy in the full graph on test."),
+    ship: bool = typer.Option(True, help="Ship the validation-best policy if it beats the base on validation."),
+    train_flag: list[str] = typer.Option([], "--train-flag", help="Passed to every training command (repeatable), e.g. --train-flag --no-cpu."),
+    dry_run: bool = typer.Option(False, help="Print the stages (done or to run) and their commands, run nothing."),
+) -> None:
+    """base -> SFT -> offline rounds (CRS and SUM) -> optional GRPO -> ship -> report, every stage resumable: a rerun
+    skips what <ledger>/stages.json records and each command resumes on its own."""
+    from recgpt.tools.serving.policy import load_card, shipped_policy
+    from recgpt.training.chain import ChainConfig, Ledger, SubprocessExecutor, plan, run_chain
+    from recgpt.training.chain_actions import restore_shipped_sft, ship_best, write_report
+
+    base_name = base or model_prep.DEFAULT_MODEL
+    key = dataset_key(dataset)
+    unknown = [s for s in shapings.split(",") if s.strip() and s.strip() not in ("crs", "sum")]
+    if unknown:
+        raise RecGPTError(f"--shapings takes crs and/or sum (got {', '.join(unknown)})")
+    config = ChainConfig(dataset=dataset, base=base_name, runs=runs or get_settings().home / "train" / f"chain-{key}",
+                         ledger=ledger or Path("reports") / "training" / f"chain-{key}", eval_users=eval_users,
+                         val_users=val_users, k=k, sft_users=sft_users, sft_from_shipped=sft_from_shipped, rounds=rounds,
+                         prompts=prompts, samples=samples, dpo_steps=dpo_steps,
+                         shapings=tuple(s.strip() for s in shapings.split(",") if s.strip()), grpo=grpo,
+                         grpo_steps=grpo_steps, full_graph=full_graph, ship=ship, train_flags=list(train_flag))
+    done = Ledger(config.ledger)
+    shipped = shipped_policy(base_name, dataset)
+    shipped_is_sft = shipped is not None and load_card(shipped).name.endswith("sft")
+    reuse = done.done("sft-restore") or (sft_from_shipped and shipped_is_sft and not done.done("sft"))
+    stages = plan(config, reuse)
+    if dry_run:
+        for stage in stages:
+            mark = "done" if done.done(stage.name) else "to run"
+            serve = "serve " + shlex.join(stage.serve) if stage.serve else "no server"
+            console.print(f"[bold]{stage.name}[/] ({mark}; {serve})" + (f" then {stage.action}" if stage.action else ""))
+            for command in stage.commands:
+                console.print("    recgpt " + shlex.join(command), soft_wrap=True)
+        return
+    actions = {"restore-sft": restore_shipped_sft, "ship": lambda c: ship_best(c, console.print),
+               "report": lambda c: write_report(c, out, console.print)}
+    machine = "GPU" if "--no-cpu" in train_flag else "2 CPU cores"
+    ran = run_chain(config, stages, SubprocessExecutor(), actions, machine, console.print)
+    console.print(f"chain on {key}: {len(ran)} stages run now, {len(stages) - len(ran)} done before; ledger {config.ledger}")
+
+
 @train_cli.command("stage-report")
 def train_stage_report(
     run: Path = typer.Option(..., help="The stage's run folder (its metrics.json and run_config.json)."),

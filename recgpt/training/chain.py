@@ -1,0 +1,224 @@
+"""`recgpt train chain --dataset NAME|PATH`: base -> SFT -> offline rounds (CRS and SUM) -> optional GRPO -> report ->
+ship, in one command, every stage resumable.
+
+The chain is a plan of stages (`plan`), each a list of `recgpt` commands and the weights it needs served (or none: a
+training stage never runs beside a server on 2 cores, and two vLLM servers never run at once). `run_chain` runs the
+plan in order and records each finished stage with its wall time in `<ledger>/stages.json`; a rerun skips what is
+recorded, and each command resumes on its own (run folders, checkpoints, sample and eval stores), so a chain killed
+mid-stage is rerun as is, also on a fresh machine once the ledger is committed.
+
+Policies are compared alone (`recgpt eval --method expert`: one Distributed Expert call per user) on the same
+validation users (what ships is decided there) and the same test users (the report). An offline round `r` under a
+shaping samples G answers per prompt from the round's starting policy under the serving grammar
+(`train sample-round`), trains DPO on its best-versus-worst pairs under that shaping (`train dpo`, the sampling policy
+as reference) and merges the result (`train export`); round 1 of both shapings shares its samples (same policy).
+What ships is the validation-best policy if it beats the base on validation; a round policy ships as one adapter on
+the base, its lineage's adapters composed (`recgpt.training.compose`).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Callable, Literal, Protocol
+
+from pydantic import BaseModel, Field
+
+from recgpt.errors import RecGPTError
+from recgpt.tools.serving.policy import dataset_key
+
+Shaping = Literal["crs", "sum"]
+
+
+class ChainConfig(BaseModel):
+    """Everything that defines one chain run (written to `<ledger>/chain_config.json`)."""
+
+    dataset: str = "office"
+    base: str = Field(default="qwen2.5-coder-0.5b", description="Registry name of the base model.")
+    runs: Path = Field(description="Machine-local run folders (weights).")
+    ledger: Path = Field(description="What is committed: stage times, samples, eval reports.")
+    eval_users: int = Field(default=500, ge=1, description="Test users per policy (the report; never decides).")
+    val_users: int = Field(default=200, ge=1, description="Validation users per policy (what ships is decided here).")
+    k: int = Field(default=5, ge=1, description="Tags per expert answer = K of cat HR@K.")
+    sft_users: int = Field(default=2000, ge=1, description="SFT examples (training-prefix cuts, one per training user).")
+    sft_from_shipped: bool = Field(default=True, description=(
+        "Reuse the SFT adapter already shipped for (base, dataset) instead of retraining it (~8 h on 2 cores)."))
+    lora_r: int = 8
+    rounds: int = Field(default=2, ge=0)
+    prompts: int = Field(default=500, ge=1, description="Prompts per offline round.")
+    samples: int = Field(default=8, ge=2, description="Answers per prompt (G).")
+    dpo_steps: int = Field(default=24, ge=1, description="DPO optimiser steps per round (x grad_accum 8 pairs).")
+    shapings: tuple[Shaping, ...] = ("crs", "sum")
+    grpo: bool = Field(default=False, description="Add a GRPO stage from the validation-best round policy (a GPU's job).")
+    grpo_steps: int = 200
+    full_graph: bool = Field(default=True, description="Also evaluate the base and the shipped policy in the full graph on test.")
+    ship: bool = True
+    train_flags: list[str] = Field(default_factory=list, description="Passed to every training command (e.g. --no-cpu).")
+
+    @property
+    def key(self) -> str:
+        return dataset_key(self.dataset)
+
+
+class Stage(BaseModel):
+    """One resumable step: the weights to serve (`serve` arguments; None: no server) and the commands to run."""
+
+    name: str
+    serve: list[str] | None = None
+    commands: list[list[str]] = Field(default_factory=list)
+    action: str | None = Field(default=None, description="A step done in Python after the commands: 'ship', 'report'.")
+
+
+class Executor(Protocol):
+    def serve(self, args: list[str] | None) -> None: ...
+    def run(self, args: list[str]) -> None: ...
+
+
+def policy_models(config: ChainConfig, sft_model: Path) -> dict[str, Path]:
+    """Served-weights folder of every policy the plan trains, by name: sft, then crs-1, sum-1, crs-2, ..."""
+    models = {"sft": sft_model}
+    for r in range(1, config.rounds + 1):
+        for shaping in config.shapings:
+            models[f"{shaping}-{r}"] = config.runs / f"{shaping}-{r}-model"
+    return models
+
+
+def evaluations(config: ChainConfig, name: str, serve: list[str]) -> list[Stage]:
+    """The policy alone on the validation users (decides) and on the test users (reports)."""
+    common = ["eval", "--dataset", config.dataset, "--method", "expert", "--tags", str(config.k), "--concurrency", "16"]
+    return [Stage(name=f"val-{name}", serve=serve, commands=[[*common, "--split", "validation", "--users", str(config.val_users),
+                                                               "--out", str(config.ledger / "evals" / f"{name}-validation")]]),
+            Stage(name=f"test-{name}", serve=serve, commands=[[*common, "--split", "test", "--users", str(config.eval_users),
+                                                             "--out", str(config.ledger / "evals" / f"{name}-test")]])]
+
+
+def plan(config: ChainConfig, reuse_shipped_sft: bool) -> list[Stage]:
+    """The chain's stages in order. `reuse_shipped_sft`: the SFT adapter shipped for (base, dataset) is restored and
+    merged instead of trained (~8 h on 2 cores); either way the SFT policy is served from `<runs>/sft-model`."""
+    flags = list(config.train_flags)
+    base_serve = ["--model", config.base, "--policy", "base"]
+    stages = evaluations(config, "base", base_serve)
+    sft_model = config.runs / "sft-model"
+    export_sft = ["train", "export", str(config.runs / "sft" / "final"), "--out", str(sft_model)]
+    if reuse_shipped_sft:
+        stages += [Stage(name="sft-restore", action="restore-sft"), Stage(name="sft", commands=[export_sft])]
+    else:
+        stages.append(Stage(name="sft", commands=[
+            ["train", "sft", "--model", config.base, "--dataset", config.dataset, "--out", str(config.runs / "sft"),
+             "--max-users", str(config.sft_users), "--tags-per-expert", str(config.k), "--lora-r", str(config.lora_r),
+             "--lora-alpha", str(2 * config.lora_r), "--save-steps", "5", *flags],
+            export_sft]))
+    models = policy_models(config, sft_model)
+    stages += evaluations(config, "sft", ["--model", str(sft_model)])
+    for r in range(1, config.rounds + 1):
+        for shaping in config.shapings:
+            start = models["sft"] if r == 1 else models[f"{shaping}-{r - 1}"]
+            samples = config.ledger / ("round-1" if r == 1 else f"round-{r}-{shaping}")
+            sample_stage = "sample-1" if r == 1 else f"sample-{r}-{shaping}"
+            if not any(stage.name == sample_stage for stage in stages):
+                stages.append(Stage(name=sample_stage, serve=["--model", str(start)], commands=[[
+                    "train", "sample-round", "--dataset", config.dataset, "--out", str(samples), "--max-users",
+                    str(config.prompts), "--samples", str(config.samples), "--tags-per-expert", str(config.k),
+                    "--seed", str(r + 1)]]))
+            run = config.runs / f"dpo-{shaping}-{r}"
+            stages.append(Stage(name=f"dpo-{shaping}-{r}", commands=[
+                ["train", "dpo", "--model", str(start), "--rows-file", str(samples / f"dpo-{shaping}.jsonl"),
+                 "--out", str(run), "--max-steps", str(config.dpo_steps), *flags],
+                ["train", "export", str(run / "final"), "--out", str(models[f"{shaping}-{r}"])]]))
+            stages += evaluations(config, f"{shaping}-{r}", ["--model", str(models[f"{shaping}-{r}"])])
+    if config.grpo:
+        run = config.runs / "grpo"
+        stages.append(Stage(name="grpo", commands=[  # from SFT, KL towards it (its defaults: G 8, 16 prompts, dapo)
+            ["train", "grpo", "--model", str(sft_model), "--dataset", config.dataset, "--out", str(run), "--max-users", str(config.prompts),
+             "--max-steps", str(config.grpo_steps), "--tags-per-expert", str(config.k), *flags],
+            ["train", "export", str(run / "final"), "--out", str(config.runs / "grpo-model")]]))
+        stages += evaluations(config, "grpo", ["--model", str(config.runs / "grpo-model")])
+    if config.ship:
+        stages.append(Stage(name="ship", action="ship"))
+    if config.full_graph:
+        for name, serve in (("base", base_serve), ("shipped", ["--model", config.base, "--dataset", config.dataset])):
+            stages.append(Stage(name=f"full-{name}", serve=serve, commands=[[
+                "eval", "--dataset", config.dataset, "--method", "recgpt", "--split", "test", "--users",
+                str(config.eval_users), "--concurrency", "16", "--out", str(config.ledger / "evals" / f"full-{name}-test")]]))
+    stages.append(Stage(name="report", action="report"))
+    return stages
+
+
+class Ledger:
+    """`<ledger>/stages.json`: finished stages with their wall time (and where they ran)."""
+
+    def __init__(self, folder: Path) -> None:
+        self.path = folder / "stages.json"
+
+    def read(self) -> dict[str, dict[str, object]]:
+        try:
+            return json.loads(self.path.read_text())
+        except (OSError, ValueError):
+            return {}
+
+    def done(self, name: str) -> bool:
+        return name in self.read()
+
+    def record(self, name: str, wall_s: float, machine: str) -> None:
+        stages = self.read()
+        stages[name] = {"wall_s": round(wall_s, 1), "machine": machine}
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(stages, indent=2))
+        tmp.replace(self.path)
+
+
+def run_chain(config: ChainConfig, stages: list[Stage], executor: Executor,
+              actions: dict[str, Callable[[ChainConfig], None]], machine: str = "2 CPU cores",
+              say: Callable[[str], None] = print) -> list[str]:
+    """Run every stage not yet in the ledger, in order; return the names run now. The server is switched only when a
+    stage needs other weights, and stopped before a stage that trains."""
+    ledger = Ledger(config.ledger)
+    config.ledger.mkdir(parents=True, exist_ok=True)
+    (config.ledger / "chain_config.json").write_text(config.model_dump_json(indent=2))
+    ran: list[str] = []
+    serving: list[str] | None = None
+    try:
+        for stage in stages:
+            if ledger.done(stage.name):
+                say(f"== {stage.name}: done (skipped)")
+                continue
+            say(f"== {stage.name}")
+            started = time.perf_counter()
+            if stage.serve != serving:
+                executor.serve(stage.serve)
+                serving = stage.serve
+            for command in stage.commands:
+                executor.run(command)
+            if stage.action is not None:
+                if stage.action not in actions:
+                    raise RecGPTError(f"chain stage {stage.name}: no action {stage.action!r}")
+                actions[stage.action](config)
+            ledger.record(stage.name, time.perf_counter() - started, machine)
+            ran.append(stage.name)
+    finally:
+        if serving is not None:
+            executor.serve(None)
+    return ran
+
+
+class SubprocessExecutor:
+    """Runs each command as `recgpt ARGS` (its own process: a stage's memory is given back when it ends)."""
+
+    def __init__(self, recgpt: list[str] | None = None) -> None:
+        script = Path(sys.executable).parent / "recgpt"
+        self.recgpt = recgpt or ([str(script)] if script.is_file() else
+                                 [sys.executable, "-c", "import sys; from recgpt.app import main; sys.exit(main())"])
+
+    def run(self, args: list[str]) -> None:
+        completed = subprocess.run([*self.recgpt, *args], check=False)
+        if completed.returncode != 0:
+            raise RecGPTError(f"`recgpt {' '.join(args)}` exited with {completed.returncode}; rerun the chain to resume")
+
+    def serve(self, args: list[str] | None) -> None:
+        subprocess.run([*self.recgpt, "serve", "--stop"], check=False, stdout=subprocess.DEVNULL)
+        if args is not None:
+            self.run(["serve", "--background", *args])

@@ -1,0 +1,162 @@
+"""What `recgpt train chain` decides and reports, from the eval reports its stages wrote under `<ledger>/evals/`.
+
+- `validation_choice`: the validation-best trained policy, and whether it beats the base there (only then it ships);
+- `summarise`: every policy alone on the test users (paired against the base, ± SE), its answer concentration (the
+  collapse check: distinct categories named, the most-named one's share), CRS against SUM round by round, the full
+  graph for the base and the shipped policy, and each stage's wall time;
+- `markdown`: `reports/training-chain-<dataset>.md`.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from recgpt.eval.metrics import paired_difference
+from recgpt.training.chain import ChainConfig, Ledger
+
+
+def eval_report(config: ChainConfig, name: str, split: str, method: str = "expert") -> dict[str, Any] | None:
+    """The eval JSON a stage wrote for policy `name` (None when that stage has not run)."""
+    folder = config.ledger / "evals" / f"{name}-{split}"
+    path = folder / f"eval-{config.key}-{split}-{method}.json"
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def primary_metric(report: dict[str, Any], k: int) -> str:
+    """Category HR@K at the dataset's first level (L2 for a tree, genre for flat labels)."""
+    return f"cat_hr@{k}_{report.get('slice_level', 'l2')}"
+
+
+def trained_policies(config: ChainConfig) -> list[str]:
+    names = ["sft"] + [f"{s}-{r}" for r in range(1, config.rounds + 1) for s in config.shapings]
+    return names + (["grpo"] if config.grpo else [])
+
+
+def validation_choice(config: ChainConfig) -> dict[str, Any]:
+    """{'best', 'metric', 'scores' (name -> value), 'base', 'beats_base', 'paired'}: what ships is decided here."""
+    base = eval_report(config, "base", "validation")
+    if base is None:
+        raise FileNotFoundError("the base's validation report is missing: run the chain's val-base stage")
+    metric = primary_metric(base, config.k)
+    scores = {name: report["metrics"][metric] for name in trained_policies(config)
+              if (report := eval_report(config, name, "validation")) is not None}
+    if not scores:
+        raise FileNotFoundError("no trained policy has a validation report yet")
+    best = max(scores, key=lambda name: (scores[name], -trained_policies(config).index(name)))  # a tie: the earlier stage
+    best_report = eval_report(config, best, "validation")
+    assert best_report is not None
+    paired = paired_difference(best_report["per_user_hits"], base["per_user_hits"], metric)
+    return {"best": best, "metric": metric, "scores": scores, "base": base["metrics"][metric],
+            "beats_base": scores[best] > base["metrics"][metric], "paired": paired}
+
+
+def lineage(config: ChainConfig, name: str, sft_adapter: Path) -> list[Path]:
+    """The adapters that make policy `name`, applied in order on the base."""
+    if name == "sft":
+        return [sft_adapter]
+    if name == "grpo":
+        return [sft_adapter, config.runs / "grpo" / "final"]
+    shaping, _, r = name.partition("-")
+    return [sft_adapter] + [config.runs / f"dpo-{shaping}-{i}" / "final" for i in range(1, int(r) + 1)]
+
+
+def _row(report: dict[str, Any], base: dict[str, Any] | None, metrics: list[str]) -> dict[str, Any]:
+    row: dict[str, Any] = {"users": report.get("users_scored"), "model": report.get("model"),
+                           "metrics": {m: report["metrics"].get(m) for m in metrics},
+                           "concentration": report.get("answer_concentration"),
+                           "completion_tokens_per_user": report.get("completion_tokens_per_user")}
+    if base is not None:
+        row["against_base"] = {m: paired_difference(report["per_user_hits"], base["per_user_hits"], m) for m in metrics}
+        new = base.get("new_interest_user_ids") or []
+        row["against_base_new_interest"] = {m: paired_difference(report["per_user_hits"], base["per_user_hits"], m, new)
+                                            for m in metrics}
+    return row
+
+
+def summarise(config: ChainConfig) -> dict[str, Any]:
+    base = eval_report(config, "base", "test")
+    metrics = [primary_metric(base, config.k), "item_hr@10"] if base is not None else []
+    rows: dict[str, Any] = {}
+    for name in ["base", *trained_policies(config)]:
+        report = eval_report(config, name, "test")
+        if report is not None and base is not None:
+            rows[name] = _row(report, None if name == "base" else base, metrics)
+    shapings: dict[str, Any] = {}
+    if {"crs", "sum"} <= set(config.shapings):
+        for r in range(1, config.rounds + 1):
+            crs, sum_ = eval_report(config, f"crs-{r}", "test"), eval_report(config, f"sum-{r}", "test")
+            if crs is not None and sum_ is not None:
+                shapings[f"round {r}"] = {m: paired_difference(crs["per_user_hits"], sum_["per_user_hits"], m) for m in metrics}
+    full: dict[str, Any] = {}
+    full_base = eval_report(config, "full-base", "test", "recgpt")
+    for name in ("full-base", "full-shipped"):
+        report = eval_report(config, name, "test", "recgpt")
+        if report is not None:
+            full[name] = _row(report, None if name == "full-base" or full_base is None else full_base,
+                              [primary_metric(report, 10), "item_hr@10"])
+    try:
+        choice: dict[str, Any] | None = validation_choice(config)
+    except FileNotFoundError:
+        choice = None
+    return {"config": json.loads(config.model_dump_json()), "metrics": metrics, "policies": rows,
+            "crs_against_sum": shapings, "full_graph": full, "validation_choice": choice,
+            "stages": Ledger(config.ledger).read()}
+
+
+def _f(value: Any, digits: int = 3) -> str:
+    return "—" if value is None else f"{value:.{digits}f}"
+
+
+def _d(paired: dict[str, float] | None) -> str:
+    return "—" if not paired else f"{paired['difference']:+.3f} ± {paired['standard_error']:.3f}"
+
+
+def markdown(summary: dict[str, Any], model: str) -> str:
+    config, metrics = summary["config"], summary["metrics"]
+    lines = [f"# Training chain on {config['dataset']}", "",
+             f"Base model `{config['base']}`; each policy served alone (`recgpt eval --method expert`, one Distributed "
+             f"Expert call per user, K={config['k']}) on the same {config['eval_users']} test users (seed 0); differences "
+             "are paired over those users, ± one standard error. What ships was decided on "
+             f"{config['val_users']} validation users, never on test. Reproduce: `recgpt train chain --dataset "
+             f"{config['dataset']}` (every stage resumes).", ""]
+    if metrics:
+        lines += ["| policy | " + " | ".join(metrics) + " | − base (" + metrics[0] + ") | − base (" + metrics[1]
+                  + ") | new-interest − base | distinct categories | most-named share |",
+                  "|---|" + "---:|" * (len(metrics) + 5)]
+        for name, row in summary["policies"].items():
+            against = row.get("against_base") or {}
+            new = row.get("against_base_new_interest") or {}
+            conc = row.get("concentration") or {}
+            lines.append(f"| {name} | " + " | ".join(_f(row["metrics"].get(m)) for m in metrics)
+                         + f" | {_d(against.get(metrics[0]))} | {_d(against.get(metrics[1]))} | {_d(new.get(metrics[0]))}"
+                         + f" | {conc.get('distinct_categories', '—')} | {_f(conc.get('top_category_user_share'), 2)} |")
+        lines.append("")
+    if summary["crs_against_sum"]:
+        lines += ["## CRS against SUM", "", "| round | " + " | ".join(metrics) + " |", "|---|" + "---:|" * len(metrics)]
+        for label, diffs in summary["crs_against_sum"].items():
+            lines.append(f"| {label} | " + " | ".join(_d(diffs.get(m)) for m in metrics) + " |")
+        lines.append("")
+    if summary["full_graph"]:
+        lines += ["## Full graph (test)", "", "| run | metrics | − full-base |", "|---|---|---|"]
+        for name, row in summary["full_graph"].items():
+            shown = ", ".join(f"{m} {_f(v)}" for m, v in row["metrics"].items())
+            against = ", ".join(f"{m} {_d(v)}" for m, v in (row.get("against_base") or {}).items()) or "—"
+            lines.append(f"| {name} | {shown} | {against} |")
+        lines.append("")
+    choice = summary["validation_choice"]
+    if choice:
+        lines += ["## What ships (validation)", "",
+                  f"{choice['metric']}: base {_f(choice['base'])}; " + ", ".join(f"{n} {_f(v)}" for n, v in choice["scores"].items())
+                  + f". Best: **{choice['best']}** ({_d(choice['paired'])} against the base, paired); "
+                  + ("it ships." if choice["beats_base"] else "it does not beat the base, so nothing new ships."), ""]
+    if summary["stages"]:
+        lines += ["## Stage wall times", "", "| stage | s | machine |", "|---|---:|---|"]
+        lines += [f"| {name} | {info.get('wall_s')} | {info.get('machine')} |" for name, info in summary["stages"].items()]
+        lines.append("")
+    lines += [f"Model: {model}.", ""]
+    return "\n".join(lines)

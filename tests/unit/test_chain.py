@@ -1,0 +1,201 @@
+"""`recgpt train chain`: the plan (no server beside training, round 1 shares its samples, what ships is decided on
+validation), the resumable runner, the ship decision and lineage, the composed adapter, the report."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from peft import LoraConfig, PeftModel, get_peft_model
+from transformers import AutoModelForCausalLM
+
+from recgpt.errors import RecGPTError
+from recgpt.training.chain import ChainConfig, Ledger, Stage, plan, run_chain
+from recgpt.training.chain_summary import lineage, markdown, summarise, validation_choice
+from recgpt.training.compose import compose_adapters
+from tests.unit.test_sft import tiny_model_dir
+
+
+def config(tmp_path: Path, **overrides: object) -> ChainConfig:
+    return ChainConfig(**{"dataset": "movielens", "runs": tmp_path / "runs", "ledger": tmp_path / "ledger", **overrides})
+
+
+def test_the_plan_trains_without_a_server_and_decides_on_validation(tmp_path: Path) -> None:
+    stages = plan(config(tmp_path), reuse_shipped_sft=False)
+    names = [s.name for s in stages]
+    assert names[:5] == ["val-base", "test-base", "sft", "val-sft", "test-sft"]
+    assert names.count("sample-1") == 1 and "sample-2-crs" in names and "sample-2-sum" in names  # round 1 shares its samples
+    assert names.index("sample-1") < names.index("dpo-crs-1") < names.index("dpo-sum-1") < names.index("sample-2-crs")
+    assert names[-4:] == ["ship", "full-base", "full-shipped", "report"]
+    for stage in stages:
+        training = any(c[:2] in (["train", "sft"], ["train", "dpo"], ["train", "grpo"]) for c in stage.commands)
+        assert not (training and stage.serve is not None), stage.name  # never a server beside training
+    sample = next(s for s in stages if s.name == "sample-2-crs")
+    assert sample.serve == ["--model", str(tmp_path / "runs" / "crs-1-model")]  # round 2 samples from its own round 1
+    dpo = next(s for s in stages if s.name == "dpo-sum-2")
+    assert dpo.commands[0][dpo.commands[0].index("--rows-file") + 1] == str(tmp_path / "ledger" / "round-2-sum" / "dpo-sum.jsonl")
+    assert dpo.commands[0][dpo.commands[0].index("--model") + 1] == str(tmp_path / "runs" / "sum-1-model")
+    reused = [s.name for s in plan(config(tmp_path, rounds=1, shapings=("crs",), full_graph=False, grpo=True), True)]
+    assert reused[2:4] == ["sft-restore", "sft"] and "grpo" in reused and "test-grpo" in reused and "sum-1" not in str(reused)
+
+
+class FakeExecutor:
+    def __init__(self, fail_on: str | None = None) -> None:
+        self.log: list[str] = []
+        self.fail_on = fail_on
+
+    def serve(self, args: list[str] | None) -> None:
+        self.log.append("stop" if args is None else "serve " + " ".join(args))
+
+    def run(self, args: list[str]) -> None:
+        if self.fail_on and self.fail_on in args:
+            raise RecGPTError(f"`recgpt {' '.join(args)}` exited with 1")
+        self.log.append(" ".join(args))
+
+
+def test_the_runner_switches_servers_only_when_needed_resumes_and_stops_the_server(tmp_path: Path) -> None:
+    cfg = config(tmp_path)
+    stages = [Stage(name="a", serve=["--model", "x"], commands=[["eval", "1"]]), Stage(name="b", serve=["--model", "x"], commands=[["eval", "2"]]),
+              Stage(name="c", commands=[["train", "dpo"]]), Stage(name="d", serve=["--model", "y"], commands=[["eval", "3"]]),
+              Stage(name="e", action="note")]
+    noted: list[str] = []
+    failing = FakeExecutor(fail_on="3")
+    with pytest.raises(RecGPTError, match="exited with 1"):
+        run_chain(cfg, stages, failing, {"note": lambda c: noted.append(c.dataset)}, say=lambda _: None)
+    assert failing.log == ["serve --model x", "eval 1", "eval 2", "stop", "train dpo", "serve --model y", "stop"]  # stopped on failure too
+    assert set(Ledger(cfg.ledger).read()) == {"a", "b", "c"}
+    again = FakeExecutor()
+    ran = run_chain(cfg, stages, again, {"note": lambda c: noted.append(c.dataset)}, say=lambda _: None)
+    assert ran == ["d", "e"] and again.log == ["serve --model y", "eval 3", "stop"] and noted == ["movielens"]
+    assert run_chain(cfg, stages, FakeExecutor(), {"note": lambda c: None}, say=lambda _: None) == []
+    assert json.loads((cfg.ledger / "chain_config.json").read_text())["dataset"] == "movielens"
+    with pytest.raises(RecGPTError, match="no action 'missing'"):
+        run_chain(config(tmp_path / "other"), [Stage(name="z", action="missing")], FakeExecutor(), {}, say=lambda _: None)
+
+
+def write_eval(cfg: ChainConfig, name: str, split: str, hits: dict[str, int], method: str = "expert") -> None:
+    folder = cfg.ledger / "evals" / f"{name}-{split}"
+    folder.mkdir(parents=True, exist_ok=True)
+    per_user = {u: {"cat_hr@5_genre": float(h), "item_hr@10": float(h) / 2} for u, h in hits.items()}
+    metrics = {m: sum(row[m] for row in per_user.values()) / len(per_user) for m in ("cat_hr@5_genre", "item_hr@10")}
+    if method == "recgpt":
+        per_user = {u: {"cat_hr@10_genre": row["cat_hr@5_genre"], "item_hr@10": row["item_hr@10"]} for u, row in per_user.items()}
+        metrics = {"cat_hr@10_genre": metrics["cat_hr@5_genre"], "item_hr@10": metrics["item_hr@10"]}
+    report = {"metrics": metrics, "per_user_hits": per_user, "slice_level": "genre", "users_scored": len(per_user),
+              "new_interest_user_ids": ["u1", "u2"], "model": f"recgpt-policy@/{name}",
+              "answer_concentration": {"distinct_categories": 4, "top_category_user_share": 0.25}}
+    (folder / f"eval-movielens-{split}-{method}.json").write_text(json.dumps(report))
+
+
+def test_what_ships_is_the_validation_best_if_it_beats_the_base_and_the_report_pairs_on_test(tmp_path: Path) -> None:
+    cfg = config(tmp_path, rounds=1)
+    users = [f"u{i}" for i in range(6)]
+    write_eval(cfg, "base", "validation", dict.fromkeys(users, 0) | {"u0": 1})
+    write_eval(cfg, "sft", "validation", dict.fromkeys(users, 0) | {"u0": 1, "u1": 1})
+    write_eval(cfg, "crs-1", "validation", dict.fromkeys(users, 0) | {"u0": 1, "u1": 1, "u2": 1})
+    write_eval(cfg, "sum-1", "validation", dict.fromkeys(users, 0) | {"u3": 1, "u4": 1, "u5": 1})  # a tie: the earlier stage
+    choice = validation_choice(cfg)
+    assert choice["best"] == "crs-1" and choice["beats_base"] and choice["metric"] == "cat_hr@5_genre"
+    assert choice["paired"]["difference"] == pytest.approx(2 / 6)
+    assert lineage(cfg, "crs-1", Path("/sft")) == [Path("/sft"), cfg.runs / "dpo-crs-1" / "final"]
+    assert lineage(config(tmp_path, rounds=2), "sum-2", Path("/sft"))[1:] == [cfg.runs / "dpo-sum-1" / "final", cfg.runs / "dpo-sum-2" / "final"]
+    for name, hits in (("base", {"u0": 1}), ("sft", {"u0": 1, "u1": 1}), ("crs-1", {"u1": 1, "u2": 1, "u3": 1}), ("sum-1", {"u0": 1})):
+        write_eval(cfg, name, "test", dict.fromkeys(users, 0) | hits)
+    write_eval(cfg, "full-base", "test", dict.fromkeys(users, 0), "recgpt")
+    write_eval(cfg, "full-shipped", "test", dict.fromkeys(users, 0) | {"u0": 1}, "recgpt")
+    Ledger(cfg.ledger).record("sft", 12.0, "2 CPU cores")
+    summary = summarise(cfg)
+    assert summary["metrics"] == ["cat_hr@5_genre", "item_hr@10"]
+    assert summary["policies"]["crs-1"]["against_base"]["cat_hr@5_genre"]["difference"] == pytest.approx(2 / 6)
+    assert summary["crs_against_sum"]["round 1"]["cat_hr@5_genre"]["difference"] == pytest.approx(2 / 6)
+    assert summary["full_graph"]["full-shipped"]["against_base"]["cat_hr@10_genre"]["difference"] == pytest.approx(1 / 6)
+    text = markdown(summary, "qwen2.5-coder-0.5b")
+    assert "| crs-1 | 0.500 |" in text and "Best: **crs-1**" in text and "it ships." in text and "| sft | 12.0 | 2 CPU cores |" in text
+    write_eval(cfg, "base", "validation", dict.fromkeys(users, 1))
+    assert not validation_choice(cfg)["beats_base"]
+
+
+def _adapter(model_dir: Path, out: Path, r: int, seed: int) -> Path:
+    torch.manual_seed(seed)
+    model = get_peft_model(AutoModelForCausalLM.from_pretrained(model_dir),
+                           LoraConfig(r=r, lora_alpha=2 * r, target_modules="all-linear", init_lora_weights=False))
+    model.save_pretrained(out)
+    return out
+
+
+def test_a_lineage_of_adapters_composes_into_one_adapter_on_the_base(tmp_path: Path) -> None:
+    base = tiny_model_dir(tmp_path / "base")
+    sft = _adapter(base, tmp_path / "sft", 4, 1)
+    PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(base), str(sft)).merge_and_unload().save_pretrained(tmp_path / "sft-model")
+    dpo = _adapter(tmp_path / "sft-model", tmp_path / "dpo", 2, 2)  # trained on the merged SFT weights, as a round is
+    ids = torch.tensor([[3, 6, 7, 2]])
+    sequential = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(tmp_path / "sft-model"), str(dpo)).merge_and_unload()(ids).logits
+    exact = compose_adapters([sft, dpo], base, tmp_path / "f32", dtype="float32")
+    composed = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(base), str(exact))(ids).logits
+    assert torch.allclose(composed, sequential, atol=1e-5)
+    assert json.loads((exact / "adapter_config.json").read_text())["r"] == 6
+    assert json.loads((exact / "adapter_config.json").read_text())["base_model_name_or_path"] == str(base)
+    half = compose_adapters([sft, dpo], base, tmp_path / "bf16")
+    assert (half / "adapter_model.safetensors").stat().st_size < 0.6 * (exact / "adapter_model.safetensors").stat().st_size
+    shipped = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(base), str(half))(ids).logits
+    assert torch.allclose(shipped, sequential, atol=5e-2) and not torch.allclose(shipped, AutoModelForCausalLM.from_pretrained(base)(ids).logits, atol=5e-2)
+    with pytest.raises(RecGPTError, match="not a LoRA adapter folder"):
+        compose_adapters([base], base, tmp_path / "bad")
+
+
+def test_the_best_round_ships_as_one_adapter_for_its_dataset_and_a_shipped_sft_is_restored(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from types import SimpleNamespace
+
+    from recgpt.tools.serving.policy import load_card, shipped_policy
+    from recgpt.training import chain_actions
+    from tests.unit.test_policy import BASE, prepared_base
+
+    base = prepared_base(tmp_path / "base")
+    monkeypatch.setattr(chain_actions, "prepare_model", lambda models_dir, name: base)
+    monkeypatch.setattr(chain_actions, "default_registry", lambda: SimpleNamespace(dataset=lambda name: SimpleNamespace(content_hash=lambda: "c0ffee")))
+    cfg = config(tmp_path, rounds=1, base=BASE)
+    users = [f"u{i}" for i in range(4)]
+    write_eval(cfg, "base", "validation", dict.fromkeys(users, 0))
+    write_eval(cfg, "sft", "validation", dict.fromkeys(users, 0) | {"u0": 1})
+    write_eval(cfg, "crs-1", "validation", dict.fromkeys(users, 0) | {"u0": 1, "u1": 1})
+    sft = _adapter(base, cfg.runs / "sft" / "final", 4, 1)
+    (cfg.runs / "sft" / "run_config.json").write_text(json.dumps({"dataset": "movielens"}))
+    PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(base), str(sft)).merge_and_unload().save_pretrained(cfg.runs / "sft-model")
+    _adapter(cfg.runs / "sft-model", cfg.runs / "dpo-crs-1" / "final", 2, 2)
+    (cfg.runs / "dpo-crs-1" / "run_config.json").write_text(json.dumps({"rows_file": "round-1/dpo-crs.jsonl"}))
+    policies = tmp_path / "policies"
+    said: list[str] = []
+    chain_actions.ship_best(cfg, said.append, policies)
+    shipped = shipped_policy(BASE, "movielens", policies)
+    assert shipped is not None and said[-1].startswith("ship: movielens-crs-1")
+    card = load_card(shipped)
+    assert card.dataset == "movielens" and card.lora["r"] == 6 and set(card.training) == {"sft", "dpo-crs-1"}
+    assert card.metrics["validation"]["best"] == "crs-1" and card.data_hash == "movielens:c0ffee"
+    monkeypatch.setattr(chain_actions, "get_settings", lambda: SimpleNamespace(models_dir=tmp_path / "models"))
+    again = config(tmp_path / "fresh", base=BASE)
+    chain_actions.restore_shipped_sft(again, policies)  # what a later chain on movielens starts from
+    restored = json.loads((again.runs / "sft" / "final" / "adapter_config.json").read_text())
+    assert restored["base_model_name_or_path"] == str(base)
+    assert json.loads((again.runs / "sft" / "restored_from.json").read_text())["policy"] == "movielens-crs-1"
+    with pytest.raises(FileNotFoundError, match="no policy ships"):
+        chain_actions.restore_shipped_sft(config(tmp_path / "x", base=BASE, dataset="office"), policies)
+
+
+def test_the_chain_command_prints_its_plan_and_refuses_an_unknown_shaping(tmp_path: Path, isolated_home: Path) -> None:
+    from typer.testing import CliRunner
+
+    from recgpt.training.cli import train_cli
+
+    runner = CliRunner()
+    ledger = tmp_path / "ledger"
+    Ledger(ledger).record("val-base", 1.0, "2 CPU cores")
+    result = runner.invoke(train_cli, ["chain", "--dataset", "movielens", "--ledger", str(ledger), "--rounds", "1",
+                                       "--dry-run"], terminal_width=400)
+    assert result.exit_code == 0, result.output
+    assert "val-base (done;" in result.output and "sft (to run; no server)" in result.output
+    assert "recgpt train sample-round --dataset movielens" in result.output and "report (to run; no server) then report" in result.output
+    bad = runner.invoke(train_cli, ["chain", "--shapings", "crs,best", "--dry-run", "--ledger", str(ledger)])
+    assert bad.exit_code != 0 and "--shapings takes crs and/or sum (got best)" in str(bad.exception or bad.output)
