@@ -205,9 +205,9 @@ def train_reward(config: RewardRunConfig) -> None:
 def train_grpo(config: GRPORunConfig) -> None:
     """GRPO (TRL GRPOTrainer) with the CRS or SUM tag reward; every component and gate pass rate is logged."""
     # deferred: langgraph and the LLM client, through the dataset code (`recgpt train --help` stays light)
-    from recgpt.training.grpo import real_tag_rewards, run_grpo
+    from recgpt.training.grpo import real_tag_rewards, rollout_schema, run_grpo
 
-    final = run_grpo(config, real_tag_rewards(config))
+    final = run_grpo(config, real_tag_rewards(config), schema=rollout_schema(config))
     console.print(f"GRPO-{config.shaping.upper()} done: {final} (metrics in {config.output_dir / 'metrics.json'})")
 
 

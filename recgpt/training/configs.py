@@ -151,6 +151,10 @@ class GRPOOptions(PromptOptions):
         "Collapse stop: the run stops when, for collapse_patience logged steps in a row, this share of the recent "
         "rollouts names one catalogue-mapped category (both earlier runs ended at 73-84%); 0 = monitor only.")})
     collapse_patience: int = field(default=3, metadata={"help": "Logged steps in a row above collapse_share before the stop."})
+    constrained: bool = field(default=True, metadata={"help": (
+        "Rollouts decode under the grammar serving decodes with (the grounded expert schema with the catalogue enum, "
+        "xgrammar's logits processor on transformers' generate), so the policy is rewarded only on answers serving can "
+        "give; off: free decoding, as the historical runs (whose SUM policy wrote category paths that do not exist).")})
     lora_r: int = field(default=16, metadata={"help": (
         "LoRA rank for a plain starting model (0: full fine-tuning). An adapter start with beta > 0 is merged into its "
         "base first and gets a new LoRA of this rank, so the KL reference is that starting policy, not the bare base.")})

@@ -22,6 +22,8 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel
+
 from recgpt.errors import RecGPTError
 from recgpt.eval.metrics import path_at_level
 from recgpt.services.resources import default_registry, resolve
@@ -197,7 +199,19 @@ def starting_policy(config: GRPORunConfig) -> tuple[Any, Any]:
     return config.model, None
 
 
-def run_grpo(config: GRPORunConfig, rewards: TagRewards, rows: list[dict[str, Any]] | None = None) -> Path:
+def rollout_schema(config: GRPORunConfig) -> type[BaseModel] | None:
+    """The schema serving decodes the expert's answer under, for constrained rollouts (None: unconstrained)."""
+    if not config.constrained:
+        return None
+    from recgpt.agents.expert import grounded_expert_schema  # deferred: the agents (langchain) only for a real run
+
+    data = default_registry().dataset(config.dataset)
+    return grounded_expert_schema(config.tags_per_expert, grounding_vocabulary(data, config.grounding))
+
+
+def run_grpo(config: GRPORunConfig, rewards: TagRewards, rows: list[dict[str, Any]] | None = None,
+             schema: type[BaseModel] | None = None) -> Path:
+    """Train; returns the final model/adapter folder. `schema`: rollouts decode under it (`rollout_schema`)."""
     # deferred: datasets, transformers and trl (torch: seconds to import, paid only when training)
     from datasets import Dataset as HFDataset
     from transformers import AutoTokenizer
@@ -219,6 +233,10 @@ def run_grpo(config: GRPORunConfig, rewards: TagRewards, rows: list[dict[str, An
     stop = CollapseStop(config.collapse_share, config.collapse_patience)
     trainer = GRPOTrainer(model=model, reward_funcs=funcs, args=args, train_dataset=HFDataset.from_list(rows),
                           processing_class=tokenizer, peft_config=peft_config, callbacks=[stop.callback()])
+    if schema is not None:
+        from recgpt.training.constrained import compile_schema, constrain_generation
+
+        constrain_generation(trainer.model, compile_schema(tokenizer, schema, trainer.model.config.vocab_size))
     resumed_from = latest_checkpoint(out)
     trainer.train(resume_from_checkpoint=resumed_from)
     if stop.stopped_at is not None:

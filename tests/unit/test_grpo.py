@@ -134,3 +134,65 @@ def test_an_adapter_start_with_a_kl_term_is_merged_so_the_reference_is_that_poli
     start, peft_config = starting_policy(GRPORunConfig(model=str(sft), output_dir=tmp_path / "grpo", beta=0.01, lora_r=4))
     assert start == str(tmp_path / "grpo" / "start-merged") and (Path(start) / "config.json").is_file()
     assert peft_config is not None and peft_config.r == 4
+
+
+def char_model_dir(path: Path) -> Path:
+    """A tiny random model whose tokenizer spells text one character at a time, so a JSON grammar can be decoded."""
+    import string
+
+    import torch
+    from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    specials = ["<pad>", "<unk>", "<|end|>"]
+    vocab = {w: i for i, w in enumerate(specials + [c for c in string.printable if c not in "\t\n\r\x0b\x0c"])}
+    raw = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
+    raw.pre_tokenizer = pre_tokenizers.Split(Regex("."), behavior="isolated")
+    raw.decoder = decoders.Fuse()
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=raw, pad_token="<pad>", unk_token="<unk>", eos_token="<|end|>")
+    config = LlamaConfig(vocab_size=len(vocab), hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2,
+                         num_key_value_heads=2, max_position_embeddings=512, pad_token_id=0, eos_token_id=2, bos_token_id=None)
+    torch.manual_seed(0)
+    LlamaForCausalLM(config).save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path
+
+
+def test_constrained_rollouts_are_answers_serving_could_give(tmp_path: Path) -> None:
+    """With the serving schema, every rollout of a random model is a valid grounded answer naming catalogue labels,
+    written compactly as the server writes it; the same model decoding freely writes none."""
+    from pydantic import BaseModel, ValidationError
+
+    from recgpt.agents.expert import grounded_expert_schema
+    from recgpt.tools.retrieval.grounding import CategoryVocabulary
+
+    labels = ("Gel Pens", "Notebooks")
+    schema = grounded_expert_schema(1, CategoryVocabulary(level="leaf", labels=labels, paths=tuple(f"Office > {x}" for x in labels)),
+                                    rationale_chars=0)
+    seen: list[str] = []
+
+    class Recording(TagRewards):
+        def functions(self, shaping: str):  # type: ignore[override]
+            def record(prompts, completions, **_):  # type: ignore[no-untyped-def]
+                seen.extend(completion_text(c) for c in completions)
+                return [float(len(completion_text(c)) % 3) for c in completions]
+
+            return [record], [1.0]
+
+    def run(out: Path, constrained: type[BaseModel] | None) -> None:
+        config = GRPORunConfig(envelope="off", model=str(char_model_dir(tmp_path / "model")), output_dir=out, num_generations=2,
+                               max_completion_length=160, per_device_train_batch_size=2, gradient_accumulation_steps=1,
+                               max_steps=2, save_steps=2, beta=0.0, lora_r=0, loss_type="grpo", temperature=1.0)
+        run_grpo(config, Recording(map_categories=lambda t: [], embed=lambda t: np.eye(len(t), 4), align=lambda p, t: [1.0] * len(t)),
+                 [{"prompt": "pens and paper"} for _ in range(4)], schema=constrained)
+
+    run(tmp_path / "constrained", schema)
+    assert len(seen) == 4
+    for text in seen:
+        answer = schema.model_validate_json(text)  # raises on anything serving could not have given
+        assert all(tag.category in labels for tag in answer.tags) and '": ' not in text and ", " not in text.split('"tag"')[0]
+    seen.clear()
+    run(tmp_path / "free", None)
+    for text in seen:
+        with pytest.raises(ValidationError):
+            schema.model_validate_json(text)
