@@ -42,7 +42,7 @@ COMMANDS: dict[str, tuple[type, dict[str, str]]] = {
 OPTIONS = {
     "sft": "batch_size cpu dataset epochs export_rows future grad_accum grounding learning_rate logging_steps lora_alpha lora_r "
            "max_length max_steps max_users model out precision rows_file save_steps seed tags_per_expert",
-    "grpo": "align_gate batch_size beta collapse_patience collapse_share cpu dataset depth envelope epsilon epsilon_high future "
+    "grpo": "align_gate batch_size beta collapse_patience collapse_share constrained cpu dataset depth envelope epsilon epsilon_high future "
             "grad_accum grounding learning_rate len_gate level logging_steps lora_alpha lora_r loss_type lr_schedule "
             "max_completion_length max_steps max_users model num_generations out precision reward reward_model save_steps "
             "scale_rewards seed shaping tags_per_expert temperature",
@@ -171,7 +171,8 @@ def test_grpo_starts_from_an_sft_adapter_folder_and_names_a_missing_base(monkeyp
     (adapter / "adapter_config.json").write_text(json.dumps({"base_model_name_or_path": str(base)}))
     ran = []
     monkeypatch.setattr(grpo, "real_tag_rewards", lambda config: None)
-    monkeypatch.setattr(grpo, "run_grpo", lambda config, rewards: ran.append(config) or tmp_path / "final")
+    monkeypatch.setattr(grpo, "rollout_schema", lambda config: None)
+    monkeypatch.setattr(grpo, "run_grpo", lambda config, rewards, schema=None: ran.append(config) or tmp_path / "final")
     result = CliRunner().invoke(cli.train_cli, ["grpo", "--model", str(adapter), "--out", str(tmp_path / "run")])
     assert result.exit_code == 0, result.output
     assert ran[0].model == str(adapter) and grpo.tokenizer_source(adapter) == str(base)
