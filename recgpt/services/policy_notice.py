@@ -2,7 +2,7 @@
 
 A policy learns its catalogue's tag style, so a run on a dataset its served policy was not trained on is told so,
 and a run on a dataset whose served weights a policy-alone check chose is told the check's numbers
-(`recgpt.tools.serving.policy_choice.served_policy_notice`). Each (served weights, dataset) is told once per process:
+(`recgpt.tools.serving.policy_choice.served_policy_notice`). Each (endpoint, dataset) is told once per process:
 a batch of users is not a batch of warnings, and the CLI printing the line first keeps the API from repeating it.
 """
 
@@ -25,25 +25,26 @@ class PolicyNotice(UserWarning):
     """The served policy was trained on another dataset, or was chosen for this one by a measured check."""
 
 
-_told: set[tuple[str, str]] = set()
+_told: set[tuple[str, str, str]] = set()
 _lock = threading.Lock()
 
 
 def policy_notice_once(ctx: Context, dataset: str) -> str | None:
-    """The notice for (the served weights, `dataset`) the first time this process asks; None after, or when there is
-    nothing to say (a policy trained on this dataset, or the base with no check on record)."""
+    """The notice for (the policy endpoint, `dataset`) the first time this process asks; None after, or when there is
+    nothing to say (a policy trained on this dataset, or the base with no check on record). Asked once per endpoint
+    and dataset, so a batch of users costs one look at what the endpoint serves."""
     try:
         endpoint = endpoints_of(ctx).policy
     except RecGPTError:  # an endpoint that cannot be asked: the run itself says so, in its own words
         return None
-    identity = served_model_identity(endpoint.base_url, endpoint.model, endpoint.api_key)
-    if "@" not in identity:  # the endpoint did not say what it serves (down, or not vLLM): nothing to tell
-        return None
-    key = (identity, dataset_key(dataset))
+    key = (endpoint.base_url, endpoint.model, dataset_key(dataset))
     with _lock:
         if key in _told:
             return None
         _told.add(key)
+    identity = served_model_identity(endpoint.base_url, endpoint.model, endpoint.api_key)
+    if "@" not in identity:  # the endpoint did not say what it serves (down, or not vLLM): nothing to tell
+        return None
     return served_policy_notice(identity, dataset, get_settings().home)
 
 
