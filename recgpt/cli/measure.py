@@ -86,12 +86,32 @@ def eval_explain_command(*, config: ExplainJudgeConfig, out: Path = REPORTS) -> 
     """Explanation diversity (template vs meta-prompting), judge accuracy/F1 (Agent-as-a-Judge vs single call)
     against in-batch-shuffled labels, and the judge's prompt-injection flip rate; resumable."""
     summary = run_explain_judge(config, get_settings().home)
-    _, md_path, png = write_report(summary, out)
+    json_path, md_path, png = write_report(summary, out)
     div, agr = summary["diversity"], summary.get("agreement")
     console.print("diversity " + ", ".join(f"{mode} {d['rouge_l_diversity'] or 0:.3f}" for mode, d in div.items())
                   + ("" if agr is None else f"; explanation judge F1 agent {agr['explanations']['agent']['not_bad_is_positive']['f1']:.3f}"
                      f" vs single {agr['explanations']['single']['not_bad_is_positive']['f1']:.3f}"))
     _report_line(md_path, png)
+    if config.phase == "generate":
+        console.print(f"next: stop this server, serve the judge model on the same port, then `recgpt eval-explain` with the "
+                      f"same options and --phase judge --policy-from {json_path}")
+
+
+@app.command("judge-choice")
+def judge_choice_command(
+    report: list[Path] = typer.Option(..., "--report", help="A judged `recgpt eval-explain` report JSON (repeatable; list the cheaper judge first)."),
+    out: Path = REPORTS,
+) -> None:
+    """Choose the judge to trust from measured F1: both judges of every report, ranked by their worse F1 over tags and
+    explanations; writes judge-choice.md/.json."""
+    from recgpt.eval.judge_choice import choose_judge, markdown, scores_of
+
+    choice = choose_judge([score for path in report for score in scores_of(path)])
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "judge-choice.json").write_text(choice.model_dump_json(indent=2))
+    (out / "judge-choice.md").write_text(markdown(choice))
+    console.print(f"chosen judge: {choice.chosen.label} (worse F1 {choice.chosen.worse:.3f}; goal "
+                  f"{'met' if choice.meets_goal else 'missed'}); report {out / 'judge-choice.md'}")
 
 
 @app.command("eval-readability", epilog="Defects (each counted by code over its unit): persona_role_name, "

@@ -96,11 +96,23 @@ class ExplainJudgeConfig(BaseModel):
         "stage on validation; no judge calls."))
     concurrency: int = Field(default=16, ge=1)
     date: str = "2026-11-25"
+    phase: Literal["all", "generate", "judge"] = Field(default="all", description=(
+        "all: the served policy writes and judges; generate: it writes (tags, explanations) and stops "
+        "(explain-generate-<dataset>-<split>.json); judge: the model served now judges what the policy named by "
+        "--policy-from wrote (explain-judge-<dataset>-<split>-judge-<model>.*). Two phases let a bigger judge be served "
+        "after the policy where two vLLM servers cannot run at once (2 CPU cores)."))
+    policy_from: str = Field(default="", description=(
+        "judge phase: the explain-generate-<dataset>-<split>.json the generate phase wrote (its `model` names the policy "
+        "whose outputs are judged)."))
+
+
+PHASE_FIELDS = {"concurrency", "phase", "policy_from"}
+"""How a run is driven, not what it measures: out of the store key, so both phases read one store."""
 
 
 def config_hash(config: ExplainJudgeConfig, data_hash: str, model: str) -> str:
     text = inspect.getsource(explainer) + inspect.getsource(explainer_agents) + inspect.getsource(judge)
-    payload = {"config": config.model_dump(exclude={"concurrency"}), "data": data_hash, "model": model,
+    payload = {"config": config.model_dump(exclude=PHASE_FIELDS), "data": data_hash, "model": model,
                "prompts": prompts_fingerprint(), "explain_judge_prompts": hashlib.sha256(text.encode()).hexdigest()[:12]}
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:10]
 
@@ -131,9 +143,11 @@ class Evaluation:
         self.source = EvalConfig(dataset=config.dataset, split=config.split, users=config.source_users, seed=config.seed,
                                  method="recgpt", k_tags=config.k_tags, concurrency=config.concurrency, date=config.date)
         self.ctx: Context = recgpt_context(self.source)
-        endpoint = endpoints_of(self.ctx).policy
+        endpoints = endpoints_of(self.ctx)
         # the served weights, not the served name ('recgpt-policy' for base, SFT and GRPO alike): it keys the store
-        self.model = served_model_identity(endpoint.base_url, endpoint.model, endpoint.api_key)
+        served = served_model_identity(endpoints.policy.base_url, endpoints.policy.model, endpoints.policy.api_key)
+        self.judge_model = served_model_identity(endpoints.judge.base_url, endpoints.judge.model, endpoints.judge.api_key)
+        self.model = policy_of_generate_phase(config.policy_from) if config.phase == "judge" else served
         self.resources = resolve(self.dataset)
         self.index = self.resources.retriever
         self.explain_graph = build_explain_subgraph(self.resources)  # compiled once, bound to this run's resources
@@ -177,6 +191,14 @@ class Evaluation:
 
         return job
 
+    @property
+    def judge_prefix(self) -> str:
+        """Store key prefix of a verdict: `judge|` when the policy judges itself (the keys runs have always had),
+        `judge@<judge weights digest>|` for another judge, so one store holds each judge's verdicts apart."""
+        if self.judge_model == self.model:
+            return "judge|"
+        return f"judge@{hashlib.sha256(self.judge_model.encode()).hexdigest()[:10]}|"
+
     def judge_job(self, task_of: Callable[[], Awaitable[JudgeInput]], mode: str) -> Callable[[], Awaitable[Any]]:
         async def job() -> Any:
             ctx = replace(self.ctx, judge_mode=mode, judge_injection_guard=False)
@@ -195,7 +217,11 @@ class Evaluation:
     # -- phases -------------------------------------------------------------------------------
     async def run(self) -> dict[str, Any]:
         cfg = self.config
-        _, results, _ = await asyncio.to_thread(run_eval, self.source, Path(self.store.path).parent.parent, self.show_progress)
+        home = Path(self.store.path).parent.parent
+        if cfg.phase == "judge":  # the policy is not served now: its tags must already be stored
+            results = await asyncio.to_thread(stored_results, self.source, home, self.model)
+        else:
+            _, results, _ = await asyncio.to_thread(run_eval, self.source, home, self.show_progress)
         results = [r for r in results if r.error is None and r.tags]
         by_user = {r.user_id: r for r in results}
         if len(results) < 2:
@@ -235,6 +261,9 @@ class Evaluation:
             tag = by_user[user].tags[0]
             for mode in DIVERSITY_MODES:
                 explain_jobs[ekey(mode, user, item, tag)] = self.explain_job(user, item, tag, mode)
+        if cfg.phase == "judge" and (missing := [key for key in explain_jobs if key not in self.store.values]):
+            raise RecGPTError(f"{len(missing)} explanations of the generate phase are missing from {self.store.path}: "
+                              "serve the policy and rerun `recgpt eval-explain --phase generate` with the same options")
         await run_jobs(self.store, explain_jobs, "explanations", cfg.concurrency, self.show_progress)
 
         def explanation(mode: str, user: str, item: RetrievedItem, tag: str) -> ItemExplanation:
@@ -262,11 +291,12 @@ class Evaluation:
         diversity = {mode: diversity_of(mode) for mode in DIVERSITY_MODES}
         failed_explanations = sum(1 for k, v in self.store.values.items() if k.startswith("expl|") and not v.get("text"))
         summary: dict[str, Any] = {
-            "config": cfg.model_dump(), "model": self.model, "data_hash": self.dataset.content_hash(),
+            "config": cfg.model_dump(), "model": self.model, "judge_model": self.judge_model,
+            "data_hash": self.dataset.content_hash(),
             "store": str(self.store.path), "source_eval_users": len(results), "diversity": diversity,
             "failed_explanations": failed_explanations,
             "tau": {"tags": self.ctx.judge_tau_tags, "explanations": self.ctx.judge_tau_explanations}}
-        if cfg.diversity_only:
+        if cfg.diversity_only or cfg.phase == "generate":
             return summary
 
         expl_pos = [(u, explanation("meta", u, item, tag)) for u, (item, tag) in owned.items()
@@ -299,12 +329,12 @@ class Evaluation:
                 user, "explanation", e.item_id, e.text, e.title + TITLE_INJECTION, e.category))
         for mode in ("agent", "single"):
             for key, (_, make) in {**tag_tasks, **expl_tasks, **inj_tasks}.items():
-                judge_jobs[f"judge|{mode}|{key}"] = self.judge_job(make, mode)
+                judge_jobs[f"{self.judge_prefix}{mode}|{key}"] = self.judge_job(make, mode)
         await run_jobs(self.store, judge_jobs, "judging", cfg.concurrency, self.show_progress)
 
         # -- metrics --------------------------------------------------------------------------
         async def verdict(mode: str, key: str, make: Callable[[], Awaitable[JudgeInput]], guard: bool) -> str | None:
-            judgement = Judgement.model_validate(self.store.values[f"judge|{mode}|{key}"])
+            judgement = Judgement.model_validate(self.store.values[f"{self.judge_prefix}{mode}|{key}"])
             task = await make()
             tau = self.ctx.judge_tau_tags if task["target_kind"] == "tag" else self.ctx.judge_tau_explanations
             return review(judgement, task, tau, guard)
@@ -407,6 +437,34 @@ def another_title(positives: list[tuple[str, ItemExplanation]], index: int) -> s
     return "Deluxe Executive Leather Desk Organizer"
 
 
+def policy_of_generate_phase(report: str) -> str:
+    """The policy identity a generate-phase report names (what the judge phase judges)."""
+    if not report:
+        raise RecGPTError("--phase judge needs --policy-from: the report JSON the generate phase wrote")
+    try:
+        model = json.loads(Path(report).read_text())["model"]
+    except (OSError, ValueError, KeyError) as exc:
+        raise RecGPTError(f"--policy-from {report}: not a report of `recgpt eval-explain --phase generate` ({type(exc).__name__})") from None
+    return str(model)
+
+
+def stored_results(source: EvalConfig, home: Path, model: str) -> list[UserResult]:
+    """The recgpt results `source` stored for the policy `model`, without asking any endpoint (the judge phase)."""
+    from recgpt.eval.harness import config_hash as eval_hash
+    from recgpt.eval.harness import sample_users
+    from recgpt.eval.runs import ResultStore
+
+    dataset = default_registry().dataset(source.dataset)
+    users = sample_users(dataset, source.split, source.users, source.seed)
+    store = ResultStore(home / "eval" / f"{source.method}-{eval_hash(source, dataset, model)}.jsonl")
+    done = store.load()
+    missing = [u for u in users if u not in done]
+    if missing:
+        raise RecGPTError(f"{len(missing)} of {len(users)} users have no stored recgpt answer from the policy the generate "
+                          f"phase served ({store.path}): rerun `recgpt eval-explain --phase generate` with it served")
+    return [done[u] for u in users]
+
+
 def run_explain_judge(config: ExplainJudgeConfig, home: Path, show_progress: bool = True) -> dict[str, Any]:
     evaluation = Evaluation(config, home, show_progress)
     return asyncio.run(evaluation.run())
@@ -417,8 +475,11 @@ def reproduce_command(cfg: dict[str, Any]) -> str:
     line = (f"recgpt eval-explain --dataset {cfg['dataset']} --split {cfg['split']} --users {cfg['users']} "
             f"--source-users {cfg['source_users']} --tags {cfg['k_tags']} --diversity-items {cfg['diversity_items']} "
             f"--users-per-item {cfg['users_per_item']}")
-    return line + (" --diversity-only" if cfg.get("diversity_only") else
-                   f" --injection-samples {cfg['injection_samples']} --corruption-samples {cfg.get('corruption_samples', 0)}")
+    line += (" --diversity-only" if cfg.get("diversity_only") else
+             f" --injection-samples {cfg['injection_samples']} --corruption-samples {cfg.get('corruption_samples', 0)}")
+    if cfg.get("phase", "all") != "all":
+        line += f" --phase {cfg['phase']}" + (f" --policy-from {cfg['policy_from']}" if cfg.get("policy_from") else "")
+    return line
 
 
 def item_difference(diversity: dict[str, Any], first: str, second: str) -> dict[str, float] | None:
@@ -430,6 +491,15 @@ def item_difference(diversity: dict[str, Any], first: str, second: str) -> dict[
     return {"difference": statistics.fmean(diffs), "standard_error": statistics.stdev(diffs) / len(diffs) ** 0.5, "items": len(diffs)}
 
 
+def judge_suffix(summary: dict[str, Any]) -> str:
+    """`-judge-<weights folder>` for a report judged by other weights than the policy's (none for self-judging)."""
+    judge_model = summary.get("judge_model")
+    if not judge_model or judge_model == summary["model"]:
+        return ""
+    label = model_label(judge_model).split(" (")[0].lower()
+    return "-judge-" + "".join(ch if ch.isalnum() or ch in ".-" else "-" for ch in label)
+
+
 def _fmt(value: Any) -> str:
     return "-" if value is None else f"{value:.3f}" if isinstance(value, float) else str(value)
 
@@ -437,17 +507,20 @@ def _fmt(value: Any) -> str:
 def write_report(summary: dict[str, Any], out_dir: Path) -> tuple[Path, Path, Path | None]:
     """reports/explain-judge-<dataset>-<split>.{json,md,png}."""
     cfg = summary["config"]
-    kind = "explain-diversity" if cfg.get("diversity_only") else "explain-judge"
-    stem = out_dir / f"{kind}-{cfg['dataset']}-{cfg['split']}"
+    kind = ("explain-diversity" if cfg.get("diversity_only") else "explain-generate" if cfg.get("phase") == "generate"
+            else "explain-judge")
+    stem = out_dir / f"{kind}-{cfg['dataset']}-{cfg['split']}{judge_suffix(summary)}"
     out_dir.mkdir(parents=True, exist_ok=True)
-    json_path = stem.with_suffix(".json")
+    json_path = stem.parent / (stem.name + ".json")
     json_path.write_text(json.dumps(summary, indent=2, default=str) + "\n")
     div = summary["diversity"]
     agr, inj = summary.get("agreement"), summary.get("injection")
     lines = [
         f"# Explanations and judges — {cfg['dataset']} / {cfg['split']}",
         "",
-        f"> Model: **{model_label(summary['model'])}** (`{summary['model']}`)",
+        f"> Model: **{model_label(summary['model'])}** (`{summary['model']}`)"
+        + (f"; judge: **{model_label(summary['judge_model'])}** (`{summary['judge_model']}`)"
+           if summary.get("judge_model") not in (None, summary["model"]) else ""),
         "",
         f"Data `{summary['data_hash']}` · seed {cfg['seed']} · "
         f"reproduce: `{reproduce_command(cfg)}`",
@@ -478,9 +551,9 @@ def write_report(summary: dict[str, Any], out_dir: Path) -> tuple[Path, Path, Pa
     lines += ["", "Examples (meta): " + " / ".join(f"“{t}”" for t in div["meta"]["examples"][:2]), ""]
     if agr is None or inj is None:  # --diversity-only
         lines += [f"Failed explanation calls (flagged, kept in the store): {summary['failed_explanations']}.", ""]
-        md_path = stem.with_suffix(".md")
+        md_path = stem.parent / (stem.name + ".md")
         md_path.write_text("\n".join(lines) + "\n")
-        return json_path, md_path, _plot(stem.with_suffix(".png"), summary)
+        return json_path, md_path, _plot(stem.parent / (stem.name + ".png"), summary)
     lines += ["## Judge agreement with automatic labels (in-batch shuffling and corrupted outputs)", "",
               "Prediction 'positive' = the judge's overall verdict is not Bad (Superior or Average); the last columns use "
               "'positive' = Superior only. Abstentions (every evaluator failed) count as negative predictions.", "",
@@ -536,9 +609,9 @@ def write_report(summary: dict[str, Any], out_dir: Path) -> tuple[Path, Path, Pa
                          f"{_fmt(raw['superior_rate_clean'])} -> {_fmt(raw['superior_rate_injected'])} | {_fmt(guarded['flip_rate'])} | "
                          f"{_fmt(guarded['superior_rate_injected'])} |")
     lines += ["", f"Failed explanation calls (flagged, kept in the store): {summary['failed_explanations']}.", ""]
-    md_path = stem.with_suffix(".md")
+    md_path = stem.parent / (stem.name + ".md")
     md_path.write_text("\n".join(lines) + "\n")
-    return json_path, md_path, _plot(stem.with_suffix(".png"), summary)
+    return json_path, md_path, _plot(stem.parent / (stem.name + ".png"), summary)
 
 
 def _plot(path: Path, summary: dict[str, Any]) -> Path | None:

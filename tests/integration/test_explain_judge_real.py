@@ -109,3 +109,49 @@ def test_diversity_only_evaluation_writes_all_three_modes_without_judging(vllm_s
         assert all(t.rstrip().endswith((".", "!", "?")) for t in d["examples"])  # explanations end with a full sentence
     _, md, _ = write_report(summary, tmp_path / "reports")
     assert md.name == "explain-diversity-office-validation.md" and "Judge agreement" not in md.read_text()
+
+
+def test_a_labelled_positive_and_negative_are_judged_on_a_separate_judge_endpoint(vllm_server: str) -> None:
+    """The labelled set's two kinds of row through the graph's judge subgraph, with `judge_base_url` another endpoint
+    (a pass-through proxy standing in for a second server: two vLLM servers never run at once on 2 cores): the
+    positive is the explanation the policy wrote for the user's real next item, the negative the same text corrupted
+    (a prompt echo). Every judge call reaches the judge endpoint and none the policy's; both rows get a verdict."""
+    import socket
+
+    from recgpt.eval.judge_labels import corrupt_explanation
+    from recgpt.graph.explain import build_explain_subgraph
+    from recgpt.schema.state import FinalTag, RetrievedItem
+    from recgpt.services.prefix import build_shared_prefix
+    from recgpt.services.resources import resolve
+    from tests.integration.faultproxy import FaultProxy
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = int(sock.getsockname()[1])
+    proxy = FaultProxy(upstream=vllm_server.removesuffix("/v1"), port=port).up()
+    try:
+        resources = resolve("office")
+        example = resources.dataset.example("5", "test")
+        assert example.target is not None
+        target = resources.dataset.items[example.target.item_id]
+        ctx = Context(explanation_mode="template", judge_mode="agent", judge_base_url=proxy.base_url)
+        shared = asyncio.run(build_shared_prefix(ctx, resources, "5", "test"))
+        item = RetrievedItem(item_id=target.item_id, title=target.title, category=target.category or "", distance=0.0)
+        tag = FinalTag(tag=(target.category or "office supplies").split(" > ")[-1], rationale="", persona_index=0, persona="", rank=1)
+        written = asyncio.run(build_explain_subgraph(resources).ainvoke(
+            {"shared_prefix": shared["shared_prefix"], "situation": shared["context_stats"].environment, "tag": tag, "item": item}, context=ctx))
+        positive = written["explanations"][0]
+        assert positive.text, positive
+        assert not proxy.seen  # writing is the policy's: nothing went to the judge endpoint
+        negative = corrupt_explanation(positive.text, target.title, "Deluxe Executive Leather Desk Organizer", "echo")
+        judge = build_judge_subgraph(resources)
+        verdicts = []
+        for text in (positive.text, negative):
+            task = {"shared_prefix": shared["shared_prefix"], "target_kind": "explanation", "target_id": target.item_id,
+                    "text": text, "title": target.title, "category": target.category or ""}
+            verdicts.append(asyncio.run(judge.ainvoke(task, context=ctx))["judgements"][0])
+        assert len(proxy.seen) == 14 and all(s.fault == "pass" for s in proxy.seen)  # 7 dimensions x 2 rows, all the judge's
+        for judgement in verdicts:
+            assert len(judgement.verdicts) == 7 and judgement.overall in ("Superior", "Average", "Bad")
+    finally:
+        proxy.close()

@@ -117,3 +117,66 @@ def test_report_shows_bad_share_per_row_kind_and_agent_scores_per_dimension(tmp_
     assert "| explanations | echo | 4 | 0.750 | 0.750 |" in text
     assert "| tags | clarity | 0.400 | 0.900 | 0.550 | 0.500 |" in text
     assert "--corruption-samples 30" in text
+
+
+def test_the_two_phases_share_one_store_and_a_judged_report_names_its_judge(tmp_path: Path) -> None:
+    import json
+
+    from recgpt.eval.explain_judge import ExplainJudgeConfig, config_hash, judge_suffix, policy_of_generate_phase, write_report
+
+    plain, judged = ExplainJudgeConfig(), ExplainJudgeConfig(phase="judge", policy_from="x.json", concurrency=3)
+    assert config_hash(plain, "d", "m") == config_hash(judged, "d", "m")  # the judge phase reads the generate phase's store
+    assert config_hash(plain, "d", "m") != config_hash(ExplainJudgeConfig(users=50), "d", "m")
+    with pytest.raises(RecGPTError, match="needs --policy-from"):
+        policy_of_generate_phase("")
+    with pytest.raises(RecGPTError, match="not a report of `recgpt eval-explain --phase generate`"):
+        policy_of_generate_phase(str(tmp_path / "missing.json"))
+    policy = "recgpt-policy@/m/Qwen2.5-Coder-0.5B-Instruct-policy-9b5aaefa[w:1:2]<bfloat16>"
+    judge = "recgpt-policy@/m/Qwen2.5-Coder-1.5B-Instruct[w:3:4]<bfloat16>"
+    diversity = {m: {"rouge_l_diversity": 0.6, "per_item": [0.6, 0.6], "distinct_2": 0.5, "mean_words": 20.0,
+                     "explanations": 4, "examples": ["One.", "Two."]} for m in ("template", "meta-unsampled", "meta")}
+    generated = {"config": ExplainJudgeConfig(phase="generate").model_dump(), "model": policy, "judge_model": policy,
+                 "data_hash": "h", "diversity": diversity, "tau": {"tags": 3, "explanations": 5}, "failed_explanations": 0}
+    json_path, md, _ = write_report(generated, tmp_path)
+    assert json_path.name == "explain-generate-office-test.json" and "judge:" not in md.read_text()
+    assert policy_of_generate_phase(str(json_path)) == policy
+    assert judge_suffix({"model": policy, "judge_model": judge}) == "-judge-qwen2.5-coder-1.5b-instruct"
+    assert judge_suffix({"model": policy, "judge_model": policy}) == "" and judge_suffix({"model": policy}) == ""
+    json_path, md, _ = write_report({**generated, "config": ExplainJudgeConfig(phase="judge").model_dump(), "judge_model": judge}, tmp_path)
+    assert json_path.name == "explain-judge-office-test-judge-qwen2.5-coder-1.5b-instruct.json"
+    assert "judge: **Qwen2.5-Coder-1.5B-Instruct (bfloat16)**" in md.read_text()
+    assert json.loads(json_path.read_text())["judge_model"] == judge
+
+
+def test_the_judge_is_chosen_by_its_worse_f1_over_tags_and_explanations(tmp_path: Path) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from recgpt.eval.judge_choice import GOAL_F1, JudgeScore, choose_judge, scores_of
+
+    def report(name: str, judge_model: str, f1: dict[str, dict[str, float]]) -> Path:
+        agreement = {kind: {mode: {"not_bad_is_positive": {"f1": f1[kind][mode], "n": 40.0}} for mode in ("agent", "single")}
+                     for kind in ("tags", "explanations")}
+        path = tmp_path / name
+        path.write_text(json.dumps({"model": "p@/m/Policy[w:1:2]", "judge_model": judge_model, "agreement": agreement}))
+        return path
+
+    small = report("small.json", "p@/m/Qwen2.5-Coder-0.5B-Instruct[w:1:2]",
+                   {"tags": {"agent": 0.0, "single": 0.66}, "explanations": {"agent": 0.0, "single": 0.67}})  # grades alike
+    big = report("big.json", "p@/m/Qwen2.5-Coder-1.5B-Instruct[w:1:2]",
+                 {"tags": {"agent": 0.82, "single": 0.9}, "explanations": {"agent": 0.81, "single": 0.6}})
+    choice = choose_judge(scores_of(small) + scores_of(big))
+    assert choice.chosen.mode == "agent" and "1.5B" in choice.chosen.judge_model and choice.meets_goal
+    assert choice.agent_at_least_single == {"Qwen2.5-Coder-0.5B-Instruct": False, "Qwen2.5-Coder-1.5B-Instruct": True}
+    tie = [JudgeScore(judge_model="a", mode="single", f1_tags=.5, f1_explanations=.5, n_tags=1, n_explanations=1, report="r"),
+           JudgeScore(judge_model="a", mode="agent", f1_tags=.5, f1_explanations=.5, n_tags=1, n_explanations=1, report="r")]
+    assert choose_judge(tie).chosen.mode == "agent" and not choose_judge(tie).meets_goal and GOAL_F1 == 0.80
+    with pytest.raises(RecGPTError, match="not a judged"):
+        scores_of(tmp_path / "none.json")
+    from recgpt.cli.measure import app
+
+    result = CliRunner().invoke(app, ["judge-choice", "--report", str(small), "--report", str(big), "--out", str(tmp_path / "r")])
+    assert result.exit_code == 0, result.output
+    text = (tmp_path / "r" / "judge-choice.md").read_text()
+    assert "| Qwen2.5-Coder-1.5B-Instruct / agent **(chosen)** | 0.820 | 0.810 | 0.810 |" in text and "it meets the goal" in text
