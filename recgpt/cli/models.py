@@ -68,8 +68,8 @@ def serve(
         "For a registry model: trained (the policy recgpt ships for it, merged on first use, serving every agent; the "
         "base when none ships), expert (the base serves every agent, the shipped adapter only the Distributed Experts, "
         "as a vLLM LoRA module) or base (the untrained model).")),
-    dataset: str = typer.Option("office", help=(
-        "The dataset the server will answer for: its own trained policy is served (policies ship per base model and "
+    dataset: Optional[str] = typer.Option(None, help=(
+        "The dataset the server will answer for (default: RECGPT_DATASET, office): its own trained policy is served (policies ship per base model and "
         "dataset). A dataset with none gets what a policy-alone check on its validation users chose among the base and "
         "the shipped policies (run once, a few minutes, then remembered under RECGPT_HOME/policy-choice).")),
     check_users: int = typer.Option(50, min=5, help="Validation users per candidate of the policy check (see --dataset)."),
@@ -83,7 +83,7 @@ def serve(
         stopped = stop_server(settings.run_dir, port)
         console.print(f"stopped the server on port {port}" if stopped else f"no recgpt server recorded on port {port}")
         return
-    folder, lora, rank = served_weights(model, policy, dataset, port, check_users)
+    folder, lora, rank = served_weights(model, policy, dataset or settings.dataset, port, check_users)
     config = ServerConfig(model_dir=folder, port=port, eager=eager, enable_prompt_embeds=prompt_embeds, dtype=dtype,
                           lora_modules=lora, max_lora_rank=rank)
     with console.status(f"starting vLLM on {config.base_url} (log: {settings.run_dir}/vllm-{port}.log)"):
