@@ -54,7 +54,8 @@ def test_the_choice_is_stored_per_dataset_content_and_names_its_numbers(tmp_path
     assert latest_choice(tmp_path, "movielens") == stored and latest_choice(tmp_path, "office") is None
     notice = stored.notice()
     assert notice == ("movielens has no trained policy of its own: serving the untrained base, chosen by a policy-alone "
-                      "check on 50 validation users (cat_hr@10_genre 0.680 against office-sft 0.480); train one with "
+                      "check on 50 validation users (cat_hr@10_genre / item_hr@10 0.680 / 0.100 against office-sft 0.480 / "
+                      "0.100); train one with "
                       "`recgpt train chain --dataset movielens`")
     assert "policy office-sft (trained on office)" in choice("office").notice()
 

@@ -50,11 +50,11 @@ class PolicyChoice(BaseModel):
     def notice(self) -> str:
         """The one line every run on this dataset prints (CLI) or warns (API)."""
         won = self.winner()
-        others = "; ".join(f"{s.policy} {s.cat_hr:.3f}" for s in self.scores if s.candidate != self.chosen)
+        others = "; ".join(f"{s.policy} {s.cat_hr:.3f} / {s.item_hr:.3f}" for s in self.scores if s.candidate != self.chosen)
         served = "the untrained base" if self.chosen == BASE else f"policy {won.policy} (trained on {self.chosen})"
         return (f"{self.dataset} has no trained policy of its own: serving {served}, chosen by a policy-alone check on "
-                f"{won.users} validation users ({self.metric} {won.cat_hr:.3f}" + (f" against {others}" if others else "")
-                + f"); train one with `recgpt train chain --dataset {self.dataset}`")
+                f"{won.users} validation users ({self.metric} / item_hr@10 {won.cat_hr:.3f} / {won.item_hr:.3f}"
+                + (f" against {others}" if others else "") + f"); train one with `recgpt train chain --dataset {self.dataset}`")
 
 
 def pick(scores: list[CandidateScore]) -> str:
