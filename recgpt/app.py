@@ -26,7 +26,8 @@ COMMANDS: dict[str, Lazy] = {
     "eval-retrieval": Lazy("recgpt.cli.measure:app", "Retrieval alone, no LLM: item HR@K and cat HR@K of fixed tag sources."),
     "eval-explain": Lazy("recgpt.cli.measure:app", "Explanation diversity (template vs meta-prompting), judge accuracy/F1 "
                          "(Agent-as-a-Judge vs single call)."),
-    "judge-choice": Lazy("recgpt.cli.measure:app", "Choose the judge to trust from measured F1 over eval-explain reports."),
+    "judge-choice": Lazy("recgpt.cli.measure:app", "Choose the judge to trust from measured F1: both judges of every report, ranked "
+                         "by their worse F1 over tags and explanations."),
     "eval-readability": Lazy("recgpt.cli.measure:app", "What a shopper reads, checked by code: the share of personas, "
                              "tags, explanations and shown items with each defect."),
     "bench": Lazy("recgpt.cli.measure:app", "RecGPT-V1 multi-route vs V2 on the same users, server and concurrency."),
