@@ -13,6 +13,7 @@ from recgpt.eval.harness import UserResult
 from recgpt.eval.runs import KeyedStore, run_jobs
 from recgpt.schema.state import DimensionVerdict, Judgement
 from recgpt.schema.subgraphs import JudgeInput
+from tests.conftest import needs_shared_data
 
 
 def test_matching_tags_compares_the_tag_category_with_the_target_at_the_level() -> None:
@@ -180,3 +181,25 @@ def test_the_judge_is_chosen_by_its_worse_f1_over_tags_and_explanations(tmp_path
     assert result.exit_code == 0, result.output
     text = (tmp_path / "r" / "judge-choice.md").read_text()
     assert "| Qwen2.5-Coder-1.5B-Instruct / agent **(chosen)** | 0.820 | 0.810 | 0.810 |" in text and "it meets the goal" in text
+
+
+@needs_shared_data
+def test_the_judge_phase_reads_the_policys_stored_answers_and_refuses_missing_ones(tmp_path: Path) -> None:
+    from recgpt.eval.explain_judge import stored_results
+    from recgpt.eval.harness import config_hash, sample_users
+    from recgpt.eval.runs import EvalConfig, ResultStore
+    from recgpt.services.resources import default_registry
+
+    source = EvalConfig(dataset="office", split="test", users=3, seed=0, method="recgpt")
+    dataset = default_registry().dataset("office")
+    users = sample_users(dataset, "test", 3, 0)
+    policy = "recgpt-policy@/m/Qwen2.5-Coder-0.5B-Instruct-policy-9b5aaefa[w:1:2]<bfloat16>"
+    store = ResultStore(tmp_path / "eval" / f"recgpt-{config_hash(source, dataset, policy)}.jsonl")
+    for user in reversed(users[1:]):
+        store.append(UserResult(user_id=user, target_item="i", target_labels={}, new_interest={}, tags=["gel pens"]))
+    with pytest.raises(RecGPTError, match="1 of 3 users have no stored recgpt answer from the policy"):
+        stored_results(source, tmp_path, policy)
+    store.append(UserResult(user_id=users[0], target_item="i", target_labels={}, new_interest={}, tags=["notebooks"]))
+    assert [r.user_id for r in stored_results(source, tmp_path, policy)] == users  # the sample's order
+    with pytest.raises(RecGPTError, match="no stored recgpt answer"):
+        stored_results(source, tmp_path, "recgpt-policy@/m/Other[w:1:2]")  # another policy's answers are not these
