@@ -18,7 +18,7 @@ import json
 import statistics
 from pathlib import Path
 
-from recgpt.agents.arbiter import distinct_categories, with_prior
+from recgpt.agents.arbiter import distinct_categories, fill_from_evidence, with_prior
 from recgpt.eval.harness import score_merged
 from recgpt.eval.metrics import hit_at_k, interleave
 from recgpt.eval.report import paired_difference, per_user_metrics
@@ -43,19 +43,25 @@ def main() -> None:
     parser.add_argument("--distinct", action="store_true", help=(
         "every row also keeps one final tag per category (Context.arbiter_distinct_categories); differences stay "
         "paired against the stored arbiter alone"))
+    parser.add_argument("--fill", action="store_true", help=(
+        "with --distinct, every row also fills the places left empty with the evidence's categories not yet named "
+        "(Context.arbiter_fill_from_evidence)"))
+    parser.add_argument("--weights", default=",".join(str(w) for w in GRID), help="the prior weights to replay (comma list)")
     args = parser.parse_args()
+    grid = tuple(float(w) for w in args.weights.split(",") if w.strip())
 
     registry = default_registry()
     dataset = registry.dataset(args.dataset)
     model = registry.sasrec(dataset, args.split)
     retriever = registry.prepare(dataset, args.split, show_progress=False)
     vocabulary = category_vocabulary(dataset, "leaf")
+    labels = {path: label.split(" > ")[-1] for label, path in zip(vocabulary.labels, vocabulary.paths)}
     levels = levels_of(dataset)
     config = EvalConfig(dataset=args.dataset, split=args.split, k_tags=args.tags, k_items=[10, 30, 50])
     results = [r for r in ResultStore(args.store).load().values() if r.error is None and r.pool]
     if not results:
         raise SystemExit(f"{args.store}: no finished user with a stored pool")
-    rows: dict[float, dict[str, dict[str, float]]] = {w: {} for w in (BASE, *GRID)}
+    rows: dict[float, dict[str, dict[str, float]]] = {w: {} for w in (BASE, *grid)}
     for result in results:
         history = [e.item_id for e in dataset.example(result.user_id, args.split).history]
         shares = {vocabulary.path_of(s.label) or s.label: s.share for s in category_mass(model, history, dataset, vocabulary)}
@@ -64,10 +70,14 @@ def main() -> None:
         chosen = sorted((FinalTag(**t.model_dump(), rank=p["rank"]) for t, p in zip(pool, result.pool) if p["rank"]),
                         key=lambda t: t.rank)
         user = UserSignals(user_id=result.user_id, history_item_ids=tuple(history), split=args.split)
-        for weight in (BASE, *GRID):
+        for weight in (BASE, *grid):
             final = with_prior(pool, chosen, shares, args.tags, max(weight, 0.0))
+            if args.fill and weight == BASE:  # the reference of a fill sweep: the served arbiter, distinct, unfilled
+                final = distinct_categories(pool, final, args.tags, shares)[0]
             if args.distinct and weight != BASE:
                 final = distinct_categories(pool, final, args.tags, shares)[0]
+                if args.fill:
+                    final = fill_from_evidence(final, args.tags, shares, labels)[0]
             hits = search(retriever, [t.tag for t in final], 50, set(history), user, [t.category for t in final])
             scored = result.model_copy(update={"ranked_items": interleave([[h.item_id for h in lst] for lst in hits], 50),
                                                "ranked_categories": [t.category or "" for t in final]})
@@ -75,22 +85,24 @@ def main() -> None:
             merged = score_merged(dataset, args.split, history, [t.category or "" for t in final], 10)
             row["item_hr@10 (score merge)"] = hit_at_k(merged, result.target_item, 10)
             rows[weight][result.user_id] = row
-    metrics = [m for m in rows[0.0][results[0].user_id] if "ndcg" not in m]
-    summary = {str(w): {m: statistics.fmean(r[m] for r in rows[w].values()) for m in metrics} for w in GRID}
-    paired = {str(w): {m: paired_difference(rows[w], rows[BASE], m) for m in metrics} for w in GRID if w or args.distinct}
-    best = max(GRID, key=lambda w: (round(summary[str(w)]["item_hr@10"], 9), -w))
+    metrics = [m for m in rows[grid[0]][results[0].user_id] if "ndcg" not in m]
+    summary = {str(w): {m: statistics.fmean(r[m] for r in rows[w].values()) for m in metrics} for w in grid}
+    paired = {str(w): {m: paired_difference(rows[w], rows[BASE], m) for m in metrics} for w in grid if w or args.distinct}
+    best = max(grid, key=lambda w: (round(summary[str(w)]["item_hr@10"], 9), -w))
     args.out.mkdir(parents=True, exist_ok=True)
-    stem = args.out / f"arbiter-prior-{Path(args.dataset).name}-{args.split}{'-distinct' if args.distinct else ''}"
+    stem = args.out / f"arbiter-prior-{Path(args.dataset).name}-{args.split}{'-distinct' if args.distinct else ''}{'-fill' if args.fill else ''}"
     stem.with_suffix(".json").write_text(json.dumps({"store": args.store.name, "users": len(results), "grid": summary,
                                                      "paired_vs_0": paired, "best_by_item_hr@10": best}, indent=2))
     lines = [f"# Arbiter prior sweep: {args.dataset}, {args.split} split", "",
              f"{len(results)} users of `{args.store.name}` (their stored pools and arbiter ranks; no LLM call). Each row "
              "re-orders the final tags with `Context.arbiter_prior` = w"
              + (" and keeps one final tag per category (`Context.arbiter_distinct_categories`)" if args.distinct else "")
+             + (", the places left empty filled from the evidence (`Context.arbiter_fill_from_evidence`)" if args.fill else "")
              + " and retrieves again; differences are paired against the arbiter alone (w = 0"
-             + (", no distinct categories" if args.distinct else "") + "), mean ± one standard error.", "",
+             + (", distinct categories, no fill" if args.fill else ", no distinct categories" if args.distinct else "")
+             + "), mean ± one standard error.", "",
              "| w | " + " | ".join(metrics) + " |", "|---:|" + "---:|" * len(metrics)]
-    for w in GRID:
+    for w in grid:
         cells = []
         for m in metrics:
             d = paired.get(str(w), {}).get(m)
@@ -98,7 +110,7 @@ def main() -> None:
         lines.append(f"| {w:.1f} | " + " | ".join(cells) + " |")
     lines += ["", f"Best by item HR@10 (ties to the smaller weight): **{best:.1f}**.", "", "## Reproduce", "",
               f"    .venv/bin/python scripts/arbiter_prior_sweep.py --store {args.store} --dataset {args.dataset} "
-              f"--split {args.split} --tags {args.tags}" + (" --distinct" if args.distinct else "")]
+              f"--split {args.split} --tags {args.tags}" + (" --distinct" if args.distinct else "") + (" --fill" if args.fill else "")]
     stem.with_suffix(".md").write_text("\n".join(lines) + "\n")
     print(f"best weight {best}; report {stem.with_suffix('.md')}")
 

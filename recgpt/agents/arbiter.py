@@ -164,14 +164,19 @@ async def arbiter_node(state: RecState, runtime: Runtime[Context], resources: Re
 
 def finalise(run: AgentCall, pool: list[ProposedTag], chosen: list[FinalTag], shares: dict[str, float], n: int,
              ctx: Context) -> list[FinalTag]:
-    """The arbiter's choice, combined with the collaborative prior, then one tag per category when asked, then each
-    tag's words tidied of title filler when asked."""
+    """The arbiter's choice, combined with the collaborative prior, then one tag per category when asked, then the
+    places left empty filled from the evidence when asked, then each tag's words tidied of title filler when asked."""
     tags = with_prior(pool, chosen, shares, n, ctx.arbiter_prior)
     if ctx.arbiter_distinct_categories:
         tags, replaced = distinct_categories(pool, tags, n, shares)
         if replaced:
             run.flags.append(f"arbiter_same_category: {replaced} final tag(s) repeated an earlier tag's category; "
                              "replaced from the pool by new categories where it had them")
+    if ctx.arbiter_fill_from_evidence and shares:
+        tags, filled = fill_from_evidence(tags, ctx.num_tags, shares, {})
+        if filled:
+            run.flags.append(f"arbiter_filled_from_evidence: the pool named {len(tags) - filled} distinct categories; "
+                             f"{filled} more from the collaborative evidence")
     return [tidied(t) for t in tags] if ctx.tidy_tags else tags
 
 
@@ -180,3 +185,29 @@ def tidied(tag: FinalTag) -> FinalTag:
     with no words is named after its category's last level."""
     words = tidy_tag(tag.tag, max_chars=TAG_MAX_CHARS) or (tag.category or "").rpartition(" > ")[2].lower() or tag.tag
     return tag if words == tag.tag else tag.model_copy(update={"tag": words, "written": tag.tag})
+
+
+EVIDENCE_PERSONA = "collaborative evidence"
+"""The persona a filled final tag is credited to: it came from the evidence block, not from an expert."""
+
+
+def fill_from_evidence(chosen: list[FinalTag], n: int, shares: dict[str, float], label_of: dict[str, str]) -> tuple[list[FinalTag], int]:
+    """Up to `n` final tags: when the pool held fewer distinct categories than the `n` the arbiter must keep, the empty
+    places go to the categories of the collaborative evidence not yet named, largest share first
+    (`Context.arbiter_fill_from_evidence`). A filled tag's words are its category's own label and its persona
+    `EVIDENCE_PERSONA`, so a trace shows where it came from. Returns the tags and how many were filled.
+
+    On MovieLens the experts' pool names ~4 distinct genres for most users, so `arbiter_distinct_categories` leaves 6
+    of 10 places empty; the evidence knows which genres come next."""
+    named = {t.category for t in chosen if t.category}
+    filled: list[FinalTag] = []
+    for category in sorted(shares, key=lambda c: (-shares[c], c)):
+        if len(chosen) + len(filled) >= n:
+            break
+        if category in named or shares[category] <= 0:
+            continue
+        words = label_of.get(category, category.split(" > ")[-1])
+        filled.append(FinalTag(tag=words, rationale="", persona_index=-1, persona=EVIDENCE_PERSONA, category=category,
+                               rank=len(chosen) + len(filled) + 1))
+        named.add(category)
+    return chosen + filled, len(filled)

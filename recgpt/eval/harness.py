@@ -92,7 +92,8 @@ def config_hash(config: EvalConfig, dataset: Dataset, model: str | None) -> str:
                                          ("v1_history", "compressed"), ("raw_history_tokens", 6000),
                                          ("grounding_labels", "path"), ("evidence_categories", 0),
                                          ("evidence_after_items", 2), ("evidence_experts", 0), ("evidence_candidates", 20),
-                                         ("tidy_tags", True), ("arbiter_distinct_categories", False)):
+                                         ("tidy_tags", True), ("arbiter_distinct_categories", False),
+                                         ("arbiter_fill_from_evidence", False)):
             if ctx.get(added_later) == default:  # fields added after results were stored: at their default, hashes stay
                 ctx.pop(added_later)
         payload.update(context=ctx, model=model, prompts=prompts_fingerprint())

@@ -4,6 +4,7 @@ no held-out target in it (hand-made data, a tiny real SASRec; no server)."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Sequence
 
 import pytest
@@ -251,6 +252,22 @@ def test_distinct_categories_keep_one_final_tag_per_category() -> None:
     assert [t.tag for t in final] == ["photo paper"] and replaced == 1  # nothing new to fill with: fewer tags, no repeat
 
 
+def test_the_places_a_pool_leaves_empty_are_filled_from_the_evidence() -> None:
+    from recgpt.agents.arbiter import EVIDENCE_PERSONA, fill_from_evidence
+    from recgpt.schema.state import FinalTag
+
+    chosen = [FinalTag(tag="thrillers", rationale="", persona_index=0, persona="p", category="Movies > Thriller", rank=1),
+              FinalTag(tag="free words", rationale="", persona_index=1, persona="p", category=None, rank=2)]
+    shares = {"Movies > Drama": 0.4, "Movies > Thriller": 0.3, "Movies > Comedy": 0.2, "Movies > Horror": 0.0}
+    final, filled = fill_from_evidence(chosen, 4, shares, {"Movies > Drama": "Drama"})
+    # the named category is skipped, the rest by share; a label from the map, else the path's last level
+    assert [(t.tag, t.category, t.rank) for t in final] == [("thrillers", "Movies > Thriller", 1), ("free words", None, 2),
+                                                          ("Drama", "Movies > Drama", 3), ("Comedy", "Movies > Comedy", 4)]
+    assert filled == 2 and all(t.persona == EVIDENCE_PERSONA and t.persona_index == -1 for t in final[2:])
+    assert fill_from_evidence(chosen, 10, shares, {})[1] == 2  # a zero share is no evidence: never filled
+    assert fill_from_evidence(chosen, 2, shares, {}) == (chosen, 0) and fill_from_evidence(chosen, 4, {}, {}) == (chosen, 0)
+
+
 def test_with_short_labels_the_history_speaks_the_enums_labels() -> None:
     from recgpt.tools.context.compression import compress_history
 
@@ -287,3 +304,29 @@ def test_an_evidence_expert_chooses_only_among_the_likeliest_categories(fake_llm
     assert "collaborative evidence" not in fake_llm.prompts["expert[1]"]  # type: ignore[attr-defined]
     with pytest.raises(ValueError, match="evidence_experts"):
         Context(num_personas=2, evidence_experts=2, explore_experts=1)
+
+
+def test_the_graph_fills_empty_places_from_the_evidence_when_asked(fake_llm: object, small_dataset_dir: object) -> None:
+    from recgpt.agents.arbiter import EVIDENCE_PERSONA
+    from recgpt.graph import build_graph
+    from tests.unit.fakes import fake_resources
+
+    registry = Registry()
+    logits = {"p1": 0.0, "p2": 0.0, "n1": 0.0, "n2": 0.0, "d1": 4.0, "c1": 3.0}
+    registry.sasrec = lambda dataset, split, *a, **k: StubModel(logits)  # type: ignore[method-assign]
+    graph = build_graph(fake_resources(small_dataset_dir, registry=registry), plugins=[])
+    from recgpt.errors import InvalidModelOutput
+
+    for agent in ("expert[1]", "expert[2]"):  # one expert left: its 4 tags name 4 of the shop's 5 categories
+        fake_llm.fail[agent] = InvalidModelOutput(f"{agent}: cut")  # type: ignore[attr-defined]
+    ctx = Context(base_url=DEAD, model="fake", explanation_mode="off", num_tags=5)
+    plain = asyncio.run(graph.ainvoke({"user_id": "u1", "split": "test"}, context=ctx))
+    filled = asyncio.run(graph.ainvoke({"user_id": "u1", "split": "test"},
+                                       context=dataclasses.replace(ctx, arbiter_fill_from_evidence=True)))
+    named = {t.category for t in plain["tags"]}
+    extra = [t for t in filled["tags"] if t.persona == EVIDENCE_PERSONA]
+    assert [t.category for t in extra] == ["Office > Paper > Notes"]  # the one category the evidence has and no tag named
+    assert "Office > Paper > Notes" not in named and len(filled["tags"]) == len(plain["tags"]) + 1
+    assert [t.rank for t in filled["tags"]] == list(range(1, len(filled["tags"]) + 1))
+    assert any(f.startswith("arbiter_filled_from_evidence") for f in filled["flags"])
+    assert not any(t.persona == EVIDENCE_PERSONA for t in plain["tags"])  # off by default
