@@ -47,6 +47,7 @@ def main() -> None:
         "with --distinct, every row also fills the places left empty with the evidence's categories not yet named "
         "(Context.arbiter_fill_from_evidence)"))
     parser.add_argument("--weights", default=",".join(str(w) for w in GRID), help="the prior weights to replay (comma list)")
+    parser.add_argument("--model", default="", help="the policy that wrote the stored answers, named in the report")
     args = parser.parse_args()
     grid = tuple(float(w) for w in args.weights.split(",") if w.strip())
 
@@ -94,7 +95,8 @@ def main() -> None:
     stem.with_suffix(".json").write_text(json.dumps({"store": args.store.name, "users": len(results), "grid": summary,
                                                      "paired_vs_0": paired, "best_by_item_hr@10": best}, indent=2))
     lines = [f"# Arbiter prior sweep: {args.dataset}, {args.split} split", "",
-             f"{len(results)} users of `{args.store.name}` (their stored pools and arbiter ranks; no LLM call). Each row "
+             f"{len(results)} users of `{args.store.name}` (their stored pools and arbiter ranks; no LLM call"
+             + (f"; written by {args.model}" if args.model else "") + "). Each row "
              "re-orders the final tags with `Context.arbiter_prior` = w"
              + (" and keeps one final tag per category (`Context.arbiter_distinct_categories`)" if args.distinct else "")
              + (", the places left empty filled from the evidence (`Context.arbiter_fill_from_evidence`)" if args.fill else "")
@@ -110,7 +112,8 @@ def main() -> None:
         lines.append(f"| {w:.1f} | " + " | ".join(cells) + " |")
     lines += ["", f"Best by item HR@10 (ties to the smaller weight): **{best:.1f}**.", "", "## Reproduce", "",
               f"    .venv/bin/python scripts/arbiter_prior_sweep.py --store {args.store} --dataset {args.dataset} "
-              f"--split {args.split} --tags {args.tags}" + (" --distinct" if args.distinct else "") + (" --fill" if args.fill else "")]
+              f"--split {args.split} --tags {args.tags} --weights {args.weights}" + (" --distinct" if args.distinct else "")
+              + (" --fill" if args.fill else "")]
     stem.with_suffix(".md").write_text("\n".join(lines) + "\n")
     print(f"best weight {best}; report {stem.with_suffix('.md')}")
 

@@ -172,7 +172,7 @@ def finalise(run: AgentCall, pool: list[ProposedTag], chosen: list[FinalTag], sh
         if replaced:
             run.flags.append(f"arbiter_same_category: {replaced} final tag(s) repeated an earlier tag's category; "
                              "replaced from the pool by new categories where it had them")
-    if ctx.arbiter_fill_from_evidence and shares:
+    if ctx.arbiter_fill_from_evidence and shares and tags:  # no tags at all is the LLM failing: flagged, never masked
         tags, filled = fill_from_evidence(tags, ctx.num_tags, shares, {})
         if filled:
             run.flags.append(f"arbiter_filled_from_evidence: the pool named {len(tags) - filled} distinct categories; "

@@ -96,10 +96,13 @@ class Context:
         "On by measurement, replayed from the stored pools of 200 Office validation users (K=10), paired against "
         "off: cat HR@10 L2 +.020 ± .010, leaf +.010 ± .007, item HR@10 +.005 ± .005 (score-merged +.005 ± .005).")})
 
-    arbiter_fill_from_evidence: bool = field(default=False, metadata={"description": (
+    arbiter_fill_from_evidence: bool = field(default=True, metadata={"description": (
         "With the evidence on: when the pool holds fewer distinct categories than num_tags (MovieLens experts name ~4 "
         "genres for most users), the empty places go to the evidence's categories not yet named, largest share first, "
-        "credited to the persona 'collaborative evidence' and flagged. Off until validation says otherwise.")})
+        "credited to the persona 'collaborative evidence' and flagged. On by measurement, replayed from 200 stored "
+        "validation users per dataset, paired against off: Office cat HR@10 L2 +.180 ± .027, item HR@10 +.025 ± .018, "
+        "HR@30 +.060 ± .025; MovieLens genre +.190 ± .028, item HR@10 −.010 ± .024 (noise), score-merged +.035 ± .019 "
+        "(reports/arbiter-prior-*-validation-distinct-fill.md).")})
 
     tidy_tags: bool = field(default=True, metadata={"description": (
         "The final tags' words tidied of title filler (size and pack residue, cut words, repeats, more than 6 words, "

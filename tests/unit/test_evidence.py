@@ -319,7 +319,8 @@ def test_the_graph_fills_empty_places_from_the_evidence_when_asked(fake_llm: obj
 
     for agent in ("expert[1]", "expert[2]"):  # one expert left: its 4 tags name 4 of the shop's 5 categories
         fake_llm.fail[agent] = InvalidModelOutput(f"{agent}: cut")  # type: ignore[attr-defined]
-    ctx = Context(base_url=DEAD, model="fake", explanation_mode="off", num_tags=5)
+    ctx = Context(base_url=DEAD, model="fake", explanation_mode="off", num_tags=5, arbiter_fill_from_evidence=False)
+    assert Context().arbiter_fill_from_evidence  # on by default (validation on both datasets)
     plain = asyncio.run(graph.ainvoke({"user_id": "u1", "split": "test"}, context=ctx))
     filled = asyncio.run(graph.ainvoke({"user_id": "u1", "split": "test"},
                                        context=dataclasses.replace(ctx, arbiter_fill_from_evidence=True)))
@@ -329,4 +330,4 @@ def test_the_graph_fills_empty_places_from_the_evidence_when_asked(fake_llm: obj
     assert "Office > Paper > Notes" not in named and len(filled["tags"]) == len(plain["tags"]) + 1
     assert [t.rank for t in filled["tags"]] == list(range(1, len(filled["tags"]) + 1))
     assert any(f.startswith("arbiter_filled_from_evidence") for f in filled["flags"])
-    assert not any(t.persona == EVIDENCE_PERSONA for t in plain["tags"])  # off by default
+    assert not any(t.persona == EVIDENCE_PERSONA for t in plain["tags"])
