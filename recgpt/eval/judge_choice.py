@@ -85,7 +85,7 @@ def markdown(choice: JudgeChoice) -> str:
              f"the positive prediction. Ranked by the worse of the two F1s; the goal is ≥ {GOAL_F1:.2f} on both.", "",
              "| judge | F1 tags | F1 explanations | worse | rows (tags / explanations) | report |", "|---|---:|---:|---:|---|---|"]
     for s in sorted(choice.scores, key=lambda s: -s.worse):
-        mark = " **(chosen)**" if s is choice.chosen or s == choice.chosen else ""
+        mark = " **(chosen)**" if s == choice.chosen else ""
         lines.append(f"| {s.label}{mark} | {s.f1_tags:.3f} | {s.f1_explanations:.3f} | {s.worse:.3f} | {s.n_tags} / "
                      f"{s.n_explanations} | `{s.report}` |")
     c = choice.chosen

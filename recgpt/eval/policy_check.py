@@ -52,7 +52,7 @@ def measure_candidate(candidate: str, policy: str, dataset: str, users: int, hom
     levels = levels_of(data)
     summary = summarise(config, results, levels)
     metrics = summary["metrics"]
-    concentration = answer_concentration([r.ranked_categories for r in results if r.error is None])
+    concentration = summary.get("answer_concentration") or answer_concentration([])  # no user scored: nothing named
     return CandidateScore(candidate=candidate, policy=policy, users=summary["users_scored"],
                           cat_hr=float(metrics.get(f"cat_hr@10_{levels[0]}", 0.0)), item_hr=float(metrics.get("item_hr@10", 0.0)),
                           top_category_share=float(concentration["top_category_user_share"]),  # type: ignore[arg-type]
