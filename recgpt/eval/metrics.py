@@ -149,7 +149,7 @@ def paired_difference(a: dict[str, dict[str, float]], b: dict[str, dict[str, flo
                       users: list[str] | None = None) -> dict[str, float] | None:
     """Mean of a − b over the users both scored, with the standard error of that mean (paired: the same users, so
     the user-to-user spread cancels) and the ratio of the difference to its error."""
-    common = [u for u in (users or a) if u in a and u in b and metric in a[u] and metric in b[u]]
+    common = [u for u in (users if users is not None else a) if u in a and u in b and metric in a[u] and metric in b[u]]
     if len(common) < 2:
         return None
     diffs = [a[u][metric] - b[u][metric] for u in common]

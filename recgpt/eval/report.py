@@ -18,6 +18,7 @@ from recgpt.eval.metrics import (
     ndcg_at_k,
     path_at_level,
 )
+from recgpt.eval.metrics import paired_difference as metrics_paired_difference
 from recgpt.eval.runs import EvalConfig, UserResult
 from recgpt.services.resources import default_registry
 
@@ -49,7 +50,8 @@ DEFINITIONS = """\
 - **a row named `method+variant`** (e.g. `recgpt+evidence`): the method under the runtime Context overrides in its
   reproduce line.
 - **paired differences**: per user, the row's hit minus the baseline's on the same users; mean ± one standard error
-  (sample sd / sqrt n), z = mean / SE.
+  (sample sd / sqrt n), z = mean / SE. A variant row (`recgpt+noevidence`, `fusion+score`) is also differenced
+  against its own method's row, so the one change it makes is read with its noise.
 - **items shown** (recgpt): the items under each final tag that a shopper sees; *inside its tag's category* when
   the item's path is the tag's grounded category or below it.
 - **retrieval ceilings** (`oracle_leaf`, `oracle_l2`): the held-out target's own category (full path / first two
@@ -191,15 +193,10 @@ def _row_order(name: str) -> tuple[int, str]:
 
 def paired_difference(a: dict[str, dict[str, float]], b: dict[str, dict[str, float]], metric: str,
                       users: list[str] | None = None) -> dict[str, float] | None:
-    """Mean of `a − b` over the users both rows scored (or `users`, where both scored them), its standard error
-    (sample sd / sqrt n) and z = mean / SE; None with fewer than two shared users."""
-    shared = [u for u in (users if users is not None else a) if u in a and u in b]
-    if len(shared) < 2:
-        return None
-    diffs = [a[u][metric] - b[u][metric] for u in shared]
-    mean = statistics.fmean(diffs)
-    se = statistics.stdev(diffs) / len(diffs) ** 0.5
-    return {"diff": mean, "se": se, "z": mean / se if se > 0 else 0.0, "users": len(shared)}
+    """`metrics.paired_difference` under the report's keys: the mean of `a − b` over the users both rows scored (or
+    `users`, where both scored them), its standard error (sample sd / sqrt n) and z; None with fewer than two."""
+    d = metrics_paired_difference(a, b, metric, users)
+    return None if d is None else {"diff": d["difference"], "se": d["standard_error"], "z": d["z"], "users": d["users"]}
 
 
 def _exclusive(config: EvalConfig, reports: dict[str, Any], llm_row: str, channels: list[str], keys: list[str]) -> dict[str, Any]:
@@ -247,19 +244,43 @@ def write_comparison(config: EvalConfig, out_dir: Path) -> tuple[Path, Path, Pat
                     diff = paired_difference(r["per_user_hits"], base_hits, metric, users)
                     if diff is not None:
                         paired.setdefault(baseline, {}).setdefault(row, {}).setdefault(slice_name, {})[metric] = diff
+    variants = variant_differences(reports, compared)
     combined = {"comparison_key": config.comparison_key(), "methods": {m: {k: v for k, v in r.items() if k != "per_user_hits"}
                                                                        for m, r in reports.items()},
-                "exclusive_recall": exclusive, "paired_differences": paired}
+                "exclusive_recall": exclusive, "paired_differences": paired, "variant_differences": variants}
     json_path = out_dir / f"{stem}.json"
     json_path.write_text(json.dumps(combined, indent=2))
     md_path = out_dir / f"{stem}.md"
-    md_path.write_text(_markdown(config, reports, metric_names, exclusive, paired))
+    md_path.write_text(_markdown(config, reports, metric_names, exclusive, paired, variants))
     png_path = _plot(out_dir / f"{stem}.png", reports, metric_names)
     return md_path, json_path, png_path
 
 
+def variant_differences(reports: dict[str, Any], metrics: list[str]) -> dict[str, Any]:
+    """Each named variant (`recgpt+noevidence`, `fusion+score`, `blend@0.30`) paired against the row of its own method
+    on the same users, overall and on the new-interest slice: what the variant's one change does, with its noise."""
+    out: dict[str, Any] = {}
+    for row, r in reports.items():
+        method = base_method(row)
+        if row == method or method not in reports:
+            continue
+        slices: dict[str, Any] = {}
+        for slice_name, users in (("all", None), ("new_interest", r.get("new_interest_user_ids"))):
+            values = {m: d for m in metrics
+                      if (d := paired_difference(r["per_user_hits"], reports[method]["per_user_hits"], m, users)) is not None}
+            if values:
+                slices[slice_name] = values
+        if slices:
+            out[row] = {"against": method, "slices": slices}
+    return out
+
+
+def _difference_cells(values: dict[str, Any], metrics: list[str]) -> str:
+    return " | ".join(f"{v['diff']:+.3f} ± {v['se']:.3f} (z {v['z']:+.1f})" if (v := values.get(m)) else "" for m in metrics)
+
+
 def _markdown(config: EvalConfig, reports: dict[str, Any], metric_names: list[str], exclusive: dict[str, Any],
-              paired: dict[str, Any] | None = None) -> str:
+              paired: dict[str, Any] | None = None, variants: dict[str, Any] | None = None) -> str:
     any_report = next(iter(reports.values()))
     header = "| method | users | " + " | ".join(metric_names) + " |"
     rule = "|---|---:|" + "---:|" * len(metric_names)
@@ -284,8 +305,15 @@ def _markdown(config: EvalConfig, reports: dict[str, Any], metric_names: list[st
         for row, slices in rows.items():
             for slice_name, values in slices.items():
                 users = next(iter(values.values()))["users"]
-                cells = " | ".join(f"{v['diff']:+.3f} ± {v['se']:.3f} (z {v['z']:+.1f})" if (v := values.get(m)) else "" for m in metrics)
-                lines.append(f"| {row} | {slice_name} | {users} | {cells} |")
+                lines.append(f"| {row} | {slice_name} | {users} | {_difference_cells(values, metrics)} |")
+    if variants:
+        metrics = list(next(iter(next(iter(variants.values()))["slices"].values())))
+        lines += ["", "## Paired differences of each variant against its own method (mean ± one standard error; z)", "",
+                  "| row | against | slice | users | " + " | ".join(metrics) + " |", "|---|---|---|---:|" + "---:|" * len(metrics)]
+        for row, v in variants.items():
+            for slice_name, values in v["slices"].items():
+                users = next(iter(values.values()))["users"]
+                lines.append(f"| {row} | {v['against']} | {slice_name} | {users} | {_difference_cells(values, metrics)} |")
     if exclusive:
         lines += ["", "## Exclusive recall of the LLM rows against the classical channels", "",
                   "| row | metric | share of all targets | share of the row's hits | channels |", "|---|---|---:|---:|---|"]

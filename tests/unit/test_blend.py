@@ -155,3 +155,38 @@ def test_a_row_name_must_start_with_its_method() -> None:
     for bad in ("sasrec+x", "recgpt evidence", "recgpt/../x"):
         result = CliRunner().invoke(cli, ["eval", "--method", "recgpt", "--name", bad])
         assert isinstance(result.exception, RecGPTError) and "--name must be the method" in str(result.exception)
+
+
+def _row(config, hits: dict[str, float], new: list[str], model: str | None = None) -> dict:  # noqa: ANN001
+    metrics = ("item_hr@10", "cat_hr@10_l2")
+    return {"comparison_key": config.comparison_key(), "per_user_hits": {u: {m: h for m in metrics} for u, h in hits.items()},
+            "metrics": {m: sum(hits.values()) / len(hits) for m in metrics}, "new_interest_metrics": {m: 0.0 for m in metrics},
+            "users_scored": len(hits), "new_interest_users": len(new), "new_interest_user_ids": new, "slice_level": "l2",
+            "model": model}
+
+
+def test_the_comparison_pairs_rows_with_the_baselines_and_each_variant_with_its_own_method(tmp_path: Path) -> None:
+    from recgpt.eval.report import write_comparison
+    from recgpt.eval.runs import EvalConfig
+
+    config = EvalConfig(dataset="office", split="test", users=4, k_items=[10])
+    users = ["u1", "u2", "u3", "u4"]
+    rows = {"sasrec": [1, 0, 0, 1], "sasrec_categories": [0, 0, 1, 1], "recgpt": [1, 1, 0, 0],
+            "recgpt+noevidence": [0, 1, 0, 0], "fusion": [1, 0, 1, 1], "fusion+score": [1, 1, 1, 1]}
+    for name, hits in rows.items():
+        (tmp_path / f"eval-office-test-{name}.json").write_text(json.dumps(_row(config, dict(zip(users, map(float, hits))), ["u1", "u2"])))
+    (tmp_path / "eval-office-test-stale.json").write_text(json.dumps({**_row(config, {"u1": 1.0}, []), "comparison_key": {}}))
+    md_path, json_path, _ = write_comparison(config, tmp_path)
+    combined = json.loads(json_path.read_text())
+    assert "stale" not in combined["methods"]  # another run's row (other key) is not compared
+    evidence = combined["variant_differences"]["recgpt+noevidence"]
+    assert evidence["against"] == "recgpt"
+    assert evidence["slices"]["all"]["item_hr@10"]["diff"] == pytest.approx(-0.25)  # 0,1,0,0 - 1,1,0,0 over 4 users
+    assert evidence["slices"]["new_interest"]["item_hr@10"]["diff"] == pytest.approx(-0.5)  # u1, u2 only
+    assert combined["variant_differences"]["fusion+score"]["slices"]["all"]["item_hr@10"]["diff"] == pytest.approx(0.25)
+    assert set(combined["variant_differences"]) == {"recgpt+noevidence", "fusion+score"}  # a method is no variant
+    assert combined["paired_differences"]["sasrec"]["recgpt"]["all"]["item_hr@10"]["diff"] == pytest.approx(0.0)
+    assert combined["paired_differences"]["sasrec_categories"]["recgpt+noevidence"]["all"]["item_hr@10"]["diff"] == pytest.approx(-0.25)
+    text = md_path.read_text()
+    assert "## Paired differences of each variant against its own method" in text
+    assert "| recgpt+noevidence | recgpt | all | 4 | -0.250 ±" in text
