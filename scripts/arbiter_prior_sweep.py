@@ -17,6 +17,7 @@ import argparse
 import json
 import statistics
 from pathlib import Path
+from typing import Any
 
 from recgpt.agents.arbiter import distinct_categories, fill_from_evidence, with_prior
 from recgpt.eval.harness import score_merged
@@ -92,8 +93,10 @@ def main() -> None:
     best = max(grid, key=lambda w: (round(summary[str(w)]["item_hr@10"], 9), -w))
     args.out.mkdir(parents=True, exist_ok=True)
     stem = args.out / f"arbiter-prior-{Path(args.dataset).name}-{args.split}{'-distinct' if args.distinct else ''}{'-fill' if args.fill else ''}"
+    against = against_baselines(args.out, args.dataset, args.split, {w: rows[w] for w in grid})
     stem.with_suffix(".json").write_text(json.dumps({"store": args.store.name, "users": len(results), "grid": summary,
-                                                     "paired_vs_0": paired, "best_by_item_hr@10": best}, indent=2))
+                                                     "paired_vs_0": paired, "best_by_item_hr@10": best,
+                                                     "paired_vs_baselines": against}, indent=2))
     lines = [f"# Arbiter prior sweep: {args.dataset}, {args.split} split", "",
              f"{len(results)} users of `{args.store.name}` (their stored pools and arbiter ranks; no LLM call"
              + (f"; written by {args.model}" if args.model else "") + "). Each row "
@@ -110,12 +113,39 @@ def main() -> None:
             d = paired.get(str(w), {}).get(m)
             cells.append(f"{summary[str(w)][m]:.3f}" + (f" ({d['diff']:+.3f} ± {d['se']:.3f})" if d else ""))
         lines.append(f"| {w:.1f} | " + " | ".join(cells) + " |")
-    lines += ["", f"Best by item HR@10 (ties to the smaller weight): **{best:.1f}**.", "", "## Reproduce", "",
+    lines += ["", f"Best by item HR@10 (ties to the smaller weight): **{best:.1f}**."]
+    for baseline, by_weight in against.items():
+        lines += ["", f"## Against `{baseline}` (its stored row in `{args.out}`, paired on the same users)", "",
+                  "| w | " + " | ".join(COMPARED) + " |", "|---:|" + "---:|" * len(COMPARED)]
+        for w, diffs in by_weight.items():
+            lines.append(f"| {float(w):.1f} | " + " | ".join(f"{d['diff']:+.3f} ± {d['se']:.3f} (z {d['z']:+.1f})" if (d := diffs.get(m))
+                                                          else "" for m in COMPARED) + " |")
+    lines += ["", "## Reproduce", "",
               f"    .venv/bin/python scripts/arbiter_prior_sweep.py --store {args.store} --dataset {args.dataset} "
               f"--split {args.split} --tags {args.tags} --weights {args.weights}" + (" --distinct" if args.distinct else "")
               + (" --fill" if args.fill else "")]
     stem.with_suffix(".md").write_text("\n".join(lines) + "\n")
     print(f"best weight {best}; report {stem.with_suffix('.md')}")
+
+
+COMPARED = ("item_hr@10", "item_hr@10 (score merge)", "item_hr@30", "item_hr@50")
+"""The replayed lists read against a baseline's item hits (the score-merged list against the baseline's item HR@10)."""
+
+
+def against_baselines(out: Path, dataset: str, split: str, rows: dict[float, dict[str, dict[str, float]]]) -> dict[str, Any]:
+    """Each replayed row paired against SASRec's and `sasrec_categories`' stored eval rows (`eval-<dataset>-<split>-<m>.json`
+    in `out`, when there) on the users both scored: the replay is compared with what it must beat, not only with itself."""
+    found: dict[str, Any] = {}
+    for baseline in ("sasrec", "sasrec_categories"):
+        path = out / f"eval-{Path(dataset).name}-{split}-{baseline}.json"
+        if not path.is_file():
+            continue
+        base = json.loads(path.read_text())["per_user_hits"]
+        found[baseline] = {}
+        for w, per_user in rows.items():
+            renamed = {u: {**r, "item_hr@10 (score merge)": base[u]["item_hr@10"]} for u, r in base.items() if "item_hr@10" in r}
+            found[baseline][str(w)] = {m: d for m in COMPARED if (d := paired_difference(per_user, renamed, m)) is not None}
+    return found
 
 
 if __name__ == "__main__":
