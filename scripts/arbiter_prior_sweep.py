@@ -22,7 +22,7 @@ from typing import Any
 from recgpt.agents.arbiter import distinct_categories, fill_from_evidence, with_prior
 from recgpt.eval.harness import score_merged
 from recgpt.eval.metrics import hit_at_k, interleave
-from recgpt.eval.report import paired_difference, per_user_metrics
+from recgpt.eval.report import difference_cells, paired_difference, per_user_metrics
 from recgpt.eval.runs import EvalConfig, ResultStore, levels_of
 from recgpt.schema.state import FinalTag, ProposedTag
 from recgpt.services.resources import default_registry
@@ -118,8 +118,7 @@ def main() -> None:
         lines += ["", f"## Against `{baseline}` (its stored row in `{args.out}`, paired on the same users)", "",
                   "| w | " + " | ".join(COMPARED) + " |", "|---:|" + "---:|" * len(COMPARED)]
         for w, diffs in by_weight.items():
-            lines.append(f"| {float(w):.1f} | " + " | ".join(f"{d['diff']:+.3f} ± {d['se']:.3f} (z {d['z']:+.1f})" if (d := diffs.get(m))
-                                                          else "" for m in COMPARED) + " |")
+            lines.append(f"| {float(w):.1f} | {difference_cells(diffs, COMPARED)} |")
     lines += ["", "## Reproduce", "",
               f"    .venv/bin/python scripts/arbiter_prior_sweep.py --store {args.store} --dataset {args.dataset} "
               f"--split {args.split} --tags {args.tags} --weights {args.weights}" + (" --distinct" if args.distinct else "")
@@ -141,9 +140,10 @@ def against_baselines(out: Path, dataset: str, split: str, rows: dict[float, dic
         if not path.is_file():
             continue
         base = json.loads(path.read_text())["per_user_hits"]
+        # the score-merged list is read against the baseline's own item HR@10
+        renamed = {u: {**r, "item_hr@10 (score merge)": r["item_hr@10"]} for u, r in base.items() if "item_hr@10" in r}
         found[baseline] = {}
         for w, per_user in rows.items():
-            renamed = {u: {**r, "item_hr@10 (score merge)": base[u]["item_hr@10"]} for u, r in base.items() if "item_hr@10" in r}
             found[baseline][str(w)] = {m: d for m in COMPARED if (d := paired_difference(per_user, renamed, m)) is not None}
     return found
 

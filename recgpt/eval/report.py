@@ -18,7 +18,9 @@ from recgpt.eval.metrics import (
     ndcg_at_k,
     path_at_level,
 )
-from recgpt.eval.metrics import paired_difference as metrics_paired_difference
+from recgpt.eval.metrics import (
+    paired_difference as metrics_paired_difference,
+)
 from recgpt.eval.runs import EvalConfig, UserResult
 from recgpt.services.resources import default_registry
 
@@ -275,7 +277,8 @@ def variant_differences(reports: dict[str, Any], metrics: list[str]) -> dict[str
     return out
 
 
-def _difference_cells(values: dict[str, Any], metrics: list[str]) -> str:
+def difference_cells(values: dict[str, Any], metrics: list[str] | tuple[str, ...]) -> str:
+    """Table cells `+d ± se (z ...)` of paired differences, blank where a metric has none."""
     return " | ".join(f"{v['diff']:+.3f} ± {v['se']:.3f} (z {v['z']:+.1f})" if (v := values.get(m)) else "" for m in metrics)
 
 
@@ -305,7 +308,7 @@ def _markdown(config: EvalConfig, reports: dict[str, Any], metric_names: list[st
         for row, slices in rows.items():
             for slice_name, values in slices.items():
                 users = next(iter(values.values()))["users"]
-                lines.append(f"| {row} | {slice_name} | {users} | {_difference_cells(values, metrics)} |")
+                lines.append(f"| {row} | {slice_name} | {users} | {difference_cells(values, metrics)} |")
     if variants:
         metrics = list(next(iter(next(iter(variants.values()))["slices"].values())))
         lines += ["", "## Paired differences of each variant against its own method (mean ± one standard error; z)", "",
@@ -313,7 +316,7 @@ def _markdown(config: EvalConfig, reports: dict[str, Any], metric_names: list[st
         for row, v in variants.items():
             for slice_name, values in v["slices"].items():
                 users = next(iter(values.values()))["users"]
-                lines.append(f"| {row} | {v['against']} | {slice_name} | {users} | {_difference_cells(values, metrics)} |")
+                lines.append(f"| {row} | {v['against']} | {slice_name} | {users} | {difference_cells(values, metrics)} |")
     if exclusive:
         lines += ["", "## Exclusive recall of the LLM rows against the classical channels", "",
                   "| row | metric | share of all targets | share of the row's hits | channels |", "|---|---|---:|---:|---|"]
