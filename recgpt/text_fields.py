@@ -134,6 +134,25 @@ def to_english_text(text: str, max_chars: int) -> str:
     return words[start:start + max_chars].strip()
 
 
+_WORD = re.compile(r"[a-z][a-z'&-]*")
+
+
+def words_of(text: str) -> list[str]:
+    """The lower-cased words of `text` (letters, with inner apostrophes, ampersands and hyphens)."""
+    return _WORD.findall(text.lower())
+
+
+GENERIC_WORDS = frozenset({
+    "item", "items", "product", "products", "fit", "fits", "fitting", "them", "they", "their", "because", "called",
+    "named", "it's", "its", "this", "that", "these", "those", "great", "perfect", "choice", "user", "users", "you",
+    "your", "need", "needs", "will", "would", "love", "ideal", "option", "good", "best", "the", "and", "for", "with",
+    "from", "are", "was", "has", "have", "been", "which", "what", "into", "also", "just", "very", "really", "here",
+    "there", "is", "a", "an", "of", "to", "in", "on", "it", "as", "be", "or", "at", "by", "so", "can", "our", "recommend",
+    "recommended", "recommendation", "matches", "match", "matching", "like", "such", "thing", "things", "one"})
+"""Words that fill a sentence without saying anything about an item or a shopper: what persona foci and explanations
+are compared without."""
+
+
 FILLER_WORDS = frozenset({"x", "inch", "inches", "ft", "mm", "cm", "oz", "ounce", "ounces", "lb", "lbs", "gsm", "ml",
                           "ct", "pk", "pcs", "qty", "count", "dozen"})
 """Size, count and pack residue of product titles once their numbers are gone ("12 x 18 inches, 6 count")."""

@@ -23,12 +23,13 @@ from recgpt.prompts.explainer import (
     TEMPLATE_GUIDELINE,
     TONES,
     WRITER_INSTRUCTIONS,
+    WRITER_RETRY,
 )
 from recgpt.schema.context import Context
 from recgpt.schema.state import ItemExplanation, PlannedStyle, StyleGuideline
 from recgpt.schema.subgraphs import ExplainInput, ExplainState
 from recgpt.services.resources import Resources
-from recgpt.text_fields import clip_sentence, drop_fragment, english_text
+from recgpt.text_fields import GENERIC_WORDS, clip_sentence, drop_fragment, english_text, words_of
 
 EXPLANATION_CHARS = 240
 """30 words fit; a longer answer is cut by the server at this bound, then clipped back to its last whole sentence."""
@@ -78,6 +79,18 @@ def restates_title(text: str, title: str) -> bool:
         return [w.strip(".,!?()[]'").lower() for w in value.split() if w.strip(".,!?()[]'")]
     title_words = set(words(title))
     return len(title_words) >= 3 and sum(w not in title_words and not w.isdigit() for w in words(text)) < TITLE_COPY_NEW_WORDS
+
+
+MIN_NEW_WORDS = 2
+"""An explanation must add at least this many content words beyond the item's title and category."""
+
+
+def adds_nothing(text: str, title: str, category: str) -> bool:
+    """True when `text` says nothing the title and category do not ("The item fits them because it's called a desktop
+    label printer."): fewer than `MIN_NEW_WORDS` distinct words of its own beyond them and generic filler."""
+    given = set(words_of(f"{title} {category}"))
+    new = {w for w in words_of(text) if w not in given and w not in GENERIC_WORDS and len(w) > 2}
+    return len(new) < MIN_NEW_WORDS
 
 
 def item_block(task: ExplainInput) -> str:
@@ -130,6 +143,15 @@ async def write_node(state: ExplainState, runtime: Runtime[Context], resources: 
     if output is None:
         return run.update(explanations=[ItemExplanation(**base, error=str(run.error))])
     text = clip_sentence(output.explanation, EXPLANATION_CHARS)
+    if adds_nothing(text, item.title, item.category) or restates_title(text, item.title):
+        # One more try, told what was wrong; the first sentence stays if the second is no better (nothing is lost).
+        again = messages(state["shared_prefix"], WRITER_INSTRUCTIONS.format(item_block=item_block(state), **style)
+                         + WRITER_RETRY.format(previous=clean_text(text, EXPLANATION_CHARS)))
+        retried = await run.ask(f"explain[{item.item_id}]:retry", again, ExplanationOutput, ctx.explanation_temperature, 100)
+        if retried is not None:
+            second = clip_sentence(retried.explanation, EXPLANATION_CHARS)
+            if not adds_nothing(second, item.title, item.category) and not restates_title(second, item.title):
+                text = second
     problems = [f"style guideline failed, template used: {state['style_error']}"] if state.get("style_error") else []
     if restates_title(text, item.title):  # kept, so that nothing is lost, but flagged: it explains nothing
         problems.append("the explanation restates the item title")

@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Collection, Iterable, Sequence
 from typing import Any
 
 from langgraph.runtime import Runtime
 from pydantic import BaseModel, Field, create_model
 
 from recgpt.agents.common import AgentCall, messages
+from recgpt.data import Dataset, Item
 from recgpt.errors import InvalidModelOutput
 from recgpt.prompts.planner import AGENT_ROLES, EVIDENCE_INSTRUCTION, PLANNER_INSTRUCTIONS
 from recgpt.schema.context import Context
 from recgpt.schema.state import Persona, RecState
 from recgpt.services.resources import Resources
-from recgpt.text_fields import tidy_tag, to_english_text
+from recgpt.text_fields import FILLER_WORDS, GENERIC_WORDS, tidy_tag, to_english_text, words_of
 from recgpt.tools.llm import LLMRequestRejected
 
 TOKENS_PER_PERSONA = 120
@@ -54,7 +56,9 @@ async def planner_node(state: RecState, runtime: Runtime[Context], resources: Re
                            ctx.seed, failures=(InvalidModelOutput, LLMRequestRejected), flag=lambda exc: f"planner_failed: {exc}")
     personas = ([Persona.model_validate(p.model_dump()) for p in output.personas][: ctx.num_personas] if output is not None
                 else fallback_personas(state))
-    personas, fixed = tidy_personas(personas)
+    known = resources.dataset.derived("persona_known_words",
+                                      lambda: frozenset(w for w, n in resources.dataset.word_counts().items() if n >= 2))
+    personas, fixed = tidy_personas(personas, known, spare_foci(state, resources.dataset))
     if fixed:
         run.flags.append(f"planner_personas_tidied: {fixed}")
     return run.update(personas=personas)
@@ -68,28 +72,97 @@ def is_role_name(name: str) -> bool:
         f" {role} " in f" {words} " for role in AGENT_ROLES if " " in role)
 
 
-def tidy_personas(personas: list[Persona]) -> tuple[list[Persona], str]:
-    """Personas a shopper can tell apart: a focus that pastes a category path becomes that path's last level; a name
-    that is an agent's role or repeats an earlier persona's name is replaced by a label made of its own focus. Returns
-    the personas and what was changed ('' when nothing was). The experts read the result, so a renamed persona still
-    carries its focus."""
+def is_person_name(name: str, known_words: Collection[str]) -> bool:
+    """One or two capitalised words that no catalogue text uses ("Glen", "Rebecca Stone"): a person, where a persona
+    label like "Busy Parent" or "Home Office Organizer" uses the shop's or common words. `known_words` is the
+    catalogue's vocabulary (`Dataset.word_counts`, words seen at least twice)."""
+    parts = name.strip().split()
+    if not 1 <= len(parts) <= 2 or not all(p[:1].isupper() and p[1:].islower() and p.isalpha() for p in parts):
+        return False
+    return all(p.lower() not in known_words and p.lower() not in GENERIC_WORDS for p in parts)
+
+
+FOCUS_OVERLAP = 0.8
+"""Two foci sharing this share of their content words (Jaccard) point at one kind of product."""
+
+
+def focus_words(focus: str) -> set[str]:
+    return set(words_of(focus)) - GENERIC_WORDS - FILLER_WORDS
+
+
+def repeats_focus(focus: str, earlier: Iterable[str]) -> bool:
+    """Whether `focus` names the same kind of product as one of the `earlier` foci (the demo's two "home decor
+    supplies and gesture accessories boxes inch yellow pack of")."""
+    mine = focus_words(focus)
+    return bool(mine) and any(len(mine & other) / len(mine | other) >= FOCUS_OVERLAP
+                              for other in map(focus_words, earlier) if other)
+
+
+def names_half_of(focus: str, category: str) -> bool:
+    """Whether `focus` already uses at least half of `category`'s words ("printer ink for the home office" and
+    "Inkjet Printer Ink"): that category is taken, not spare."""
+    wanted = focus_words(category)
+    return bool(wanted) and len(wanted & focus_words(focus)) * 2 >= len(wanted)
+
+
+def spare_foci(state: RecState, dataset: Dataset) -> list[str]:
+    """Categories a duplicated persona can take over, best first: the history's leaf categories by how often the user
+    bought in them (newest first on ties), then the collaborative evidence's by share. Nothing here reads a target."""
+    leaves = [leaf_of(dataset.items[i]) for i in state.get("history_item_ids", []) if i in dataset.items]
+    counts = Counter(leaf for leaf in leaves if leaf)
+    by_history = sorted(counts, key=lambda leaf: (-counts[leaf], leaves.index(leaf)))
+    shares = state.get("category_shares", {})
+    by_evidence = [path.rsplit(" > ", 1)[-1] for path in sorted(shares, key=lambda p: -shares[p])]
+    return list(dict.fromkeys(by_history + by_evidence))
+
+
+def leaf_of(item: Item) -> str:
+    return item.category_path[-1] if item.category_path else (item.genres[0] if item.genres else "")
+
+
+def tidy_personas(personas: list[Persona], known_words: Collection[str] = frozenset(),
+                  spare: Sequence[str] = ()) -> tuple[list[Persona], str]:
+    """Personas a shopper can tell apart.
+
+    - A focus that pastes a category path becomes that path's last level; title filler ("inch", "pack of") and
+      repeated words leave it.
+    - A focus that repeats an earlier persona's (`repeats_focus`) is replaced by the first `spare` category no persona
+      names yet, and the persona is named after it.
+    - A name that is an agent's role, a person's first name (`is_person_name`) or an earlier persona's name is
+      replaced by a label made of its own focus.
+
+    Returns the personas and what was changed ('' when nothing was). The experts read the result, so a renamed
+    persona still carries its focus."""
     out: list[Persona] = []
     names: set[str] = set()
-    unpasted = renamed = 0
+    unpasted = renamed = refocused = 0
+    spare_left = list(spare)
     for persona in personas:
         focus = persona.focus
         if ">" in focus:
             focus = focus.rsplit(">", 1)[1].strip().lower() or focus
             unpasted += 1
+        focus = tidy_tag(focus, max_words=10) or focus
         name = persona.name
-        if is_role_name(name) or " ".join(name.lower().split()) in names:
+        evidence = persona.evidence
+        if repeats_focus(focus, [p.focus for p in out]):
+            taken = [p.focus for p in out]
+            fresh = next((c for c in spare_left if not any(names_half_of(t, c) for t in taken)), None)
+            if fresh is not None:
+                spare_left.remove(fresh)
+                focus, name, evidence = fresh.lower(), f"{fresh} shopper", [to_english_text(fresh, 40)]
+                refocused += 1
+        key = " ".join(name.lower().split())
+        if is_role_name(name) or is_person_name(name, known_words) or key in names:
             label = tidy_tag(focus, max_words=4)
             name = (label[:1].upper() + label[1:]) if label else name
             if is_role_name(name) or " ".join(name.lower().split()) in names:
                 name = f"{name} ({len(out) + 1})"
             renamed += 1
         names.add(" ".join(name.lower().split()))
-        out.append(persona.model_copy(update={"name": name[:50], "focus": focus}))
-    notes = [f"{renamed} renamed (a role name or a repeated name)" if renamed else "",
+        out.append(persona.model_copy(update={"name": to_english_text(name, 50), "focus": to_english_text(focus, 70),
+                                              "evidence": evidence}))
+    notes = [f"{renamed} renamed (a role, a person's name or a repeated name)" if renamed else "",
+             f"{refocused} duplicated focus(es) replaced by a history or evidence category" if refocused else "",
              f"{unpasted} focus path(s) cut to their last level" if unpasted else ""]
     return out, "; ".join(n for n in notes if n)

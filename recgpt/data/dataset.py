@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
+from collections import Counter
 from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass, field
 from enum import Enum
@@ -11,6 +12,7 @@ from typing import Any, TypeVar
 
 from recgpt.data.records import Interaction, Item, UserHistory
 from recgpt.errors import DataError, UnknownUserError
+from recgpt.text_fields import words_of
 
 T = TypeVar("T")
 
@@ -50,7 +52,8 @@ class Dataset:
     source_files: tuple[str, ...] = ()
     _hash: str | None = field(default=None, repr=False)
     _derived: dict[Hashable, Any] = field(default_factory=dict, repr=False, compare=False)
-    _derived_lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+    _derived_lock: threading.RLock = field(default_factory=threading.RLock, repr=False, compare=False)
+    """Re-entrant: a derived value may be made from another (the persona guard's known words from `word_counts`)."""
 
     def __post_init__(self) -> None:
         for user in self.users.values():
@@ -133,6 +136,16 @@ class Dataset:
             if key not in self._derived:
                 self._derived[key] = make()
             return self._derived[key]
+
+    def word_counts(self) -> Counter[str]:
+        """How often each word (`text_fields.words_of`) appears in the catalogue's titles, category levels and
+        genres: what "a word this shop uses" means to the persona guard and the readability audit."""
+        def count() -> Counter[str]:
+            counts: Counter[str] = Counter()
+            for item in self.items.values():
+                counts.update(words_of(" ".join((item.title, *item.category_path, *item.genres))))
+            return counts
+        return self.derived("word_counts", count)
 
     def items_of(self, events: Iterable[Interaction]) -> list[Item]:
         return [self.items[e.item_id] for e in events]

@@ -24,11 +24,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 
-from recgpt.agents.explainer import echoed_prompt_words
-from recgpt.agents.planner import is_role_name
+from recgpt.agents.explainer import adds_nothing, echoed_prompt_words
+from recgpt.agents.planner import is_person_name, is_role_name, repeats_focus
 from recgpt.data import Dataset
 from recgpt.eval.tag_copies import CategoryVocabulary, copy_kind, normalise
-from recgpt.text_fields import DANGLING_WORDS, FILLER_WORDS, ends_on_a_fragment
+from recgpt.text_fields import DANGLING_WORDS, FILLER_WORDS, GENERIC_WORDS, ends_on_a_fragment, words_of
 
 PERSONA_DEFECTS = ("persona_role_name", "persona_person_name", "persona_duplicate", "persona_path_focus")
 TAG_DEFECTS = ("tag_filler", "tag_cut_or_misspelled", "tag_near_duplicate")
@@ -37,24 +37,10 @@ ITEM_DEFECTS = ("item_off_category", "item_repeated")
 DEFECTS = PERSONA_DEFECTS + TAG_DEFECTS + EXPLANATION_DEFECTS + ITEM_DEFECTS
 
 
-_WORD = re.compile(r"[a-z][a-z'&-]*")
 FILLER_PHRASES = (re.compile(r"\bpacks?\s+of\b"), re.compile(r"\b(box|set|case|bag|ream)\s+of\s*$"),
                   re.compile(r"\b(colors?|assorted|sheets|pieces|refills?|count)\s+packs?\b"),
                   re.compile(r"\bper\s+(pack|box|case)\b"))
 ENDING_FILLER = DANGLING_WORDS | {"and", "&", "with", "for", "of", "or", "in", "to", "by", "the", "a", "an"}
-GENERIC_WORDS = frozenset({
-    "item", "items", "product", "products", "fit", "fits", "fitting", "them", "they", "their", "because", "called",
-    "named", "it's", "its", "this", "that", "these", "those", "great", "perfect", "choice", "user", "users", "you",
-    "your", "need", "needs", "will", "would", "love", "ideal", "option", "good", "best", "the", "and", "for", "with",
-    "from", "are", "was", "has", "have", "been", "which", "what", "into", "also", "just", "very", "really", "here",
-    "there", "is", "a", "an", "of", "to", "in", "on", "it", "as", "be", "or", "at", "by", "so", "can", "our", "recommend",
-    "recommended", "recommendation", "matches", "match", "matching", "like", "such", "thing", "things", "one"})
-"""Words that fill a sentence without saying anything about the item or the user."""
-MIN_NEW_WORDS = 2  # an explanation must add at least this many words beyond the title, the category and filler
-
-
-def words_of(text: str) -> list[str]:
-    return _WORD.findall(text.lower())
 
 
 @dataclass(frozen=True)
@@ -66,10 +52,7 @@ class Lexicon:
 
     @classmethod
     def of(cls, dataset: Dataset) -> Lexicon:
-        counts: Counter[str] = Counter()
-        for item in dataset.items.values():
-            counts.update(words_of(" ".join((item.title, *item.category_path, *item.genres))))
-        return cls(counts=counts, categories=CategoryVocabulary.of(dataset))
+        return cls(counts=dataset.word_counts(), categories=CategoryVocabulary.of(dataset))
 
     @cached_property
     def known(self) -> frozenset[str]:
@@ -90,35 +73,26 @@ class Lexicon:
 # --- personas ----------------------------------------------------------------------------------------------------
 
 def persona_defects(personas: Sequence[tuple[str, str]], lexicon: Lexicon) -> list[list[str]]:
-    """For each (name, focus) of one user's personas, the defects it has."""
+    """For each (name, focus) of one user's personas, the defects it has. A duplicate repeats an earlier persona's
+    name or its focus (`planner.repeats_focus`: the guard's own test, so the two cannot drift apart)."""
     out: list[list[str]] = []
     seen_names: list[str] = []
-    seen_foci: list[set[str]] = []
+    seen_foci: list[str] = []
     for name, focus in personas:
         found = []
         key = normalise(name)
         if is_role_name(name):
             found.append("persona_role_name")
-        elif is_person_name(name, lexicon):
+        elif is_person_name(name, lexicon.known):
             found.append("persona_person_name")
-        focus_words = set(words_of(focus)) - GENERIC_WORDS
-        if key in seen_names or (focus_words and any(jaccard(focus_words, other) >= 0.8 for other in seen_foci)):
+        if key in seen_names or repeats_focus(focus, seen_foci):
             found.append("persona_duplicate")
         if ">" in focus or copy_kind(focus, lexicon.categories, ()) == "path":
             found.append("persona_path_focus")
         seen_names.append(key)
-        seen_foci.append(focus_words)
+        seen_foci.append(focus)
         out.append(found)
     return out
-
-
-def is_person_name(name: str, lexicon: Lexicon) -> bool:
-    """One or two capitalised words that no catalogue text uses: "Glen", "Rebecca Stone" (a label like "Busy Parent"
-    or "Home Office Organizer" uses catalogue or common words)."""
-    parts = name.strip().split()
-    if not 1 <= len(parts) <= 2 or not all(p[:1].isupper() and p[1:].islower() and p.isalpha() for p in parts):
-        return False
-    return all(p.lower() not in lexicon.known and p.lower() not in GENERIC_WORDS for p in parts)
 
 
 # --- tags --------------------------------------------------------------------------------------------------------
@@ -177,12 +151,6 @@ def is_unfinished(text: str) -> bool:
         return True
     last = words_of(stripped)[-1:] or [""]
     return ends_on_a_fragment(stripped) or (len(last[0]) == 1 and last[0] not in {"a", "i"})
-
-
-def adds_nothing(text: str, title: str, category: str) -> bool:
-    given = set(words_of(f"{title} {category}"))
-    new = [w for w in words_of(text) if w not in given and w not in GENERIC_WORDS and len(w) > 2]
-    return len(set(new)) < MIN_NEW_WORDS
 
 
 def explanation_defects(text: str, title: str, category: str) -> list[str]:

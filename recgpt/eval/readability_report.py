@@ -27,7 +27,7 @@ from recgpt.graph import build_graph
 from recgpt.prompts import arbiter, evidence, expert, explainer, planner, shared
 from recgpt.schema.context import Context
 from recgpt.services.endpoints import check_endpoint, served_model_identity
-from recgpt.services.resources import Resources, resolve
+from recgpt.services.resources import Resources, endpoints_of, resolve
 
 UNITS = {"persona": r.PERSONA_DEFECTS, "tag": r.TAG_DEFECTS, "explanation": r.EXPLANATION_DEFECTS,
          "item": r.ITEM_DEFECTS}
@@ -144,7 +144,8 @@ def run_readability(config: ReadabilityConfig, home: Path, show_progress: bool =
         resources = resolve(config.dataset)
         resources.registry.prepare(resources.dataset, config.split, show_progress=show_progress)
     dataset = resources.dataset
-    model = served_model_identity(ctx.base_url, ctx.model)
+    endpoint = endpoints_of(ctx, resources.registry).policy  # what the graph's agents will talk to, model resolved
+    model = served_model_identity(endpoint.base_url, endpoint.model, endpoint.api_key)
     users = sample_users(dataset, config.split, config.users, config.seed)
     key = store_key(config, dataset, model)
     store = KeyedStore(home / "eval" / f"readability-{key}.jsonl")

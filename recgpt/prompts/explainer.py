@@ -42,6 +42,9 @@ Write one recommendation sentence (8 to 30 words) addressed to the shopper as "y
 Use only facts present in the item title, its category and the user's history: no prices, brands, materials or features the data does not state.
 Never name the guideline or its parts (tone, audience, angle, device, framing), and do not just repeat the item's title."""
 
+WRITER_RETRY = """
+Your last sentence was: "{previous}". It only repeats the item's name. Write a new sentence that says what the item does for this shopper, tied to what they bought or to their situation."""
+
 GUIDELINE_WORDS = ("tone", "audience", "emotional angle", "rhetorical device", "rhetorical", "seasonal framing",
                    "style guideline", "guideline", "the user's history", "the user's", "matched interest tag",
                    "interest tag", "untrusted")

@@ -8,9 +8,11 @@ from typing import Any
 
 import pytest
 
+from recgpt.agents import common
 from recgpt.errors import EndpointError, InvalidModelOutput
 from recgpt.graph import Context
 from recgpt.prompts.explainer import RHETORICAL_DEVICES, TONES
+from recgpt.schema.calls import LLMCall
 from recgpt.services.resources import default_registry
 from tests.unit.fakes import DEAD_ENDPOINT, FakeLLM, fake_graph  # noqa: E402
 
@@ -47,6 +49,32 @@ def test_meta_explanations_and_agent_judge_run_inside_the_main_graph(
     # clarity neutral: 6 positives >= tau 5 -> Superior; every dimension recorded in rubric order
     assert all([v.dimension for v in j.verdicts][:3] == ["relevance", "factuality", "clarity"] for j in expls)
     assert all(j.overall == "Superior" for j in expls)
+
+
+def test_an_explanation_that_only_restates_its_item_is_asked_for_once_more(
+        fake_llm: FakeLLM, small_dataset_dir: Path, isolated_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from recgpt.agents import explainer
+
+    said: dict[str, int] = {}
+
+    async def writer(model: Any, messages: list[Any], schema: type, agent: str, *args: Any, **kwargs: Any) -> Any:
+        if not agent.startswith("explain["):
+            return await fake_llm(model, messages, schema, agent, *args, **kwargs)
+        fake_llm.calls.append(agent)
+        item = agent.split("[")[1].split("]")[0]
+        said[item] = said.get(item, 0) + 1
+        # the first answer says nothing but the item's name; the retry, told so, says what it does for the shopper
+        text = ("You will like this item because it is called that." if said[item] == 1 else
+                "After the pens you bought last month, this keeps your desk drawer tidy before the school term.")
+        call = LLMCall(agent=agent, ok=True, attempts=1, latency_s=0.0, prompt_tokens=1, completion_tokens=1)
+        return schema.model_validate({"explanation": text}), call
+
+    monkeypatch.setattr(common, "acall_structured", writer)
+    out = run(small_dataset_dir, ctx=Context(base_url=DEAD_ENDPOINT, model="fake", explanation_mode="template"))
+    assert out["explanations"] and all(e.text.startswith("After the pens") for e in out["explanations"])
+    assert all(said[e.item_id] == 2 for e in out["explanations"])
+    assert sum(c.endswith(":retry") for c in fake_llm.calls) == len(out["explanations"])
+    assert explainer.adds_nothing("You will like this item because it is called that.", "Desk Drawer Organizer", "Desk Supplies")
 
 
 def test_unsampled_meta_lets_the_planner_write_every_field(fake_llm: FakeLLM, small_dataset_dir: Path, isolated_home: Path) -> None:
