@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections import Counter
 from typing import Any
 
 from langgraph.runtime import Runtime
@@ -15,6 +16,7 @@ from pydantic import BaseModel, field_validator
 
 from recgpt.agents.common import AgentCall, clean_text, messages
 from recgpt.prompts.explainer import (
+    FALLBACK_SENTENCE,
     GUIDELINE_WORDS,
     ITEM_BLOCK,
     RHETORICAL_DEVICES,
@@ -57,10 +59,24 @@ class ExplanationOutput(BaseModel):
             text = clip_sentence(head, len(head))
         if echo := echoed_prompt_words(text):
             raise ValueError(f"an explanation speaks of the item, not of its instructions ({echo!r})")
+        if loop := repeated_phrase(text):
+            raise ValueError(f"an explanation says each thing once, not in a loop ({loop!r})")
         whole = drop_fragment(text, MIN_EXPLANATION_WORDS)
         if whole is None:
             raise ValueError(f"an explanation ends with a full sentence, not a fragment: {text[-40:]!r}")
         return whole
+
+
+def repeated_phrase(text: str) -> str | None:
+    """A word said four times or more, or two words said together three times or more ("coupon coupon coupon ...",
+    "sharp edges with sharp edges with ..."): a decoding loop, not a sentence. Short function words do not count."""
+    words = [w for w in re.findall(r"[a-z][a-z'&-]*", text.lower())]
+    content = [w for w in words if len(w) > 3]
+    counts = Counter(content)
+    if counts and (top := counts.most_common(1)[0])[1] >= 4:
+        return top[0]
+    pairs = Counter(zip(words, words[1:]))
+    return next((" ".join(p) for p, n in pairs.items() if n >= 3 and any(len(w) > 3 for w in p)), None)
 
 
 def echoed_prompt_words(text: str) -> str | None:
@@ -91,6 +107,20 @@ def adds_nothing(text: str, title: str, category: str) -> bool:
     given = set(words_of(f"{title} {category}"))
     new = {w for w in words_of(text) if w not in given and w not in GENERIC_WORDS and len(w) > 2}
     return len(new) < MIN_NEW_WORDS
+
+
+def says_nothing(text: str, title: str, category: str) -> bool:
+    return adds_nothing(text, title, category) or restates_title(text, title)
+
+
+def short_title(title: str, max_words: int = 8) -> str:
+    """The title up to its first comma or parenthesis, at most `max_words` words: "Sharpie Permanent Markers"."""
+    head = re.split(r"[,(]", clean_text(title, 200), maxsplit=1)[0].strip(" -")
+    return " ".join(head.split()[:max_words]) or clean_text(title, 60)
+
+
+def fallback_sentence(tag: str, title: str) -> str:
+    return FALLBACK_SENTENCE.format(tag=tag.strip().lower() or "this category", title=short_title(title))
 
 
 def item_block(task: ExplainInput) -> str:
@@ -140,21 +170,22 @@ async def write_node(state: ExplainState, runtime: Runtime[Context], resources: 
     item = state["item"]
     base = dict(item_id=item.item_id, title=item.title, category=item.category, tag=state["tag"].tag, mode=mode, guideline=guideline)
     output = await run.ask(f"explain[{item.item_id}]", prompt, ExplanationOutput, ctx.explanation_temperature, 100)
-    if output is None:
-        return run.update(explanations=[ItemExplanation(**base, error=str(run.error))])
-    text = clip_sentence(output.explanation, EXPLANATION_CHARS)
-    if adds_nothing(text, item.title, item.category) or restates_title(text, item.title):
-        # One more try, told what was wrong; the first sentence stays if the second is no better (nothing is lost).
+    first = clip_sentence(output.explanation, EXPLANATION_CHARS) if output is not None else None
+    text = first
+    if first is not None and says_nothing(first, item.title, item.category):
+        # One more try, told what was wrong.
         again = messages(state["shared_prefix"], WRITER_INSTRUCTIONS.format(item_block=item_block(state), **style)
-                         + WRITER_RETRY.format(previous=clean_text(text, EXPLANATION_CHARS)))
+                         + WRITER_RETRY.format(previous=clean_text(first, EXPLANATION_CHARS)))
         retried = await run.ask(f"explain[{item.item_id}]:retry", again, ExplanationOutput, ctx.explanation_temperature, 100)
-        if retried is not None:
-            second = clip_sentence(retried.explanation, EXPLANATION_CHARS)
-            if not adds_nothing(second, item.title, item.category) and not restates_title(second, item.title):
-                text = second
+        second = clip_sentence(retried.explanation, EXPLANATION_CHARS) if retried is not None else None
+        text = second if second is not None and not says_nothing(second, item.title, item.category) else None
+    if text is None:
+        why = str(run.error) if first is None else f"twice it only restated the item: {first!r}"
+        if not ctx.explanation_fallback:
+            return run.update(explanations=[ItemExplanation(**base, text=first or "", error=why)])
+        run.flags.append(f"explain[{item.item_id}]: fallback sentence ({why[:200]})")
+        return run.update(explanations=[ItemExplanation(**base, text=fallback_sentence(state["tag"].tag, item.title),
+                                                        error=why, fallback=True)])
     problems = [f"style guideline failed, template used: {state['style_error']}"] if state.get("style_error") else []
-    if restates_title(text, item.title):  # kept, so that nothing is lost, but flagged: it explains nothing
-        problems.append("the explanation restates the item title")
-        run.flags.append(f"explain[{item.item_id}]: the explanation restates the item title")
     explanation = ItemExplanation(**base, text=text, error="; ".join(problems) or None)
     return run.update(explanations=[explanation])

@@ -54,8 +54,9 @@ async def planner_node(state: RecState, runtime: Runtime[Context], resources: Re
     output = await run.ask("planner", prompt, planner_schema(ctx.num_personas, evidence),
                            ctx.planner_temperature, (TOKENS_PER_PERSONA - (0 if evidence else EVIDENCE_TOKENS)) * ctx.num_personas + 60,
                            ctx.seed, failures=(InvalidModelOutput, LLMRequestRejected), flag=lambda exc: f"planner_failed: {exc}")
-    personas = ([Persona.model_validate(p.model_dump()) for p in output.personas][: ctx.num_personas] if output is not None
-                else fallback_personas(state))
+    if output is None:  # the code-made fallback persona needs no tidying
+        return run.update(personas=fallback_personas(state))
+    personas = [Persona.model_validate(p.model_dump()) for p in output.personas][: ctx.num_personas]
     known = resources.dataset.derived("persona_known_words",
                                       lambda: frozenset(w for w, n in resources.dataset.word_counts().items() if n >= 2))
     personas, fixed = tidy_personas(personas, known, spare_foci(state, resources.dataset))
@@ -77,9 +78,24 @@ def is_person_name(name: str, known_words: Collection[str]) -> bool:
     label like "Busy Parent" or "Home Office Organizer" uses the shop's or common words. `known_words` is the
     catalogue's vocabulary (`Dataset.word_counts`, words seen at least twice)."""
     parts = name.strip().split()
+    if parts and parts[0].rstrip(".").lower() in HONORIFICS:
+        return True  # "Mrs. Crystal Whitehouse"
     if not 1 <= len(parts) <= 2 or not all(p[:1].isupper() and p[1:].islower() and p.isalpha() for p in parts):
         return False
     return all(p.lower() not in known_words and p.lower() not in GENERIC_WORDS for p in parts)
+
+
+HONORIFICS = frozenset({"mr", "mrs", "ms", "miss", "dr", "sir", "madam", "mx"})
+
+
+def pastes_path(text: str) -> bool:
+    """A category path pasted as a persona's name or focus ("office & school supplies > tape > adhesive & fast-")."""
+    return ">" in text
+
+
+def knows_a_word(focus: str, known_words: Collection[str]) -> bool:
+    """Whether `focus` has a content word (three letters or more) the shop uses: "w" and "book&" have none."""
+    return not known_words or any(len(w) >= 3 and w in known_words for w in focus_words(focus))
 
 
 FOCUS_OVERLAP = 0.8
@@ -126,10 +142,10 @@ def tidy_personas(personas: list[Persona], known_words: Collection[str] = frozen
 
     - A focus that pastes a category path becomes that path's last level; title filler ("inch", "pack of") and
       repeated words leave it.
-    - A focus that repeats an earlier persona's (`repeats_focus`) is replaced by the first `spare` category no persona
-      names yet, and the persona is named after it.
-    - A name that is an agent's role, a person's first name (`is_person_name`) or an earlier persona's name is
-      replaced by a label made of its own focus.
+    - A focus that repeats an earlier persona's (`repeats_focus`), or has no word the shop uses ("w"), is replaced by
+      the first `spare` category no persona names yet, and the persona is named after it.
+    - A name that is an agent's role, a person's name (`is_person_name`), a pasted category path or an earlier
+      persona's name is replaced by a label made of its own focus.
 
     Returns the personas and what was changed ('' when nothing was). The experts read the result, so a renamed
     persona still carries its focus."""
@@ -145,15 +161,17 @@ def tidy_personas(personas: list[Persona], known_words: Collection[str] = frozen
         focus = tidy_tag(focus, max_words=10) or focus
         name = persona.name
         evidence = persona.evidence
-        if repeats_focus(focus, [p.focus for p in out]):
+        if repeats_focus(focus, [p.focus for p in out]) or not knows_a_word(focus, known_words):
             taken = [p.focus for p in out]
             fresh = next((c for c in spare_left if not any(names_half_of(t, c) for t in taken)), None)
             if fresh is not None:
                 spare_left.remove(fresh)
-                focus, name, evidence = fresh.lower(), f"{fresh} shopper", [to_english_text(fresh, 40)]
+                # the evidence keeps the planner's shape: none where it gave none (`Context.planner_evidence` off)
+                focus, name = fresh.lower(), f"{fresh} shopper"
+                evidence = [to_english_text(fresh, 40)] if persona.evidence else []
                 refocused += 1
         key = " ".join(name.lower().split())
-        if is_role_name(name) or is_person_name(name, known_words) or key in names:
+        if is_role_name(name) or is_person_name(name, known_words) or pastes_path(name) or key in names:
             label = tidy_tag(focus, max_words=4)
             name = (label[:1].upper() + label[1:]) if label else name
             if is_role_name(name) or " ".join(name.lower().split()) in names:
@@ -163,6 +181,6 @@ def tidy_personas(personas: list[Persona], known_words: Collection[str] = frozen
         out.append(persona.model_copy(update={"name": to_english_text(name, 50), "focus": to_english_text(focus, 70),
                                               "evidence": evidence}))
     notes = [f"{renamed} renamed (a role, a person's name or a repeated name)" if renamed else "",
-             f"{refocused} duplicated focus(es) replaced by a history or evidence category" if refocused else "",
+             f"{refocused} duplicated or empty focus(es) replaced by a history or evidence category" if refocused else "",
              f"{unpasted} focus path(s) cut to their last level" if unpasted else ""]
     return out, "; ".join(n for n in notes if n)

@@ -54,6 +54,7 @@ class UserOutputs(BaseModel):
     explanations: list[tuple[str, str, str]] = Field(default_factory=list, description="(text, item title, category)")
     flags: list[str] = Field(default_factory=list)
     error: str | None = None
+    fallbacks: int = Field(default=0, description="Explanations made by code (`Context.explanation_fallback`).")
 
 
 def outputs_of(user_id: str, state: dict[str, Any]) -> UserOutputs:
@@ -64,7 +65,7 @@ def outputs_of(user_id: str, state: dict[str, Any]) -> UserOutputs:
         tags=[t.tag for t in state.get("tags", [])],
         shown=[(item.item_id, rec.tag.category or rec.category) for rec in recs for item in rec.items],
         explanations=[(e.text, e.title, e.category) for e in state.get("explanations", []) if e.text],
-        flags=list(state.get("flags", [])))
+        flags=list(state.get("flags", [])), fallbacks=sum(e.fallback for e in state.get("explanations", [])))
 
 
 def store_key(config: ReadabilityConfig, dataset: Dataset, model: str) -> str:
@@ -107,7 +108,8 @@ def audit(outputs: Sequence[UserOutputs], dataset: Dataset) -> dict[str, Any]:
              "rate": counts[d] / totals[unit_of[d]] if totals[unit_of[d]] else None, "examples": examples[d]}
             for d in r.DEFECTS]
     return {"users": len(outputs), "totals": totals, "defects": rows,
-            "users_with_any_defect": users_with_any / len(outputs) if outputs else None}
+            "users_with_any_defect": users_with_any / len(outputs) if outputs else None,
+            "explanations_by_code": sum(o.fallbacks for o in outputs)}
 
 
 async def _run(config: ReadabilityConfig, resources: Resources, store: KeyedStore, users: list[str],
@@ -173,7 +175,11 @@ def markdown(summary: dict[str, Any], model: str) -> str:
         shown = " / ".join(f"`{e.replace('|', '/').replace('`', '')}`" for e in row["examples"][:2])
         lines.append(f"| {row['defect']} | {row['unit']} | {row['count']} | {row['of']} | {rate} | {shown} |")
     share = summary["users_with_any_defect"]
+    by_code, written = summary.get("explanations_by_code", 0), summary["totals"]["explanation"]
     lines += ["", f"Users with at least one defect: {'n/a' if share is None else f'{share:.1%}'}.", "",
+              f"Explanations made by code because every answer of the writer failed its checks "
+              f"(`explanation_fallback`, counted among the explanations above): {by_code} of {written}"
+              + (f" ({by_code / written:.1%})." if written else "."), "",
               f"Reproduce: `recgpt eval-readability --dataset {cfg['dataset']} --split {cfg['split']} "
               f"--users {cfg['users']} --seed {cfg['seed']}"
               + "".join(f" --set {k}={v}" for k, v in cfg["context"].items()) + "`"]

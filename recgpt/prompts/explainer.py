@@ -46,10 +46,21 @@ WRITER_RETRY = """
 Your last sentence was: "{previous}". It only repeats the item's name. Write a new sentence that says what the item does for this shopper, tied to what they bought or to their situation."""
 
 GUIDELINE_WORDS = ("tone", "audience", "emotional angle", "rhetorical device", "rhetorical", "seasonal framing",
-                   "style guideline", "guideline", "the user's history", "the user's", "matched interest tag",
-                   "interest tag", "untrusted")
+                   "style guideline", "style guidelines", "guideline", "guidelines", "the user's history", "the user's",
+                   "matched interest tag", "interest tag", "untrusted",
+                   # the writer's own instructions, copied into the sentence (seen on the Office policy, issue 33):
+                   "tie it to", "ties it to", "does for them", "item does", "say what", "recommendation sentence",
+                   "their situation", "something they bought", "does not mention", "shopper", "shoppers",
+                   "vivid image", "call to action", "a question to the reader", "a nod to their recent purchases",
+                   "before-and-after", "light exaggeration", "everyday scenario", "direct promise")
 """The prompts' own vocabulary: an explanation made of it describes its instructions instead of the item (seen:
-"The item matches the tone, audience, emotional angle, rhetorical device and seasonal framing of the user's history.")."""
+"The item matches the tone, audience, emotional angle, rhetorical device and seasonal framing of the user's history.",
+"The item does for them a vivid image of the item in use.", "The item does not mention anything for the shopper and
+tie it to something they bought or to their situation.")."""
+
+FALLBACK_SENTENCE = "Picked for your interest in {tag}: {title}."
+"""What the shopper reads when the writer's answers all fail their checks (`Context.explanation_fallback`): true by
+construction (the matched interest and the item's own title), plain, and marked as made by code."""
 
 TEMPLATE_GUIDELINE = {
     # RecGPT-V1: one fixed instruction for every user, item and situation.

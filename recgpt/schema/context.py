@@ -147,6 +147,11 @@ class Context:
         "Meta-prompting draws the guideline's tone and rhetorical device from fixed lists, seeded by this user's context "
         "and the item (reproducible, different across users); the planner writes the audience, emotional angle and "
         "seasonal framing. False: the planner writes all five (small models then converge on one style).")})
+    explanation_fallback: bool = field(default=True, metadata={"description": (
+        "When every answer of the writer fails its checks (schema, prompt echo, a loop, a broken sentence) or, asked "
+        "twice, still adds nothing to the item's title, the shopper reads a plain sentence made by code from the "
+        "matched interest and the title ('Picked for your interest in gel pens: Pilot G2 Retractable Gel Pens.'), "
+        "marked `fallback` and flagged. False: the failed explanation stays empty (with its error), as before.")})
     explanation_temperature: float = field(default=0.7, metadata={"description": "Sampling temperature of the explanation writer."})
 
     judge_mode: str = field(default="off", metadata={"description": (

@@ -120,6 +120,8 @@ class ItemExplanation(BaseModel):
     guideline: StyleGuideline | None = None
     text: str = ""
     error: str | None = None
+    fallback: bool = False
+    """`text` was made by code (`Context.explanation_fallback`), not by the writer: its answers failed the checks."""
 
 
 Grade = Literal["positive", "neutral", "negative"]

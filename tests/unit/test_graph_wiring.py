@@ -77,6 +77,31 @@ def test_an_explanation_that_only_restates_its_item_is_asked_for_once_more(
     assert explainer.adds_nothing("You will like this item because it is called that.", "Desk Drawer Organizer", "Desk Supplies")
 
 
+def test_when_every_answer_fails_the_shopper_reads_a_plain_sentence_made_by_code(
+        fake_llm: FakeLLM, small_dataset_dir: Path, isolated_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    async def writer(model: Any, messages: list[Any], schema: type, agent: str, *args: Any, **kwargs: Any) -> Any:
+        if not agent.startswith("explain["):
+            return await fake_llm(model, messages, schema, agent, *args, **kwargs)
+        fake_llm.calls.append(agent)
+        try:  # what acall_structured raises once the schema's attempts are spent: InvalidModelOutput with its call
+            schema.model_validate({"explanation": "You get coupon coupon coupon coupon coupon coupon for the desk."})
+        except ValueError as exc:
+            error = InvalidModelOutput(f"{agent}: {exc}")
+            error.call = LLMCall(agent=agent, ok=False, attempts=2, latency_s=0.0, error=str(exc))  # type: ignore[attr-defined]
+            raise error from None
+
+    monkeypatch.setattr(common, "acall_structured", writer)
+    ctx = Context(base_url=DEAD_ENDPOINT, model="fake", explanation_mode="template")
+    out = run(small_dataset_dir, ctx=ctx)
+    assert out["explanations"] and all(e.fallback and e.error and "loop" in e.error for e in out["explanations"])
+    assert all(e.text == f"Picked for your interest in {e.tag.lower()}: {e.title.split(',')[0].split('(')[0].strip()}."
+               for e in out["explanations"])
+    assert sum("fallback sentence" in f for f in out["flags"]) == len(out["explanations"])
+    off = run(small_dataset_dir, ctx=Context(base_url=DEAD_ENDPOINT, model="fake", explanation_mode="template",
+                                            explanation_fallback=False))
+    assert all(not e.fallback and e.text == "" and e.error for e in off["explanations"])
+
+
 def test_unsampled_meta_lets_the_planner_write_every_field(fake_llm: FakeLLM, small_dataset_dir: Path, isolated_home: Path) -> None:
     ctx = Context(base_url=DEAD_ENDPOINT, model="fake", explanation_mode="meta", style_sampling=False)
     out = run(small_dataset_dir, ctx=ctx)

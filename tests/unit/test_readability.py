@@ -61,6 +61,15 @@ def test_explanations_that_echo_the_prompt_break_off_or_say_nothing_are_defects(
     cut = "The ballpoint pens are assorted colors pack of r."
     assert "explanation_unfinished" in r.explanation_defects(cut, "BIC Round Stic Ballpoint Pens", "Ballpoint Pens")
     assert r.is_unfinished("A label printer that keeps your files in order for") and r.is_unfinished("")
+    # the Office policy's answers in issue 33's readability run: the writer's instructions copied, decoding loops
+    for copied in ("The item does for them a vivid image of the item in use.",
+                   "The item does not mention anything for the shopper and tie it to something they bought or to their situation.",
+                   "The item does not match the style guidelines."):
+        assert "explanation_echo" in r.explanation_defects(copied, "Scotch Packaging Tape", "Packaging Tape")
+    loop = "The item does for them coupon coupon coupon coupon coupon coupon coupon."
+    assert "explanation_loop" in r.explanation_defects(loop, "200 Shipping Labels", "Shipping Labels")
+    loop = "The item does sharp edges with sharp edges with sharp edges with sharp edges."
+    assert "explanation_loop" in r.explanation_defects(loop, "X-ACTO Pencil Sharpener", "Pencil Sharpeners")
     empty = "The item fits them because it's called a desktop label printer."
     assert r.explanation_defects(empty, "Brother P-touch Desktop Label Printer", "Label Makers") == ["explanation_adds_nothing"]
     good = ("After stocking up on file folders, you can label every one of them neatly with this printer before the "
@@ -155,7 +164,7 @@ def test_the_planner_tidies_role_names_people_repeated_names_and_foci_and_pasted
             Persona(name="Global Planner", focus="printer ink for the home office"),
             Persona(name="Rebecca", focus="Office & School Supplies > Paper > Copy & Multipurpose Paper"),
             Persona(name="Glen", focus="desk organisers"),
-            Persona(name="Home printing", focus="printer ink for the home office")]
+            Persona(name="Home printing", focus="printer ink for the home office", evidence=["Inkjet Printer Ink"])]
     spare = ["Inkjet Printer Ink", "Self-Stick Notes", "Desk Organizers"]
     tidy, note = tidy_personas(demo, lexicon.known, spare)
     # the title filler leaves the focus; the repeated focus takes the first spare category no persona names yet
@@ -164,8 +173,18 @@ def test_the_planner_tidies_role_names_people_repeated_names_and_foci_and_pasted
                                       "Desk organisers", "Self-Stick Notes shopper"]
     assert tidy[4].focus == "self-stick notes" and tidy[4].evidence == ["Self-Stick Notes"]
     assert tidy[2].focus == "copy & multipurpose paper"
-    assert note == ("4 renamed (a role, a person's name or a repeated name); 1 duplicated focus(es) replaced by a "
-                    "history or evidence category; 1 focus path(s) cut to their last level")
+    assert note == ("4 renamed (a role, a person's name or a repeated name); 1 duplicated or empty focus(es) replaced "
+                    "by a history or evidence category; 1 focus path(s) cut to their last level")
+    # seen on the Office policy: a path pasted as the name, an honorific, a focus with no word of the shop
+    odd = [Persona(name="office & school supplies > tape > adhesive & fast-", focus="glue sticks for school"),
+           Persona(name="Mrs. Crystal Whitehouse", focus="desk organisers"),
+           Persona(name="Frank's cruise", focus="w")]
+    fixed, _ = tidy_personas(odd, lexicon.known, ["Self-Stick Notes"])
+    assert [(p.name, p.focus) for p in fixed] == [("Glue sticks for school", "glue sticks for school"),
+                                                   ("Desk organisers", "desk organisers"),
+                                                   ("Self-Stick Notes shopper", "self-stick notes")]
+    assert r.persona_defects([(p.name, p.focus) for p in odd], lexicon)[:2] == [["persona_path_focus"],
+                                                                                ["persona_person_name"]]
     assert r.persona_defects([(p.name, p.focus) for p in tidy], lexicon) == [[]] * 5
     assert is_role_name("Decision Arbiter") and is_role_name("planner") and not is_role_name("Wedding planner")
     untouched = [Persona(name="Home office organizer", focus="desk trays"), Persona(name="Label maker", focus="tape"),
