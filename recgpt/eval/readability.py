@@ -23,7 +23,9 @@ import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cached_property, lru_cache
+
+from spellchecker import SpellChecker
 
 from recgpt.agents.explainer import adds_nothing, echoed_prompt_words, repeated_phrase
 from recgpt.agents.planner import is_person_name, is_role_name, pastes_path, repeats_focus
@@ -60,15 +62,29 @@ class Lexicon:
         return frozenset(w for w, n in self.counts.items() if n >= 2)
 
     def is_cut(self, word: str) -> bool:
-        """A word no catalogue text uses (twice), or a short stub that a frequent word starts with ("gr" of "grey")."""
+        """A word that neither the catalogue (twice) nor an English dictionary uses ("protecters", "laminat"), or a
+        short stub that a frequent word starts with ("gr" of "grey"). A real word new to this catalogue ("charging",
+        "stapled") is odd perhaps, but neither cut nor misspelled."""
         if word in GENERIC_WORDS or word in ENDING_FILLER or word in FILLER_WORDS:
             return False
         if len(word) == 1:
             return True  # a word cut to its first letter ("gel p")
-        if word not in self.known:
+        if word not in self.known and not is_english(word):
             return True
         return len(word) <= 3 and self.counts[word] < 5 and any(
             k.startswith(word) and len(k) > len(word) + 1 and self.counts[k] >= 20 for k in self.known)
+
+
+@lru_cache(maxsize=1)
+def _english() -> SpellChecker:
+    return SpellChecker(language="en")
+
+
+def is_english(word: str) -> bool:
+    """Every part of `word` (split at hyphens) is in pyspellchecker's English list; a stub of three letters or fewer
+    must also not be where a longer catalogue word was cut (checked by `Lexicon.is_cut`)."""
+    parts = [p for p in word.split("-") if p]
+    return bool(parts) and len(word) > 3 and not _english().unknown(parts)
 
 
 # --- personas ----------------------------------------------------------------------------------------------------
