@@ -119,8 +119,11 @@ def short_title(title: str, max_words: int = 8) -> str:
     return " ".join(head.split()[:max_words]) or clean_text(title, 60)
 
 
-def fallback_sentence(tag: str, title: str) -> str:
-    return FALLBACK_SENTENCE.format(tag=tag.strip().lower() or "this category", title=short_title(title))
+def fallback_sentence(tag: str, title: str, category: str = "") -> str:
+    """The code-made sentence: the interest named by the item's own category (clean words, where the tag may still
+    carry title filler), else the tag; the title up to its first comma."""
+    interest = category.rsplit(" > ", 1)[-1].strip().lower() or tag.strip().lower() or "this kind of item"
+    return FALLBACK_SENTENCE.format(tag=interest, title=short_title(title).rstrip(" .!?:;"))
 
 
 def item_block(task: ExplainInput) -> str:
@@ -184,7 +187,7 @@ async def write_node(state: ExplainState, runtime: Runtime[Context], resources: 
         if not ctx.explanation_fallback:
             return run.update(explanations=[ItemExplanation(**base, text=first or "", error=why)])
         run.flags.append(f"explain[{item.item_id}]: fallback sentence ({why[:200]})")
-        return run.update(explanations=[ItemExplanation(**base, text=fallback_sentence(state["tag"].tag, item.title),
+        return run.update(explanations=[ItemExplanation(**base, text=fallback_sentence(state["tag"].tag, item.title, item.category),
                                                         error=why, fallback=True)])
     problems = [f"style guideline failed, template used: {state['style_error']}"] if state.get("style_error") else []
     explanation = ItemExplanation(**base, text=text, error="; ".join(problems) or None)

@@ -150,7 +150,7 @@ class Context:
     explanation_fallback: bool = field(default=True, metadata={"description": (
         "When every answer of the writer fails its checks (schema, prompt echo, a loop, a broken sentence) or, asked "
         "twice, still adds nothing to the item's title, the shopper reads a plain sentence made by code from the "
-        "matched interest and the title ('Picked for your interest in gel pens: Pilot G2 Retractable Gel Pens.'), "
+        "item's category (else the matched tag) and its title ('Picked for your interest in gel pens: Pilot G2 Retractable Gel Pens.'), "
         "marked `fallback` and flagged. False: the failed explanation stays empty (with its error), as before.")})
     explanation_temperature: float = field(default=0.7, metadata={"description": "Sampling temperature of the explanation writer."})
 

@@ -79,6 +79,8 @@ def test_an_explanation_that_only_restates_its_item_is_asked_for_once_more(
 
 def test_when_every_answer_fails_the_shopper_reads_a_plain_sentence_made_by_code(
         fake_llm: FakeLLM, small_dataset_dir: Path, isolated_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from recgpt.agents import explainer
+
     async def writer(model: Any, messages: list[Any], schema: type, agent: str, *args: Any, **kwargs: Any) -> Any:
         if not agent.startswith("explain["):
             return await fake_llm(model, messages, schema, agent, *args, **kwargs)
@@ -94,8 +96,12 @@ def test_when_every_answer_fails_the_shopper_reads_a_plain_sentence_made_by_code
     ctx = Context(base_url=DEAD_ENDPOINT, model="fake", explanation_mode="template")
     out = run(small_dataset_dir, ctx=ctx)
     assert out["explanations"] and all(e.fallback and e.error and "loop" in e.error for e in out["explanations"])
-    assert all(e.text == f"Picked for your interest in {e.tag.lower()}: {e.title.split(',')[0].split('(')[0].strip()}."
-               for e in out["explanations"])
+    assert all(e.text == f"Picked for your interest in {e.category.split(' > ')[-1].lower()}: "
+                         f"{e.title.split(',')[0].split('(')[0].strip().rstrip('.')}." for e in out["explanations"])
+    assert explainer.fallback_sentence("permanent markers assorted colors per", "Sharpie Chisel Tip Markers: 2 Black.",
+                                       "Office > Markers > Permanent Markers") == (
+        "Picked for your interest in permanent markers: Sharpie Chisel Tip Markers: 2 Black.")
+    assert explainer.fallback_sentence("gel pens", "Pilot G2, 12 Pack") == "Picked for your interest in gel pens: Pilot G2."
     assert sum("fallback sentence" in f for f in out["flags"]) == len(out["explanations"])
     off = run(small_dataset_dir, ctx=Context(base_url=DEAD_ENDPOINT, model="fake", explanation_mode="template",
                                             explanation_fallback=False))
