@@ -9,6 +9,7 @@ from pydantic import BaseModel, Field, create_model
 
 from recgpt.agents.common import AgentCall, messages
 from recgpt.agents.expert import TAG_MAX_CHARS
+from recgpt.agents.words import is_unknown, known_words
 from recgpt.prompts.arbiter import ARBITER_INSTRUCTIONS, EVIDENCE_INSTRUCTION, REASON_INSTRUCTION
 from recgpt.schema.context import Context
 from recgpt.schema.state import FinalTag, ProposedTag, RecState
@@ -146,7 +147,7 @@ async def arbiter_node(state: RecState, runtime: Runtime[Context], resources: Re
     if len(pool) <= ctx.num_tags:  # nothing to choose: no call
         if not pool:
             run.flags.append("no_tags: every expert failed, nothing to arbitrate")
-        return run.update(tags=finalise(run, pool, select(pool, [], n)[0], all_shares, n, ctx))
+        return run.update(tags=finalise(run, pool, select(pool, [], n)[0], all_shares, n, ctx, known_words(resources.dataset)))
     shares = all_shares if ctx.arbiter_evidence else {}
     listing = "\n".join(f"{i}: {t.tag}{f' [{t.category}]' if t.category else ''}{evidence_note(t.category, shares)} — {t.persona}"
                         for i, t in enumerate(pool, start=1))
@@ -159,11 +160,11 @@ async def arbiter_node(state: RecState, runtime: Runtime[Context], resources: Re
     tags, filled = select(pool, list(output.selected) if output is not None else [], n)
     if output is not None and filled:
         run.flags.append("arbiter_repeated_choices: filled the rest round-robin from the pool")
-    return run.update(tags=finalise(run, pool, tags, all_shares, n, ctx))
+    return run.update(tags=finalise(run, pool, tags, all_shares, n, ctx, known_words(resources.dataset)))
 
 
 def finalise(run: AgentCall, pool: list[ProposedTag], chosen: list[FinalTag], shares: dict[str, float], n: int,
-             ctx: Context) -> list[FinalTag]:
+             ctx: Context, known: frozenset[str] = frozenset()) -> list[FinalTag]:
     """The arbiter's choice, combined with the collaborative prior, then one tag per category when asked, then the
     places left empty filled from the evidence when asked, then each tag's words tidied of title filler when asked."""
     tags = with_prior(pool, chosen, shares, n, ctx.arbiter_prior)
@@ -177,13 +178,18 @@ def finalise(run: AgentCall, pool: list[ProposedTag], chosen: list[FinalTag], sh
         if filled:
             run.flags.append(f"arbiter_filled_from_evidence: the pool named {len(tags) - filled} distinct categories; "
                              f"{filled} more from the collaborative evidence")
-    return [tidied(t) for t in tags] if ctx.tidy_tags else tags
+    return [tidied(t, known) for t in tags] if ctx.tidy_tags else tags
 
 
-def tidied(tag: FinalTag) -> FinalTag:
-    """`tag` with its words tidied (`text_fields.tidy_tag`); the expert's own words stay in `written`. A tag left
-    with no words is named after its category's last level."""
-    words = tidy_tag(tag.tag, max_chars=TAG_MAX_CHARS) or (tag.category or "").rpartition(" > ")[2].lower() or tag.tag
+def tidied(tag: FinalTag, known: frozenset[str] = frozenset()) -> FinalTag:
+    """`tag` with its words tidied (`text_fields.tidy_tag`), and, given the catalogue's `known` words, without a word
+    neither the catalogue nor English uses ("gelpp": `words.is_unknown`); the expert's own words stay in `written`.
+    A tag left with no words is named after its category's last level."""
+    words = tidy_tag(tag.tag, max_chars=TAG_MAX_CHARS)
+    if known:
+        words = " ".join(w for w in words.split() if not is_unknown(w.lower(), known) or not w.isalpha())
+        words = tidy_tag(words, max_chars=TAG_MAX_CHARS)  # a dropped word may leave a dangling "with"
+    words = words or (tag.category or "").rpartition(" > ")[2].lower() or tag.tag
     return tag if words == tag.tag else tag.model_copy(update={"tag": words, "written": tag.tag})
 
 

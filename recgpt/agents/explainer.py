@@ -31,7 +31,7 @@ from recgpt.schema.context import Context
 from recgpt.schema.state import ItemExplanation, PlannedStyle, StyleGuideline
 from recgpt.schema.subgraphs import ExplainInput, ExplainState
 from recgpt.services.resources import Resources
-from recgpt.text_fields import GENERIC_WORDS, clip_sentence, drop_fragment, english_text, words_of
+from recgpt.text_fields import DANGLING_WORDS, FILLER_WORDS, GENERIC_WORDS, clip_sentence, drop_fragment, english_text, words_of
 
 EXPLANATION_CHARS = 240
 """30 words fit; a longer answer is cut by the server at this bound, then clipped back to its last whole sentence."""
@@ -114,9 +114,15 @@ def says_nothing(text: str, title: str, category: str) -> bool:
 
 
 def short_title(title: str, max_words: int = 8) -> str:
-    """The title up to its first comma or parenthesis, at most `max_words` words: "Sharpie Permanent Markers"."""
-    head = re.split(r"[,(]", clean_text(title, 200), maxsplit=1)[0].strip(" -")
-    return " ".join(head.split()[:max_words]) or clean_text(title, 60)
+    """The title up to its first comma, parenthesis or dash, at most `max_words` words, never ending on a dangling
+    word or a size ("Canon PIXMA MX922 Wireless Color Photo Printer with" loses its "with", "Paper - 8 1/2'' x" its
+    size): "Sharpie Permanent Markers"."""
+    head = re.split(r"[,(]| - ", clean_text(title, 200), maxsplit=1)[0].strip(" -")
+    words = head.split()[:max_words]
+    while words and (words[-1].lower() in DANGLING_WORDS or words[-1].lower() in FILLER_WORDS
+                     or not any(c.isalpha() for c in words[-1]) or len(words[-1]) == 1):
+        words.pop()
+    return " ".join(words) or clean_text(title, 60)
 
 
 def fallback_sentence(tag: str, title: str, category: str = "") -> str:

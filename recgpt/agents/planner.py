@@ -10,6 +10,7 @@ from langgraph.runtime import Runtime
 from pydantic import BaseModel, Field, create_model
 
 from recgpt.agents.common import AgentCall, messages
+from recgpt.agents.words import known_words
 from recgpt.data import Dataset, Item
 from recgpt.errors import InvalidModelOutput
 from recgpt.prompts.planner import AGENT_ROLES, EVIDENCE_INSTRUCTION, PLANNER_INSTRUCTIONS
@@ -57,9 +58,7 @@ async def planner_node(state: RecState, runtime: Runtime[Context], resources: Re
     if output is None:  # the code-made fallback persona needs no tidying
         return run.update(personas=fallback_personas(state))
     personas = [Persona.model_validate(p.model_dump()) for p in output.personas][: ctx.num_personas]
-    known = resources.dataset.derived("persona_known_words",
-                                      lambda: frozenset(w for w, n in resources.dataset.word_counts().items() if n >= 2))
-    personas, fixed = tidy_personas(personas, known, spare_foci(state, resources.dataset))
+    personas, fixed = tidy_personas(personas, known_words(resources.dataset), spare_foci(state, resources.dataset))
     if fixed:
         run.flags.append(f"planner_personas_tidied: {fixed}")
     return run.update(personas=personas)

@@ -23,12 +23,10 @@ import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from functools import cached_property, lru_cache
-
-from spellchecker import SpellChecker
 
 from recgpt.agents.explainer import adds_nothing, echoed_prompt_words, repeated_phrase
 from recgpt.agents.planner import is_person_name, is_role_name, pastes_path, repeats_focus
+from recgpt.agents.words import is_unknown, known_words
 from recgpt.data import Dataset
 from recgpt.eval.tag_copies import CategoryVocabulary, copy_kind, normalise
 from recgpt.text_fields import DANGLING_WORDS, FILLER_WORDS, GENERIC_WORDS, ends_on_a_fragment, words_of
@@ -55,11 +53,9 @@ class Lexicon:
 
     @classmethod
     def of(cls, dataset: Dataset) -> Lexicon:
-        return cls(counts=dataset.word_counts(), categories=CategoryVocabulary.of(dataset))
+        return cls(counts=dataset.word_counts(), categories=CategoryVocabulary.of(dataset), known=known_words(dataset))
 
-    @cached_property
-    def known(self) -> frozenset[str]:
-        return frozenset(w for w, n in self.counts.items() if n >= 2)
+    known: frozenset[str] = frozenset()
 
     def is_cut(self, word: str) -> bool:
         """A word that neither the catalogue (twice) nor an English dictionary uses ("protecters", "laminat"), or a
@@ -69,22 +65,10 @@ class Lexicon:
             return False
         if len(word) == 1:
             return True  # a word cut to its first letter ("gel p")
-        if word not in self.known and not is_english(word):
+        if is_unknown(word, self.known):
             return True
         return len(word) <= 3 and self.counts[word] < 5 and any(
             k.startswith(word) and len(k) > len(word) + 1 and self.counts[k] >= 20 for k in self.known)
-
-
-@lru_cache(maxsize=1)
-def _english() -> SpellChecker:
-    return SpellChecker(language="en")
-
-
-def is_english(word: str) -> bool:
-    """Every part of `word` (split at hyphens) is in pyspellchecker's English list; a stub of three letters or fewer
-    must also not be where a longer catalogue word was cut (checked by `Lexicon.is_cut`)."""
-    parts = [p for p in word.split("-") if p]
-    return bool(parts) and len(word) > 3 and not _english().unknown(parts)
 
 
 # --- personas ----------------------------------------------------------------------------------------------------

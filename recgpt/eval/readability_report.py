@@ -17,6 +17,10 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from recgpt.agents import arbiter as arbiter_agent
+from recgpt.agents import explainer as explainer_agent
+from recgpt.agents import planner as planner_agent
+from recgpt.agents import words
 from recgpt.data import Dataset
 from recgpt.errors import EndpointError, RecGPTError
 from recgpt.eval import readability as r
@@ -69,7 +73,9 @@ def outputs_of(user_id: str, state: dict[str, Any]) -> UserOutputs:
 
 
 def store_key(config: ReadabilityConfig, dataset: Dataset, model: str) -> str:
-    text = "".join(inspect.getsource(m) for m in (shared, planner, expert, arbiter, evidence, explainer))
+    # the prompts and the agents' own guards (a changed persona guard or fallback sentence is another run)
+    text = "".join(inspect.getsource(m) for m in (shared, planner, expert, arbiter, evidence, explainer, planner_agent,
+                                                  arbiter_agent, explainer_agent, words))
     payload = {"config": config.model_dump(exclude={"concurrency", "users"}), "model": model,
                "data": dataset.content_hash(), "prompts": hashlib.sha256(text.encode()).hexdigest()[:12],
                # every knob of the run's Context (defaults included: a changed default is another run), not where it ran

@@ -220,3 +220,31 @@ def test_the_labelled_set_corrupts_each_positive_in_known_ways_and_never_labels_
     assert "$5" in bad["wrong_fact"] and other in bad["other_title"]
     shuffled = jl.shuffle_label([("a", 1), ("b", 2), ("c", 3)], seed=0)
     assert {row.kind for row in shuffled} == {"real", "shuffled"}
+
+
+def test_final_tags_lose_words_neither_the_catalogue_nor_english_uses(office, lexicon) -> None:
+    from recgpt.agents.arbiter import tidied
+    from recgpt.agents.words import is_english, known_words
+    from recgpt.schema.state import FinalTag
+
+    known = known_words(office)
+    assert known == lexicon.known and is_english("charging") and not is_english("gelpp") and not is_english("gr")
+    tag = FinalTag(tag="ballpoint pen medium point black gelpp", rationale="", persona_index=0, persona="p", rank=1,
+                   category="Office & School Supplies > Writing & Correction Supplies > Pens & Refills > Ballpoint Pens")
+    assert tidied(tag, known).tag == "ballpoint pen medium point black" and tidied(tag, known).written == tag.tag
+    assert not r.is_cut_or_misspelled(tidied(tag, known).tag, lexicon)
+    clean = tag.model_copy(update={"tag": "wireless charging mouse pad"})
+    assert tidied(clean, known) == clean  # nothing to drop: the same object back
+    alone = tag.model_copy(update={"tag": "gelpp"})
+    assert tidied(alone, known).tag == "ballpoint pens"  # nothing left: the category's last level
+
+
+def test_the_fallback_sentence_never_ends_on_a_cut_title() -> None:
+    from recgpt.agents.explainer import fallback_sentence
+
+    for title, category in (("Hammermill Laser Print Paper - 8 1/2'' x 11'' Letter Size", "Paper > Laser Printer Paper"),
+                            ("Canon PIXMA MX922 Wireless Color Photo Printer with Scanner, Copier", "Printers > Photo Printers")):
+        text = fallback_sentence("", title, category)
+        assert r.explanation_defects(text, title, category) == [], text
+    assert fallback_sentence("", "Canon PIXMA MX922 Wireless Color Photo Printer with Scanner", "Photo Printers") == (
+        "Picked for your interest in photo printers: Canon PIXMA MX922 Wireless Color Photo Printer.")
