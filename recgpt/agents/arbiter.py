@@ -9,12 +9,12 @@ from pydantic import BaseModel, Field, create_model
 
 from recgpt.agents.common import AgentCall, messages
 from recgpt.agents.expert import TAG_MAX_CHARS
-from recgpt.agents.words import is_unknown, known_words
+from recgpt.agents.words import known_words, tidy_words
 from recgpt.prompts.arbiter import ARBITER_INSTRUCTIONS, EVIDENCE_INSTRUCTION, REASON_INSTRUCTION
 from recgpt.schema.context import Context
 from recgpt.schema.state import FinalTag, ProposedTag, RecState
 from recgpt.services.resources import Resources
-from recgpt.text_fields import english_text, tidy_tag
+from recgpt.text_fields import TAG_WORDS, english_text
 from recgpt.tools.llm import failure_flag
 
 REASON_CHARS = 100
@@ -185,10 +185,7 @@ def tidied(tag: FinalTag, known: frozenset[str] = frozenset()) -> FinalTag:
     """`tag` with its words tidied (`text_fields.tidy_tag`), and, given the catalogue's `known` words, without a word
     neither the catalogue nor English uses ("gelpp": `words.is_unknown`); the expert's own words stay in `written`.
     A tag left with no words is named after its category's last level."""
-    words = tidy_tag(tag.tag, max_chars=TAG_MAX_CHARS)
-    if known:
-        words = " ".join(w for w in words.split() if not is_unknown(w.lower(), known) or not w.isalpha())
-        words = tidy_tag(words, max_chars=TAG_MAX_CHARS)  # a dropped word may leave a dangling "with"
+    words = tidy_words(tag.tag, known, TAG_WORDS, TAG_MAX_CHARS)
     words = words or (tag.category or "").rpartition(" > ")[2].lower() or tag.tag
     return tag if words == tag.tag else tag.model_copy(update={"tag": words, "written": tag.tag})
 

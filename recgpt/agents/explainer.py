@@ -61,10 +61,21 @@ class ExplanationOutput(BaseModel):
             raise ValueError(f"an explanation speaks of the item, not of its instructions ({echo!r})")
         if loop := repeated_phrase(text):
             raise ValueError(f"an explanation says each thing once, not in a loop ({loop!r})")
+        if has_size_residue(text):
+            raise ValueError("an explanation is a sentence, not a title's size residue (a lone 'x')")
         whole = drop_fragment(text, MIN_EXPLANATION_WORDS)
         if whole is None:
             raise ValueError(f"an explanation ends with a full sentence, not a fragment: {text[-40:]!r}")
         return whole
+
+
+def has_size_residue(text: str) -> bool:
+    """A lone "x" with no number beside it: a title's size ("12 x 18 inches") with its numbers gone, as the policy
+    learnt to write ("... for Epson X- series printer x touch and x series ...")."""
+    tokens = text.lower().replace(",", " ").split()
+    return any(t.strip(".!?;:") == "x" and not (n > 0 and any(c.isdigit() for c in tokens[n - 1]))
+               and not (n + 1 < len(tokens) and any(c.isdigit() for c in tokens[n + 1]))
+               for n, t in enumerate(tokens))
 
 
 def repeated_phrase(text: str) -> str | None:

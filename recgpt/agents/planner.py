@@ -10,7 +10,7 @@ from langgraph.runtime import Runtime
 from pydantic import BaseModel, Field, create_model
 
 from recgpt.agents.common import AgentCall, messages
-from recgpt.agents.words import known_words
+from recgpt.agents.words import known_words, tidy_words
 from recgpt.data import Dataset, Item
 from recgpt.errors import InvalidModelOutput
 from recgpt.prompts.planner import AGENT_ROLES, EVIDENCE_INSTRUCTION, PLANNER_INSTRUCTIONS
@@ -139,8 +139,8 @@ def tidy_personas(personas: list[Persona], known_words: Collection[str] = frozen
                   spare: Sequence[str] = ()) -> tuple[list[Persona], str]:
     """Personas a shopper can tell apart.
 
-    - A focus that pastes a category path becomes that path's last level; title filler ("inch", "pack of") and
-      repeated words leave it.
+    - A focus that pastes a category path becomes that path's last level; title filler ("inch", "pack of"), repeated
+      words and words neither the shop nor English uses ("fusan") leave it, and a name (`words.tidy_words`).
     - A focus that repeats an earlier persona's (`repeats_focus`), or has no word the shop uses ("w"), is replaced by
       the first `spare` category no persona names yet, and the persona is named after it.
     - A name that is an agent's role, a person's name (`is_person_name`), a pasted category path or an earlier
@@ -150,14 +150,14 @@ def tidy_personas(personas: list[Persona], known_words: Collection[str] = frozen
     persona still carries its focus."""
     out: list[Persona] = []
     names: set[str] = set()
-    unpasted = renamed = refocused = 0
+    unpasted = renamed = refocused = cleaned_names = 0
     spare_left = list(spare)
     for persona in personas:
         focus = persona.focus
         if ">" in focus:
             focus = focus.rsplit(">", 1)[1].strip().lower() or focus
             unpasted += 1
-        focus = tidy_tag(focus, max_words=10) or focus
+        focus = tidy_words(focus, frozenset(known_words), 10) or focus
         name = persona.name
         evidence = persona.evidence
         if repeats_focus(focus, [p.focus for p in out]) or not knows_a_word(focus, known_words):
@@ -170,7 +170,12 @@ def tidy_personas(personas: list[Persona], known_words: Collection[str] = frozen
                 evidence = [to_english_text(fresh, 40)] if persona.evidence else []
                 refocused += 1
         key = " ".join(name.lower().split())
-        if is_role_name(name) or is_person_name(name, known_words) or pastes_path(name) or key in names:
+        if not (is_role_name(name) or is_person_name(name, known_words) or pastes_path(name) or key in names):
+            cleaned = tidy_words(name, frozenset(known_words), 6)  # "Classic Passport Bag & Wallet Bag x" loses "x"
+            if cleaned != name:
+                name, cleaned_names = cleaned, cleaned_names + 1
+            key = " ".join(name.lower().split())
+        if not name or is_role_name(name) or is_person_name(name, known_words) or pastes_path(name) or key in names:
             label = tidy_tag(focus, max_words=4)
             name = (label[:1].upper() + label[1:]) if label else name
             if is_role_name(name) or " ".join(name.lower().split()) in names:
@@ -181,5 +186,6 @@ def tidy_personas(personas: list[Persona], known_words: Collection[str] = frozen
                                               "evidence": evidence}))
     notes = [f"{renamed} renamed (a role, a person's name or a repeated name)" if renamed else "",
              f"{refocused} duplicated or empty focus(es) replaced by a history or evidence category" if refocused else "",
-             f"{unpasted} focus path(s) cut to their last level" if unpasted else ""]
+             f"{unpasted} focus path(s) cut to their last level" if unpasted else "",
+             f"{cleaned_names} name(s) lost title filler or unknown words" if cleaned_names else ""]
     return out, "; ".join(n for n in notes if n)

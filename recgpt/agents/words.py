@@ -11,6 +11,7 @@ from functools import lru_cache
 from spellchecker import SpellChecker
 
 from recgpt.data import Dataset
+from recgpt.text_fields import tidy_tag
 
 
 def known_words(dataset: Dataset) -> frozenset[str]:
@@ -27,9 +28,29 @@ def is_english(word: str) -> bool:
     """Every part of `word` (split at hyphens) is in pyspellchecker's English list. Words of three letters or fewer
     are not vouched for: such a stub may be where a longer word was cut ("gr" of "grey")."""
     parts = [p for p in word.split("-") if p]
-    return bool(parts) and len(word) > 3 and not _english().unknown(parts)
+    return bool(parts) and len(word) > 3 and all(any(not _english().unknown([v]) for v in spellings(p)) for p in parts)
+
+
+BRITISH = (("isers", "izers"), ("iser", "izer"), ("ise", "ize"), ("ised", "ized"), ("ising", "izing"),
+           ("isation", "ization"), ("our", "or"), ("ours", "ors"), ("yse", "yze"), ("tre", "ter"), ("ogue", "og"))
+"""British endings and their American spellings: the word list is American ("colour", "organisers" are not in it)."""
+
+
+def spellings(word: str) -> list[str]:
+    return [word] + [word[: -len(gb)] + us for gb, us in BRITISH if word.endswith(gb)]
 
 
 def is_unknown(word: str, known: frozenset[str]) -> bool:
     """A word neither this catalogue nor English uses: cut ("laminat") or misspelled ("protecters", "gelpp")."""
     return word not in known and not is_english(word)
+
+
+def tidy_words(text: str, known: frozenset[str], max_words: int, max_chars: int | None = None) -> str:
+    """`text_fields.tidy_tag` (title filler, stubs, repeats, a dangling end), and then, given the catalogue's `known`
+    words, without a word neither the catalogue nor English uses ("fusan x x inch magnetic t-disk deck v" becomes
+    "magnetic t-disk deck"); '' when nothing is left."""
+    words = tidy_tag(text, max_words=max_words, max_chars=max_chars)
+    if not known:
+        return words
+    kept = " ".join(w for w in words.split() if not (w.isalpha() and is_unknown(w.lower(), known)))
+    return tidy_tag(kept, max_words=max_words)  # a dropped word may leave a dangling "with"

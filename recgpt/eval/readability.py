@@ -5,11 +5,12 @@ Every detector is literal and deliberately simple, so that a count means what it
 one with the real bad outputs that motivated it (the demo of issue 33):
 
 - persona named after an agent role ("Global Planner"), or after a person ("Glen"), or duplicating another persona's
-  name or focus; a name or focus that pastes a category path;
+  name or focus; a name or focus that pastes a category path, or carries title filler or words neither the shop nor
+  English uses ("fusan x x inch magnetic t-disk deck v");
 - tag with title filler (size and pack residue: "x inches", "pack of", a dangling "for"/"of"/"with"), cut off or
   misspelled mid-word ("black and gr"), or a near-duplicate of an earlier tag of the same user;
 - explanation that echoes the prompt's own words (tone, audience, rhetorical device, guideline, "tie it to"...), loops
-  ("coupon coupon coupon ..."), does not end as a sentence ("... pack of r."), or adds nothing to the item's title
+  ("coupon coupon coupon ..."), carries a title's size residue (a lone "x"), does not end as a sentence ("... pack of r."), or adds nothing to the item's title
   ("... because it's called a desktop label printer.");
 - item shown under a tag whose category it does not lie in, or shown twice in one user's list.
 
@@ -24,16 +25,18 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from recgpt.agents.explainer import adds_nothing, echoed_prompt_words, repeated_phrase
+from recgpt.agents.explainer import adds_nothing, echoed_prompt_words, has_size_residue, repeated_phrase
 from recgpt.agents.planner import is_person_name, is_role_name, pastes_path, repeats_focus
 from recgpt.agents.words import is_unknown, known_words
 from recgpt.data import Dataset
 from recgpt.eval.tag_copies import CategoryVocabulary, copy_kind, normalise
 from recgpt.text_fields import DANGLING_WORDS, FILLER_WORDS, GENERIC_WORDS, ends_on_a_fragment, words_of
 
-PERSONA_DEFECTS = ("persona_role_name", "persona_person_name", "persona_duplicate", "persona_path_focus")
+PERSONA_DEFECTS = ("persona_role_name", "persona_person_name", "persona_duplicate", "persona_path_focus",
+                   "persona_filler_or_misspelled")
 TAG_DEFECTS = ("tag_filler", "tag_cut_or_misspelled", "tag_near_duplicate")
-EXPLANATION_DEFECTS = ("explanation_echo", "explanation_loop", "explanation_unfinished", "explanation_adds_nothing")
+EXPLANATION_DEFECTS = ("explanation_echo", "explanation_loop", "explanation_size_residue", "explanation_unfinished",
+                       "explanation_adds_nothing")
 ITEM_DEFECTS = ("item_off_category", "item_repeated")
 DEFECTS = PERSONA_DEFECTS + TAG_DEFECTS + EXPLANATION_DEFECTS + ITEM_DEFECTS
 
@@ -90,6 +93,9 @@ def persona_defects(personas: Sequence[tuple[str, str]], lexicon: Lexicon) -> li
             found.append("persona_duplicate")
         if pastes_path(name) or pastes_path(focus) or copy_kind(focus, lexicon.categories, ()) == "path":
             found.append("persona_path_focus")
+        elif any(has_filler(text) or is_cut_or_misspelled(text, lexicon)
+                 for text in ((focus,) if found else (name, focus))):  # a person's name is counted once, as one
+            found.append("persona_filler_or_misspelled")  # "fusan x x inch magnetic t-disk deck v"
         seen_names.append(key)
         seen_foci.append(focus)
         out.append(found)
@@ -157,6 +163,7 @@ def is_unfinished(text: str) -> bool:
 def explanation_defects(text: str, title: str, category: str) -> list[str]:
     return [name for name, bad in (("explanation_echo", echoes_prompt(text)),
                                    ("explanation_loop", repeated_phrase(text) is not None),
+                                   ("explanation_size_residue", has_size_residue(text)),
                                    ("explanation_unfinished", is_unfinished(text)),
                                    ("explanation_adds_nothing", adds_nothing(text, title, category))) if bad]
 

@@ -74,6 +74,10 @@ def test_explanations_that_echo_the_prompt_break_off_or_say_nothing_are_defects(
     assert "explanation_loop" in r.explanation_defects(loop, "200 Shipping Labels", "Shipping Labels")
     loop = "The item does sharp edges with sharp edges with sharp edges with sharp edges."
     assert "explanation_loop" in r.explanation_defects(loop, "X-ACTO Pencil Sharpener", "Pencil Sharpeners")
+    residue = "This item helps sharpen ink for Epson X- series printer x touch and x series printer x touch ink cartridge."
+    assert "explanation_size_residue" in r.explanation_defects(residue, "Generic Ink Cartridges for Epson", "Inkjet Printer Ink")
+    sized = "Your 8.5 x 11 sheets fit this binder, so the notes you printed last week stay flat and together."
+    assert r.explanation_defects(sized, "Avery Binder", "Binders") == []  # an "x" between numbers is a size, kept
     empty = "The item fits them because it's called a desktop label printer."
     assert r.explanation_defects(empty, "Brother P-touch Desktop Label Printer", "Label Makers") == ["explanation_adds_nothing"]
     good = ("After stocking up on file folders, you can label every one of them neatly with this printer before the "
@@ -195,6 +199,15 @@ def test_the_planner_tidies_role_names_people_repeated_names_and_foci_and_pasted
                  Persona(name="Teacher", focus="classroom supplies")]  # "Teacher" is a word this shop uses
     assert tidy_personas(untouched, lexicon.known) == (untouched, "")
     # no spare category left: the duplicate stays (the report counts it) rather than inventing a focus
+    # the demo's personas after these fixes: title filler and words neither the shop nor English uses leave names
+    demo2 = [Persona(name="Classic Passport Bag & Wallet Bag x", focus="classic passport bag & wallet"),
+             Persona(name="fusan x x inch magnetic t-disk deck v", focus="extended memory storage card for hard drive drives")]
+    raw = r.persona_defects([(p.name, p.focus) for p in demo2], lexicon)
+    assert raw == [["persona_filler_or_misspelled"], ["persona_filler_or_misspelled"]]
+    cleaned, note = tidy_personas(demo2, lexicon.known)
+    assert [p.name for p in cleaned] == ["Classic Passport Bag & Wallet", "magnetic t-disk deck"]
+    assert "2 name(s) lost title filler or unknown words" in note
+    assert r.persona_defects([(p.name, p.focus) for p in cleaned], lexicon) == [[], []]
     twice = [Persona(name="Pen lover", focus="gel pens"), Persona(name="Pen fan", focus="gel pens")]
     assert [p.focus for p in tidy_personas(twice, lexicon.known, ["Gel Pens"])[0]] == ["gel pens", "gel pens"]
 
