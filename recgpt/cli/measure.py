@@ -22,7 +22,7 @@ from recgpt.eval.explain_judge import ExplainJudgeConfig, run_explain_judge, wri
 from recgpt.eval.grounding_cost import GroundingCostConfig, run_grounding_cost, write_grounding_cost_report
 from recgpt.eval.load import LoadConfig, run_load, write_load_report
 from recgpt.eval.model_bench import ModelBenchConfig, run_model_bench, write_model_bench_report
-from recgpt.eval.readability_report import ReadabilityConfig, run_readability, write_readability_report
+from recgpt.eval.readability_report import ReadabilityConfig, reaudit, run_readability, write_readability_report
 from recgpt.eval.report import model_label, report_slug, write_report_files
 from recgpt.eval.retrieval_eval import SOURCES, RetrievalEvalConfig, run_retrieval_eval, write_retrieval_report
 from recgpt.eval.runs import EvalConfig, recgpt_context
@@ -127,12 +127,18 @@ def eval_readability_command(
     config: ReadabilityConfig,
     set_: list[str] = typer.Option([], "--set", help="Context override FIELD=VALUE (repeatable), e.g. --set num_personas=3."),
     out: Path = REPORTS,
+    reaudit_report: Path | None = typer.Option(None, "--reaudit", help=(
+        "A readability report (.json) to count again with today's detectors from its stored outputs, without the LLM "
+        "(the other options are read from the report).")),
 ) -> None:
     """What a shopper reads, checked by code: the share of personas, tags, explanations and shown items with each
     defect, over the whole graph's outputs (explanations on); resumable."""
-    config = config.model_copy(update={"context": parse_pairs(set_, Context)})
-    config.ctx()  # a bad override is one line before any LLM call
-    summary = run_readability(config, get_settings().home)
+    if reaudit_report is not None:
+        summary = reaudit(reaudit_report)
+    else:
+        config = config.model_copy(update={"context": parse_pairs(set_, Context)})
+        config.ctx()  # a bad override is one line before any LLM call
+        summary = run_readability(config, get_settings().home)
     md, _ = write_readability_report(summary, out)
     worst = max((row for row in summary["defects"] if row["rate"] is not None), key=lambda row: row["rate"], default=None)
     if worst:

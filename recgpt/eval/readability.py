@@ -5,7 +5,8 @@ Every detector is literal and deliberately simple, so that a count means what it
 one with the real bad outputs that motivated it (the demo of issue 33):
 
 - persona named after an agent role ("Global Planner"), or after a person ("Glen"), or duplicating another persona's
-  name or focus; a name or focus that pastes a category path, or carries title filler or words neither the shop nor
+  name or focus, or copying the prompt's own example label ("teacher stocking a classroom"); a name or focus that
+  pastes a category path, or carries title filler or words neither the shop nor
   English uses ("fusan x x inch magnetic t-disk deck v");
 - tag with title filler (size and pack residue: "x inches", "pack of", a dangling "for"/"of"/"with"), cut off or
   misspelled mid-word ("black and gr"), or a near-duplicate of an earlier tag of the same user;
@@ -30,10 +31,11 @@ from recgpt.agents.planner import is_person_name, is_role_name, pastes_path, rep
 from recgpt.agents.words import is_unknown, known_words
 from recgpt.data import Dataset
 from recgpt.eval.tag_copies import CategoryVocabulary, copy_kind, normalise
+from recgpt.prompts.planner import PLANNER_INSTRUCTIONS
 from recgpt.text_fields import DANGLING_WORDS, FILLER_WORDS, GENERIC_WORDS, ends_on_a_fragment, words_of
 
-PERSONA_DEFECTS = ("persona_role_name", "persona_person_name", "persona_duplicate", "persona_path_focus",
-                   "persona_filler_or_misspelled")
+PERSONA_DEFECTS = ("persona_role_name", "persona_copied_example", "persona_person_name", "persona_duplicate",
+                   "persona_path_focus", "persona_filler_or_misspelled")
 TAG_DEFECTS = ("tag_filler", "tag_cut_or_misspelled", "tag_near_duplicate")
 EXPLANATION_DEFECTS = ("explanation_echo", "explanation_loop", "explanation_size_residue", "explanation_unfinished",
                        "explanation_adds_nothing")
@@ -76,6 +78,15 @@ class Lexicon:
 
 # --- personas ----------------------------------------------------------------------------------------------------
 
+PROMPT_EXAMPLES = frozenset(normalise(e) for e in re.findall(r'"([^"]+)"', PLANNER_INSTRUCTIONS))
+"""The persona labels the planner's prompt gives as examples ("teacher stocking a classroom"): a name that is one of
+them was copied from the prompt, not written for this user (the untrained base does it on MovieLens)."""
+
+
+def copies_an_example(name: str) -> bool:
+    return normalise(name) in PROMPT_EXAMPLES
+
+
 def persona_defects(personas: Sequence[tuple[str, str]], lexicon: Lexicon) -> list[list[str]]:
     """For each (name, focus) of one user's personas, the defects it has. A duplicate repeats an earlier persona's
     name or its focus (`planner.repeats_focus`: the guard's own test, so the two cannot drift apart)."""
@@ -87,6 +98,8 @@ def persona_defects(personas: Sequence[tuple[str, str]], lexicon: Lexicon) -> li
         key = normalise(name)
         if is_role_name(name):
             found.append("persona_role_name")
+        elif copies_an_example(name):
+            found.append("persona_copied_example")
         elif is_person_name(name, lexicon.known):
             found.append("persona_person_name")
         if key in seen_names or repeats_focus(focus, seen_foci):

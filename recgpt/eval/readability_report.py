@@ -167,12 +167,35 @@ def run_readability(config: ReadabilityConfig, home: Path, show_progress: bool =
             "failed_users": len(failed), **summary}
 
 
+def reaudit(report: Path, resources: Resources | None = None) -> dict[str, Any]:
+    """A written report's stored outputs counted again with today's detectors, without the LLM: a detector added or
+    fixed after a run is applied to the same outputs. The report must name its store, and the store must hold every
+    user it audited."""
+    try:
+        summary = json.loads(report.read_text())
+        config = ReadabilityConfig.model_validate(summary["config"])
+        store = KeyedStore(Path(summary["store"]))
+    except (OSError, ValueError, KeyError) as exc:
+        raise RecGPTError(f"{report}: not a readability report with its store ({type(exc).__name__}: {exc})") from None
+    dataset = (resources or resolve(config.dataset)).dataset
+    users = sample_users(dataset, config.split, config.users, config.seed)
+    outputs = [UserOutputs.model_validate(store.values[u]) for u in users if u in store]
+    if len(outputs) < len(users):
+        raise RecGPTError(f"{store.path} holds {len(outputs)} of the report's {len(users)} users: rerun eval-readability")
+    failed = [o for o in outputs if o.error]
+    return {"config": summary["config"], "model": summary["model"], "store": str(store.path),
+            "failed_users": len(failed), **audit([o for o in outputs if not o.error], dataset),
+            "reaudited": True}
+
+
 def markdown(summary: dict[str, Any], model: str) -> str:
     cfg = summary["config"]
     lines = [f"# Readability: {cfg['dataset']} {cfg['split']}", "",
              f"Model: **{model_label(model)}**. {summary['users']} users (seed {cfg['seed']}), the whole graph with "
              "meta-prompted explanations, judge off; context overrides: "
-             f"`{json.dumps(cfg['context']) if cfg['context'] else 'none'}`. Failed users: {summary['failed_users']}.", "",
+             f"`{json.dumps(cfg['context']) if cfg['context'] else 'none'}`. Failed users: {summary['failed_users']}."
+             + (" Counted again from the run's stored outputs with later detectors (`--reaudit`): the outputs are "
+                "those of the run, the counts today's." if summary.get("reaudited") else ""), "",
              "Each defect is counted by code (`recgpt/eval/readability.py`) over its unit: personas, final tags, "
              "explanations, or shown items. The target is at most 2% each.", "",
              "| defect | unit | count | of | rate | examples |", "|---|---|---:|---:|---:|---|"]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from recgpt.data import load_office
+from recgpt.errors import RecGPTError
 from recgpt.eval import readability as r
 from tests.conftest import SHARED_DATA, needs_shared_data
 
@@ -32,7 +33,7 @@ def test_personas_named_after_the_role_people_or_each_other_are_defects(lexicon)
     people = r.persona_defects([("Glen", "Office & School Supplies > Paper > Copy & Multipurpose Paper"),
                                 ("Rebecca", "desk organisers")], lexicon)
     assert people[0] == ["persona_person_name", "persona_path_focus"] and people[1] == ["persona_person_name"]
-    good = r.persona_defects([("Home office organizer", "desk trays and file folders for a tidy desk"),
+    good = r.persona_defects([("Small business owner", "desk trays and file folders for a tidy desk"),
                               ("Label printing regular", "tape cartridges for the label maker"),
                               ("Back-to-school parent", "notebooks and pencils for the new term")], lexicon)
     assert good == [[], [], []]
@@ -116,6 +117,12 @@ def test_the_readability_run_audits_every_user_and_resumes_without_the_llm(
     assert len(fake_llm.calls) == asked and again["defects"] == summary["defects"]  # read back, no LLM call
     md, js = rr.write_readability_report(summary, tmp_path)
     assert "fake-model" in md.read_text() and "| tag_filler | tag |" in md.read_text() and js.is_file()
+    # counted again from the stored outputs, no LLM: the same counts, marked as re-audited
+    recount = rr.reaudit(js, resources)
+    assert len(fake_llm.calls) == asked and recount["defects"] == summary["defects"] and recount["reaudited"]
+    assert "--reaudit" in rr.markdown(recount, "fake-model")
+    with pytest.raises(RecGPTError, match="not a readability report"):
+        rr.reaudit(tmp_path / "missing.json", resources)
 
 
 def test_audit_counts_each_defect_over_its_unit(office) -> None:
@@ -208,6 +215,10 @@ def test_the_planner_tidies_role_names_people_repeated_names_and_foci_and_pasted
     assert [p.name for p in cleaned] == ["Classic Passport Bag & Wallet", "magnetic t-disk deck"]
     assert "2 name(s) lost title filler or unknown words" in note
     assert r.persona_defects([(p.name, p.focus) for p in cleaned], lexicon) == [[], []]
+    # the untrained base on MovieLens names personas with the prompt's own example labels
+    copied = r.persona_defects([("Teacher stocking a classroom", "drama"), ("Home office organizer", "comedy"),
+                                ("Late-night thriller fan", "thriller")], lexicon)
+    assert copied == [["persona_copied_example"], ["persona_copied_example"], []]
     twice = [Persona(name="Pen lover", focus="gel pens"), Persona(name="Pen fan", focus="gel pens")]
     assert [p.focus for p in tidy_personas(twice, lexicon.known, ["Gel Pens"])[0]] == ["gel pens", "gel pens"]
 
