@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import Collection, Iterable, Sequence
 from typing import Any
@@ -84,6 +85,15 @@ def is_person_name(name: str, known_words: Collection[str]) -> bool:
     return all(p.lower() not in known_words and p.lower() not in GENERIC_WORDS for p in parts)
 
 
+PROMPT_EXAMPLE_NAMES = frozenset(" ".join(e.lower().split()) for e in re.findall(r'"([^"]+)"', PLANNER_INSTRUCTIONS))
+"""The persona labels the planner's prompt gives as examples: a name that is one of them was copied from the prompt
+(the untrained base does it on MovieLens, the Office policy for 1 persona in 10), not written for this user."""
+
+
+def copies_an_example(name: str) -> bool:
+    return " ".join(name.lower().split()) in PROMPT_EXAMPLE_NAMES
+
+
 HONORIFICS = frozenset({"mr", "mrs", "ms", "miss", "dr", "sir", "madam", "mx"})
 
 
@@ -143,8 +153,8 @@ def tidy_personas(personas: list[Persona], known_words: Collection[str] = frozen
       words and words neither the shop nor English uses ("fusan") leave it, and a name (`words.tidy_words`).
     - A focus that repeats an earlier persona's (`repeats_focus`), or has no word the shop uses ("w"), is replaced by
       the first `spare` category no persona names yet, and the persona is named after it.
-    - A name that is an agent's role, a person's name (`is_person_name`), a pasted category path or an earlier
-      persona's name is replaced by a label made of its own focus.
+    - A name that is an agent's role, the prompt's own example label, a person's name (`is_person_name`), a pasted
+      category path or an earlier persona's name is replaced by a label made of its own focus.
 
     Returns the personas and what was changed ('' when nothing was). The experts read the result, so a renamed
     persona still carries its focus."""
@@ -170,12 +180,14 @@ def tidy_personas(personas: list[Persona], known_words: Collection[str] = frozen
                 evidence = [to_english_text(fresh, 40)] if persona.evidence else []
                 refocused += 1
         key = " ".join(name.lower().split())
-        if not (is_role_name(name) or is_person_name(name, known_words) or pastes_path(name) or key in names):
+        if not (is_role_name(name) or copies_an_example(name) or is_person_name(name, known_words) or pastes_path(name)
+                or key in names):
             cleaned = tidy_words(name, frozenset(known_words), 6)  # "Classic Passport Bag & Wallet Bag x" loses "x"
             if cleaned != name:
                 name, cleaned_names = cleaned, cleaned_names + 1
             key = " ".join(name.lower().split())
-        if not name or is_role_name(name) or is_person_name(name, known_words) or pastes_path(name) or key in names:
+        if (not name or is_role_name(name) or copies_an_example(name) or is_person_name(name, known_words)
+                or pastes_path(name) or key in names):
             label = tidy_tag(focus, max_words=4)
             name = (label[:1].upper() + label[1:]) if label else name
             if is_role_name(name) or " ".join(name.lower().split()) in names:
@@ -184,7 +196,7 @@ def tidy_personas(personas: list[Persona], known_words: Collection[str] = frozen
         names.add(" ".join(name.lower().split()))
         out.append(persona.model_copy(update={"name": to_english_text(name, 50), "focus": to_english_text(focus, 70),
                                               "evidence": evidence}))
-    notes = [f"{renamed} renamed (a role, a person's name or a repeated name)" if renamed else "",
+    notes = [f"{renamed} renamed (a role, the prompt's example, a person's name or a repeated name)" if renamed else "",
              f"{refocused} duplicated or empty focus(es) replaced by a history or evidence category" if refocused else "",
              f"{unpasted} focus path(s) cut to their last level" if unpasted else "",
              f"{cleaned_names} name(s) lost title filler or unknown words" if cleaned_names else ""]

@@ -28,7 +28,18 @@ def is_english(word: str) -> bool:
     """Every part of `word` (split at hyphens) is in pyspellchecker's English list. Words of three letters or fewer
     are not vouched for: such a stub may be where a longer word was cut ("gr" of "grey")."""
     parts = [p for p in word.split("-") if p]
-    return bool(parts) and len(word) > 3 and all(any(not _english().unknown([v]) for v in spellings(p)) for p in parts)
+    if not parts or len(word) <= 3:
+        return False
+    *heads, last = parts  # "pre-printed", "e-reader": a prefix before the hyphen need not be a word of its own
+    return all(h in PREFIXES or _known_spelling(h) for h in heads) and _known_spelling(last)
+
+
+PREFIXES = frozenset({"pre", "re", "non", "multi", "co", "e", "anti", "semi", "sub", "mini", "micro", "ultra", "x",
+                      "inter", "mid", "over", "under", "post", "self", "tri", "bi", "uni", "de", "un"})
+
+
+def _known_spelling(part: str) -> bool:
+    return any(not _english().unknown([v]) for v in spellings(part))
 
 
 BRITISH = (("isers", "izers"), ("iser", "izer"), ("ise", "ize"), ("ised", "ized"), ("ising", "izing"),
@@ -52,5 +63,13 @@ def tidy_words(text: str, known: frozenset[str], max_words: int, max_chars: int 
     words = tidy_tag(text, max_words=max_words, max_chars=max_chars)
     if not known:
         return words
-    kept = " ".join(w for w in words.split() if not (w.isalpha() and is_unknown(w.lower(), known)))
+    kept = " ".join(w for w in words.split() if not drops(w, known))
     return tidy_tag(kept, max_words=max_words)  # a dropped word may leave a dangling "with"
+
+
+def drops(token: str, known: frozenset[str]) -> bool:
+    """Whether `tidy_words` drops `token`: a word (letters, inner hyphens, a possessive "'s") neither the catalogue nor
+    English uses ("fusan", "Ashima's"); tokens with digits or other signs ("4-color", "&") stay."""
+    word = token.lower().strip(".,;:!?")
+    base = word[:-2] if word.endswith("'s") else word
+    return bool(base) and all(c.isalpha() or c == "-" for c in base) and is_unknown(base, known)

@@ -27,11 +27,10 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from recgpt.agents.explainer import adds_nothing, echoed_prompt_words, has_size_residue, repeated_phrase
-from recgpt.agents.planner import is_person_name, is_role_name, pastes_path, repeats_focus
+from recgpt.agents.planner import copies_an_example, is_person_name, is_role_name, pastes_path, repeats_focus
 from recgpt.agents.words import is_unknown, known_words
 from recgpt.data import Dataset
 from recgpt.eval.tag_copies import CategoryVocabulary, copy_kind, normalise
-from recgpt.prompts.planner import PLANNER_INSTRUCTIONS
 from recgpt.text_fields import DANGLING_WORDS, FILLER_WORDS, GENERIC_WORDS, ends_on_a_fragment, words_of
 
 PERSONA_DEFECTS = ("persona_role_name", "persona_copied_example", "persona_person_name", "persona_duplicate",
@@ -77,15 +76,6 @@ class Lexicon:
 
 
 # --- personas ----------------------------------------------------------------------------------------------------
-
-PROMPT_EXAMPLES = frozenset(normalise(e) for e in re.findall(r'"([^"]+)"', PLANNER_INSTRUCTIONS))
-"""The persona labels the planner's prompt gives as examples ("teacher stocking a classroom"): a name that is one of
-them was copied from the prompt, not written for this user (the untrained base does it on MovieLens)."""
-
-
-def copies_an_example(name: str) -> bool:
-    return normalise(name) in PROMPT_EXAMPLES
-
 
 def persona_defects(personas: Sequence[tuple[str, str]], lexicon: Lexicon) -> list[list[str]]:
     """For each (name, focus) of one user's personas, the defects it has. A duplicate repeats an earlier persona's

@@ -188,8 +188,8 @@ def test_the_planner_tidies_role_names_people_repeated_names_and_foci_and_pasted
                                       "Desk organisers", "Self-Stick Notes shopper"]
     assert tidy[4].focus == "self-stick notes" and tidy[4].evidence == ["Self-Stick Notes"]
     assert tidy[2].focus == "copy & multipurpose paper"
-    assert note == ("4 renamed (a role, a person's name or a repeated name); 1 duplicated or empty focus(es) replaced "
-                    "by a history or evidence category; 1 focus path(s) cut to their last level")
+    assert note == ("4 renamed (a role, the prompt's example, a person's name or a repeated name); 1 duplicated or "
+                    "empty focus(es) replaced by a history or evidence category; 1 focus path(s) cut to their last level")
     # seen on the Office policy: a path pasted as the name, an honorific, a focus with no word of the shop
     odd = [Persona(name="office & school supplies > tape > adhesive & fast-", focus="glue sticks for school"),
            Persona(name="Mrs. Crystal Whitehouse", focus="desk organisers"),
@@ -202,7 +202,7 @@ def test_the_planner_tidies_role_names_people_repeated_names_and_foci_and_pasted
                                                                                 ["persona_person_name"]]
     assert r.persona_defects([(p.name, p.focus) for p in tidy], lexicon) == [[]] * 5
     assert is_role_name("Decision Arbiter") and is_role_name("planner") and not is_role_name("Wedding planner")
-    untouched = [Persona(name="Home office organizer", focus="desk trays"), Persona(name="Label maker", focus="tape"),
+    untouched = [Persona(name="Small business owner", focus="desk trays"), Persona(name="Label maker", focus="tape"),
                  Persona(name="Teacher", focus="classroom supplies")]  # "Teacher" is a word this shop uses
     assert tidy_personas(untouched, lexicon.known) == (untouched, "")
     # no spare category left: the duplicate stays (the report counts it) rather than inventing a focus
@@ -216,9 +216,18 @@ def test_the_planner_tidies_role_names_people_repeated_names_and_foci_and_pasted
     assert "2 name(s) lost title filler or unknown words" in note
     assert r.persona_defects([(p.name, p.focus) for p in cleaned], lexicon) == [[], []]
     # the untrained base on MovieLens names personas with the prompt's own example labels
-    copied = r.persona_defects([("Teacher stocking a classroom", "drama"), ("Home office organizer", "comedy"),
-                                ("Late-night thriller fan", "thriller")], lexicon)
+    copies = [Persona(name="Teacher stocking a classroom", focus="chalk box supplies for classroom use"),
+              Persona(name="Home office organizer", focus="hanging folders"),
+              Persona(name="Late-night thriller fan", focus="thriller")]
+    copied = r.persona_defects([(p.name, p.focus) for p in copies], lexicon)
     assert copied == [["persona_copied_example"], ["persona_copied_example"], []]
+    renamed, _ = tidy_personas(copies, lexicon.known)
+    assert [p.name for p in renamed] == ["Chalk box supplies", "Hanging folders", "Late-night thriller fan"]
+    # a possessive of a word neither the shop nor English uses leaves a name; a prefixed word stays
+    kept, _ = tidy_personas([Persona(name="Ashima's Office Supplies Store", focus="pre-printed hanging folders")],
+                            lexicon.known)
+    assert kept[0].name == "Office Supplies Store" and kept[0].focus == "pre-printed hanging folders"
+    assert r.persona_defects([(p.name, p.focus) for p in kept + renamed], lexicon) == [[]] * 4
     twice = [Persona(name="Pen lover", focus="gel pens"), Persona(name="Pen fan", focus="gel pens")]
     assert [p.focus for p in tidy_personas(twice, lexicon.known, ["Gel Pens"])[0]] == ["gel pens", "gel pens"]
 
