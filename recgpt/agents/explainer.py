@@ -31,7 +31,16 @@ from recgpt.schema.context import Context
 from recgpt.schema.state import ItemExplanation, PlannedStyle, StyleGuideline
 from recgpt.schema.subgraphs import ExplainInput, ExplainState
 from recgpt.services.resources import Resources
-from recgpt.text_fields import DANGLING_WORDS, FILLER_WORDS, GENERIC_WORDS, clip_sentence, drop_fragment, english_text, words_of
+from recgpt.text_fields import (
+    DANGLING_WORDS,
+    FILLER_WORDS,
+    GENERIC_WORDS,
+    clip_sentence,
+    drop_fragment,
+    english_text,
+    to_english_text,
+    words_of,
+)
 
 EXPLANATION_CHARS = 240
 """30 words fit; a longer answer is cut by the server at this bound, then clipped back to its last whole sentence."""
@@ -140,7 +149,9 @@ def fallback_sentence(tag: str, title: str, category: str = "") -> str:
     """The code-made sentence: the interest named by the item's own category (clean words, where the tag may still
     carry title filler), else the tag; the title up to its first comma."""
     interest = category.rsplit(" > ", 1)[-1].strip().lower() or tag.strip().lower() or "this kind of item"
-    return FALLBACK_SENTENCE.format(tag=interest, title=short_title(title).rstrip(" .!?:;"))
+    # printable ASCII like every LLM-written field ("DigiOrange® Labels" loses its sign)
+    return to_english_text(FALLBACK_SENTENCE.format(tag=interest, title=short_title(title).rstrip(" .!?:;")),
+                           EXPLANATION_CHARS)
 
 
 def item_block(task: ExplainInput) -> str:

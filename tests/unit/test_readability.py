@@ -279,5 +279,7 @@ def test_the_fallback_sentence_never_ends_on_a_cut_title() -> None:
                             ("Canon PIXMA MX922 Wireless Color Photo Printer with Scanner, Copier", "Printers > Photo Printers")):
         text = fallback_sentence("", title, category)
         assert r.explanation_defects(text, title, category) == [], text
+    assert fallback_sentence("", "DigiOrange® White Adhesive Labels, 30 per sheet", "Address Labels") == (
+        "Picked for your interest in address labels: DigiOrange White Adhesive Labels.")
     assert fallback_sentence("", "Canon PIXMA MX922 Wireless Color Photo Printer with Scanner", "Photo Printers") == (
         "Picked for your interest in photo printers: Canon PIXMA MX922 Wireless Color Photo Printer.")
