@@ -159,8 +159,9 @@ def is_unfinished(text: str) -> bool:
     stripped = text.strip()
     if not stripped or stripped[-1] not in ".!?":
         return True
-    last = words_of(stripped)[-1:] or [""]
-    return ends_on_a_fragment(stripped) or (len(last[0]) == 1 and last[0] not in {"a", "i"})
+    last = stripped.rstrip(".!?").split()[-1:] or [""]  # the whole last token: "R400" is a model number, not "r"
+    stub = last[0].strip("\"'()").lower()
+    return ends_on_a_fragment(stripped) or (len(stub) == 1 and stub.isalpha() and stub not in {"a", "i"})
 
 
 def explanation_defects(text: str, title: str, category: str) -> list[str]:

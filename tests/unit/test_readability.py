@@ -66,6 +66,7 @@ def test_explanations_that_echo_the_prompt_break_off_or_say_nothing_are_defects(
     cut = "The ballpoint pens are assorted colors pack of r."
     assert "explanation_unfinished" in r.explanation_defects(cut, "BIC Round Stic Ballpoint Pens", "Ballpoint Pens")
     assert r.is_unfinished("A label printer that keeps your files in order for") and r.is_unfinished("")
+    assert not r.is_unfinished("Picked for your interest in presentation remotes: Logitech Wireless Presenter R400.")
     # the Office policy's answers in issue 33's readability run: the writer's instructions copied, decoding loops
     for copied in ("The item does for them a vivid image of the item in use.",
                    "The item does not mention anything for the shopper and tie it to something they bought or to their situation.",
