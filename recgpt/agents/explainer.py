@@ -90,7 +90,7 @@ def has_size_residue(text: str) -> bool:
 def repeated_phrase(text: str) -> str | None:
     """A word said four times or more, or two words said together three times or more ("coupon coupon coupon ...",
     "sharp edges with sharp edges with ..."): a decoding loop, not a sentence. Short function words do not count."""
-    words = [w for w in re.findall(r"[a-z][a-z'&-]*", text.lower())]
+    words = words_of(text)
     content = [w for w in words if len(w) > 3]
     counts = Counter(content)
     if counts and (top := counts.most_common(1)[0])[1] >= 4:

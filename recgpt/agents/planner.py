@@ -73,16 +73,16 @@ def is_role_name(name: str) -> bool:
         f" {role} " in f" {words} " for role in AGENT_ROLES if " " in role)
 
 
-def is_person_name(name: str, known_words: Collection[str]) -> bool:
+def is_person_name(name: str, known: Collection[str]) -> bool:
     """One or two capitalised words that no catalogue text uses ("Glen", "Rebecca Stone"): a person, where a persona
-    label like "Busy Parent" or "Home Office Organizer" uses the shop's or common words. `known_words` is the
-    catalogue's vocabulary (`Dataset.word_counts`, words seen at least twice)."""
+    label like "Busy Parent" or "Home Office Organizer" uses the shop's or common words. `known` is the
+    catalogue's vocabulary (`words.known_words`)."""
     parts = name.strip().split()
     if parts and parts[0].rstrip(".").lower() in HONORIFICS:
         return True  # "Mrs. Crystal Whitehouse"
     if not 1 <= len(parts) <= 2 or not all(p[:1].isupper() and p[1:].islower() and p.isalpha() for p in parts):
         return False
-    return all(p.lower() not in known_words and p.lower() not in GENERIC_WORDS for p in parts)
+    return all(p.lower() not in known and p.lower() not in GENERIC_WORDS for p in parts)
 
 
 PROMPT_EXAMPLE_NAMES = frozenset(" ".join(e.lower().split()) for e in re.findall(r'"([^"]+)"', PLANNER_INSTRUCTIONS))
@@ -102,9 +102,9 @@ def pastes_path(text: str) -> bool:
     return ">" in text
 
 
-def knows_a_word(focus: str, known_words: Collection[str]) -> bool:
+def knows_a_word(focus: str, known: Collection[str]) -> bool:
     """Whether `focus` has a content word (three letters or more) the shop uses: "w" and "book&" have none."""
-    return not known_words or any(len(w) >= 3 and w in known_words for w in focus_words(focus))
+    return not known or any(len(w) >= 3 and w in known for w in focus_words(focus))
 
 
 FOCUS_OVERLAP = 0.8
@@ -145,7 +145,13 @@ def leaf_of(item: Item) -> str:
     return item.category_path[-1] if item.category_path else (item.genres[0] if item.genres else "")
 
 
-def tidy_personas(personas: list[Persona], known_words: Collection[str] = frozenset(),
+def needs_a_new_name(name: str, known: frozenset[str], taken: set[str]) -> bool:
+    """An empty name, an agent's role, the prompt's example, a person's name, a pasted path, or a name already taken."""
+    return (not name or is_role_name(name) or copies_an_example(name) or is_person_name(name, known)
+            or pastes_path(name) or " ".join(name.lower().split()) in taken)
+
+
+def tidy_personas(personas: list[Persona], known: frozenset[str] = frozenset(),
                   spare: Sequence[str] = ()) -> tuple[list[Persona], str]:
     """Personas a shopper can tell apart.
 
@@ -167,10 +173,10 @@ def tidy_personas(personas: list[Persona], known_words: Collection[str] = frozen
         if ">" in focus:
             focus = focus.rsplit(">", 1)[1].strip().lower() or focus
             unpasted += 1
-        focus = tidy_words(focus, frozenset(known_words), 10) or focus
+        focus = tidy_words(focus, known, 10) or focus
         name = persona.name
         evidence = persona.evidence
-        if repeats_focus(focus, [p.focus for p in out]) or not knows_a_word(focus, known_words):
+        if repeats_focus(focus, [p.focus for p in out]) or not knows_a_word(focus, known):
             taken = [p.focus for p in out]
             fresh = next((c for c in spare_left if not any(names_half_of(t, c) for t in taken)), None)
             if fresh is not None:
@@ -179,15 +185,11 @@ def tidy_personas(personas: list[Persona], known_words: Collection[str] = frozen
                 focus, name = fresh.lower(), f"{fresh} shopper"
                 evidence = [to_english_text(fresh, 40)] if persona.evidence else []
                 refocused += 1
-        key = " ".join(name.lower().split())
-        if not (is_role_name(name) or copies_an_example(name) or is_person_name(name, known_words) or pastes_path(name)
-                or key in names):
-            cleaned = tidy_words(name, frozenset(known_words), 6)  # "Classic Passport Bag & Wallet Bag x" loses "x"
+        if not needs_a_new_name(name, known, names):
+            cleaned = tidy_words(name, known, 6)  # "Classic Passport Bag & Wallet Bag x" loses "x"
             if cleaned != name:
                 name, cleaned_names = cleaned, cleaned_names + 1
-            key = " ".join(name.lower().split())
-        if (not name or is_role_name(name) or copies_an_example(name) or is_person_name(name, known_words)
-                or pastes_path(name) or key in names):
+        if needs_a_new_name(name, known, names):
             label = tidy_tag(focus, max_words=4)
             name = (label[:1].upper() + label[1:]) if label else name
             if is_role_name(name) or " ".join(name.lower().split()) in names:
