@@ -14,6 +14,8 @@ from langgraph.runtime import Runtime
 from pydantic import BaseModel, Field
 
 from recgpt.agents.common import AgentCall, clean_text, messages
+from recgpt.agents.judge_checks import explanation_check_failures, history_evidence, tag_check_failures
+from recgpt.agents.words import known_words
 from recgpt.prompts.judge import (
     DIMENSION_INSTRUCTIONS,
     EXPLANATION_DIMENSIONS,
@@ -68,11 +70,27 @@ def injection_suspected(*texts: str) -> bool:
     return any(INJECTION_PATTERN.search(t or "") for t in texts)
 
 
-def target_block(task: JudgeInput) -> str:
+def target_block(task: JudgeInput, evidence: str = "") -> str:
+    """The target under review, and (code checks on) one line of catalogue evidence the LLM reads with it."""
     text = clean_text(task["text"], 300)
     if task["target_kind"] == "tag":
-        return TAG_TARGET.format(text=text)
-    return EXPLANATION_TARGET.format(title=clean_text(task["title"], 200), category=task["category"], text=text)
+        block = TAG_TARGET.format(text=text)
+        if task["category"]:
+            block = block.replace("\n</target>", f"\nCatalogue category: {task['category']}\n</target>", 1)
+    else:
+        block = EXPLANATION_TARGET.format(title=clean_text(task["title"], 200), category=task["category"], text=text)
+    return f"{block}\n{evidence}" if evidence else block
+
+
+def check_failures(task: JudgeInput, resources: Resources) -> dict[str, str]:
+    """Dimension -> the code check's reason, for the dimensions a literal check fails (agents/judge_checks.py)."""
+    if task["target_kind"] == "tag":
+        return tag_check_failures(task["text"], known_words(resources.dataset))
+    return explanation_check_failures(task["text"], task.get("title", ""), task["category"])
+
+
+def evidence_of(task: JudgeInput, resources: Resources) -> str:
+    return history_evidence(resources.dataset, task.get("history_item_ids") or [], task["category"])
 
 
 async def dimension_node(task: DimensionTask, runtime: Runtime[Context], resources: Resources) -> dict[str, Any]:
@@ -81,7 +99,12 @@ async def dimension_node(task: DimensionTask, runtime: Runtime[Context], resourc
     run = AgentCall("judge_dimension", ctx, await resources.aendpoints(ctx), role="judge")
     dimension = task["dimension"]
     question = dimensions_of(task["target_kind"])[dimension]
-    prompt = messages(task["shared_prefix"], target_block(task) + "\n" + DIMENSION_INSTRUCTIONS.format(dimension=dimension, question=question))
+    evidence = ""
+    if ctx.judge_code_checks:
+        if (reason := check_failures(task, resources).get(dimension)) is not None:
+            return {"verdicts": [DimensionVerdict(dimension=dimension, grade="negative", reason=reason)]}
+        evidence = evidence_of(task, resources)
+    prompt = messages(task["shared_prefix"], target_block(task, evidence) + "\n" + DIMENSION_INSTRUCTIONS.format(dimension=dimension, question=question))
     output = await run.ask(f"judge[{task['target_kind']}:{dimension}]", prompt, VerdictOutput, ctx.judge_temperature, 60)
     if output is None:
         return run.update(verdicts=[DimensionVerdict(dimension=dimension, grade=None, reason=str(run.error)[:200])])
@@ -105,6 +128,8 @@ async def review_node(state: JudgeState, runtime: Runtime[Context]) -> dict[str,
     order = list(dimensions_of(state["target_kind"]))
     verdicts, flags = guard_verdicts(state, state.get("verdicts", []), ctx.judge_injection_guard)
     verdicts = sorted(verdicts, key=lambda v: order.index(v.dimension) if v.dimension in order else len(order))
+    if any(v.reason.startswith("code check:") for v in verdicts):
+        flags.append("code_check")
     failed = [v.dimension for v in verdicts if v.grade is None]
     if failed:
         flags.append(f"evaluators_failed: {', '.join(failed)}")
@@ -118,8 +143,14 @@ async def single_judge_node(state: JudgeState, runtime: Runtime[Context], resour
     ctx = runtime.context
     run = AgentCall("judge_single", ctx, await resources.aendpoints(ctx), role="judge")
     names = ", ".join(dimensions_of(state["target_kind"]))
-    prompt = messages(state["shared_prefix"], target_block(state) + "\n" + SINGLE_JUDGE_INSTRUCTIONS.format(dimensions=names))
     base = dict(target_kind=state["target_kind"], target_id=state["target_id"], mode="single")
+    evidence = ""
+    if ctx.judge_code_checks:
+        if failures := check_failures(state, resources):
+            dimension, reason = next(iter(failures.items()))
+            return {"judgements": [Judgement(**base, overall="Bad", reason=f"{dimension}: {reason}", flags=["code_check"])]}
+        evidence = evidence_of(state, resources)
+    prompt = messages(state["shared_prefix"], target_block(state, evidence) + "\n" + SINGLE_JUDGE_INSTRUCTIONS.format(dimensions=names))
     output = await run.ask(f"judge[{state['target_kind']}:single]", prompt, SingleVerdictOutput, ctx.judge_temperature, 110)
     if output is None:
         return run.update(judgements=[Judgement(**base, overall=None, reason=str(run.error)[:200], flags=["judge_failed"])])

@@ -37,6 +37,8 @@ from pydantic import BaseModel, Field
 
 from recgpt import plots
 from recgpt.agents import explainer as explainer_agents
+from recgpt.agents import judge as judge_agents
+from recgpt.agents import judge_checks
 from recgpt.agents.judge import guard_verdicts, senior_review
 from recgpt.errors import RecGPTError
 from recgpt.eval.harness import prompts_fingerprint, run_eval
@@ -111,10 +113,19 @@ PHASE_FIELDS = {"concurrency", "phase", "policy_from"}
 
 
 def config_hash(config: ExplainJudgeConfig, data_hash: str, model: str) -> str:
-    text = inspect.getsource(explainer) + inspect.getsource(explainer_agents) + inspect.getsource(judge)
+    """Key of the run's store: what decides the *explanations* (options, data, policy, explainer prompts and agent).
+    The judge's own sources key each verdict instead (`judge_fingerprint`), so a changed judge re-judges stored
+    explanations rather than losing them (the policy that wrote them may no longer be served)."""
+    text = inspect.getsource(explainer) + inspect.getsource(explainer_agents)
     payload = {"config": config.model_dump(exclude=PHASE_FIELDS), "data": data_hash, "model": model,
                "prompts": prompts_fingerprint(), "explain_judge_prompts": hashlib.sha256(text.encode()).hexdigest()[:12]}
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:10]
+
+
+def judge_fingerprint() -> str:
+    """The judge's prompts, agents and code checks: part of every verdict's store key."""
+    text = "".join(inspect.getsource(m) for m in (judge, judge_agents, judge_checks))
+    return hashlib.sha256(text.encode()).hexdigest()[:8]
 
 
 def matching_tags(result: UserResult, level: str) -> list[tuple[str, str]]:
@@ -193,11 +204,10 @@ class Evaluation:
 
     @property
     def judge_prefix(self) -> str:
-        """Store key prefix of a verdict: `judge|` when the policy judges itself (the keys runs have always had),
-        `judge@<judge weights digest>|` for another judge, so one store holds each judge's verdicts apart."""
-        if self.judge_model == self.model:
-            return "judge|"
-        return f"judge@{hashlib.sha256(self.judge_model.encode()).hexdigest()[:10]}|"
+        """Store key prefix of a verdict: `judge@<judge weights digest>:<judge sources digest>|`, so one store holds each judge's (and each judge version's)
+        verdicts apart."""
+        who = hashlib.sha256(self.judge_model.encode()).hexdigest()[:10]
+        return f"judge@{who}:{judge_fingerprint()}|"
 
     def judge_job(self, task_of: Callable[[], Awaitable[JudgeInput]], mode: str) -> Callable[[], Awaitable[Any]]:
         async def job() -> Any:
@@ -208,9 +218,11 @@ class Evaluation:
         return job
 
     def judge_input(self, user: str, kind: str, target_id: str, text: str, title: str = "", category: str = "") -> Callable[[], Awaitable[JudgeInput]]:
+        history = [e.item_id for e in self.dataset.example(user, self.config.split).history]
+
         async def make() -> JudgeInput:
             return JudgeInput(shared_prefix=await self.prefix(user), target_kind=kind, target_id=target_id,  # type: ignore[typeddict-item]
-                              text=text, title=title, category=category)
+                              text=text, title=title, category=category, history_item_ids=history)
 
         return make
 
@@ -274,8 +286,8 @@ class Evaluation:
             texts_all: list[str] = []
             for j in range(d):
                 item = owned[owners[j]][0]
-                texts = [explanation(mode, u, item, by_user[u].tags[0]).text for o, u, it in diversity_pairs if o == owners[j]]
-                texts = [t for t in texts if t]
+                written = [explanation(mode, u, item, by_user[u].tags[0]) for o, u, it in diversity_pairs if o == owners[j]]
+                texts = [e.text for e in written if e.text and not e.fallback]  # code's sentence is not the writer's
                 texts_all += texts
                 value = pairwise_diversity(texts)
                 if value is not None:
@@ -299,8 +311,9 @@ class Evaluation:
         if cfg.diversity_only or cfg.phase == "generate":
             return summary
 
-        expl_pos = [(u, explanation("meta", u, item, tag)) for u, (item, tag) in owned.items()
-                    if explanation("meta", u, item, tag).text]
+        # the writer's own sentences only: a code-made fallback ("Picked for your interest in ...") is no test of a judge
+        expl_pos = [(u, e) for u, (item, tag) in owned.items()
+                    if (e := explanation("meta", u, item, tag)).text and not e.fallback]
         expl_rows = shuffle_label(expl_pos, cfg.seed)
         expl_rows += corrupted(expl_pos[: cfg.corruption_samples], EXPLANATION_CORRUPTIONS,
                                lambda e, kind, i: e.model_copy(update={"text": corrupt_explanation(
@@ -313,9 +326,9 @@ class Evaluation:
         judge_jobs: dict[str, Callable[[], Awaitable[Any]]] = {}
         tag_tasks: dict[str, tuple[Labelled, Callable[[], Awaitable[JudgeInput]]]] = {}
         for row in tag_rows:
-            tag, _ = row.payload
+            tag, category = row.payload
             key = f"tag|{row.context_user}|{tag}" + corruption_suffix(row)
-            tag_tasks[key] = (row, self.judge_input(row.context_user, "tag", tag, tag))
+            tag_tasks[key] = (row, self.judge_input(row.context_user, "tag", tag, tag, category=category))
         expl_tasks: dict[str, tuple[Any, Callable[[], Awaitable[JudgeInput]]]] = {}
         for row in expl_rows:
             e: ItemExplanation = row.payload
@@ -389,7 +402,7 @@ class Evaluation:
         labels: dict[str, list[bool]] = {}
         predictions: dict[str, list[bool]] = {}
         for key, (row, _) in tasks.items():
-            for v in Judgement.model_validate(self.store.values[f"judge|agent|{key}"]).verdicts:
+            for v in Judgement.model_validate(self.store.values[f"{self.judge_prefix}agent|{key}"]).verdicts:
                 labels.setdefault(v.dimension, []).append(row.label)
                 predictions.setdefault(v.dimension, []).append(v.grade == "positive")
         return {d: binary_scores(labels[d], predictions[d]) for d in labels}
@@ -414,7 +427,7 @@ class Evaluation:
             for key, (row, _) in tasks.items():
                 if row.label != label:
                     continue
-                for v in Judgement.model_validate(self.store.values[f"judge|agent|{key}"]).verdicts:
+                for v in Judgement.model_validate(self.store.values[f"{self.judge_prefix}agent|{key}"]).verdicts:
                     counts[v.dimension] += 1
                     positive[v.dimension] += v.grade == "positive"
             out["positives" if label else "negatives"] = {d: positive[d] / counts[d] for d in counts}

@@ -94,7 +94,7 @@ def corrupt_explanation(text: str, title: str, other_title: str, kind: str) -> s
     if kind == "wrong_fact":
         return f"{text.rstrip('.!?')}, and it comes with a lifetime warranty and free next-day delivery for just $5."
     if kind == "other_title":
-        return f"You will love the {other_title}: it is exactly what your recent purchases call for."
+        return f"You will love the {other_title}: it suits your recent purchases perfectly."
     raise ValueError(f"unknown explanation corruption {kind!r}; expected one of {EXPLANATION_CORRUPTIONS}")
 
 

@@ -21,17 +21,17 @@ no title or category of this catalogue uses", not an English dictionary's opinio
 
 from __future__ import annotations
 
-import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from recgpt.agents.explainer import adds_nothing, echoed_prompt_words, has_size_residue, repeated_phrase
+from recgpt.agents.judge_checks import ENDING_FILLER, has_filler, is_unfinished  # noqa: F401 (re-exported)
 from recgpt.agents.planner import copies_an_example, is_person_name, is_role_name, pastes_path, repeats_focus
 from recgpt.agents.words import is_unknown, known_words
 from recgpt.data import Dataset
 from recgpt.eval.tag_copies import CategoryVocabulary, copy_kind, normalise
-from recgpt.text_fields import DANGLING_WORDS, FILLER_WORDS, GENERIC_WORDS, ends_on_a_fragment, words_of
+from recgpt.text_fields import FILLER_WORDS, GENERIC_WORDS, words_of
 
 PERSONA_DEFECTS = ("persona_role_name", "persona_copied_example", "persona_person_name", "persona_duplicate",
                    "persona_path_focus", "persona_filler_or_misspelled")
@@ -40,12 +40,6 @@ EXPLANATION_DEFECTS = ("explanation_echo", "explanation_loop", "explanation_size
                        "explanation_adds_nothing")
 ITEM_DEFECTS = ("item_off_category", "item_repeated")
 DEFECTS = PERSONA_DEFECTS + TAG_DEFECTS + EXPLANATION_DEFECTS + ITEM_DEFECTS
-
-
-FILLER_PHRASES = (re.compile(r"\bpacks?\s+of\b"), re.compile(r"\b(box|set|case|bag|ream)\s+of\s*$"),
-                  re.compile(r"\b(colors?|assorted|sheets|pieces|refills?|count)\s+packs?\b"),
-                  re.compile(r"\bper\s+(pack|box|case)\b"))
-ENDING_FILLER = DANGLING_WORDS | {"and", "&", "with", "for", "of", "or", "in", "to", "by", "the", "a", "an"}
 
 
 @dataclass(frozen=True)
@@ -107,18 +101,6 @@ def persona_defects(personas: Sequence[tuple[str, str]], lexicon: Lexicon) -> li
 
 # --- tags --------------------------------------------------------------------------------------------------------
 
-def has_filler(tag: str) -> bool:
-    text = normalise(tag)
-    words = text.split()
-    if not words:
-        return False
-    if any(w in FILLER_WORDS for w in words) or any(p.search(text) for p in FILLER_PHRASES):
-        return True
-    if words[-1] in ENDING_FILLER:
-        return True
-    return any(a == b for a, b in zip(words, words[1:])) or max(Counter(words).values()) >= 3
-
-
 def is_cut_or_misspelled(tag: str, lexicon: Lexicon) -> bool:
     return any(lexicon.is_cut(w) for w in words_of(tag) if w.isalpha() or "-" in w or "'" in w)
 
@@ -152,16 +134,6 @@ def tag_defects(tags: Sequence[str], lexicon: Lexicon) -> list[list[str]]:
 
 def echoes_prompt(text: str) -> bool:
     return echoed_prompt_words(text) is not None  # the writer's own check, so both agree on what an echo is
-
-
-def is_unfinished(text: str) -> bool:
-    """Not a closed sentence: no final '.', '!' or '?', a dangling last word, or a one-letter stub ("pack of r.")."""
-    stripped = text.strip()
-    if not stripped or stripped[-1] not in ".!?":
-        return True
-    last = stripped.rstrip(".!?").split()[-1:] or [""]  # the whole last token: "R400" is a model number, not "r"
-    stub = last[0].strip("\"'()").lower()
-    return ends_on_a_fragment(stripped) or (len(stub) == 1 and stub.isalpha() and stub not in {"a", "i"})
 
 
 def explanation_defects(text: str, title: str, category: str) -> list[str]:

@@ -54,13 +54,15 @@ def fan_out_judges(state: RecState) -> list[Send] | str:
     if get_runtime(Context).context.judge_mode == "off":
         return END
     prefix = state["shared_prefix"]
+    history = list(state.get("history_item_ids", []))
     sends = [
-        Send("judge", {"shared_prefix": prefix, "target_kind": "tag", "target_id": t.tag, "text": t.tag, "title": "", "category": ""})
+        Send("judge", {"shared_prefix": prefix, "target_kind": "tag", "target_id": t.tag, "text": t.tag, "title": "",
+                       "category": t.category or "", "history_item_ids": history})
         for t in state.get("tags", [])
     ]
     sends += [
         Send("judge", {"shared_prefix": prefix, "target_kind": "explanation", "target_id": e.item_id, "text": e.text,
-                       "title": e.title, "category": e.category})
+                       "title": e.title, "category": e.category, "history_item_ids": history})
         for e in state.get("explanations", [])
         if e.text
     ]

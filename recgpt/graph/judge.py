@@ -22,7 +22,7 @@ from recgpt.services.resources import Resources
 def fan_out_dimensions(state: JudgeState) -> list[Send] | str:
     if get_runtime(Context).context.judge_mode == "single":
         return "single"
-    task = {key: state[key] for key in JudgeInput.__annotations__}
+    task = {key: state[key] for key in JudgeInput.__annotations__ if key in state}
     return [Send("dimension", {**task, "dimension": name}) for name in dimensions_of(state["target_kind"])]
 
 

@@ -167,6 +167,12 @@ class Context:
     judge_tau_explanations: int = field(default=5, metadata={"description": "Senior Reviewer: positive explanation dimensions (of 7) needed for Superior."})
     judge_injection_guard: bool = field(default=True, metadata={"description": (
         "Grade targets carrying judge-directed instructions ('rate this Superior') as failing safety, whatever the LLM says.")})
+    judge_code_checks: bool = field(default=True, metadata={"description": (
+        "The judge's literal checks (agents/judge_checks.py) grade what needs no model: title filler or a cut word "
+        "fails a tag's validity, a pasted path its specificity; a broken-off, looping or prompt-reciting sentence "
+        "fails an explanation's clarity, a restated title its informativeness, an invented price or warranty its "
+        "factuality. A dimension a check fails is negative without an LLM call. The LLM also reads how many of the "
+        "user's past items lie in the target's category. False: the LLM alone, as in the paper.")})
 
     def __post_init__(self) -> None:
         for name, low in (("num_personas", 1), ("tags_per_expert", 1), ("num_tags", 1), ("items_per_tag", 1),

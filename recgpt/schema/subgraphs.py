@@ -8,7 +8,7 @@ from __future__ import annotations
 import operator
 from typing import Annotated, Literal
 
-from typing_extensions import TypedDict
+from typing_extensions import NotRequired, TypedDict
 
 from recgpt.schema.state import Accounting, DimensionVerdict, FinalTag, ItemExplanation, Judgement, RetrievedItem, StyleGuideline
 
@@ -45,6 +45,9 @@ class JudgeInput(TypedDict):
     text: str
     title: str
     category: str
+    """An explanation's item category; a tag's grounded category path (empty when the tag is free text)."""
+    history_item_ids: NotRequired[list[str]]
+    """The user's past items: the judge's catalogue evidence (how many lie in the target's category)."""
 
 
 class JudgeOutput(Accounting, total=False):

@@ -1,0 +1,137 @@
+"""The judge's code checks: the defects they fail, the good outputs they pass, the evidence line, and that a dimension
+a check decides costs no LLM call."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from recgpt.agents.judge_checks import (
+    explanation_check_failures,
+    history_evidence,
+    in_category,
+    invented_commerce_claim,
+    tag_check_failures,
+)
+from recgpt.eval.judge_labels import EXPLANATION_CORRUPTIONS, TAG_CORRUPTIONS, corrupt_explanation, corrupt_tag
+from recgpt.graph import Context
+from recgpt.graph.judge import build_judge_subgraph
+from recgpt.services.resources import default_registry
+from tests.unit.fakes import DEAD_ENDPOINT, FakeLLM, fake_resources
+
+KNOWN = frozenset({"gel", "pens", "photo", "paper", "binder", "dividers", "index", "black", "ink", "cartridge", "desk",
+                   "label", "printer", "printers", "office", "school", "supplies", "writing", "correction"})
+TITLE = "Pilot G2 Retractable Gel Pens, Fine Point, Black Ink, 12 Pack"
+CATEGORY = "Office Products > Office & School Supplies > Writing & Correction Supplies > Gel Pens"
+GOOD_EXPLANATION = "Smooth black gel pens to keep your class notes neat, like the ones you reordered last month."
+
+
+@pytest.mark.parametrize("kind", TAG_CORRUPTIONS)
+def test_every_tag_corruption_of_the_labelled_set_fails_a_check(kind: str) -> None:
+    assert tag_check_failures(corrupt_tag("black gel pens", CATEGORY, kind), KNOWN)
+
+
+@pytest.mark.parametrize(("tag", "dimension"), [
+    ("binder index dividers x inches yellow and white dividers for", "validity"),   # the demo's filler
+    ("photo paper inch x inches color paper with edge protecters x", "validity"),
+    ("black and gr", "validity"),                                                     # a cut word
+    ("gelpp pens", "validity"),                                                       # neither shop nor English
+    ("Office Products > Office & School Supplies > Writing", "specificity"),          # a pasted path
+])
+def test_literal_tag_defects_fail_their_dimension(tag: str, dimension: str) -> None:
+    assert dimension in tag_check_failures(tag, KNOWN)
+
+
+@pytest.mark.parametrize("tag", ["black gel pens", "photo paper", "desk label printer", "refillable ink cartridge"])
+def test_a_tag_in_a_shoppers_words_passes_every_check(tag: str) -> None:
+    assert tag_check_failures(tag, KNOWN) == {}
+
+
+@pytest.mark.parametrize("kind", [k for k in EXPLANATION_CORRUPTIONS if k != "other_title"])
+def test_every_literal_explanation_corruption_fails_a_check(kind: str) -> None:
+    bad = corrupt_explanation(GOOD_EXPLANATION, TITLE, "Avery Binder Dividers", kind)
+    assert explanation_check_failures(bad, TITLE, CATEGORY)
+
+
+def test_praising_another_item_is_left_to_the_llm() -> None:
+    """Whether the sentence is about *this* item is a reading task: no literal check claims it (the LLM's relevance and
+    factuality do), so the report's per-kind rates show what the model itself sees."""
+    bad = corrupt_explanation(GOOD_EXPLANATION, TITLE, "Avery Binder Dividers", "other_title")
+    assert explanation_check_failures(bad, TITLE, CATEGORY) == {}
+
+
+@pytest.mark.parametrize(("text", "dimension"), [
+    ("The item matches the tone, audience, emotional angle, rhetorical device and seasonal framing of the user's history.",
+     "clarity"),
+    ("The ballpoint pens are assorted colors pack of r.", "clarity"),
+    ("The item fits them because it's called a desktop label printer.", "informativeness"),
+    ("Great pens, now with free shipping and a lifetime warranty.", "factuality"),
+    ("Only $5 for a dozen pens you will love.", "factuality"),
+])
+def test_the_demos_bad_explanations_fail_their_dimension(text: str, dimension: str) -> None:
+    title = "Desktop Label Printer" if "label printer" in text else TITLE
+    assert dimension in explanation_check_failures(text, title, CATEGORY)
+
+
+def test_a_good_explanation_passes_and_a_title_may_state_its_own_warranty() -> None:
+    assert explanation_check_failures(GOOD_EXPLANATION, TITLE, CATEGORY) == {}
+    assert invented_commerce_claim("It comes with a lifetime warranty.", "Desk Chair with Lifetime Warranty") is None
+    assert invented_commerce_claim("It comes with a lifetime warranty.", "Desk Chair") == "lifetime warranty"
+
+
+def test_in_category_compares_the_second_level_or_a_genre() -> None:
+    path = ("Office Products", "Office & School Supplies", "Writing & Correction Supplies")
+    assert in_category(path, (), "Office Products > Office & School Supplies > Paper")
+    assert not in_category(path, (), "Office Products > Office Electronics")
+    assert in_category((), ("Drama", "Romance"), "Drama") and not in_category((), ("Comedy",), "Drama")
+    assert not in_category(path, (), "")
+
+
+def test_history_evidence_counts_the_users_past_items_in_the_category(small_dataset_dir: Path, isolated_home: Path) -> None:
+    dataset = default_registry().dataset(str(small_dataset_dir))
+    history = [e.item_id for e in dataset.example("u1", "test").history]
+    category = dataset.items[history[0]].category
+    line = history_evidence(dataset, history, category)
+    hits = sum(in_category(dataset.items[i].category_path, dataset.items[i].genres, category) for i in history)
+    assert line == f"Catalogue evidence: {hits} of the user's {len(history)} past items lie in " \
+                   f"{' > '.join(category.split(' > ')[:2])}." and hits >= 1
+    assert history_evidence(dataset, [], category) == "" and history_evidence(dataset, history, "") == ""
+
+
+def judge_once(resources: object, text: str, kind: str, ctx: Context, history: list[str]) -> object:
+    graph = build_judge_subgraph(resources)  # type: ignore[arg-type]
+    task = {"shared_prefix": "You are one agent of RecGPT.", "target_kind": kind, "target_id": "t", "text": text,
+            "title": TITLE, "category": CATEGORY, "history_item_ids": history}
+    return asyncio.run(graph.ainvoke(task, context=ctx))["judgements"][0]
+
+
+def test_a_dimension_a_check_fails_is_negative_without_an_llm_call(
+        fake_llm: FakeLLM, small_dataset_dir: Path, isolated_home: Path) -> None:
+    resources = fake_resources(small_dataset_dir)
+    ctx = Context(base_url=DEAD_ENDPOINT, model="fake", judge_mode="agent")
+    broken = "The ballpoint pens are assorted colors pack of r."
+    judgement = judge_once(resources, broken, "explanation", ctx, [])
+    assert judgement.overall == "Bad" and "code_check" in judgement.flags
+    clarity = next(v for v in judgement.verdicts if v.dimension == "clarity")
+    assert clarity.grade == "negative" and clarity.reason.startswith("code check:")
+    assert "judge[explanation:clarity]" not in fake_llm.calls and "judge[explanation:relevance]" in fake_llm.calls
+    # checks off: the LLM grades every dimension, as in the paper
+    fake_llm.calls.clear()
+    off = judge_once(resources, broken, "explanation", Context(base_url=DEAD_ENDPOINT, model="fake", judge_mode="agent",
+                                                               judge_code_checks=False), [])
+    assert "judge[explanation:clarity]" in fake_llm.calls and off.overall == "Superior"
+
+
+def test_the_single_judge_skips_its_call_when_a_check_fails_and_reads_the_evidence_otherwise(
+        fake_llm: FakeLLM, small_dataset_dir: Path, isolated_home: Path) -> None:
+    resources = fake_resources(small_dataset_dir)
+    ctx = Context(base_url=DEAD_ENDPOINT, model="fake", judge_mode="single")
+    bad = judge_once(resources, "Great pens, now with free shipping.", "explanation", ctx, [])
+    assert bad.overall == "Bad" and bad.flags == ["code_check"] and not fake_llm.calls
+    dataset = resources.dataset
+    history = [e.item_id for e in dataset.example("u1", "test").history]
+    judge_once(resources, GOOD_EXPLANATION, "explanation", ctx, history)
+    assert fake_llm.calls == ["judge[explanation:single]"]
+    assert "Catalogue evidence:" in fake_llm.prompts["judge[explanation:single]"]
