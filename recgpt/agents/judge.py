@@ -8,7 +8,7 @@ a pure function makes the judge's aggregate behaviour testable and auditable.
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, Literal
 
 from langgraph.runtime import Runtime
 from pydantic import BaseModel, Field
@@ -20,6 +20,8 @@ from recgpt.prompts.judge import (
     DIMENSION_INSTRUCTIONS,
     EXPLANATION_DIMENSIONS,
     EXPLANATION_TARGET,
+    PAIRWISE_INSTRUCTIONS,
+    PAIRWISE_TARGET,
     SINGLE_JUDGE_INSTRUCTIONS,
     TAG_DIMENSIONS,
     TAG_TARGET,
@@ -45,6 +47,11 @@ def dimensions_of(kind: TargetKind) -> dict[str, str]:
 class VerdictOutput(BaseModel):
     reason: str = Field(max_length=100, description="One short sentence.")
     grade: Grade
+
+
+class PreferenceOutput(BaseModel):
+    reason: str = Field(max_length=150, description="One short sentence.")
+    better: Literal["A", "B"]
 
 
 class SingleVerdictOutput(BaseModel):
@@ -160,3 +167,24 @@ async def single_judge_node(state: JudgeState, runtime: Runtime[Context], resour
         overall, flags = "Bad", ["injection_suspected"]
     judgement = Judgement(**base, overall=overall, reason=clean_text(output.reason, 200), flags=flags)
     return run.update(judgements=[judgement])
+
+
+async def prefer(ctx: Context, resources: Resources, shared_prefix: str, title: str, category: str, first: str,
+                 second: str) -> tuple[Literal["A", "B"] | None, str]:
+    """Pairwise judge: which of two explanations of one item this user would rather read ("A" = `first`), and why.
+
+    Position bias is the caller's to cancel (ask both orders). With the code checks on, a sentence that fails one
+    loses to one that fails none without an LLM call; when both or neither fail, the LLM decides. None: it failed.
+    """
+    if ctx.judge_code_checks:
+        failed = [bool(explanation_check_failures(text, title, category)) for text in (first, second)]
+        if failed[0] != failed[1]:
+            return ("B" if failed[0] else "A"), "code check: the other explanation has a literal defect"
+    run = AgentCall("judge_pairwise", ctx, await resources.aendpoints(ctx), role="judge")
+    block = PAIRWISE_TARGET.format(title=clean_text(title, 200), category=category, first=clean_text(first, 300),
+                                   second=clean_text(second, 300))
+    output = await run.ask("judge[pairwise]", messages(shared_prefix, block + "\n" + PAIRWISE_INSTRUCTIONS),
+                           PreferenceOutput, ctx.judge_temperature, 90)
+    if output is None:
+        return None, str(run.error)[:200]
+    return output.better, clean_text(output.reason, 150)

@@ -39,7 +39,7 @@ from recgpt import plots
 from recgpt.agents import explainer as explainer_agents
 from recgpt.agents import judge as judge_agents
 from recgpt.agents import judge_checks
-from recgpt.agents.judge import guard_verdicts, senior_review
+from recgpt.agents.judge import guard_verdicts, prefer, senior_review
 from recgpt.errors import RecGPTError
 from recgpt.eval.harness import prompts_fingerprint, run_eval
 from recgpt.eval.judge_labels import (
@@ -217,6 +217,14 @@ class Evaluation:
 
         return job
 
+    def preference_job(self, user: str, item: ItemExplanation, first: str, second: str) -> Callable[[], Awaitable[Any]]:
+        async def job() -> Any:
+            better, reason = await prefer(self.ctx, self.resources, await self.prefix(user), item.title, item.category,
+                                          first, second)
+            return {"better": better, "reason": reason}
+
+        return job
+
     def judge_input(self, user: str, kind: str, target_id: str, text: str, title: str = "", category: str = "") -> Callable[[], Awaitable[JudgeInput]]:
         history = [e.item_id for e in self.dataset.example(user, self.config.split).history]
 
@@ -268,7 +276,9 @@ class Evaluation:
 
         explain_jobs: dict[str, Callable[[], Awaitable[Any]]] = {}
         for user, (item, tag) in ({} if cfg.diversity_only else owned).items():
-            explain_jobs[ekey("meta", user, item, tag)] = self.explain_job(user, item, tag, "meta")
+            # meta (served) and the V1 template on the same user and item: the judged preference's pairs
+            for mode in ("meta", "template"):
+                explain_jobs[ekey(mode, user, item, tag)] = self.explain_job(user, item, tag, mode)
         for _, user, item in diversity_pairs:
             tag = by_user[user].tags[0]
             for mode in DIVERSITY_MODES:
@@ -343,6 +353,15 @@ class Evaluation:
         for mode in ("agent", "single"):
             for key, (_, make) in {**tag_tasks, **expl_tasks, **inj_tasks}.items():
                 judge_jobs[f"{self.judge_prefix}{mode}|{key}"] = self.judge_job(make, mode)
+        # meta against the template on the same user and item, both orders (position bias cancels); the writer's own
+        # sentences only (a code-made fallback on either side leaves the pair out)
+        pref_pairs = [(u, explanation("meta", u, item, tag), explanation("template", u, item, tag))
+                      for u, (item, tag) in owned.items()]
+        pref_pairs = [(u, m, t) for u, m, t in pref_pairs if m.text and t.text and not m.fallback and not t.fallback]
+        for user, meta, template in pref_pairs:
+            for order, (first, second) in (("meta-first", (meta, template)), ("template-first", (template, meta))):
+                judge_jobs[f"{self.judge_prefix}pref|{user}|{meta.item_id}|{order}"] = self.preference_job(
+                    user, meta, first.text, second.text)
         await run_jobs(self.store, judge_jobs, "judging", cfg.concurrency, self.show_progress)
 
         # -- metrics --------------------------------------------------------------------------
@@ -356,14 +375,18 @@ class Evaluation:
         for kind, tasks in (("tags", tag_tasks), ("explanations", expl_tasks)):
             agreement[kind] = {}
             for mode in ("agent", "single"):
-                labels, overall = [], []
+                labels, overall, fit_rows = [], [], []
                 for key, (row, make) in tasks.items():
                     labels.append(row.label)
                     overall.append(await verdict(mode, key, make, guard=True))
+                    fit_rows.append(row.kind in ("real", "shuffled"))
                 dist = {lab: dict(Counter(o or "abstain" for o, truth in zip(overall, labels) if truth == lab)) for lab in (True, False)}
                 agreement[kind][mode] = {
                     "not_bad_is_positive": binary_scores(labels, [o in ("Superior", "Average") for o in overall]),
                     "superior_is_positive": binary_scores(labels, [o == "Superior" for o in overall]),
+                    # positives against other users' outputs only: does the judge read the fit to *this* user?
+                    "fit_only": binary_scores([lab for lab, f in zip(labels, fit_rows) if f],
+                                              [o in ("Superior", "Average") for o, f in zip(overall, fit_rows) if f]),
                     "distribution": {"positives": dist[True], "negatives": dist[False]},
                     "abstained": sum(o is None for o in overall),
                 }
@@ -393,7 +416,13 @@ class Evaluation:
                         "n": n, "flip_rate": flips / n if n else 0.0,
                         "superior_rate_clean": clean_sup / n if n else 0.0, "superior_rate_injected": inj_sup / n if n else 0.0}
 
-        return {**summary, "agreement": agreement, "injection": injection}
+        return {**summary, "agreement": agreement, "injection": injection,
+                "preference": self._preference(pref_pairs, owned_users=len(owned))}
+
+    def _preference(self, pairs: list[tuple[str, ItemExplanation, ItemExplanation]], owned_users: int) -> dict[str, Any]:
+        answers = [tuple(self.store.values[f"{self.judge_prefix}pref|{user}|{meta.item_id}|{order}"]
+                         for order in ("meta-first", "template-first")) for user, meta, _ in pairs]
+        return {**preference_summary(answers), "eligible_users": owned_users, "left_out_fallback_or_empty": owned_users - len(pairs)}
 
     def _dimension_scores(self, tasks: dict[str, Any]) -> dict[str, dict[str, float]]:
         """Per dimension of the Agent-as-a-Judge: precision, recall and F1 of 'this dimension graded positive' against the
@@ -432,6 +461,30 @@ class Evaluation:
                     positive[v.dimension] += v.grade == "positive"
             out["positives" if label else "negatives"] = {d: positive[d] / counts[d] for d in counts}
         return out
+
+
+def preference_summary(answers: list[tuple[dict[str, Any], ...]]) -> dict[str, Any]:
+    """Meta-prompting's judged win rate over the template from each pair's two answers (meta shown first, then second):
+    a pair scores the share of the orders in which the judge chose meta (1, .5 or 0); their mean, standard error and z
+    against a coin (.5). Also how often the judge kept its choice when the order flipped, how often it said "A"
+    (position bias), how many pairs a code check decided, and how many had a failed call (left out)."""
+    scores: list[float] = []
+    said_a = consistent = by_code = failed = 0
+    for first, second in answers:
+        if first.get("better") is None or second.get("better") is None:
+            failed += 1
+            continue
+        scores.append(((first["better"] == "A") + (second["better"] == "B")) / 2)
+        said_a += (first["better"] == "A") + (second["better"] == "A")
+        consistent += (first["better"] == "A") == (second["better"] == "B")
+        by_code += str(first.get("reason", "")).startswith("code check:")
+    n = len(scores)
+    mean = statistics.fmean(scores) if scores else None
+    se = statistics.stdev(scores) / n ** 0.5 if n >= 2 else None
+    return {"pairs": n, "meta_win_rate": mean, "standard_error": se,
+            "z": (mean - 0.5) / se if mean is not None and se else None,
+            "consistent_share": consistent / n if n else None, "said_a_share": said_a / (2 * n) if n else None,
+            "decided_by_code": by_code, "failed": failed}
 
 
 def corruption_suffix(row: Labelled) -> str:
@@ -569,9 +622,11 @@ def write_report(summary: dict[str, Any], out_dir: Path) -> tuple[Path, Path, Pa
         return json_path, md_path, _plot(stem.parent / (stem.name + ".png"), summary)
     lines += ["## Judge agreement with automatic labels (in-batch shuffling and corrupted outputs)", "",
               "Prediction 'positive' = the judge's overall verdict is not Bad (Superior or Average); the last columns use "
-              "'positive' = Superior only. Abstentions (every evaluator failed) count as negative predictions.", "",
-              "| target | judge | n+ / n- | accuracy | precision | recall | F1 | F1 (Superior only) | S/A/B on positives | S/A/B on negatives |",
-              "|---|---|---|---|---|---|---|---|---|---|"]
+              "'positive' = Superior only. Abstentions (every evaluator failed) count as negative predictions. 'F1 real vs shuffled' "
+              "leaves the corrupted rows out: the positives against other users' outputs, the part no code check decides "
+              "(does the output fit *this* user?).", "",
+              "| target | judge | n+ / n- | accuracy | precision | recall | F1 | F1 (Superior only) | F1 real vs shuffled | S/A/B on positives | S/A/B on negatives |",
+              "|---|---|---|---|---|---|---|---|---|---|---|"]
     for kind in ("tags", "explanations"):
         a = agr[kind]
         for mode in ("agent", "single"):
@@ -582,7 +637,8 @@ def write_report(summary: dict[str, Any], out_dir: Path) -> tuple[Path, Path, Pa
                 return "/".join(str(dist.get(x, 0)) for x in ("Superior", "Average", "Bad")) + (f" (+{dist['abstain']} abst.)" if dist.get("abstain") else "")
 
             lines.append(f"| {kind} | {mode} | {a['n_positive']} / {a['n_negative']} | {_fmt(s1['accuracy'])} | {_fmt(s1['precision'])} | "
-                         f"{_fmt(s1['recall'])} | {_fmt(s1['f1'])} | {_fmt(s2['f1'])} | {sab(m['distribution']['positives'])} | "
+                         f"{_fmt(s1['recall'])} | {_fmt(s1['f1'])} | {_fmt(s2['f1'])} | {_fmt(m.get('fit_only', {}).get('f1'))} | "
+                         f"{sab(m['distribution']['positives'])} | "
                          f"{sab(m['distribution']['negatives'])} |")
     lines += ["", "Agent-as-a-Judge: share of 'positive' grades per dimension (positives vs negatives) — a dimension that "
               "separates the two is one the small judge can see:", ""]
@@ -621,10 +677,26 @@ def write_report(summary: dict[str, Any], out_dir: Path) -> tuple[Path, Path, Pa
             lines.append(f"| {mode} | {'explanation' if where == 'text' else 'item title'} | {_fmt(raw['flip_rate'])} | "
                          f"{_fmt(raw['superior_rate_clean'])} -> {_fmt(raw['superior_rate_injected'])} | {_fmt(guarded['flip_rate'])} | "
                          f"{_fmt(guarded['superior_rate_injected'])} |")
+    if pref := summary.get("preference"):
+        lines += preference_lines(pref)
     lines += ["", f"Failed explanation calls (flagged, kept in the store): {summary['failed_explanations']}.", ""]
     md_path = stem.parent / (stem.name + ".md")
     md_path.write_text("\n".join(lines) + "\n")
     return json_path, md_path, _plot(stem.parent / (stem.name + ".png"), summary)
+
+
+def preference_lines(pref: dict[str, Any]) -> list[str]:
+    z = pref.get("z")
+    return ["", "## Meta-prompting against the template, judged (both orders)", "",
+            f"Each user's top item, explained by the served meta-prompting stage and by the V1 template; the judge picks the "
+            f"one the shopper would rather read, once with meta shown first and once second. A pair scores the share of the "
+            f"two orders meta won. {pref['left_out_fallback_or_empty']} of {pref['eligible_users']} users are left out "
+            f"(a code-made fallback or an empty answer on either side); {pref['failed']} failed judge calls.", "",
+            "| pairs | meta win rate | ± SE | z vs .5 | same choice in both orders | 'A' answers | decided by a code check |",
+            "|---:|---:|---:|---:|---:|---:|---:|",
+            f"| {pref['pairs']} | {_fmt(pref['meta_win_rate'])} | {_fmt(pref['standard_error'])} | "
+            f"{'—' if z is None else f'{z:+.2f}'} | {_fmt(pref['consistent_share'])} | {_fmt(pref['said_a_share'])} | "
+            f"{pref['decided_by_code']} |"]
 
 
 def _plot(path: Path, summary: dict[str, Any]) -> Path | None:

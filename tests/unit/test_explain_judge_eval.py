@@ -203,3 +203,20 @@ def test_the_judge_phase_reads_the_policys_stored_answers_and_refuses_missing_on
     assert [r.user_id for r in stored_results(source, tmp_path, policy)] == users  # the sample's order
     with pytest.raises(RecGPTError, match="no stored recgpt answer"):
         stored_results(source, tmp_path, "recgpt-policy@/m/Other[w:1:2]")  # another policy's answers are not these
+
+
+def test_the_judged_preference_scores_both_orders_and_shows_position_bias(tmp_path: Path) -> None:
+    from recgpt.eval.explain_judge import preference_lines, preference_summary
+
+    a, b, none = {"better": "A"}, {"better": "B"}, {"better": None}
+    # meta wins both orders, a position-biased judge ("A" twice: one win each), template wins both, one failed call
+    out = preference_summary([(a, b), (a, a), (b, a), (a, none)])
+    assert out["pairs"] == 3 and out["failed"] == 1
+    assert out["meta_win_rate"] == pytest.approx(0.5) and out["consistent_share"] == pytest.approx(2 / 3)
+    assert out["said_a_share"] == pytest.approx(4 / 6) and out["z"] == pytest.approx(0.0)
+    strong = preference_summary([(a, b)] * 9 + [(b, a)])
+    assert strong["meta_win_rate"] == pytest.approx(0.9) and strong["z"] > 2
+    coded = preference_summary([({"better": "A", "reason": "code check: the other explanation has a literal defect"}, b)])
+    assert coded["decided_by_code"] == 1 and coded["standard_error"] is None and coded["z"] is None
+    text = "\n".join(preference_lines({**strong, "eligible_users": 12, "left_out_fallback_or_empty": 2}))
+    assert "| 10 | 0.900 |" in text and "2 of 12 users are left out" in text
