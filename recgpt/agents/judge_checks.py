@@ -71,15 +71,17 @@ def cut_words(tag: str, known: frozenset[str]) -> list[str]:
     return out
 
 
-def tag_check_failures(tag: str, known: frozenset[str]) -> dict[str, str]:
-    """Dimension -> why code fails it, for one tag (empty: nothing literal is wrong; the LLM grades every dimension)."""
+def tag_check_failures(text: str, known: frozenset[str]) -> dict[str, str]:
+    """Dimension -> why code fails it, for one tag or a tag set joined by ';' (a reward sample: each tag is checked on
+    its own). Empty: nothing literal is wrong, and the LLM grades every dimension."""
     fails: dict[str, str] = {}
-    if pastes_path(tag):
-        fails["specificity"] = "code check: the tag pastes a category path instead of naming a product need"
-    if has_filler(tag):
-        fails["validity"] = "code check: the tag carries title filler (sizes, pack counts or a dangling word)"
-    elif cut := cut_words(tag, known):
-        fails["validity"] = f"code check: the tag has a cut or misspelled word ({cut[0]!r})"
+    for tag in (part.strip() for part in text.split(";")):
+        if pastes_path(tag):
+            fails.setdefault("specificity", f"code check: {tag!r} pastes a category path instead of naming a product need")
+        if has_filler(tag):
+            fails.setdefault("validity", f"code check: {tag!r} carries title filler (sizes, pack counts or a dangling word)")
+        elif cut := cut_words(tag, known):
+            fails.setdefault("validity", f"code check: {tag!r} has a cut or misspelled word ({cut[0]!r})")
     return fails
 
 

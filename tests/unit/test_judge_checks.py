@@ -135,3 +135,10 @@ def test_the_single_judge_skips_its_call_when_a_check_fails_and_reads_the_eviden
     judge_once(resources, GOOD_EXPLANATION, "explanation", ctx, history)
     assert fake_llm.calls == ["judge[explanation:single]"]
     assert "Catalogue evidence:" in fake_llm.prompts["judge[explanation:single]"]
+
+
+def test_a_tag_set_is_checked_tag_by_tag() -> None:
+    """A reward sample is an expert's whole answer joined by ';': words repeated across its tags are no filler."""
+    assert tag_check_failures("photo paper; glossy photo paper; photo paper refills", KNOWN) == {}
+    fails = tag_check_failures("black gel pens; binder dividers x inches", KNOWN)
+    assert "binder dividers x inches" in fails["validity"]
