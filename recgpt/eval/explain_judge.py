@@ -292,21 +292,22 @@ class Evaluation:
             return ItemExplanation.model_validate(self.store.values[ekey(mode, user, item, tag)])
 
         def diversity_of(mode: str) -> dict[str, Any]:
-            per_item: list[float] = []
+            per_item: list[float | None] = []  # one slot per item: None where fewer than two sentences remain
             texts_all: list[str] = []
             for j in range(d):
                 item = owned[owners[j]][0]
                 written = [explanation(mode, u, item, by_user[u].tags[0]) for o, u, it in diversity_pairs if o == owners[j]]
                 texts = [e.text for e in written if e.text and not e.fallback]  # code's sentence is not the writer's
                 texts_all += texts
-                value = pairwise_diversity(texts)
-                if value is not None:
-                    per_item.append(value)
+                per_item.append(pairwise_diversity(texts))
+            measured = [v for v in per_item if v is not None]
             return {
-                "rouge_l_diversity": statistics.fmean(per_item) if per_item else None, "per_item": per_item,
+                "rouge_l_diversity": statistics.fmean(measured) if measured else None, "per_item": per_item,
                 "distinct_2": distinct_n(texts_all, 2),
                 "mean_words": statistics.fmean(len(t.split()) for t in texts_all) if texts_all else 0.0,
-                "items": len(per_item), "explanations": len(texts_all),
+                "items": len(measured), "explanations": len(texts_all),
+                "fallback": sum(1 for o, u, it in diversity_pairs
+                                if explanation(mode, u, it, by_user[u].tags[0]).fallback),
                 "examples": texts_all[:3],
             }
 
@@ -551,9 +552,11 @@ def reproduce_command(cfg: dict[str, Any]) -> str:
 def item_difference(diversity: dict[str, Any], first: str, second: str) -> dict[str, float] | None:
     """Diversity of mode `first` minus `second`, paired over the items both measured (the same users saw each item)."""
     a, b = (diversity.get(m, {}).get("per_item") for m in (first, second))
-    if not a or not b or len(a) != len(b) or len(a) < 2:
+    if not a or not b or len(a) != len(b):
         return None
-    diffs = [x - y for x, y in zip(a, b)]
+    diffs = [x - y for x, y in zip(a, b) if x is not None and y is not None]  # items both modes measured
+    if len(diffs) < 2:
+        return None
     return {"difference": statistics.fmean(diffs), "standard_error": statistics.stdev(diffs) / len(diffs) ** 0.5, "items": len(diffs)}
 
 
@@ -600,13 +603,14 @@ def write_report(summary: dict[str, Any], out_dir: Path) -> tuple[Path, Path, Pa
         f"{cfg['diversity_items']} items x up to {cfg['users_per_item']} users each. Diversity = 1 - mean pairwise ROUGE-L F1 "
         "among one item's explanations, averaged over items (paper: 0.631 V1 template -> 0.677 meta-prompting).",
         "",
-        "| mode | ROUGE-L diversity | distinct-2 | mean words | explanations |",
-        "|---|---|---|---|---|",
+        "| mode | ROUGE-L diversity | distinct-2 | mean words | explanations | code-made (left out) | items measured |",
+        "|---|---|---|---|---|---|---|",
     ]
     modes = [m for m in DIVERSITY_MODES if m in div]
     for mode in modes:
         d = div[mode]
-        lines.append(f"| {mode} | {_fmt(d['rouge_l_diversity'])} | {_fmt(d['distinct_2'])} | {_fmt(d['mean_words'])} | {d['explanations']} |")
+        lines.append(f"| {mode} | {_fmt(d['rouge_l_diversity'])} | {_fmt(d['distinct_2'])} | {_fmt(d['mean_words'])} | "
+                     f"{d['explanations']} | {d.get('fallback', '—')} | {d.get('items', '—')} |")
     lines += ["", "`meta-unsampled`: the Style Planner writes all five guideline fields; `meta` (served): tone and rhetorical "
               "device are drawn from the user context (`Context.style_sampling`), the planner writes the rest."]
     for first, second in (("meta", "template"), ("meta", META_UNSAMPLED)):

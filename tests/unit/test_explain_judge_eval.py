@@ -82,6 +82,10 @@ def test_diversity_gap_is_paired_over_items_and_needs_two() -> None:
     assert gap is not None and gap["items"] == 3 and abs(gap["difference"] - 0.1) < 1e-9
     assert abs(gap["standard_error"] - 0.1 / 3 ** 0.5) < 1e-9  # diffs .2, 0, .1: stdev .1
     assert item_difference(diversity, "meta", "meta-unsampled") is None  # different item counts: not paired
+    # an item one mode could not measure (fewer than two of its own sentences: the rest were code-made) is left out
+    holes = {"meta": {"per_item": [0.8, None, 0.9, 0.5]}, "template": {"per_item": [0.6, 0.7, 0.8, None]}}
+    gap = item_difference(holes, "meta", "template")
+    assert gap is not None and gap["items"] == 2 and abs(gap["difference"] - 0.15) < 1e-9
     assert served_name("recgpt-policy@/m/Qwen-policy-9b5a[model.safetensors:1:2]") == "Qwen-policy-9b5a"
 
 
