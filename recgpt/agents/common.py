@@ -14,7 +14,17 @@ from recgpt.schema.calls import LLMCall
 from recgpt.schema.context import Context
 from recgpt.schema.state import NodeTiming
 from recgpt.services.resources import Endpoints
-from recgpt.tools.llm import AGENT_FAILURES, Endpoint, acall_structured, call_of, chat_model, failure_flag
+from recgpt.tools.llm import (
+    AGENT_FAILURES,
+    NO_WORDS,
+    YES_WORDS,
+    Endpoint,
+    acall_structured,
+    acall_yes_probability,
+    call_of,
+    chat_model,
+    failure_flag,
+)
 
 S = TypeVar("S", bound=BaseModel)
 
@@ -63,6 +73,20 @@ class AgentCall:
             return None
         self.calls.append(call)
         return output
+
+    async def ask_yes(self, agent: str, prompt: list[BaseMessage], yes: frozenset[str] = YES_WORDS,
+                      no: frozenset[str] = NO_WORDS) -> float | None:
+        """P(yes) of a yes/no question (one output token, read from logprobs); None (recorded, flagged) on failure."""
+        model = chat_model(self.endpoint, 0.0, 1)
+        try:
+            p_yes, call = await acall_yes_probability(model, prompt, agent, self.endpoint.base_url, yes, no)
+        except AGENT_FAILURES as exc:
+            self.calls.append(call_of(exc, agent))
+            self.flags.append(failure_flag(agent, exc))
+            self.error = exc
+            return None
+        self.calls.append(call)
+        return p_yes
 
     @property
     def endpoint(self) -> Endpoint:

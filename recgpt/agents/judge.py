@@ -18,11 +18,14 @@ from recgpt.agents.judge_checks import explanation_check_failures, history_evide
 from recgpt.agents.words import known_words
 from recgpt.prompts.judge import (
     DIMENSION_INSTRUCTIONS,
+    DIMENSION_YES_NO,
     EXPLANATION_DIMENSIONS,
     EXPLANATION_TARGET,
     PAIRWISE_INSTRUCTIONS,
+    PAIRWISE_LETTER,
     PAIRWISE_TARGET,
     SINGLE_JUDGE_INSTRUCTIONS,
+    SINGLE_YES_NO,
     TAG_DIMENSIONS,
     TAG_TARGET,
 )
@@ -57,6 +60,17 @@ class PreferenceOutput(BaseModel):
 class SingleVerdictOutput(BaseModel):
     reason: str = Field(max_length=200, description="One sentence.")
     rating: Overall
+
+
+RATING_OF_GRADE: dict[str, Overall] = {"positive": "Superior", "neutral": "Average", "negative": "Bad"}
+"""The single judge's rating from its one probability-scored grade."""
+
+
+def grade_of(p_yes: float, ctx: Context) -> Grade:
+    """Probability scoring's grade: positive at or above the yes threshold, negative below the no threshold."""
+    if p_yes >= ctx.judge_yes_threshold:
+        return "positive"
+    return "negative" if p_yes < ctx.judge_no_threshold else "neutral"
 
 
 def senior_review(verdicts: list[DimensionVerdict], tau: int) -> Overall | None:
@@ -111,6 +125,13 @@ async def dimension_node(task: DimensionTask, runtime: Runtime[Context], resourc
         if (reason := check_failures(task, resources).get(dimension)) is not None:
             return {"verdicts": [DimensionVerdict(dimension=dimension, grade="negative", reason=reason)]}
         evidence = evidence_of(task, resources)
+    if ctx.judge_scoring == "probability":
+        prompt = messages(task["shared_prefix"], target_block(task, evidence) + "\n" + DIMENSION_YES_NO.format(dimension=dimension, question=question))
+        p_yes = await run.ask_yes(f"judge[{task['target_kind']}:{dimension}]", prompt)
+        if p_yes is None:
+            return run.update(verdicts=[DimensionVerdict(dimension=dimension, grade=None, reason=str(run.error)[:200])])
+        verdict = DimensionVerdict(dimension=dimension, grade=grade_of(p_yes, ctx), reason=f"P(yes) = {p_yes:.3f}", p_yes=p_yes)
+        return run.update(verdicts=[verdict])
     prompt = messages(task["shared_prefix"], target_block(task, evidence) + "\n" + DIMENSION_INSTRUCTIONS.format(dimension=dimension, question=question))
     output = await run.ask(f"judge[{task['target_kind']}:{dimension}]", prompt, VerdictOutput, ctx.judge_temperature, 60)
     if output is None:
@@ -157,15 +178,21 @@ async def single_judge_node(state: JudgeState, runtime: Runtime[Context], resour
             dimension, reason = next(iter(failures.items()))
             return {"judgements": [Judgement(**base, overall="Bad", reason=f"{dimension}: {reason}", flags=["code_check"])]}
         evidence = evidence_of(state, resources)
+    guarded = ctx.judge_injection_guard and injection_suspected(state["text"], state.get("title", ""))
+    if ctx.judge_scoring == "probability":
+        prompt = messages(state["shared_prefix"], target_block(state, evidence) + "\n" + SINGLE_YES_NO.format(dimensions=names))
+        p_yes = await run.ask_yes(f"judge[{state['target_kind']}:single]", prompt)
+        if p_yes is None:
+            return run.update(judgements=[Judgement(**base, overall=None, reason=str(run.error)[:200], flags=["judge_failed"])])
+        judgement = Judgement(**base, overall="Bad" if guarded else RATING_OF_GRADE[grade_of(p_yes, ctx)], reason=f"P(yes) = {p_yes:.3f}", p_yes=p_yes,
+                              flags=["injection_suspected"] if guarded else [])
+        return run.update(judgements=[judgement])
     prompt = messages(state["shared_prefix"], target_block(state, evidence) + "\n" + SINGLE_JUDGE_INSTRUCTIONS.format(dimensions=names))
     output = await run.ask(f"judge[{state['target_kind']}:single]", prompt, SingleVerdictOutput, ctx.judge_temperature, 110)
     if output is None:
         return run.update(judgements=[Judgement(**base, overall=None, reason=str(run.error)[:200], flags=["judge_failed"])])
-    overall: Overall = output.rating
-    flags: list[str] = []
-    if ctx.judge_injection_guard and injection_suspected(state["text"], state.get("title", "")):
-        overall, flags = "Bad", ["injection_suspected"]
-    judgement = Judgement(**base, overall=overall, reason=clean_text(output.reason, 200), flags=flags)
+    judgement = Judgement(**base, overall="Bad" if guarded else output.rating, reason=clean_text(output.reason, 200),
+                          flags=["injection_suspected"] if guarded else [])
     return run.update(judgements=[judgement])
 
 
@@ -183,6 +210,12 @@ async def prefer(ctx: Context, resources: Resources, shared_prefix: str, title: 
     run = AgentCall("judge_pairwise", ctx, await resources.aendpoints(ctx), role="judge")
     block = PAIRWISE_TARGET.format(title=clean_text(title, 200), category=category, first=clean_text(first, 300),
                                    second=clean_text(second, 300))
+    if ctx.judge_scoring == "probability":
+        p_a = await run.ask_yes("judge[pairwise]", messages(shared_prefix, block + "\n" + PAIRWISE_LETTER),
+                                yes=frozenset({"a"}), no=frozenset({"b"}))
+        if p_a is None:
+            return None, str(run.error)[:200]
+        return ("A" if p_a >= 0.5 else "B"), f"P(A) = {p_a:.3f}"
     output = await run.ask("judge[pairwise]", messages(shared_prefix, block + "\n" + PAIRWISE_INSTRUCTIONS),
                            PreferenceOutput, ctx.judge_temperature, 90)
     if output is None:

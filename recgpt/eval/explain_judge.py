@@ -30,6 +30,7 @@ import statistics
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 
@@ -37,9 +38,8 @@ from pydantic import BaseModel, Field
 
 from recgpt import plots
 from recgpt.agents import explainer as explainer_agents
-from recgpt.agents import judge as judge_agents
 from recgpt.agents import judge_checks
-from recgpt.agents.judge import guard_verdicts, prefer, senior_review
+from recgpt.agents.judge import RATING_OF_GRADE, grade_of, guard_verdicts, prefer, senior_review
 from recgpt.errors import RecGPTError
 from recgpt.eval.harness import prompts_fingerprint, run_eval
 from recgpt.eval.judge_labels import (
@@ -50,6 +50,7 @@ from recgpt.eval.judge_labels import (
     corrupt_explanation,
     corrupt_tag,
     corrupted,
+    roc_auc,
     shuffle_label,
 )
 from recgpt.eval.metrics import path_at_level
@@ -103,12 +104,22 @@ class ExplainJudgeConfig(BaseModel):
         "(explain-generate-<dataset>-<split>.json); judge: the model served now judges what the policy named by "
         "--policy-from wrote (explain-judge-<dataset>-<split>-judge-<model>.*). Two phases let a bigger judge be served "
         "after the policy where two vLLM servers cannot run at once (2 CPU cores)."))
+    judge_scoring: Literal["grade", "probability"] = Field(default="grade", description=(
+        "How the judges answer (`Context.judge_scoring`): grade (a reason, then the grade) or probability (P(yes) of "
+        "one token, thresholded). Keys the verdicts, not the explanations; the judged report's name ends in "
+        "-probability for the second."))
+    yes_threshold: float = Field(default=0.5, ge=0.0, le=1.0, description=(
+        "probability scoring: P(yes) at or above it grades a dimension positive (`Context.judge_yes_threshold`); "
+        "applied to the stored probabilities, so changing it needs no LLM."))
+    no_threshold: float = Field(default=0.2, ge=0.0, le=1.0, description=(
+        "probability scoring: P(yes) below it grades a dimension negative, i.e. the target Bad "
+        "(`Context.judge_no_threshold`); applied to the stored probabilities. Choose it on validation."))
     policy_from: str = Field(default="", description=(
         "judge phase: the explain-generate-<dataset>-<split>.json the generate phase wrote (its `model` names the policy "
         "whose outputs are judged)."))
 
 
-PHASE_FIELDS = {"concurrency", "phase", "policy_from"}
+PHASE_FIELDS = {"concurrency", "phase", "policy_from", "judge_scoring", "yes_threshold", "no_threshold"}
 """How a run is driven, not what it measures: out of the store key, so both phases read one store."""
 
 
@@ -123,8 +134,9 @@ def config_hash(config: ExplainJudgeConfig, data_hash: str, model: str) -> str:
 
 
 def judge_fingerprint() -> str:
-    """The judge's prompts, agents and code checks: part of every verdict's store key."""
-    text = "".join(inspect.getsource(m) for m in (judge, judge_agents, judge_checks))
+    """What decides a verdict, part of its store key: the judge's prompts and its code checks (the agent module's
+    plumbing is left out, so a refactor there keeps the verdicts)."""
+    text = "".join(inspect.getsource(m) for m in (judge, judge_checks))
     return hashlib.sha256(text.encode()).hexdigest()[:8]
 
 
@@ -132,6 +144,17 @@ def matching_tags(result: UserResult, level: str) -> list[tuple[str, str]]:
     """(tag, category) pairs of a user whose nearest category matches the held-out target at `level`."""
     target = set(result.target_labels.get(level, []))
     return [(tag, cat) for tag, cat in zip(result.tags, result.ranked_categories) if path_at_level(cat, level) & target]
+
+
+def rethreshold(judgement: Judgement, ctx: Context) -> Judgement:
+    """A probability-scored judgement graded again under `ctx`'s thresholds from its stored P(yes), without the LLM
+    (code-checked and failed dimensions keep their grades): thresholds are chosen on validation after the calls."""
+    if judgement.mode == "single":
+        if judgement.p_yes is None:
+            return judgement
+        return judgement.model_copy(update={"overall": RATING_OF_GRADE[grade_of(judgement.p_yes, ctx)]})
+    verdicts = [v.model_copy(update={"grade": grade_of(v.p_yes, ctx)}) if v.p_yes is not None else v for v in judgement.verdicts]
+    return judgement.model_copy(update={"verdicts": verdicts})
 
 
 def review(judgement: Judgement, task: JudgeInput, tau: int, guard: bool) -> str | None:
@@ -202,16 +225,17 @@ class Evaluation:
 
         return job
 
-    @property
+    @cached_property
     def judge_prefix(self) -> str:
         """Store key prefix of a verdict: `judge@<judge weights digest>:<judge sources digest>|`, so one store holds each judge's (and each judge version's)
         verdicts apart."""
         who = hashlib.sha256(self.judge_model.encode()).hexdigest()[:10]
-        return f"judge@{who}:{judge_fingerprint()}|"
+        scoring = "" if self.config.judge_scoring == "grade" else f":{self.config.judge_scoring}"
+        return f"judge@{who}:{judge_fingerprint()}{scoring}|"
 
     def judge_job(self, task_of: Callable[[], Awaitable[JudgeInput]], mode: str) -> Callable[[], Awaitable[Any]]:
         async def job() -> Any:
-            ctx = replace(self.ctx, judge_mode=mode, judge_injection_guard=False)
+            ctx = replace(self.ctx, judge_mode=mode, judge_injection_guard=False, judge_scoring=self.config.judge_scoring)
             out = await self.judge_graph.ainvoke(await task_of(), context=ctx)
             return out["judgements"][0].model_dump(mode="json")
 
@@ -219,7 +243,8 @@ class Evaluation:
 
     def preference_job(self, user: str, item: ItemExplanation, first: str, second: str) -> Callable[[], Awaitable[Any]]:
         async def job() -> Any:
-            better, reason = await prefer(self.ctx, self.resources, await self.prefix(user), item.title, item.category,
+            ctx = replace(self.ctx, judge_scoring=self.config.judge_scoring)
+            better, reason = await prefer(ctx, self.resources, await self.prefix(user), item.title, item.category,
                                           first, second)
             return {"better": better, "reason": reason}
 
@@ -367,7 +392,7 @@ class Evaluation:
 
         # -- metrics --------------------------------------------------------------------------
         async def verdict(mode: str, key: str, make: Callable[[], Awaitable[JudgeInput]], guard: bool) -> str | None:
-            judgement = Judgement.model_validate(self.store.values[f"{self.judge_prefix}{mode}|{key}"])
+            judgement = self.judgement(mode, key)
             task = await make()
             tau = self.ctx.judge_tau_tags if task["target_kind"] == "tag" else self.ctx.judge_tau_explanations
             return review(judgement, task, tau, guard)
@@ -388,6 +413,7 @@ class Evaluation:
                     # positives against other users' outputs only: does the judge read the fit to *this* user?
                     "fit_only": binary_scores([lab for lab, f in zip(labels, fit_rows) if f],
                                               [o in ("Superior", "Average") for o, f in zip(overall, fit_rows) if f]),
+                    "auc": roc_auc(labels, [self._p_yes(mode, key) for key in tasks]) if self.config.judge_scoring == "probability" else None,
                     "distribution": {"positives": dist[True], "negatives": dist[False]},
                     "abstained": sum(o is None for o in overall),
                 }
@@ -425,6 +451,23 @@ class Evaluation:
                          for order in ("meta-first", "template-first")) for user, meta, _ in pairs]
         return {**preference_summary(answers), "eligible_users": owned_users, "left_out_fallback_or_empty": owned_users - len(pairs)}
 
+    def judgement(self, mode: str, key: str) -> Judgement:
+        """A stored verdict, graded under this run's thresholds (probability scoring: from its stored P(yes))."""
+        judgement = Judgement.model_validate(self.store.values[f"{self.judge_prefix}{mode}|{key}"])
+        if self.config.judge_scoring != "probability":
+            return judgement
+        return rethreshold(judgement, replace(self.ctx, judge_yes_threshold=self.config.yes_threshold,
+                                              judge_no_threshold=self.config.no_threshold))
+
+    def _p_yes(self, mode: str, key: str) -> float:
+        """Probability scoring: a target's score without a threshold: the single judge's P(yes), or the Agent-as-a-Judge's
+        lowest dimension P(yes) (its Senior Reviewer fails on the worst dimension); a code-failed or failed dimension
+        counts 0."""
+        judgement = Judgement.model_validate(self.store.values[f"{self.judge_prefix}{mode}|{key}"])
+        if mode == "single":
+            return 0.0 if judgement.p_yes is None else judgement.p_yes
+        return min((v.p_yes or 0.0 for v in judgement.verdicts), default=0.0)
+
     def _dimension_scores(self, tasks: dict[str, Any]) -> dict[str, dict[str, float]]:
         """Per dimension of the Agent-as-a-Judge: precision, recall and F1 of 'this dimension graded positive' against the
         row's label (the single-call judge returns one rating, so it has no per-dimension scores). A failed evaluator
@@ -432,7 +475,7 @@ class Evaluation:
         labels: dict[str, list[bool]] = {}
         predictions: dict[str, list[bool]] = {}
         for key, (row, _) in tasks.items():
-            for v in Judgement.model_validate(self.store.values[f"{self.judge_prefix}agent|{key}"]).verdicts:
+            for v in self.judgement("agent", key).verdicts:
                 labels.setdefault(v.dimension, []).append(row.label)
                 predictions.setdefault(v.dimension, []).append(v.grade == "positive")
         return {d: binary_scores(labels[d], predictions[d]) for d in labels}
@@ -457,7 +500,7 @@ class Evaluation:
             for key, (row, _) in tasks.items():
                 if row.label != label:
                     continue
-                for v in Judgement.model_validate(self.store.values[f"{self.judge_prefix}agent|{key}"]).verdicts:
+                for v in self.judgement("agent", key).verdicts:
                     counts[v.dimension] += 1
                     positive[v.dimension] += v.grade == "positive"
             out["positives" if label else "negatives"] = {d: positive[d] / counts[d] for d in counts}
@@ -546,6 +589,8 @@ def reproduce_command(cfg: dict[str, Any]) -> str:
              f" --injection-samples {cfg['injection_samples']} --corruption-samples {cfg.get('corruption_samples', 0)}")
     if cfg.get("phase", "all") != "all":
         line += f" --phase {cfg['phase']}" + (f" --policy-from {cfg['policy_from']}" if cfg.get("policy_from") else "")
+    if cfg.get("judge_scoring", "grade") != "grade":
+        line += f" --judge-scoring {cfg['judge_scoring']} --yes-threshold {cfg['yes_threshold']} --no-threshold {cfg['no_threshold']}"
     return line
 
 
@@ -561,12 +606,14 @@ def item_difference(diversity: dict[str, Any], first: str, second: str) -> dict[
 
 
 def judge_suffix(summary: dict[str, Any]) -> str:
-    """`-judge-<weights folder>` for a report judged by other weights than the policy's (none for self-judging)."""
+    """`-judge-<weights folder>` for a report judged by other weights than the policy's (none for self-judging), then
+    `-probability` for probability scoring."""
     judge_model = summary.get("judge_model")
+    scoring = "-probability" if summary.get("config", {}).get("judge_scoring") == "probability" else ""
     if not judge_model or judge_model == summary["model"]:
-        return ""
+        return scoring
     label = model_label(judge_model).split(" (")[0].lower()
-    return "-judge-" + "".join(ch if ch.isalnum() or ch in ".-" else "-" for ch in label)
+    return "-judge-" + "".join(ch if ch.isalnum() or ch in ".-" else "-" for ch in label) + scoring
 
 
 def _fmt(value: Any) -> str:
@@ -629,8 +676,8 @@ def write_report(summary: dict[str, Any], out_dir: Path) -> tuple[Path, Path, Pa
               "'positive' = Superior only. Abstentions (every evaluator failed) count as negative predictions. 'F1 real vs shuffled' "
               "leaves the corrupted rows out: the positives against other users' outputs, the part no code check decides "
               "(does the output fit *this* user?).", "",
-              "| target | judge | n+ / n- | accuracy | precision | recall | F1 | F1 (Superior only) | F1 real vs shuffled | S/A/B on positives | S/A/B on negatives |",
-              "|---|---|---|---|---|---|---|---|---|---|---|"]
+              "| target | judge | n+ / n- | accuracy | precision | recall | F1 | F1 (Superior only) | F1 real vs shuffled | AUC | S/A/B on positives | S/A/B on negatives |",
+              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for kind in ("tags", "explanations"):
         a = agr[kind]
         for mode in ("agent", "single"):
@@ -641,7 +688,7 @@ def write_report(summary: dict[str, Any], out_dir: Path) -> tuple[Path, Path, Pa
                 return "/".join(str(dist.get(x, 0)) for x in ("Superior", "Average", "Bad")) + (f" (+{dist['abstain']} abst.)" if dist.get("abstain") else "")
 
             lines.append(f"| {kind} | {mode} | {a['n_positive']} / {a['n_negative']} | {_fmt(s1['accuracy'])} | {_fmt(s1['precision'])} | "
-                         f"{_fmt(s1['recall'])} | {_fmt(s1['f1'])} | {_fmt(s2['f1'])} | {_fmt(m.get('fit_only', {}).get('f1'))} | "
+                         f"{_fmt(s1['recall'])} | {_fmt(s1['f1'])} | {_fmt(s2['f1'])} | {_fmt(m.get('fit_only', {}).get('f1'))} | {_fmt(m.get('auc'))} | "
                          f"{sab(m['distribution']['positives'])} | "
                          f"{sab(m['distribution']['negatives'])} |")
     lines += ["", "Agent-as-a-Judge: share of 'positive' grades per dimension (positives vs negatives) — a dimension that "

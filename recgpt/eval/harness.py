@@ -64,7 +64,8 @@ def sample_users(dataset: Dataset, split: str, n: int, seed: int) -> list[str]:
 TAG_IRRELEVANT_CONTEXT = ("explanation_mode", "explain_items_per_tag", "style_temperature", "explanation_temperature",
                           "explanation_fallback",
                           "judge_mode", "judge_base_url", "judge_model", "judge_temperature", "judge_tau_tags",
-                          "judge_tau_explanations", "judge_injection_guard", "judge_code_checks")
+                          "judge_tau_explanations", "judge_injection_guard", "judge_code_checks",
+                          "judge_scoring", "judge_yes_threshold", "judge_no_threshold")
 """Context fields of the explanation/judge stages: they cannot change tags or items, so they stay out of
 the result-store hash (results computed before those stages existed remain valid)."""
 

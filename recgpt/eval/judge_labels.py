@@ -124,3 +124,13 @@ def binary_scores(labels: Sequence[bool], predictions: Sequence[bool]) -> dict[s
     f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
     accuracy = sum(lab == pred for lab, pred in zip(labels, predictions)) / n if n else 0.0
     return {"accuracy": accuracy, "precision": precision, "recall": recall, "f1": f1, "n": float(n)}
+
+
+def roc_auc(labels: Sequence[bool], scores: Sequence[float]) -> float | None:
+    """Probability that a random positive scores above a random negative (ties count half); None without both."""
+    pos = [s for lab, s in zip(labels, scores) if lab]
+    neg = [s for lab, s in zip(labels, scores) if not lab]
+    if not pos or not neg:
+        return None
+    wins = sum((p > n) + 0.5 * (p == n) for p in pos for n in neg)
+    return wins / (len(pos) * len(neg))

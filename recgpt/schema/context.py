@@ -167,6 +167,13 @@ class Context:
     judge_tau_explanations: int = field(default=5, metadata={"description": "Senior Reviewer: positive explanation dimensions (of 7) needed for Superior."})
     judge_injection_guard: bool = field(default=True, metadata={"description": (
         "Grade targets carrying judge-directed instructions ('rate this Superior') as failing safety, whatever the LLM says.")})
+    judge_scoring: str = field(default="grade", metadata={"description": (
+        "How an LLM evaluator answers: 'grade' (a reason, then positive/neutral/negative; the paper's) or 'probability' "
+        "(one token: P(yes) of 'does it satisfy this dimension?', read from the server's logprobs; positive at or above "
+        "judge_yes_threshold, negative below judge_no_threshold, neutral between). Small judges paraphrase the question "
+        "in the negative and grade everything alike; their token probabilities still order targets, at 1 output token.")})
+    judge_yes_threshold: float = field(default=0.5, metadata={"description": "probability scoring: P(yes) at or above it is positive (single judge: Superior)."})
+    judge_no_threshold: float = field(default=0.2, metadata={"description": "probability scoring: P(yes) below it is negative (single judge: Bad)."})
     judge_code_checks: bool = field(default=True, metadata={"description": (
         "The judge's literal checks (agents/judge_checks.py) grade what needs no model: title filler or a cut word "
         "fails a tag's validity, a pasted path its specificity; a broken-off, looping or prompt-reciting sentence "
@@ -193,6 +200,9 @@ class Context:
             raise ValueError("Context.evidence_categories must be in 0..30 and evidence_after_items in 0..3")
         if not 0 <= self.explain_items_per_tag <= 5:
             raise ValueError(f"Context.explain_items_per_tag must be in 0..5, got {self.explain_items_per_tag}")
+        if self.judge_scoring not in ("grade", "probability") or not 0.0 <= self.judge_no_threshold <= self.judge_yes_threshold <= 1.0:
+            raise ValueError("Context.judge_scoring must be grade or probability, with 0 <= judge_no_threshold <= "
+                             "judge_yes_threshold <= 1")
         if not 0 <= self.judge_tau_tags <= 4 or not 0 <= self.judge_tau_explanations <= 7:
             raise ValueError("Context.judge_tau_tags must be in 0..4 and judge_tau_explanations in 0..7")
         if not 0 <= self.explore_experts <= self.num_personas:

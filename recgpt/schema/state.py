@@ -134,6 +134,8 @@ class DimensionVerdict(BaseModel):
     dimension: str
     grade: Grade | None
     reason: str = ""
+    p_yes: float | None = None
+    """Probability scoring (`Context.judge_scoring`): the evaluator's P(yes), from which `grade` was thresholded."""
 
 
 class Judgement(BaseModel):
@@ -146,6 +148,8 @@ class Judgement(BaseModel):
     verdicts: list[DimensionVerdict] = Field(default_factory=list)
     reason: str = ""
     flags: list[str] = Field(default_factory=list)
+    p_yes: float | None = None
+    """Single judge with probability scoring: P(yes) of 'is it good on every dimension?'."""
 
 
 class Accounting(TypedDict, total=False):

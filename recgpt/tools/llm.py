@@ -262,3 +262,45 @@ def failure_flag(agent: str, exc: BaseException) -> str:
 def call_of(exc: BaseException, agent: str) -> LLMCall:
     """The accounting attached to a failure from `acall_structured` (or a minimal one)."""
     return getattr(exc, "call", None) or LLMCall(agent=agent, ok=False, attempts=0, latency_s=0.0, error=str(exc))
+
+
+YES_WORDS = frozenset({"yes", "y"})
+NO_WORDS = frozenset({"no", "n"})
+
+
+async def acall_yes_probability(model: ChatOpenAI, messages: list[BaseMessage], agent: str, base_url: str,
+                                yes: frozenset[str] = YES_WORDS, no: frozenset[str] = NO_WORDS,
+                                top_logprobs: int = 20) -> tuple[float, LLMCall]:
+    """P(yes) / (P(yes) + P(no)) over the answer's first token (its `top_logprobs` alternatives, any case or spacing);
+    `yes` / `no` may be any two answer words ("a" / "b" for a pairwise choice).
+
+    A small judge asked to write a reason and then a grade paraphrases the question in the negative and grades
+    everything alike; its next-token probabilities still order targets (G-Eval reads them the same way). One output
+    token, no schema: raises `InvalidModelOutput` when neither word is among the alternatives, `EndpointError` /
+    `LLMRequestRejected` like `acall_structured`.
+    """
+    import math
+
+    bound = model.bind(logprobs=True, top_logprobs=top_logprobs, max_tokens=1)
+    started, started_at = time.perf_counter(), time.time()
+    try:
+        async with inflight_gate(base_url):
+            reply = await bound.ainvoke(messages)
+    except Exception as exc:  # noqa: BLE001 - mapped to our error classes below
+        failure = classify_error(exc, base_url)
+        failure.call = LLMCall(agent=agent, ok=False, attempts=1, latency_s=time.perf_counter() - started,  # type: ignore[attr-defined]
+                               started_at=started_at, error=str(failure))
+        raise failure from exc
+    usage = getattr(reply, "usage_metadata", None) or {}
+    call = LLMCall(agent=agent, ok=True, attempts=1, latency_s=time.perf_counter() - started, started_at=started_at,
+                   prompt_tokens=int(usage.get("input_tokens", 0)), completion_tokens=int(usage.get("output_tokens", 0)),
+                   finish_reason=(reply.response_metadata or {}).get("finish_reason"))
+    content = ((reply.response_metadata or {}).get("logprobs") or {}).get("content") or []
+    alternatives = content[0].get("top_logprobs", []) if content else []
+    p_yes = sum(math.exp(a["logprob"]) for a in alternatives if a["token"].strip().lower() in yes)
+    p_no = sum(math.exp(a["logprob"]) for a in alternatives if a["token"].strip().lower() in no)
+    if p_yes + p_no == 0:
+        failure = InvalidModelOutput(f"{agent}: neither {sorted(yes)} nor {sorted(no)} among the answer's first-token alternatives")
+        failure.call = call.model_copy(update={"ok": False, "error": str(failure)})  # type: ignore[attr-defined]
+        raise failure
+    return p_yes / (p_yes + p_no), call

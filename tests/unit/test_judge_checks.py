@@ -142,3 +142,69 @@ def test_a_tag_set_is_checked_tag_by_tag() -> None:
     assert tag_check_failures("photo paper; glossy photo paper; photo paper refills", KNOWN) == {}
     fails = tag_check_failures("black gel pens; binder dividers x inches", KNOWN)
     assert "binder dividers x inches" in fails["validity"]
+
+
+class _LogprobModel:
+    """A chat model whose one-token answer has the given first-token alternatives (token -> probability)."""
+
+    def __init__(self, alternatives: dict[str, float]) -> None:
+        self.alternatives = alternatives
+        self.bound: dict[str, object] = {}
+
+    def bind(self, **kwargs: object) -> _LogprobModel:
+        self.bound = kwargs
+        return self
+
+    async def ainvoke(self, messages: object) -> object:
+        import math
+
+        from langchain_core.messages import AIMessage
+
+        top = [{"token": t, "logprob": math.log(p)} for t, p in self.alternatives.items()]
+        return AIMessage(content="x", response_metadata={"logprobs": {"content": [{"token": "x", "logprob": 0.0, "top_logprobs": top}]}},
+                         usage_metadata={"input_tokens": 50, "output_tokens": 1, "total_tokens": 51})
+
+
+def test_the_yes_probability_sums_every_spelling_and_renormalises() -> None:
+    from recgpt.errors import InvalidModelOutput
+    from recgpt.tools.llm import acall_yes_probability
+
+    model = _LogprobModel({"Yes": 0.3, " yes": 0.1, "No": 0.2, "The": 0.4})
+    p, call = asyncio.run(acall_yes_probability(model, [], "judge[tag:relevance]", "http://x"))  # type: ignore[arg-type]
+    assert p == pytest.approx(0.4 / 0.6) and call.ok and call.completion_tokens == 1
+    assert model.bound == {"logprobs": True, "top_logprobs": 20, "max_tokens": 1}
+    p_a, _ = asyncio.run(acall_yes_probability(_LogprobModel({"A": 0.2, "B": 0.6}), [], "judge[pairwise]", "http://x",  # type: ignore[arg-type]
+                                               yes=frozenset({"a"}), no=frozenset({"b"})))
+    assert p_a == pytest.approx(0.25)
+    with pytest.raises(InvalidModelOutput, match="neither"):
+        asyncio.run(acall_yes_probability(_LogprobModel({"The": 0.9}), [], "judge", "http://x"))  # type: ignore[arg-type]
+
+
+def test_probability_scoring_thresholds_each_dimension_and_can_be_rethresholded_offline(
+        small_dataset_dir: Path, isolated_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from recgpt.agents import common
+    from recgpt.eval.explain_judge import rethreshold
+    from recgpt.schema.state import LLMCall
+
+    asked: list[str] = []
+
+    async def fake_yes(model: object, prompt: list, agent: str, base_url: str, yes: object = None, no: object = None) -> tuple:
+        asked.append(agent)
+        assert prompt[-1].content.endswith("Answer with one word: yes or no.")
+        p = {"relevance": 0.9, "consistency": 0.35, "specificity": 0.1}.get(agent.split(":")[-1].rstrip("]"), 0.6)
+        return p, LLMCall(agent=agent, ok=True, attempts=1, latency_s=0.0)
+
+    monkeypatch.setattr(common, "acall_yes_probability", fake_yes)
+    resources = fake_resources(small_dataset_dir)
+    ctx = Context(base_url=DEAD_ENDPOINT, model="fake", judge_mode="agent", judge_scoring="probability")
+    judgement = judge_once(resources, "white desk paper", "tag", ctx, [])  # English words: no code check fails
+    grades = {v.dimension: (v.grade, v.p_yes) for v in judgement.verdicts}
+    assert grades == {"relevance": ("positive", 0.9), "consistency": ("neutral", 0.35), "specificity": ("negative", 0.1),
+                      "validity": ("positive", 0.6)}
+    assert judgement.overall == "Bad" and len(asked) == 4
+    looser = rethreshold(judgement, Context(judge_no_threshold=0.05, judge_yes_threshold=0.3))
+    assert [v.grade for v in looser.verdicts] == ["positive", "positive", "neutral", "positive"]
+    single = judge_once(resources, "white desk paper", "tag", Context(base_url=DEAD_ENDPOINT, model="fake", judge_mode="single",
+                                                                     judge_scoring="probability"), [])
+    assert single.overall == "Superior" and single.p_yes == 0.6
+    assert rethreshold(single, Context(judge_yes_threshold=0.7)).overall == "Average"
