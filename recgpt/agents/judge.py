@@ -196,17 +196,27 @@ async def single_judge_node(state: JudgeState, runtime: Runtime[Context], resour
     return run.update(judgements=[judgement])
 
 
+class Preference(BaseModel):
+    """The pairwise judge's answer: which explanation ("A" = the first shown), why, and (probability scoring) P(A)."""
+
+    better: Literal["A", "B"] | None
+    reason: str = ""
+    p_first: float | None = None
+
+
 async def prefer(ctx: Context, resources: Resources, shared_prefix: str, title: str, category: str, first: str,
-                 second: str) -> tuple[Literal["A", "B"] | None, str]:
+                 second: str) -> Preference:
     """Pairwise judge: which of two explanations of one item this user would rather read ("A" = `first`), and why.
 
-    Position bias is the caller's to cancel (ask both orders). With the code checks on, a sentence that fails one
-    loses to one that fails none without an LLM call; when both or neither fail, the LLM decides. None: it failed.
+    Position bias is the caller's to cancel (ask both orders; with probability scoring, average P(meta) over them).
+    With the code checks on, a sentence that fails one loses to one that fails none without an LLM call (P(A) 0 or
+    1); when both or neither fail, the LLM decides. `better` None: the call failed.
     """
     if ctx.judge_code_checks:
         failed = [bool(explanation_check_failures(text, title, category)) for text in (first, second)]
         if failed[0] != failed[1]:
-            return ("B" if failed[0] else "A"), "code check: the other explanation has a literal defect"
+            return Preference(better="B" if failed[0] else "A", reason="code check: the other explanation has a literal defect",
+                              p_first=0.0 if failed[0] else 1.0)
     run = AgentCall("judge_pairwise", ctx, await resources.aendpoints(ctx), role="judge")
     block = PAIRWISE_TARGET.format(title=clean_text(title, 200), category=category, first=clean_text(first, 300),
                                    second=clean_text(second, 300))
@@ -214,10 +224,10 @@ async def prefer(ctx: Context, resources: Resources, shared_prefix: str, title: 
         p_a = await run.ask_yes("judge[pairwise]", messages(shared_prefix, block + "\n" + PAIRWISE_LETTER),
                                 yes=frozenset({"a"}), no=frozenset({"b"}))
         if p_a is None:
-            return None, str(run.error)[:200]
-        return ("A" if p_a >= 0.5 else "B"), f"P(A) = {p_a:.3f}"
+            return Preference(better=None, reason=str(run.error)[:200])
+        return Preference(better="A" if p_a >= 0.5 else "B", reason=f"P(A) = {p_a:.3f}", p_first=p_a)
     output = await run.ask("judge[pairwise]", messages(shared_prefix, block + "\n" + PAIRWISE_INSTRUCTIONS),
                            PreferenceOutput, ctx.judge_temperature, 90)
     if output is None:
-        return None, str(run.error)[:200]
-    return output.better, clean_text(output.reason, 150)
+        return Preference(better=None, reason=str(run.error)[:200])
+    return Preference(better=output.better, reason=clean_text(output.reason, 150))

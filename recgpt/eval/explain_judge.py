@@ -244,9 +244,8 @@ class Evaluation:
     def preference_job(self, user: str, item: ItemExplanation, first: str, second: str) -> Callable[[], Awaitable[Any]]:
         async def job() -> Any:
             ctx = replace(self.ctx, judge_scoring=self.config.judge_scoring)
-            better, reason = await prefer(ctx, self.resources, await self.prefix(user), item.title, item.category,
-                                          first, second)
-            return {"better": better, "reason": reason}
+            answer = await prefer(ctx, self.resources, await self.prefix(user), item.title, item.category, first, second)
+            return answer.model_dump()
 
         return job
 
@@ -509,7 +508,8 @@ class Evaluation:
 
 def preference_summary(answers: list[tuple[dict[str, Any], ...]]) -> dict[str, Any]:
     """Meta-prompting's judged win rate over the template from each pair's two answers (meta shown first, then second):
-    a pair scores the share of the orders in which the judge chose meta (1, .5 or 0); their mean, standard error and z
+    a pair scores the share of the orders in which the judge chose meta (1, .5 or 0), or with probability scoring its
+    P(meta) averaged over the two orders (a judge that always says "A" scores every pair .5); their mean, standard error and z
     against a coin (.5). Also how often the judge kept its choice when the order flipped, how often it said "A"
     (position bias), how many pairs a code check decided, and how many had a failed call (left out)."""
     scores: list[float] = []
@@ -518,7 +518,10 @@ def preference_summary(answers: list[tuple[dict[str, Any], ...]]) -> dict[str, A
         if first.get("better") is None or second.get("better") is None:
             failed += 1
             continue
-        scores.append(((first["better"] == "A") + (second["better"] == "B")) / 2)
+        if first.get("p_first") is not None and second.get("p_first") is not None:  # probability scoring: P(meta), order-averaged
+            scores.append((first["p_first"] + 1 - second["p_first"]) / 2)
+        else:
+            scores.append(((first["better"] == "A") + (second["better"] == "B")) / 2)
         said_a += (first["better"] == "A") + (second["better"] == "A")
         consistent += (first["better"] == "A") == (second["better"] == "B")
         by_code += str(first.get("reason", "")).startswith("code check:")
@@ -741,7 +744,8 @@ def preference_lines(pref: dict[str, Any]) -> list[str]:
     return ["", "## Meta-prompting against the template, judged (both orders)", "",
             f"Each user's top item, explained by the served meta-prompting stage and by the V1 template; the judge picks the "
             f"one the shopper would rather read, once with meta shown first and once second. A pair scores the share of the "
-            f"two orders meta won. {pref['left_out_fallback_or_empty']} of {pref['eligible_users']} users are left out "
+            f"two orders meta won (probability scoring: the judge's P(meta) averaged over the two orders, so position bias "
+            f"cancels). {pref['left_out_fallback_or_empty']} of {pref['eligible_users']} users are left out "
             f"(a code-made fallback or an empty answer on either side); {pref['failed']} failed judge calls.", "",
             "| pairs | meta win rate | ± SE | z vs .5 | same choice in both orders | 'A' answers | decided by a code check |",
             "|---:|---:|---:|---:|---:|---:|---:|",

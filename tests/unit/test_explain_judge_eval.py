@@ -224,3 +224,14 @@ def test_the_judged_preference_scores_both_orders_and_shows_position_bias(tmp_pa
     assert coded["decided_by_code"] == 1 and coded["standard_error"] is None and coded["z"] is None
     text = "\n".join(preference_lines({**strong, "eligible_users": 12, "left_out_fallback_or_empty": 2}))
     assert "| 10 | 0.900 |" in text and "2 of 12 users are left out" in text
+
+
+def test_probability_preference_averages_p_meta_over_both_orders() -> None:
+    from recgpt.eval.explain_judge import preference_summary
+
+    # a judge that always answers "A" with P(A) .9: P(meta) = (.9 + .1) / 2 = .5 for every pair, whatever it read
+    biased = preference_summary([({"better": "A", "p_first": 0.9}, {"better": "A", "p_first": 0.9})] * 4)
+    assert biased["meta_win_rate"] == pytest.approx(0.5) and biased["said_a_share"] == 1.0
+    leaning = preference_summary([({"better": "A", "p_first": 0.8}, {"better": "A", "p_first": 0.6}),
+                                  ({"better": "A", "p_first": 0.7}, {"better": "B", "p_first": 0.3})])
+    assert leaning["meta_win_rate"] == pytest.approx(((0.8 + 0.4) / 2 + (0.7 + 0.7) / 2) / 2)
