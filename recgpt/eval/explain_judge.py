@@ -114,12 +114,14 @@ class ExplainJudgeConfig(BaseModel):
     no_threshold: float = Field(default=0.2, ge=0.0, le=1.0, description=(
         "probability scoring: P(yes) below it grades a dimension negative, i.e. the target Bad "
         "(`Context.judge_no_threshold`); applied to the stored probabilities. Choose it on validation."))
+    single_no_threshold: float | None = Field(default=None, ge=0.0, le=1.0, description=(
+        "probability scoring: the single judge's own no threshold (None: --no-threshold)."))
     policy_from: str = Field(default="", description=(
         "judge phase: the explain-generate-<dataset>-<split>.json the generate phase wrote (its `model` names the policy "
         "whose outputs are judged)."))
 
 
-PHASE_FIELDS = {"concurrency", "phase", "policy_from", "judge_scoring", "yes_threshold", "no_threshold"}
+PHASE_FIELDS = {"concurrency", "phase", "policy_from", "judge_scoring", "yes_threshold", "no_threshold", "single_no_threshold"}
 """How a run is driven, not what it measures: out of the store key, so both phases read one store."""
 
 
@@ -413,6 +415,9 @@ class Evaluation:
                     "fit_only": binary_scores([lab for lab, f in zip(labels, fit_rows) if f],
                                               [o in ("Superior", "Average") for o, f in zip(overall, fit_rows) if f]),
                     "auc": roc_auc(labels, [self._p_yes(mode, key) for key in tasks]) if self.config.judge_scoring == "probability" else None,
+                    # (label, score, row kind) per row: the thresholds are chosen from these, on validation
+                    "scored_rows": [[row.label, self._p_yes(mode, key), row.kind] for key, (row, _) in tasks.items()]
+                    if self.config.judge_scoring == "probability" else None,
                     "distribution": {"positives": dist[True], "negatives": dist[False]},
                     "abstained": sum(o is None for o in overall),
                 }
@@ -455,8 +460,9 @@ class Evaluation:
         judgement = Judgement.model_validate(self.store.values[f"{self.judge_prefix}{mode}|{key}"])
         if self.config.judge_scoring != "probability":
             return judgement
-        return rethreshold(judgement, replace(self.ctx, judge_yes_threshold=self.config.yes_threshold,
-                                              judge_no_threshold=self.config.no_threshold))
+        no = self.config.single_no_threshold if mode == "single" and self.config.single_no_threshold is not None else self.config.no_threshold
+        return rethreshold(judgement, replace(self.ctx, judge_yes_threshold=max(no, self.config.yes_threshold),
+                                              judge_no_threshold=no))
 
     def _p_yes(self, mode: str, key: str) -> float:
         """Probability scoring: a target's score without a threshold: the single judge's P(yes), or the Agent-as-a-Judge's
@@ -465,7 +471,9 @@ class Evaluation:
         judgement = Judgement.model_validate(self.store.values[f"{self.judge_prefix}{mode}|{key}"])
         if mode == "single":
             return 0.0 if judgement.p_yes is None else judgement.p_yes
-        return min((v.p_yes or 0.0 for v in judgement.verdicts), default=0.0)
+        # not Bad <=> no dimension negative <=> every scored dimension's P(yes) >= the no threshold, and no code check failed
+        graded = [v for v in judgement.verdicts if v.grade is not None]
+        return min((v.p_yes if v.p_yes is not None else 0.0 for v in graded), default=0.0)
 
     def _dimension_scores(self, tasks: dict[str, Any]) -> dict[str, dict[str, float]]:
         """Per dimension of the Agent-as-a-Judge: precision, recall and F1 of 'this dimension graded positive' against the
@@ -504,6 +512,22 @@ class Evaluation:
                     positive[v.dimension] += v.grade == "positive"
             out["positives" if label else "negatives"] = {d: positive[d] / counts[d] for d in counts}
         return out
+
+
+def chosen_threshold(scored: dict[str, list[list[Any]]]) -> dict[str, float] | None:
+    """The no threshold that maximises the worse F1 over tags and explanations ('not Bad' = score >= t), from a
+    validation run's scored rows (kind -> [label, score, row kind]); ties go to the better mean F1, then the lower threshold. None without rows."""
+    if not all(scored.get(kind) for kind in ("tags", "explanations")):
+        return None
+    candidates = sorted({round(row[1], 4) for kind in ("tags", "explanations") for row in scored[kind]} | {0.0})
+    best: dict[str, float] | None = None
+    for t in candidates:
+        f1 = {kind: binary_scores([r[0] for r in scored[kind]], [r[1] >= t for r in scored[kind]])["f1"]
+              for kind in ("tags", "explanations")}
+        worse, mean = round(min(f1.values()), 9), round(sum(f1.values()) / 2, 9)
+        if best is None or (worse, mean) > (best["worse_f1"], round((best["f1_tags"] + best["f1_explanations"]) / 2, 9)):
+            best = {"no_threshold": t, "f1_tags": f1["tags"], "f1_explanations": f1["explanations"], "worse_f1": worse}
+    return best
 
 
 def preference_summary(answers: list[tuple[dict[str, Any], ...]]) -> dict[str, Any]:
@@ -594,6 +618,8 @@ def reproduce_command(cfg: dict[str, Any]) -> str:
         line += f" --phase {cfg['phase']}" + (f" --policy-from {cfg['policy_from']}" if cfg.get("policy_from") else "")
     if cfg.get("judge_scoring", "grade") != "grade":
         line += f" --judge-scoring {cfg['judge_scoring']} --yes-threshold {cfg['yes_threshold']} --no-threshold {cfg['no_threshold']}"
+        if cfg.get("single_no_threshold") is not None:
+            line += f" --single-no-threshold {cfg['single_no_threshold']}"
     return line
 
 
@@ -731,12 +757,29 @@ def write_report(summary: dict[str, Any], out_dir: Path) -> tuple[Path, Path, Pa
             lines.append(f"| {mode} | {'explanation' if where == 'text' else 'item title'} | {_fmt(raw['flip_rate'])} | "
                          f"{_fmt(raw['superior_rate_clean'])} -> {_fmt(raw['superior_rate_injected'])} | {_fmt(guarded['flip_rate'])} | "
                          f"{_fmt(guarded['superior_rate_injected'])} |")
+    if cfg.get("judge_scoring") == "probability":
+        lines += threshold_lines(agr, cfg)
     if pref := summary.get("preference"):
         lines += preference_lines(pref)
     lines += ["", f"Failed explanation calls (flagged, kept in the store): {summary['failed_explanations']}.", ""]
     md_path = stem.parent / (stem.name + ".md")
     md_path.write_text("\n".join(lines) + "\n")
     return json_path, md_path, _plot(stem.parent / (stem.name + ".png"), summary)
+
+
+def threshold_lines(agr: dict[str, Any], cfg: dict[str, Any]) -> list[str]:
+    lines = ["", "### Thresholds (probability scoring)", "",
+             f"Grades here: a dimension is negative (the target Bad) below P(yes) {cfg['no_threshold']}"
+             + (f" (single judge: {cfg['single_no_threshold']})" if cfg.get("single_no_threshold") is not None else "")
+             + f", positive from {cfg['yes_threshold']}. The threshold each judge would choose on *this* split (the one "
+             "maximising its worse F1 over tags and explanations) is below: choose it on validation and pass it to the test "
+             "run (`--no-threshold`, `--single-no-threshold`); on test it is only the ceiling a perfectly tuned threshold reaches.",
+             "", "| judge | chosen no threshold | F1 tags | F1 explanations |", "|---|---:|---:|---:|"]
+    for mode in ("agent", "single"):
+        chosen = chosen_threshold({kind: agr[kind][mode].get("scored_rows") or [] for kind in ("tags", "explanations")})
+        if chosen is not None:
+            lines.append(f"| {mode} | {chosen['no_threshold']:.4f} | {_fmt(chosen['f1_tags'])} | {_fmt(chosen['f1_explanations'])} |")
+    return lines
 
 
 def preference_lines(pref: dict[str, Any]) -> list[str]:

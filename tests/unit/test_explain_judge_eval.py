@@ -235,3 +235,17 @@ def test_probability_preference_averages_p_meta_over_both_orders() -> None:
     leaning = preference_summary([({"better": "A", "p_first": 0.8}, {"better": "A", "p_first": 0.6}),
                                   ({"better": "A", "p_first": 0.7}, {"better": "B", "p_first": 0.3})])
     assert leaning["meta_win_rate"] == pytest.approx(((0.8 + 0.4) / 2 + (0.7 + 0.7) / 2) / 2)
+
+
+def test_the_no_threshold_is_chosen_for_the_worse_f1_over_both_targets() -> None:
+    from recgpt.eval.explain_judge import chosen_threshold, threshold_lines
+
+    scored = {"tags": [[True, 0.4, "real"], [True, 0.35, "real"], [False, 0.3, "shuffled"], [False, 0.0, "filler"]],
+              "explanations": [[True, 0.45, "real"], [False, 0.38, "shuffled"], [True, 0.37, "real"], [False, 0.1, "echo"]]}
+    best = chosen_threshold(scored)
+    # t = .35: tags perfect (1.0); explanations keep .45, .38, .37 -> P 2/3, R 1 -> .8; no t does better on both
+    assert best == pytest.approx({"no_threshold": 0.35, "f1_tags": 1.0, "f1_explanations": 0.8, "worse_f1": 0.8})
+    assert chosen_threshold({"tags": scored["tags"], "explanations": []}) is None
+    agr = {kind: {"agent": {"scored_rows": rows}, "single": {"scored_rows": None}} for kind, rows in scored.items()}
+    text = "\n".join(threshold_lines(agr, {"no_threshold": 0.2, "yes_threshold": 0.5}))
+    assert "| agent | 0.3500 | 1.000 | 0.800 |" in text and "| single |" not in text
