@@ -447,13 +447,28 @@ class Evaluation:
                         "n": n, "flip_rate": flips / n if n else 0.0,
                         "superior_rate_clean": clean_sup / n if n else 0.0, "superior_rate_injected": inj_sup / n if n else 0.0}
 
-        return {**summary, "agreement": agreement, "injection": injection,
+        groups_path = await self._write_reward_groups(tag_tasks, verdict)
+        return {**summary, "agreement": agreement, "injection": injection, "reward_groups": str(groups_path),
                 "preference": self._preference(pref_pairs, owned_users=len(owned))}
 
     def _preference(self, pairs: list[tuple[str, ItemExplanation, ItemExplanation]], owned_users: int) -> dict[str, Any]:
         answers = [tuple(self.store.values[f"{self.judge_prefix}pref|{user}|{meta.item_id}|{order}"]
                          for order in ("meta-first", "template-first")) for user, meta, _ in pairs]
         return {**preference_summary(answers), "eligible_users": owned_users, "left_out_fallback_or_empty": owned_users - len(pairs)}
+
+    async def _write_reward_groups(self, tasks: dict[str, Any], verdict: Callable[..., Awaitable[str | None]]) -> Path:
+        """Judge-as-a-Reward groups from this run's tag rows: per user, every tag shown with that user's context (their
+        own, another user's, the corruptions of their own) graded by the Agent-as-a-Judge (guard on, this run's
+        thresholds): the listwise unit of `recgpt train reward --groups`. Users whose tags all got one grade order
+        nothing and are left out. Written next to the store (RECGPT_HOME/eval), not under reports/."""
+        graded = [(row.context_user, row.payload[0], await verdict("agent", key, make, guard=True))
+                  for key, (row, make) in tasks.items()]
+        prompts = {user: await self.prefix(user) for user, _, _ in graded}
+        groups = reward_groups(graded, prompts)
+        judge_tag = self.judge_prefix.strip("|").replace(":", "-").replace("@", "-")
+        path = Path(self.store.path).with_name(f"reward-groups-{Path(self.store.path).stem}-{judge_tag}.jsonl")
+        path.write_text("".join(json.dumps(g) + "\n" for g in groups))
+        return path
 
     def judgement(self, mode: str, key: str) -> Judgement:
         """A stored verdict, graded under this run's thresholds (probability scoring: from its stored P(yes))."""
@@ -512,6 +527,18 @@ class Evaluation:
                     positive[v.dimension] += v.grade == "positive"
             out["positives" if label else "negatives"] = {d: positive[d] / counts[d] for d in counts}
         return out
+
+
+def reward_groups(graded: list[tuple[str, str, str | None]], prompts: dict[str, str]) -> list[dict[str, Any]]:
+    """Listwise reward groups from judged rows (context user, text, the judge's grade): one group per user, the judge's
+    grade and never the row's label (this distils the judge); abstentions dropped; a group graded alike orders nothing
+    and is left out. Shaped as `recgpt.training.reward_model.RewardGroup` (eval sits below training: plain JSON)."""
+    by_user: dict[str, list[dict[str, str]]] = {}
+    for user, text, grade in graded:
+        if grade is not None:
+            by_user.setdefault(user, []).append({"text": text, "grade": grade, "source": "judge"})
+    return [{"prompt": prompts[user], "samples": samples, "user_id": user}
+            for user, samples in by_user.items() if len({s["grade"] for s in samples}) > 1]
 
 
 def chosen_threshold(scored: dict[str, list[list[Any]]]) -> dict[str, float] | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 
 import pytest
 
@@ -145,13 +146,24 @@ def test_a_labelled_positive_and_negative_are_judged_on_a_separate_judge_endpoin
         assert not proxy.seen  # writing is the policy's: nothing went to the judge endpoint
         negative = corrupt_explanation(positive.text, target.title, "Deluxe Executive Leather Desk Organizer", "echo")
         judge = build_judge_subgraph(resources)
+        history = [e.item_id for e in example.history]
         verdicts = []
-        for text in (positive.text, negative):
+        scored = replace(ctx, judge_scoring="probability")
+        for text, run_ctx in ((positive.text, ctx), (negative, ctx), (positive.text, scored)):
             task = {"shared_prefix": shared["shared_prefix"], "target_kind": "explanation", "target_id": target.item_id,
-                    "text": text, "title": target.title, "category": target.category or ""}
-            verdicts.append(asyncio.run(judge.ainvoke(task, context=ctx))["judgements"][0])
-        assert len(proxy.seen) == 14 and all(s.fault == "pass" for s in proxy.seen)  # 7 dimensions x 2 rows, all the judge's
+                    "text": text, "title": target.title, "category": target.category or "", "history_item_ids": history}
+            verdicts.append(asyncio.run(judge.ainvoke(task, context=run_ctx))["judgements"][0])
+        # every dimension no code check decided is one call, and each went to the judge endpoint
+        asked = sum(not v.reason.startswith("code check:") for j in verdicts for v in j.verdicts)
+        assert len(proxy.seen) == asked and all(s.fault == "pass" for s in proxy.seen)
         for judgement in verdicts:
             assert len(judgement.verdicts) == 7 and judgement.overall in ("Superior", "Average", "Bad")
+        # the prompt echo fails clarity by code, without asking the model
+        echo = verdicts[1]
+        assert echo.overall == "Bad" and "code_check" in echo.flags
+        assert next(v for v in echo.verdicts if v.dimension == "clarity").reason.startswith("code check:")
+        # probability scoring reads P(yes) from the real server's logprobs: one token per dimension
+        for v in verdicts[2].verdicts:
+            assert v.reason.startswith("code check:") or (v.p_yes is not None and 0.0 <= v.p_yes <= 1.0)
     finally:
         proxy.close()

@@ -249,3 +249,14 @@ def test_the_no_threshold_is_chosen_for_the_worse_f1_over_both_targets() -> None
     agr = {kind: {"agent": {"scored_rows": rows}, "single": {"scored_rows": None}} for kind, rows in scored.items()}
     text = "\n".join(threshold_lines(agr, {"no_threshold": 0.2, "yes_threshold": 0.5}))
     assert "| agent | 0.3500 | 1.000 | 0.800 |" in text and "| single |" not in text
+
+
+def test_reward_groups_carry_the_judges_grades_per_user_and_drop_groups_graded_alike() -> None:
+    from recgpt.eval.explain_judge import reward_groups
+    from recgpt.training.reward_model import RewardGroup
+
+    graded = [("u1", "gel pens", "Average"), ("u1", "dog food", "Bad"), ("u1", "gel pens x inches", None),
+              ("u2", "stapler", "Bad"), ("u2", "tape", "Bad")]
+    groups = [RewardGroup.model_validate(g) for g in reward_groups(graded, {"u1": "ctx 1", "u2": "ctx 2"})]
+    assert len(groups) == 1 and groups[0].prompt == "ctx 1" and groups[0].user_id == "u1"
+    assert [(s.text, s.grade) for s in groups[0].samples] == [("gel pens", "Average"), ("dog food", "Bad")]
