@@ -49,6 +49,8 @@ def test_meta_explanations_and_agent_judge_run_inside_the_main_graph(
     # clarity neutral: 6 positives >= tau 5 -> Superior; every dimension recorded in rubric order
     assert all([v.dimension for v in j.verdicts][:3] == ["relevance", "factuality", "clarity"] for j in expls)
     assert all(j.overall == "Superior" for j in expls)
+    # the main graph hands the judge the user's history: its evaluators read the catalogue evidence line
+    assert "Catalogue evidence:" in fake_llm.prompts["judge[explanation:relevance]"]
 
 
 def test_an_explanation_that_only_restates_its_item_is_asked_for_once_more(
