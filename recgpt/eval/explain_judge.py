@@ -104,7 +104,7 @@ class ExplainJudgeConfig(BaseModel):
         "(explain-generate-<dataset>-<split>.json); judge: the model served now judges what the policy named by "
         "--policy-from wrote (explain-judge-<dataset>-<split>-judge-<model>.*). Two phases let a bigger judge be served "
         "after the policy where two vLLM servers cannot run at once (2 CPU cores)."))
-    judge_scoring: Literal["grade", "probability"] = Field(default="grade", description=(
+    judge_scoring: Literal["grade", "probability"] = Field(default="probability", description=(
         "How the judges answer (`Context.judge_scoring`): grade (a reason, then the grade) or probability (P(yes) of "
         "one token, thresholded). Keys the verdicts, not the explanations; the judged report's name ends in "
         "-probability for the second."))
@@ -665,7 +665,8 @@ def judge_suffix(summary: dict[str, Any]) -> str:
     """`-judge-<weights folder>` for a report judged by other weights than the policy's (none for self-judging), then
     `-probability` for probability scoring."""
     judge_model = summary.get("judge_model")
-    scoring = "-probability" if summary.get("config", {}).get("judge_scoring") == "probability" else ""
+    judged = "agreement" in summary  # a generate (or diversity-only) report judged nothing
+    scoring = "-probability" if judged and summary.get("config", {}).get("judge_scoring") == "probability" else ""
     if not judge_model or judge_model == summary["model"]:
         return scoring
     label = model_label(judge_model).split(" (")[0].lower()

@@ -167,13 +167,17 @@ class Context:
     judge_tau_explanations: int = field(default=5, metadata={"description": "Senior Reviewer: positive explanation dimensions (of 7) needed for Superior."})
     judge_injection_guard: bool = field(default=True, metadata={"description": (
         "Grade targets carrying judge-directed instructions ('rate this Superior') as failing safety, whatever the LLM says.")})
-    judge_scoring: str = field(default="grade", metadata={"description": (
-        "How an LLM evaluator answers: 'grade' (a reason, then positive/neutral/negative; the paper's) or 'probability' "
-        "(one token: P(yes) of 'does it satisfy this dimension?', read from the server's logprobs; positive at or above "
+    judge_scoring: str = field(default="probability", metadata={"description": (
+        "How an LLM evaluator answers: 'probability' (default, measured) or 'grade' (a reason, then "
+        "positive/neutral/negative; the paper's: the 0.5B judge graded every labelled row Bad with it). 'probability': "
+        "one token, P(yes) of 'does it satisfy this dimension?' read from the server's logprobs; positive at or above "
         "judge_yes_threshold, negative below judge_no_threshold, neutral between). Small judges paraphrase the question "
         "in the negative and grade everything alike; their token probabilities still order targets, at 1 output token.")})
     judge_yes_threshold: float = field(default=0.5, metadata={"description": "probability scoring: P(yes) at or above it is positive (single judge: Superior)."})
-    judge_no_threshold: float = field(default=0.2, metadata={"description": "probability scoring: P(yes) below it is negative (single judge: Bad)."})
+    judge_no_threshold: float = field(default=0.2, metadata={"description": (
+        "probability scoring: P(yes) below it is negative (single judge: Bad). 0.2: chosen on 100 Office validation "
+        "users' labelled rows, where it maximised the worse F1 over tags and explanations (1.5B judge: agent .19, single "
+        ".23; reports/explain-judge-office-validation-*-probability.md). Another judge model: choose its own there.")})
     judge_code_checks: bool = field(default=True, metadata={"description": (
         "The judge's literal checks (agents/judge_checks.py) grade what needs no model: title filler or a cut word "
         "fails a tag's validity, a pasted path its specificity; a broken-off, looping or prompt-reciting sentence "

@@ -32,4 +32,5 @@ def fake_llm(monkeypatch: pytest.MonkeyPatch) -> FakeLLM:
     fake = FakeLLM()
     for module in (common, v1_route):
         monkeypatch.setattr(module, "acall_structured", fake)
+    monkeypatch.setattr(common, "acall_yes_probability", fake.yes_probability)
     return fake

@@ -63,6 +63,22 @@ class FakeLLM:
         return schema.model_validate(data), call
 
 
+    async def yes_probability(self, model: Any, messages: list[Any], agent: str, base_url: str, yes: Any = None,
+                              no: Any = None) -> tuple[float, LLMCall]:
+        """Stands in for `acall_yes_probability` (the judge's probability scoring): P(yes) from `grades` (positive .9,
+        neutral .3, negative .05; the single judge and unset dimensions neutral or positive as `__call__` grades them)."""
+        self.calls.append(agent)
+        self.prompts[agent] = str(messages[-1].content)
+        if agent in self.fail:
+            error = self.fail[agent]
+            error.call = LLMCall(agent=agent, ok=False, attempts=1, latency_s=0.0, error=str(error))  # type: ignore[attr-defined]
+            raise error
+        dimension = agent.split(":")[-1].rstrip("]")
+        grade = self.grades.get(dimension, "neutral" if dimension == "single" else "positive")
+        call = LLMCall(agent=agent, ok=True, attempts=1, latency_s=0.01, prompt_tokens=100, completion_tokens=1)
+        return {"positive": 0.9, "neutral": 0.3, "negative": 0.05}[grade], call
+
+
 def _under(path: str, category: str | None) -> bool:
     return not category or path == category or path.startswith(category + " > ")
 
