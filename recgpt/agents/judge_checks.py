@@ -58,17 +58,17 @@ def has_filler(tag: str) -> bool:
     return any(a == b for a, b in zip(words, words[1:])) or max(Counter(words).values()) >= 3
 
 
+def is_cut_word(word: str, known: frozenset[str]) -> bool:
+    """A word cut to one letter ("gel p") or unknown to both the catalogue and English ("protecters"); generic,
+    filler and dangling words are never cut."""
+    if word in GENERIC_WORDS or word in ENDING_FILLER or word in FILLER_WORDS:
+        return False
+    return len(word) == 1 or bool(known) and is_unknown(word, known)
+
+
 def cut_words(tag: str, known: frozenset[str]) -> list[str]:
-    """Words of `tag` cut to one letter or unknown to both the catalogue and English ("black and gr", "protecters")."""
-    out = []
-    for word in words_of(tag):
-        if not (word.isalpha() or "-" in word or "'" in word):
-            continue  # numbers and model codes are the catalogue's own business
-        if word in GENERIC_WORDS or word in ENDING_FILLER or word in FILLER_WORDS:
-            continue
-        if len(word) == 1 or (known and is_unknown(word, known)):
-            out.append(word)
-    return out
+    """Words of `tag` cut or misspelled (`is_cut_word`); numbers and model codes are the catalogue's own business."""
+    return [w for w in words_of(tag) if (w.isalpha() or "-" in w or "'" in w) and is_cut_word(w, known)]
 
 
 def tag_check_failures(text: str, known: frozenset[str]) -> dict[str, str]:

@@ -26,9 +26,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from recgpt.agents.explainer import adds_nothing, echoed_prompt_words, has_size_residue, repeated_phrase
-from recgpt.agents.judge_checks import ENDING_FILLER, has_filler, is_unfinished  # noqa: F401 (re-exported)
+from recgpt.agents.judge_checks import ENDING_FILLER, has_filler, is_cut_word, is_unfinished
 from recgpt.agents.planner import copies_an_example, is_person_name, is_role_name, pastes_path, repeats_focus
-from recgpt.agents.words import is_unknown, known_words
+from recgpt.agents.words import known_words
 from recgpt.data import Dataset
 from recgpt.eval.tag_copies import CategoryVocabulary, copy_kind, normalise
 from recgpt.text_fields import FILLER_WORDS, GENERIC_WORDS, words_of
@@ -61,9 +61,7 @@ class Lexicon:
         "stapled") is odd perhaps, but neither cut nor misspelled."""
         if word in GENERIC_WORDS or word in ENDING_FILLER or word in FILLER_WORDS:
             return False
-        if len(word) == 1:
-            return True  # a word cut to its first letter ("gel p")
-        if is_unknown(word, self.known):
+        if is_cut_word(word, self.known):  # the judge's own check: one letter left, or neither shop nor English
             return True
         return len(word) <= 3 and self.counts[word] < 5 and any(
             k.startswith(word) and len(k) > len(word) + 1 and self.counts[k] >= 20 for k in self.known)
