@@ -229,8 +229,9 @@ class Evaluation:
 
     @cached_property
     def judge_prefix(self) -> str:
-        """Store key prefix of a verdict: `judge@<judge weights digest>:<judge sources digest>|`, so one store holds each judge's (and each judge version's)
-        verdicts apart."""
+        """Store key prefix of a verdict: `judge@<weights digest>:<judge sources digest>[:probability]|`, so one store
+        holds each judge's (each version's, each scoring's) verdicts apart. Computed once per run: a source edited on
+        disk mid-run must not move the keys the run is writing."""
         who = hashlib.sha256(self.judge_model.encode()).hexdigest()[:10]
         scoring = "" if self.config.judge_scoring == "grade" else f":{self.config.judge_scoring}"
         return f"judge@{who}:{judge_fingerprint()}{scoring}|"
@@ -543,7 +544,8 @@ def reward_groups(graded: list[tuple[str, str, str | None]], prompts: dict[str, 
 
 def chosen_threshold(scored: dict[str, list[list[Any]]]) -> dict[str, float] | None:
     """The no threshold that maximises the worse F1 over tags and explanations ('not Bad' = score >= t), from a
-    validation run's scored rows (kind -> [label, score, row kind]); ties go to the better mean F1, then the lower threshold. None without rows."""
+    validation run's scored rows (kind -> [label, score, row kind]); ties go to the better mean F1, then the lower
+    threshold. None without rows."""
     if not all(scored.get(kind) for kind in ("tags", "explanations")):
         return None
     candidates = sorted({round(row[1], 4) for kind in ("tags", "explanations") for row in scored[kind]} | {0.0})
