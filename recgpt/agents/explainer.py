@@ -72,10 +72,28 @@ class ExplanationOutput(BaseModel):
             raise ValueError(f"an explanation says each thing once, not in a loop ({loop!r})")
         if has_size_residue(text):
             raise ValueError("an explanation is a sentence, not a title's size residue (a lone 'x')")
+        if claim := invented_commerce_claim(text, ""):  # no record here has a price, a delivery or a warranty
+            raise ValueError(f"an explanation states only what the item's record gives, not a price or warranty ({claim!r})")
         whole = drop_fragment(text, MIN_EXPLANATION_WORDS)
         if whole is None:
             raise ValueError(f"an explanation ends with a full sentence, not a fragment: {text[-40:]!r}")
         return whole
+
+
+COMMERCE_CLAIM = re.compile(
+    r"\$\s?\d|\b\d+(\.\d+)?\s?(dollars?|usd|euros?|%\s?off)\b|\b(free|next-day|same-day|fast|express)\s+(shipping|delivery)\b"
+    r"|\b(lifetime|money-back|\d+-year)\s+(warranty|guarantee)\b|\bwarranty\b|\b(discount|coupon code|on sale|best price)\b",
+    re.IGNORECASE)
+"""Claims about price, shipping, warranty or discounts: no catalogue record here states them, so a sentence that does
+invented them (unless the item's own title says so)."""
+
+
+def invented_commerce_claim(text: str, title: str) -> str | None:
+    """The price, shipping, warranty or discount claim the explanation makes and its item's title does not."""
+    match = COMMERCE_CLAIM.search(text)
+    if match is None or match.group(0).lower() in title.lower():
+        return None
+    return match.group(0)
 
 
 def has_size_residue(text: str) -> bool:

@@ -18,7 +18,13 @@ import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
 
-from recgpt.agents.explainer import adds_nothing, echoed_prompt_words, has_size_residue, repeated_phrase
+from recgpt.agents.explainer import (
+    adds_nothing,
+    echoed_prompt_words,
+    has_size_residue,
+    invented_commerce_claim,
+    repeated_phrase,
+)
 from recgpt.agents.planner import pastes_path
 from recgpt.agents.words import is_unknown
 from recgpt.data import Dataset
@@ -30,14 +36,6 @@ FILLER_PHRASES = (re.compile(r"\bpacks?\s+of\b"), re.compile(r"\b(box|set|case|b
 ENDING_FILLER = DANGLING_WORDS | {"and", "&", "with", "for", "of", "or", "in", "to", "by", "the", "a", "an"}
 _SPACES = re.compile(r"\s+")
 _EDGES = " ,.:;-\"'"
-
-COMMERCE_CLAIM = re.compile(
-    r"\$\s?\d|\b\d+(\.\d+)?\s?(dollars?|usd|euros?|%\s?off)\b|\b(free|next-day|same-day|fast|express)\s+(shipping|delivery)\b"
-    r"|\b(lifetime|money-back|\d+-year)\s+(warranty|guarantee)\b|\bwarranty\b|\b(discount|coupon code|on sale|best price)\b",
-    re.IGNORECASE)
-"""Claims about price, shipping, warranty or discounts: no catalogue record here states them, so a sentence that does
-invented them (unless the item's own title says so)."""
-
 
 def normalise(text: str) -> str:
     return _SPACES.sub(" ", text.lower()).strip(_EDGES)
@@ -95,14 +93,6 @@ def is_unfinished(text: str) -> bool:
     last = stripped.rstrip(".!?").split()[-1:] or [""]  # the whole last token: "R400" is a model number, not "r"
     stub = last[0].strip("\"'()").lower()
     return ends_on_a_fragment(stripped) or (len(stub) == 1 and stub.isalpha() and stub not in {"a", "i"})
-
-
-def invented_commerce_claim(text: str, title: str) -> str | None:
-    """The price, shipping, warranty or discount claim the explanation makes and its item's title does not."""
-    match = COMMERCE_CLAIM.search(text)
-    if match is None or match.group(0).lower() in title.lower():
-        return None
-    return match.group(0)
 
 
 def explanation_check_failures(text: str, title: str, category: str) -> dict[str, str]:

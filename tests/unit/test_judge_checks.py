@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
+from recgpt.agents.explainer import ExplanationOutput, invented_commerce_claim
 from recgpt.agents.judge_checks import (
     explanation_check_failures,
     history_evidence,
     in_category,
-    invented_commerce_claim,
     tag_check_failures,
 )
 from recgpt.eval.judge_labels import EXPLANATION_CORRUPTIONS, TAG_CORRUPTIONS, corrupt_explanation, corrupt_tag
@@ -208,3 +208,11 @@ def test_probability_scoring_thresholds_each_dimension_and_can_be_rethresholded_
                                                                      judge_scoring="probability"), [])
     assert single.overall == "Superior" and single.p_yes == 0.6
     assert rethreshold(single, Context(judge_yes_threshold=0.7)).overall == "Average"
+
+
+def test_the_writer_resamples_a_sentence_that_invents_a_price() -> None:
+    """The demo's "The item sells electronic cigarettes for $5.99 per pack." for a Velcro fastener: the judge failed it,
+    but the shopper read it; the writer now re-samples it (and falls back to the plain sentence if every answer does)."""
+    with pytest.raises(ValueError, match="not a price or warranty"):
+        ExplanationOutput(explanation="The item sells electronic cigarettes for $5.99 per pack.")
+    assert ExplanationOutput(explanation=GOOD_EXPLANATION).explanation == GOOD_EXPLANATION
