@@ -6,12 +6,13 @@ guard and the count of what it guards cannot disagree.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from functools import lru_cache
 
 from spellchecker import SpellChecker
 
 from recgpt.data import Dataset
-from recgpt.text_fields import tidy_tag
+from recgpt.text_fields import FILLER_WORDS, tidy_tag, words_of
 
 
 def known_words(dataset: Dataset) -> frozenset[str]:
@@ -73,3 +74,23 @@ def drops(token: str, known: frozenset[str]) -> bool:
     word = token.lower().strip(".,;:!?")
     base = word[:-2] if word.endswith("'s") else word
     return bool(base) and all(c.isalpha() or c == "-" for c in base) and is_unknown(base, known)
+
+
+def content_words(text: str) -> frozenset[str]:
+    """The words of a tag that say what it is: its lower-cased words without title filler ("x", "inch", "pack")."""
+    return frozenset(words_of(text)) - FILLER_WORDS
+
+
+def near_duplicate(a: str, b: str) -> bool:
+    """Whether two tags read as the same to a shopper: equal words, one's words inside the other's ("Terminator" and
+    "Terminator 2"; "photo paper" and "photo paper inch x inches color paper ..."), or word overlap (Jaccard) >= .6.
+    The arbiter's guard (`agents.arbiter.distinct_words`) and the readability audit share it."""
+    mine, other = content_words(a), content_words(b)
+    if not mine or not other:
+        return False
+    return mine <= other or other <= mine or len(mine & other) / len(mine | other) >= 0.6
+
+
+def near_duplicates(tags: Sequence[str]) -> list[bool]:
+    """For each tag of one user: whether it repeats an earlier one (`near_duplicate`)."""
+    return [any(near_duplicate(tag, earlier) for earlier in tags[:n]) for n, tag in enumerate(tags)]

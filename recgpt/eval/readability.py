@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from recgpt.agents.explainer import adds_nothing, echoed_prompt_words, has_size_residue, repeated_phrase
 from recgpt.agents.judge_checks import ENDING_FILLER, has_filler, is_cut_word, is_unfinished
 from recgpt.agents.planner import copies_an_example, is_person_name, is_role_name, pastes_path, repeats_focus
-from recgpt.agents.words import known_words
+from recgpt.agents.words import known_words, near_duplicates
 from recgpt.data import Dataset
 from recgpt.eval.tag_copies import CategoryVocabulary, copy_kind, normalise
 from recgpt.text_fields import FILLER_WORDS, GENERIC_WORDS, words_of
@@ -101,23 +101,6 @@ def persona_defects(personas: Sequence[tuple[str, str]], lexicon: Lexicon) -> li
 
 def is_cut_or_misspelled(tag: str, lexicon: Lexicon) -> bool:
     return any(lexicon.is_cut(w) for w in words_of(tag) if w.isalpha() or "-" in w or "'" in w)
-
-
-def jaccard(a: set[str], b: set[str]) -> float:
-    return len(a & b) / len(a | b) if a | b else 0.0
-
-
-def near_duplicates(tags: Sequence[str]) -> list[bool]:
-    """For each tag of one user: whether it repeats an earlier one: equal, one's words inside the other's, or word
-    overlap (Jaccard) >= .6 ("photo paper" and "photo paper inch x inches color paper ...")."""
-    out: list[bool] = []
-    earlier: list[set[str]] = []
-    for tag in tags:
-        mine = set(words_of(tag)) - FILLER_WORDS
-        out.append(bool(mine) and any(mine <= other or other <= mine or jaccard(mine, other) >= 0.6
-                                      for other in earlier if other))
-        earlier.append(mine)
-    return out
 
 
 def tag_defects(tags: Sequence[str], lexicon: Lexicon) -> list[list[str]]:

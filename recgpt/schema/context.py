@@ -104,6 +104,12 @@ class Context:
         "HR@30 +.060 ± .025; MovieLens genre +.190 ± .028, item HR@10 −.010 ± .024 (noise), score-merged +.035 ± .019 "
         "(reports/arbiter-prior-*-validation-distinct-fill.md).")})
 
+    arbiter_distinct_words: bool = field(default=True, metadata={"description": (
+        "No two final tags that read alike: of a near-duplicate pair (equal words, one inside the other, or word "
+        "overlap >= .6), the tag whose words are not its category's name is shown under that name, flagged. The "
+        "categories stay; the words change what the shopper reads and the tag's semantic term in retrieval. On by "
+        "measurement (reports/distinct-words-movielens-validation.md).")})
+
     tidy_tags: bool = field(default=True, metadata={"description": (
         "The final tags' words tidied of title filler (size and pack residue, cut words, repeats, more than 6 words, "
         "a dangling last word); the expert's words stay in `written`. Grounded tags retrieve by their category, so "
