@@ -106,8 +106,8 @@ def main() -> None:
              f"{len(results)} users of `{args.store.name}` (their stored pools and arbiter ranks; no LLM call"
              + (f"; written by {args.model}" if args.model else "") + "). Each user's final tags are made again by "
              "the arbiter node's own `finalise` under the default `Context` and with " + switches + ", then retrieved "
-             "through the same retriever. Variant − default is paired per user, mean ± one standard error.", "",
-             "| metric | default | variant | variant − default |", "|---|---:|---:|---:|"]
+             "through the same retriever. The difference is paired per user, mean ± one standard error.", "",
+             f"| metric | default Context | with {switches} | with − default |", "|---|---:|---:|---:|"]
     for m in metrics:
         d = paired[m]
         lines.append(f"| {m} | {means['default'][m]:.3f} | {means['variant'][m]:.3f} | {d['diff']:+.3f} ± {d['se']:.3f} |")
