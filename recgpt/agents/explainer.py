@@ -9,14 +9,17 @@ from __future__ import annotations
 import hashlib
 import re
 from collections import Counter
+from collections.abc import Sequence
 from typing import Any
 
 from langgraph.runtime import Runtime
 from pydantic import BaseModel, field_validator
 
 from recgpt.agents.common import AgentCall, clean_text, messages
+from recgpt.data import Dataset
 from recgpt.prompts.explainer import (
     FALLBACK_SENTENCE,
+    FALLBACK_WITH_PAST,
     GUIDELINE_WORDS,
     ITEM_BLOCK,
     RHETORICAL_DEVICES,
@@ -163,13 +166,34 @@ def short_title(title: str, max_words: int = 8) -> str:
     return " ".join(words) or clean_text(title, 60)
 
 
-def fallback_sentence(tag: str, title: str, category: str = "") -> str:
+def fallback_sentence(tag: str, title: str, category: str = "", past: tuple[str, str] | None = None) -> str:
     """The code-made sentence: the interest named by the item's own category (clean words, where the tag may still
-    carry title filler), else the tag; the title up to its first comma."""
+    carry title filler), else the tag; the title up to its first comma. Given `past` (a past item's title and the
+    category it shares with this one, `past_item_like`), the sentence names it as the reason."""
     interest = category.rsplit(" > ", 1)[-1].strip().lower() or tag.strip().lower() or "this kind of item"
+    mine = short_title(title).rstrip(" .!?:;")
+    if past is not None:
+        before = short_title(past[0]).rstrip(" .!?:;")
+        if before and before.lower() != mine.lower():
+            return to_english_text(FALLBACK_WITH_PAST.format(past=before, title=mine, interest=past[1].strip().lower()),
+                                   EXPLANATION_CHARS)
     # printable ASCII like every LLM-written field ("DigiOrange® Labels" loses its sign)
-    return to_english_text(FALLBACK_SENTENCE.format(tag=interest, title=short_title(title).rstrip(" .!?:;")),
-                           EXPLANATION_CHARS)
+    return to_english_text(FALLBACK_SENTENCE.format(tag=interest, title=mine), EXPLANATION_CHARS)
+
+
+def past_item_like(dataset: Dataset, history_item_ids: Sequence[str], category: str) -> tuple[str, str] | None:
+    """The user's latest past item in `category` (the explained item's leaf), else under its second level: (its
+    title, the shared level's name); None when the history holds neither (a new interest)."""
+    parts = [p for p in category.split(" > ") if p]
+    for depth in sorted({len(parts), min(2, len(parts))}, reverse=True):
+        if depth < 1:
+            continue
+        shelf = " > ".join(parts[:depth])
+        for item_id in reversed(history_item_ids):
+            item = dataset.items.get(item_id)
+            if item is not None and (item.category == shelf or item.category.startswith(shelf + " > ")):
+                return item.title, parts[depth - 1]
+    return None
 
 
 def item_block(task: ExplainInput) -> str:
@@ -218,14 +242,16 @@ async def write_node(state: ExplainState, runtime: Runtime[Context], resources: 
     prompt = messages(state["shared_prefix"], WRITER_INSTRUCTIONS.format(item_block=item_block(state), **style))
     item = state["item"]
     base = dict(item_id=item.item_id, title=item.title, category=item.category, tag=state["tag"].tag, mode=mode, guideline=guideline)
-    output = await run.ask(f"explain[{item.item_id}]", prompt, ExplanationOutput, ctx.explanation_temperature, 100)
+    output = await run.ask(f"explain[{item.item_id}]", prompt, ExplanationOutput, ctx.explanation_temperature, 100,
+                          attempts=ctx.explanation_attempts)
     first = clip_sentence(output.explanation, EXPLANATION_CHARS) if output is not None else None
     text = first
     if first is not None and says_nothing(first, item.title, item.category):
         # One more try, told what was wrong.
         again = messages(state["shared_prefix"], WRITER_INSTRUCTIONS.format(item_block=item_block(state), **style)
                          + WRITER_RETRY.format(previous=clean_text(first, EXPLANATION_CHARS)))
-        retried = await run.ask(f"explain[{item.item_id}]:retry", again, ExplanationOutput, ctx.explanation_temperature, 100)
+        retried = await run.ask(f"explain[{item.item_id}]:retry", again, ExplanationOutput, ctx.explanation_temperature, 100,
+                                attempts=ctx.explanation_attempts)
         second = clip_sentence(retried.explanation, EXPLANATION_CHARS) if retried is not None else None
         text = second if second is not None and not says_nothing(second, item.title, item.category) else None
     if text is None:
@@ -233,7 +259,8 @@ async def write_node(state: ExplainState, runtime: Runtime[Context], resources: 
         if not ctx.explanation_fallback:
             return run.update(explanations=[ItemExplanation(**base, text=first or "", error=why)])
         run.flags.append(f"explain[{item.item_id}]: fallback sentence ({why[:200]})")
-        return run.update(explanations=[ItemExplanation(**base, text=fallback_sentence(state["tag"].tag, item.title, item.category),
+        past = past_item_like(resources.dataset, state.get("history_item_ids", []), item.category)
+        return run.update(explanations=[ItemExplanation(**base, text=fallback_sentence(state["tag"].tag, item.title, item.category, past),
                                                         error=why, fallback=True)])
     problems = [f"style guideline failed, template used: {state['style_error']}"] if state.get("style_error") else []
     explanation = ItemExplanation(**base, text=text, error="; ".join(problems) or None)

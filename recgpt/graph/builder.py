@@ -41,8 +41,10 @@ def fan_out_explanations(state: RecState) -> list[Send] | str:
     if ctx.explanation_mode == "off":
         return "explained"
     situation = state["context_stats"].environment if state.get("context_stats") else ""
+    history = list(state.get("history_item_ids", []))
     sends = [
-        Send("explain", {"shared_prefix": state["shared_prefix"], "situation": situation, "tag": rec.tag, "item": item})
+        Send("explain", {"shared_prefix": state["shared_prefix"], "situation": situation, "tag": rec.tag, "item": item,
+                         "history_item_ids": history})
         for rec in state.get("recommendations", [])
         for item in rec.items[: ctx.explain_items_per_tag]
     ]

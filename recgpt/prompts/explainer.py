@@ -59,6 +59,9 @@ GUIDELINE_WORDS = ("tone", "audience", "emotional angle", "rhetorical device", "
 tie it to something they bought or to their situation.")."""
 
 FALLBACK_SENTENCE = "Picked for your interest in {tag}: {title}."
+FALLBACK_WITH_PAST = "Because you picked {past}, you may like {title}, also in {interest}."
+"""The code-made sentence when the user's history holds an item of the same category (its leaf, else its second
+level): the reason a shopper can check, in the shop's own words."""
 """What the shopper reads when the writer's answers all fail their checks (`Context.explanation_fallback`): true by
 construction (the matched interest and the item's own title), plain, and marked as made by code."""
 

@@ -20,6 +20,8 @@ class ExplainInput(TypedDict):
     situation: str
     tag: FinalTag
     item: RetrievedItem
+    history_item_ids: NotRequired[list[str]]
+    """The user's past items: the fallback sentence names the latest one of the item's category."""
 
 
 class ExplainOutput(Accounting, total=False):

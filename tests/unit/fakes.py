@@ -21,10 +21,13 @@ class FakeLLM:
         self.prompts: dict[str, str] = {}
         """Each agent's last instruction message (what follows the shared prefix)."""
         self.grades: dict[str, str] = {}
+        self.attempts: dict[str, int] = {}
+        """The re-sampling budget each agent's last call was given."""
 
     async def __call__(self, model: Any, messages: list[Any], schema: type, agent: str, base_url: str,
                        attempts: int = 2) -> tuple[Any, LLMCall]:
         self.calls.append(agent)
+        self.attempts[agent] = attempts
         self.prompts[agent] = str(messages[-1].content)
         assert messages[0].content.startswith("You are one agent of RecGPT")  # shared prefix first
         if agent in self.fail:

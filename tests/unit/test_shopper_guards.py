@@ -1,4 +1,4 @@
-"""The arbiter's guard against two final tags that read alike (`Context.arbiter_distinct_words`)."""
+"""Guards on what a shopper reads: the arbiter's distinct words (`Context.arbiter_distinct_words`) and the writer's own re-sampling budget (`Context.explanation_attempts`)."""
 
 from __future__ import annotations
 
@@ -69,3 +69,69 @@ def test_the_replay_script_parses_context_switches_and_refuses_unknown_ones() ->
         "arbiter_distinct_words": False, "arbiter_prior": 0.3, "num_tags": 5}
     with pytest.raises(SystemExit, match="no field 'arbiter_distinct'"):
         replay.parse_overrides(["arbiter_distinct=false"])
+
+
+def test_the_writer_gets_its_own_re_sampling_budget(fake_llm, small_dataset_dir) -> None:  # noqa: ANN001
+    import asyncio
+
+    from recgpt.graph import build_graph
+    from tests.unit.fakes import DEAD_ENDPOINT, fake_resources
+
+    graph = build_graph(fake_resources(small_dataset_dir), plugins=[])
+    ctx = Context(base_url=DEAD_ENDPOINT, model="fake", num_tags=5, schema_attempts=2, explanation_attempts=5)
+    out = asyncio.run(graph.ainvoke({"user_id": "u1", "split": "test"}, context=ctx))
+    assert out["explanations"]
+    writers = {a: n for a, n in fake_llm.attempts.items() if a.startswith("explain[")}
+    assert writers and set(writers.values()) == {5}
+    assert {n for a, n in fake_llm.attempts.items() if not a.startswith("explain[")} == {2}  # planner, experts, arbiter, style
+    import pytest
+
+    with pytest.raises(ValueError, match="explanation_attempts"):
+        Context(explanation_attempts=0)
+
+
+def test_the_fallback_sentence_names_the_latest_past_item_of_the_same_shelf() -> None:
+    from recgpt.agents.explainer import fallback_sentence, past_item_like
+
+    def item(title: str, category: str) -> SimpleNamespace:
+        return SimpleNamespace(title=title, category=category)
+
+    shop = SimpleNamespace(items={
+        "old": item("Avery Address Labels, 750 per pack", "Office > Labels > Address Labels"),
+        "new": item("Avery Shipping Labels (2 x 4 inches)", "Office > Labels > Shipping Labels"),
+        "pen": item("Pilot G2 Gel Pens, 12 Pack", "Office > Writing > Gel Pens"),
+        "same": item("Avery Address Labels, 30 per sheet", "Office > Labels > Address Labels")})
+    leaf = "Office > Labels > Address Labels"
+    assert past_item_like(shop, ["pen", "old", "new"], leaf) == (shop.items["old"].title, "Address Labels")  # leaf first
+    assert past_item_like(shop, ["old", "new", "pen"], "Office > Labels > Mailing Labels") == (
+        shop.items["new"].title, "Labels")  # else the latest under the second level
+    assert past_item_like(shop, ["pen"], leaf) is None and past_item_like(shop, ["gone"], leaf) is None
+    text = fallback_sentence("labels", "DigiOrange Labels, 30 per sheet", leaf, past_item_like(shop, ["old"], leaf))
+    assert text == "Because you picked Avery Address Labels, you may like DigiOrange Labels, also in address labels."
+    # a past item of the same short title says nothing: the plain sentence
+    same = fallback_sentence("labels", "Avery Address Labels", leaf, past_item_like(shop, ["same"], leaf))
+    assert same == "Picked for your interest in address labels: Avery Address Labels."
+    from recgpt.eval.readability import explanation_defects
+
+    assert explanation_defects(text, "DigiOrange Labels, 30 per sheet", leaf) == []
+
+
+def test_the_explanation_send_carries_the_users_history(fake_llm, small_dataset_dir, monkeypatch) -> None:  # noqa: ANN001
+    import asyncio
+
+    from recgpt.agents import explainer
+    from recgpt.errors import InvalidModelOutput
+    from recgpt.graph import build_graph
+    from tests.unit.fakes import DEAD_ENDPOINT, fake_resources
+
+    resources = fake_resources(small_dataset_dir)
+    graph = build_graph(resources, plugins=[])
+    seen: list[list[str]] = []
+    monkeypatch.setattr(explainer, "past_item_like", lambda dataset, history, category: seen.append(list(history)))
+    # every writer call fails: each item gets the fallback sentence
+    fake_llm.fail.update({f"explain[{i}]": InvalidModelOutput("cut") for i in resources.dataset.items})
+    out = asyncio.run(graph.ainvoke({"user_id": "u1", "split": "test"},
+                                    context=Context(base_url=DEAD_ENDPOINT, model="fake", num_tags=5)))
+    history = [e.item_id for e in resources.dataset.example("u1", "test").history]
+    assert out["explanations"] and all(e.fallback for e in out["explanations"])
+    assert seen and all(h == history for h in seen)
