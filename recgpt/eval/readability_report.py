@@ -45,7 +45,9 @@ class ReadabilityConfig(UserSample):
     context: dict[str, Any] = Field(default_factory=dict, description="Runtime Context overrides (--set FIELD=VALUE).")
 
     def ctx(self) -> Context:
-        return Context(**{"explanation_mode": "meta", "judge_mode": "off", **self.context})
+        # the shipped default's explanations (code-made 'grounded' on the default policy); `--set
+        # explanation_mode=meta` measures the LLM writer's own sentences
+        return Context(**{"judge_mode": "off", **self.context})
 
 
 class UserOutputs(BaseModel):
@@ -164,6 +166,7 @@ def run_readability(config: ReadabilityConfig, home: Path, show_progress: bool =
         raise RecGPTError(f"every user failed; first error: {failed[0].error}")
     summary = audit([o for o in outputs if not o.error], dataset)
     return {"config": config.model_dump(mode="json"), "model": model, "store": str(store.path),
+            "explanation_mode": config.ctx().explanation_mode,
             "failed_users": len(failed), **summary}
 
 
@@ -192,7 +195,7 @@ def markdown(summary: dict[str, Any], model: str) -> str:
     cfg = summary["config"]
     lines = [f"# Readability: {cfg['dataset']} {cfg['split']}", "",
              f"Model: **{model_label(model)}**. {summary['users']} users (seed {cfg['seed']}), the whole graph with "
-             "meta-prompted explanations, judge off; context overrides: "
+             f"explanations `{summary.get('explanation_mode', 'meta')}`, judge off; context overrides: "
              f"`{json.dumps(cfg['context']) if cfg['context'] else 'none'}`. Failed users: {summary['failed_users']}."
              + (" Counted again from the run's stored outputs with later detectors (`--reaudit`): the outputs are "
                 "those of the run, the counts today's." if summary.get("reaudited") else ""), "",

@@ -1,7 +1,8 @@
 """The explanation subgraph (meta-prompting): style guideline -> explanation, for one item.
 
 Compiled with each graph (bound to its resources) and added to the main graph as the node "explain", which the main graph fans out
-with one `Send` per explained item. In 'template' mode the style stage is skipped (RecGPT-V1).
+with one `Send` per explained item. In 'template' mode the style stage is skipped (RecGPT-V1); in 'grounded' mode
+no LLM is asked: the sentence is made by code from the user's history (`agents.explainer.grounded_explanation`).
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ from recgpt.services.resources import Resources
 
 
 def route_style(state: ExplainState) -> str:
-    return "write" if get_runtime(Context).context.explanation_mode == "template" else "style"
+    """Meta-prompting plans a style first; the V1 template and the code-made 'grounded' sentence need none."""
+    return "style" if get_runtime(Context).context.explanation_mode == "meta" else "write"
 
 
 def build_explain_subgraph(resources: Resources):  # -> CompiledStateGraph

@@ -116,7 +116,7 @@ class ItemExplanation(BaseModel):
     title: str
     category: str
     tag: str
-    mode: Literal["meta", "template"]
+    mode: Literal["meta", "template", "grounded"]
     guideline: StyleGuideline | None = None
     text: str = ""
     error: str | None = None

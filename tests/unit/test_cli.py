@@ -167,7 +167,7 @@ def test_previous_flags_and_defaults_still_work() -> None:
     assert _flags("eval")["--k-items"].default == "10,30" and _flags("eval")["--users"].default == 200
     assert _flags("bench")["--setup"].default == "architecture,paper"
     assert _flags("bench-models")["--models"].default == "qwen2.5-coder-0.5b,smollm2-135m"
-    assert _flags("load")["--explanations"].default == "off" and _flags("recommend")["--explanations"].default == "meta"
+    assert _flags("load")["--explanations"].default == "off" and _flags("recommend")["--explanations"].default == "grounded"
 
 
 def test_k_is_renamed_personas_in_recommend_and_tags_in_eval() -> None:

@@ -78,7 +78,8 @@ def test_the_writer_gets_its_own_re_sampling_budget(fake_llm, small_dataset_dir)
     from tests.unit.fakes import DEAD_ENDPOINT, fake_resources
 
     graph = build_graph(fake_resources(small_dataset_dir), plugins=[])
-    ctx = Context(base_url=DEAD_ENDPOINT, model="fake", num_tags=5, schema_attempts=2, explanation_attempts=5)
+    ctx = Context(base_url=DEAD_ENDPOINT, model="fake", num_tags=5, schema_attempts=2, explanation_attempts=5,
+                  explanation_mode="meta")
     out = asyncio.run(graph.ainvoke({"user_id": "u1", "split": "test"}, context=ctx))
     assert out["explanations"]
     writers = {a: n for a, n in fake_llm.attempts.items() if a.startswith("explain[")}
@@ -131,7 +132,27 @@ def test_the_explanation_send_carries_the_users_history(fake_llm, small_dataset_
     # every writer call fails: each item gets the fallback sentence
     fake_llm.fail.update({f"explain[{i}]": InvalidModelOutput("cut") for i in resources.dataset.items})
     out = asyncio.run(graph.ainvoke({"user_id": "u1", "split": "test"},
-                                    context=Context(base_url=DEAD_ENDPOINT, model="fake", num_tags=5)))
+                                    context=Context(base_url=DEAD_ENDPOINT, model="fake", num_tags=5,
+                                                    explanation_mode="meta")))
     history = [e.item_id for e in resources.dataset.example("u1", "test").history]
     assert out["explanations"] and all(e.fallback for e in out["explanations"])
     assert seen and all(h == history for h in seen)
+
+
+def test_the_default_explanation_is_grounded_in_the_history_and_asks_no_llm(fake_llm, small_dataset_dir) -> None:  # noqa: ANN001
+    import asyncio
+
+    from recgpt.agents.explainer import fallback_sentence, past_item_like
+    from recgpt.graph import build_graph
+    from tests.unit.fakes import DEAD_ENDPOINT, fake_resources
+
+    resources = fake_resources(small_dataset_dir)
+    graph = build_graph(resources, plugins=[])
+    assert Context().explanation_mode == "grounded"
+    out = asyncio.run(graph.ainvoke({"user_id": "u1", "split": "test"},
+                                    context=Context(base_url=DEAD_ENDPOINT, model="fake", num_tags=5)))
+    assert out["explanations"] and not [a for a in fake_llm.calls if a.startswith(("explain", "style"))]
+    history = [e.item_id for e in resources.dataset.example("u1", "test").history]
+    for e in out["explanations"]:
+        assert e.mode == "grounded" and not e.fallback and e.error is None
+        assert e.text == fallback_sentence(e.tag, e.title, e.category, past_item_like(resources.dataset, history, e.category))
