@@ -200,7 +200,8 @@ def grounded_explanation(task: ExplainInput, dataset: Dataset) -> ItemExplanatio
     """`Context.explanation_mode='grounded'`: no LLM call; the sentence names the user's latest past item of the same
     shelf as the reason ('Because you picked ..., you may like ..., also in ...'), else the interest the item answers.
     True by construction. Chosen for the default 0.5B policy, whose own sentences a reader mostly would not accept
-    (issue 33: about 1 in 6 of 30 read by hand; a reworded instruction, exemplars and the base weights did no better)."""
+    (2 of 30 read by hand, 5 leniently: reports/explanation-read-office-validation.md; a reworded instruction,
+    exemplars and the base weights did no better)."""
     item = task["item"]
     past = past_item_like(dataset, task.get("history_item_ids", []), item.category)
     return ItemExplanation(item_id=item.item_id, title=item.title, category=item.category, tag=task["tag"].tag,

@@ -148,8 +148,8 @@ class Context:
         "Item explanations: 'meta' (style guideline, then explanation: 2 calls/item), 'template' (RecGPT-V1 fixed "
         "instruction: 1 call/item), 'grounded' (no call: a sentence made by code that names the user's latest past "
         "item of the same shelf, 'Because you picked X, you may like Y, also in Z.') or 'off'. 'grounded' is the "
-        "default for the 0.5B default policy: of 30 of its own sentences read by hand about 5 were acceptable (the rest "
-        "invent features or say nothing), and neither a reworded instruction, exemplars nor the base weights fixed it "
+        "default for the 0.5B default policy: of 30 of its own sentences read by hand 2 were acceptable, 5 leniently (the "
+        "rest invent features or are garbled: reports/explanation-read-office-validation.md), and neither a reworded instruction, exemplars nor the base weights fixed it "
         "(issue 33). Serve a model that writes well and set 'meta'.")})
     explain_items_per_tag: int = field(default=1, metadata={"description": "Top retrieved items per tag that get an explanation."})
     style_temperature: float = field(default=0.9, metadata={"description": "Sampling temperature of the style planner."})
