@@ -73,7 +73,7 @@ def test_the_default_model_is_prepared_from_its_packages_and_verified(default_se
 @needs_shared_data
 def test_default_model_recommends_for_a_real_office_user_in_english(default_server: str) -> None:
     env = dict(os.environ, RECGPT_BASE_URL=default_server)
-    result = _recgpt("recommend", "--user", "17", "--split", "test", "--tags", "3", "--rationales", "--json", env=env)  # 3 tags: 6 explanation calls
+    result = _recgpt("recommend", "--user", "17", "--split", "test", "--tags", "3", "--rationales", "--json", env=env)  # 3 tags; explanations grounded (no call)
     assert result.returncode == 0, result.stderr[-2000:]
     payload = json.loads(result.stdout)
     served = json.loads(Path(get_settings().run_dir / f"vllm-{default_server.rsplit(':', 1)[1].split('/')[0]}.json").read_text())
@@ -94,4 +94,5 @@ def test_default_model_recommends_for_a_real_office_user_in_english(default_serv
     explained = [e for e in payload["explanations"] if e["text"]]
     assert explained, payload.get("flags")
     for explanation in explained:
+        assert explanation["mode"] == "grounded" and not explanation["fallback"]  # the default: made by code, no LLM call
         assert ENGLISH.match(explanation["text"]) and explanation["text"].endswith((".", "!", "?", "...")), explanation["text"]
