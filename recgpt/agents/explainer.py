@@ -20,6 +20,7 @@ from recgpt.data import Dataset
 from recgpt.prompts.explainer import (
     FALLBACK_SENTENCE,
     FALLBACK_WITH_PAST,
+    FALLBACK_WITH_PAST_SHORT,
     GUIDELINE_WORDS,
     ITEM_BLOCK,
     RHETORICAL_DEVICES,
@@ -175,8 +176,10 @@ def fallback_sentence(tag: str, title: str, category: str = "", past: tuple[str,
     if past is not None:
         before = short_title(past[0]).rstrip(" .!?:;")
         if before and before.lower() != mine.lower():
-            return to_english_text(FALLBACK_WITH_PAST.format(past=before, title=mine, interest=past[1].strip().lower()),
-                                   EXPLANATION_CHARS)
+            text = FALLBACK_WITH_PAST.format(past=before, title=mine, interest=past[1].strip().lower())
+            if repeated_phrase(text):  # both titles already name the shelf ("... Shipping Labels ... shipping labels")
+                text = FALLBACK_WITH_PAST_SHORT.format(past=before, title=mine)
+            return to_english_text(text, EXPLANATION_CHARS)
     # printable ASCII like every LLM-written field ("DigiOrange® Labels" loses its sign)
     return to_english_text(FALLBACK_SENTENCE.format(tag=interest, title=mine), EXPLANATION_CHARS)
 

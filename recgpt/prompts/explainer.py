@@ -60,6 +60,7 @@ tie it to something they bought or to their situation.")."""
 
 FALLBACK_SENTENCE = "Picked for your interest in {tag}: {title}."
 FALLBACK_WITH_PAST = "Because you picked {past}, you may like {title}, also in {interest}."
+FALLBACK_WITH_PAST_SHORT = "Because you picked {past}, you may like {title}."
 """The code-made sentence when the user's history holds an item of the same category (its leaf, else its second
 level): the reason a shopper can check, in the shop's own words."""
 """What the shopper reads when the writer's answers all fail their checks (`Context.explanation_fallback`): true by

@@ -156,3 +156,12 @@ def test_the_default_explanation_is_grounded_in_the_history_and_asks_no_llm(fake
     for e in out["explanations"]:
         assert e.mode == "grounded" and not e.fallback and e.error is None
         assert e.text == fallback_sentence(e.tag, e.title, e.category, past_item_like(resources.dataset, history, e.category))
+
+
+def test_the_grounded_sentence_never_names_a_shelf_three_times() -> None:
+    from recgpt.agents.explainer import fallback_sentence, repeated_phrase
+
+    text = fallback_sentence("shipping labels", "Avery Internet Shipping Labels, Brown Kraft, 50 Labels",
+                             "Office > Labels > Shipping Labels", ("Avery White Shipping Labels for Laser Printers", "Shipping Labels"))
+    assert text == "Because you picked Avery White Shipping Labels for Laser Printers, you may like Avery Internet Shipping Labels."
+    assert repeated_phrase(text) is None
