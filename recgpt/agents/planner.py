@@ -145,10 +145,16 @@ def leaf_of(item: Item) -> str:
     return item.category_path[-1] if item.category_path else (item.genres[0] if item.genres else "")
 
 
+def name_key(name: str) -> str:
+    """What a shopper compares two persona names by: lower-cased words, without a numbering suffix ("Comedy shopper
+    (2)" is "comedy shopper": a number does not make a second persona)."""
+    return " ".join(re.sub(r"\s*\(\d+\)\s*$", "", name).lower().split())
+
+
 def needs_a_new_name(name: str, known: frozenset[str], taken: set[str]) -> bool:
     """An empty name, an agent's role, the prompt's example, a person's name, a pasted path, or a name already taken."""
     return (not name or is_role_name(name) or copies_an_example(name) or is_person_name(name, known)
-            or pastes_path(name) or " ".join(name.lower().split()) in taken)
+            or pastes_path(name) or name_key(name) in taken)
 
 
 def tidy_personas(personas: list[Persona], known: frozenset[str] = frozenset(),
@@ -192,10 +198,21 @@ def tidy_personas(personas: list[Persona], known: frozenset[str] = frozenset(),
         if needs_a_new_name(name, known, names):
             label = tidy_tag(focus, max_words=4)
             name = (label[:1].upper() + label[1:]) if label else name
-            if is_role_name(name) or " ".join(name.lower().split()) in names:
-                name = f"{name} ({len(out) + 1})"
+            if is_role_name(name) or name_key(name) in names:
+                # its focus names what an earlier persona's name already says: a second persona only in words, so it
+                # takes a spare category when one is left (numbering it would show the shopper the same persona twice)
+                taken = [p.focus for p in out] + [focus]
+                fresh = next((c for c in spare_left if name_key(f"{c} shopper") not in names
+                              and not any(names_half_of(t, c) for t in taken)), None)
+                if fresh is not None:
+                    spare_left.remove(fresh)
+                    focus, name = fresh.lower(), f"{fresh} shopper"
+                    evidence = [to_english_text(fresh, 40)] if persona.evidence else []
+                    refocused += 1
+                else:
+                    name = f"{name} ({len(out) + 1})"
             renamed += 1
-        names.add(" ".join(name.lower().split()))
+        names.add(name_key(name))
         out.append(persona.model_copy(update={"name": to_english_text(name, 50), "focus": to_english_text(focus, 70),
                                               "evidence": evidence}))
     notes = [f"{renamed} renamed (a role, the prompt's example, a person's name or a repeated name)" if renamed else "",

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 from recgpt.agents.explainer import adds_nothing, echoed_prompt_words, has_size_residue, repeated_phrase
 from recgpt.agents.judge_checks import ENDING_FILLER, has_filler, is_cut_word, is_unfinished
-from recgpt.agents.planner import copies_an_example, is_person_name, is_role_name, pastes_path, repeats_focus
+from recgpt.agents.planner import copies_an_example, is_person_name, is_role_name, name_key, pastes_path, repeats_focus
 from recgpt.agents.words import known_words, near_duplicates
 from recgpt.data import Dataset
 from recgpt.eval.tag_copies import CategoryVocabulary, copy_kind, normalise
@@ -77,7 +77,7 @@ def persona_defects(personas: Sequence[tuple[str, str]], lexicon: Lexicon) -> li
     seen_foci: list[str] = []
     for name, focus in personas:
         found = []
-        key = normalise(name)
+        key = name_key(normalise(name))  # "Comedy shopper (2)" repeats "Comedy shopper"
         if is_role_name(name):
             found.append("persona_role_name")
         elif copies_an_example(name):

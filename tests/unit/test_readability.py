@@ -284,3 +284,24 @@ def test_the_fallback_sentence_never_ends_on_a_cut_title() -> None:
         "Picked for your interest in address labels: DigiOrange White Adhesive Labels.")
     assert fallback_sentence("", "Canon PIXMA MX922 Wireless Color Photo Printer with Scanner", "Photo Printers") == (
         "Picked for your interest in photo printers: Canon PIXMA MX922 Wireless Color Photo Printer.")
+
+
+def test_a_numbered_repeat_of_a_persona_is_a_duplicate_and_the_guard_gives_it_a_spare_category(lexicon) -> None:
+    from recgpt.agents.planner import name_key, tidy_personas
+    from recgpt.schema.state import Persona
+
+    assert name_key("Comedy shopper (2)") == name_key("comedy  shopper") == "comedy shopper"
+    # the demo (user 1235): two foci sharing 5 of 9 words, so both named "Weight mailers black padded"
+    demo = [Persona(name="Box Office Plus", focus="office storage containers for desk"),
+            Persona(name="Weight mailers black padded", focus="weight mailers black padded letter size sheets"),
+            Persona(name="Weight mailers black padded", focus="weight mailers black padded letter size note cards")]
+    numbered = [(p.name, p.focus) for p in demo[:2]] + [("Weight mailers black padded (3)", demo[2].focus)]
+    assert r.persona_defects(numbered, lexicon)[2] == ["persona_duplicate"]  # a number is not a second persona
+    tidy, note = tidy_personas(demo, lexicon.known, ["Padded Mailers", "Self-Stick Notes"])
+    assert [(p.name, p.focus) for p in tidy][2] == ("Self-Stick Notes shopper", "self-stick notes")
+    assert "1 duplicated or empty focus(es) replaced" in note
+    assert r.persona_defects([(p.name, p.focus) for p in tidy], lexicon) == [[], [], []]
+    # no spare category left: numbered, and counted as the duplicate it is
+    alone, _ = tidy_personas(demo, lexicon.known, [])
+    assert alone[2].name == "Weight mailers black padded (3)"
+    assert r.persona_defects([(p.name, p.focus) for p in alone], lexicon)[2] == ["persona_duplicate"]
