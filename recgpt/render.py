@@ -81,16 +81,22 @@ def render_result(console: Console, state: dict[str, Any], seconds: float | None
             parts.append(Text(f"judge · tag '{rec.tag.tag}': {judged.overall or 'abstained'} "
                               + " ".join(f"{v.dimension}={v.grade or '?'}" for v in judged.verdicts), style="cyan"))
     if state.get("explanations"):
-        table = Table(title="Explanations (meta-prompting)", show_lines=True, expand=True)
+        modes = {e.mode for e in state["explanations"]}
+        written = modes != {"grounded"}  # 'grounded' (the default): made by code from the history, no guideline
+        title = {"meta": "meta-prompting", "template": "V1 template", "grounded": "grounded in the history, no LLM call"}
+        table = Table(title=f"Explanations ({', '.join(title[m] for m in sorted(modes))})", show_lines=True, expand=True)
         table.add_column("item", ratio=1)
-        table.add_column("style guideline", ratio=1)
+        if written:
+            table.add_column("style guideline", ratio=1)
         table.add_column("explanation", ratio=2)
         table.add_column("judge", width=10)
         for e in state["explanations"]:
             g = e.guideline
             style = f"{g.tone} · {g.audience} · {g.emotional_angle} · {g.rhetorical_device} · {g.seasonal_framing}" if g else e.mode
             judged = verdicts.get(("explanation", e.item_id))
-            table.add_row(e.title[:60], style, e.text or f"(failed: {e.error})", (judged.overall or "abstained") if judged else "-")
+            text = (e.text or f"(failed: {e.error})") + (" (made by code: the writer's answers failed its checks)" if e.fallback else "")
+            row = [e.title[:60], *([style] if written else []), text, (judged.overall or "abstained") if judged else "-"]
+            table.add_row(*row)
         parts.append(table)
     totals = usage_totals(state)
     line = (f"{totals['llm_calls']} LLM calls · {totals['prompt_tokens']} prompt / {totals['completion_tokens']} "

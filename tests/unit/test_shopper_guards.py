@@ -165,3 +165,24 @@ def test_the_grounded_sentence_never_names_a_shelf_three_times() -> None:
                              "Office > Labels > Shipping Labels", ("Avery White Shipping Labels for Laser Printers", "Shipping Labels"))
     assert text == "Because you picked Avery White Shipping Labels for Laser Printers, you may like Avery Internet Shipping Labels."
     assert repeated_phrase(text) is None
+
+
+def test_the_rendered_result_says_how_each_explanation_was_made() -> None:
+    from rich.console import Console
+
+    from recgpt.render import render_result
+    from recgpt.schema.state import ItemExplanation
+
+    def shown(*explanations: ItemExplanation) -> str:
+        console = Console(record=True, width=200)
+        render_result(console, {"user_id": "u1", "dataset": "office", "split": "test", "explanations": list(explanations)})
+        return console.export_text()
+
+    grounded = ItemExplanation(item_id="1", title="Pilot G2", category="Pens", tag="pens", mode="grounded",
+                               text="Because you picked Pilot V5, you may like Pilot G2, also in pens.")
+    out = shown(grounded)
+    assert "Explanations (grounded in the history, no LLM call)" in out and "style guideline" not in out
+    fell_back = ItemExplanation(item_id="2", title="Avery Labels", category="Labels", tag="labels", mode="meta",
+                                text="Picked for your interest in labels: Avery Labels.", fallback=True)
+    out = shown(fell_back)
+    assert "meta-prompting" in out and "style guideline" in out and "made by code" in out
