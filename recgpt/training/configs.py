@@ -52,7 +52,7 @@ TRAINER_FIELDS: dict[str, TrainerField] = {
     "temperature": TrainerField(float, "Sampling temperature of the rollouts (the experts' serving temperature)."),
     "beta": TrainerField(float, (
         "KL coefficient to the reference: the starting model, except for an adapter start, where TRL's reference is the "
-        "adapter-disabled base (0 drops the term and its forward pass; the chain uses 0).")),
+        "adapter-disabled base, so `starting_policy` merges an adapter start first (0 drops the term and its forward pass).")),
     "loss_type": TrainerField(str, "grpo | dapo | dr_grpo | bnpo (TRL loss_type)."),
     "scale_rewards": TrainerField(str, "Advantage scaling: group | batch | none."),
     "epsilon": TrainerField(float, "PPO-style clip range."),

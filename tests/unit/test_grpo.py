@@ -196,3 +196,40 @@ def test_constrained_rollouts_are_answers_serving_could_give(tmp_path: Path) -> 
     for text in seen:
         with pytest.raises(ValidationError):
             schema.model_validate_json(text)
+
+
+@pytest.mark.slow
+def test_a_stable_envelope_run_from_an_sft_adapter_with_constrained_rollouts(tmp_path: Path) -> None:
+    """The issue-34 settings end to end on a tiny model: the default (stable) envelope, so G = 8, 16 prompts per
+    update, LoRA lr 1e-5, KL beta .01 towards the SFT policy (merged first), loss dapo, epsilon_high .28, rollouts
+    under the serving grammar, and the collapse monitor logging. One optimiser step; CPU only proves the wiring."""
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    from recgpt.agents.expert import grounded_expert_schema
+    from recgpt.tools.retrieval.grounding import CategoryVocabulary
+    from recgpt.training.grpo import stability_problems
+
+    base = char_model_dir(tmp_path / "model")
+    sft = tmp_path / "sft"  # an SFT adapter on the char model, as the chain hands GRPO one
+    get_peft_model(AutoModelForCausalLM.from_pretrained(base), LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"])
+                   ).save_pretrained(sft)
+    labels = ("Gel Pens", "Notebooks")
+    schema = grounded_expert_schema(1, CategoryVocabulary(level="leaf", labels=labels, paths=tuple(f"Office > {x}" for x in labels)),
+                                    rationale_chars=0)
+    config = GRPORunConfig(model=str(sft), output_dir=tmp_path / "grpo", max_completion_length=120, max_steps=1,
+                           save_steps=1, lora_r=4, temperature=1.0)
+    assert stability_problems(config) == [] and config.envelope == "stable"
+    assert (config.num_generations, config.loss_type, config.epsilon_high, config.beta) == (8, "dapo", 0.28, 0.01)
+    assert config.per_device_train_batch_size * config.gradient_accumulation_steps // config.num_generations >= 16
+    assert config.learning_rate <= 1e-5
+    rewards = TagRewards(map_categories=lambda tags: [frozenset({tag}) for tag in tags], embed=lambda t: np.eye(len(t), 4),
+                         align=lambda p, t: [1.0] * len(t))
+    final = run_grpo(config, rewards, [{"prompt": f"pens and paper {n}", "target_categories": ["Office > Gel Pens"]}
+                                       for n in range(16)], schema=schema)
+    assert final.exists() and (tmp_path / "grpo" / "start-merged" / "config.json").is_file()  # KL anchored to the SFT policy
+    logs = json.loads((tmp_path / "grpo" / "metrics.json").read_text())["log_history"]
+    keys = set().union(*(h.keys() for h in logs))
+    assert "kl" in keys and any("top_category_share" in k for k in keys), sorted(keys)
+    rollouts = [json.loads(line) for line in (tmp_path / "grpo" / "rollouts.jsonl").read_text().splitlines()]
+    assert len(rollouts) >= 128 // 16 and all(r["tags"] for r in rollouts)  # every constrained rollout parses to tags
