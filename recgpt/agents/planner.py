@@ -11,14 +11,14 @@ from langgraph.runtime import Runtime
 from pydantic import BaseModel, Field, create_model
 
 from recgpt.agents.common import AgentCall, messages
-from recgpt.agents.words import known_words, tidy_words
+from recgpt.agents.words import is_unknown, known_words, tidy_words
 from recgpt.data import Dataset, Item
 from recgpt.errors import InvalidModelOutput
 from recgpt.prompts.planner import AGENT_ROLES, EVIDENCE_INSTRUCTION, PLANNER_INSTRUCTIONS
 from recgpt.schema.context import Context
 from recgpt.schema.state import Persona, RecState
 from recgpt.services.resources import Resources
-from recgpt.text_fields import FILLER_WORDS, GENERIC_WORDS, tidy_tag, to_english_text, words_of
+from recgpt.text_fields import DANGLING_WORDS, FILLER_WORDS, GENERIC_WORDS, tidy_tag, to_english_text, words_of
 from recgpt.tools.llm import LLMRequestRejected
 
 TOKENS_PER_PERSONA = 120
@@ -151,6 +151,30 @@ def name_key(name: str) -> str:
     return " ".join(re.sub(r"\s*\(\d+\)\s*$", "", name).lower().split())
 
 
+PERSONA_ENDINGS = DANGLING_WORDS | {"and", "&", "with", "for", "of", "or", "in", "to", "by", "the", "a", "an"}
+"""Words a persona's name or focus may not end on (the audit's `ENDING_FILLER`): "teacher working on a project in"."""
+
+
+def shopper_words(text: str, known: frozenset[str], max_words: int) -> str:
+    """`words.tidy_words`, then without a token holding a word neither the shop nor English uses, whatever signs it
+    carries ("cb&", "clearcase-0", "x-1", which `tidy_words` keeps for their signs), without a word said twice in a
+    row ("a a") and without a dangling last word; '' when nothing is left. The readability audit counts exactly these
+    in persona names and foci ("persona_filler_or_misspelled")."""
+    def cut(token: str) -> bool:
+        parts = [w.strip("&") for w in words_of(token) if w.strip("&").isalpha() or "-" in w or "'" in w]
+        return bool(known) and any(w not in GENERIC_WORDS and w not in PERSONA_ENDINGS and w not in FILLER_WORDS
+                                   and (len(w) == 1 or is_unknown(w, known)) for w in parts)
+
+    kept: list[str] = []
+    for token in tidy_words(text, known, max_words).split():
+        if cut(token) or (kept and kept[-1].lower() == token.lower()):
+            continue
+        kept.append(token)
+    while kept and kept[-1].lower().strip(".,;:") in PERSONA_ENDINGS:
+        kept.pop()
+    return " ".join(kept)
+
+
 def needs_a_new_name(name: str, known: frozenset[str], taken: set[str]) -> bool:
     """An empty name, an agent's role, the prompt's example, a person's name, a pasted path, or a name already taken."""
     return (not name or is_role_name(name) or copies_an_example(name) or is_person_name(name, known)
@@ -179,7 +203,7 @@ def tidy_personas(personas: list[Persona], known: frozenset[str] = frozenset(),
         if ">" in focus:
             focus = focus.rsplit(">", 1)[1].strip().lower() or focus
             unpasted += 1
-        focus = tidy_words(focus, known, 10) or focus
+        focus = shopper_words(focus, known, 10) or focus
         name = persona.name
         evidence = persona.evidence
         if repeats_focus(focus, [p.focus for p in out]) or not knows_a_word(focus, known):
@@ -192,7 +216,7 @@ def tidy_personas(personas: list[Persona], known: frozenset[str] = frozenset(),
                 evidence = [to_english_text(fresh, 40)] if persona.evidence else []
                 refocused += 1
         if not needs_a_new_name(name, known, names):
-            cleaned = tidy_words(name, known, 6)  # "Classic Passport Bag & Wallet Bag x" loses "x"
+            cleaned = shopper_words(name, known, 6) or name  # "Classic Passport Bag & Wallet Bag x" loses "x"
             if cleaned != name:
                 name, cleaned_names = cleaned, cleaned_names + 1
         if needs_a_new_name(name, known, names):

@@ -305,3 +305,18 @@ def test_a_numbered_repeat_of_a_persona_is_a_duplicate_and_the_guard_gives_it_a_
     alone, _ = tidy_personas(demo, lexicon.known, [])
     assert alone[2].name == "Weight mailers black padded (3)"
     assert r.persona_defects([(p.name, p.focus) for p in alone], lexicon)[2] == ["persona_duplicate"]
+
+
+def test_persona_words_lose_cut_tokens_repeats_and_a_dangling_end(lexicon) -> None:
+    from recgpt.agents.planner import shopper_words
+
+    # seen in the Office test run of this guard's predecessor: each was a persona_filler_or_misspelled defect
+    seen = {"teacher working on a project in": "teacher working on a project",
+            "Ergonomic Notebooks frames and notebook holders assorted in": "Ergonomic Notebooks frames and notebook holders assorted",
+            "office storage desk with ottoman blue clearcase-0": "office storage desk with ottoman blue",
+            "bottle white packaging for sheets digital materials x-1": "bottle white packaging for sheets digital materials",
+            "paper a a roll printer ink": "paper a roll printer ink"}
+    for raw, clean in seen.items():
+        assert shopper_words(raw, lexicon.known, 10) == clean
+        assert r.persona_defects([("Label", clean)], lexicon) == [[]]
+    assert shopper_words("desk organisers & file trays", lexicon.known, 10) == "desk organisers & file trays"
