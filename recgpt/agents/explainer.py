@@ -248,7 +248,7 @@ async def style_node(state: ExplainState, runtime: Runtime[Context], resources: 
 
 
 async def write_node(state: ExplainState, runtime: Runtime[Context], resources: Resources) -> dict[str, Any]:
-    """Stage 2: the explanation, conditioned on the guideline (or the V1 template)."""
+    """Stage 2: the explanation, conditioned on the guideline (or the V1 template); in grounded mode made by code."""
     ctx = runtime.context
     if ctx.explanation_mode == "grounded":
         return {"explanations": [grounded_explanation(state, resources.dataset)]}
