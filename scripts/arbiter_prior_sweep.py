@@ -20,15 +20,14 @@ from pathlib import Path
 from typing import Any
 
 from recgpt.agents.arbiter import distinct_categories, fill_from_evidence, with_prior
+from recgpt.eval.arbiter_inputs import arbiter_inputs
 from recgpt.eval.harness import score_merged
 from recgpt.eval.metrics import hit_at_k, interleave
 from recgpt.eval.report import difference_cells, paired_difference, per_user_metrics
 from recgpt.eval.runs import EvalConfig, ResultStore, levels_of
-from recgpt.schema.state import FinalTag, ProposedTag
 from recgpt.services.resources import default_registry
-from recgpt.tools.retrieval.evidence import category_mass
 from recgpt.tools.retrieval.grounding import category_vocabulary
-from recgpt.tools.retrieval.protocol import UserSignals, search
+from recgpt.tools.retrieval.protocol import search
 
 GRID = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.8, 1.0)
 BASE = -1.0  # the stored arbiter alone: what every row is paired against
@@ -65,13 +64,8 @@ def main() -> None:
         raise SystemExit(f"{args.store}: no finished user with a stored pool")
     rows: dict[float, dict[str, dict[str, float]]] = {w: {} for w in (BASE, *grid)}
     for result in results:
-        history = [e.item_id for e in dataset.example(result.user_id, args.split).history]
-        shares = {vocabulary.path_of(s.label) or s.label: s.share for s in category_mass(model, history, dataset, vocabulary)}
-        pool = [ProposedTag(tag=p["tag"], rationale="", persona_index=p["persona_index"], persona="", category=p["category"])
-                for p in result.pool]
-        chosen = sorted((FinalTag(**t.model_dump(), rank=p["rank"]) for t, p in zip(pool, result.pool) if p["rank"]),
-                        key=lambda t: t.rank)
-        user = UserSignals(user_id=result.user_id, history_item_ids=tuple(history), split=args.split)
+        inputs = arbiter_inputs(result, dataset, args.split, model, vocabulary)
+        history, shares, pool, chosen, user = inputs.history, inputs.shares, inputs.pool, inputs.chosen, inputs.user
         for weight in (BASE, *grid):
             final = with_prior(pool, chosen, shares, args.tags, max(weight, 0.0))
             if args.fill and weight == BASE:  # the reference of a fill sweep: the served arbiter, distinct, unfilled

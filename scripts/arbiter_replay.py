@@ -22,16 +22,15 @@ from typing import Any
 
 from recgpt.agents.arbiter import finalise
 from recgpt.agents.words import known_words, near_duplicates
+from recgpt.eval.arbiter_inputs import arbiter_inputs
 from recgpt.eval.harness import score_merged
 from recgpt.eval.metrics import hit_at_k, interleave
 from recgpt.eval.report import paired_difference, per_user_metrics
 from recgpt.eval.runs import EvalConfig, ResultStore, levels_of
 from recgpt.schema.context import Context
-from recgpt.schema.state import FinalTag, ProposedTag
 from recgpt.services.resources import default_registry
-from recgpt.tools.retrieval.evidence import category_mass
 from recgpt.tools.retrieval.grounding import category_vocabulary
-from recgpt.tools.retrieval.protocol import UserSignals, search
+from recgpt.tools.retrieval.protocol import search
 
 
 def parse_overrides(pairs: list[str]) -> dict[str, Any]:
@@ -76,13 +75,8 @@ def main() -> None:
     variants = {"default": default, "variant": replace(default, **overrides)}
     rows: dict[str, dict[str, dict[str, float]]] = {v: {} for v in variants}
     for result in results:
-        history = [e.item_id for e in dataset.example(result.user_id, args.split).history]
-        shares = {vocabulary.path_of(s.label) or s.label: s.share for s in category_mass(model, history, dataset, vocabulary)}
-        pool = [ProposedTag(tag=p["tag"], rationale="", persona_index=p["persona_index"], persona="", category=p["category"])
-                for p in result.pool]
-        chosen = sorted((FinalTag(**t.model_dump(), rank=p["rank"]) for t, p in zip(pool, result.pool) if p["rank"]),
-                        key=lambda t: t.rank)
-        user = UserSignals(user_id=result.user_id, history_item_ids=tuple(history), split=args.split)
+        inputs = arbiter_inputs(result, dataset, args.split, model, vocabulary)
+        history, shares, pool, chosen, user = inputs.history, inputs.shares, inputs.pool, inputs.chosen, inputs.user
         for name, ctx in variants.items():
             final = finalise(SimpleNamespace(flags=[]), pool, chosen, shares, args.tags, ctx, known)  # type: ignore[arg-type]
             hits = search(retriever, [t.tag for t in final], 30, set(history), user, [t.category for t in final])
