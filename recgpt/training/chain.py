@@ -19,6 +19,7 @@ the base, its lineage's adapters composed (`recgpt.training.compose`).
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import time
@@ -70,6 +71,56 @@ class Stage(BaseModel):
     serve: list[str] | None = None
     commands: list[list[str]] = Field(default_factory=list)
     action: str | None = Field(default=None, description="A step done in Python after the commands: 'ship', 'report'.")
+    prepare: str | None = Field(default=None, description="A step done in Python before the commands: 'restore-sft'.")
+    keep: Path | None = Field(default=None, description=(
+        "A LoRA adapter folder the stage trains, copied under `<ledger>/adapters/<stage>` when the stage ends (if it "
+        "fits KEEP_MAX_BYTES), so a fresh machine rebuilds the stage's weights instead of retraining them."))
+    keep_base: str | None = Field(default=None, description="The weights the kept adapter was trained on (its base).")
+    produces: Path | None = Field(default=None, description="The served-weights folder the stage's last command writes.")
+
+
+KEEP_MAX_BYTES = 32 * 2**20
+"""Adapters up to this size are committed with the ledger (issue 34: <= 32 MiB)."""
+KEPT_FILES = ("adapter_model.safetensors", "adapter_config.json")
+
+
+def kept_adapter(config: "ChainConfig", stage: "Stage") -> Path:
+    return config.ledger / "adapters" / stage.name
+
+
+def keep_adapter(config: "ChainConfig", stage: "Stage", say: Callable[[str], None]) -> None:
+    """Copy the stage's trained adapter (and its run config) into the ledger, when it is small enough to commit."""
+    if stage.keep is None or not (stage.keep / KEPT_FILES[0]).is_file():
+        return
+    size = sum((stage.keep / name).stat().st_size for name in KEPT_FILES)
+    if size > KEEP_MAX_BYTES:
+        say(f"   {stage.name}: its adapter ({size / 2**20:.1f} MiB) is over {KEEP_MAX_BYTES // 2**20} MiB: not kept in the ledger")
+        return
+    out = kept_adapter(config, stage)
+    out.mkdir(parents=True, exist_ok=True)
+    for name in (*KEPT_FILES, "../run_config.json", "../metrics.json"):
+        source = stage.keep / name
+        if source.is_file():
+            shutil.copy2(source, out / Path(name).name)
+
+
+def restore_adapter(config: "ChainConfig", stage: "Stage") -> bool:
+    """Put a kept adapter back in its run folder, pointed at this machine's copy of its base; False if none is kept."""
+    kept = kept_adapter(config, stage)
+    if stage.keep is None or not all((kept / name).is_file() for name in KEPT_FILES):
+        return False
+    stage.keep.mkdir(parents=True, exist_ok=True)
+    for name in KEPT_FILES:
+        shutil.copy2(kept / name, stage.keep / name)
+    if stage.keep_base is not None:
+        adapter_config = json.loads((stage.keep / "adapter_config.json").read_text())
+        adapter_config["base_model_name_or_path"] = stage.keep_base
+        (stage.keep / "adapter_config.json").write_text(json.dumps(adapter_config, indent=2))
+    return True
+
+
+def _missing(stage: "Stage") -> bool:
+    return stage.produces is not None and not (stage.produces / "config.json").is_file()
 
 
 class Executor(Protocol):
@@ -104,9 +155,9 @@ def plan(config: ChainConfig, reuse_shipped_sft: bool) -> list[Stage]:
     sft_model = config.runs / "sft-model"
     export_sft = ["train", "export", str(config.runs / "sft" / "final"), "--out", str(sft_model)]
     if reuse_shipped_sft:
-        stages += [Stage(name="sft-restore", action="restore-sft"), Stage(name="sft", commands=[export_sft])]
+        stages.append(Stage(name="sft", prepare="restore-sft", commands=[export_sft], produces=sft_model))
     else:
-        stages.append(Stage(name="sft", commands=[
+        stages.append(Stage(name="sft", keep=config.runs / "sft" / "final", produces=sft_model, commands=[
             ["train", "sft", "--model", config.base, "--dataset", config.dataset, "--out", str(config.runs / "sft"),
              "--max-users", str(config.sft_users), "--tags-per-expert", str(config.k), "--lora-r", str(config.lora_r),
              "--lora-alpha", str(2 * config.lora_r), "--save-steps", "5", *flags],
@@ -124,14 +175,16 @@ def plan(config: ChainConfig, reuse_shipped_sft: bool) -> list[Stage]:
                     str(config.prompts), "--samples", str(config.samples), "--tags-per-expert", str(config.k),
                     "--seed", str(r + 1)]]))
             run = config.runs / f"dpo-{shaping}-{r}"
-            stages.append(Stage(name=f"dpo-{shaping}-{r}", commands=[
+            stages.append(Stage(name=f"dpo-{shaping}-{r}", keep=run / "final", keep_base=str(start),
+                                produces=models[f"{shaping}-{r}"], commands=[
                 ["train", "dpo", "--model", str(start), "--rows-file", str(samples / f"dpo-{shaping}.jsonl"),
                  "--out", str(run), "--max-steps", str(config.dpo_steps), *flags],
                 ["train", "export", str(run / "final"), "--out", str(models[f"{shaping}-{r}"])]]))
             stages += evaluations(config, f"{shaping}-{r}", ["--model", str(models[f"{shaping}-{r}"])])
     if config.grpo:
         run = config.runs / "grpo"
-        stages.append(Stage(name="grpo", commands=[  # from SFT, KL towards it (its defaults: G 8, 16 prompts, dapo)
+        stages.append(Stage(name="grpo", keep=run / "final", keep_base=str(sft_model), produces=config.runs / "grpo-model",
+                            commands=[  # from SFT, KL towards it (its defaults: G 8, 16 prompts, dapo)
             ["train", "grpo", "--model", str(sft_model), "--dataset", config.dataset, "--out", str(run), "--max-users", str(config.prompts),
              "--max-steps", str(config.grpo_steps), "--tags-per-expert", str(config.k), *flags],
             ["train", "export", str(run / "final"), "--out", str(config.runs / "grpo-model")]]))
@@ -183,26 +236,42 @@ def run_chain(config: ChainConfig, stages: list[Stage], executor: Executor,
     serving: list[str] | None = None
     try:
         for stage in stages:
+            commands = stage.commands
             if ledger.done(stage.name):
-                say(f"== {stage.name}: done (skipped)")
-                continue
-            say(f"== {stage.name}")
+                if not _missing(stage):
+                    say(f"== {stage.name}: done (skipped)")
+                    continue
+                if stage.prepare is None and restore_adapter(config, stage):  # a fresh machine: rebuild, do not retrain
+                    say(f"== {stage.name}: done; rebuilding {stage.produces} from its adapter kept in the ledger")
+                    commands = stage.commands[-1:]  # the export
+                else:
+                    say(f"== {stage.name}: done, but {stage.produces} is gone and no adapter is kept: running it again")
+            else:
+                say(f"== {stage.name}")
             started = time.perf_counter()
             if stage.serve != serving:
                 executor.serve(stage.serve)
                 serving = stage.serve
-            for command in stage.commands:
+            if stage.prepare is not None:
+                _act(actions, stage, stage.prepare, config)
+            for command in commands:
                 executor.run(command)
             if stage.action is not None:
-                if stage.action not in actions:
-                    raise RecGPTError(f"chain stage {stage.name}: no action {stage.action!r}")
-                actions[stage.action](config)
-            ledger.record(stage.name, time.perf_counter() - started, machine)
+                _act(actions, stage, stage.action, config)
+            keep_adapter(config, stage, say)
+            if commands is stage.commands:
+                ledger.record(stage.name, time.perf_counter() - started, machine)
             ran.append(stage.name)
     finally:
         if serving is not None:
             executor.serve(None)
     return ran
+
+
+def _act(actions: dict[str, Callable[[ChainConfig], None]], stage: Stage, name: str, config: ChainConfig) -> None:
+    if name not in actions:
+        raise RecGPTError(f"chain stage {stage.name}: no action {name!r}")
+    actions[name](config)
 
 
 class SubprocessExecutor:

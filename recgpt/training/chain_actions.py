@@ -36,7 +36,10 @@ def restore_shipped_sft(config: ChainConfig, policies_dir: Path = POLICIES_DIR) 
     (out / "adapter_config.json").write_text(json.dumps(adapter_config, indent=2))
     card = load_card(shipped)
     (config.runs / "sft" / "run_config.json").write_text(json.dumps(card.training.get("sft", {}), indent=2))
-    (config.runs / "sft" / "restored_from.json").write_text(json.dumps({"policy": card.name, "adapter_sha256": card.adapter_sha256}))
+    restored = json.dumps({"policy": card.name, "adapter_sha256": card.adapter_sha256})
+    (config.runs / "sft" / "restored_from.json").write_text(restored)
+    config.ledger.mkdir(parents=True, exist_ok=True)
+    (config.ledger / "sft_restored_from.json").write_text(restored)  # a fresh machine's rerun restores it again
 
 
 def ship_best(config: ChainConfig, say: Callable[[str], None] = print, policies_dir: Path = POLICIES_DIR) -> dict[str, Any]:

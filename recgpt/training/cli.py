@@ -305,13 +305,15 @@ def train_chain(
     done = Ledger(config.ledger)
     shipped = shipped_policy(base_name, dataset)
     shipped_is_sft = shipped is not None and load_card(shipped).name.endswith("sft")
-    reuse = done.done("sft-restore") or (sft_from_shipped and shipped_is_sft and not done.done("sft"))
+    restored = done.done("sft-restore") or (config.ledger / "sft_restored_from.json").is_file()  # how SFT was made
+    reuse = restored or (sft_from_shipped and shipped_is_sft and not done.done("sft"))
     stages = plan(config, reuse)
     if dry_run:
         for stage in stages:
             mark = "done" if done.done(stage.name) else "to run"
             serve = "serve " + shlex.join(stage.serve) if stage.serve else "no server"
-            console.print(f"[bold]{stage.name}[/] ({mark}; {serve})" + (f" then {stage.action}" if stage.action else ""))
+            console.print(f"[bold]{stage.name}[/] ({mark}; {serve})" + (f" first {stage.prepare}" if stage.prepare else "")
+                          + (f" then {stage.action}" if stage.action else ""))
             for command in stage.commands:
                 console.print("    recgpt " + shlex.join(command), soft_wrap=True)
         return

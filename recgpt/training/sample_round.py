@@ -190,6 +190,25 @@ def summarise(groups: dict[str, list[ScoredAnswer]], greedy: dict[str, ScoredAns
     return out
 
 
+def round_answers(users: Sequence[str] | dict[str, Any], samples: int) -> dict[str, tuple[str, bool]]:
+    """Every answer a round needs, by store key -> (user, greedy?): each prompt's greedy answer, then its `samples`
+    sampled ones."""
+    keys = {f"greedy:{u}": (u, True) for u in users}
+    return keys | {f"sample:{u}:{i}": (u, False) for u in users for i in range(samples)}
+
+
+def claim_round(store: KeyedStore, model: str) -> None:
+    """Tie the round's store to the served weights that draw it: a resumed round (the same machine, or a fresh one
+    with the committed `samples.jsonl`) draws its missing answers from those weights only, since answers drawn from two
+    policies would make its pairs off-policy for the DPO reference."""
+    drawn = store.values.get(MODEL_KEY)
+    if drawn is not None and drawn != model:
+        raise RecGPTError(f"{store.path} holds samples drawn from {drawn}; the server now serves {model}: "
+                          "serve those weights to resume it, or give this round another --out")
+    if drawn is None:
+        store.put(MODEL_KEY, model)
+
+
 async def _sample(config: SampleRoundConfig, ctx: Context, prompts: dict[str, list[dict[str, str]]],
                   vocabulary: CategoryVocabulary | None, store: KeyedStore, show_progress: bool) -> None:
     endpoint = endpoints_of(ctx).expert
@@ -209,8 +228,8 @@ async def _sample(config: SampleRoundConfig, ctx: Context, prompts: dict[str, li
         return run
 
     # greedy first, then the samples prompt by prompt: a prompt's G requests run together and share its cached prefix
-    jobs = {f"greedy:{u}": job(u, 0.0) for u in prompts}
-    jobs |= {f"sample:{u}:{i}": job(u, config.temperature) for u in prompts for i in range(config.samples)}
+    jobs = {key: job(user, 0.0 if greedy else config.temperature)
+            for key, (user, greedy) in round_answers(prompts, config.samples).items()}
     await run_jobs(store, jobs, "round samples", config.concurrency, show_progress)
 
 
@@ -229,17 +248,11 @@ def build_sample_round(config: SampleRoundConfig, show_progress: bool = True) ->
                for cut in cuts}
     config.output.mkdir(parents=True, exist_ok=True)
     store = KeyedStore(config.output / "samples.jsonl")
-    wanted = [f"greedy:{u}" for u in prompts] + [f"sample:{u}:{i}" for u in prompts for i in range(config.samples)]
+    wanted = round_answers(prompts, config.samples)
     if any(key not in store for key in wanted):
         check_endpoint(ctx)
         endpoint = endpoints_of(ctx).expert
-        model = served_model_identity(endpoint.base_url, endpoint.model, endpoint.api_key)
-        drawn = store.values.get(MODEL_KEY)
-        if drawn is not None and drawn != model:
-            raise RecGPTError(f"{store.path} holds samples drawn from {drawn}; the server now serves {model}: "
-                              "give this round another --output")
-        if drawn is None:
-            store.put(MODEL_KEY, model)
+        claim_round(store, served_model_identity(endpoint.base_url, endpoint.model, endpoint.api_key))
         asyncio.run(_sample(config, ctx, prompts, vocabulary, store, show_progress))
     rank = served_ranker(resources, config.depth, config.per_tag, SCORING_SPLIT)
     embed = resources.registry.embedder

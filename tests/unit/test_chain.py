@@ -38,7 +38,7 @@ def test_the_plan_trains_without_a_server_and_decides_on_validation(tmp_path: Pa
     assert dpo.commands[0][dpo.commands[0].index("--rows-file") + 1] == str(tmp_path / "ledger" / "round-2-sum" / "dpo-sum.jsonl")
     assert dpo.commands[0][dpo.commands[0].index("--model") + 1] == str(tmp_path / "runs" / "sum-1-model")
     reused = [s.name for s in plan(config(tmp_path, rounds=1, shapings=("crs",), full_graph=False, grpo=True), True)]
-    assert reused[2:4] == ["sft-restore", "sft"] and "grpo" in reused and "test-grpo" in reused and "sum-1" not in str(reused)
+    assert reused[2:4] == ["sft", "val-sft"] and "grpo" in reused and "test-grpo" in reused and "sum-1" not in str(reused)
 
 
 class FakeExecutor:
@@ -73,6 +73,47 @@ def test_the_runner_switches_servers_only_when_needed_resumes_and_stops_the_serv
     assert json.loads((cfg.ledger / "chain_config.json").read_text())["dataset"] == "movielens"
     with pytest.raises(RecGPTError, match="no action 'missing'"):
         run_chain(config(tmp_path / "other"), [Stage(name="z", action="missing")], FakeExecutor(), {}, say=lambda _: None)
+
+
+def test_a_fresh_machine_rebuilds_a_trained_stage_from_the_adapter_kept_in_the_ledger(tmp_path: Path) -> None:
+    """The DPO adapter (<= 32 MiB) is copied into the committed ledger when its stage ends; on a machine without the
+    run folders the stage is not retrained: its adapter is put back on this machine's base and exported again."""
+    cfg = config(tmp_path)
+    run, model = cfg.runs / "dpo-crs-1", cfg.runs / "crs-1-model"
+    stage = Stage(name="dpo-crs-1", keep=run / "final", keep_base=str(cfg.runs / "sft-model"), produces=model,
+                  commands=[["train", "dpo", "--out", str(run)], ["train", "export", str(run / "final"), "--out", str(model)]])
+    evaluate = Stage(name="val-crs-1", serve=["--model", str(model)], commands=[["eval", "crs-1"]])
+
+    class Trainer(FakeExecutor):
+        def run(self, args: list[str]) -> None:
+            super().run(args)
+            if args[:2] == ["train", "dpo"]:
+                (run / "final").mkdir(parents=True)
+                (run / "final" / "adapter_model.safetensors").write_bytes(b"w" * 64)
+                (run / "final" / "adapter_config.json").write_text(json.dumps({"base_model_name_or_path": "/old/sft-model"}))
+                (run / "run_config.json").write_text("{}")
+            if args[:2] == ["train", "export"]:
+                model.mkdir(parents=True, exist_ok=True)
+                (model / "config.json").write_text("{}")
+
+    first = Trainer()
+    run_chain(cfg, [stage, evaluate], first, {}, say=lambda _: None)
+    kept = cfg.ledger / "adapters" / "dpo-crs-1"
+    assert sorted(p.name for p in kept.iterdir()) == ["adapter_config.json", "adapter_model.safetensors", "run_config.json"]
+    import shutil
+
+    shutil.rmtree(cfg.runs)  # a fresh machine: the committed ledger only
+    said: list[str] = []
+    fresh = Trainer()
+    run_chain(cfg, [stage, evaluate], fresh, {}, say=said.append)
+    assert fresh.log == ["train export " + str(run / "final") + " --out " + str(model)]  # rebuilt, not retrained
+    assert "rebuilding" in said[0] and (model / "config.json").is_file()
+    assert json.loads((run / "final" / "adapter_config.json").read_text())["base_model_name_or_path"] == str(cfg.runs / "sft-model")
+    shutil.rmtree(cfg.runs)
+    shutil.rmtree(kept)  # nothing kept (an adapter over 32 MiB): the stage runs again rather than serving nothing
+    again = Trainer()
+    run_chain(cfg, [stage, evaluate], again, {}, say=said.append)
+    assert again.log[0].startswith("train dpo") and "running it again" in said[-2]
 
 
 def write_eval(cfg: ChainConfig, name: str, split: str, hits: dict[str, int], method: str = "expert") -> None:

@@ -93,3 +93,54 @@ def test_round_cuts_end_at_the_validation_target_of_users_nobody_tunes_on() -> N
         test_target = data.example(cut.user_id, "test").target
         assert test_target not in cut.context and test_target not in cut.future  # the test target is never read
     assert [c.user_id for c in validation_target_cuts(data, 50, seed=2)] == [c.user_id for c in cuts]  # seeded
+
+
+def test_a_killed_round_resumes_from_its_kept_samples_and_only_from_the_same_weights(tmp_path: Path,
+                                                                                      monkeypatch) -> None:
+    """A round killed mid-way (or its committed samples.jsonl on a fresh machine) asks the server only for the
+    answers it lacks, and refuses to mix in answers from other served weights."""
+    import asyncio
+
+    import pytest
+
+    from recgpt.errors import RecGPTError
+    from recgpt.eval.runs import KeyedStore
+    from recgpt.schema.context import Context
+    from recgpt.training import sample_round
+    from recgpt.training.configs import SampleRoundConfig
+
+    asked: list[tuple[str, float]] = []
+
+    class _Answer:
+        def __init__(self, text: str) -> None:
+            self.text = text
+
+        def model_dump_json(self) -> str:
+            return self.text
+
+    async def fake_call(model, msgs, schema, role, base_url, attempts):  # noqa: ANN001, ANN202
+        asked.append((msgs[-1].content, model.temperature))
+        return _Answer(_answer(("gel pens", "Pens"))), None
+
+    monkeypatch.setattr(sample_round, "acall_structured", fake_call)
+    prompts = {u: [{"role": "system", "content": "ctx"}, {"role": "user", "content": f"tags for {u}"}] for u in ("u:1", "v")}
+    wanted = sample_round.round_answers(prompts, 2)
+    assert list(wanted) == ["greedy:u:1", "greedy:v", "sample:u:1:0", "sample:u:1:1", "sample:v:0", "sample:v:1"]
+    assert wanted["greedy:u:1"] == ("u:1", True) and wanted["sample:u:1:1"] == ("u:1", False)  # ':' inside an id
+    path = tmp_path / "round" / "samples.jsonl"
+    first = KeyedStore(path)
+    sample_round.claim_round(first, "policy-A")
+    first.put("greedy:u:1", {"answer": "kept"})
+    first.put("sample:v:1", {"answer": "kept"})
+    with path.open("a") as f:
+        f.write('{"key": "sample:v:0", "val')  # the line a kill cut mid-write: redone
+
+    resumed = KeyedStore(path)  # what a rerun (or a fresh machine's clone) reads
+    sample_round.claim_round(resumed, "policy-A")
+    config = SampleRoundConfig(output=tmp_path / "round", samples=2, temperature=1.0, concurrency=2)
+    asyncio.run(sample_round._sample(config, Context(), prompts, None, resumed, show_progress=False))
+    assert sorted(asked) == sorted([("tags for v", 0.0), ("tags for u:1", 1.0), ("tags for u:1", 1.0), ("tags for v", 1.0)])
+    assert resumed.values["greedy:u:1"] == {"answer": "kept"} and resumed.values["sample:v:1"] == {"answer": "kept"}
+    assert all(key in KeyedStore(path) for key in wanted)  # every answer is on disk now
+    with pytest.raises(RecGPTError, match="drawn from policy-A"):
+        sample_round.claim_round(KeyedStore(path), "policy-B")
