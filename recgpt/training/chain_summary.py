@@ -99,13 +99,70 @@ def summarise(config: ChainConfig) -> dict[str, Any]:
         if report is not None:
             full[name] = _row(report, None if name == "full-base" or full_base is None else full_base,
                               [primary_metric(report, 10), "item_hr@10"])
+    rows_base = rows.get("base")
     try:
         choice: dict[str, Any] | None = validation_choice(config)
     except FileNotFoundError:
         choice = None
     return {"config": json.loads(config.model_dump_json()), "metrics": metrics, "policies": rows,
             "crs_against_sum": shapings, "full_graph": full, "validation_choice": choice,
+            "rounds": round_summaries(config), "targets": targets(rows, shapings, full, metrics, rows_base),
             "stages": Ledger(config.ledger).read()}
+
+
+def round_summaries(config: ChainConfig) -> dict[str, Any]:
+    """Each offline round's `summary.json` (sample-round): reward density, trainer rows, the chosen answers' collapse."""
+    out: dict[str, Any] = {}
+    for folder in sorted(config.ledger.glob("round-*")):
+        try:
+            summary = json.loads((folder / "summary.json").read_text())
+        except (OSError, ValueError):
+            continue
+        out[folder.name] = {k: summary.get(k) for k in ("prompts", "answers", "failed_answers", "zero_std_share",
+                                                          "mean_reward", "mean_parts", "rows", "collapse", "served_model")}
+    return out
+
+
+def _z(paired: dict[str, float] | None) -> float | None:
+    if not paired or not paired.get("standard_error"):
+        return None
+    return paired["difference"] / paired["standard_error"]
+
+
+def targets(policies: dict[str, Any], shapings: dict[str, Any], full: dict[str, Any], metrics: list[str],
+            base: dict[str, Any] | None) -> dict[str, Any]:
+    """Issue 34's bars, each with its numbers: the shipped policy beats the base (z >= 2, full graph, test), CRS beats
+    SUM (z >= 2), no collapse (distinct categories >= the base's, most-named share within 10 points), and the paper's
+    ordering base < SFT < CRS on the primary metric."""
+    out: dict[str, Any] = {}
+    shipped = (full.get("full-shipped") or {}).get("against_base") or {}
+    zs = {m: _z(v) for m, v in shipped.items()}
+    out["shipped_beats_base"] = {"z": zs, "met": any(z is not None and z >= 2 for z in zs.values())} if zs else None
+    last = list(shapings.values())[-1] if shapings else {}
+    crs_z = {m: _z(v) for m, v in last.items()}
+    out["crs_beats_sum"] = {"z": crs_z, "met": any(z is not None and z >= 2 for z in crs_z.values())} if crs_z else None
+    base_conc = (base or {}).get("concentration") or {}
+    collapse: dict[str, Any] = {}
+    for name, row in policies.items():
+        conc = row.get("concentration") or {}
+        if name == "base" or not conc or not base_conc:
+            continue
+        distinct, share = conc.get("distinct_categories"), conc.get("top_category_user_share")
+        ok = (distinct is not None and share is not None and distinct >= base_conc.get("distinct_categories", 0)
+              and share <= base_conc.get("top_category_user_share", 0) + 0.10)
+        collapse[name] = {"distinct": distinct, "top_share": share, "met": ok}
+    out["no_collapse"] = {"base": {"distinct": base_conc.get("distinct_categories"),
+                                   "top_share": base_conc.get("top_category_user_share")}, "policies": collapse}
+    if metrics:
+        m = metrics[0]
+        value = {name: (row.get("metrics") or {}).get(m) for name, row in policies.items()}
+        crs = [n for n in value if n.startswith("crs-")]
+        chain = [("base", value.get("base")), ("sft", value.get("sft"))] + ([(crs[-1], value[crs[-1]])] if crs else [])
+        broken = [f"{a} {va:.3f} >= {b} {vb:.3f}" for (a, va), (b, vb) in zip(chain, chain[1:])
+                  if va is not None and vb is not None and vb <= va]
+        out["paper_order"] = {"metric": m, "values": dict(chain), "holds": not broken and None not in dict(chain).values(),
+                              "broken_at": broken}
+    return out
 
 
 def _f(value: Any, digits: int = 3) -> str:
@@ -154,6 +211,43 @@ def markdown(summary: dict[str, Any], model: str) -> str:
                   f"{choice['metric']}: base {_f(choice['base'])}; " + ", ".join(f"{n} {_f(v)}" for n, v in choice["scores"].items())
                   + f". Best: **{choice['best']}** ({_d(choice['paired'])} against the base, paired); "
                   + ("it ships." if choice["beats_base"] else "it does not beat the base, so nothing new ships."), ""]
+    rounds = summary.get("rounds") or {}
+    if rounds:
+        lines += ["## Offline rounds (samples drawn by the round's starting policy under the serving grammar)", "",
+                  "Groups whose G rewards are all equal (TRL's `frac_reward_zero_std`): no preference pair, no gradient.", "",
+                  "| round | prompts | answers (failed) | zero-std CRS sparse → dense | zero-std SUM sparse → dense | "
+                  "mean r_rank | DPO pairs CRS / SUM | RFT rows | chosen answers' top category (share) |",
+                  "|---|---:|---:|---|---|---:|---|---:|---|"]
+        for name, r in rounds.items():
+            z, rows_ = r.get("zero_std_share") or {}, r.get("rows") or {}
+            col = r.get("collapse") or {}
+            lines.append(f"| {name} | {r.get('prompts')} | {r.get('answers')} ({r.get('failed_answers')}) | "
+                         f"{_f(z.get('crs-sparse'), 2)} → {_f(z.get('crs-dense'), 2)} | {_f(z.get('sum-sparse'), 2)} → "
+                         f"{_f(z.get('sum-dense'), 2)} | {_f((r.get('mean_parts') or {}).get('rank'))} | "
+                         f"{rows_.get('dpo-crs', '—')} / {rows_.get('dpo-sum', '—')} | {rows_.get('rft', '—')} | "
+                         f"{col.get('chosen_top_category') or '—'} ({_f(col.get('chosen_top_share'), 2)}) |")
+        lines.append("")
+    goals = summary.get("targets") or {}
+    if goals:
+        lines += ["## Targets (issue 34)", ""]
+        for key, label in (("shipped_beats_base", "The shipped policy beats the base in the full graph (z ≥ 2)"),
+                           ("crs_beats_sum", "CRS beats SUM, last round (z ≥ 2)")):
+            goal = goals.get(key)
+            shown = "not measured yet" if not goal else (("met" if goal["met"] else "missed") + ": z " + ", ".join(
+                f"{m} {_f(z, 2)}" for m, z in goal["z"].items()))
+            lines.append(f"- {label}: {shown}.")
+        collapse = goals.get("no_collapse") or {}
+        base_c = collapse.get("base") or {}
+        for name, c in (collapse.get("policies") or {}).items():
+            lines.append(f"- No collapse, {name}: {c['distinct']} distinct categories (base {base_c.get('distinct')}), "
+                         f"most-named share {_f(c['top_share'], 2)} (base {_f(base_c.get('top_share'), 2)}): "
+                         + ("met." if c["met"] else "missed."))
+        order = goals.get("paper_order")
+        if order:
+            shown = ", ".join(f"{n} {_f(v)}" for n, v in order["values"].items())
+            lines.append(f"- The paper's ordering base < SFT < CRS on {order['metric']} ({shown}): "
+                         + ("holds." if order["holds"] else "breaks at " + ("; ".join(order["broken_at"]) or "a stage not yet run") + "."))
+        lines.append("")
     if summary["stages"]:
         lines += ["## Stage wall times", "", "| stage | s | machine |", "|---|---:|---|"]
         lines += [f"| {name} | {info.get('wall_s')} | {info.get('machine')} |" for name, info in summary["stages"].items()]

@@ -147,6 +147,11 @@ def test_what_ships_is_the_validation_best_if_it_beats_the_base_and_the_report_p
     write_eval(cfg, "full-base", "test", dict.fromkeys(users, 0), "recgpt")
     write_eval(cfg, "full-shipped", "test", dict.fromkeys(users, 0) | {"u0": 1}, "recgpt")
     Ledger(cfg.ledger).record("sft", 12.0, "2 CPU cores")
+    (cfg.ledger / "round-1").mkdir(parents=True)
+    (cfg.ledger / "round-1" / "summary.json").write_text(json.dumps({
+        "prompts": 6, "answers": 48, "failed_answers": 0, "rows": {"rft": 2, "dpo-crs": 5, "dpo-sum": 4},
+        "zero_std_share": {"crs-sparse": 0.5, "crs-dense": 0.1, "sum-sparse": 0.4, "sum-dense": 0.0},
+        "mean_parts": {"rank": 0.12}, "collapse": {"chosen_top_category": "Drama", "chosen_top_share": 0.3}}))
     summary = summarise(cfg)
     assert summary["metrics"] == ["cat_hr@5_genre", "item_hr@10"]
     assert summary["policies"]["crs-1"]["against_base"]["cat_hr@5_genre"]["difference"] == pytest.approx(2 / 6)
@@ -154,6 +159,14 @@ def test_what_ships_is_the_validation_best_if_it_beats_the_base_and_the_report_p
     assert summary["full_graph"]["full-shipped"]["against_base"]["cat_hr@10_genre"]["difference"] == pytest.approx(1 / 6)
     text = markdown(summary, "qwen2.5-coder-0.5b")
     assert "| crs-1 | 0.500 |" in text and "Best: **crs-1**" in text and "it ships." in text and "| sft | 12.0 | 2 CPU cores |" in text
+    goals = summary["targets"]
+    assert not goals["shipped_beats_base"]["met"] and goals["shipped_beats_base"]["z"]["item_hr@10"] == pytest.approx(1.0)
+    assert not goals["crs_beats_sum"]["met"] and goals["crs_beats_sum"]["z"]["cat_hr@5_genre"] == pytest.approx(1.0)
+    assert goals["paper_order"]["holds"] and goals["no_collapse"]["policies"]["crs-1"]["met"]
+    assert "| round-1 | 6 | 48 (0) | 0.50 → 0.10 | 0.40 → 0.00 | 0.120 | 5 / 4 | 2 | Drama (0.30) |" in text
+    assert "- The paper's ordering base < SFT < CRS on cat_hr@5_genre (base 0.167, sft 0.333, crs-1 0.500): holds." in text
+    write_eval(cfg, "sft", "test", dict.fromkeys(users, 0))
+    assert "breaks at base 0.167 >= sft 0.000" in markdown(summarise(cfg), "m")
     write_eval(cfg, "base", "validation", dict.fromkeys(users, 1))
     assert not validation_choice(cfg)["beats_base"]
 
