@@ -31,9 +31,11 @@ def expert_instructions(persona_name: str, persona_focus: str, m: int, grounded:
     return text + ("\n" + RATIONALE_INSTRUCTION if rationale else "") + ("\n" + GROUNDING_INSTRUCTION if grounded else "")
 
 
-def training_expert_instructions(m: int, grounded: bool = False) -> str:
-    """The expert's instructions for the training persona: shared by training prompts and `eval --method expert`."""
-    return expert_instructions(TRAINING_PERSONA.name, TRAINING_PERSONA.focus, m, grounded)
+def training_expert_instructions(m: int, grounded: bool = False, rationale: bool = False) -> str:
+    """The expert's instructions for the training persona: shared by training prompts and `eval --method expert`.
+    Without the rationale instruction by default, as the graph serves (`Context.expert_rationale_chars` 0): a policy
+    is trained and measured on the answer it gives when served."""
+    return expert_instructions(TRAINING_PERSONA.name, TRAINING_PERSONA.focus, m, grounded, rationale)
 
 
 RATIONALE_CHARS = 60

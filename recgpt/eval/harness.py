@@ -99,6 +99,10 @@ def config_hash(config: EvalConfig, dataset: Dataset, model: str | None) -> str:
             if ctx.get(added_later) == default:  # fields added after results were stored: at their default, hashes stay
                 ctx.pop(added_later)
         payload.update(context=ctx, model=model, prompts=prompts_fingerprint())
+        if config.method == "expert" and not ctx.get("expert_rationale_chars"):
+            # the policy alone follows the served expert's rationale setting since issue 34 (none by default); the
+            # stores written before asked for a rationale, so their answers are not these
+            payload["policy_rationale"] = "served"
         if ctx.get("explore_experts"):  # the explorers' instruction, only where it is used (earlier keys stay)
             payload["explore_prompt"] = hashlib.sha256(inspect.getsource(explore).encode()).hexdigest()[:12]
         if ctx.get("evidence_experts"):  # the evidence experts' instruction, only where it is used

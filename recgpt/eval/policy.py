@@ -37,16 +37,17 @@ async def run_expert(config: EvalConfig, dataset: Dataset, users: list[str], sto
     async def answer(ctx: Any, user_id: str, history: list[str], result: UserResult) -> None:
         vocabulary = category_vocabulary(dataset, ctx.grounding, ctx.grounding_labels) if ctx.grounding != "off" else None
         shared = await build_shared_prefix(ctx, resources, user_id, config.split, None if has_time else config.date)
-        instructions = training_expert_instructions(m, vocabulary is not None)
+        rationale_chars = ctx.expert_rationale_chars  # as the graph serves the expert (0: no rationale)
+        instructions = training_expert_instructions(m, vocabulary is not None, rationale_chars > 0)
         if vocabulary is not None:  # the policy as an evidence expert, where `evidence_experts` asks for one
             vocabulary, evidence_line = for_evidence_expert(ctx, 0, vocabulary, shared["category_shares"])
             instructions += evidence_line
         endpoint = endpoints_of(ctx).expert  # the trained expert adapter where it is served beside the base
-        model = chat_model(endpoint, ctx.expert_temperature, expert_max_tokens(m, vocabulary), ctx.seed)
+        model = chat_model(endpoint, ctx.expert_temperature, expert_max_tokens(m, vocabulary, rationale_chars), ctx.seed)
         result.flags = list(shared["flags"])
         try:
             output, call = await acall_structured(model, messages(shared["shared_prefix"], instructions),
-                                                  grounded_expert_schema(m, vocabulary), "expert", endpoint.base_url, ctx.schema_attempts)
+                                                  grounded_expert_schema(m, vocabulary, rationale_chars), "expert", endpoint.base_url, ctx.schema_attempts)
         except (InvalidModelOutput, LLMRequestRejected) as exc:
             call = call_of(exc, "expert")
             result.flags.append(f"expert_failed: {exc}")  # scored as a user with no tags, never dropped

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from recgpt.agents.expert import RATIONALE_CHARS, training_expert_instructions
 from recgpt.data.dataset import Dataset, Split
 from recgpt.data.records import Interaction, Item
+from recgpt.schema.context import Context
 from recgpt.services.prefix import recommendation_date, render_prefix
 from recgpt.text_fields import TAG_CHARS, clip_sentence, to_english_text
 from recgpt.tools.context.environment import build_environment
@@ -40,6 +41,11 @@ class TrainingCut:
     context: tuple[Interaction, ...]
     future: tuple[Interaction, ...]
 
+
+
+SERVED_RATIONALE_CHARS = Context().expert_rationale_chars
+"""The expert's rationale as the graph serves it (0: none). Training prompts, completions, sampled rounds, GRPO
+rollouts and `eval --method expert` all follow it, so a policy learns, and is measured on, the answer it gives served."""
 
 def training_cuts(dataset: Dataset, future: int = 3, min_context: int = 2, users: Iterable[str] | None = None) -> list[TrainingCut]:
     """One cut per user: the last `future` interactions of the training prefix are the supervision."""
@@ -187,7 +193,8 @@ def target_tags(dataset: Dataset, cut: TrainingCut, m: int) -> list[str]:
 
 
 def expert_prompt(dataset: Dataset, cut: TrainingCut, m: int, country: str = "US", max_items: int = 40,
-                  entities: bool = False, vocabulary: CategoryVocabulary | None = None, evidence: str = "") -> list[dict[str, str]]:
+                  entities: bool = False, vocabulary: CategoryVocabulary | None = None, evidence: str = "",
+                  rationale_chars: int = SERVED_RATIONALE_CHARS) -> list[dict[str, str]]:
     """The exact messages the Distributed Expert gets at serving time, for the cut's past only
     (`entities`: the hybrid-compression form, titles as entity markers; `vocabulary`: the grounded expert's
     instructions, whose categories the served schema's enum carries; `evidence`: the collaborative evidence block,
@@ -196,20 +203,21 @@ def expert_prompt(dataset: Dataset, cut: TrainingCut, m: int, country: str = "US
     env = build_environment(recommendation_date({}, cut.context), country=country)
     prefix, _ = render_prefix(dataset, cut.context, user.profile.describe(), env, max_items, entities, evidence=evidence)
     return [{"role": "system", "content": prefix},
-            {"role": "user", "content": training_expert_instructions(m, grounded=vocabulary is not None)}]
+            {"role": "user", "content": training_expert_instructions(m, vocabulary is not None, rationale_chars > 0)}]
 
 
 def sft_example(dataset: Dataset, cut: TrainingCut, m: int, country: str = "US",
-                vocabulary: CategoryVocabulary | None = None) -> dict[str, list[dict[str, str]]]:
+                vocabulary: CategoryVocabulary | None = None,
+                rationale_chars: int = SERVED_RATIONALE_CHARS) -> dict[str, list[dict[str, str]]]:
     """A TRL conversational prompt-completion example; the completion is the expert's JSON, compact like the
     server's structured output (`disable_any_whitespace`), its keys in the served schema's order (category first)."""
     context_leaves = Counter(dataset.items[e.item_id].category_path[-1] for e in cut.context if dataset.items[e.item_id].category_path)
     anchor = context_leaves.most_common(1)[0][0] if context_leaves else "the user's profile"
     rationale = to_english_text(clip_sentence(f"The history centres on {anchor}.", RATIONALE_CHARS), RATIONALE_CHARS)
-    tags = [({"category": t.category} if t.category is not None else {}) | {"tag": t.tag, "rationale": rationale}
-            for t in grounded_target_tags(dataset, cut, m, vocabulary)]
+    tags = [({"category": t.category} if t.category is not None else {}) | {"tag": t.tag}
+            | ({"rationale": rationale} if rationale_chars > 0 else {}) for t in grounded_target_tags(dataset, cut, m, vocabulary)]
     completion = json.dumps({"tags": tags}, separators=(",", ":"))
-    return {"prompt": expert_prompt(dataset, cut, m, country, vocabulary=vocabulary),
+    return {"prompt": expert_prompt(dataset, cut, m, country, vocabulary=vocabulary, rationale_chars=rationale_chars),
             "completion": [{"role": "assistant", "content": completion}]}
 
 

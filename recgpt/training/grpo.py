@@ -28,7 +28,13 @@ from recgpt.errors import RecGPTError
 from recgpt.eval.metrics import path_at_level
 from recgpt.services.resources import default_registry, resolve
 from recgpt.training.configs import RM_MAX_LENGTH, GRPORunConfig
-from recgpt.training.datasets import expert_prompt, future_categories, grounding_vocabulary, training_cuts
+from recgpt.training.datasets import (
+    SERVED_RATIONALE_CHARS,
+    expert_prompt,
+    future_categories,
+    grounding_vocabulary,
+    training_cuts,
+)
 from recgpt.training.grpo_rewards import TOP_CATEGORY, TagRewards
 from recgpt.training.rewards import AccuracyMix, Gates
 from recgpt.training.runs import finish_run, latest_checkpoint, start_run
@@ -206,7 +212,7 @@ def rollout_schema(config: GRPORunConfig) -> type[BaseModel] | None:
     from recgpt.agents.expert import grounded_expert_schema  # deferred: the agents (langchain) only for a real run
 
     data = default_registry().dataset(config.dataset)
-    return grounded_expert_schema(config.tags_per_expert, grounding_vocabulary(data, config.grounding))
+    return grounded_expert_schema(config.tags_per_expert, grounding_vocabulary(data, config.grounding), SERVED_RATIONALE_CHARS)
 
 
 def run_grpo(config: GRPORunConfig, rewards: TagRewards, rows: list[dict[str, Any]] | None = None,

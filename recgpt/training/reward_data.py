@@ -36,7 +36,13 @@ from recgpt.services.endpoints import check_endpoint
 from recgpt.services.resources import endpoints_of, resolve
 from recgpt.tools.llm import LLMRequestRejected, acall_structured, chat_model
 from recgpt.training.configs import RewardDataConfig
-from recgpt.training.datasets import expert_prompt, future_categories, grounding_vocabulary, training_cuts
+from recgpt.training.datasets import (
+    SERVED_RATIONALE_CHARS,
+    expert_prompt,
+    future_categories,
+    grounding_vocabulary,
+    training_cuts,
+)
 from recgpt.training.grpo_rewards import completion_text, parse_tags
 from recgpt.training.reward_model import GradedSample, RewardGroup
 from recgpt.training.rule_judge import RULE_GRADES, rule_grade
@@ -76,10 +82,10 @@ async def _collect(config: RewardDataConfig, show_progress: bool) -> dict[str, A
     def sample_job(user: str, index: int):
         async def job() -> Any:
             assert endpoint is not None
-            model = chat_model(endpoint, config.temperature, expert_max_tokens(m, vocabulary), None)
+            model = chat_model(endpoint, config.temperature, expert_max_tokens(m, vocabulary, SERVED_RATIONALE_CHARS), None)
             msgs = messages(prompts[user][0]["content"], prompts[user][1]["content"])
             try:
-                output, _ = await acall_structured(model, msgs, grounded_expert_schema(m, vocabulary), "expert", endpoint.base_url, ctx.schema_attempts)
+                output, _ = await acall_structured(model, msgs, grounded_expert_schema(m, vocabulary, SERVED_RATIONALE_CHARS), "expert", endpoint.base_url, ctx.schema_attempts)
             except (InvalidModelOutput, LLMRequestRejected) as exc:  # recorded and counted, the run goes on
                 return {"answer": None, "error": str(exc)[:200]}
             return {"answer": output.model_dump_json()}

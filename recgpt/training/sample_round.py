@@ -55,6 +55,7 @@ from recgpt.tools.retrieval.grounding import CategoryVocabulary
 from recgpt.tools.retrieval.protocol import UserSignals, search
 from recgpt.training.configs import SampleRoundConfig
 from recgpt.training.datasets import (
+    SERVED_RATIONALE_CHARS,
     TrainingCut,
     expert_prompt,
     future_categories,
@@ -216,10 +217,10 @@ async def _sample(config: SampleRoundConfig, ctx: Context, prompts: dict[str, li
 
     def job(user: str, temperature: float):
         async def run() -> Any:
-            model = chat_model(endpoint, temperature, expert_max_tokens(m, vocabulary), None)
+            model = chat_model(endpoint, temperature, expert_max_tokens(m, vocabulary, SERVED_RATIONALE_CHARS), None)
             msgs = messages(prompts[user][0]["content"], prompts[user][1]["content"])
             try:
-                output, _ = await acall_structured(model, msgs, grounded_expert_schema(m, vocabulary), "expert",
+                output, _ = await acall_structured(model, msgs, grounded_expert_schema(m, vocabulary, SERVED_RATIONALE_CHARS), "expert",
                                                    endpoint.base_url, ctx.schema_attempts)
             except (InvalidModelOutput, LLMRequestRejected) as exc:  # recorded and counted, the round goes on
                 return {"answer": None, "error": str(exc)[:200]}

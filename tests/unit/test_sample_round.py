@@ -122,7 +122,11 @@ def test_a_killed_round_resumes_from_its_kept_samples_and_only_from_the_same_wei
         asked.append((msgs[-1].content, model.temperature))
         return _Answer(_answer(("gel pens", "Pens"))), None
 
+    from types import SimpleNamespace
+
     monkeypatch.setattr(sample_round, "acall_structured", fake_call)
+    monkeypatch.setattr(sample_round, "endpoints_of", lambda ctx: SimpleNamespace(expert=SimpleNamespace(base_url="http://x/v1")))
+    monkeypatch.setattr(sample_round, "chat_model", lambda endpoint, temperature, *a: SimpleNamespace(temperature=temperature))
     prompts = {u: [{"role": "system", "content": "ctx"}, {"role": "user", "content": f"tags for {u}"}] for u in ("u:1", "v")}
     wanted = sample_round.round_answers(prompts, 2)
     assert list(wanted) == ["greedy:u:1", "greedy:v", "sample:u:1:0", "sample:u:1:1", "sample:v:0", "sample:v:1"]

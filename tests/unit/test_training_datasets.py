@@ -6,9 +6,12 @@ import json
 from pathlib import Path
 
 from recgpt.agents.expert import grounded_expert_schema
+from recgpt.prompts.expert import RATIONALE_INSTRUCTION
+from recgpt.schema.context import Context
 from recgpt.data.dataset import Split
 from recgpt.data.jsonl import load_jsonl
 from recgpt.training.datasets import (
+    SERVED_RATIONALE_CHARS,
     future_categories,
     grounding_vocabulary,
     label_of,
@@ -66,9 +69,13 @@ def test_grounded_sft_example_is_what_the_served_grounded_schema_accepts(small_d
     data = load_jsonl(small_dataset_dir)
     vocabulary = grounding_vocabulary(data, "leaf")
     assert vocabulary is not None and grounding_vocabulary(data, "off") is None
-    schema = grounded_expert_schema(4, vocabulary)
+    served = Context().expert_rationale_chars
+    assert SERVED_RATIONALE_CHARS == served == 0  # the graph serves the expert without a rationale
+    schema = grounded_expert_schema(4, vocabulary, served)
+    assert all("rationale" not in d.get("properties", {}) for d in schema.model_json_schema()["$defs"].values())
     for cut in training_cuts(data, future=1, min_context=1):
         example = sft_example(data, cut, m=4, vocabulary=vocabulary)
+        assert "rationale" not in example["completion"][0]["content"] and RATIONALE_INSTRUCTION not in example["prompt"][1]["content"]
         answer = schema.model_validate_json(example["completion"][0]["content"])  # the grammar's enum and patterns
         categories = [t.category for t in answer.tags]
         assert set(categories) <= set(vocabulary.labels)
