@@ -157,6 +157,34 @@ def train_reward_data(config: RewardDataConfig) -> None:
                   f"{summary['failed_samples']} failed samples, judge abstained on {summary['judge_abstained']}; wrote {config.output}")
 
 
+@train_cli.command("reward-table")
+def train_reward_table(
+    out: Path = typer.Option(..., help="Where the table goes (JSON): GRPO's prompts and their precomputed dense reward."),
+    dataset: str = typer.Option("office", help="office, movielens or a JSONL dataset folder."),
+    max_users: int = typer.Option(500, min=1, help="Prompts: validation-target cuts, as `sample-round` draws them."),
+    seed: int = typer.Option(2, help="Seed of the prompt sample (the same seed as a round gives the same prompts)."),
+    tags_per_expert: int = typer.Option(5, min=1, help="M: tags in each answer."),
+    level: str = typer.Option("l2", help="Category level of R_acc."),
+    round_dir: Optional[Path] = typer.Option(None, "--round", help=(
+        "A scored `sample-round` folder of the same prompts: measure how the table's reward agrees with the exact one "
+        "(written beside the table as <out>.agreement.json).")),
+) -> None:
+    """Precompute the dense reward per prompt (served retriever, no LLM), so `recgpt train grpo --reward-table` or
+    `python -m recgpt.training.reward_table` runs GRPO where recgpt's retrieval stack is absent (a lent GPU)."""
+    from recgpt.training.reward_table import agreement, build_reward_table  # deferred: the serving stack
+    from recgpt.training.sample_round import ROUND_GATES
+
+    table = build_reward_table(dataset, max_users, seed, tags_per_expert, level=level)
+    table.save(out)
+    console.print(f"reward table: {len(table.prompts)} prompts, {len(table.labels)} categories -> {out}")
+    if round_dir is not None:
+        measured = agreement(table, round_dir, ROUND_GATES)
+        out.with_name(out.name + ".agreement.json").write_text(json.dumps(measured, indent=2) + "\n")
+        console.print(f"agreement with {round_dir} over {measured['answers']} answers: r_rank Spearman "
+                      f"{measured['rank']['spearman']}, CRS {measured['crs']['spearman']}, SUM {measured['sum']['spearman']}; "
+                      f"same best answer CRS {measured['same_best_answer']['crs']}, SUM {measured['same_best_answer']['sum']}")
+
+
 @train_cli.command("sample-round")
 @options_from(SampleRoundConfig, output=OUT)
 def train_sample_round(config: SampleRoundConfig) -> None:
@@ -207,7 +235,12 @@ def train_grpo(config: GRPORunConfig) -> None:
     # deferred: langgraph and the LLM client, through the dataset code (`recgpt train --help` stays light)
     from recgpt.training.grpo import real_tag_rewards, rollout_schema, run_grpo
 
-    final = run_grpo(config, real_tag_rewards(config), schema=rollout_schema(config))
+    if config.reward_table:
+        from recgpt.training.reward_table import run_table_grpo
+
+        final = run_table_grpo(config)
+    else:
+        final = run_grpo(config, real_tag_rewards(config), schema=rollout_schema(config))
     console.print(f"GRPO-{config.shaping.upper()} done: {final} (metrics in {config.output_dir / 'metrics.json'})")
 
 

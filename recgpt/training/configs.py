@@ -141,6 +141,10 @@ class GRPOOptions(PromptOptions):
         "in the served retriever's list for the answer's tags; rewards.AccuracyMix.dense) or sparse (the paper's R_acc "
         "alone, which left most groups without a reward difference)."), "choices": ("dense", "sparse")})
     depth: int = field(default=300, metadata={"help": "dense: how deep in the retriever's list the next item still earns r_rank."})
+    reward_table: str | None = field(default=None, metadata={"help": (
+        "A reward table (`recgpt train reward-table`): prompts, targets and the dense reward precomputed, so the run "
+        "needs no retrieval stack (a GPU box). Its prompts replace the dataset's cuts, its schema constrains rollouts, "
+        "its distinct-tag share stands in for MiniLM's R_div, and no judge gates.")})
     max_users: int | None = field(default=256, metadata={"help": "Training users sampled for prompts (None = all)."})
     envelope: str = field(default="stable", metadata={"help": (
         "stable refuses settings outside the envelope the anchors train in (G >= 8, >= 16 prompts per update, LoRA lr "

@@ -26,15 +26,7 @@ from pydantic import BaseModel
 
 from recgpt.errors import RecGPTError
 from recgpt.eval.metrics import path_at_level
-from recgpt.services.resources import default_registry, resolve
 from recgpt.training.configs import RM_MAX_LENGTH, GRPORunConfig
-from recgpt.training.datasets import (
-    SERVED_RATIONALE_CHARS,
-    expert_prompt,
-    future_categories,
-    grounding_vocabulary,
-    training_cuts,
-)
 from recgpt.training.grpo_rewards import TOP_CATEGORY, TagRewards
 from recgpt.training.rewards import AccuracyMix, Gates
 from recgpt.training.runs import finish_run, latest_checkpoint, start_run
@@ -42,6 +34,15 @@ from recgpt.training.sft import use_bf16
 
 
 def build_grpo_rows(config: GRPORunConfig) -> list[dict[str, Any]]:
+    # deferred: the dataset and serving stack (a GPU box training from a reward table has the training stack only)
+    from recgpt.services.resources import default_registry
+    from recgpt.training.datasets import (
+        expert_prompt,
+        future_categories,
+        grounding_vocabulary,
+        training_cuts,
+    )
+
     data = default_registry().dataset(config.dataset)
     cuts = training_cuts(data, future=config.future)
     if config.max_users is not None and config.max_users < len(cuts):
@@ -81,6 +82,9 @@ def real_tag_rewards(config: GRPORunConfig) -> TagRewards:
     """The rewards on real components: the configured retriever's nearest category (R_acc; Chroma by default),
     MiniLM embeddings (R_div) and the trained reward model (R_align = sigmoid(score - its calibration offset) on
     prompt + answer, in the window it was trained with). The dataset and retriever are resolved once, as a graph's are."""
+    from recgpt.services.resources import resolve  # deferred: as in build_grpo_rows
+    from recgpt.training.datasets import future_categories, grounding_vocabulary, training_cuts
+
     resources = resolve(config.dataset)
     index = resources.retriever
     vocabulary = grounding_vocabulary(resources.dataset, config.grounding)
@@ -210,13 +214,15 @@ def rollout_schema(config: GRPORunConfig) -> type[BaseModel] | None:
     if not config.constrained:
         return None
     from recgpt.agents.expert import grounded_expert_schema  # deferred: the agents (langchain) only for a real run
+    from recgpt.services.resources import default_registry
+    from recgpt.training.datasets import SERVED_RATIONALE_CHARS, grounding_vocabulary
 
     data = default_registry().dataset(config.dataset)
     return grounded_expert_schema(config.tags_per_expert, grounding_vocabulary(data, config.grounding), SERVED_RATIONALE_CHARS)
 
 
 def run_grpo(config: GRPORunConfig, rewards: TagRewards, rows: list[dict[str, Any]] | None = None,
-             schema: type[BaseModel] | None = None) -> Path:
+             schema: type[BaseModel] | dict[str, Any] | None = None) -> Path:
     """Train; returns the final model/adapter folder. `schema`: rollouts decode under it (`rollout_schema`)."""
     # deferred: datasets, transformers and trl (torch: seconds to import, paid only when training)
     from datasets import Dataset as HFDataset

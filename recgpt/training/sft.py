@@ -96,11 +96,26 @@ def run_sft(config: SFTRunConfig, rows: list[dict[str, Any]] | None = None) -> P
     return finish_run(out, trainer, tokenizer, resumed_from, examples=len(rows))
 
 
-def _field_names() -> dict[str, str]:
-    """The field each key names: its own name or its option's (`batch_size`, as `recgpt train sft --batch-size`;
-    configs exported before the fields took TRL's names hold these)."""
-    known = fields(SFTRunConfig)
-    return {**{f.metadata["option"]: f.name for f in known if "option" in f.metadata}, **{f.name: f.name for f in known}}
+def config_from_file(cls: type[Any], argv: list[str], relative: tuple[str, ...]) -> Any:
+    """A run config from `RUN_CONFIG.json [KEY=VALUE ...]`: the file's fields, overridden (by a field's name or its
+    `recgpt train` option's); the fields in `relative` are paths relative to the file. Raises RecGPTError."""
+    config_path = Path(argv[0])
+    known = fields(cls)
+    names = {**{f.metadata["option"]: f.name for f in known if "option" in f.metadata}, **{f.name: f.name for f in known}}
+    try:
+        values = {names.get(key, key): value for key, value in json.loads(config_path.read_text()).items()}
+    except (OSError, ValueError) as exc:
+        raise RecGPTError(f"{config_path}: not a run config ({exc})") from None
+    for pair in argv[1:]:
+        key, _, raw = pair.partition("=")
+        if key not in names:
+            raise RecGPTError(f"unknown field {key!r}")
+        values[names[key]] = parse_value(raw, typing.get_type_hints(cls)[names[key]], names[key])
+    for name in relative:
+        if values.get(name):
+            values[name] = str((config_path.parent / values[name]).resolve())
+    values = {k: v for k, v in values.items() if k in {f.name for f in known}}
+    return cls(**{**values, "output_dir": Path(values["output_dir"])})
 
 
 def main(argv: list[str]) -> int:
@@ -110,22 +125,11 @@ def main(argv: list[str]) -> int:
     if not argv or argv[0] in ("-h", "--help"):
         print(main.__doc__)
         return 0 if argv else 2
-    config_path = Path(argv[0])
-    names = _field_names()
-    values = {names.get(key, key): value for key, value in json.loads(config_path.read_text()).items()}
-    for pair in argv[1:]:
-        key, _, raw = pair.partition("=")
-        if key not in names:
-            print(f"error: unknown field {key!r}", file=sys.stderr)
-            return 2
-        try:
-            values[names[key]] = parse_value(raw, typing.get_type_hints(SFTRunConfig)[names[key]], names[key])
-        except RecGPTError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return 2
-    if values.get("rows_file"):
-        values["rows_file"] = str((config_path.parent / values["rows_file"]).resolve())
-    config = SFTRunConfig(**{**values, "output_dir": Path(values["output_dir"])})
+    try:
+        config = config_from_file(SFTRunConfig, argv, ("rows_file",))
+    except RecGPTError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     final = run_sft(config)
     print(f"SFT done: {final}")
     return 0
