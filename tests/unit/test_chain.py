@@ -73,6 +73,16 @@ def test_the_runner_switches_servers_only_when_needed_resumes_and_stops_the_serv
     assert json.loads((cfg.ledger / "chain_config.json").read_text())["dataset"] == "movielens"
     with pytest.raises(RecGPTError, match="no action 'missing'"):
         run_chain(config(tmp_path / "other"), [Stage(name="z", action="missing")], FakeExecutor(), {}, say=lambda _: None)
+    order: list[str] = []
+
+    class Ordered(FakeExecutor):
+        def run(self, args: list[str]) -> None:
+            order.append("command")
+
+    restore = Stage(name="sft", prepare="restore", commands=[["train", "export"]], action="after")
+    run_chain(config(tmp_path / "third"), [restore], Ordered(),
+              {"restore": lambda c: order.append("prepare"), "after": lambda c: order.append("action")}, say=lambda _: None)
+    assert order == ["prepare", "command", "action"]  # the shipped SFT adapter is restored before it is exported
 
 
 def test_a_fresh_machine_rebuilds_a_trained_stage_from_the_adapter_kept_in_the_ledger(tmp_path: Path) -> None:
