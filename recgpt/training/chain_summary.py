@@ -100,13 +100,20 @@ def summarise(config: ChainConfig) -> dict[str, Any]:
             full[name] = _row(report, None if name == "full-base" or full_base is None else full_base,
                               [primary_metric(report, 10), "item_hr@10"])
     rows_base = rows.get("base")
+    steps = []  # the paper's ordering, step by step, paired on the test users
+    crs_names = [f"crs-{r}" for r in range(1, config.rounds + 1) if f"crs-{r}" in rows]
+    chain = ["base", "sft"] + crs_names[-1:]
+    for lower, upper in zip(chain, chain[1:]):
+        low, high = eval_report(config, lower, "test"), eval_report(config, upper, "test")
+        if low is not None and high is not None and metrics:
+            steps.append({"from": lower, "to": upper, "paired": paired_difference(high["per_user_hits"], low["per_user_hits"], metrics[0])})
     try:
         choice: dict[str, Any] | None = validation_choice(config)
     except FileNotFoundError:
         choice = None
     return {"config": json.loads(config.model_dump_json()), "metrics": metrics, "policies": rows,
             "crs_against_sum": shapings, "full_graph": full, "validation_choice": choice,
-            "rounds": round_summaries(config), "targets": targets(rows, shapings, full, metrics, rows_base),
+            "rounds": round_summaries(config), "targets": targets(rows, shapings, full, metrics, rows_base, steps),
             "stages": Ledger(config.ledger).read()}
 
 
@@ -130,7 +137,7 @@ def _z(paired: dict[str, float] | None) -> float | None:
 
 
 def targets(policies: dict[str, Any], shapings: dict[str, Any], full: dict[str, Any], metrics: list[str],
-            base: dict[str, Any] | None) -> dict[str, Any]:
+            base: dict[str, Any] | None, steps: list[dict[str, Any]]) -> dict[str, Any]:
     """Issue 34's bars, each with its numbers: the shipped policy beats the base (z >= 2, full graph, test), CRS beats
     SUM (z >= 2), no collapse (distinct categories >= the base's, most-named share within 10 points), and the paper's
     ordering base < SFT < CRS on the primary metric."""
@@ -154,14 +161,11 @@ def targets(policies: dict[str, Any], shapings: dict[str, Any], full: dict[str, 
     out["no_collapse"] = {"base": {"distinct": base_conc.get("distinct_categories"),
                                    "top_share": base_conc.get("top_category_user_share")}, "policies": collapse}
     if metrics:
-        m = metrics[0]
-        value = {name: (row.get("metrics") or {}).get(m) for name, row in policies.items()}
-        crs = [n for n in value if n.startswith("crs-")]
-        chain = [("base", value.get("base")), ("sft", value.get("sft"))] + ([(crs[-1], value[crs[-1]])] if crs else [])
-        broken = [f"{a} {va:.3f} >= {b} {vb:.3f}" for (a, va), (b, vb) in zip(chain, chain[1:])
-                  if va is not None and vb is not None and vb <= va]
-        out["paper_order"] = {"metric": m, "values": dict(chain), "holds": not broken and None not in dict(chain).values(),
-                              "broken_at": broken}
+        measured = [{**step, "z": _z(step["paired"])} for step in steps]
+        done = len(measured) == 2 and measured[-1]["to"].startswith("crs-")
+        out["paper_order"] = {"metric": metrics[0], "steps": measured,
+                              "holds": done and all(step["paired"]["difference"] > 0 for step in measured),
+                              "complete": done}
     return out
 
 
@@ -244,9 +248,13 @@ def markdown(summary: dict[str, Any], model: str) -> str:
                          + ("met." if c["met"] else "missed."))
         order = goals.get("paper_order")
         if order:
-            shown = ", ".join(f"{n} {_f(v)}" for n, v in order["values"].items())
-            lines.append(f"- The paper's ordering base < SFT < CRS on {order['metric']} ({shown}): "
-                         + ("holds." if order["holds"] else "breaks at " + ("; ".join(order["broken_at"]) or "a stage not yet run") + "."))
+            shown = "; ".join(f"{step['to']} − {step['from']} {_d(step['paired'])} (z {_f(step['z'], 1)})" for step in order["steps"])
+            verdict = ("holds" if order["holds"] else "breaks at " + ", ".join(
+                f"{s['from']} → {s['to']}" for s in order["steps"] if s["paired"]["difference"] <= 0) if order["complete"]
+                       else "not measured to CRS yet" + ("; a step so far goes down" if any(
+                           s["paired"]["difference"] <= 0 for s in order["steps"]) else ""))
+            lines.append(f"- The paper's ordering base < SFT < CRS on {order['metric']}, paired on test ({shown or 'nothing yet'}): "
+                         f"{verdict}.")
         lines.append("")
     if summary["stages"]:
         lines += ["## Stage wall times", "", "| stage | s | machine |", "|---|---:|---|"]

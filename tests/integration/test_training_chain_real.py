@@ -94,6 +94,20 @@ def test_an_offline_round_samples_under_the_grammar_scores_and_resumes(vllm_serv
         get_settings.cache_clear()
     assert (config.output / "samples.jsonl").read_text() == before and again["rows"] == summary["rows"]
 
+    # the GPU's reward table for the same prompts, from the real Chroma index and SASRec: the same served prompts,
+    # and its reward measured against the round's exact scores
+    from recgpt.training.reward_table import agreement, build_reward_table
+    from recgpt.training.sample_round import ROUND_GATES
+
+    table = build_reward_table("office", config.max_users, config.seed, config.tags_per_expert, show_progress=False)
+    assert [p.prompt for p in table.prompts] == [row["prompt"] for row in prompts]
+    assert table.schema["properties"]["tags"]["maxItems"] == config.tags_per_expert and table.sizes
+    for prompt in table.prompts:
+        assert set(prompt.ranks) <= set(table.labels) and all(1 <= r <= table.per_tag for r in prompt.ranks.values())
+    measured = agreement(table, config.output, ROUND_GATES)
+    scored = sum(len(json.loads(line)["samples"]) for line in (config.output / "scores.jsonl").read_text().splitlines())
+    assert measured["answers"] == scored and set(measured["same_best_answer"]) == {"crs", "sum"}
+
 
 def _free_port() -> int:
     with socket.socket() as sock:

@@ -173,10 +173,15 @@ def test_what_ships_is_the_validation_best_if_it_beats_the_base_and_the_report_p
     assert not goals["shipped_beats_base"]["met"] and goals["shipped_beats_base"]["z"]["item_hr@10"] == pytest.approx(1.0)
     assert not goals["crs_beats_sum"]["met"] and goals["crs_beats_sum"]["z"]["cat_hr@5_genre"] == pytest.approx(1.0)
     assert goals["paper_order"]["holds"] and goals["no_collapse"]["policies"]["crs-1"]["met"]
+    assert [(s["from"], s["to"]) for s in goals["paper_order"]["steps"]] == [("base", "sft"), ("sft", "crs-1")]
     assert "| round-1 | 6 | 48 (0) | 0.50 → 0.10 | 0.40 → 0.00 | 0.120 | 5 / 4 | 2 | Drama (0.30) |" in text
-    assert "- The paper's ordering base < SFT < CRS on cat_hr@5_genre (base 0.167, sft 0.333, crs-1 0.500): holds." in text
+    assert "paired on test (sft − base +0.167 ± 0.167 (z 1.0); crs-1 − sft +0.167 ± 0.307 (z 0.5)): holds." in text
     write_eval(cfg, "sft", "test", dict.fromkeys(users, 0))
-    assert "breaks at base 0.167 >= sft 0.000" in markdown(summarise(cfg), "m")
+    assert "): breaks at base → sft." in markdown(summarise(cfg), "m")
+    early = config(tmp_path / "early", rounds=1)
+    write_eval(early, "base", "test", dict.fromkeys(users, 0) | {"u0": 1})
+    write_eval(early, "sft", "test", dict.fromkeys(users, 0) | {"u0": 1, "u1": 1})
+    assert "(z 1.0)): not measured to CRS yet." in markdown(summarise(early), "m")
     write_eval(cfg, "base", "validation", dict.fromkeys(users, 1))
     assert not validation_choice(cfg)["beats_base"]
 
