@@ -53,6 +53,7 @@ def stats_hybrid(
     max_items: int = typer.Option(40, min=1, help="Distinct history items listed by title (the Context default)."),
     date: str = typer.Option("2026-11-25", help="Environment date for datasets without timestamps (as `recgpt eval`)."),
     adaptor: Optional[Path] = typer.Option(None, help="Adaptor folder (default: the one trained for the served model)."),
+    category_text: bool = typer.Option(True, help="Hybrid history keeps category paths as text (Context.hybrid_category_text)."),
     text_eval: Optional[Path] = typer.Option(None, help="`recgpt eval --method expert` report JSON in text mode (fidelity)."),
     hybrid_eval: Optional[Path] = typer.Option(None, help="The same eval with --compression hybrid (fidelity)."),
     out: Path = REPORTS,
@@ -75,9 +76,9 @@ def stats_hybrid(
     assembler = hybrid.load_assembler(endpoint.base_url, endpoint.model, adaptor, endpoint.api_key)
     sampled = sample_users(default_registry().dataset(dataset), split, users, seed)
     with console.status(f"rendering {len(sampled)} users' prompts"):
-        rows = hybrid_report.user_prompts(dataset, split, sampled, max_items, date)
+        rows = hybrid_report.user_prompts(dataset, split, sampled, max_items, date, category_text)
     result: dict = {"config": {"dataset": dataset, "split": split, "users": len(sampled), "seed": seed, "max_items": max_items,
-                               "prefill_users": prefill_users, "date": date},
+                               "prefill_users": prefill_users, "date": date, "category_text": category_text},
                     "command": "recgpt stats hybrid " + " ".join(sys.argv[3:]) if len(sys.argv) > 3 else "recgpt stats hybrid",
                     "tokens": hybrid_report.token_stats(rows, assembler),
                     "adaptor": {"folder": str(assembler.adaptor_dir),

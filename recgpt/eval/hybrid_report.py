@@ -39,8 +39,10 @@ def _quantiles(values: list[float]) -> dict[str, float]:
             "mean": float(statistics.fmean(ordered)), "n": len(ordered)}
 
 
-def user_prompts(dataset_name: str, split: str, users: list[str], max_items: int, date: str) -> list[dict[str, Any]]:
-    """Each user's expert prompt (training persona, as `eval --method expert` sends it) in text and hybrid form."""
+def user_prompts(dataset_name: str, split: str, users: list[str], max_items: int, date: str,
+                 category_text: bool = True) -> list[dict[str, Any]]:
+    """Each user's expert prompt (training persona, as `eval --method expert` sends it) in text and hybrid form
+    (`category_text`: Context.hybrid_category_text)."""
 
     dataset = default_registry().dataset(dataset_name)
     rows = []
@@ -50,7 +52,8 @@ def user_prompts(dataset_name: str, split: str, users: list[str], max_items: int
         env = build_environment(recommendation_date({"date": None if has_time else date}, example.history))  # as `eval` does
         profile = example.user.profile.describe()
         text, compressed = render_prefix(dataset, example.history, profile, env, max_items)
-        hybrid, hybrid_history = render_prefix(dataset, example.history, profile, env, max_items, entities=True)
+        hybrid, hybrid_history = render_prefix(dataset, example.history, profile, env, max_items, entities=True,
+                                               entity_categories=category_text)
         instructions = training_expert_instructions(5)
         rows.append({"user_id": user, "listed_items": compressed.n_listed_items, "raw": raw_history_text(example.history, dataset.items),
                      "text_history": compressed.text, "hybrid_history": hybrid_history.text,

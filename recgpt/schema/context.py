@@ -143,6 +143,10 @@ class Context:
         "sent as prompt embeddings; needs `recgpt serve --prompt-embeds` and a trained adaptor).")})
     adaptor_dir: str = field(default="", metadata={"description": (
         "Entity adaptor folder for hybrid compression; empty = the default one trained for the served model.")})
+    hybrid_category_text: bool = field(default=True, metadata={"description": (
+        "Hybrid compression: keep each item's category path as text beside its soft token (grouped as in text mode); "
+        "off: the soft token alone carries the item, entities grouped by action only (the history at ~a fifth of its "
+        "text tokens; the adaptor must then hold the category).")})
 
     explanation_mode: str = field(default="grounded", metadata={"description": (
         "Item explanations: 'meta' (style guideline, then explanation: 2 calls/item), 'template' (RecGPT-V1 fixed "

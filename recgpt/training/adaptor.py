@@ -70,12 +70,13 @@ def split_entities(dataset: Any, train: int, heldout: int, seed: int) -> tuple[l
     return pool[heldout: heldout + train], pool[:heldout]
 
 
-def distill_prompts(dataset: Any, users: int, m: int, max_items: int, seed: int) -> list[dict[str, Any]]:
+def distill_prompts(dataset: Any, users: int, m: int, max_items: int, seed: int, category_text: bool = True) -> list[dict[str, Any]]:
     """Expert prompts from training-prefix cuts (no held-out target), in text and hybrid form."""
     cuts = [c for c in training_cuts(dataset) if c.context]
     random.Random(seed).shuffle(cuts)
     return [{"user_id": c.user_id, "text": expert_prompt(dataset, c, m, max_items=max_items),
-             "hybrid": expert_prompt(dataset, c, m, max_items=max_items, entities=True)} for c in cuts[:users]]
+             "hybrid": expert_prompt(dataset, c, m, max_items=max_items, entities=True, entity_categories=category_text)}
+            for c in cuts[:users]]
 
 
 def collect_distill_targets(lm: "FrozenLM", tokenizer: Any, prompts: list[dict[str, Any]], max_new_tokens: int,
@@ -195,7 +196,8 @@ def train_adaptor(config: AdaptorTrainConfig) -> Path:
     distill: list[Example] = []
     empty_targets = 0
     if config.distill_users > 0:
-        prompts = distill_prompts(dataset, config.distill_users, config.tags_per_expert, config.distill_max_items, config.seed)
+        prompts = distill_prompts(dataset, config.distill_users, config.tags_per_expert, config.distill_max_items, config.seed,
+                                  config.category_text)
         targets = collect_distill_targets(lm, assembler.tokenizer, prompts, config.distill_max_new_tokens, out / "distill_targets.jsonl")
         distill = [Example(p["hybrid"], targets[p["user_id"]], "distill") for p in prompts if targets.get(p["user_id"])]
         empty_targets = sum(1 for p in prompts if p["user_id"] in targets and not targets[p["user_id"]])

@@ -292,6 +292,9 @@ class AdaptorTrainConfig:
     heldout_entities: int = field(default=200, metadata={"help": "Entities never trained on: self-perception accuracy."})
     distill_users: int = field(default=48, metadata={"help": "Training-prefix expert prompts with frozen-LLM full-text targets (0 = off)."})
     distill_max_items: int = field(default=20, metadata={"help": "History items listed in a distillation prompt."})
+    category_text: bool = field(default=True, metadata={"help": (
+        "Distillation prompts' hybrid history keeps category paths as text (Context.hybrid_category_text: train the "
+        "adaptor for the layout it will be served with).")})
     distill_max_new_tokens: int = field(default=96, metadata={"help": "Length of the frozen LLM's greedy answer used as target."})
     epochs: int = field(default=2, metadata={"help": "Passes over all examples."})
     batch_size: int = field(default=16, metadata={"help": "Self-perception examples per step (distillation: 1 per step)."})

@@ -194,14 +194,15 @@ def target_tags(dataset: Dataset, cut: TrainingCut, m: int) -> list[str]:
 
 def expert_prompt(dataset: Dataset, cut: TrainingCut, m: int, country: str = "US", max_items: int = 40,
                   entities: bool = False, vocabulary: CategoryVocabulary | None = None, evidence: str = "",
-                  rationale_chars: int = SERVED_RATIONALE_CHARS) -> list[dict[str, str]]:
+                  rationale_chars: int = SERVED_RATIONALE_CHARS, entity_categories: bool = True) -> list[dict[str, str]]:
     """The exact messages the Distributed Expert gets at serving time, for the cut's past only
     (`entities`: the hybrid-compression form, titles as entity markers; `vocabulary`: the grounded expert's
     instructions, whose categories the served schema's enum carries; `evidence`: the collaborative evidence block,
     `services.prefix.evidence_block`, computed from statistics that never saw the cut's future)."""
     user = dataset.users[cut.user_id]
     env = build_environment(recommendation_date({}, cut.context), country=country)
-    prefix, _ = render_prefix(dataset, cut.context, user.profile.describe(), env, max_items, entities, evidence=evidence)
+    prefix, _ = render_prefix(dataset, cut.context, user.profile.describe(), env, max_items, entities, evidence=evidence,
+                              entity_categories=entity_categories)
     return [{"role": "system", "content": prefix},
             {"role": "user", "content": training_expert_instructions(m, vocabulary is not None, rationale_chars > 0)}]
 

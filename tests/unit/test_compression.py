@@ -63,3 +63,17 @@ def test_titles_cannot_fake_structure() -> None:
 
 def test_raw_history_has_one_line_per_event() -> None:
     assert raw_history_text([ev("a"), ev("a")], ITEMS).count("\n") == 1
+
+
+def test_entities_without_category_text_sit_side_by_side_under_their_action() -> None:
+    """Hybrid's compact layout (Context.hybrid_category_text off): one position per item, no category path as text;
+    the default keeps the text mode's grouping with a marker in place of each quoted title."""
+    events = [ev("a"), ev("b"), ev("a"), ev("c", action="click")]
+    grouped = compress_history(events, ITEMS, CompressionConfig(entities=True))
+    assert "- purchase · Office > Pens: ⟦Gel pens⟧ ×2" in grouped.text
+    compact = compress_history(events, ITEMS, CompressionConfig(entities=True, entity_categories=False))
+    lines = compact.text.splitlines()
+    assert lines[1:] == ["- purchase: ⟦Gel pens⟧×2⟦Notebook A5⟧", "- click: ⟦Desk lamp⟧"]
+    assert "Office" not in compact.text and compact.n_listed_items == grouped.n_listed_items == 3
+    text = compress_history(events, ITEMS, CompressionConfig(entity_categories=False))  # only entities drop the path
+    assert "- purchase · Office > Pens:" in text.text

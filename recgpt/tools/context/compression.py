@@ -33,6 +33,10 @@ class CompressionConfig(BaseModel):
     entities: bool = Field(default=False, description=(
         "Hybrid compression: name each listed item as one entity marker (one soft token, see recgpt.tools.context.hybrid) "
         "instead of its quoted title."))
+    entity_categories: bool = Field(default=True, description=(
+        "With entities: keep each item's category path as text, the items grouped under it as in text mode; False: "
+        "the soft token carries the category and the entities are grouped by action only, side by side (issue 35: "
+        "the history at a fifth of its text tokens or less, if the adaptor's tokens hold the category)."))
 
 
 class CompressedHistory(BaseModel):
@@ -103,7 +107,7 @@ def compress_history(
     for event, label in sorted(zip(detailed, labels), key=lambda pair: _bucket_rank(pair[1])):
         item = items[event.item_id]
         action = event.action if event.rating is None else f"{event.action} {event.rating:g}/5"
-        category = named(item.category)
+        category = named(item.category) if not config.entities or config.entity_categories else ""
         title = clean_title(item.title, config.max_title_chars)
         tree.setdefault(label, OrderedDict()).setdefault(action, OrderedDict()).setdefault(category, Counter())[title] += 1
 
@@ -113,6 +117,9 @@ def compress_history(
         lines.append(f"[{label}: {count} interactions]")
         for action, categories in actions.items():
             for category, titles in categories.items():
+                if not category:  # entities without category text: one position each, side by side
+                    lines.append(f"- {action}: " + "".join(entity(t) + (f"×{n}" if n > 1 else "") for t, n in titles.items()))
+                    continue
                 shown = "; ".join((entity(t) if config.entities else f'"{t}"') + (f" ×{n}" if n > 1 else "") for t, n in titles.items())
                 lines.append(f"- {action} · {category}: {shown}")
     if summarised:
