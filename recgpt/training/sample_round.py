@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -198,12 +199,21 @@ def round_answers(users: Sequence[str] | dict[str, Any], samples: int) -> dict[s
     return keys | {f"sample:{u}:{i}": (u, False) for u in users for i in range(samples)}
 
 
+_MTIME = re.compile(r"(:\d+):\d+(?=[,\]])")
+
+
+def without_mtimes(identity: str) -> str:
+    """A served-weights identity (`name@folder[file:size:mtime,...]`) without the files' mtimes: the same merged
+    policy exported again on a fresh machine (same folder, same sizes) is the same policy."""
+    return _MTIME.sub(r"\1", identity)
+
+
 def claim_round(store: KeyedStore, model: str) -> None:
     """Tie the round's store to the served weights that draw it: a resumed round (the same machine, or a fresh one
     with the committed `samples.jsonl`) draws its missing answers from those weights only, since answers drawn from two
     policies would make its pairs off-policy for the DPO reference."""
     drawn = store.values.get(MODEL_KEY)
-    if drawn is not None and drawn != model:
+    if drawn is not None and without_mtimes(drawn) != without_mtimes(model):
         raise RecGPTError(f"{store.path} holds samples drawn from {drawn}; the server now serves {model}: "
                           "serve those weights to resume it, or give this round another --out")
     if drawn is None:

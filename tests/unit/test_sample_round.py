@@ -148,3 +148,9 @@ def test_a_killed_round_resumes_from_its_kept_samples_and_only_from_the_same_wei
     assert all(key in KeyedStore(path) for key in wanted)  # every answer is on disk now
     with pytest.raises(RecGPTError, match="drawn from policy-A"):
         sample_round.claim_round(KeyedStore(path), "policy-B")
+    # the same merged policy exported again on a fresh machine: same folder and sizes, new mtimes -> it resumes
+    fresh = tmp_path / "fresh.jsonl"
+    sample_round.claim_round(KeyedStore(fresh), "p@/runs/sft-model[model.safetensors:1260367448:1796648837]<bfloat16>")
+    sample_round.claim_round(KeyedStore(fresh), "p@/runs/sft-model[model.safetensors:1260367448:1800000000]<bfloat16>")
+    with pytest.raises(RecGPTError, match="drawn from"):
+        sample_round.claim_round(KeyedStore(fresh), "p@/runs/sft-model[model.safetensors:1260367000:1800000000]<bfloat16>")
