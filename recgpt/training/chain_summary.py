@@ -185,6 +185,9 @@ def markdown(summary: dict[str, Any], model: str) -> str:
              "are paired over those users, ± one standard error. What ships was decided on "
              f"{config['val_users']} validation users, never on test. Reproduce: `recgpt train chain --dataset "
              f"{config['dataset']}` (every stage resumes).", ""]
+    if summary.get("pending"):
+        lines += [f"**Partial: {len(summary['pending'])} stages still to run** ({', '.join(summary['pending'])}); "
+                  "every figure below is final for what it covers.", ""]
     if metrics:
         lines += ["| policy | " + " | ".join(metrics) + " | − base (" + metrics[0] + ") | − base (" + metrics[1]
                   + ") | new-interest − base | distinct categories | most-named share |",

@@ -178,6 +178,8 @@ def test_what_ships_is_the_validation_best_if_it_beats_the_base_and_the_report_p
     assert "paired on test (sft − base +0.167 ± 0.167 (z 1.0); crs-1 − sft +0.167 ± 0.307 (z 0.5)): holds." in text
     write_eval(cfg, "sft", "test", dict.fromkeys(users, 0))
     assert "): breaks at base → sft." in markdown(summarise(cfg), "m")
+    assert "Partial" not in text and "**Partial: 2 stages still to run** (ship, full-base)" in markdown(
+        {**summary, "pending": ["ship", "full-base"]}, "m")
     early = config(tmp_path / "early", rounds=1)
     write_eval(early, "base", "test", dict.fromkeys(users, 0) | {"u0": 1})
     write_eval(early, "sft", "test", dict.fromkeys(users, 0) | {"u0": 1, "u1": 1})
