@@ -96,12 +96,19 @@ def run_sft(config: SFTRunConfig, rows: list[dict[str, Any]] | None = None) -> P
     return finish_run(out, trainer, tokenizer, resumed_from, examples=len(rows))
 
 
+def field_names(cls: type[Any]) -> dict[str, str]:
+    """The field each key names: its own name or its option's (`batch_size`, as `recgpt train sft --batch-size`;
+    configs exported before the fields took TRL's names hold these)."""
+    known = fields(cls)
+    return {**{f.metadata["option"]: f.name for f in known if "option" in f.metadata}, **{f.name: f.name for f in known}}
+
+
 def config_from_file(cls: type[Any], argv: list[str], relative: tuple[str, ...]) -> Any:
     """A run config from `RUN_CONFIG.json [KEY=VALUE ...]`: the file's fields, overridden (by a field's name or its
     `recgpt train` option's); the fields in `relative` are paths relative to the file. Raises RecGPTError."""
     config_path = Path(argv[0])
     known = fields(cls)
-    names = {**{f.metadata["option"]: f.name for f in known if "option" in f.metadata}, **{f.name: f.name for f in known}}
+    names = field_names(cls)
     try:
         values = {names.get(key, key): value for key, value in json.loads(config_path.read_text()).items()}
     except (OSError, ValueError) as exc:

@@ -77,7 +77,7 @@ def test_exported_rows_train_elsewhere_from_the_config_file_alone(tmp_path: Path
     assert used["rows_file"] == str(tmp_path / "ship" / "rows.jsonl")
     assert sft.main([written["config"], "no_such_field=1"]) == 2
     legacy = {"epochs": 1.0, "batch_size": 4, "grad_accum": 1, "out": "x", "cpu": True}  # configs exported before TRL's names
-    assert {sft._field_names()[key] for key in legacy} == {"num_train_epochs", "per_device_train_batch_size",
+    assert {sft.field_names(SFTRunConfig)[key] for key in legacy} == {"num_train_epochs", "per_device_train_batch_size",
                                                            "gradient_accumulation_steps", "output_dir", "use_cpu"}
     assert sft.main([written["config"], "use_cpu=maybe"]) == 2  # one line on stderr, as for an unknown field
 

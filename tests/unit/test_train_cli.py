@@ -44,7 +44,7 @@ OPTIONS = {
            "max_length max_steps max_users model out precision rows_file save_steps seed tags_per_expert",
     "grpo": "align_gate batch_size beta collapse_patience collapse_share constrained cpu dataset depth envelope epsilon epsilon_high future "
             "grad_accum grounding learning_rate len_gate level logging_steps lora_alpha lora_r loss_type lr_schedule "
-            "max_completion_length max_steps max_users model num_generations out precision reward reward_model save_steps "
+            "max_completion_length max_steps max_users model num_generations out precision reward reward_model reward_table save_steps "
             "scale_rewards seed shaping tags_per_expert temperature",
     "reward": "cpu dtype epochs groups groups_per_batch held_out learning_rate logging_steps loss max_length mixed_only model out "
               "save_steps seed",
