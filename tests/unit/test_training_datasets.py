@@ -6,10 +6,10 @@ import json
 from pathlib import Path
 
 from recgpt.agents.expert import grounded_expert_schema
-from recgpt.prompts.expert import RATIONALE_INSTRUCTION
-from recgpt.schema.context import Context
 from recgpt.data.dataset import Split
 from recgpt.data.jsonl import load_jsonl
+from recgpt.prompts.expert import RATIONALE_INSTRUCTION
+from recgpt.schema.context import Context
 from recgpt.training.datasets import (
     SERVED_RATIONALE_CHARS,
     future_categories,
