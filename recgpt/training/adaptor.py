@@ -215,11 +215,19 @@ def train_adaptor(config: AdaptorTrainConfig) -> Path:
     optimiser = torch.optim.AdamW(adaptor.parameters(), lr=config.learning_rate)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimiser, lambda s: 0.5 * (1 + math.cos(math.pi * s / max(1, len(batches)))))
     encoded: dict[int, tuple[HybridPrompt, int]] = {}
-    log: list[dict[str, Any]] = []
-    before = perception_accuracy(lm, assembler, heldout_items, adaptor, seed=config.seed)
-    started = time.time()
+    checkpoint = out / CHECKPOINT
+    resumed = load_checkpoint(checkpoint, config, adaptor, optimiser, schedule)
+    if resumed is not None:
+        done, log, before, spent = resumed["step"], resumed["log"], resumed["before"], resumed["seconds"]
+        print(f"adaptor: resuming at step {done + 1} of {len(batches)} from {checkpoint}")
+    else:
+        done, log, spent = 0, [], 0.0
+        before = perception_accuracy(lm, assembler, heldout_items, adaptor, seed=config.seed)
+    started = time.time() - spent
     adaptor.train()
-    for step, (epoch, batch) in enumerate(tqdm(batches, desc="adaptor"), start=1):
+    for step, (epoch, batch) in enumerate(tqdm(batches, desc="adaptor", initial=done), start=1):
+        if step <= done:
+            continue
         for e in batch:
             if id(e) not in encoded:
                 encoded[id(e)] = _answer_ids(assembler, e.messages, e.answer)
@@ -235,6 +243,8 @@ def train_adaptor(config: AdaptorTrainConfig) -> Path:
         schedule.step()
         log.append({"step": step, "epoch": epoch, "task": batch[0].task, "loss": float(loss.detach()), "grad_norm": norm,
                     "seconds": time.time() - started})
+        if config.save_steps > 0 and step % config.save_steps == 0 and step < len(batches):
+            save_checkpoint(checkpoint, config, adaptor, optimiser, schedule, step, log, before, time.time() - started)
     adaptor.eval()
     after = perception_accuracy(lm, assembler, heldout_items, adaptor, seed=config.seed)
     ceiling = perception_accuracy(lm, assembler, heldout_items, None, seed=config.seed)
@@ -248,7 +258,38 @@ def train_adaptor(config: AdaptorTrainConfig) -> Path:
                                  "self_perception_heldout_accuracy": after["accuracy"]}
     folder = adaptor.save(out / "adaptor")
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    checkpoint.unlink(missing_ok=True)  # finished: a rerun trains afresh
     return folder
+
+
+CHECKPOINT = "checkpoint.pt"
+
+
+def _config_key(config: AdaptorTrainConfig) -> str:
+    return json.dumps({k: v for k, v in asdict(config).items() if k not in ("output_dir", "save_steps")}, default=str, sort_keys=True)
+
+
+def save_checkpoint(path: Path, config: AdaptorTrainConfig, adaptor: Any, optimiser: Any, schedule: Any, step: int,
+                    log: list[dict[str, Any]], before: dict[str, Any], seconds: float) -> None:
+    """Everything a rerun needs to go on from `step` (written atomically)."""
+    tmp = path.with_suffix(".tmp")
+    torch.save({"config": _config_key(config), "step": step, "adaptor": adaptor.state_dict(), "optimiser": optimiser.state_dict(),
+                "schedule": schedule.state_dict(), "log": log, "before": before, "seconds": seconds}, tmp)
+    tmp.replace(path)
+
+
+def load_checkpoint(path: Path, config: AdaptorTrainConfig, adaptor: Any, optimiser: Any, schedule: Any) -> dict[str, Any] | None:
+    """The run's checkpoint, loaded into the adaptor, optimiser and schedule; None when there is none. A checkpoint of
+    another config is refused (its batches and schedule would not be these)."""
+    if not path.is_file():
+        return None
+    saved = torch.load(path, weights_only=False)
+    if saved.get("config") != _config_key(config):
+        raise RecGPTError(f"{path} was written by an adaptor run with another config: use another --out, or delete it")
+    adaptor.load_state_dict(saved["adaptor"])
+    optimiser.load_state_dict(saved["optimiser"])
+    schedule.load_state_dict(saved["schedule"])
+    return saved
 
 
 def _init_to_embedding_scale(adaptor: EntityAdaptor, embedding: torch.Tensor) -> None:

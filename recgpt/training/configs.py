@@ -300,4 +300,7 @@ class AdaptorTrainConfig:
     batch_size: int = field(default=16, metadata={"help": "Self-perception examples per step (distillation: 1 per step)."})
     learning_rate: float = field(default=1e-3, metadata={"help": "AdamW learning rate."})
     seed: int = field(default=0, metadata={"help": "Entity split, shuffling and initialisation seed."})
+    save_steps: int = field(default=10, metadata={"help": (
+        "Steps between checkpoints (adaptor, optimiser, schedule, log) in the run folder: a rerun with the same config "
+        "resumes there (on the 0.5B a MovieLens run is ~300 steps of 12-22 s).")})
     tags_per_expert: int = field(default=5, metadata={"help": "M of the distillation expert prompts."})

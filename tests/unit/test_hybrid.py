@@ -256,3 +256,40 @@ def test_hybrid_report_compares_only_users_both_runs_scored(tmp_path: Path) -> N
     text_md = markdown(result, "model")
     assert "| cat_hr@5_l2 | 0.500 | 1.000 | 2.00 |" in text_md and "among 4 choices" in text_md
     assert plot(result, tmp_path / "p.png").is_file()
+
+
+def test_an_interrupted_adaptor_run_resumes_to_the_same_adaptor(tiny_model: Path, small_dataset_dir: Path, tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """A run killed after a checkpoint goes on from it and ends with the adaptor an uninterrupted run trains; a
+    checkpoint of another config is refused."""
+    from recgpt.training import adaptor as adaptor_module
+    from recgpt.training.adaptor import AdaptorTrainConfig, train_adaptor
+
+    def config(out: Path, **extra: object) -> AdaptorTrainConfig:
+        return AdaptorTrainConfig(**{"model": str(tiny_model), "output_dir": out, "dataset": str(small_dataset_dir), "hidden_dim": 16,
+                                     "perception_entities": 5, "heldout_entities": 1, "distill_users": 0, "epochs": 3,
+                                     "batch_size": 4, "learning_rate": 1e-2, "save_steps": 2, **extra})
+
+    whole = EntityAdaptor.load(train_adaptor(config(tmp_path / "whole")), tiny_model)
+    original = adaptor_module.save_checkpoint
+
+    class Killed(Exception):
+        pass
+
+    def save_then_die(path, cfg, *args):  # type: ignore[no-untyped-def]
+        original(path, cfg, *args)
+        if args[3] >= 4:  # the step
+            raise Killed
+
+    monkeypatch.setattr(adaptor_module, "save_checkpoint", save_then_die)
+    with pytest.raises(Killed):
+        train_adaptor(config(tmp_path / "killed"))
+    monkeypatch.undo()
+    assert (tmp_path / "killed" / "checkpoint.pt").is_file()
+    with pytest.raises(RecGPTError, match="another config"):
+        train_adaptor(config(tmp_path / "killed", learning_rate=5e-3))
+    resumed = EntityAdaptor.load(train_adaptor(config(tmp_path / "killed")), tiny_model)
+    assert all(torch.allclose(a, b) for a, b in zip(whole.parameters(), resumed.parameters()))
+    metrics = json.loads((tmp_path / "killed" / "metrics.json").read_text())
+    assert [r["step"] for r in metrics["log"]] == list(range(1, metrics["steps"] + 1))  # every step logged once
+    assert not (tmp_path / "killed" / "checkpoint.pt").exists()
