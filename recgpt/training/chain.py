@@ -224,6 +224,12 @@ class Ledger:
         tmp.replace(self.path)
 
 
+def sft_was_restored(config: ChainConfig) -> bool:
+    """Whether this chain's SFT is the shipped adapter restored (`restore-sft` leaves `sft_restored_from.json` in the
+    ledger; ledgers from before it record an `sft-restore` stage) rather than trained here."""
+    return (config.ledger / "sft_restored_from.json").is_file() or Ledger(config.ledger).done("sft-restore")
+
+
 def run_chain(config: ChainConfig, stages: list[Stage], executor: Executor,
               actions: dict[str, Callable[[ChainConfig], None]], machine: str = "2 CPU cores",
               say: Callable[[str], None] = print) -> list[str]:

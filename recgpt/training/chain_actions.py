@@ -73,11 +73,12 @@ def ship_best(config: ChainConfig, say: Callable[[str], None] = print, policies_
 def write_report(config: ChainConfig, out: Path, say: Callable[[str], None] = print) -> Path:
     """`reports/training-chain-<dataset>.md/.json`; written by the chain's last stage, or any time before it (the
     stages still to run are then listed at the top)."""
-    from recgpt.training.chain import Ledger, plan  # the plan names what is still to run
+    from recgpt.training.chain import Ledger, plan, sft_was_restored  # the plan names what is still to run
 
     summary = summarise(config)
-    restored = (config.ledger / "sft_restored_from.json").is_file() or Ledger(config.ledger).done("sft-restore")
-    summary["pending"] = [s.name for s in plan(config, restored) if s.name != "report" and not Ledger(config.ledger).done(s.name)]
+    ledger = Ledger(config.ledger)
+    summary["pending"] = [s.name for s in plan(config, sft_was_restored(config))
+                          if s.name != "report" and not ledger.done(s.name)]
     models = {row.get("model") for row in summary["policies"].values() if row.get("model")}
     model = f"{config.base} (" + "; ".join(sorted(str(m) for m in models)) + ")" if models else config.base
     md, _, _ = write_report_files(out / f"training-chain-{config.key}", summary, model, markdown, lambda result, path: None)

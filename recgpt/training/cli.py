@@ -321,7 +321,7 @@ def train_chain(
     """base -> SFT -> offline rounds (CRS and SUM) -> optional GRPO -> ship -> report, every stage resumable: a rerun
     skips what <ledger>/stages.json records and each command resumes on its own."""
     from recgpt.tools.serving.policy import load_card, shipped_policy
-    from recgpt.training.chain import ChainConfig, Ledger, SubprocessExecutor, plan, run_chain
+    from recgpt.training.chain import ChainConfig, Ledger, SubprocessExecutor, plan, run_chain, sft_was_restored
     from recgpt.training.chain_actions import restore_shipped_sft, ship_best, write_report
 
     base_name = base or model_prep.DEFAULT_MODEL
@@ -338,8 +338,7 @@ def train_chain(
     done = Ledger(config.ledger)
     shipped = shipped_policy(base_name, dataset)
     shipped_is_sft = shipped is not None and load_card(shipped).name.endswith("sft")
-    restored = done.done("sft-restore") or (config.ledger / "sft_restored_from.json").is_file()  # how SFT was made
-    reuse = restored or (sft_from_shipped and shipped_is_sft and not done.done("sft"))
+    reuse = sft_was_restored(config) or (sft_from_shipped and shipped_is_sft and not done.done("sft"))
     stages = plan(config, reuse)
     if dry_run:
         for stage in stages:

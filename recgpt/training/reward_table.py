@@ -156,13 +156,10 @@ def agreement(table: RewardTable, round_dir: Path, gates: Gates) -> dict[str, An
     """How the table's reward agrees with the exact one on a scored offline round of the same prompts
     (`sample-round`'s samples.jsonl and scores.jsonl): per part and per shaping, the Pearson and Spearman
     correlations over answers, and how often the two pick the same best answer of a group."""
-    samples = {}
-    for line in (round_dir / "samples.jsonl").read_text().splitlines():
-        try:
-            row = json.loads(line)
-            samples[row["key"]] = (row["value"] or {}).get("answer") if isinstance(row["value"], dict) else None
-        except (ValueError, KeyError, TypeError):
-            continue
+    from recgpt.eval.runs import KeyedStore  # deferred: the CPU side only (the GPU side never measures agreement)
+
+    samples = {key: value.get("answer") for key, value in KeyedStore(round_dir / "samples.jsonl").values.items()
+               if isinstance(value, dict)}
     group_size = int(json.loads((round_dir / "summary.json").read_text())["config"]["samples"])
     by_user = {p.user_id: p for p in table.prompts}
     exact: dict[str, list[float]] = {k: [] for k in ("rank", "leaf", "acc", "crs", "sum")}
@@ -177,7 +174,7 @@ def agreement(table: RewardTable, round_dir: Path, gates: Gates) -> dict[str, An
         answers = [a for i in range(group_size) if (a := samples.get(f"sample:{row['user_id']}:{i}"))]
         if len(answers) != len(row["samples"]):
             continue  # a failed answer shifted the order: skip the group rather than misalign it
-        group_exact, group_table = [], []
+        group = []
         for text, scored in zip(answers, row["samples"]):
             truth = TagRewardParts(**scored)
             guess = table_parts(table, prompt, text)
@@ -189,30 +186,21 @@ def agreement(table: RewardTable, round_dir: Path, gates: Gates) -> dict[str, An
             for name, (e, a) in zip(("crs", "sum"), pair):
                 exact[name].append(e)
                 approx[name].append(a)
-            group_exact.append(pair)
-            group_table.append(pair)
+            group.append(pair)
         for k, name in enumerate(("crs", "sum")):
-            truth_scores = [p[k][0] for p in group_exact]
+            truth_scores = [p[k][0] for p in group]
             if len(set(truth_scores)) > 1:
                 same_best[name][1] += 1
-                same_best[name][0] += int(int(np.argmax(truth_scores)) == int(np.argmax([p[k][1] for p in group_table])))
+                same_best[name][0] += int(int(np.argmax(truth_scores)) == int(np.argmax([p[k][1] for p in group])))
+    from scipy.stats import rankdata  # deferred: as above
+
     out: dict[str, Any] = {"answers": len(exact["rank"])}
     for name in exact:
         e, a = np.asarray(exact[name]), np.asarray(approx[name])
-        out[name] = {"pearson": _corr(e, a), "spearman": _corr(_ranks(e), _ranks(a)),
+        out[name] = {"pearson": _corr(e, a), "spearman": _corr(rankdata(e), rankdata(a)),
                      "mean_exact": float(e.mean()) if len(e) else None, "mean_table": float(a.mean()) if len(a) else None}
     out["same_best_answer"] = {name: (hit / total if total else None) for name, (hit, total) in same_best.items()}
     return out
-
-
-def _ranks(values: np.ndarray) -> np.ndarray:
-    order = values.argsort(kind="stable")
-    ranks = np.empty(len(values))
-    ranks[order] = np.arange(len(values))
-    for value in np.unique(values):  # ties share their mean rank
-        tied = values == value
-        ranks[tied] = ranks[tied].mean()
-    return ranks
 
 
 def _corr(a: np.ndarray, b: np.ndarray) -> float | None:
