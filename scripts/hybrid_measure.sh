@@ -13,9 +13,11 @@ RECGPT=${RECGPT:-.venv/bin/recgpt}
 DATASET=${DATASET:-office}
 TEXT_USERS=${TEXT_USERS:-200}     # text-mode users
 HYBRID_USERS=${HYBRID_USERS:-200} # hybrid-mode users (the first HYBRID_USERS of the same seeded sample; issue 35: >= 200)
-K=${K:-5}
+K=${K:-10}  # issue 35 bars cat HR@10 and item HR@10
 MODEL=${MODEL:-qwen2.5-coder-0.5b} # the default model (before issue 35: smollm2-135m)
-ADAPTOR_FLAGS=${ADAPTOR_FLAGS:---distill-users 48 --perception-entities 800 --heldout-entities 200 --epochs 2}
+# --no-category-text: the compact layout (soft tokens side by side, no category path as text), the one that brings the
+# history to a fifth of its text tokens; the adaptor records it and is always served in it
+ADAPTOR_FLAGS=${ADAPTOR_FLAGS:---distill-users 48 --perception-entities 800 --heldout-entities 200 --epochs 2 --no-category-text}
 FOLDER=$(${PYTHON:-.venv/bin/python} -c "from recgpt.tools.serving.model_prep import registry_entry; print(registry_entry('$MODEL').folder)")
 ADAPTOR=${ADAPTOR:-${RECGPT_HOME:-$HOME/.cache/recgpt}/adaptors/$FOLDER}
 # the 0.5B's defaults (~45 min on 2 cores); SmolLM2's run used --distill-users 10 --perception-entities 400

@@ -53,7 +53,7 @@ def stats_hybrid(
     max_items: int = typer.Option(40, min=1, help="Distinct history items listed by title (the Context default)."),
     date: str = typer.Option("2026-11-25", help="Environment date for datasets without timestamps (as `recgpt eval`)."),
     adaptor: Optional[Path] = typer.Option(None, help="Adaptor folder (default: the one trained for the served model)."),
-    category_text: bool = typer.Option(True, help="Hybrid history keeps category paths as text (Context.hybrid_category_text)."),
+    category_text: bool = typer.Option(True, help="Hybrid history keeps category paths as text (Context.hybrid_category_text; an adaptor that records its layout uses that one)."),
     text_eval: Optional[Path] = typer.Option(None, help="`recgpt eval --method expert` report JSON in text mode (fidelity)."),
     hybrid_eval: Optional[Path] = typer.Option(None, help="The same eval with --compression hybrid (fidelity)."),
     out: Path = REPORTS,
@@ -74,6 +74,7 @@ def stats_hybrid(
     check_endpoint(ctx)
     endpoint = endpoints_of(ctx).policy
     assembler = hybrid.load_assembler(endpoint.base_url, endpoint.model, adaptor, endpoint.api_key)
+    category_text = assembler.layout(category_text)  # an adaptor is measured in the layout it was trained for
     sampled = sample_users(default_registry().dataset(dataset), split, users, seed)
     with console.status(f"rendering {len(sampled)} users' prompts"):
         rows = hybrid_report.user_prompts(dataset, split, sampled, max_items, date, category_text)

@@ -24,6 +24,7 @@ import httpx
 
 from recgpt import plots
 from recgpt.agents.expert import training_expert_instructions
+from recgpt.eval.metrics import paired_difference
 from recgpt.services.prefix import recommendation_date, render_prefix
 from recgpt.services.resources import default_registry
 from recgpt.tools.context.compression import raw_history_text
@@ -112,19 +113,57 @@ def fidelity(text_report: dict[str, Any], hybrid_report: dict[str, Any]) -> dict
     metrics = list(next(iter(text_hits.values())).keys()) if text_hits else []
     table = {m: {"text": statistics.fmean(text_hits[u][m] for u in common) if common else float("nan"),
                  "hybrid": statistics.fmean(hybrid_hits[u][m] for u in common) if common else float("nan")} for m in metrics}
-    for row in table.values():
+    for name, row in table.items():
         row["retained"] = row["hybrid"] / row["text"] if row["text"] else float("nan")
+        paired = paired_difference(hybrid_hits, text_hits, name, common)
+        if paired is not None:
+            row["difference"], row["standard_error"] = paired["difference"], paired["standard_error"]
     return {"users": len(common), "metrics": table,
             "prompt_tokens_per_user": {"text": text_report.get("prompt_tokens_per_user"), "hybrid": hybrid_report.get("prompt_tokens_per_user")},
             "flagged_users": {"text": text_report.get("flagged_users"), "hybrid": hybrid_report.get("flagged_users")}}
+
+
+HISTORY_RATIO_GOAL = 0.20  # issue 35: the history section at a fifth of its text tokens or less (median user)
+RETENTION_GOAL = 0.95  # hybrid keeps 95% of text's cat HR@K and item HR@10, within one standard error
+SELF_PERCEPTION_GOAL = 0.90  # of the full-title ceiling
+
+
+def targets(result: dict[str, Any]) -> list[dict[str, Any]]:
+    """Issue 35's bars, each with the measured value and whether it is met. A retention bar is met when the hybrid
+    mean plus one standard error of the paired difference reaches 95% of the text mean (the difference is within one
+    SE of a 5% loss); metrics: every category HR and item HR@10."""
+    rows: list[dict[str, Any]] = []
+    hist = result["tokens"].get("hybrid_over_text_history")
+    if hist:
+        rows.append({"target": f"history section median hybrid/text tokens ≤ {HISTORY_RATIO_GOAL:.2f}",
+                     "value": f"{hist['median']:.3f} (p90 {hist['p90']:.3f})", "met": hist["median"] <= HISTORY_RATIO_GOAL})
+    for name, row in (result.get("fidelity") or {}).get("metrics", {}).items():
+        if not (name.startswith("cat_hr@") or name == "item_hr@10") or "standard_error" not in row:
+            continue
+        reach = row["hybrid"] + row["standard_error"]
+        rows.append({"target": f"{name}: hybrid ≥ {RETENTION_GOAL:.0%} of text within one SE",
+                     "value": f"{row['hybrid']:.3f} vs {row['text']:.3f} (retained {row['retained']:.2f}; "
+                              f"Δ {row['difference']:+.3f} ± {row['standard_error']:.3f})",
+                     "met": reach >= RETENTION_GOAL * row["text"]})
+    sp = result.get("self_perception")
+    if sp and sp["full_text_title"]["accuracy"]:
+        share = sp["trained_adaptor"]["accuracy"] / sp["full_text_title"]["accuracy"]
+        rows.append({"target": f"self-perception ≥ {SELF_PERCEPTION_GOAL:.0%} of the full-title ceiling",
+                     "value": f"{sp['trained_adaptor']['accuracy']:.3f} / {sp['full_text_title']['accuracy']:.3f} = {share:.2f}",
+                     "met": share >= SELF_PERCEPTION_GOAL})
+    return rows
 
 
 def markdown(result: dict[str, Any], model: str) -> str:
     t = result["tokens"]
     lines = [f"# Hybrid context compression — {result['config']['dataset']} {result['config']['split']}", "",
              f"Model: `{model}`. Adaptor: `{result['adaptor']['folder']}` (fingerprint {result['adaptor']['fingerprint']}).",
-             f"Reproduce: `{result['command']}`", "",
-             "## Context tokens per user (shared prefix, same listed items)", "",
+             f"Reproduce: `{result['command']}`", ""]
+    goals = targets(result)
+    if goals:
+        lines += ["## Targets (issue 35)", "", "| target | measured | met |", "|---|---|:-:|",
+                  *[f"| {g['target']} | {g['value']} | {'yes' if g['met'] else '**no**'} |" for g in goals], ""]
+    lines += ["## Context tokens per user (shared prefix, same listed items)", "",
              "| form | median | p90 | mean |", "|---|---:|---:|---:|"]
     for name, key in (("history: raw, one line per interaction", "raw_history_tokens"),
                       ("history: text compression (quoted titles)", "text_history_tokens"),
@@ -158,9 +197,10 @@ def markdown(result: dict[str, Any], model: str) -> str:
     fid = result.get("fidelity")
     if fid:
         lines += ["", f"## Fidelity: `recgpt eval --method expert`, text vs hybrid, same {fid['users']} test users", "",
-                  "| metric | text | hybrid | retained |", "|---|---:|---:|---:|"]
+                  "| metric | text | hybrid | retained | hybrid − text (paired ± SE) |", "|---|---:|---:|---:|---:|"]
         for name, row in fid["metrics"].items():
-            lines.append(f"| {name} | {row['text']:.3f} | {row['hybrid']:.3f} | {row['retained']:.2f} |")
+            paired = f"{row['difference']:+.3f} ± {row['standard_error']:.3f}" if "standard_error" in row else "–"
+            lines.append(f"| {name} | {row['text']:.3f} | {row['hybrid']:.3f} | {row['retained']:.2f} | {paired} |")
         lines.append(f"\nPrompt tokens per user: text {fid['prompt_tokens_per_user']['text']}, hybrid {fid['prompt_tokens_per_user']['hybrid']}.")
     if result.get("notes"):
         lines += ["", "## Notes", "", *[f"- {n}" for n in result["notes"]]]

@@ -146,7 +146,8 @@ class Context:
     hybrid_category_text: bool = field(default=True, metadata={"description": (
         "Hybrid compression: keep each item's category path as text beside its soft token (grouped as in text mode); "
         "off: the soft token alone carries the item, entities grouped by action only (the history at ~a fifth of its "
-        "text tokens; the adaptor must then hold the category).")})
+        "text tokens; the adaptor must then hold the category). An adaptor that records the layout it was trained for "
+        "(`recgpt train adaptor --[no-]category-text`) is always served in that layout; this applies to older ones.")})
 
     explanation_mode: str = field(default="grounded", metadata={"description": (
         "Item explanations: 'meta' (style guideline, then explanation: 2 calls/item), 'template' (RecGPT-V1 fixed "

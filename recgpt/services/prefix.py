@@ -177,9 +177,11 @@ async def build_shared_prefix(ctx: Context, resources: Resources, user_id: str, 
     short = resources.vocabulary(ctx.grounding, ctx.grounding_labels) if ctx.grounding_labels == "short" else None
     label = short.label_of if short is not None else None  # the history speaks the enum's short labels too
     max_items = ctx.max_history_items
+    assembler = endpoints.policy.assembler if endpoints and ctx.compression == "hybrid" else None
+    entity_categories = assembler.layout(ctx.hybrid_category_text) if assembler is not None else ctx.hybrid_category_text
     while True:
         prefix, compressed = render_prefix(dataset, example.history, profile, env, max_items, ctx.compression == "hybrid",
-                                           evidence=block, category_label=label, entity_categories=ctx.hybrid_category_text)
+                                           evidence=block, category_label=label, entity_categories=entity_categories)
         tokens, source = await asyncio.to_thread(_count_tokens, endpoints, prefix)
         if tokens is None or tokens <= ctx.max_context_tokens or max_items <= 1:
             break
@@ -187,7 +189,7 @@ async def build_shared_prefix(ctx: Context, resources: Resources, user_id: str, 
     catalogue = catalogue_block(dataset, ctx)
     if catalogue:  # the budget bounds the user's part; the shop-wide list is the same cached prefix for every user
         prefix, compressed = render_prefix(dataset, example.history, profile, env, max_items, ctx.compression == "hybrid",
-                                           catalogue, block, label, ctx.hybrid_category_text)
+                                           catalogue, block, label, entity_categories)
     if tokens is not None and tokens > ctx.max_context_tokens:
         flags.append(f"context_over_budget: {tokens} tokens > {ctx.max_context_tokens} even with 1 listed item")
     if compressed.truncated:

@@ -47,7 +47,8 @@ def default_server() -> Iterator[str]:
     prepared = _recgpt("model", "prepare")
     assert prepared.returncode == 0, prepared.stderr[-2000:]
     port = _free_port()
-    served = _recgpt("serve", "--model", DEFAULT_MODEL, "--port", str(port), "--background")
+    # prompt embeddings on: the hybrid test below sends them to this same server (one engine at a time here)
+    served = _recgpt("serve", "--model", DEFAULT_MODEL, "--port", str(port), "--prompt-embeds", "--background")
     assert served.returncode == 0, served.stderr[-2000:]
     base_url = f"http://127.0.0.1:{port}/v1"
     try:
@@ -96,3 +97,35 @@ def test_default_model_recommends_for_a_real_office_user_in_english(default_serv
     for explanation in explained:
         assert explanation["mode"] == "grounded" and not explanation["fallback"]  # the default: made by code, no LLM call
         assert ENGLISH.match(explanation["text"]) and explanation["text"].endswith((".", "!", "?", "...")), explanation["text"]
+
+
+@needs_shared_data
+def test_default_model_reads_a_movielens_users_history_as_one_soft_token_per_film(default_server: str, tmp_path: Path) -> None:
+    """Issue 35's serving path on the default policy: an adaptor fitted to the served weights (tiny here: the real one
+    trains for ~45 min, `scripts/hybrid_measure.sh`), the compact layout it records, prompt embeddings on the server."""
+    from recgpt.eval.harness import sample_users
+    from recgpt.services.resources import default_registry
+    from recgpt.training.adaptor import AdaptorTrainConfig, train_adaptor
+
+    served = Path(json.loads(Path(get_settings().run_dir / f"vllm-{default_server.rsplit(':', 1)[1].split('/')[0]}.json").read_text())["model"])
+    folder = train_adaptor(AdaptorTrainConfig(model=str(served), output_dir=tmp_path / "run", dataset="movielens", perception_entities=24,
+                                              heldout_entities=8, distill_users=1, distill_max_items=8, epochs=1,
+                                              distill_max_new_tokens=16, batch_size=16, category_text=False))
+    user = sample_users(default_registry().dataset("movielens"), "test", 1, 0)[0]
+    env = dict(os.environ, RECGPT_BASE_URL=default_server)
+    common = ("recommend", "--dataset", "movielens", "--user", user, "--split", "test", "--personas", "1", "--tags-per-expert", "3",
+              "--tags", "3", "--explanations", "off", "--json")
+    hybrid = _recgpt(*common, "--compression", "hybrid", "--adaptor", str(folder), env=env)
+    assert hybrid.returncode == 0, hybrid.stderr[-2000:]
+    state = json.loads(hybrid.stdout[hybrid.stdout.index("{"):])
+    stats = state["context_stats"]
+    assert stats["compression"] == "hybrid" and stats["n_entities"] >= 10  # MovieLens: long histories, one position per film
+    ok = [c for c in state["calls"] if c["ok"]]
+    assert ok and all(c["prompt_tokens"] >= stats["prefix_tokens"] for c in ok)  # the server read the soft-token prefix
+    assert not any("endpoint_unavailable" in f or "rejected" in f for f in state["flags"]), state["flags"]
+    text = _recgpt(*common, env=env)
+    assert text.returncode == 0, text.stderr[-2000:]
+    text_stats = json.loads(text.stdout[text.stdout.index("{"):])["context_stats"]
+    assert text_stats["n_listed_items"] == stats["n_listed_items"]
+    # the same films in far fewer positions: the compact layout drops each title's tokens and its genre path
+    assert stats["prefix_tokens"] < 0.6 * text_stats["prefix_tokens"], (stats, text_stats)

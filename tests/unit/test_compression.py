@@ -77,3 +77,12 @@ def test_entities_without_category_text_sit_side_by_side_under_their_action() ->
     assert "Office" not in compact.text and compact.n_listed_items == grouped.n_listed_items == 3
     text = compress_history(events, ITEMS, CompressionConfig(entity_categories=False))  # only entities drop the path
     assert "- purchase · Office > Pens:" in text.text
+
+
+def test_the_compact_layout_names_summarised_categories_by_their_leaf() -> None:
+    """The older-history summary is text in every layout; the compact one drops the path's shared root."""
+    events = [ev("a"), ev("a"), ev("b"), ev("c")]
+    compact = compress_history(events, ITEMS, CompressionConfig(max_items=1, entities=True, entity_categories=False))
+    assert compact.text.splitlines()[-1] == "[older history: 3 interactions summarised] top categories: Pens (2), Paper (1)"
+    grouped = compress_history(events, ITEMS, CompressionConfig(max_items=1, entities=True))
+    assert grouped.text.splitlines()[-1].endswith("top categories: Office > Pens (2), Office > Paper (1)")

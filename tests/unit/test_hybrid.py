@@ -246,7 +246,8 @@ def test_hybrid_report_compares_only_users_both_runs_scored(tmp_path: Path) -> N
     hybrid = {"per_user_hits": {"a": row(1.0), "b": row(1.0)}, "prompt_tokens_per_user": 400.0, "flagged_users": 0}
     fid = fidelity(text, hybrid)
     assert fid["users"] == 2  # c was not scored in hybrid mode: left out of both sides
-    assert fid["metrics"]["cat_hr@5_l2"] == {"text": 0.5, "hybrid": 1.0, "retained": 2.0}
+    assert fid["metrics"]["cat_hr@5_l2"] == {"text": 0.5, "hybrid": 1.0, "retained": 2.0, "difference": 0.5,
+                                             "standard_error": pytest.approx(0.5)}  # diffs (0, 1): sd .707 / sqrt 2
     q = {"median": 10.0, "p90": 20.0, "mean": 12.0, "n": 3}
     result = {"config": {"dataset": "office", "split": "test"}, "adaptor": {"folder": "f", "fingerprint": "x"}, "command": "c",
               "tokens": {k: q for k in ("text_prefix_tokens", "hybrid_prefix_tokens", "raw_history_tokens", "hybrid_over_text", "listed_items")},
@@ -254,8 +255,22 @@ def test_hybrid_report_compares_only_users_both_runs_scored(tmp_path: Path) -> N
               "self_perception": {k: {"accuracy": 0.5, "chance": 0.25, "n": 9} for k in ("untrained_adaptor", "trained_adaptor", "full_text_title")},
               "fidelity": fid}
     text_md = markdown(result, "model")
-    assert "| cat_hr@5_l2 | 0.500 | 1.000 | 2.00 |" in text_md and "among 4 choices" in text_md
+    assert "| cat_hr@5_l2 | 0.500 | 1.000 | 2.00 | +0.500 ± 0.500 |" in text_md and "among 4 choices" in text_md
+    assert "| self-perception ≥ 90% of the full-title ceiling | 0.500 / 0.500 = 1.00 | yes |" in text_md
+    assert "cat_hr@5_l2: hybrid ≥ 95% of text within one SE" in text_md and "item_hr@30:" not in text_md  # bars: cat HR, item HR@10
     assert plot(result, tmp_path / "p.png").is_file()
+
+
+def test_retention_bar_allows_one_standard_error_and_no_more() -> None:
+    from recgpt.eval.hybrid_report import targets
+
+    def result(text: float, hybrid: float, se: float, ratio: float) -> dict:
+        row = {"text": text, "hybrid": hybrid, "retained": hybrid / text, "difference": hybrid - text, "standard_error": se}
+        return {"tokens": {"hybrid_over_text_history": {"median": ratio, "p90": ratio}}, "fidelity": {"metrics": {"item_hr@10": row}}}
+
+    met = lambda r: [g["met"] for g in targets(r)]  # noqa: E731
+    assert met(result(0.20, 0.17, 0.011, 0.19)) == [True, False]  # .17 + .011 < .19: more than one SE below 95%
+    assert met(result(0.20, 0.17, 0.021, 0.21)) == [False, True]
 
 
 def test_an_interrupted_adaptor_run_resumes_to_the_same_adaptor(tiny_model: Path, small_dataset_dir: Path, tmp_path: Path,
@@ -293,3 +308,41 @@ def test_an_interrupted_adaptor_run_resumes_to_the_same_adaptor(tiny_model: Path
     metrics = json.loads((tmp_path / "killed" / "metrics.json").read_text())
     assert [r["step"] for r in metrics["log"]] == list(range(1, metrics["steps"] + 1))  # every step logged once
     assert not (tmp_path / "killed" / "checkpoint.pt").exists()
+
+
+def test_a_merged_policy_looks_for_its_bases_adaptor(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The shipped policies leave the embeddings alone: one adaptor, in the base's place, serves the base and them."""
+    import json
+
+    from recgpt.settings import get_settings
+    from recgpt.tools.context.hybrid import default_adaptor_dir
+    from recgpt.tools.serving.model_prep import MARKER, REGISTRY
+
+    monkeypatch.setenv("RECGPT_HOME", str(tmp_path / "home"))
+    get_settings.cache_clear()
+    try:
+        name, entry = next(iter(REGISTRY.items()))
+        policy = tmp_path / f"{entry.folder}-policy-12345678"
+        policy.mkdir()
+        (policy / MARKER).write_text(json.dumps({"name": name, "policy": {"name": "office-sft"}}))
+        base = tmp_path / entry.folder
+        base.mkdir()
+        (base / MARKER).write_text(json.dumps({"name": name}))
+        other = tmp_path / "my-own-model"
+        other.mkdir()
+        assert default_adaptor_dir(policy) == default_adaptor_dir(base) == tmp_path / "home" / "adaptors" / entry.folder
+        assert default_adaptor_dir(other).name == "my-own-model"  # no marker: its own place
+    finally:
+        get_settings.cache_clear()
+
+
+def test_an_adaptor_is_served_in_the_layout_it_was_trained_for(tiny_model: Path) -> None:
+    """The compact layout's soft tokens carry the category, the grouped layout's do not: a run cannot mix them up;
+    an adaptor that does not record its layout follows the run's Context."""
+    adaptor = _adaptor_for(tiny_model)
+    assembler = HybridAssembler(tiny_model, adaptor)
+    assert assembler.category_text is None and assembler.layout(True) is True and assembler.layout(False) is False
+    adaptor.config.trained_on = {"config": {"category_text": False}}
+    assert assembler.category_text is False and assembler.layout(True) is False
+    adaptor.config.trained_on = {"config": {"category_text": True}}
+    assert assembler.layout(False) is True

@@ -35,6 +35,7 @@ from recgpt.settings import get_settings
 from recgpt.tools.context.adaptor import EntityAdaptor, input_embedding_tensor
 from recgpt.tools.context.entities import ENTITY_PATTERN
 from recgpt.tools.retrieval.embeddings import Embedder
+from recgpt.tools.serving.model_prep import base_folder_name
 
 
 def assemble(token_ids: Sequence[int | None], entity_vectors: torch.Tensor, embedding: torch.Tensor) -> torch.Tensor:
@@ -92,6 +93,20 @@ class HybridAssembler:
         weights = torch.cat([p.detach().flatten().float() for p in adaptor.parameters()])
         self.adaptor_fingerprint = hashlib.sha256(weights.numpy().tobytes()).hexdigest()[:12]
 
+    @property
+    def category_text(self) -> bool | None:
+        """The history layout the adaptor was trained for (`recgpt train adaptor --[no-]category-text`); None for an
+        adaptor that does not record it (trained before the compact layout existed)."""
+        config = self.adaptor.config.trained_on.get("config")
+        value = config.get("category_text") if isinstance(config, dict) else None
+        return value if isinstance(value, bool) else None
+
+    def layout(self, requested: bool) -> bool:
+        """Whether a run's hybrid history keeps category paths as text: the layout the adaptor was trained for, since
+        its soft tokens were fitted to carry the category (compact) or not (grouped) and the other layout silently
+        loses quality; `requested` (Context.hybrid_category_text) for an adaptor that does not record one."""
+        return requested if self.category_text is None else self.category_text
+
     def render(self, messages: Sequence[dict[str, str]], add_generation_prompt: bool = True) -> HybridPrompt:
         """Apply the model's chat template, then tokenize the text between markers; each marker is one position."""
         text = self.tokenizer.apply_chat_template(list(messages), tokenize=False, add_generation_prompt=add_generation_prompt)
@@ -132,8 +147,10 @@ class HybridAssembler:
 
 
 def default_adaptor_dir(model_dir: Path) -> Path:
-    """Where `recgpt train adaptor` puts the adaptor of a model by default."""
-    return get_settings().home / "adaptors" / model_dir.name
+    """Where `recgpt train adaptor` puts the adaptor of a model by default. A merged policy (e.g. the shipped
+    `office-sft`) looks in its base's place: the policies' LoRA targets leave the embeddings as they are, so the
+    base's adaptor fits them (the fingerprint is still checked on load)."""
+    return get_settings().home / "adaptors" / base_folder_name(model_dir)
 
 
 def served_model_dir(base_url: str, model: str, api_key: str = "EMPTY") -> Path:

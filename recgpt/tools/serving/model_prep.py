@@ -165,6 +165,17 @@ def model_dir(models_dir: Path, name: str = DEFAULT_MODEL) -> Path:
     return models_dir / registry_entry(name).folder
 
 
+def base_folder_name(folder: Path) -> str:
+    """The registry base a prepared folder was made from: a merged policy's folder names its base (its marker's
+    `name` and `policy`); any other folder is its own base."""
+    try:
+        marker = json.loads((folder / MARKER).read_text())
+    except (OSError, ValueError):
+        return folder.name
+    name = marker.get("name") if isinstance(marker, dict) else None
+    return REGISTRY[name].folder if marker.get("policy") and name in REGISTRY else folder.name
+
+
 def default_model_dir(models_dir: Path) -> Path:
     return model_dir(models_dir, DEFAULT_MODEL)
 
