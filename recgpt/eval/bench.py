@@ -425,12 +425,32 @@ def markdown(result: dict[str, Any], model: str) -> str:
                   + f" (goal: not worse on cat HR: {'met' if r['goal_quality_not_worse'] else 'not met'})",
                   f"- {cand} orchestration overhead {r['v2_overhead_share_saturated']:.1%} of wall time (goal < 5%: "
                   f"{'met' if r['goal_overhead_below_5pct'] else 'not met'})"]
+    lines += hybrid_against_text(result["pipelines"])
     setups = ",".join(cfg.get("setups") or ["architecture"])
     hybrid = " --hybrid" if "v2-hybrid" in result["pipelines"] else ""
     lines += ["", "## Figures", "", FIGURES, "## Reproduce", "",
               f"    recgpt bench --dataset {cfg['dataset']} --split {cfg['split']} --setup {setups}{hybrid} --users {cfg['users']} "
               f"--serial-users {cfg['serial_users']} --saturation {cfg['saturation']} --tags {cfg['k_tags']}", ""]
     return "\n".join(lines)
+
+
+def hybrid_against_text(pipelines: dict[str, Any]) -> list[str]:
+    """V2 with hybrid compression against V2 with text, on the same server and run (issue 35: users/min not below
+    text's). Quality here is the full graph on the saturated phase's users; the paired fidelity of the policy alone
+    is `recgpt stats hybrid`'s report."""
+    r = ratios(pipelines, "v2", "v2-hybrid")
+    if not r:
+        return []
+    def fmt(v: float | None) -> str:
+        return "—" if v is None else f"{v:.2f}"
+
+    sat = r["v2_over_v1_users_per_min_saturated"]
+    return ["", "## V2-hybrid against V2-text (same server and run)", "",
+            f"- users/min v2-hybrid/v2 = **{fmt(sat)}** at saturation (goal ≥ 1.00: {goal_verdict(sat, 1.0, at_most=False)}); "
+            f"{fmt(r['v2_over_v1_users_per_min_serial'])} serially",
+            f"- prefill computed per user v2-hybrid/v2 = {fmt(r['v2_over_v1_prefill_computed'])}; server busy seconds per user "
+            f"{fmt(r['v2_over_v1_server_busy_s'])}",
+            "- quality v2-hybrid − v2 (full graph, same users): " + ", ".join(f"{k} {v:+.3f}" for k, v in r["v2_minus_v1_quality"].items())]
 
 
 def _grouped_bars(ax: Any, pipelines: list[str], groups: list[str], value: Any, title: str) -> None:

@@ -124,6 +124,11 @@ def test_setups_choose_their_pipelines_and_each_comparison_states_its_goals() ->
     assert "prefill computed per user v2/v1-raw = **0.11** (goal ≤ 0.40: met)" in md and "--setup architecture,paper" in md
     assert "users/min v2/v1 = **1.50** at saturation (goal ≥ 2.5: not met by 1.00)" in md  # how far from the goal
     assert "what limits users/min" in md
+    assert "V2-hybrid against V2-text" not in md  # no hybrid row, no such section
+    pipelines["v2-hybrid"] = {"saturated": {**phase(600, 1.2), "calls_per_user": 1, "failed_users": 0, "flagged_users": 0}}
+    md = markdown({**result, "pipelines": {**result["pipelines"], "v2-hybrid": pipelines["v2-hybrid"]}}, "m")
+    assert "- users/min v2-hybrid/v2 = **0.80** at saturation (goal ≥ 1.00: not met by 0.20); — serially" in md
+    assert "prefill computed per user v2-hybrid/v2 = 0.60" in md and "--hybrid" in md
 
 
 def test_the_limit_note_splits_engine_time_into_prefill_and_decode() -> None:
