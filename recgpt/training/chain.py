@@ -40,7 +40,7 @@ class ChainConfig(BaseModel):
     dataset: str = "office"
     base: str = Field(default="qwen2.5-coder-0.5b", description="Registry name of the base model.")
     runs: Path = Field(description="Machine-local run folders (weights).")
-    ledger: Path = Field(description="What is committed: stage times, samples, eval reports.")
+    ledger: Path = Field(description="What is committed: stage times, round summaries, eval reports, small adapters.")
     eval_users: int = Field(default=500, ge=1, description="Test users per policy (the report; never decides).")
     val_users: int = Field(default=200, ge=1, description="Validation users per policy (what ships is decided here).")
     k: int = Field(default=5, ge=1, description="Tags per expert answer = K of cat HR@K.")
@@ -70,7 +70,7 @@ class Stage(BaseModel):
     name: str
     serve: list[str] | None = None
     commands: list[list[str]] = Field(default_factory=list)
-    action: str | None = Field(default=None, description="A step done in Python after the commands: 'ship', 'report'.")
+    action: str | None = Field(default=None, description="A step done in Python after the commands: 'ship', 'report', 'keep-round'.")
     prepare: str | None = Field(default=None, description="A step done in Python before the commands: 'restore-sft'.")
     keep: Path | None = Field(default=None, description=(
         "A LoRA adapter folder the stage trains, copied under `<ledger>/adapters/<stage>` when the stage ends (if it "
@@ -86,6 +86,15 @@ KEPT_FILES = ("adapter_model.safetensors", "adapter_config.json")
 
 def kept_adapter(config: "ChainConfig", stage: "Stage") -> Path:
     return config.ledger / "adapters" / stage.name
+
+
+def keep_round_summaries(config: "ChainConfig") -> None:
+    """Each offline round's `summary.json` into `<ledger>/<round>/`: the report reads it there; the round's samples
+    and trainer rows stay in the run folder (data is not committed)."""
+    for summary in sorted(config.runs.glob("round-*/summary.json")):
+        target = config.ledger / summary.parent.name / "summary.json"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(summary, target)
 
 
 def keep_adapter(config: "ChainConfig", stage: "Stage", say: Callable[[str], None]) -> None:
@@ -167,10 +176,12 @@ def plan(config: ChainConfig, reuse_shipped_sft: bool) -> list[Stage]:
     for r in range(1, config.rounds + 1):
         for shaping in config.shapings:
             start = models["sft"] if r == 1 else models[f"{shaping}-{r - 1}"]
-            samples = config.ledger / ("round-1" if r == 1 else f"round-{r}-{shaping}")
+            # the round's samples, scores and trainer rows are data (megabytes): machine-local with the weights; its
+            # summary.json (what the report reads) is copied into the ledger by the `keep-round` action
+            samples = config.runs / ("round-1" if r == 1 else f"round-{r}-{shaping}")
             sample_stage = "sample-1" if r == 1 else f"sample-{r}-{shaping}"
             if not any(stage.name == sample_stage for stage in stages):
-                stages.append(Stage(name=sample_stage, serve=["--model", str(start)], commands=[[
+                stages.append(Stage(name=sample_stage, serve=["--model", str(start)], action="keep-round", commands=[[
                     "train", "sample-round", "--dataset", config.dataset, "--out", str(samples), "--max-users",
                     str(config.prompts), "--samples", str(config.samples), "--tags-per-expert", str(config.k),
                     "--seed", str(r + 1)]]))

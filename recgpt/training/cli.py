@@ -321,7 +321,8 @@ def train_chain(
     """base -> SFT -> offline rounds (CRS and SUM) -> optional GRPO -> ship -> report, every stage resumable: a rerun
     skips what <ledger>/stages.json records and each command resumes on its own."""
     from recgpt.tools.serving.policy import load_card, shipped_policy
-    from recgpt.training.chain import ChainConfig, Ledger, SubprocessExecutor, plan, run_chain, sft_was_restored
+    from recgpt.training.chain import (ChainConfig, Ledger, SubprocessExecutor, keep_round_summaries, plan, run_chain,
+                                        sft_was_restored)
     from recgpt.training.chain_actions import restore_shipped_sft, ship_best, write_report
 
     base_name = base or model_prep.DEFAULT_MODEL
@@ -350,7 +351,7 @@ def train_chain(
                 console.print("    recgpt " + shlex.join(command), soft_wrap=True)
         return
     actions = {"restore-sft": restore_shipped_sft, "ship": lambda c: ship_best(c, console.print),
-               "report": lambda c: write_report(c, out, console.print)}
+               "report": lambda c: write_report(c, out, console.print), "keep-round": keep_round_summaries}
     machine = "GPU" if "--no-cpu" in train_flag else "2 CPU cores"
     ran = run_chain(config, stages, SubprocessExecutor(), actions, machine, console.print)
     console.print(f"chain on {key}: {len(ran)} stages run now, {len(stages) - len(ran)} done before; ledger {config.ledger}")

@@ -209,8 +209,8 @@ def without_mtimes(identity: str) -> str:
 
 
 def claim_round(store: KeyedStore, model: str) -> None:
-    """Tie the round's store to the served weights that draw it: a resumed round (the same machine, or a fresh one
-    with the committed `samples.jsonl`) draws its missing answers from those weights only, since answers drawn from two
+    """Tie the round's store to the served weights that draw it: a resumed round (its `samples.jsonl` in the machine-local
+    run folder) draws its missing answers from those weights only, since answers drawn from two
     policies would make its pairs off-policy for the DPO reference."""
     drawn = store.values.get(MODEL_KEY)
     if drawn is not None and without_mtimes(drawn) != without_mtimes(model):

@@ -35,7 +35,9 @@ def test_the_plan_trains_without_a_server_and_decides_on_validation(tmp_path: Pa
     sample = next(s for s in stages if s.name == "sample-2-crs")
     assert sample.serve == ["--model", str(tmp_path / "runs" / "crs-1-model")]  # round 2 samples from its own round 1
     dpo = next(s for s in stages if s.name == "dpo-sum-2")
-    assert dpo.commands[0][dpo.commands[0].index("--rows-file") + 1] == str(tmp_path / "ledger" / "round-2-sum" / "dpo-sum.jsonl")
+    # a round's samples and rows are data: machine-local beside the weights, never in the committed ledger
+    assert dpo.commands[0][dpo.commands[0].index("--rows-file") + 1] == str(tmp_path / "runs" / "round-2-sum" / "dpo-sum.jsonl")
+    assert sample.action == "keep-round"
     assert dpo.commands[0][dpo.commands[0].index("--model") + 1] == str(tmp_path / "runs" / "sum-1-model")
     reused = [s.name for s in plan(config(tmp_path, rounds=1, shapings=("crs",), full_graph=False, grpo=True), True)]
     assert reused[2:4] == ["sft", "val-sft"] and "grpo" in reused and "test-grpo" in reused and "sum-1" not in str(reused)
@@ -270,3 +272,15 @@ def test_the_chain_command_prints_its_plan_and_refuses_an_unknown_shaping(tmp_pa
     assert "recgpt train sample-round --dataset movielens" in result.output and "report (to run; no server) then report" in result.output
     bad = runner.invoke(train_cli, ["chain", "--shapings", "crs,best", "--dry-run", "--ledger", str(ledger)])
     assert bad.exit_code != 0 and "--shapings takes crs and/or sum (got best)" in str(bad.exception or bad.output)
+
+
+def test_only_a_rounds_summary_is_kept_in_the_ledger(tmp_path: Path) -> None:
+    from recgpt.training.chain import keep_round_summaries
+
+    cfg = config(tmp_path)
+    (cfg.runs / "round-1").mkdir(parents=True)
+    (cfg.runs / "round-1" / "summary.json").write_text('{"prompts": 6}')
+    (cfg.runs / "round-1" / "samples.jsonl").write_text("{}\n")
+    keep_round_summaries(cfg)
+    assert json.loads((cfg.ledger / "round-1" / "summary.json").read_text()) == {"prompts": 6}
+    assert not (cfg.ledger / "round-1" / "samples.jsonl").exists()
