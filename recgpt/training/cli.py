@@ -321,8 +321,15 @@ def train_chain(
     """base -> SFT -> offline rounds (CRS and SUM) -> optional GRPO -> ship -> report, every stage resumable: a rerun
     skips what <ledger>/stages.json records and each command resumes on its own."""
     from recgpt.tools.serving.policy import load_card, shipped_policy
-    from recgpt.training.chain import (ChainConfig, Ledger, SubprocessExecutor, keep_round_summaries, plan, run_chain,
-                                        sft_was_restored)
+    from recgpt.training.chain import (
+        ChainConfig,
+        Ledger,
+        SubprocessExecutor,
+        keep_round_summaries,
+        plan,
+        run_chain,
+        sft_was_restored,
+    )
     from recgpt.training.chain_actions import restore_shipped_sft, ship_best, write_report
 
     base_name = base or model_prep.DEFAULT_MODEL
