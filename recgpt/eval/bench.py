@@ -344,6 +344,11 @@ ROWS = (("calls/user", "calls_per_user", 2), ("sent/user", "prompt_tokens_sent_p
         ("failed / flagged users", None, 0))
 
 
+def fmt(v: float | None) -> str:
+    """A ratio to two decimals, or a dash where it was not measured."""
+    return "—" if v is None else f"{v:.2f}"
+
+
 def goal_verdict(value: float | None, goal: float, at_most: bool) -> str:
     """'met', or 'not met by X' (how far the value is from the goal)."""
     if value is None:
@@ -408,9 +413,6 @@ def markdown(result: dict[str, Any], model: str) -> str:
         if not r:
             continue
 
-        def fmt(v: float | None) -> str:
-            return "—" if v is None else f"{v:.2f}"
-
         base, cand = r.get("baseline", "v1"), r.get("candidate", "v2")
         lines += ["", f"## Goals, {name} setup ({cand} against {base}, saturated phase)", "", SETUP_NOTES.get(name, ""), "",
                   f"- prefill computed per user {cand}/{base} = **{fmt(r['v2_over_v1_prefill_computed'])}** "
@@ -441,9 +443,6 @@ def hybrid_against_text(pipelines: dict[str, Any]) -> list[str]:
     r = ratios(pipelines, "v2", "v2-hybrid")
     if not r:
         return []
-    def fmt(v: float | None) -> str:
-        return "—" if v is None else f"{v:.2f}"
-
     sat = r["v2_over_v1_users_per_min_saturated"]
     return ["", "## V2-hybrid against V2-text (same server and run)", "",
             f"- users/min v2-hybrid/v2 = **{fmt(sat)}** at saturation (goal ≥ 1.00: {goal_verdict(sat, 1.0, at_most=False)}); "

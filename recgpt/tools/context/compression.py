@@ -123,11 +123,11 @@ def compress_history(
                 shown = "; ".join((entity(t) if config.entities else f'"{t}"') + (f" ×{n}" if n > 1 else "") for t, n in titles.items())
                 lines.append(f"- {action} · {category}: {shown}")
     if summarised:
-        compact = config.entities and not config.entity_categories
         # the compact layout names a summarised category by its leaf: the path's shared root ("Movies > ") is
         # repeated redundancy there, and the listed items' soft tokens carry their categories
-        cats = Counter(named(items[e.item_id].category).split(" > ")[-1] if compact else named(items[e.item_id].category)
-                       for e in summarised)
+        leaf_only = config.entities and not config.entity_categories
+        names = (named(items[e.item_id].category) for e in summarised)
+        cats = Counter(name.split(" > ")[-1] if leaf_only else name for name in names)
         top = ", ".join(f"{c} ({n})" for c, n in cats.most_common(config.summary_categories))
         lines.append(f"[older history: {len(summarised)} interactions summarised] top categories: {top}")
     return CompressedHistory(
