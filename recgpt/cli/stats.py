@@ -76,10 +76,15 @@ def stats_hybrid(
     assembler = hybrid.load_assembler(endpoint.base_url, endpoint.model, adaptor, endpoint.api_key)
     category_text = assembler.layout(category_text)  # an adaptor is measured in the layout it was trained for
     sampled = sample_users(default_registry().dataset(dataset), split, users, seed)
+    # the hybrid layout's other choices are the hybrid eval's (its recorded Context), so tokens and fidelity agree
+    layout = json.loads(hybrid_eval.read_text()).get("context", {}) if hybrid_eval else {}
+    anchors = int(layout.get("hybrid_anchor_titles", ctx.hybrid_anchor_titles))
+    category_counts = bool(layout.get("hybrid_category_counts", ctx.hybrid_category_counts))
     with console.status(f"rendering {len(sampled)} users' prompts"):
-        rows = hybrid_report.user_prompts(dataset, split, sampled, max_items, date, category_text)
+        rows = hybrid_report.user_prompts(dataset, split, sampled, max_items, date, category_text, anchors, category_counts)
     result: dict = {"config": {"dataset": dataset, "split": split, "users": len(sampled), "seed": seed, "max_items": max_items,
-                               "prefill_users": prefill_users, "date": date, "category_text": category_text},
+                               "prefill_users": prefill_users, "date": date, "category_text": category_text,
+                               "anchor_titles": anchors, "category_counts": category_counts},
                     "command": "recgpt stats hybrid " + " ".join(sys.argv[3:]) if len(sys.argv) > 3 else "recgpt stats hybrid",
                     "tokens": hybrid_report.token_stats(rows, assembler),
                     "adaptor": {"folder": str(assembler.adaptor_dir),

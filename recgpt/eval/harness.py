@@ -96,7 +96,8 @@ def config_hash(config: EvalConfig, dataset: Dataset, model: str | None) -> str:
                                          ("evidence_after_items", 2), ("evidence_experts", 0), ("evidence_candidates", 20),
                                          ("tidy_tags", True), ("arbiter_distinct_categories", False),
                                          ("arbiter_fill_from_evidence", False),
-                                         ("hybrid_category_text", True)):
+                                         ("hybrid_category_text", True), ("hybrid_anchor_titles", 0),
+                                         ("hybrid_category_counts", False)):
             if ctx.get(added_later) == default:  # fields added after results were stored: at their default, hashes stay
                 ctx.pop(added_later)
         payload.update(context=ctx, model=model, prompts=prompts_fingerprint())

@@ -41,9 +41,10 @@ def _quantiles(values: list[float]) -> dict[str, float]:
 
 
 def user_prompts(dataset_name: str, split: str, users: list[str], max_items: int, date: str,
-                 category_text: bool = True) -> list[dict[str, Any]]:
+                 category_text: bool = True, anchors: int = 0, category_counts: bool = False) -> list[dict[str, Any]]:
     """Each user's expert prompt (training persona, as `eval --method expert` sends it) in text and hybrid form
-    (`category_text`: Context.hybrid_category_text)."""
+    (`category_text`, `anchors`, `category_counts`: Context.hybrid_category_text, .hybrid_anchor_titles and
+    .hybrid_category_counts)."""
 
     dataset = default_registry().dataset(dataset_name)
     rows = []
@@ -54,7 +55,8 @@ def user_prompts(dataset_name: str, split: str, users: list[str], max_items: int
         profile = example.user.profile.describe()
         text, compressed = render_prefix(dataset, example.history, profile, env, max_items)
         hybrid, hybrid_history = render_prefix(dataset, example.history, profile, env, max_items, entities=True,
-                                               entity_categories=category_text)
+                                               entity_categories=category_text, anchors=anchors,
+                                               category_counts=category_counts)
         instructions = training_expert_instructions(5)
         rows.append({"user_id": user, "listed_items": compressed.n_listed_items, "raw": raw_history_text(example.history, dataset.items),
                      "text_history": compressed.text, "hybrid_history": hybrid_history.text,
@@ -154,11 +156,22 @@ def targets(result: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
+def layout_line(config: dict[str, Any]) -> str:
+    """The hybrid history's layout in words (older reports recorded only the category-text choice)."""
+    parts = ["category paths as text beside each soft token" if config.get("category_text", True)
+             else "compact: soft tokens side by side, no category path as text"]
+    if config.get("anchor_titles"):
+        parts.append(f"the newest {config['anchor_titles']} liked items as quoted titles")
+    if config.get("category_counts"):
+        parts.append("one line of the whole history's category counts")
+    return "Hybrid layout: " + "; ".join(parts) + "."
+
+
 def markdown(result: dict[str, Any], model: str) -> str:
     t = result["tokens"]
     lines = [f"# Hybrid context compression — {result['config']['dataset']} {result['config']['split']}", "",
              f"Model: `{model}`. Adaptor: `{result['adaptor']['folder']}` (fingerprint {result['adaptor']['fingerprint']}).",
-             f"Reproduce: `{result['command']}`", ""]
+             f"Reproduce: `{result['command']}`", "", layout_line(result["config"]), ""]
     goals = targets(result)
     if goals:
         lines += ["## Targets (issue 35)", "", "| target | measured | met |", "|---|---|:-:|",

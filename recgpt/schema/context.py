@@ -148,6 +148,12 @@ class Context:
         "off: the soft token alone carries the item, entities grouped by action only (the history at ~a fifth of its "
         "text tokens; the adaptor must then hold the category). An adaptor that records the layout it was trained for "
         "(`recgpt train adaptor --[no-]category-text`) is always served in that layout; this applies to older ones.")})
+    hybrid_anchor_titles: int = field(default=0, metadata={"description": (
+        "Hybrid compression: the newest N history items the user liked keep their quoted title as text instead of a "
+        "soft token (the soft token carries an item's genre, not its name; tags that name a film need the name).")})
+    hybrid_category_counts: bool = field(default=False, metadata={"description": (
+        "Hybrid compression without category text: one line counts the whole history's categories (listed items "
+        "too), in place of the older-history summary.")})
 
     explanation_mode: str = field(default="grounded", metadata={"description": (
         "Item explanations: 'meta' (style guideline, then explanation: 2 calls/item), 'template' (RecGPT-V1 fixed "

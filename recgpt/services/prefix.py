@@ -47,11 +47,12 @@ def recommendation_date(state: Mapping[str, Any], history: tuple[Interaction, ..
 def render_prefix(dataset: Dataset, history: tuple[Interaction, ...], profile: str, env: Environment,
                   max_items: int, entities: bool = False, catalogue: str = "", evidence: str = "",
                   category_label: Callable[[str], str | None] | None = None,
-                  entity_categories: bool = True) -> tuple[str, Any]:
+                  entity_categories: bool = True, anchors: int = 0, category_counts: bool = False) -> tuple[str, Any]:
     """The shared prefix: fixed instructions, the catalogue block (`catalogue_block`, or ""), then the user context
     (ending with the evidence block, `evidence_block`, or ""); `category_label` renames the history's category paths
     (short grounding labels)."""
-    config = CompressionConfig(max_items=max_items, entities=entities, entity_categories=entity_categories)
+    config = CompressionConfig(max_items=max_items, entities=entities, entity_categories=entity_categories,
+                               entity_anchors=anchors, entity_category_counts=category_counts)
     compressed = compress_history(history, dataset.items, config, category_label)
     text = SYSTEM_PREFIX.format(profile=profile, environment=env.describe(), n_events=compressed.n_events,
                                 history=compressed.text, catalogue=catalogue, evidence=evidence)
@@ -181,7 +182,8 @@ async def build_shared_prefix(ctx: Context, resources: Resources, user_id: str, 
     entity_categories = assembler.layout(ctx.hybrid_category_text) if assembler is not None else ctx.hybrid_category_text
     while True:
         prefix, compressed = render_prefix(dataset, example.history, profile, env, max_items, ctx.compression == "hybrid",
-                                           evidence=block, category_label=label, entity_categories=entity_categories)
+                                           evidence=block, category_label=label, entity_categories=entity_categories,
+                                           anchors=ctx.hybrid_anchor_titles, category_counts=ctx.hybrid_category_counts)
         tokens, source = await asyncio.to_thread(_count_tokens, endpoints, prefix)
         if tokens is None or tokens <= ctx.max_context_tokens or max_items <= 1:
             break
@@ -189,7 +191,8 @@ async def build_shared_prefix(ctx: Context, resources: Resources, user_id: str, 
     catalogue = catalogue_block(dataset, ctx)
     if catalogue:  # the budget bounds the user's part; the shop-wide list is the same cached prefix for every user
         prefix, compressed = render_prefix(dataset, example.history, profile, env, max_items, ctx.compression == "hybrid",
-                                           catalogue, block, label, entity_categories)
+                                           catalogue, block, label, entity_categories, ctx.hybrid_anchor_titles,
+                                           ctx.hybrid_category_counts)
     if tokens is not None and tokens > ctx.max_context_tokens:
         flags.append(f"context_over_budget: {tokens} tokens > {ctx.max_context_tokens} even with 1 listed item")
     if compressed.truncated:

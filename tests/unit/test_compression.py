@@ -86,3 +86,29 @@ def test_the_compact_layout_names_summarised_categories_by_their_leaf() -> None:
     assert compact.text.splitlines()[-1] == "[older history: 3 interactions summarised] top categories: Pens (2), Paper (1)"
     grouped = compress_history(events, ITEMS, CompressionConfig(max_items=1, entities=True))
     assert grouped.text.splitlines()[-1].endswith("top categories: Office > Pens (2), Office > Paper (1)")
+
+
+def test_anchor_titles_name_the_newest_liked_items_as_text() -> None:
+    """Context.hybrid_anchor_titles: the newest N items the user liked (rated 4+ of 5, or unrated) keep their quoted
+    title; a disliked one stays a soft token, and no anchor is named twice."""
+    events = [Interaction(item_id="a", rating=5.0, action="rated"), Interaction(item_id="b", rating=4.0, action="rated"),
+              Interaction(item_id="c", rating=2.0, action="rated"), Interaction(item_id="b", rating=4.0, action="rated")]
+    compact = compress_history(events, ITEMS, CompressionConfig(entities=True, entity_categories=False, entity_anchors=1))
+    assert '"Notebook A5"×2' in compact.text and "⟦Desk lamp⟧" in compact.text and "⟦Gel pens⟧" in compact.text
+    two = compress_history(events, ITEMS, CompressionConfig(entities=True, entity_categories=False, entity_anchors=2))
+    assert '"Notebook A5"' in two.text and '"Gel pens"' in two.text and "⟦Desk lamp⟧" in two.text
+    grouped = compress_history(events, ITEMS, CompressionConfig(entities=True, entity_anchors=1))
+    assert '"Notebook A5" ×2' in grouped.text and "⟦Gel pens⟧" in grouped.text
+    assert '"' not in compress_history(events, ITEMS, CompressionConfig(entities=True, entity_categories=False)).text
+
+
+def test_whole_history_category_counts_replace_the_older_summary() -> None:
+    """Context.hybrid_category_counts: one line counts every interaction's category (listed ones too), so a short
+    history gets the line as well, and a long one says how many were summarised."""
+    events = [ev("a"), ev("a"), ev("b"), ev("c")]
+    config = CompressionConfig(max_items=1, entities=True, entity_categories=False, entity_category_counts=True)
+    assert compress_history(events, ITEMS, config).text.splitlines()[-1] == (
+        "[3 older summarised; all 4 interactions by category] Pens (2), Paper (1), Lamps (1)")
+    short = compress_history(events[:2], ITEMS, config.model_copy(update={"max_items": 40}))
+    assert short.text.splitlines()[-1] == "[all 2 interactions by category] Pens (2)"
+    assert "by category" not in compress_history(events[:2], ITEMS, CompressionConfig(entities=True, entity_categories=False)).text

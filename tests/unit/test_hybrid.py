@@ -258,7 +258,11 @@ def test_hybrid_report_compares_only_users_both_runs_scored(tmp_path: Path) -> N
     assert "| cat_hr@5_l2 | 0.500 | 1.000 | 2.00 | +0.500 ± 0.500 |" in text_md and "among 4 choices" in text_md
     assert "| self-perception ≥ 90% of the full-title ceiling | 0.500 / 0.500 = 1.00 | yes |" in text_md
     assert "cat_hr@5_l2: hybrid ≥ 95% of text within one SE" in text_md and "item_hr@30:" not in text_md  # bars: cat HR, item HR@10
+    assert "Hybrid layout: category paths as text beside each soft token." in text_md
     assert plot(result, tmp_path / "p.png").is_file()
+    result["config"].update(category_text=False, anchor_titles=3, category_counts=True)
+    assert ("Hybrid layout: compact: soft tokens side by side, no category path as text; the newest 3 liked items as "
+            "quoted titles; one line of the whole history's category counts.") in markdown(result, "model")
 
 
 def test_retention_bar_allows_one_standard_error_and_no_more() -> None:

@@ -37,6 +37,12 @@ class CompressionConfig(BaseModel):
         "With entities: keep each item's category path as text, the items grouped under it as in text mode; False: "
         "the soft token carries the category and the entities are grouped by action only, side by side (issue 35: "
         "the history at a fifth of its text tokens or less, if the adaptor's tokens hold the category)."))
+    entity_anchors: int = Field(default=0, ge=0, description=(
+        "With entities: the newest N listed items the user liked (rated 4/5 or more, or unrated) keep their quoted "
+        "title as text instead of a soft token, so the model can still name the films it would build a tag on."))
+    entity_category_counts: bool = Field(default=False, description=(
+        "With entities and no category text: the summary line counts the categories of the whole history (listed "
+        "items too), so the category mix that the text layout shows by its grouping survives in one line."))
 
 
 class CompressedHistory(BaseModel):
@@ -100,6 +106,7 @@ def compress_history(
             summarised.append(events[index])
     detailed_idx.reverse()
     detailed = [events[i] for i in detailed_idx]
+    anchors = _anchor_titles(detailed, items, config) if config.entities else set()
     labels = _bucket_labels(detailed)
 
     # bucket -> action -> category -> Counter(title) (insertion order = newest bucket first)
@@ -118,22 +125,42 @@ def compress_history(
         for action, categories in actions.items():
             for category, titles in categories.items():
                 if not category:  # entities without category text: one position each, side by side
-                    lines.append(f"- {action}: " + "".join(entity(t) + (f"×{n}" if n > 1 else "") for t, n in titles.items()))
+                    lines.append(f"- {action}: " + "".join((f'"{t}"' if t in anchors else entity(t)) + (f"×{n}" if n > 1 else "")
+                                                           for t, n in titles.items()))
                     continue
-                shown = "; ".join((entity(t) if config.entities else f'"{t}"') + (f" ×{n}" if n > 1 else "") for t, n in titles.items())
+                shown = "; ".join((entity(t) if config.entities and t not in anchors else f'"{t}"') + (f" ×{n}" if n > 1 else "") for t, n in titles.items())
                 lines.append(f"- {action} · {category}: {shown}")
-    if summarised:
-        # the compact layout names a summarised category by its leaf: the path's shared root ("Movies > ") is
-        # repeated redundancy there, and the listed items' soft tokens carry their categories
-        leaf_only = config.entities and not config.entity_categories
-        names = (named(items[e.item_id].category) for e in summarised)
+    # the compact layout names a summarised category by its leaf: the path's shared root ("Movies > ") is
+    # repeated redundancy there, and the listed items' soft tokens carry their categories
+    leaf_only = config.entities and not config.entity_categories
+    whole = leaf_only and config.entity_category_counts
+    if summarised or whole:
+        counted = list(events) if whole else summarised
+        names = (named(items[e.item_id].category) for e in counted)
         cats = Counter(name.split(" > ")[-1] if leaf_only else name for name in names)
         top = ", ".join(f"{c} ({n})" for c, n in cats.most_common(config.summary_categories))
-        lines.append(f"[older history: {len(summarised)} interactions summarised] top categories: {top}")
+        if whole:
+            older = f"{len(summarised)} older summarised; " if summarised else ""
+            lines.append(f"[{older}all {len(events)} interactions by category] {top}")
+        else:
+            lines.append(f"[older history: {len(summarised)} interactions summarised] top categories: {top}")
     return CompressedHistory(
         text="\n".join(lines), n_events=len(events), n_distinct_items=len({e.item_id for e in events}),
         n_listed_items=len(listed), n_summarised_events=len(summarised),
     )
+
+
+def _anchor_titles(detailed: Sequence[Interaction], items: dict[str, Item], config: CompressionConfig) -> set[str]:
+    """The cleaned titles of the newest `entity_anchors` distinct items the user liked (rated 4 or more of 5, or an
+    action without a rating): a disliked film is not one to build a tag on."""
+    chosen: list[str] = []
+    for event in reversed(detailed):
+        if len(chosen) >= config.entity_anchors:
+            break
+        title = clean_title(items[event.item_id].title, config.max_title_chars)
+        if (event.rating is None or event.rating >= 4) and title not in chosen:
+            chosen.append(title)
+    return set(chosen)
 
 
 def _bucket_rank(label: str) -> int:

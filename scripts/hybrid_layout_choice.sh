@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Issue 35: choose the hybrid layout on VALIDATION users (test is for the report). Each variant is one
+# `recgpt eval --method expert --compression hybrid` over the same 200 validation users, beside text mode; the
+# per-user results resume. Needs the server of scripts/hybrid_measure.sh (`recgpt serve --prompt-embeds`) running.
+#   DATASET=movielens scripts/hybrid_layout_choice.sh
+# Variants (Context fields, passed with --set):
+#   compact        soft tokens side by side, the older history as category counts (the adaptor's trained layout)
+#   counts         + one line counting the whole history's categories (hybrid_category_counts)
+#   counts-anchor3 + the newest 3 liked items as quoted titles instead of soft tokens (hybrid_anchor_titles=3)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+RECGPT=${RECGPT:-.venv/bin/recgpt}
+DATASET=${DATASET:-movielens}
+USERS=${USERS:-200}
+K=${K:-10}
+OUT=reports/hybrid/$DATASET-validation
+run() { $RECGPT eval --dataset "$DATASET" --split validation --method expert --users "$USERS" --tags "$K" --concurrency 16 "$@"; }
+run --out "$OUT/text"
+run --compression hybrid --out "$OUT/compact"
+run --compression hybrid --set hybrid_category_counts=true --name expert+counts --out "$OUT/counts"
+run --compression hybrid --set hybrid_category_counts=true --set hybrid_anchor_titles=3 --name expert+counts+anchor3 \
+  --out "$OUT/counts-anchor3"
