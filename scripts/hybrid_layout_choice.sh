@@ -13,10 +13,10 @@ RECGPT=${RECGPT:-.venv/bin/recgpt}
 DATASET=${DATASET:-movielens}
 USERS=${USERS:-200}
 K=${K:-10}
-OUT=reports/hybrid/$DATASET-validation
-run() { $RECGPT eval --dataset "$DATASET" --split validation --method expert --users "$USERS" --tags "$K" --concurrency 16 "$@"; }
-run --out "$OUT/text"
-run --compression hybrid --out "$OUT/compact"
-run --compression hybrid --set hybrid_category_counts=true --name expert+counts --out "$OUT/counts"
-run --compression hybrid --set hybrid_category_counts=true --set hybrid_anchor_titles=3 --name expert+counts+anchor3 \
-  --out "$OUT/counts-anchor3"
+OUT=reports/hybrid/$DATASET-validation  # one folder: its eval-<dataset>-validation.md pairs every row with text mode
+run() { $RECGPT eval --dataset "$DATASET" --split validation --method expert --users "$USERS" --tags "$K" --concurrency 16 \
+  --out "$OUT" "$@"; }
+run
+run --compression hybrid --name expert+hybrid
+run --compression hybrid --set hybrid_category_counts=true --name expert+hybrid+counts
+run --compression hybrid --set hybrid_category_counts=true --set hybrid_anchor_titles=3 --name expert+hybrid+counts+anchor3

@@ -11,8 +11,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 RECGPT=${RECGPT:-.venv/bin/recgpt}
 DATASET=${DATASET:-office}
-TEXT_USERS=${TEXT_USERS:-200}     # text-mode users
-HYBRID_USERS=${HYBRID_USERS:-200} # hybrid-mode users (the first HYBRID_USERS of the same seeded sample; issue 35: >= 200)
+TEXT_USERS=${TEXT_USERS:-500}     # text-mode users (issue 35: >= 200; 500 for a paired SE near .015)
+HYBRID_USERS=${HYBRID_USERS:-500} # hybrid-mode users (the first HYBRID_USERS of the same seeded sample)
 K=${K:-10}  # issue 35 bars cat HR@10 and item HR@10
 MODEL=${MODEL:-qwen2.5-coder-0.5b} # the default model (before issue 35: smollm2-135m)
 # --no-category-text: the compact layout (soft tokens side by side, no category path as text), the one that brings the
@@ -28,7 +28,7 @@ $RECGPT serve --model "$MODEL" --dataset "$DATASET" --prompt-embeds --background
 $RECGPT eval --dataset "$DATASET" --method expert --users "$TEXT_USERS" --tags "$K" --concurrency 16 --out "reports/hybrid/$DATASET/text"
 $RECGPT eval --dataset "$DATASET" --method expert --users "$HYBRID_USERS" --tags "$K" --concurrency 16 --compression hybrid \
   --out "reports/hybrid/$DATASET/hybrid"
-$RECGPT stats hybrid --dataset "$DATASET" --users 200 --prefill-users 20 \
+$RECGPT stats hybrid --dataset "$DATASET" --users "$HYBRID_USERS" --prefill-users 20 \
   --text-eval "reports/hybrid/$DATASET/text/eval-$DATASET-test-expert.json" \
   --hybrid-eval "reports/hybrid/$DATASET/hybrid/eval-$DATASET-test-expert.json"
 $RECGPT serve --stop
