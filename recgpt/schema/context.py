@@ -228,6 +228,9 @@ class Context:
             raise ValueError(f"Context.arbiter_prior must be within [0, 1], got {self.arbiter_prior}")
         if not 0 <= self.evidence_categories <= 30 or not 0 <= self.evidence_after_items <= 3:
             raise ValueError("Context.evidence_categories must be in 0..30 and evidence_after_items in 0..3")
+        if not 0 <= self.hybrid_anchor_titles <= self.max_history_items:
+            raise ValueError(f"Context.hybrid_anchor_titles must be in 0..max_history_items ({self.max_history_items}), "
+                             f"got {self.hybrid_anchor_titles}")
         if not 0 <= self.explain_items_per_tag <= 5:
             raise ValueError(f"Context.explain_items_per_tag must be in 0..5, got {self.explain_items_per_tag}")
         if self.judge_scoring not in ("grade", "probability") or not 0.0 <= self.judge_no_threshold <= self.judge_yes_threshold <= 1.0:

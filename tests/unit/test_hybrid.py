@@ -236,6 +236,8 @@ def test_context_validates_compression() -> None:
     with pytest.raises(ValueError, match="compression"):
         Context(compression="zip")
     assert Context().compression == "text"
+    with pytest.raises(ValueError, match="hybrid_anchor_titles"):
+        Context(hybrid_anchor_titles=-1)
 
 
 def test_hybrid_report_compares_only_users_both_runs_scored(tmp_path: Path) -> None:
