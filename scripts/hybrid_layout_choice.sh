@@ -3,10 +3,11 @@
 # `recgpt eval --method expert --compression hybrid` over the same 200 validation users, beside text mode; the
 # per-user results resume. Needs the server of scripts/hybrid_measure.sh (`recgpt serve --prompt-embeds`) running.
 #   DATASET=movielens scripts/hybrid_layout_choice.sh
-# Variants (Context fields, passed with --set):
-#   compact        soft tokens side by side, the older history as category counts (the adaptor's trained layout)
-#   counts         + one line counting the whole history's categories (hybrid_category_counts)
-#   counts-anchor3 + the newest 3 liked items as quoted titles instead of soft tokens (hybrid_anchor_titles=3)
+# Rows of the report (the hybrid ones vary Context fields, passed with --set):
+#   expert                        text mode, the baseline every row is paired with
+#   expert+hybrid                 compact: soft tokens side by side, older history as category counts (the adaptor's)
+#   expert+hybrid+counts          + one line counting the whole history's categories (hybrid_category_counts)
+#   expert+hybrid+counts+anchor3  + the newest 3 liked items as quoted titles, not soft tokens (hybrid_anchor_titles=3)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RECGPT=${RECGPT:-.venv/bin/recgpt}
