@@ -5,7 +5,9 @@ The chain is a plan of stages (`plan`), each a list of `recgpt` commands and the
 training stage never runs beside a server on 2 cores, and two vLLM servers never run at once). `run_chain` runs the
 plan in order and records each finished stage with its wall time in `<ledger>/stages.json`; a rerun skips what is
 recorded, and each command resumes on its own (run folders, checkpoints, sample and eval stores), so a chain killed
-mid-stage is rerun as is, also on a fresh machine once the ledger is committed.
+mid-stage is rerun as is, also on a fresh machine once the ledger is committed: an offline round's samples (its
+store, hours of CPU sampling) are mirrored gzipped in the ledger whenever the stage ends or is stopped, and restored
+from there.
 
 Policies are compared alone (`recgpt eval --method expert`: one Distributed Expert call per user) on the same
 validation users (what ships is decided there) and the same test users (the report). An offline round `r` under a
@@ -18,6 +20,7 @@ the base, its lineage's adapters composed (`recgpt.training.compose`).
 
 from __future__ import annotations
 
+import gzip
 import json
 import shutil
 import subprocess
@@ -77,6 +80,10 @@ class Stage(BaseModel):
         "fits KEEP_MAX_BYTES), so a fresh machine rebuilds the stage's weights instead of retraining them."))
     keep_base: str | None = Field(default=None, description="The weights the kept adapter was trained on (its base).")
     produces: Path | None = Field(default=None, description="The served-weights folder the stage's last command writes.")
+    store: Path | None = Field(default=None, description=(
+        "A machine-local append-only store the stage's command fills (an offline round's samples.jsonl), mirrored "
+        "gzipped in the ledger whenever the stage ends or is stopped, and restored from there before it runs: a "
+        "fresh machine resumes a half-drawn round instead of drawing it again."))
 
 
 KEEP_MAX_BYTES = 32 * 2**20
@@ -126,6 +133,48 @@ def restore_adapter(config: "ChainConfig", stage: "Stage") -> bool:
         adapter_config["base_model_name_or_path"] = stage.keep_base
         (stage.keep / "adapter_config.json").write_text(json.dumps(adapter_config, indent=2))
     return True
+
+
+def kept_store(config: "ChainConfig", stage: "Stage") -> Path:
+    """Where the ledger mirrors a stage's store: `<ledger>/<run folder>/<store>.gz`."""
+    assert stage.store is not None
+    return config.ledger / stage.store.parent.name / (stage.store.name + ".gz")
+
+
+def _lines(data: bytes) -> int:
+    return data.count(b"\n")
+
+
+def keep_store(config: "ChainConfig", stage: "Stage") -> int:
+    """Mirror the stage's store into the ledger (only when it holds more than the mirror); returns its lines."""
+    if stage.store is None or not stage.store.is_file():
+        return 0
+    data = stage.store.read_bytes()
+    data = data[: data.rfind(b"\n") + 1]  # a line cut by a kill mid-write stays out of the mirror
+    kept = kept_store(config, stage)
+    if kept.is_file() and _lines(gzip.decompress(kept.read_bytes())) >= _lines(data):
+        return _lines(data)
+    kept.parent.mkdir(parents=True, exist_ok=True)
+    tmp = kept.with_suffix(".tmp")
+    tmp.write_bytes(gzip.compress(data, mtime=0))
+    tmp.replace(kept)
+    return _lines(data)
+
+
+def restore_store(config: "ChainConfig", stage: "Stage") -> int:
+    """Put the ledger's mirror of the stage's store back where the command reads it, when the mirror holds more (a
+    fresh machine, or a machine-local store lost); returns the lines restored (0: nothing to do)."""
+    if stage.store is None or not kept_store(config, stage).is_file():
+        return 0
+    data = gzip.decompress(kept_store(config, stage).read_bytes())
+    local = stage.store.read_bytes() if stage.store.is_file() else b""
+    if _lines(local) >= _lines(data):
+        return 0
+    stage.store.parent.mkdir(parents=True, exist_ok=True)
+    tmp = stage.store.with_suffix(".restoring")
+    tmp.write_bytes(data)
+    tmp.replace(stage.store)
+    return _lines(data)
 
 
 def _missing(stage: "Stage") -> bool:
@@ -181,7 +230,8 @@ def plan(config: ChainConfig, reuse_shipped_sft: bool) -> list[Stage]:
             samples = config.runs / ("round-1" if r == 1 else f"round-{r}-{shaping}")
             sample_stage = "sample-1" if r == 1 else f"sample-{r}-{shaping}"
             if not any(stage.name == sample_stage for stage in stages):
-                stages.append(Stage(name=sample_stage, serve=["--model", str(start)], action="keep-round", commands=[[
+                stages.append(Stage(name=sample_stage, serve=["--model", str(start)], action="keep-round",
+                                    store=samples / "samples.jsonl", commands=[[
                     "train", "sample-round", "--dataset", config.dataset, "--out", str(samples), "--max-users",
                     str(config.prompts), "--samples", str(config.samples), "--tags-per-expert", str(config.k),
                     "--seed", str(r + 1)]]))
@@ -271,8 +321,14 @@ def run_chain(config: ChainConfig, stages: list[Stage], executor: Executor,
                 serving = stage.serve
             if stage.prepare is not None:
                 _act(actions, stage, stage.prepare, config)
-            for command in commands:
-                executor.run(command)
+            if restored := restore_store(config, stage):
+                say(f"   {stage.name}: resuming from the {restored} lines of {stage.store} kept in the ledger")
+            try:
+                for command in commands:
+                    executor.run(command)
+            finally:  # stopped or failed: what the store holds so far goes to the ledger (commit it to resume elsewhere)
+                if kept := keep_store(config, stage):
+                    say(f"   {stage.name}: {kept} lines of {stage.store} kept in {kept_store(config, stage)}")
             if stage.action is not None:
                 _act(actions, stage, stage.action, config)
             keep_adapter(config, stage, say)

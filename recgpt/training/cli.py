@@ -12,6 +12,7 @@ import inspect
 import json
 import shlex
 import shutil
+import signal
 import sys
 import typing
 from pathlib import Path
@@ -360,6 +361,11 @@ def train_chain(
     actions = {"restore-sft": restore_shipped_sft, "ship": lambda c: ship_best(c, console.print),
                "report": lambda c: write_report(c, out, console.print), "keep-round": keep_round_summaries}
     machine = "GPU" if "--no-cpu" in train_flag else "2 CPU cores"
+
+    def stopped(signum: int, frame: object) -> None:  # `kill` stops the chain as Ctrl-C does: the stage's store is kept
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stopped)
     ran = run_chain(config, stages, SubprocessExecutor(), actions, machine, console.print)
     console.print(f"chain on {key}: {len(ran)} stages run now, {len(stages) - len(ran)} done before; ledger {config.ledger}")
 

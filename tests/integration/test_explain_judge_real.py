@@ -106,7 +106,9 @@ def test_diversity_only_evaluation_writes_all_three_modes_without_judging(vllm_s
     assert "agreement" not in summary and set(summary["diversity"]) == set(DIVERSITY_MODES)
     for mode in DIVERSITY_MODES:
         d = summary["diversity"][mode]
-        assert d["explanations"] + summary["failed_explanations"] >= 1
+        # each pair was written by the model, replaced by code's sentence (the tiny test model's text failed the
+        # shopper guards: sampled, so it happens in some runs) or failed: none is lost
+        assert d["explanations"] + d["fallback"] + summary["failed_explanations"] >= 1
         assert all(t.rstrip().endswith((".", "!", "?")) for t in d["examples"])  # explanations end with a full sentence
     _, md, _ = write_report(summary, tmp_path / "reports")
     assert md.name == "explain-diversity-office-validation.md" and "Judge agreement" not in md.read_text()

@@ -128,6 +128,51 @@ def test_a_fresh_machine_rebuilds_a_trained_stage_from_the_adapter_kept_in_the_l
     assert again.log[0].startswith("train dpo") and "running it again" in said[-2]
 
 
+def test_a_half_drawn_round_is_kept_in_the_ledger_when_stopped_and_a_fresh_machine_resumes_it(tmp_path: Path) -> None:
+    """An offline round's samples are hours of CPU sampling: stopped mid-stage (Ctrl-C, `kill`), its store's complete
+    lines are mirrored gzipped in the ledger; a machine without the run folders gets them back before the command
+    reruns, so the command draws only what is missing; a longer machine-local store is never overwritten."""
+    import gzip
+    import shutil
+
+    cfg = config(tmp_path)
+    sample = next(s for s in plan(cfg, reuse_shipped_sft=True) if s.name == "sample-1")
+    assert sample.store == cfg.runs / "round-1" / "samples.jsonl"
+    store = sample.store
+    seen: list[str] = []
+
+    class Sampler(FakeExecutor):
+        def __init__(self, stop_after: int | None) -> None:
+            super().__init__()
+            self.stop_after = stop_after
+
+        def run(self, args: list[str]) -> None:
+            have = store.read_text().splitlines() if store.is_file() else []
+            seen.append(f"{len(have)} before")
+            store.parent.mkdir(parents=True, exist_ok=True)
+            with store.open("a") as f:
+                for i in range(len(have), 6):
+                    if self.stop_after is not None and i == self.stop_after:
+                        f.write('{"key": "cut')  # killed mid-write
+                        raise KeyboardInterrupt
+                    f.write(json.dumps({"key": f"sample:{i}", "value": i}) + "\n")
+
+    said: list[str] = []
+    with pytest.raises(KeyboardInterrupt):
+        run_chain(cfg, [sample], Sampler(stop_after=4), {"keep-round": lambda c: None}, say=said.append)
+    kept = cfg.ledger / "round-1" / "samples.jsonl.gz"
+    assert gzip.decompress(kept.read_bytes()).decode().splitlines() == [json.dumps({"key": f"sample:{i}", "value": i}) for i in range(4)]
+    assert "4 lines" in said[-1] and not Ledger(cfg.ledger).done("sample-1")
+    shutil.rmtree(cfg.runs)  # a fresh machine: the committed ledger only
+    run_chain(cfg, [sample], Sampler(stop_after=None), {"keep-round": lambda c: None}, say=said.append)
+    assert seen == ["0 before", "4 before"] and any("resuming from the 4 lines" in line for line in said)
+    assert len(store.read_text().splitlines()) == 6 and len(gzip.decompress(kept.read_bytes()).splitlines()) == 6
+    store.write_text("".join(json.dumps({"key": f"k{i}"}) + "\n" for i in range(9)))  # more here than in the ledger
+    from recgpt.training.chain import restore_store
+
+    assert restore_store(cfg, sample) == 0 and len(store.read_text().splitlines()) == 9
+
+
 def write_eval(cfg: ChainConfig, name: str, split: str, hits: dict[str, int], method: str = "expert") -> None:
     folder = cfg.ledger / "evals" / f"{name}-{split}"
     folder.mkdir(parents=True, exist_ok=True)
