@@ -33,6 +33,7 @@ from pydantic import BaseModel, Field
 
 from recgpt.errors import RecGPTError
 from recgpt.tools.serving.policy import dataset_key
+from recgpt.training.checkpoint_mirror import keep_checkpoint, restore_checkpoint
 
 Shaping = Literal["crs", "sum"]
 
@@ -80,6 +81,10 @@ class Stage(BaseModel):
         "fits KEEP_MAX_BYTES), so a fresh machine rebuilds the stage's weights instead of retraining them."))
     keep_base: str | None = Field(default=None, description="The weights the kept adapter was trained on (its base).")
     produces: Path | None = Field(default=None, description="The served-weights folder the stage's last command writes.")
+    checkpoints: Path | None = Field(default=None, description=(
+        "The run folder a training stage writes `checkpoint-N` into: when the stage is stopped its newest checkpoint is "
+        "mirrored (bf16, ~26 MiB for r 8 on the 0.5B) in `<ledger>/checkpoints/<stage>/` and restored before a rerun, "
+        "so a DPO round longer than a session resumes on a fresh machine; the mirror is dropped when the stage ends."))
     store: Path | None = Field(default=None, description=(
         "A machine-local append-only store the stage's command fills (an offline round's samples.jsonl), mirrored "
         "gzipped in the ledger whenever the stage ends or is stopped, and restored from there before it runs: a "
@@ -177,6 +182,10 @@ def restore_store(config: "ChainConfig", stage: "Stage") -> int:
     return _lines(data)
 
 
+def checkpoint_mirror(config: "ChainConfig", stage: "Stage") -> Path:
+    return config.ledger / "checkpoints" / stage.name
+
+
 def _missing(stage: "Stage") -> bool:
     return stage.produces is not None and not (stage.produces / "config.json").is_file()
 
@@ -215,7 +224,8 @@ def plan(config: ChainConfig, reuse_shipped_sft: bool) -> list[Stage]:
     if reuse_shipped_sft:
         stages.append(Stage(name="sft", prepare="restore-sft", commands=[export_sft], produces=sft_model))
     else:
-        stages.append(Stage(name="sft", keep=config.runs / "sft" / "final", produces=sft_model, commands=[
+        stages.append(Stage(name="sft", keep=config.runs / "sft" / "final", produces=sft_model,
+                            checkpoints=config.runs / "sft", commands=[
             ["train", "sft", "--model", config.base, "--dataset", config.dataset, "--out", str(config.runs / "sft"),
              "--max-users", str(config.sft_users), "--tags-per-expert", str(config.k), "--lora-r", str(config.lora_r),
              "--lora-alpha", str(2 * config.lora_r), "--save-steps", "5", *flags],
@@ -237,7 +247,7 @@ def plan(config: ChainConfig, reuse_shipped_sft: bool) -> list[Stage]:
                     "--seed", str(r + 1)]]))
             run = config.runs / f"dpo-{shaping}-{r}"
             stages.append(Stage(name=f"dpo-{shaping}-{r}", keep=run / "final", keep_base=str(start),
-                                produces=models[f"{shaping}-{r}"], commands=[
+                                produces=models[f"{shaping}-{r}"], checkpoints=run, commands=[
                 ["train", "dpo", "--model", str(start), "--rows-file", str(samples / f"dpo-{shaping}.jsonl"),
                  "--out", str(run), "--max-steps", str(config.dpo_steps), *flags],
                 ["train", "export", str(run / "final"), "--out", str(models[f"{shaping}-{r}"])]]))
@@ -245,7 +255,7 @@ def plan(config: ChainConfig, reuse_shipped_sft: bool) -> list[Stage]:
     if config.grpo:
         run = config.runs / "grpo"
         stages.append(Stage(name="grpo", keep=run / "final", keep_base=str(sft_model), produces=config.runs / "grpo-model",
-                            commands=[  # from SFT, KL towards it (its defaults: G 8, 16 prompts, dapo)
+                            checkpoints=run, commands=[  # from SFT, KL towards it (its defaults: G 8, 16 prompts, dapo)
             ["train", "grpo", "--model", str(sft_model), "--dataset", config.dataset, "--out", str(run), "--max-users", str(config.prompts),
              "--max-steps", str(config.grpo_steps), "--tags-per-expert", str(config.k), *flags],
             ["train", "export", str(run / "final"), "--out", str(config.runs / "grpo-model")]]))
@@ -323,12 +333,21 @@ def run_chain(config: ChainConfig, stages: list[Stage], executor: Executor,
                 _act(actions, stage, stage.prepare, config)
             if restored := restore_store(config, stage):
                 say(f"   {stage.name}: resuming from the {restored} lines of {stage.store} kept in the ledger")
+            if stage.checkpoints is not None and commands is stage.commands:
+                if (step := restore_checkpoint(checkpoint_mirror(config, stage), stage.checkpoints)) is not None:
+                    say(f"   {stage.name}: resuming from step {step}, its checkpoint kept in the ledger")
             try:
                 for command in commands:
                     executor.run(command)
+            except BaseException:  # stopped or failed: its newest checkpoint goes to the ledger (commit it to resume elsewhere)
+                if stage.checkpoints is not None and commands is stage.commands:
+                    if (step := keep_checkpoint(stage.checkpoints, checkpoint_mirror(config, stage))) is not None:
+                        say(f"   {stage.name}: its step-{step} checkpoint kept in {checkpoint_mirror(config, stage)}")
+                raise
             finally:  # stopped or failed: what the store holds so far goes to the ledger (commit it to resume elsewhere)
                 if kept := keep_store(config, stage):
                     say(f"   {stage.name}: {kept} lines of {stage.store} kept in {kept_store(config, stage)}")
+            shutil.rmtree(checkpoint_mirror(config, stage), ignore_errors=True)  # the stage ended: its adapter is kept
             if stage.action is not None:
                 _act(actions, stage, stage.action, config)
             keep_adapter(config, stage, say)

@@ -17,8 +17,11 @@ def start_run(output_dir: Path, config: Any) -> Path:
 
 
 def latest_checkpoint(out: Path) -> str | None:
-    """The newest `checkpoint-N` of a run (where a rerun resumes), or None."""
-    checkpoints = sorted(Path(out).glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[-1]))
+    """The newest complete `checkpoint-N` of a run (where a rerun resumes), or None. A checkpoint a kill cut short
+    (no `trainer_state.json`, which the trainer writes last) is passed over for the one before it."""
+    from recgpt.training.checkpoint_mirror import complete_checkpoints
+
+    checkpoints = complete_checkpoints(Path(out))
     return str(checkpoints[-1]) if checkpoints else None
 
 
