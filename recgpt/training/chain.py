@@ -81,6 +81,9 @@ class Stage(BaseModel):
         "fits KEEP_MAX_BYTES), so a fresh machine rebuilds the stage's weights instead of retraining them."))
     keep_base: str | None = Field(default=None, description="The weights the kept adapter was trained on (its base).")
     produces: Path | None = Field(default=None, description="The served-weights folder the stage's last command writes.")
+    outputs: list[Path] = Field(default_factory=list, description=(
+        "Machine-local files the stage writes that later stages read (a round's DPO rows): a recorded stage whose "
+        "outputs this machine lacks runs again (a round rescored from its kept samples, not redrawn)."))
     checkpoints: Path | None = Field(default=None, description=(
         "The run folder a training stage writes `checkpoint-N` into: when the stage is stopped its newest checkpoint is "
         "mirrored (bf16, ~26 MiB for r 8 on the 0.5B) in `<ledger>/checkpoints/<stage>/` and restored before a rerun, "
@@ -186,8 +189,10 @@ def checkpoint_mirror(config: "ChainConfig", stage: "Stage") -> Path:
     return config.ledger / "checkpoints" / stage.name
 
 
-def _missing(stage: "Stage") -> bool:
-    return stage.produces is not None and not (stage.produces / "config.json").is_file()
+def _gone(stage: "Stage") -> list[Path]:
+    """What a recorded stage wrote on the machine that later stages read, and this machine lacks."""
+    wanted = [stage.produces / "config.json"] if stage.produces is not None else []
+    return [path for path in [*wanted, *stage.outputs] if not path.is_file()]
 
 
 class Executor(Protocol):
@@ -241,7 +246,8 @@ def plan(config: ChainConfig, reuse_shipped_sft: bool) -> list[Stage]:
             sample_stage = "sample-1" if r == 1 else f"sample-{r}-{shaping}"
             if not any(stage.name == sample_stage for stage in stages):
                 stages.append(Stage(name=sample_stage, serve=["--model", str(start)], action="keep-round",
-                                    store=samples / "samples.jsonl", commands=[[
+                                    store=samples / "samples.jsonl", outputs=[samples / "summary.json"] + [
+                                        samples / f"dpo-{s}.jsonl" for s in config.shapings], commands=[[
                     "train", "sample-round", "--dataset", config.dataset, "--out", str(samples), "--max-users",
                     str(config.prompts), "--samples", str(config.samples), "--tags-per-expert", str(config.k),
                     "--seed", str(r + 1)]]))
@@ -314,15 +320,19 @@ def run_chain(config: ChainConfig, stages: list[Stage], executor: Executor,
     try:
         for stage in stages:
             commands = stage.commands
-            if ledger.done(stage.name):
-                if not _missing(stage):
+            done = ledger.done(stage.name)
+            if done:
+                if not (gone := _gone(stage)):
                     say(f"== {stage.name}: done (skipped)")
                     continue
                 if stage.prepare is None and restore_adapter(config, stage):  # a fresh machine: rebuild, do not retrain
                     say(f"== {stage.name}: done; rebuilding {stage.produces} from its adapter kept in the ledger")
                     commands = stage.commands[-1:]  # the export
+                elif stage.store is not None:
+                    say(f"== {stage.name}: done, but {gone[0]} is gone: rebuilding it from the store kept in the ledger")
                 else:
-                    say(f"== {stage.name}: done, but {stage.produces} is gone and no adapter is kept: running it again")
+                    say(f"== {stage.name}: done, but {gone[0].parent if stage.produces else gone[0]} is gone and no "
+                        "adapter is kept: running it again")
             else:
                 say(f"== {stage.name}")
             started = time.perf_counter()
@@ -351,7 +361,7 @@ def run_chain(config: ChainConfig, stages: list[Stage], executor: Executor,
             if stage.action is not None:
                 _act(actions, stage, stage.action, config)
             keep_adapter(config, stage, say)
-            if commands is stage.commands:
+            if not done:  # a stage run again on a fresh machine keeps the wall time of its first run
                 ledger.record(stage.name, time.perf_counter() - started, machine)
             ran.append(stage.name)
     finally:

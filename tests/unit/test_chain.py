@@ -156,6 +156,8 @@ def test_a_half_drawn_round_is_kept_in_the_ledger_when_stopped_and_a_fresh_machi
                         f.write('{"key": "cut')  # killed mid-write
                         raise KeyboardInterrupt
                     f.write(json.dumps({"key": f"sample:{i}", "value": i}) + "\n")
+            for output in sample.outputs:  # scored: the summary and the DPO rows later stages read
+                output.write_text("{}")
 
     said: list[str] = []
     with pytest.raises(KeyboardInterrupt):
@@ -167,6 +169,13 @@ def test_a_half_drawn_round_is_kept_in_the_ledger_when_stopped_and_a_fresh_machi
     run_chain(cfg, [sample], Sampler(stop_after=None), {"keep-round": lambda c: None}, say=said.append)
     assert seen == ["0 before", "4 before"] and any("resuming from the 4 lines" in line for line in said)
     assert len(store.read_text().splitlines()) == 6 and len(gzip.decompress(kept.read_bytes()).splitlines()) == 6
+    assert Ledger(cfg.ledger).done("sample-1")
+    wall = Ledger(cfg.ledger).read()["sample-1"]["wall_s"]
+    shutil.rmtree(cfg.runs)  # a fresh machine after the round ended: rescored from the kept store, not redrawn
+    assert run_chain(cfg, [sample], Sampler(stop_after=None), {"keep-round": lambda c: None}, say=said.append) == ["sample-1"]
+    assert seen[-1] == "6 before" and any("rebuilding it from the store" in line for line in said)
+    assert all(output.is_file() for output in sample.outputs) and Ledger(cfg.ledger).read()["sample-1"]["wall_s"] == wall
+    assert run_chain(cfg, [sample], Sampler(stop_after=None), {"keep-round": lambda c: None}, say=said.append) == []
     store.write_text("".join(json.dumps({"key": f"k{i}"}) + "\n" for i in range(9)))  # more here than in the ledger
     from recgpt.training.chain import restore_store
 
