@@ -17,18 +17,14 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from recgpt.training.runs import complete_checkpoints
+
 MANIFEST = "mirror.json"
 HALVED = ("adapter_model.safetensors", "model.safetensors", "optimizer.pt")
 """The trained weights and the optimiser's moments: stored as bfloat16 in the mirror."""
 SMALL_BYTES = 1 << 20
 """Other files up to this size (trainer state, scheduler, RNG states, arguments) are copied as they are; larger ones
 (the tokenizer the trainer saves beside the adapter, which a resume never reads) are left out."""
-
-
-def complete_checkpoints(run: Path) -> list[Path]:
-    """The run's `checkpoint-N` folders the trainer finished writing (its state file is written last), oldest first."""
-    found = [p for p in Path(run).glob("checkpoint-*") if p.name.split("-")[-1].isdigit() and (p / "trainer_state.json").is_file()]
-    return sorted(found, key=lambda p: int(p.name.split("-")[-1]))
 
 
 def _step(folder: Path) -> int:

@@ -16,11 +16,15 @@ def start_run(output_dir: Path, config: Any) -> Path:
     return out
 
 
+def complete_checkpoints(run: Path) -> list[Path]:
+    """The run's `checkpoint-N` folders the trainer finished writing (its state file is written last), oldest first."""
+    found = [p for p in Path(run).glob("checkpoint-*") if p.name.split("-")[-1].isdigit() and (p / "trainer_state.json").is_file()]
+    return sorted(found, key=lambda p: int(p.name.split("-")[-1]))
+
+
 def latest_checkpoint(out: Path) -> str | None:
     """The newest complete `checkpoint-N` of a run (where a rerun resumes), or None. A checkpoint a kill cut short
     (no `trainer_state.json`, which the trainer writes last) is passed over for the one before it."""
-    from recgpt.training.checkpoint_mirror import complete_checkpoints
-
     checkpoints = complete_checkpoints(Path(out))
     return str(checkpoints[-1]) if checkpoints else None
 
